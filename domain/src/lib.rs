@@ -1,0 +1,20 @@
+//! The rules of the auth service, free of I/O, runtimes and frameworks.
+//!
+//! Time and randomness come in as values: every function here is pure, so the
+//! rotation state machine can be tested exhaustively (see `rotation.rs`).
+
+pub mod claims;
+pub mod password;
+pub mod refresh_token;
+pub mod rotation;
+pub mod session;
+pub mod time;
+pub mod user;
+
+pub use claims::AccessClaims;
+pub use password::{PasswordPolicyError, check_password_policy};
+pub use refresh_token::{RefreshToken, TokenHash};
+pub use rotation::{Family, FamilyState, RotationDecision, TokenPolicy, decide_refresh};
+pub use session::{RevokeReason, Session, SessionId};
+pub use time::Timestamp;
+pub use user::{PasswordHash, User, UserId, Username, UsernameError};
