@@ -1,0 +1,29 @@
+//! The real clock and the operating system's CSPRNG.
+
+use application::ports::{Clock, RandomSource};
+use domain::Timestamp;
+
+/// Wall-clock time.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Timestamp::from_unix_millis(i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+    }
+}
+
+/// The operating system's CSPRNG (`getrandom`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OsRandom;
+
+impl RandomSource for OsRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        // Without entropy no token may be minted: stopping is the only safe answer.
+        #[allow(clippy::expect_used)]
+        getrandom::fill(buf).expect("the operating system's random source failed");
+    }
+}

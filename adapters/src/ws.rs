@@ -1,0 +1,1 @@
+//! ws adapter (in progress).

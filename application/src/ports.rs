@@ -1,0 +1,21 @@
+//! The ports: what the use cases need from the outside world, one file each.
+
+pub mod access_token;
+pub mod clock;
+pub mod health_check;
+pub mod login_throttle;
+pub mod password_hasher;
+pub mod random_source;
+pub mod revocation_bus;
+pub mod session_store;
+pub mod user_repository;
+
+pub use access_token::{AccessTokenSigner, AccessTokenVerifier, InvalidToken};
+pub use clock::Clock;
+pub use health_check::HealthCheck;
+pub use login_throttle::{LoginThrottle, ThrottleKey, ThrottlePolicy};
+pub use password_hasher::{PasswordCheck, PasswordHasher};
+pub use random_source::RandomSource;
+pub use revocation_bus::{RevocationBus, RevocationListener};
+pub use session_store::{RefreshOutcome, RefreshRefusal, SessionStore, SuccessorToken};
+pub use user_repository::{InsertUserError, UserRepository};

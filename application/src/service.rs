@@ -1,0 +1,209 @@
+//! The service that every use case hangs off, and the values they hand out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::{AccessClaims, SessionId, Timestamp, TokenPolicy, User};
+
+use crate::ports::{
+    AccessTokenSigner, AccessTokenVerifier, Clock, HealthCheck, LoginThrottle, PasswordHasher,
+    RandomSource, RevocationBus, RevocationListener, SessionStore, UserRepository,
+};
+use crate::{RefreshSecret, RevokedSessions};
+
+/// Clock leeway for `exp` and `nbf` (the contract allows at most 30 s).
+pub const CLOCK_LEEWAY_SECS: i64 = 30;
+
+/// The adapters behind each port, wired by `bin`.
+#[derive(Clone)]
+pub struct Ports {
+    /// Users.
+    pub users: Arc<dyn UserRepository>,
+    /// Sessions and refresh tokens.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Password hashing.
+    pub hasher: Arc<dyn PasswordHasher>,
+    /// Access-token signing.
+    pub signer: Arc<dyn AccessTokenSigner>,
+    /// Access-token verification.
+    pub verifier: Arc<dyn AccessTokenVerifier>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness.
+    pub random: Arc<dyn RandomSource>,
+    /// Revocation announcements.
+    pub bus: Arc<dyn RevocationBus>,
+    /// Login brute-force throttle.
+    pub throttle: Arc<dyn LoginThrottle>,
+    /// Storage probe.
+    pub health: Arc<dyn HealthCheck>,
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ports { .. }")
+    }
+}
+
+/// Settings of the use cases (from the contract's configuration table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthConfig {
+    /// `JWT_ISSUER`.
+    pub issuer: String,
+    /// `JWT_AUDIENCE`.
+    pub audience: String,
+    /// `ACCESS_TOKEN_EXPIRY`.
+    pub access_ttl: Duration,
+    /// Refresh-token lifetimes and the grace.
+    pub token_policy: TokenPolicy,
+    /// `ALLOW_REGISTRATION`.
+    pub allow_registration: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "auth".into(),
+            audience: "api".into(),
+            access_ttl: Duration::from_secs(900),
+            token_policy: TokenPolicy::default(),
+            allow_registration: true,
+        }
+    }
+}
+
+/// Who is asking, as the edge saw it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    /// Client address (peer, or forwarded by a trusted proxy).
+    pub ip: Option<String>,
+    /// `User-Agent`.
+    pub user_agent: Option<String>,
+}
+
+/// A signed access token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct IssuedAccessToken {
+    /// The compact JWS.
+    pub token: String,
+    /// Its `exp`, Unix seconds.
+    pub expires_at: i64,
+    /// Seconds from issue to `exp`.
+    pub expires_in: i64,
+}
+
+impl std::fmt::Debug for IssuedAccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedAccessToken").field("expires_at", &self.expires_at).finish_non_exhaustive()
+    }
+}
+
+/// A refresh token handed to the client (the cookie).
+#[derive(Debug)]
+pub struct IssuedRefreshToken {
+    /// The plaintext.
+    pub secret: RefreshSecret,
+    /// When it expires.
+    pub expires_at: Timestamp,
+    /// Seconds until then: the cookie's `Max-Age`.
+    pub max_age: i64,
+}
+
+/// The auth service: every use case is a method (one file each under `use_cases/`).
+#[derive(Debug, Clone)]
+pub struct AuthService {
+    pub(crate) ports: Ports,
+    pub(crate) config: AuthConfig,
+    pub(crate) revoked: RevokedSessions,
+}
+
+impl AuthService {
+    /// Wires the service and subscribes its revoked-session cache to the bus.
+    pub fn new(ports: Ports, config: AuthConfig) -> Self {
+        let remember = config.access_ttl + Duration::from_secs(CLOCK_LEEWAY_SECS.unsigned_abs() + 60);
+        let revoked = RevokedSessions::new(remember);
+        let (cache, clock) = (revoked.clone(), ports.clock.clone());
+        ports.bus.subscribe(Arc::new(move |id| cache.insert(id, clock.now())));
+        Self { ports, config, revoked }
+    }
+
+    /// Loads the sessions revoked within one access-token lifetime, so that a
+    /// freshly started process refuses their tokens too.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn warm_revocations(&self) -> anyhow::Result<usize> {
+        let now = self.ports.clock.now();
+        let since = now.minus(self.config.access_ttl + Duration::from_secs(60));
+        let ids = self.ports.sessions.revoked_since(since).await?;
+        for id in &ids {
+            self.revoked.insert(*id, now);
+        }
+        Ok(ids.len())
+    }
+
+    /// Registers a listener for revoked sessions (the WebSocket side closes sockets with it).
+    pub fn on_revocation(&self, listener: RevocationListener) {
+        self.ports.bus.subscribe(listener);
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+
+    /// The current time from the clock port.
+    pub fn now(&self) -> Timestamp {
+        self.ports.clock.now()
+    }
+
+    /// Whether the database answers.
+    pub async fn database_ok(&self) -> bool {
+        self.ports.health.ping().await.is_ok()
+    }
+
+    /// Deletes sessions (and their tokens) that ended more than `keep` ago,
+    /// `batch` at a time; returns how many went.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn prune(&self, keep: Duration, batch: u64) -> anyhow::Result<u64> {
+        let before = self.ports.clock.now().minus(keep);
+        self.ports.sessions.prune(before, batch).await
+    }
+
+    /// Signs an access token for `user` in session `sid`.
+    pub(crate) async fn issue_access(&self, user: &User, sid: SessionId, now: Timestamp) -> anyhow::Result<IssuedAccessToken> {
+        let iat = now.unix_seconds();
+        let ttl = i64::try_from(self.config.access_ttl.as_secs()).unwrap_or(i64::MAX);
+        let claims = AccessClaims {
+            iss: self.config.issuer.clone(),
+            aud: self.config.audience.clone(),
+            sub: user.id,
+            sid,
+            jti: self.ports.random.uuid(),
+            iat,
+            nbf: iat,
+            exp: iat.saturating_add(ttl),
+            username: user.username.as_str().to_owned(),
+        };
+        let token = self.ports.signer.sign(&claims).await?;
+        Ok(IssuedAccessToken { token, expires_at: claims.exp, expires_in: ttl })
+    }
+
+    /// Records revocations locally at once, then tells the other processes.
+    pub(crate) async fn announce_revoked(&self, ids: &[SessionId]) {
+        if ids.is_empty() {
+            return;
+        }
+        let now = self.ports.clock.now();
+        for id in ids {
+            self.revoked.insert(*id, now);
+        }
+        if let Err(e) = self.ports.bus.publish(ids).await {
+            // The sessions are revoked in storage either way; sockets elsewhere
+            // then close at their token's expiry instead of within a second.
+            tracing::error!(error = ?e, sessions = ids.len(), "could not announce revoked sessions");
+        }
+    }
+}

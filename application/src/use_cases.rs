@@ -1,0 +1,17 @@
+//! One file per use case; each adds methods to [`crate::AuthService`].
+
+pub mod login;
+pub mod logout;
+pub mod refresh;
+pub mod register;
+pub mod sessions;
+pub mod verify_access;
+
+#[cfg(test)]
+pub(crate) mod fakes;
+
+pub use login::{LoginError, LoginOutcome};
+pub use logout::LogoutScope;
+pub use refresh::{RefreshError, RefreshResult};
+pub use register::RegisterError;
+pub use sessions::{RevokeSessionError, SessionView};

@@ -1,0 +1,113 @@
+//! Log in: check the password, start a token family, hand out both tokens.
+
+use std::time::Duration;
+
+use domain::{Family, Session, SessionId, User, Username};
+use secrecy::SecretString;
+
+use crate::ports::{PasswordCheck, ThrottleKey};
+use crate::{AuthService, ClientInfo, IssuedAccessToken, IssuedRefreshToken, RefreshSecret};
+
+/// What a successful login hands out.
+#[derive(Debug)]
+pub struct LoginOutcome {
+    /// The user.
+    pub user: User,
+    /// The new session.
+    pub session: Session,
+    /// Access token.
+    pub access: IssuedAccessToken,
+    /// Refresh token (the cookie).
+    pub refresh: IssuedRefreshToken,
+}
+
+/// Why a login was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Unknown user or wrong password: the two are indistinguishable.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Too many failures for this username from this client.
+    #[error("too many failed logins")]
+    RateLimited {
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl AuthService {
+    /// Logs `username` in.
+    ///
+    /// Unknown usernames cost a password verification against a dummy hash,
+    /// so the response time does not tell which usernames exist. An imported
+    /// bcrypt or PBKDF2 hash is replaced by argon2id after a successful login.
+    ///
+    /// # Errors
+    /// See [`LoginError`].
+    #[tracing::instrument(skip(self, password, client), fields(client = client.ip.as_deref()))]
+    pub async fn login(&self, username: &str, password: SecretString, client: &ClientInfo) -> Result<LoginOutcome, LoginError> {
+        let key = ThrottleKey {
+            username: username.to_ascii_lowercase(),
+            client: client.ip.clone().unwrap_or_else(|| "unknown".into()),
+        };
+        let now = self.ports.clock.now();
+        if let Some(retry_after) = self.ports.throttle.blocked_for(&key, now).await? {
+            return Err(LoginError::RateLimited { retry_after });
+        }
+
+        let user = match Username::parse(username) {
+            Ok(name) => self.ports.users.find_by_username(&name).await?,
+            Err(_) => None,
+        };
+        let hash = user.as_ref().map_or_else(|| self.ports.hasher.dummy_hash(), |u| u.password_hash.clone());
+        let check = self.ports.hasher.verify(password.clone(), hash).await?;
+        let (user, needs_rehash) = match (user, check) {
+            (Some(user), PasswordCheck::Match { needs_rehash }) => (user, needs_rehash),
+            _ => {
+                self.ports.throttle.record_failure(&key, now).await?;
+                return Err(LoginError::InvalidCredentials);
+            }
+        };
+        self.ports.throttle.clear(&key).await?;
+        let user = if needs_rehash { self.upgrade_hash(user, password).await } else { user };
+
+        let policy = &self.config.token_policy;
+        let session = Session::start(
+            SessionId::from_uuid(self.ports.random.uuid()),
+            user.id,
+            now,
+            policy.session_max_age,
+            client.user_agent.clone(),
+            client.ip.clone(),
+        );
+        let secret = RefreshSecret::generate(self.ports.random.as_ref());
+        let family = Family::start(session, secret.hash(), policy);
+        let Family { session, tokens } = family;
+        let first = tokens.into_iter().next().ok_or_else(|| anyhow::anyhow!("a new family has a token"))?;
+        self.ports.sessions.create(&session, &first).await?;
+        let access = self.issue_access(&user, session.id, now).await?;
+        let refresh = IssuedRefreshToken { max_age: first.max_age_seconds(now), expires_at: first.expires_at, secret };
+        tracing::info!(user = %user.id, session = %session.id, "login");
+        Ok(LoginOutcome { user, session, access, refresh })
+    }
+
+    /// Rehashes with the current algorithm; a failure only costs the upgrade.
+    async fn upgrade_hash(&self, mut user: User, password: SecretString) -> User {
+        let upgraded = async {
+            let hash = self.ports.hasher.hash(password).await?;
+            self.ports.users.update_password_hash(user.id, &hash).await?;
+            anyhow::Ok(hash)
+        };
+        match upgraded.await {
+            Ok(hash) => {
+                tracing::info!(user = %user.id, "password hash upgraded to the current algorithm");
+                user.password_hash = hash;
+            }
+            Err(e) => tracing::warn!(user = %user.id, error = ?e, "password hash upgrade failed"),
+        }
+        user
+    }
+}
