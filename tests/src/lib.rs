@@ -1,1 +1,6 @@
-//! Integration tests live in `tests/`.
+//! Support for the integration tests in `tests/tests/`: a throwaway
+//! PostgreSQL, the in-process application, WebSocket clients.
+
+pub mod app;
+pub mod postgres;
+pub mod ws_client;

@@ -1,0 +1,1 @@
+//! app test support (in progress).

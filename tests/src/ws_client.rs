@@ -1,0 +1,1 @@
+//! ws_client test support (in progress).
