@@ -15,3 +15,6 @@ pub use logout::LogoutScope;
 pub use refresh::{RefreshError, RefreshResult};
 pub use register::RegisterError;
 pub use sessions::{RevokeSessionError, SessionView};
+
+#[cfg(test)]
+mod tests;

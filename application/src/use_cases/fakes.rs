@@ -1,0 +1,318 @@
+//! In-memory adapters for the use-case tests.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use domain::{
+    AccessClaims, Family, PasswordHash, RevokeReason, RotationDecision, Session, SessionId, Timestamp, TokenHash,
+    TokenPolicy, User, UserId, Username,
+};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::ports::*;
+use crate::{AuthConfig, AuthService, Ports};
+
+#[derive(Default)]
+pub struct Users(Mutex<HashMap<String, User>>);
+
+#[async_trait]
+impl UserRepository for Users {
+    async fn insert(&self, user: &User) -> Result<(), InsertUserError> {
+        let mut m = self.0.lock().unwrap();
+        if m.contains_key(&user.username.canonical()) {
+            return Err(InsertUserError::Duplicate);
+        }
+        m.insert(user.username.canonical(), user.clone());
+        Ok(())
+    }
+    async fn find_by_username(&self, username: &Username) -> anyhow::Result<Option<User>> {
+        Ok(self.0.lock().unwrap().get(&username.canonical()).cloned())
+    }
+    async fn find_by_id(&self, id: UserId) -> anyhow::Result<Option<User>> {
+        Ok(self.0.lock().unwrap().values().find(|u| u.id == id).cloned())
+    }
+    async fn update_password_hash(&self, id: UserId, hash: &PasswordHash) -> anyhow::Result<()> {
+        for u in self.0.lock().unwrap().values_mut().filter(|u| u.id == id) {
+            u.password_hash = hash.clone();
+        }
+        Ok(())
+    }
+}
+
+/// Families by id, plus the seal stored on each rotated token.
+#[derive(Default)]
+pub struct Sessions {
+    pub families: Mutex<HashMap<SessionId, Family>>,
+    seals: Mutex<HashMap<TokenHash, [u8; 32]>>,
+}
+
+#[async_trait]
+impl SessionStore for Sessions {
+    async fn create(&self, session: &Session, first: &domain::RefreshToken) -> anyhow::Result<()> {
+        let family = Family { session: session.clone(), tokens: vec![first.clone()] };
+        self.families.lock().unwrap().insert(session.id, family);
+        Ok(())
+    }
+    async fn refresh(
+        &self,
+        presented: &TokenHash,
+        successor: &SuccessorToken,
+        now: Timestamp,
+        policy: &TokenPolicy,
+    ) -> anyhow::Result<RefreshOutcome> {
+        let mut families = self.families.lock().unwrap();
+        let Some(family) = families.values_mut().find(|f| f.tokens.iter().any(|t| t.hash == *presented)) else {
+            return Ok(RefreshOutcome::Refused(RefreshRefusal::Unknown));
+        };
+        let decision = family.refresh(presented, now, policy, successor.hash);
+        let session = family.session.clone();
+        Ok(match decision {
+            RotationDecision::Rotate { .. } => {
+                self.seals.lock().unwrap().insert(*presented, successor.seal);
+                let successor = family.current().cloned().expect("rotation leaves a current token");
+                RefreshOutcome::Rotated { session, successor }
+            }
+            RotationDecision::GraceReplay => RefreshOutcome::GraceReplay {
+                session,
+                current: family.current().cloned().expect("grace implies a current token"),
+                seal: self.seals.lock().unwrap()[presented],
+            },
+            RotationDecision::ReuseDetected => RefreshOutcome::ReuseDetected { session },
+            RotationDecision::Expired => RefreshOutcome::Refused(RefreshRefusal::Expired),
+            RotationDecision::SessionExpired => RefreshOutcome::Refused(RefreshRefusal::SessionExpired),
+            RotationDecision::Revoked => RefreshOutcome::Refused(RefreshRefusal::Revoked),
+            RotationDecision::Unknown => RefreshOutcome::Refused(RefreshRefusal::Unknown),
+        })
+    }
+    async fn find_by_token(&self, hash: &TokenHash) -> anyhow::Result<Option<Session>> {
+        let families = self.families.lock().unwrap();
+        Ok(families.values().find(|f| f.tokens.iter().any(|t| t.hash == *hash)).map(|f| f.session.clone()))
+    }
+    async fn find(&self, id: SessionId) -> anyhow::Result<Option<Session>> {
+        Ok(self.families.lock().unwrap().get(&id).map(|f| f.session.clone()))
+    }
+    async fn list_live(&self, user: UserId, now: Timestamp) -> anyhow::Result<Vec<Session>> {
+        let families = self.families.lock().unwrap();
+        let mut live: Vec<Session> = families
+            .values()
+            .filter(|f| f.session.user_id == user && f.live_tokens(now) == 1)
+            .map(|f| f.session.clone())
+            .collect();
+        live.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(live)
+    }
+    async fn revoke(&self, id: SessionId, reason: RevokeReason, now: Timestamp) -> anyhow::Result<bool> {
+        let mut families = self.families.lock().unwrap();
+        Ok(families.get_mut(&id).is_some_and(|f| {
+            let was_live = !f.session.is_revoked();
+            f.session.revoke(now, reason);
+            was_live
+        }))
+    }
+    async fn revoke_all_for_user(&self, user: UserId, reason: RevokeReason, now: Timestamp) -> anyhow::Result<Vec<SessionId>> {
+        let mut families = self.families.lock().unwrap();
+        let mut ids = Vec::new();
+        for f in families.values_mut().filter(|f| f.session.user_id == user && !f.session.is_revoked()) {
+            f.session.revoke(now, reason);
+            ids.push(f.session.id);
+        }
+        Ok(ids)
+    }
+    async fn revoked_since(&self, since: Timestamp) -> anyhow::Result<Vec<SessionId>> {
+        let families = self.families.lock().unwrap();
+        Ok(families.values().filter(|f| f.session.revoked_at.is_some_and(|at| at >= since)).map(|f| f.session.id).collect())
+    }
+    async fn prune(&self, ended_before: Timestamp, batch: u64) -> anyhow::Result<u64> {
+        let mut families = self.families.lock().unwrap();
+        let ended: Vec<SessionId> = families
+            .values()
+            .filter(|f| f.session.revoked_at.is_some_and(|at| at < ended_before) || f.session.expires_at < ended_before)
+            .map(|f| f.session.id)
+            .take(batch as usize)
+            .collect();
+        for id in &ended {
+            families.remove(id);
+        }
+        Ok(ended.len() as u64)
+    }
+}
+
+/// "Hashes" as `plain$<pw>` (current) or `legacy$<pw>` (needs rehash).
+#[derive(Default)]
+pub struct Hasher {
+    pub verifications: AtomicUsize,
+}
+
+#[async_trait]
+impl PasswordHasher for Hasher {
+    async fn hash(&self, password: SecretString) -> anyhow::Result<PasswordHash> {
+        Ok(PasswordHash::new(format!("plain${}", password.expose_secret())))
+    }
+    async fn verify(&self, password: SecretString, hash: PasswordHash) -> anyhow::Result<PasswordCheck> {
+        self.verifications.fetch_add(1, Ordering::SeqCst);
+        let (scheme, stored) = hash.as_str().split_once('$').unwrap_or(("", ""));
+        Ok(if stored != password.expose_secret() {
+            PasswordCheck::Mismatch
+        } else {
+            PasswordCheck::Match { needs_rehash: scheme != "plain" }
+        })
+    }
+    fn dummy_hash(&self) -> PasswordHash {
+        PasswordHash::new("plain$\u{0}unguessable")
+    }
+}
+
+/// Tokens are `tok-N`; the claims stay in memory.
+#[derive(Default)]
+pub struct Tokens {
+    issued: Mutex<HashMap<String, AccessClaims>>,
+    pub signatures: AtomicUsize,
+}
+
+#[async_trait]
+impl AccessTokenSigner for Tokens {
+    async fn sign(&self, claims: &AccessClaims) -> anyhow::Result<String> {
+        let n = self.signatures.fetch_add(1, Ordering::SeqCst);
+        let token = format!("tok-{n}");
+        self.issued.lock().unwrap().insert(token.clone(), claims.clone());
+        Ok(token)
+    }
+}
+
+impl AccessTokenVerifier for Tokens {
+    fn verify(&self, token: &str, now: Timestamp, leeway_secs: i64) -> Result<AccessClaims, InvalidToken> {
+        let claims = self.issued.lock().unwrap().get(token).cloned().ok_or(InvalidToken::Signature)?;
+        if claims.exp <= now.unix_seconds() - leeway_secs {
+            return Err(InvalidToken::Expired);
+        }
+        Ok(claims)
+    }
+}
+
+pub struct Clock(pub AtomicI64);
+
+impl Clock {
+    pub fn advance(&self, d: Duration) {
+        self.0.fetch_add(d.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl crate::ports::Clock for Clock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
+#[derive(Default)]
+pub struct Random(AtomicU64);
+
+impl RandomSource for Random {
+    fn fill(&self, buf: &mut [u8]) {
+        let n = self.0.fetch_add(1, Ordering::SeqCst).to_le_bytes();
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = n[i % 8] ^ (i as u8).wrapping_mul(151);
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Bus {
+    listeners: Mutex<Vec<RevocationListener>>,
+    pub published: Mutex<Vec<SessionId>>,
+}
+
+#[async_trait]
+impl RevocationBus for Bus {
+    async fn publish(&self, sessions: &[SessionId]) -> anyhow::Result<()> {
+        self.published.lock().unwrap().extend_from_slice(sessions);
+        let listeners = self.listeners.lock().unwrap().clone();
+        for id in sessions {
+            listeners.iter().for_each(|l| l(*id));
+        }
+        Ok(())
+    }
+    fn subscribe(&self, listener: RevocationListener) {
+        self.listeners.lock().unwrap().push(listener);
+    }
+}
+
+/// The throttle rule of the port's docs, in memory.
+pub struct Throttle {
+    pub policy: ThrottlePolicy,
+    windows: Mutex<HashMap<ThrottleKey, (Timestamp, u32)>>,
+}
+
+#[async_trait]
+impl LoginThrottle for Throttle {
+    async fn blocked_for(&self, key: &ThrottleKey, now: Timestamp) -> anyhow::Result<Option<Duration>> {
+        let windows = self.windows.lock().unwrap();
+        Ok(windows.get(key).and_then(|(start, n)| {
+            let end = start.plus(self.policy.window);
+            (*n >= self.policy.max_failures && now < end).then(|| end.since(now))
+        }))
+    }
+    async fn record_failure(&self, key: &ThrottleKey, now: Timestamp) -> anyhow::Result<()> {
+        let mut windows = self.windows.lock().unwrap();
+        let w = windows.entry(key.clone()).or_insert((now, 0));
+        if now >= w.0.plus(self.policy.window) {
+            *w = (now, 0);
+        }
+        w.1 += 1;
+        Ok(())
+    }
+    async fn clear(&self, key: &ThrottleKey) -> anyhow::Result<()> {
+        self.windows.lock().unwrap().remove(key);
+        Ok(())
+    }
+}
+
+pub struct Health;
+
+#[async_trait]
+impl HealthCheck for Health {
+    async fn ping(&self) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// A service on fakes, with handles on the fakes.
+pub struct World {
+    pub service: AuthService,
+    pub users: Arc<Users>,
+    pub sessions: Arc<Sessions>,
+    pub hasher: Arc<Hasher>,
+    pub tokens: Arc<Tokens>,
+    pub clock: Arc<Clock>,
+    pub bus: Arc<Bus>,
+}
+
+impl World {
+    pub fn new(config: AuthConfig) -> Self {
+        let users = Arc::new(Users::default());
+        let sessions = Arc::new(Sessions::default());
+        let hasher = Arc::new(Hasher::default());
+        let tokens = Arc::new(Tokens::default());
+        let clock = Arc::new(Clock(AtomicI64::new(1_700_000_000_000)));
+        let bus = Arc::new(Bus::default());
+        let ports = Ports {
+            users: users.clone(),
+            sessions: sessions.clone(),
+            hasher: hasher.clone(),
+            signer: tokens.clone(),
+            verifier: tokens.clone(),
+            clock: clock.clone(),
+            random: Arc::new(Random::default()),
+            bus: bus.clone(),
+            throttle: Arc::new(Throttle { policy: ThrottlePolicy::default(), windows: Mutex::default() }),
+            health: Arc::new(Health),
+        };
+        Self { service: AuthService::new(ports, config), users, sessions, hasher, tokens, clock, bus }
+    }
+}
+
+pub fn secret(s: &str) -> SecretString {
+    SecretString::from(s.to_owned())
+}
