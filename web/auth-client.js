@@ -1,0 +1,270 @@
+// auth-client.js: a dependency-free browser client for the auth service.
+//
+// - The access token lives only in memory (never localStorage: an XSS could
+//   read it there). The refresh token is an HttpOnly cookie (Path=/api) that
+//   this script never sees; `credentials: 'include'` sends it.
+// - The access token is refreshed shortly before it expires; an open
+//   WebSocket is then re-authenticated in place with a `reauth` message, no
+//   reconnect.
+// - Logout asks the server to revoke the session; the server closes the
+//   WebSocket (close code 4003), and the client closes it itself if that has
+//   not happened within two seconds.
+//
+// Usage:
+//   const client = new AuthClient({ onEvent: (name, detail) => ..., onState: (state) => ... });
+//   await client.login(username, password);
+//   client.connectWebSocket();
+//   await client.logout();
+(function (global) {
+  'use strict';
+
+  /** Seconds before expiry at which the access token is refreshed. */
+  function refreshLead(lifetimeSeconds) {
+    // A quarter of the lifetime, between 5 s and 60 s: 15 min tokens refresh
+    // 60 s early, 20 s tokens 5 s early.
+    return Math.max(5, Math.min(60, Math.floor(lifetimeSeconds / 4)));
+  }
+
+  class AuthError extends Error {
+    constructor(status, problem) {
+      super((problem && (problem.detail || problem.title)) || ('HTTP ' + status));
+      this.name = 'AuthError';
+      this.status = status;
+      this.code = problem && problem.code;
+    }
+  }
+
+  class AuthClient {
+    constructor(options) {
+      const opts = options || {};
+      this.apiBase = opts.apiBase || '/api';
+      this.wsUrl = opts.wsUrl || defaultWsUrl();
+      this.onEvent = opts.onEvent || function () {};
+      this.onState = opts.onState || function () {};
+      this.accessToken = null;
+      this.expiresAt = null; // unix seconds
+      this.user = null;
+      this.socket = null;
+      this.refreshTimer = null;
+      this.refreshing = null;
+    }
+
+    /** True while an access token is held. */
+    get signedIn() {
+      return this.accessToken !== null;
+    }
+
+    /** Seconds until the access token expires (0 when none). */
+    secondsLeft() {
+      if (this.expiresAt === null) return 0;
+      return Math.max(0, this.expiresAt - Math.floor(Date.now() / 1000));
+    }
+
+    async register(username, password) {
+      const body = await this.request('POST', '/register', { json: { username, password } });
+      this.onEvent('registered', body.username);
+      return body;
+    }
+
+    async login(username, password) {
+      const body = await this.request('POST', '/login', { json: { username, password } });
+      this.acceptTokens(body);
+      this.onEvent('login', body.user.username);
+      return body;
+    }
+
+    /** Tries the refresh cookie, e.g. on page load. Resolves to true when signed in. */
+    async resume() {
+      try {
+        await this.refresh();
+        return true;
+      } catch (err) {
+        this.onEvent('not_signed_in', err.code || err.message);
+        return false;
+      }
+    }
+
+    /**
+     * Rotates the refresh cookie and gets a new access token; an open socket is
+     * re-authenticated with it. Concurrent calls share one request, because
+     * two refreshes with one cookie would look like reuse.
+     */
+    refresh() {
+      if (!this.refreshing) {
+        this.refreshing = this.request('POST', '/refresh', {})
+          .then((body) => {
+            this.acceptTokens(body);
+            this.onEvent('refreshed', 'expires in ' + body.expiresIn + 's');
+            this.reauthSocket();
+            return body;
+          })
+          .catch((err) => {
+            this.onEvent('refresh_failed', err.code || err.message);
+            if (err instanceof AuthError && err.status === 401) this.signOutLocally();
+            throw err;
+          })
+          .finally(() => {
+            this.refreshing = null;
+          });
+      }
+      return this.refreshing;
+    }
+
+    async logout() {
+      const token = this.accessToken;
+      const socket = this.socket;
+      try {
+        await this.request('POST', '/logout', { token });
+        this.onEvent('logout', 'session revoked');
+      } finally {
+        this.signOutLocally(false);
+        // The server closes the socket (4003) once the revocation reaches it;
+        // close it here only if that did not happen in time.
+        if (socket) {
+          setTimeout(() => {
+            if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
+              socket.close(1000, 'logout');
+            }
+          }, 2000);
+        }
+      }
+    }
+
+    async listSessions() {
+      return this.request('GET', '/sessions', { token: this.accessToken });
+    }
+
+    async revokeSession(id) {
+      await this.request('DELETE', '/sessions/' + encodeURIComponent(id), { token: this.accessToken });
+      this.onEvent('session_revoked_by_user', id);
+    }
+
+    async protectedResource() {
+      return this.request('GET', '/protected', { token: this.accessToken });
+    }
+
+    connectWebSocket() {
+      if (!this.accessToken) throw new Error('not signed in');
+      if (this.socket && this.socket.readyState <= WebSocket.OPEN) return this.socket;
+      const url = this.wsUrl + '?token=' + encodeURIComponent(this.accessToken);
+      const socket = new WebSocket(url);
+      this.socket = socket;
+      this.onEvent('ws_connecting', '');
+      socket.addEventListener('message', (ev) => this.handleMessage(ev.data));
+      socket.addEventListener('close', (ev) => {
+        if (this.socket === socket) this.socket = null;
+        this.onEvent('closed ' + ev.code, ev.reason || '');
+        this.onState();
+      });
+      socket.addEventListener('error', () => this.onEvent('ws_error', ''));
+      return socket;
+    }
+
+    disconnectWebSocket() {
+      if (this.socket) this.socket.close(1000, 'bye');
+    }
+
+    sendWs(message) {
+      if (!this.socket || this.socket.readyState !== WebSocket.OPEN) throw new Error('socket not open');
+      this.socket.send(JSON.stringify(message));
+    }
+
+    // -- internals ---------------------------------------------------------
+
+    handleMessage(data) {
+      let msg;
+      try {
+        msg = JSON.parse(data);
+      } catch (_) {
+        this.onEvent('unparsable', String(data).slice(0, 80));
+        return;
+      }
+      const payload = msg.payload || {};
+      switch (msg.type) {
+        case 'connected':
+          this.onEvent('connected', 'user ' + payload.username + ', session ' + payload.sessionId);
+          break;
+        case 'reauth_success':
+          this.onEvent('reauth_success', 'socket now valid until ' + formatTime(payload.expiresAt));
+          break;
+        case 'token_expiring':
+          this.onEvent('token_expiring', 'in ' + payload.expiresIn + 's');
+          // The server warns before expiry: make sure a refresh is under way.
+          if (this.signedIn && this.secondsLeft() <= payload.expiresIn) this.refresh().catch(() => {});
+          break;
+        case 'error':
+          this.onEvent('error ' + payload.code, payload.message || '');
+          break;
+        default:
+          this.onEvent(String(msg.type), JSON.stringify(payload).slice(0, 120));
+      }
+    }
+
+    reauthSocket() {
+      if (this.socket && this.socket.readyState === WebSocket.OPEN) {
+        this.socket.send(JSON.stringify({ type: 'reauth', access: this.accessToken }));
+        this.onEvent('reauth_sent', '');
+      }
+    }
+
+    acceptTokens(body) {
+      this.accessToken = body.accessToken;
+      this.expiresAt = body.expiresAt;
+      this.user = body.user;
+      this.scheduleRefresh(body.expiresIn);
+      this.onState();
+    }
+
+    scheduleRefresh(lifetimeSeconds) {
+      clearTimeout(this.refreshTimer);
+      const delay = Math.max(1, this.secondsLeft() - refreshLead(lifetimeSeconds));
+      this.refreshTimer = setTimeout(() => {
+        this.refresh().catch(() => {});
+      }, delay * 1000);
+    }
+
+    signOutLocally(notify) {
+      clearTimeout(this.refreshTimer);
+      this.refreshTimer = null;
+      this.accessToken = null;
+      this.expiresAt = null;
+      this.user = null;
+      if (notify !== false) this.onEvent('signed_out', '');
+      this.onState();
+    }
+
+    async request(method, path, opts) {
+      const headers = { Accept: 'application/json' };
+      const init = { method, headers, credentials: 'include', cache: 'no-store' };
+      if (opts.json !== undefined) {
+        headers['Content-Type'] = 'application/json';
+        init.body = JSON.stringify(opts.json);
+      }
+      if (opts.token) headers.Authorization = 'Bearer ' + opts.token;
+      const res = await fetch(this.apiBase + path, init);
+      const text = await res.text();
+      let body = null;
+      if (text) {
+        try {
+          body = JSON.parse(text);
+        } catch (_) {
+          body = null;
+        }
+      }
+      if (!res.ok) throw new AuthError(res.status, body);
+      return body;
+    }
+  }
+
+  function defaultWsUrl() {
+    const scheme = global.location.protocol === 'https:' ? 'wss:' : 'ws:';
+    return scheme + '//' + global.location.host + '/ws';
+  }
+
+  function formatTime(unixSeconds) {
+    return new Date(unixSeconds * 1000).toLocaleTimeString();
+  }
+
+  global.AuthClient = AuthClient;
+  global.AuthError = AuthError;
+})(window);
