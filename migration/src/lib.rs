@@ -1,1 +1,27 @@
+//! The database schema of the auth service, as sea-orm-migration migrations.
+//!
+//! Every instant is a `BIGINT` of Unix milliseconds (`domain::Timestamp`):
+//! exact and identical on PostgreSQL and SQLite. Token hashes are 32-byte blobs.
+
 pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_create_users;
+mod m20261126_000002_create_sessions;
+mod m20261126_000003_create_refresh_tokens;
+mod m20261126_000004_create_login_failures;
+
+/// Applies the migrations in order (`Migrator::up(db, None)`).
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261126_000001_create_users::Migration),
+            Box::new(m20261126_000002_create_sessions::Migration),
+            Box::new(m20261126_000003_create_refresh_tokens::Migration),
+            Box::new(m20261126_000004_create_login_failures::Migration),
+        ]
+    }
+}
