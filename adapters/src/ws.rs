@@ -1,11 +1,33 @@
-//! WebSocket adapter (in progress; the signature of `serve` is agreed).
+//! WebSocket adapter: the async-tungstenite edge of the contract's
+//! "WebSocket" section.
+//!
+//! - `admission`: path, `Origin` and access token at the handshake (refusals before the upgrade);
+//! - `connection`: one task per socket, one timer per socket (expiry warning,
+//!   expiry, ping, dead peer), live `reauth`;
+//! - `registry`: session id -> connections, rung by the revocation bus;
+//! - `protocol`: the JSON messages.
+
+mod admission;
+mod connection;
+mod fd_limit;
+mod protocol;
+mod registry;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use application::AuthService;
+use tungstenite::protocol::WebSocketConfig;
 
+use self::connection::Shared;
+use self::registry::Registry;
+
+/// How long `serve` waits at shutdown for connections to finish their close.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Read buffer per connection: messages are small JSON, and tungstenite
+/// allocates this eagerly for every socket (its default is 128 KiB).
+const READ_BUFFER: usize = 4 * 1024;
 /// Settings of the WebSocket service.
 #[derive(Debug, Clone)]
 pub struct WsConfig {
@@ -44,7 +66,64 @@ pub async fn serve(
     config: WsConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let _ = (listener, auth, config);
-    shutdown.await;
+    fd_limit::raise_open_file_limit();
+    let ws_config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(0)
+        .max_message_size(Some(config.max_message_size))
+        .max_frame_size(Some(config.max_message_size));
+    let shared = Arc::new(Shared {
+        auth,
+        config,
+        registry: Registry::default(),
+        ws_config,
+    });
+    let weak = Arc::downgrade(&shared);
+    shared.auth.on_revocation(Arc::new(move |sid| {
+        if let Some(shared) = weak.upgrade() {
+            let closed = shared.registry.revoke(sid);
+            if closed > 0 {
+                tracing::info!(session = %sid, connections = closed, "revoked session: closing its sockets");
+            }
+        }
+    }));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "websocket service listening");
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    tokio::spawn(connection::run(stream, shared.clone(), stop_rx.clone()));
+                }
+                Err(e) => {
+                    // Out of descriptors or an aborted connection: the listener
+                    // itself is fine, so back off briefly instead of failing.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+
+    drop(listener);
+    drop(stop_rx);
+    let open = shared.registry.len();
+    tracing::info!(connections = open, "websocket service shutting down");
+    let _ = stop_tx.send(true);
+    // Every connection holds a receiver: all gone means all closed.
+    if tokio::time::timeout(SHUTDOWN_GRACE, stop_tx.closed())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            left = shared.registry.len(),
+            "connections still closing at the end of the grace"
+        );
+    }
     Ok(())
 }

@@ -1,0 +1,233 @@
+//! The handshake decision: path, browser `Origin`, access token. Refusals are
+//! plain HTTP answers written before the upgrade.
+
+use application::AuthService;
+use application::ports::InvalidToken;
+use domain::AccessClaims;
+use tungstenite::handshake::server::{ErrorResponse, Request};
+use tungstenite::http::{HeaderValue, StatusCode, header};
+
+/// Why a handshake was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refusal {
+    /// A path other than `/ws`.
+    #[error("not found")]
+    NotFound,
+    /// A browser origin that is neither the host nor allowed.
+    #[error("origin not allowed")]
+    Origin,
+    /// No token in the query or the `Authorization` header.
+    #[error("no access token")]
+    MissingToken,
+    /// The token did not verify (or its session is revoked).
+    #[error("invalid access token: {0}")]
+    InvalidToken(InvalidToken),
+}
+
+impl Refusal {
+    /// The HTTP answer: a small JSON body, `Connection: close`.
+    pub(crate) fn response(self) -> ErrorResponse {
+        let (status, code) = match self {
+            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Origin => (StatusCode::FORBIDDEN, "origin_not_allowed"),
+            Self::MissingToken | Self::InvalidToken(_) => {
+                (StatusCode::UNAUTHORIZED, "invalid_token")
+            }
+        };
+        let body = serde_json::json!({
+            "type": "about:blank",
+            "title": status.canonical_reason().unwrap_or("error"),
+            "status": status.as_u16(),
+            "code": code,
+        })
+        .to_string();
+        let mut response = ErrorResponse::new(Some(body.clone()));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        match self {
+            Self::MissingToken => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::InvalidToken(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                );
+            }
+            Self::NotFound | Self::Origin => {}
+        }
+        response
+    }
+}
+
+/// Decides a handshake: `/ws` only, browser origin checked before the token,
+/// token verified without leeway and against revoked sessions.
+///
+/// # Errors
+/// The [`Refusal`].
+pub(crate) fn admit(
+    request: &Request,
+    auth: &AuthService,
+    allowed_origins: &[String],
+) -> Result<AccessClaims, Refusal> {
+    if request.uri().path() != "/ws" {
+        return Err(Refusal::NotFound);
+    }
+    if let Some(origin) = request.headers().get(header::ORIGIN) {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok());
+        if !origin_allowed(origin.to_str().unwrap_or(""), host, allowed_origins) {
+            return Err(Refusal::Origin);
+        }
+    }
+    let token = token_from_query(request.uri().query())
+        .or_else(|| token_from_header(request.headers().get(header::AUTHORIZATION)))
+        .ok_or(Refusal::MissingToken)?;
+    auth.verify_access_with_leeway(&token, 0)
+        .map_err(Refusal::InvalidToken)
+}
+
+/// `?token=` (percent-decoded), if present and not empty.
+fn token_from_query(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+        .map(percent_decode)
+        .filter(|t| !t.is_empty())
+}
+
+/// `Authorization: Bearer <token>` (scheme case-insensitive).
+fn token_from_header(value: Option<&HeaderValue>) -> Option<String> {
+    let value = value?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+}
+
+/// Decodes `%XX` escapes and `+`; a JWT never needs them, but a client may
+/// encode its query anyway.
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A browser origin is accepted when it names the request's own host or is
+/// listed in `CORS_ORIGINS`.
+fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
+    let origin = origin.trim().trim_end_matches('/');
+    if allowed
+        .iter()
+        .any(|a| a.trim().trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let (Some((scheme, authority)), Some(host)) = (origin.split_once("://"), host) else {
+        return false;
+    };
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "http" | "ws" => ":80",
+        "https" | "wss" => ":443",
+        _ => return false,
+    };
+    let norm = |a: &str| {
+        let a = a.trim().to_ascii_lowercase();
+        a.strip_suffix(default_port).map(str::to_owned).unwrap_or(a)
+    };
+    norm(authority) == norm(host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_sources() {
+        assert_eq!(
+            token_from_query(Some("a=1&token=abc.def.ghi&b=2")).as_deref(),
+            Some("abc.def.ghi")
+        );
+        assert_eq!(token_from_query(Some("token=")), None);
+        assert_eq!(token_from_query(Some("tokens=x")), None);
+        assert_eq!(token_from_query(None), None);
+        assert_eq!(
+            token_from_query(Some("token=a%2Eb%zz")).as_deref(),
+            Some("a.b%zz")
+        );
+        let h = HeaderValue::from_static("bearer  xyz ");
+        assert_eq!(token_from_header(Some(&h)).as_deref(), Some("xyz"));
+        let h = HeaderValue::from_static("Basic xyz");
+        assert_eq!(token_from_header(Some(&h)), None);
+    }
+
+    #[test]
+    fn percent_decoding_at_the_end() {
+        assert_eq!(percent_decode("ab%4"), "ab%4");
+        assert_eq!(percent_decode("ab%41"), "abA");
+        assert_eq!(percent_decode("%"), "%");
+    }
+
+    #[test]
+    fn origins() {
+        let allowed = vec!["https://app.example.com".to_owned()];
+        assert!(origin_allowed(
+            "http://127.0.0.1:3001",
+            Some("127.0.0.1:3001"),
+            &[]
+        ));
+        assert!(origin_allowed(
+            "https://example.com",
+            Some("example.com:443"),
+            &[]
+        ));
+        assert!(origin_allowed(
+            "http://Example.com",
+            Some("example.com"),
+            &[]
+        ));
+        assert!(origin_allowed(
+            "https://app.example.com/",
+            Some("x"),
+            &allowed
+        ));
+        assert!(!origin_allowed(
+            "https://evil.example",
+            Some("127.0.0.1:3001"),
+            &allowed
+        ));
+        assert!(!origin_allowed("null", Some("127.0.0.1:3001"), &allowed));
+        assert!(!origin_allowed(
+            "http://127.0.0.1:3002",
+            Some("127.0.0.1:3001"),
+            &[]
+        ));
+        assert!(!origin_allowed("http://127.0.0.1:3001", None, &[]));
+    }
+}

@@ -1,0 +1,420 @@
+//! One connection: handshake, then a single task that reads frames, answers
+//! them, and keeps one timer re-armed to the next deadline (expiry warning,
+//! expiry, server ping, dead peer).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use application::AuthService;
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tokio::TokioAdapter;
+use domain::AccessClaims;
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::{Instant, Sleep};
+use tracing::Instrument;
+use tungstenite::handshake::server::{Request, Response};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tungstenite::{Error as WsError, Message};
+
+use super::WsConfig;
+use super::admission::admit;
+use super::protocol::{self, BadMessage, ClientMessage, ErrorCode};
+use super::registry::{Doorbell, Registry};
+
+/// A client has this long to complete its handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After our close frame, how long we wait for the peer's.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Close code: the access token expired.
+const CLOSE_TOKEN_EXPIRED: u16 = 4001;
+/// Close code: the session was revoked.
+const CLOSE_SESSION_REVOKED: u16 = 4003;
+
+type Ws = WebSocketStream<TokioAdapter<TcpStream>>;
+
+/// What every connection shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) auth: Arc<AuthService>,
+    pub(crate) config: WsConfig,
+    pub(crate) registry: Registry,
+    pub(crate) ws_config: WebSocketConfig,
+}
+
+/// Runs one accepted socket to its end.
+pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let mut admitted: Option<AccessClaims> = None;
+    // The error type is tungstenite's HTTP response.
+    #[allow(clippy::result_large_err)]
+    let callback = |request: &Request, response: Response| match admit(
+        request,
+        &shared.auth,
+        &shared.config.allowed_origins,
+    ) {
+        Ok(claims) => {
+            admitted = Some(claims);
+            Ok(response)
+        }
+        Err(refusal) => {
+            // The refusal names the failed check, never the token or the query.
+            tracing::debug!(reason = %refusal, "websocket handshake refused");
+            Err(refusal.response())
+        }
+    };
+    let handshake = async_tungstenite::tokio::accept_hdr_async_with_config(
+        stream,
+        callback,
+        Some(shared.ws_config),
+    );
+    let ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(ws)) => ws,
+        Ok(Err(e)) => {
+            tracing::trace!(error = %e, "websocket handshake ended");
+            return;
+        }
+        Err(_) => return,
+    };
+    let Some(claims) = admitted else { return };
+    let span = tracing::info_span!("ws", user = %claims.sub, session = %claims.sid);
+    Connection::new(ws, shared, claims)
+        .serve(stop)
+        .instrument(span)
+        .await;
+}
+
+/// How a connection ends.
+#[derive(Debug)]
+enum Ending {
+    /// The peer closed, or the socket failed: nothing more to send.
+    Gone,
+    /// Send an optional `error` message, then close with this code.
+    Close(CloseCode, Option<String>),
+    /// A message over the limit: close 1009 and stop reading frames.
+    Oversize,
+}
+
+/// What woke the connection.
+enum Event {
+    Shutdown,
+    Revoked,
+    Timer,
+    Frame(Option<Result<Message, WsError>>),
+}
+
+struct Connection {
+    ws: Ws,
+    shared: Arc<Shared>,
+    id: u64,
+    bell: Doorbell,
+    claims: AccessClaims,
+    /// When `token_expiring` is due; `None` once sent for this token.
+    warn_at: Option<Instant>,
+    /// The token's `exp` as an instant.
+    expire_at: Instant,
+    /// Last frame of any kind from the peer.
+    last_seen: Instant,
+    /// Next server ping.
+    next_ping: Instant,
+}
+
+impl Connection {
+    fn new(ws: Ws, shared: Arc<Shared>, claims: AccessClaims) -> Self {
+        let now = Instant::now();
+        let id = shared.registry.next_id();
+        let next_ping = now + shared.config.ping_interval;
+        let mut conn = Self {
+            ws,
+            shared,
+            id,
+            bell: Doorbell::default(),
+            claims,
+            warn_at: None,
+            expire_at: now,
+            last_seen: now,
+            next_ping,
+        };
+        conn.arm_expiry();
+        conn
+    }
+
+    fn auth(&self) -> &AuthService {
+        &self.shared.auth
+    }
+
+    /// Sets `expire_at` and `warn_at` from the current claims (wall clock of the Clock port).
+    fn arm_expiry(&mut self) {
+        let now = Instant::now();
+        let left_ms = self
+            .claims
+            .exp
+            .saturating_mul(1000)
+            .saturating_sub(self.auth().now().unix_millis());
+        let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
+        self.expire_at = now + left;
+        self.warn_at = Some(now + left.saturating_sub(self.shared.config.expiry_warning));
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let dead_at = self.last_seen + self.shared.config.peer_timeout;
+        let mut next = self.expire_at.min(self.next_ping).min(dead_at);
+        if let Some(warn_at) = self.warn_at {
+            next = next.min(warn_at);
+        }
+        next
+    }
+
+    async fn serve(mut self, mut stop: watch::Receiver<bool>) {
+        let sid = self.claims.sid;
+        self.shared.registry.insert(sid, self.id, self.bell.clone());
+        tracing::debug!("websocket connected");
+        let ending = self.live(&mut stop).await;
+        self.shared.registry.remove(self.claims.sid, self.id);
+        self.finish(ending).await;
+        tracing::debug!("websocket closed");
+    }
+
+    /// The connection's life until it must end.
+    async fn live(&mut self, stop: &mut watch::Receiver<bool>) -> Ending {
+        // Revoked between the handshake and the registration: the bell was not rung for us.
+        if self.auth().is_session_revoked(&self.claims.sid) {
+            return revoked();
+        }
+        let hello = protocol::connected(
+            &self.claims.sub.to_string(),
+            &self.claims.username,
+            &self.claims.sid.to_string(),
+            self.claims.exp,
+        );
+        let sleep = tokio::time::sleep_until(self.next_deadline());
+        tokio::pin!(sleep);
+        if let Err(ending) = self.send(hello, sleep.as_mut(), stop).await {
+            return ending;
+        }
+        loop {
+            let deadline = self.next_deadline();
+            if sleep.deadline() != deadline {
+                sleep.as_mut().reset(deadline);
+            }
+            let bell = self.bell.clone();
+            let event = tokio::select! {
+                biased;
+                _ = stop.changed() => Event::Shutdown,
+                () = bell.notified() => Event::Revoked,
+                () = &mut sleep => Event::Timer,
+                frame = self.ws.next() => Event::Frame(frame),
+            };
+            let step = match event {
+                Event::Shutdown => return Ending::Close(CloseCode::Away, None),
+                Event::Revoked => return revoked(),
+                Event::Timer => self.on_timer(sleep.as_mut(), stop).await,
+                Event::Frame(frame) => self.on_frame(frame, sleep.as_mut(), stop).await,
+            };
+            if let Err(ending) = step {
+                return ending;
+            }
+        }
+    }
+
+    async fn on_timer(
+        &mut self,
+        sleep: std::pin::Pin<&mut Sleep>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), Ending> {
+        let now = Instant::now();
+        if now >= self.expire_at {
+            tracing::debug!("access token expired");
+            let text = protocol::error(ErrorCode::TokenExpired, "the access token expired");
+            return Err(Ending::Close(
+                CloseCode::from(CLOSE_TOKEN_EXPIRED),
+                Some(text),
+            ));
+        }
+        if now >= self.last_seen + self.shared.config.peer_timeout {
+            tracing::debug!("peer silent too long, dropping");
+            return Err(Ending::Gone);
+        }
+        let mut sleep = sleep;
+        let warn_due = self.warn_at.is_some_and(|at| now >= at);
+        if warn_due {
+            self.warn_at = None;
+        }
+        let ping_due = now >= self.next_ping;
+        if ping_due {
+            self.next_ping = now + self.shared.config.ping_interval;
+        }
+        // Re-armed before sending, so that only a stalled send meets the timer.
+        sleep.as_mut().reset(self.next_deadline());
+        if warn_due {
+            let expires_in = self
+                .claims
+                .exp
+                .saturating_sub(self.auth().now().unix_seconds())
+                .max(0);
+            let text = protocol::token_expiring(self.claims.exp, expires_in);
+            self.send(text, sleep.as_mut(), stop).await?;
+        }
+        if ping_due {
+            self.send_message(Message::Ping(Default::default()), sleep, stop)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn on_frame(
+        &mut self,
+        frame: Option<Result<Message, WsError>>,
+        sleep: std::pin::Pin<&mut Sleep>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), Ending> {
+        let message = match frame {
+            None => return Err(Ending::Gone),
+            Some(Err(WsError::Capacity(_))) => return Err(Ending::Oversize),
+            Some(Err(e)) => {
+                tracing::debug!(error = %e, "websocket read failed");
+                return Err(Ending::Gone);
+            }
+            Some(Ok(message)) => message,
+        };
+        self.last_seen = Instant::now();
+        let reply = match message {
+            Message::Text(text) => match ClientMessage::parse(text.as_str()) {
+                Ok(message) => self.answer(message),
+                Err(bad) => bad_message(bad),
+            },
+            Message::Binary(_) => bad_message(BadMessage::Binary),
+            // Pongs are answered by tungstenite; a close is answered and then
+            // the stream ends.
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {
+                return Ok(());
+            }
+        };
+        self.send(reply, sleep, stop).await
+    }
+
+    fn answer(&mut self, message: ClientMessage) -> String {
+        match message {
+            ClientMessage::Ping => protocol::pong(self.auth().now().unix_millis()),
+            ClientMessage::Echo(payload) => protocol::echo(payload),
+            ClientMessage::Reauth(token) => self.reauth(&token),
+        }
+    }
+
+    fn reauth(&mut self, token: &str) -> String {
+        let claims = match self.auth().verify_access_with_leeway(token, 0) {
+            Ok(claims) => claims,
+            Err(e) => {
+                tracing::debug!(reason = %e, "reauth refused");
+                return protocol::error(ErrorCode::ReauthFailed, "the access token is not valid");
+            }
+        };
+        if claims.sub != self.claims.sub {
+            tracing::warn!(other_user = %claims.sub, "reauth with another user's token refused");
+            return protocol::error(
+                ErrorCode::ReauthFailed,
+                "the access token belongs to another user",
+            );
+        }
+        if claims.sid != self.claims.sid {
+            tracing::debug!(new_session = %claims.sid, "reauth moved the connection to another session");
+            self.shared
+                .registry
+                .move_to(self.claims.sid, claims.sid, self.id, self.bell.clone());
+            if self.auth().is_session_revoked(&claims.sid) {
+                // Revoked between the check and the move: ring ourselves.
+                self.bell.notify_one();
+            }
+        }
+        self.claims = claims;
+        self.arm_expiry();
+        tracing::debug!(expires_at = self.claims.exp, "reauth");
+        protocol::reauth_success(self.claims.exp)
+    }
+
+    async fn send(
+        &mut self,
+        text: String,
+        sleep: std::pin::Pin<&mut Sleep>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), Ending> {
+        self.send_message(Message::text(text), sleep, stop).await
+    }
+
+    /// Sends a message. A send only waits when the peer stopped reading; if
+    /// the timer, a revocation or shutdown comes meanwhile, the peer is
+    /// dropped (a close frame could not reach it either).
+    async fn send_message(
+        &mut self,
+        message: Message,
+        sleep: std::pin::Pin<&mut Sleep>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<(), Ending> {
+        let bell = self.bell.clone();
+        tokio::select! {
+            biased;
+            sent = self.ws.send(message) => sent.map_err(|e| {
+                tracing::debug!(error = %e, "websocket write failed");
+                Ending::Gone
+            }),
+            () = sleep => Err(Ending::Gone),
+            () = bell.notified() => Err(Ending::Gone),
+            _ = stop.changed() => Err(Ending::Gone),
+        }
+    }
+
+    /// Says goodbye the way `ending` asks.
+    async fn finish(mut self, ending: Ending) {
+        match ending {
+            Ending::Gone => {}
+            Ending::Close(code, text) => {
+                let goodbye = async {
+                    if let Some(text) = text {
+                        self.ws.send(Message::text(text)).await?;
+                    }
+                    self.ws
+                        .close(Some(CloseFrame {
+                            code,
+                            reason: Default::default(),
+                        }))
+                        .await?;
+                    // Read until the peer's close (tungstenite then ends the stream).
+                    while self.ws.next().await.is_some() {}
+                    Ok::<(), WsError>(())
+                };
+                let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
+            }
+            Ending::Oversize => {
+                tracing::debug!("message over the size limit");
+                let goodbye = async {
+                    let frame = CloseFrame {
+                        code: CloseCode::Size,
+                        reason: "message too big".into(),
+                    };
+                    let _ = self.ws.close(Some(frame)).await;
+                    // The rest of the oversized message may still be arriving:
+                    // end our side, then swallow it, so the kernel does not
+                    // answer with a reset that could overtake our close frame.
+                    let tcp = self.ws.get_mut().get_mut();
+                    let _ = tcp.shutdown().await;
+                    let mut sink = [0_u8; 4096];
+                    while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+                };
+                let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
+            }
+        }
+    }
+}
+
+fn revoked() -> Ending {
+    tracing::info!("session revoked, closing");
+    let text = protocol::error(ErrorCode::SessionRevoked, "the session was revoked");
+    Ending::Close(CloseCode::from(CLOSE_SESSION_REVOKED), Some(text))
+}
+
+fn bad_message(bad: BadMessage) -> String {
+    protocol::error(ErrorCode::BadMessage, &bad.to_string())
+}

@@ -1,0 +1,26 @@
+//! The open-file limit: every socket is a descriptor.
+
+use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit when it is lower, and
+/// logs the limit in force. Returns the soft limit (`None`: unlimited).
+pub(crate) fn raise_open_file_limit() -> Option<u64> {
+    let limit = getrlimit(Resource::Nofile);
+    if let (Some(current), Some(maximum)) = (limit.current, limit.maximum)
+        && current < maximum
+    {
+        let raised = Rlimit {
+            current: Some(maximum),
+            maximum: Some(maximum),
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => tracing::info!(from = current, to = maximum, "raised the open-file limit"),
+            Err(e) => {
+                tracing::warn!(error = %e, current, maximum, "could not raise the open-file limit")
+            }
+        }
+    }
+    let limit = getrlimit(Resource::Nofile);
+    tracing::info!(soft = ?limit.current, hard = ?limit.maximum, "open-file limit (one per WebSocket connection)");
+    limit.current
+}
