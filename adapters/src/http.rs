@@ -1,1 +1,127 @@
-//! http adapter (in progress).
+//! The REST edge: poem + poem-openapi.
+//!
+//! - [`api`]: the operations, one `#[OpenApi]` impl per area.
+//! - [`problem`]: problem+json bodies; use-case errors are mapped to them once,
+//!   next to each operation's response enum (`impl From<LoginError> for LoginResponse`).
+//! - [`edge`]: request ids, body limit, CORS, security headers, error catch-all.
+//! - [`cookie`], [`bearer`], [`client`]: the refresh cookie, the bearer scheme, the client address.
+
+pub mod api;
+pub mod bearer;
+pub mod client;
+pub mod cookie;
+pub mod demo;
+pub mod edge;
+pub mod problem;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use application::AuthService;
+use poem::listener::TcpAcceptor;
+use poem::{Endpoint, EndpointExt, IntoEndpoint, Route, Server};
+use poem_openapi::OpenApiService;
+
+pub use client::{IpNet, IpNetError};
+
+use api::auth::AuthApi;
+use api::meta::{JwksBody, MetaApi};
+use api::protected::ProtectedApi;
+use api::sessions::SessionsApi;
+
+/// Settings of the REST edge.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `COOKIE_SECURE`: `false` drops `Secure` from the refresh cookie (plain-HTTP development only).
+    pub cookie_secure: bool,
+    /// `TRUSTED_PROXIES`: peers whose last `X-Forwarded-For` hop is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `CORS_ORIGINS`: browser origins allowed with credentials.
+    pub cors_origins: Vec<String>,
+    /// A directory of static demo files served at `/`, if any.
+    pub demo_dir: Option<PathBuf>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            cookie_secure: true,
+            trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
+            demo_dir: None,
+        }
+    }
+}
+
+type Apis = (AuthApi, SessionsApi, ProtectedApi, MetaApi);
+
+fn service() -> OpenApiService<Apis, ()> {
+    OpenApiService::new(
+        (AuthApi, SessionsApi, ProtectedApi, MetaApi),
+        "authd",
+        "1.0.0",
+    )
+    .description(
+        "Authentication service: RS256 access tokens, rotating refresh tokens in an \
+             HttpOnly cookie, sessions. Every error is `application/problem+json` with a \
+             machine-readable `code`.",
+    )
+    .url_prefix("/api")
+}
+
+/// The OpenAPI 3 document of the REST API (what `authd openapi` prints).
+pub fn openapi_json() -> String {
+    service().spec()
+}
+
+/// The REST API under `/api`, with the OpenAPI document at `/api/openapi.json`
+/// and Swagger UI at `/api/docs`.
+///
+/// `jwks` is the public key set (`adapters::crypto::jwks::JwkSet`, or anything
+/// that serializes as `{"keys":[...]}`).
+///
+/// # Errors
+/// `jwks` does not serialize to a JWK set of RSA keys.
+pub fn routes(
+    auth: Arc<AuthService>,
+    jwks: impl serde::Serialize,
+    config: HttpConfig,
+) -> anyhow::Result<impl Endpoint<Output = poem::Response>> {
+    let jwks = JwksBody::from_json(&serde_json::to_value(jwks)?)?;
+    let api = service();
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    let mut route = Route::new()
+        .at("/api/openapi.json", spec)
+        .nest("/api/docs", docs)
+        .nest("/api", api.into_endpoint());
+    if let Some(dir) = &config.demo_dir {
+        route = route.nest("/", demo::Demo::new(dir.clone()));
+    }
+    let config = Arc::new(config);
+    let app = route.data(auth).data(Arc::new(jwks)).data(config.clone());
+    Ok(edge::Edge::new(app, config))
+}
+
+/// Serves `endpoint` on `listener` until `shutdown` completes, then lets
+/// requests in flight finish (for up to 10 s).
+///
+/// # Errors
+/// The listener failed.
+pub async fn serve<E>(
+    listener: tokio::net::TcpListener,
+    endpoint: E,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()>
+where
+    E: IntoEndpoint,
+    E::Endpoint: 'static,
+{
+    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    Server::new_with_acceptor(acceptor)
+        .idle_timeout(Duration::from_secs(60))
+        .run_with_graceful_shutdown(endpoint, shutdown, Some(Duration::from_secs(10)))
+        .await
+}

@@ -1,0 +1,370 @@
+//! `POST /api/register`, `/api/login`, `/api/refresh`, `/api/logout`.
+
+use std::sync::Arc;
+
+use application::use_cases::{LoginError, LogoutScope, RefreshError, RegisterError};
+use application::{AuthService, ClientInfo, IssuedAccessToken};
+use domain::User;
+use poem::Request;
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem_openapi::param::Query;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use secrecy::SecretString;
+
+use super::{ApiTags, UserBody};
+use crate::http::problem::{CHALLENGE, CHALLENGE_INVALID, Problem, internal};
+use crate::http::{HttpConfig, bearer, client, cookie};
+
+/// Registration, login, refresh and logout.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuthApi;
+
+/// A username and a password.
+#[derive(Object)]
+pub struct Credentials {
+    /// 3 to 64 characters of `A-Z a-z 0-9 _ . -`, compared case-insensitively.
+    pub username: String,
+    /// 8 to 1024 characters; every one of them counts.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fresh access token (the refresh token travels in the `refreshToken` cookie).
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct TokenResponse {
+    /// The RS256 access token (JWS compact serialization).
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// When the access token expires, Unix seconds.
+    pub expires_at: i64,
+    /// Whose token it is.
+    pub user: UserBody,
+}
+
+impl TokenResponse {
+    fn new(user: &User, access: IssuedAccessToken) -> Self {
+        Self {
+            access_token: access.token,
+            token_type: "Bearer".into(),
+            expires_in: access.expires_in,
+            expires_at: access.expires_at,
+            user: user.into(),
+        }
+    }
+}
+
+/// Answers of `POST /api/register`.
+#[derive(Debug, ApiResponse)]
+pub enum RegisterResponse {
+    /// The account was created.
+    #[oai(status = 201)]
+    Created(Json<UserBody>),
+    /// `invalid_username`, `weak_password`, or `bad_request` for a malformed body.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// `registration_closed`: `ALLOW_REGISTRATION=false`.
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Closed(Json<Problem>),
+    /// `username_taken`.
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Taken(Json<Problem>),
+    /// Something went wrong on our side.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+impl From<RegisterError> for RegisterResponse {
+    fn from(e: RegisterError) -> Self {
+        match e {
+            RegisterError::InvalidUsername(e) => Self::BadRequest(Json(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_username",
+                e.to_string(),
+            ))),
+            RegisterError::WeakPassword(e) => Self::BadRequest(Json(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "weak_password",
+                e.to_string(),
+            ))),
+            RegisterError::UsernameTaken => Self::Taken(Json(Problem::new(
+                StatusCode::CONFLICT,
+                "username_taken",
+                "This username is taken.",
+            ))),
+            RegisterError::Closed => Self::Closed(Json(Problem::new(
+                StatusCode::FORBIDDEN,
+                "registration_closed",
+                "Registration is closed on this server.",
+            ))),
+            RegisterError::Unexpected(e) => Self::Internal(Json(internal(&e))),
+        }
+    }
+}
+
+/// Answers of `POST /api/login`.
+#[derive(Debug, ApiResponse)]
+pub enum LoginResponse {
+    /// Logged in: an access token, and the refresh token in the `refreshToken` cookie.
+    #[oai(status = 200)]
+    Ok(
+        Json<TokenResponse>,
+        /// `refreshToken=<token>; HttpOnly; Secure; SameSite=Strict; Path=/api; Max-Age=<seconds>`
+        #[oai(header = "Set-Cookie")]
+        String,
+    ),
+    /// `bad_request`: a malformed body.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// `invalid_credentials`: the same answer for an unknown user and a wrong password.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(
+        Json<Problem>,
+        /// `Bearer`
+        #[oai(header = "WWW-Authenticate")]
+        String,
+    ),
+    /// `rate_limited`: too many failed logins for this username from this address.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    RateLimited(
+        Json<Problem>,
+        /// Seconds until logins are accepted again.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// Something went wrong on our side.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+impl From<LoginError> for LoginResponse {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::InvalidCredentials => Self::Unauthorized(
+                Json(Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_credentials",
+                    "Invalid username or password.",
+                )),
+                CHALLENGE.into(),
+            ),
+            LoginError::RateLimited { retry_after } => {
+                // Round up: a client that waits exactly this long must get through.
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                Self::RateLimited(
+                    Json(Problem::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limited",
+                        format!("Too many failed logins; try again in {secs} seconds."),
+                    )),
+                    secs.max(1),
+                )
+            }
+            LoginError::Unexpected(e) => Self::Internal(Json(internal(&e))),
+        }
+    }
+}
+
+/// Answers of `POST /api/refresh`.
+#[derive(Debug, ApiResponse)]
+pub enum RefreshResponse {
+    /// A new access token; the cookie carries the successor refresh token (or,
+    /// for a replay within the grace period, the same current one).
+    #[oai(status = 200)]
+    Ok(
+        Json<TokenResponse>,
+        /// `refreshToken=<token>; HttpOnly; Secure; SameSite=Strict; Path=/api; Max-Age=<seconds>`
+        #[oai(header = "Set-Cookie")]
+        String,
+    ),
+    /// `refresh_missing`, `refresh_invalid`, `refresh_expired`, `refresh_reused`
+    /// (the whole family is now revoked) or `session_revoked`.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(
+        Json<Problem>,
+        /// `Bearer`, with `error="invalid_token"` when a token was presented.
+        #[oai(header = "WWW-Authenticate")]
+        String,
+    ),
+    /// Something went wrong on our side.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+impl From<RefreshError> for RefreshResponse {
+    fn from(e: RefreshError) -> Self {
+        let (code, detail) = match e {
+            RefreshError::Missing => ("refresh_missing", "No refresh token was presented."),
+            RefreshError::Invalid => ("refresh_invalid", "The refresh token is not valid."),
+            RefreshError::Expired => ("refresh_expired", "The refresh token has expired."),
+            RefreshError::Reused => (
+                "refresh_reused",
+                "The refresh token was already used; the session is revoked.",
+            ),
+            RefreshError::SessionRevoked => ("session_revoked", "The session has been revoked."),
+            RefreshError::Unexpected(e) => return Self::Internal(Json(internal(&e))),
+        };
+        let challenge = if code == "refresh_missing" {
+            CHALLENGE
+        } else {
+            CHALLENGE_INVALID
+        };
+        Self::Unauthorized(
+            Json(Problem::new(StatusCode::UNAUTHORIZED, code, detail)),
+            challenge.into(),
+        )
+    }
+}
+
+/// Answers of `POST /api/logout`.
+#[derive(Debug, ApiResponse)]
+pub enum LogoutResponse {
+    /// Logged out (also when no credentials were presented); the cookie is cleared.
+    #[oai(status = 204)]
+    NoContent(
+        /// `refreshToken=; HttpOnly; Secure; SameSite=Strict; Path=/api; Max-Age=0`
+        #[oai(header = "Set-Cookie")]
+        String,
+    ),
+    /// Something went wrong on our side.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+/// Who is asking, as this edge saw it.
+pub fn client_info(req: &Request, config: &HttpConfig) -> ClientInfo {
+    let user_agent = req
+        .headers()
+        .get(poem::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(512).collect());
+    ClientInfo {
+        ip: client::of_request(req, &config.trusted_proxies).map(|ip| ip.to_string()),
+        user_agent,
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Auth")]
+impl AuthApi {
+    /// Register a user.
+    ///
+    /// Creates an account. Usernames are 3 to 64 characters of `A-Z a-z 0-9 _ . -`
+    /// (compared case-insensitively); passwords 8 to 1024 characters.
+    #[oai(path = "/register", method = "post", operation_id = "register")]
+    async fn register(
+        &self,
+        auth: Data<&Arc<AuthService>>,
+        body: Json<Credentials>,
+    ) -> RegisterResponse {
+        let Credentials { username, password } = body.0;
+        match auth.register(&username, SecretString::from(password)).await {
+            Ok(user) => RegisterResponse::Created(Json(UserBody::from(&user))),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Log in.
+    ///
+    /// Starts a session: answers an access token and sets the `refreshToken`
+    /// cookie. After `LOGIN_MAX_FAILURES` failures for one username from one
+    /// address within `LOGIN_FAILURE_WINDOW`, logins for that pair get `429`
+    /// until the window has passed, even with the right password.
+    #[oai(path = "/login", method = "post", operation_id = "login")]
+    async fn login(
+        &self,
+        req: &Request,
+        auth: Data<&Arc<AuthService>>,
+        config: Data<&Arc<HttpConfig>>,
+        body: Json<Credentials>,
+    ) -> LoginResponse {
+        let Credentials { username, password } = body.0;
+        let client = client_info(req, &config);
+        match auth
+            .login(&username, SecretString::from(password), &client)
+            .await
+        {
+            Ok(outcome) => {
+                let cookie = cookie::set_refresh(
+                    outcome.refresh.secret.expose(),
+                    outcome.refresh.max_age,
+                    config.cookie_secure,
+                );
+                LoginResponse::Ok(
+                    Json(TokenResponse::new(&outcome.user, outcome.access)),
+                    cookie,
+                )
+            }
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Refresh the access token.
+    ///
+    /// Presents the `refreshToken` cookie; answers a new access token and
+    /// rotates the cookie. Presenting an already rotated token revokes the
+    /// whole session (`refresh_reused`), except a replay of the direct parent
+    /// within `REFRESH_REUSE_GRACE`, which answers the same current token.
+    #[oai(path = "/refresh", method = "post", operation_id = "refresh")]
+    async fn refresh(
+        &self,
+        req: &Request,
+        auth: Data<&Arc<AuthService>>,
+        config: Data<&Arc<HttpConfig>>,
+    ) -> RefreshResponse {
+        let presented = cookie::refresh_from(req);
+        match auth.refresh(presented.as_deref()).await {
+            Ok(result) => {
+                let cookie = cookie::set_refresh(
+                    result.refresh.secret.expose(),
+                    result.refresh.max_age,
+                    config.cookie_secure,
+                );
+                RefreshResponse::Ok(
+                    Json(TokenResponse::new(&result.user, result.access)),
+                    cookie,
+                )
+            }
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Log out.
+    ///
+    /// Identifies the user by the `refreshToken` cookie or a bearer token and
+    /// revokes every session of that user, or only the current one with
+    /// `?scope=session`. Always `204`, and the cookie is cleared.
+    #[oai(path = "/logout", method = "post", operation_id = "logout")]
+    async fn logout(
+        &self,
+        req: &Request,
+        auth: Data<&Arc<AuthService>>,
+        config: Data<&Arc<HttpConfig>>,
+        /// `session` to end only the current session; all of the user's sessions otherwise.
+        scope: Query<Option<String>>,
+    ) -> LogoutResponse {
+        let scope = match scope.0.as_deref() {
+            Some("session") => LogoutScope::ThisSession,
+            _ => LogoutScope::AllSessions,
+        };
+        let refresh = cookie::refresh_from(req);
+        match auth
+            .logout(refresh.as_deref(), bearer::bearer_token(req), scope)
+            .await
+        {
+            Ok(_) => LogoutResponse::NoContent(cookie::clear_refresh(config.cookie_secure)),
+            Err(e) => LogoutResponse::Internal(Json(internal(&e))),
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! `GET /api/health` and `GET /api/.well-known/jwks.json`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use application::AuthService;
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::ApiTags;
+
+/// Health and keys.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MetaApi;
+
+/// How long the database may take to answer the health probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The service's health.
+#[derive(Debug, Object)]
+pub struct HealthBody {
+    /// `ok` or `degraded`.
+    pub status: String,
+    /// `ok` or `down`.
+    pub database: String,
+}
+
+/// Answers of `GET /api/health`.
+#[derive(Debug, ApiResponse)]
+pub enum HealthResponse {
+    /// Everything answers: `{"status":"ok","database":"ok"}`.
+    #[oai(status = 200)]
+    Ok(Json<HealthBody>),
+    /// The database does not answer: `{"status":"degraded","database":"down"}`.
+    #[oai(status = 503)]
+    Degraded(Json<HealthBody>),
+}
+
+/// An RSA public key (RFC 7517).
+#[derive(Debug, Clone, Object)]
+pub struct JwkBody {
+    /// `RSA`.
+    pub kty: String,
+    /// The key id, the `kid` of the tokens it verifies.
+    pub kid: String,
+    /// `RS256`.
+    pub alg: String,
+    /// `sig`.
+    #[oai(rename = "use")]
+    pub use_: String,
+    /// The modulus, base64url.
+    pub n: String,
+    /// The public exponent, base64url.
+    pub e: String,
+}
+
+/// The public keys that verify access tokens.
+#[derive(Debug, Clone, Object)]
+pub struct JwksBody {
+    /// The keys.
+    pub keys: Vec<JwkBody>,
+}
+
+impl JwksBody {
+    /// Reads a serialized JWK set (`{"keys":[...]}`).
+    ///
+    /// # Errors
+    /// The value is not a set of RSA keys.
+    pub fn from_json(value: &serde_json::Value) -> anyhow::Result<Self> {
+        let keys = value
+            .get("keys")
+            .and_then(serde_json::Value::as_array)
+            .ok_or_else(|| anyhow::anyhow!("a JWK set has a `keys` array"))?;
+        let field = |key: &serde_json::Value, name: &str| {
+            key.get(name)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+                .ok_or_else(|| anyhow::anyhow!("a JWK lacks `{name}`"))
+        };
+        let keys = keys
+            .iter()
+            .map(|k| {
+                Ok(JwkBody {
+                    kty: field(k, "kty")?,
+                    kid: field(k, "kid")?,
+                    alg: field(k, "alg")?,
+                    use_: field(k, "use")?,
+                    n: field(k, "n")?,
+                    e: field(k, "e")?,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { keys })
+    }
+}
+
+/// Answers of `GET /api/.well-known/jwks.json`.
+#[derive(Debug, ApiResponse)]
+pub enum JwksResponse {
+    /// The JWK set.
+    #[oai(status = 200)]
+    Ok(
+        Json<JwksBody>,
+        /// `public, max-age=300`
+        #[oai(header = "Cache-Control")]
+        String,
+    ),
+}
+
+#[OpenApi(tag = "ApiTags::Meta")]
+impl MetaApi {
+    /// Health.
+    ///
+    /// Checks that the database answers.
+    #[oai(path = "/health", method = "get", operation_id = "health")]
+    async fn health(&self, auth: Data<&Arc<AuthService>>) -> HealthResponse {
+        let ok = tokio::time::timeout(PROBE_TIMEOUT, auth.database_ok())
+            .await
+            .unwrap_or(false);
+        if ok {
+            HealthResponse::Ok(Json(HealthBody {
+                status: "ok".into(),
+                database: "ok".into(),
+            }))
+        } else {
+            tracing::warn!("health check: the database does not answer");
+            HealthResponse::Degraded(Json(HealthBody {
+                status: "degraded".into(),
+                database: "down".into(),
+            }))
+        }
+    }
+
+    /// Public keys.
+    ///
+    /// The JWK set of the keys that sign access tokens (RS256).
+    #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
+    async fn jwks(&self, jwks: Data<&Arc<JwksBody>>) -> JwksResponse {
+        JwksResponse::Ok(Json(JwksBody::clone(&jwks)), "public, max-age=300".into())
+    }
+}

@@ -1,0 +1,183 @@
+//! `GET /api/sessions` and `DELETE /api/sessions/{id}`.
+
+use std::sync::Arc;
+
+use application::AuthService;
+use application::ports::InvalidToken;
+use application::use_cases::{RevokeSessionError, SessionView};
+use domain::SessionId;
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+
+use super::ApiTags;
+use crate::http::bearer::BearerAuth;
+use crate::http::problem::{CHALLENGE_INVALID, Problem, internal};
+
+/// The caller's sessions.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionsApi;
+
+/// A live session (token family) of the caller.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SessionBody {
+    /// The session id (the access token's `sid`).
+    pub id: uuid::Uuid,
+    /// Login time, Unix seconds.
+    pub created_at: i64,
+    /// Last login or refresh, Unix seconds.
+    pub last_used_at: i64,
+    /// The session's absolute end, Unix seconds.
+    pub expires_at: i64,
+    /// The `User-Agent` at login.
+    pub user_agent: Option<String>,
+    /// The client address at login.
+    pub ip: Option<String>,
+    /// Whether this is the session of the token that asks.
+    pub current: bool,
+}
+
+impl From<SessionView> for SessionBody {
+    fn from(view: SessionView) -> Self {
+        let s = view.session;
+        Self {
+            id: *s.id.as_uuid(),
+            created_at: s.created_at.unix_seconds(),
+            last_used_at: s.last_used_at.unix_seconds(),
+            expires_at: s.expires_at.unix_seconds(),
+            user_agent: s.user_agent,
+            ip: s.ip,
+            current: view.current,
+        }
+    }
+}
+
+fn unauthorized() -> (Json<Problem>, String) {
+    (Json(Problem::invalid_token()), CHALLENGE_INVALID.into())
+}
+
+/// Answers of `GET /api/sessions`.
+#[derive(Debug, ApiResponse)]
+pub enum ListSessionsResponse {
+    /// The caller's live sessions.
+    #[oai(status = 200)]
+    Ok(Json<Vec<SessionBody>>),
+    /// `invalid_token`.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(
+        Json<Problem>,
+        /// `Bearer error="invalid_token"` (just `Bearer` when no token was presented).
+        #[oai(header = "WWW-Authenticate")]
+        String,
+    ),
+    /// Something went wrong on our side.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+impl From<InvalidToken> for ListSessionsResponse {
+    fn from(_: InvalidToken) -> Self {
+        let (p, c) = unauthorized();
+        Self::Unauthorized(p, c)
+    }
+}
+
+/// Answers of `DELETE /api/sessions/{id}`.
+#[derive(Debug, ApiResponse)]
+pub enum RevokeSessionResponse {
+    /// The session is revoked; its WebSocket connections are closed.
+    #[oai(status = 204)]
+    NoContent,
+    /// `invalid_token`.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(
+        Json<Problem>,
+        /// `Bearer error="invalid_token"` (just `Bearer` when no token was presented).
+        #[oai(header = "WWW-Authenticate")]
+        String,
+    ),
+    /// `not_found`: no live session of the caller has this id.
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
+    /// Something went wrong on our side.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+impl From<InvalidToken> for RevokeSessionResponse {
+    fn from(_: InvalidToken) -> Self {
+        let (p, c) = unauthorized();
+        Self::Unauthorized(p, c)
+    }
+}
+
+impl From<RevokeSessionError> for RevokeSessionResponse {
+    fn from(e: RevokeSessionError) -> Self {
+        match e {
+            RevokeSessionError::NotFound => Self::NotFound(Json(Problem::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "No such session.",
+            ))),
+            RevokeSessionError::Unexpected(e) => Self::Internal(Json(internal(&e))),
+        }
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Sessions")]
+impl SessionsApi {
+    /// List my sessions.
+    ///
+    /// The caller's live sessions (token families), newest first; `current`
+    /// marks the one of the presented token.
+    #[oai(path = "/sessions", method = "get", operation_id = "listSessions")]
+    async fn list(
+        &self,
+        auth: Data<&Arc<AuthService>>,
+        bearer: BearerAuth,
+    ) -> ListSessionsResponse {
+        let claims = match bearer.0 {
+            Ok(claims) => claims,
+            Err(e) => return e.into(),
+        };
+        match auth.list_sessions(&claims).await {
+            Ok(views) => {
+                ListSessionsResponse::Ok(Json(views.into_iter().map(SessionBody::from).collect()))
+            }
+            Err(e) => ListSessionsResponse::Internal(Json(internal(&e))),
+        }
+    }
+
+    /// Revoke one of my sessions.
+    ///
+    /// Ends that session: its refresh token stops working, its access tokens
+    /// are refused, its WebSocket connections are closed. Another user's
+    /// session id is `404` like an unknown one.
+    #[oai(
+        path = "/sessions/:id",
+        method = "delete",
+        operation_id = "revokeSession"
+    )]
+    async fn revoke(
+        &self,
+        auth: Data<&Arc<AuthService>>,
+        bearer: BearerAuth,
+        /// The session id.
+        id: Path<String>,
+    ) -> RevokeSessionResponse {
+        let claims = match bearer.0 {
+            Ok(claims) => claims,
+            Err(e) => return e.into(),
+        };
+        let Ok(id) = uuid::Uuid::parse_str(&id.0) else {
+            return RevokeSessionError::NotFound.into();
+        };
+        match auth.revoke_session(&claims, SessionId::from_uuid(id)).await {
+            Ok(()) => RevokeSessionResponse::NoContent,
+            Err(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The client's address: the peer, or the last `X-Forwarded-For` hop when the
+//! peer is a trusted proxy.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// An address or a CIDR block (`10.0.0.0/8`, `::1`, `192.168.1.7`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+/// Why a `TRUSTED_PROXIES` entry is not an address or CIDR.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an IP address or CIDR block: {0:?}")]
+pub struct IpNetError(String);
+
+impl FromStr for IpNet {
+    type Err = IpNetError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let err = || IpNetError(s.to_owned());
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (
+                a.parse::<IpAddr>().map_err(|_| err())?,
+                Some(p.parse::<u8>().map_err(|_| err())?),
+            ),
+            None => (s.parse::<IpAddr>().map_err(|_| err())?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        if prefix > max {
+            return Err(err());
+        }
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl IpNet {
+    /// Whether `ip` lies in this block (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        match (canonical(self.addr), ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 @ IpAddr::V4(_) => v4,
+    }
+}
+
+/// The client address of a request from `peer` with these `X-Forwarded-For` values.
+pub fn client_address(
+    peer: Option<IpAddr>,
+    forwarded_for: Option<&str>,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
+    let peer = peer.map(canonical)?;
+    if !trusted.iter().any(|net| net.contains(peer)) {
+        return Some(peer);
+    }
+    // The last hop is the one our proxy saw; anything before it is the client's say-so.
+    forwarded_for
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|hop| hop.trim().parse::<IpAddr>().ok())
+        .map(canonical)
+        .or(Some(peer))
+}
+
+/// [`client_address`] of a poem request.
+pub fn of_request(req: &poem::Request, trusted: &[IpNet]) -> Option<IpAddr> {
+    let peer = req
+        .remote_addr()
+        .as_socket_addr()
+        .map(std::net::SocketAddr::ip);
+    let xff = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .last();
+    client_address(peer, xff, trusted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidr_membership() {
+        let net: IpNet = "10.0.0.0/8".parse().unwrap();
+        assert!(net.contains(ip("10.1.2.3")));
+        assert!(!net.contains(ip("11.0.0.1")));
+        assert!(net.contains(ip("::ffff:10.0.0.1")));
+        let one: IpNet = "127.0.0.1".parse().unwrap();
+        assert!(one.contains(ip("127.0.0.1")) && !one.contains(ip("127.0.0.2")));
+        let v6: IpNet = "fd00::/8".parse().unwrap();
+        assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
+        assert!("10.0.0.0/33".parse::<IpNet>().is_err());
+        assert!("nope".parse::<IpNet>().is_err());
+        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(ip("8.8.8.8")));
+    }
+
+    #[test]
+    fn forwarded_only_from_trusted_peers() {
+        let trusted = vec!["127.0.0.1".parse().unwrap()];
+        assert_eq!(
+            client_address(Some(ip("127.0.0.1")), Some("1.1.1.1, 2.2.2.2"), &trusted),
+            Some(ip("2.2.2.2"))
+        );
+        assert_eq!(
+            client_address(Some(ip("9.9.9.9")), Some("2.2.2.2"), &trusted),
+            Some(ip("9.9.9.9"))
+        );
+        assert_eq!(
+            client_address(Some(ip("127.0.0.1")), Some("garbage"), &trusted),
+            Some(ip("127.0.0.1"))
+        );
+        assert_eq!(
+            client_address(Some(ip("127.0.0.1")), None, &[]),
+            Some(ip("127.0.0.1"))
+        );
+    }
+}

@@ -1,0 +1,206 @@
+//! What every request goes through before and after the operations: request
+//! ids and the access log, the body limit, CORS, security headers, and
+//! problem+json for every error that escaped an operation.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use poem::http::{HeaderValue, Method, StatusCode, header};
+use poem::{Body, Endpoint, IntoResponse, Request, Response};
+use tracing::Instrument;
+
+use super::HttpConfig;
+use super::problem::{self, Problem};
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// The request-id header.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The endpoint that wraps the routes (see the module docs).
+#[derive(Debug)]
+pub struct Edge<E> {
+    inner: E,
+    config: Arc<HttpConfig>,
+}
+
+impl<E> Edge<E> {
+    /// Wraps `inner`.
+    pub fn new(inner: E, config: Arc<HttpConfig>) -> Self {
+        Self { inner, config }
+    }
+}
+
+impl<E: Endpoint> Endpoint for Edge<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let request_id = request_id(&req);
+        // The path only: no query string ever reaches the log.
+        let span = tracing::info_span!(
+            "request",
+            method = %req.method(),
+            path = %req.uri().path(),
+            request_id = %request_id,
+        );
+        async move {
+            let started = Instant::now();
+            let origin = allowed_origin(&req, &self.config.cors_origins);
+            let mut response = if req.method() == Method::OPTIONS && origin.is_some() {
+                preflight()
+            } else {
+                self.handle(req).await
+            };
+            decorate(&mut response, &request_id, origin.as_ref());
+            let status = response.status();
+            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            if status.is_server_error() {
+                tracing::error!(status = status.as_u16(), elapsed_ms, "request done");
+            } else {
+                tracing::info!(status = status.as_u16(), elapsed_ms, "request done");
+            }
+            Ok(response)
+        }
+        .instrument(span)
+        .await
+    }
+}
+
+impl<E: Endpoint> Edge<E> {
+    async fn handle(&self, mut req: Request) -> Response {
+        if let Err(response) = limit_body(&mut req).await {
+            return response;
+        }
+        match self.inner.call(req).await {
+            Ok(output) => {
+                let response = output.into_response();
+                // Routers answer some failures without an error value; keep them problem+json.
+                match response.status() {
+                    StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+                        if !is_problem(&response) =>
+                    {
+                        problem::from_poem_error(poem::Error::from_status(response.status())).await
+                    }
+                    _ => response,
+                }
+            }
+            Err(error) => problem::from_poem_error(error).await,
+        }
+    }
+}
+
+fn is_problem(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(problem::PROBLEM_JSON.as_bytes()))
+}
+
+/// Reads the body up to [`MAX_BODY`] bytes; a bigger one is refused with 413.
+async fn limit_body(req: &mut Request) -> Result<(), Response> {
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "The request body is larger than 16 KiB.",
+        )
+        .into_response()
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let body = req.take_body();
+    match body.into_bytes_limit(MAX_BODY).await {
+        Ok(bytes) => {
+            req.set_body(Body::from_bytes(bytes));
+            Ok(())
+        }
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(too_large()),
+        Err(_) => Err(Problem::bad_request("The request body could not be read.").into_response()),
+    }
+}
+
+/// The request's `X-Request-Id` when it is sane, or a fresh one.
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// The request's `Origin` when it is one of `CORS_ORIGINS`.
+fn allowed_origin(req: &Request, allowed: &[String]) -> Option<HeaderValue> {
+    let origin = req.headers().get(header::ORIGIN)?;
+    let text = origin.to_str().ok()?;
+    allowed.iter().any(|a| a == text).then(|| origin.clone())
+}
+
+/// The answer to a CORS preflight from an allowed origin.
+fn preflight() -> Response {
+    let mut response = Response::builder().status(StatusCode::NO_CONTENT).finish();
+    let h = response.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, DELETE, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, x-request-id"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    response
+}
+
+/// Request id, CORS and security headers on every response.
+fn decorate(response: &mut Response, request_id: &str, origin: Option<&HeaderValue>) {
+    let h = response.headers_mut();
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        h.insert(REQUEST_ID, id);
+    }
+    if let Some(origin) = origin {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("x-request-id, retry-after, www-authenticate"),
+        );
+    }
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("frame-ancestors 'none'"),
+        );
+    }
+    // Tokens and user data must not be cached; public documents set their own policy.
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}

@@ -1,0 +1,145 @@
+//! Problem details (RFC 9457) for every error of the REST edge, and the
+//! catch-all that turns framework errors (parse errors, 404, 405, 413) into them.
+
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::{IntoResponse, Response};
+use poem_openapi::Object;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// `WWW-Authenticate` when no token was presented.
+pub const CHALLENGE: &str = "Bearer";
+/// `WWW-Authenticate` when a token was presented and refused.
+pub const CHALLENGE_INVALID: &str = "Bearer error=\"invalid_token\"";
+
+/// An error body: `{"type","title","status","code","detail"}`.
+#[derive(Debug, Clone, Object)]
+pub struct Problem {
+    /// A URI naming the kind of problem (`about:blank` or a `urn:authd:` name).
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// The machine-readable code clients switch on (see the contract).
+    pub code: String,
+    /// A human-readable explanation of this occurrence.
+    pub detail: String,
+}
+
+impl Problem {
+    /// A problem with `status`, machine `code` and human `detail`.
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("urn:authd:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            code: code.to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The generic body of a 5xx; the cause was logged, not sent.
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "An unexpected error occurred.",
+        )
+    }
+
+    /// `400 bad_request`.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+    }
+
+    /// `401 invalid_token`.
+    pub fn invalid_token() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+            "The access token is missing, invalid or expired.",
+        )
+    }
+
+    /// A plain poem response carrying this problem (for errors outside the operations).
+    pub fn into_poem_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::json!({
+            "type": self.kind,
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail,
+        });
+        Response::builder()
+            .status(status)
+            .content_type(PROBLEM_JSON)
+            .body(body.to_string())
+    }
+}
+
+/// Logs an unexpected error with its whole chain and returns the generic body.
+pub fn internal(error: &anyhow::Error) -> Problem {
+    tracing::error!(error = ?error, "unexpected error");
+    Problem::internal()
+}
+
+/// Turns any error that escaped the operations into problem+json: malformed
+/// or wrongly typed input is `400 bad_request`, unknown paths `404`, wrong
+/// methods `405`, big bodies `413`, a missing bearer token `401`.
+pub async fn from_poem_error(error: poem::Error) -> Response {
+    let status = error.status();
+    match status {
+        StatusCode::NOT_FOUND => {
+            Problem::new(status, "not_found", "No such resource.").into_poem_response()
+        }
+        StatusCode::METHOD_NOT_ALLOWED => Problem::new(
+            status,
+            "method_not_allowed",
+            "This method is not allowed on this resource.",
+        )
+        .into_poem_response(),
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
+            status,
+            "payload_too_large",
+            "The request body is larger than 16 KiB.",
+        )
+        .into_poem_response(),
+        StatusCode::UNAUTHORIZED => {
+            let mut r = Problem::invalid_token().into_poem_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(CHALLENGE),
+            );
+            r
+        }
+        s if s.is_server_error() => {
+            tracing::error!(error = ?error, status = s.as_u16(), "request failed");
+            Problem::internal().into_poem_response()
+        }
+        // Parse errors (body, query, path, content type) and anything else a client did wrong.
+        _ => Problem::bad_request(client_detail(&error)).into_poem_response(),
+    }
+}
+
+/// A short, safe description of a client error (never echoes the body).
+fn client_detail(error: &poem::Error) -> String {
+    let text = error.to_string();
+    if text.is_empty() {
+        "The request is malformed.".to_owned()
+    } else {
+        // poem-openapi's messages name the field and the reason; cut them short anyway.
+        let mut text: String = text.chars().take(200).collect();
+        text.insert_str(0, "The request is malformed: ");
+        text
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        self.into_poem_response()
+    }
+}
