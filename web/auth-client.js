@@ -189,8 +189,9 @@
           break;
         case 'token_expiring':
           this.onEvent('token_expiring', 'in ' + payload.expiresIn + 's');
-          // The server warns before expiry: make sure a refresh is under way.
-          if (this.signedIn && this.secondsLeft() <= payload.expiresIn) this.refresh().catch(() => {});
+          // The server warns before expiry: refresh now, unless the warning is
+          // about a token that a refresh has already replaced.
+          if (this.signedIn && payload.expiresAt >= this.expiresAt) this.refresh().catch(() => {});
           break;
         case 'error':
           this.onEvent('error ' + payload.code, payload.message || '');
