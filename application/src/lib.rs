@@ -11,4 +11,6 @@ pub mod use_cases;
 
 pub use refresh_secret::RefreshSecret;
 pub use revoked_sessions::RevokedSessions;
-pub use service::{AuthConfig, AuthService, ClientInfo, IssuedAccessToken, IssuedRefreshToken, Ports};
+pub use service::{
+    AuthConfig, AuthService, ClientInfo, IssuedAccessToken, IssuedRefreshToken, Ports,
+};

@@ -98,7 +98,9 @@ mod tests {
     impl RandomSource for Counter {
         fn fill(&self, buf: &mut [u8]) {
             let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            buf.iter_mut().enumerate().for_each(|(i, b)| *b = n.wrapping_mul(31).wrapping_add(i as u8));
+            buf.iter_mut()
+                .enumerate()
+                .for_each(|(i, b)| *b = n.wrapping_mul(31).wrapping_add(i as u8));
         }
     }
 
@@ -109,7 +111,13 @@ mod tests {
         assert_eq!(t.expose().len(), 43);
         let back = RefreshSecret::parse(t.expose()).expect("parses");
         assert_eq!(back.hash(), t.hash());
-        for junk in ["", "abc", &"A".repeat(44), &format!("{}=", t.expose()), "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!"] {
+        for junk in [
+            "",
+            "abc",
+            &"A".repeat(44),
+            &format!("{}=", t.expose()),
+            "!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+        ] {
             assert!(RefreshSecret::parse(junk).is_none(), "{junk}");
         }
     }

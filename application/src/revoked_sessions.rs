@@ -27,7 +27,10 @@ struct Inner {
 impl RevokedSessions {
     /// Forgets ids `remember_for` after they were added (access-token lifetime plus leeway).
     pub fn new(remember_for: Duration) -> Self {
-        Self { inner: Arc::default(), remember_for }
+        Self {
+            inner: Arc::default(),
+            remember_for,
+        }
     }
 
     /// Adds a revoked id.
@@ -44,12 +47,20 @@ impl RevokedSessions {
 
     /// Whether `id` was revoked.
     pub fn contains(&self, id: &SessionId) -> bool {
-        self.inner.read().unwrap_or_else(PoisonError::into_inner).revoked_at.contains_key(id)
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .revoked_at
+            .contains_key(id)
     }
 
     /// How many ids are remembered.
     pub fn len(&self) -> usize {
-        self.inner.read().unwrap_or_else(PoisonError::into_inner).revoked_at.len()
+        self.inner
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .revoked_at
+            .len()
     }
 
     /// Whether none are.

@@ -94,7 +94,9 @@ pub struct IssuedAccessToken {
 
 impl std::fmt::Debug for IssuedAccessToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IssuedAccessToken").field("expires_at", &self.expires_at).finish_non_exhaustive()
+        f.debug_struct("IssuedAccessToken")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
     }
 }
 
@@ -120,11 +122,18 @@ pub struct AuthService {
 impl AuthService {
     /// Wires the service and subscribes its revoked-session cache to the bus.
     pub fn new(ports: Ports, config: AuthConfig) -> Self {
-        let remember = config.access_ttl + Duration::from_secs(CLOCK_LEEWAY_SECS.unsigned_abs() + 60);
+        let remember =
+            config.access_ttl + Duration::from_secs(CLOCK_LEEWAY_SECS.unsigned_abs() + 60);
         let revoked = RevokedSessions::new(remember);
         let (cache, clock) = (revoked.clone(), ports.clock.clone());
-        ports.bus.subscribe(Arc::new(move |id| cache.insert(id, clock.now())));
-        Self { ports, config, revoked }
+        ports
+            .bus
+            .subscribe(Arc::new(move |id| cache.insert(id, clock.now())));
+        Self {
+            ports,
+            config,
+            revoked,
+        }
     }
 
     /// Loads the sessions revoked within one access-token lifetime, so that a
@@ -173,7 +182,12 @@ impl AuthService {
     }
 
     /// Signs an access token for `user` in session `sid`.
-    pub(crate) async fn issue_access(&self, user: &User, sid: SessionId, now: Timestamp) -> anyhow::Result<IssuedAccessToken> {
+    pub(crate) async fn issue_access(
+        &self,
+        user: &User,
+        sid: SessionId,
+        now: Timestamp,
+    ) -> anyhow::Result<IssuedAccessToken> {
         let iat = now.unix_seconds();
         let ttl = i64::try_from(self.config.access_ttl.as_secs()).unwrap_or(i64::MAX);
         let claims = AccessClaims {
@@ -188,7 +202,11 @@ impl AuthService {
             username: user.username.as_str().to_owned(),
         };
         let token = self.ports.signer.sign(&claims).await?;
-        Ok(IssuedAccessToken { token, expires_at: claims.exp, expires_in: ttl })
+        Ok(IssuedAccessToken {
+            token,
+            expires_at: claims.exp,
+            expires_in: ttl,
+        })
     }
 
     /// Records revocations locally at once, then tells the other processes.

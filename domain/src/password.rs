@@ -37,9 +37,15 @@ mod tests {
 
     #[test]
     fn counts_characters_not_bytes() {
-        assert_eq!(check_password_policy("ééééééé"), Err(PasswordPolicyError::TooShort));
+        assert_eq!(
+            check_password_policy("ééééééé"),
+            Err(PasswordPolicyError::TooShort)
+        );
         assert!(check_password_policy("éééééééé").is_ok());
         assert!(check_password_policy(&"ü".repeat(1024)).is_ok());
-        assert_eq!(check_password_policy(&"a".repeat(1025)), Err(PasswordPolicyError::TooLong));
+        assert_eq!(
+            check_password_policy(&"a".repeat(1025)),
+            Err(PasswordPolicyError::TooLong)
+        );
     }
 }

@@ -22,7 +22,11 @@ impl TokenHash {
 impl std::fmt::Debug for TokenHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // A short prefix identifies a row in a log without giving much away.
-        write!(f, "TokenHash({:02x}{:02x}{:02x}{:02x}..)", self.0[0], self.0[1], self.0[2], self.0[3])
+        write!(
+            f,
+            "TokenHash({:02x}{:02x}{:02x}{:02x}..)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
     }
 }
 
@@ -52,11 +56,23 @@ impl RefreshToken {
         issued_at: Timestamp,
         expires_at: Timestamp,
     ) -> Self {
-        Self { hash, session_id, parent, issued_at, expires_at, rotated_at: None }
+        Self {
+            hash,
+            session_id,
+            parent,
+            issued_at,
+            expires_at,
+            rotated_at: None,
+        }
     }
 
     /// Seconds from `now` until it expires (never negative): the cookie's `Max-Age`.
     pub fn max_age_seconds(&self, now: Timestamp) -> i64 {
-        (self.expires_at.unix_millis().saturating_sub(now.unix_millis()) / 1000).max(0)
+        (self
+            .expires_at
+            .unix_millis()
+            .saturating_sub(now.unix_millis())
+            / 1000)
+            .max(0)
     }
 }

@@ -85,7 +85,12 @@ pub fn decide_refresh(
     now: Timestamp,
     policy: &TokenPolicy,
 ) -> RotationDecision {
-    let Some(FamilyState { session, presented, current }) = state else {
+    let Some(FamilyState {
+        session,
+        presented,
+        current,
+    }) = state
+    else {
         return RotationDecision::Unknown;
     };
     if session.is_revoked() {
@@ -107,7 +112,9 @@ pub fn decide_refresh(
     if now >= presented.expires_at {
         return RotationDecision::Expired;
     }
-    RotationDecision::Rotate { successor_expires_at: policy.token_expiry(session, now) }
+    RotationDecision::Rotate {
+        successor_expires_at: policy.token_expiry(session, now),
+    }
 }
 
 /// A family held in memory: the reference implementation of applying
@@ -126,7 +133,10 @@ impl Family {
         let now = session.created_at;
         let expires_at = policy.token_expiry(&session, now);
         let token = RefreshToken::mint(first, session.id, None, now, expires_at);
-        Self { session, tokens: vec![token] }
+        Self {
+            session,
+            tokens: vec![token],
+        }
     }
 
     /// The unrotated token, if any.
@@ -140,7 +150,10 @@ impl Family {
         if !self.session.is_live(now) {
             return 0;
         }
-        self.tokens.iter().filter(|t| t.rotated_at.is_none() && now < t.expires_at).count()
+        self.tokens
+            .iter()
+            .filter(|t| t.rotated_at.is_none() && now < t.expires_at)
+            .count()
     }
 
     /// Presents `presented` at `now`; on rotation the successor gets hash
@@ -162,7 +175,9 @@ impl Family {
             decide_refresh(state, now, policy)
         };
         match decision {
-            RotationDecision::Rotate { successor_expires_at } => {
+            RotationDecision::Rotate {
+                successor_expires_at,
+            } => {
                 if let Some(p) = self.tokens.iter_mut().find(|t| t.hash == *presented) {
                     p.rotated_at = Some(now);
                 }
@@ -175,7 +190,9 @@ impl Family {
                     successor_expires_at,
                 ));
             }
-            RotationDecision::ReuseDetected => self.session.revoke(now, RevokeReason::ReuseDetected),
+            RotationDecision::ReuseDetected => {
+                self.session.revoke(now, RevokeReason::ReuseDetected)
+            }
             _ => {}
         }
         decision
@@ -227,7 +244,10 @@ mod tests {
         let mut f = family(&p);
         f.refresh(&h(0), t(1_001), &p, h(1));
         let before = f.clone();
-        assert_eq!(f.refresh(&h(0), t(1_010), &p, h(2)), RotationDecision::GraceReplay);
+        assert_eq!(
+            f.refresh(&h(0), t(1_010), &p, h(2)),
+            RotationDecision::GraceReplay
+        );
         assert_eq!(f, before, "the grace answer changes nothing");
     }
 
@@ -236,9 +256,15 @@ mod tests {
         let p = TokenPolicy::default();
         let mut f = family(&p);
         f.refresh(&h(0), t(1_001), &p, h(1));
-        assert_eq!(f.refresh(&h(0), t(1_011), &p, h(2)), RotationDecision::ReuseDetected);
+        assert_eq!(
+            f.refresh(&h(0), t(1_011), &p, h(2)),
+            RotationDecision::ReuseDetected
+        );
         assert!(f.session.is_revoked());
-        assert_eq!(f.refresh(&h(1), t(1_012), &p, h(3)), RotationDecision::Revoked);
+        assert_eq!(
+            f.refresh(&h(1), t(1_012), &p, h(3)),
+            RotationDecision::Revoked
+        );
     }
 
     #[test]
@@ -247,7 +273,10 @@ mod tests {
         let mut f = family(&p);
         f.refresh(&h(0), t(1_001), &p, h(1));
         f.refresh(&h(1), t(1_002), &p, h(2));
-        assert_eq!(f.refresh(&h(0), t(1_003), &p, h(3)), RotationDecision::ReuseDetected);
+        assert_eq!(
+            f.refresh(&h(0), t(1_003), &p, h(3)),
+            RotationDecision::ReuseDetected
+        );
     }
 
     #[test]
@@ -258,19 +287,33 @@ mod tests {
             session_max_age: Duration::from_secs(150),
         };
         let mut f = family(&p);
-        assert_eq!(f.refresh(&h(0), t(1_100), &p, h(1)), RotationDecision::Expired);
+        assert_eq!(
+            f.refresh(&h(0), t(1_100), &p, h(1)),
+            RotationDecision::Expired
+        );
         let mut f = family(&p);
         let d = f.refresh(&h(0), t(1_099), &p, h(1));
         // The successor's idle expiry is cut short by the session's end.
-        assert_eq!(d, RotationDecision::Rotate { successor_expires_at: t(1_150) });
-        assert_eq!(f.refresh(&h(1), t(1_150), &p, h(2)), RotationDecision::SessionExpired);
+        assert_eq!(
+            d,
+            RotationDecision::Rotate {
+                successor_expires_at: t(1_150)
+            }
+        );
+        assert_eq!(
+            f.refresh(&h(1), t(1_150), &p, h(2)),
+            RotationDecision::SessionExpired
+        );
     }
 
     #[test]
     fn unknown_token() {
         let p = TokenPolicy::default();
         let mut f = family(&p);
-        assert_eq!(f.refresh(&h(9), t(1_001), &p, h(1)), RotationDecision::Unknown);
+        assert_eq!(
+            f.refresh(&h(9), t(1_001), &p, h(1)),
+            RotationDecision::Unknown
+        );
     }
 
     #[derive(Debug, Clone)]
@@ -281,7 +324,10 @@ mod tests {
 
     fn steps() -> impl Strategy<Value = Vec<Step>> {
         prop::collection::vec(
-            (0usize..4, prop_oneof![0u64..2_000, 0u64..20_000, 0u64..400_000_000])
+            (
+                0usize..4,
+                prop_oneof![0u64..2_000, 0u64..20_000, 0u64..400_000_000],
+            )
                 .prop_map(|(back, wait)| Step::Present { back, wait }),
             1..40,
         )
@@ -315,16 +361,17 @@ mod tests {
                     prop_assert_eq!(decision, RotationDecision::Revoked);
                     prop_assert!(f.session.is_revoked());
                 }
-                if let Some(rotated_at) = presented.rotated_at {
-                    if !was_revoked && now < f.session.expires_at {
-                        let direct_parent = current_before
-                            .as_ref()
-                            .is_some_and(|c| c.parent == Some(presented.hash));
-                        if now.since(rotated_at) >= p.reuse_grace || !direct_parent {
-                            // Any replay outside the grace (or of an older token) revokes.
-                            prop_assert_eq!(decision, RotationDecision::ReuseDetected);
-                            prop_assert!(f.session.is_revoked());
-                        }
+                if let Some(rotated_at) = presented.rotated_at
+                    && !was_revoked
+                    && now < f.session.expires_at
+                {
+                    let direct_parent = current_before
+                        .as_ref()
+                        .is_some_and(|c| c.parent == Some(presented.hash));
+                    if now.since(rotated_at) >= p.reuse_grace || !direct_parent {
+                        // Any replay outside the grace (or of an older token) revokes.
+                        prop_assert_eq!(decision, RotationDecision::ReuseDetected);
+                        prop_assert!(f.session.is_revoked());
                     }
                 }
                 // The grace only ever covers the direct parent of the current token.

@@ -127,7 +127,11 @@ mod tests {
 
     #[test]
     fn reasons_round_trip() {
-        for r in [RevokeReason::Logout, RevokeReason::UserRevoked, RevokeReason::ReuseDetected] {
+        for r in [
+            RevokeReason::Logout,
+            RevokeReason::UserRevoked,
+            RevokeReason::ReuseDetected,
+        ] {
             assert_eq!(RevokeReason::parse(r.as_str()), Some(r));
         }
         assert_eq!(RevokeReason::parse("nope"), None);

@@ -141,7 +141,11 @@ mod tests {
         assert_eq!(Username::parse(&"x".repeat(65)), Err(UsernameError::Length));
         assert_eq!(Username::parse(""), Err(UsernameError::Length));
         for bad in ["ab c", "ab@c", "abc\u{e9}", "abc\0", "abc/"] {
-            assert_eq!(Username::parse(bad), Err(UsernameError::Character), "{bad:?}");
+            assert_eq!(
+                Username::parse(bad),
+                Err(UsernameError::Character),
+                "{bad:?}"
+            );
         }
     }
 

@@ -63,5 +63,10 @@ pub trait AccessTokenVerifier: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`InvalidToken`] naming the first check that failed.
-    fn verify(&self, token: &str, now: Timestamp, leeway_secs: i64) -> Result<AccessClaims, InvalidToken>;
+    fn verify(
+        &self,
+        token: &str,
+        now: Timestamp,
+        leeway_secs: i64,
+    ) -> Result<AccessClaims, InvalidToken>;
 }

@@ -25,7 +25,10 @@ pub struct ThrottlePolicy {
 
 impl Default for ThrottlePolicy {
     fn default() -> Self {
-        Self { max_failures: 5, window: Duration::from_secs(15 * 60) }
+        Self {
+            max_failures: 5,
+            window: Duration::from_secs(15 * 60),
+        }
     }
 }
 
@@ -38,7 +41,11 @@ pub trait LoginThrottle: Send + Sync + 'static {
     ///
     /// # Errors
     /// Storage failures.
-    async fn blocked_for(&self, key: &ThrottleKey, now: Timestamp) -> anyhow::Result<Option<Duration>>;
+    async fn blocked_for(
+        &self,
+        key: &ThrottleKey,
+        now: Timestamp,
+    ) -> anyhow::Result<Option<Duration>>;
 
     /// Counts one failed login at `now` (opening a new window when the last one closed).
     ///

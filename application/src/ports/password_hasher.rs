@@ -30,7 +30,11 @@ pub trait PasswordHasher: Send + Sync + 'static {
     ///
     /// # Errors
     /// The hasher failed to run.
-    async fn verify(&self, password: SecretString, hash: PasswordHash) -> anyhow::Result<PasswordCheck>;
+    async fn verify(
+        &self,
+        password: SecretString,
+        hash: PasswordHash,
+    ) -> anyhow::Result<PasswordCheck>;
 
     /// A valid hash of an unguessable password with the current parameters,
     /// checked for unknown users so that their login costs as much as a real one.

@@ -1,7 +1,9 @@
 //! Where sessions (token families) and their refresh tokens are kept.
 
 use async_trait::async_trait;
-use domain::{RefreshToken, RevokeReason, Session, SessionId, Timestamp, TokenHash, TokenPolicy, UserId};
+use domain::{
+    RefreshToken, RevokeReason, Session, SessionId, Timestamp, TokenHash, TokenPolicy, UserId,
+};
 
 /// The successor a rotation would mint.
 #[derive(Clone, PartialEq, Eq)]
@@ -16,7 +18,9 @@ pub struct SuccessorToken {
 
 impl std::fmt::Debug for SuccessorToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SuccessorToken").field("hash", &self.hash).finish_non_exhaustive()
+        f.debug_struct("SuccessorToken")
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
     }
 }
 
@@ -113,7 +117,12 @@ pub trait SessionStore: Send + Sync + 'static {
     ///
     /// # Errors
     /// Storage failures.
-    async fn revoke(&self, id: SessionId, reason: RevokeReason, now: Timestamp) -> anyhow::Result<bool>;
+    async fn revoke(
+        &self,
+        id: SessionId,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) -> anyhow::Result<bool>;
 
     /// Revokes every unrevoked session of a user; returns their ids.
     ///

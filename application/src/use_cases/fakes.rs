@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use domain::{
-    AccessClaims, Family, PasswordHash, RevokeReason, RotationDecision, Session, SessionId, Timestamp, TokenHash,
-    TokenPolicy, User, UserId, Username,
+    AccessClaims, Family, PasswordHash, RevokeReason, RotationDecision, Session, SessionId,
+    Timestamp, TokenHash, TokenPolicy, User, UserId, Username,
 };
 use secrecy::{ExposeSecret, SecretString};
 
@@ -32,7 +32,13 @@ impl UserRepository for Users {
         Ok(self.0.lock().unwrap().get(&username.canonical()).cloned())
     }
     async fn find_by_id(&self, id: UserId) -> anyhow::Result<Option<User>> {
-        Ok(self.0.lock().unwrap().values().find(|u| u.id == id).cloned())
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .values()
+            .find(|u| u.id == id)
+            .cloned())
     }
     async fn update_password_hash(&self, id: UserId, hash: &PasswordHash) -> anyhow::Result<()> {
         for u in self.0.lock().unwrap().values_mut().filter(|u| u.id == id) {
@@ -52,7 +58,10 @@ pub struct Sessions {
 #[async_trait]
 impl SessionStore for Sessions {
     async fn create(&self, session: &Session, first: &domain::RefreshToken) -> anyhow::Result<()> {
-        let family = Family { session: session.clone(), tokens: vec![first.clone()] };
+        let family = Family {
+            session: session.clone(),
+            tokens: vec![first.clone()],
+        };
         self.families.lock().unwrap().insert(session.id, family);
         Ok(())
     }
@@ -64,35 +73,57 @@ impl SessionStore for Sessions {
         policy: &TokenPolicy,
     ) -> anyhow::Result<RefreshOutcome> {
         let mut families = self.families.lock().unwrap();
-        let Some(family) = families.values_mut().find(|f| f.tokens.iter().any(|t| t.hash == *presented)) else {
+        let Some(family) = families
+            .values_mut()
+            .find(|f| f.tokens.iter().any(|t| t.hash == *presented))
+        else {
             return Ok(RefreshOutcome::Refused(RefreshRefusal::Unknown));
         };
         let decision = family.refresh(presented, now, policy, successor.hash);
         let session = family.session.clone();
         Ok(match decision {
             RotationDecision::Rotate { .. } => {
-                self.seals.lock().unwrap().insert(*presented, successor.seal);
-                let successor = family.current().cloned().expect("rotation leaves a current token");
+                self.seals
+                    .lock()
+                    .unwrap()
+                    .insert(*presented, successor.seal);
+                let successor = family
+                    .current()
+                    .cloned()
+                    .expect("rotation leaves a current token");
                 RefreshOutcome::Rotated { session, successor }
             }
             RotationDecision::GraceReplay => RefreshOutcome::GraceReplay {
                 session,
-                current: family.current().cloned().expect("grace implies a current token"),
+                current: family
+                    .current()
+                    .cloned()
+                    .expect("grace implies a current token"),
                 seal: self.seals.lock().unwrap()[presented],
             },
             RotationDecision::ReuseDetected => RefreshOutcome::ReuseDetected { session },
             RotationDecision::Expired => RefreshOutcome::Refused(RefreshRefusal::Expired),
-            RotationDecision::SessionExpired => RefreshOutcome::Refused(RefreshRefusal::SessionExpired),
+            RotationDecision::SessionExpired => {
+                RefreshOutcome::Refused(RefreshRefusal::SessionExpired)
+            }
             RotationDecision::Revoked => RefreshOutcome::Refused(RefreshRefusal::Revoked),
             RotationDecision::Unknown => RefreshOutcome::Refused(RefreshRefusal::Unknown),
         })
     }
     async fn find_by_token(&self, hash: &TokenHash) -> anyhow::Result<Option<Session>> {
         let families = self.families.lock().unwrap();
-        Ok(families.values().find(|f| f.tokens.iter().any(|t| t.hash == *hash)).map(|f| f.session.clone()))
+        Ok(families
+            .values()
+            .find(|f| f.tokens.iter().any(|t| t.hash == *hash))
+            .map(|f| f.session.clone()))
     }
     async fn find(&self, id: SessionId) -> anyhow::Result<Option<Session>> {
-        Ok(self.families.lock().unwrap().get(&id).map(|f| f.session.clone()))
+        Ok(self
+            .families
+            .lock()
+            .unwrap()
+            .get(&id)
+            .map(|f| f.session.clone()))
     }
     async fn list_live(&self, user: UserId, now: Timestamp) -> anyhow::Result<Vec<Session>> {
         let families = self.families.lock().unwrap();
@@ -101,10 +132,15 @@ impl SessionStore for Sessions {
             .filter(|f| f.session.user_id == user && f.live_tokens(now) == 1)
             .map(|f| f.session.clone())
             .collect();
-        live.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        live.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(live)
     }
-    async fn revoke(&self, id: SessionId, reason: RevokeReason, now: Timestamp) -> anyhow::Result<bool> {
+    async fn revoke(
+        &self,
+        id: SessionId,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) -> anyhow::Result<bool> {
         let mut families = self.families.lock().unwrap();
         Ok(families.get_mut(&id).is_some_and(|f| {
             let was_live = !f.session.is_revoked();
@@ -112,10 +148,18 @@ impl SessionStore for Sessions {
             was_live
         }))
     }
-    async fn revoke_all_for_user(&self, user: UserId, reason: RevokeReason, now: Timestamp) -> anyhow::Result<Vec<SessionId>> {
+    async fn revoke_all_for_user(
+        &self,
+        user: UserId,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) -> anyhow::Result<Vec<SessionId>> {
         let mut families = self.families.lock().unwrap();
         let mut ids = Vec::new();
-        for f in families.values_mut().filter(|f| f.session.user_id == user && !f.session.is_revoked()) {
+        for f in families
+            .values_mut()
+            .filter(|f| f.session.user_id == user && !f.session.is_revoked())
+        {
             f.session.revoke(now, reason);
             ids.push(f.session.id);
         }
@@ -123,13 +167,20 @@ impl SessionStore for Sessions {
     }
     async fn revoked_since(&self, since: Timestamp) -> anyhow::Result<Vec<SessionId>> {
         let families = self.families.lock().unwrap();
-        Ok(families.values().filter(|f| f.session.revoked_at.is_some_and(|at| at >= since)).map(|f| f.session.id).collect())
+        Ok(families
+            .values()
+            .filter(|f| f.session.revoked_at.is_some_and(|at| at >= since))
+            .map(|f| f.session.id)
+            .collect())
     }
     async fn prune(&self, ended_before: Timestamp, batch: u64) -> anyhow::Result<u64> {
         let mut families = self.families.lock().unwrap();
         let ended: Vec<SessionId> = families
             .values()
-            .filter(|f| f.session.revoked_at.is_some_and(|at| at < ended_before) || f.session.expires_at < ended_before)
+            .filter(|f| {
+                f.session.revoked_at.is_some_and(|at| at < ended_before)
+                    || f.session.expires_at < ended_before
+            })
             .map(|f| f.session.id)
             .take(batch as usize)
             .collect();
@@ -149,15 +200,24 @@ pub struct Hasher {
 #[async_trait]
 impl PasswordHasher for Hasher {
     async fn hash(&self, password: SecretString) -> anyhow::Result<PasswordHash> {
-        Ok(PasswordHash::new(format!("plain${}", password.expose_secret())))
+        Ok(PasswordHash::new(format!(
+            "plain${}",
+            password.expose_secret()
+        )))
     }
-    async fn verify(&self, password: SecretString, hash: PasswordHash) -> anyhow::Result<PasswordCheck> {
+    async fn verify(
+        &self,
+        password: SecretString,
+        hash: PasswordHash,
+    ) -> anyhow::Result<PasswordCheck> {
         self.verifications.fetch_add(1, Ordering::SeqCst);
         let (scheme, stored) = hash.as_str().split_once('$').unwrap_or(("", ""));
         Ok(if stored != password.expose_secret() {
             PasswordCheck::Mismatch
         } else {
-            PasswordCheck::Match { needs_rehash: scheme != "plain" }
+            PasswordCheck::Match {
+                needs_rehash: scheme != "plain",
+            }
         })
     }
     fn dummy_hash(&self) -> PasswordHash {
@@ -177,14 +237,28 @@ impl AccessTokenSigner for Tokens {
     async fn sign(&self, claims: &AccessClaims) -> anyhow::Result<String> {
         let n = self.signatures.fetch_add(1, Ordering::SeqCst);
         let token = format!("tok-{n}");
-        self.issued.lock().unwrap().insert(token.clone(), claims.clone());
+        self.issued
+            .lock()
+            .unwrap()
+            .insert(token.clone(), claims.clone());
         Ok(token)
     }
 }
 
 impl AccessTokenVerifier for Tokens {
-    fn verify(&self, token: &str, now: Timestamp, leeway_secs: i64) -> Result<AccessClaims, InvalidToken> {
-        let claims = self.issued.lock().unwrap().get(token).cloned().ok_or(InvalidToken::Signature)?;
+    fn verify(
+        &self,
+        token: &str,
+        now: Timestamp,
+        leeway_secs: i64,
+    ) -> Result<AccessClaims, InvalidToken> {
+        let claims = self
+            .issued
+            .lock()
+            .unwrap()
+            .get(token)
+            .cloned()
+            .ok_or(InvalidToken::Signature)?;
         if claims.exp <= now.unix_seconds() - leeway_secs {
             return Err(InvalidToken::Expired);
         }
@@ -247,7 +321,11 @@ pub struct Throttle {
 
 #[async_trait]
 impl LoginThrottle for Throttle {
-    async fn blocked_for(&self, key: &ThrottleKey, now: Timestamp) -> anyhow::Result<Option<Duration>> {
+    async fn blocked_for(
+        &self,
+        key: &ThrottleKey,
+        now: Timestamp,
+    ) -> anyhow::Result<Option<Duration>> {
         let windows = self.windows.lock().unwrap();
         Ok(windows.get(key).and_then(|(start, n)| {
             let end = start.plus(self.policy.window);
@@ -306,10 +384,21 @@ impl World {
             clock: clock.clone(),
             random: Arc::new(Random::default()),
             bus: bus.clone(),
-            throttle: Arc::new(Throttle { policy: ThrottlePolicy::default(), windows: Mutex::default() }),
+            throttle: Arc::new(Throttle {
+                policy: ThrottlePolicy::default(),
+                windows: Mutex::default(),
+            }),
             health: Arc::new(Health),
         };
-        Self { service: AuthService::new(ports, config), users, sessions, hasher, tokens, clock, bus }
+        Self {
+            service: AuthService::new(ports, config),
+            users,
+            sessions,
+            hasher,
+            tokens,
+            clock,
+            bus,
+        }
     }
 }
 

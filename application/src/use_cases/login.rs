@@ -48,7 +48,12 @@ impl AuthService {
     /// # Errors
     /// See [`LoginError`].
     #[tracing::instrument(skip(self, password, client), fields(client = client.ip.as_deref()))]
-    pub async fn login(&self, username: &str, password: SecretString, client: &ClientInfo) -> Result<LoginOutcome, LoginError> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: SecretString,
+        client: &ClientInfo,
+    ) -> Result<LoginOutcome, LoginError> {
         let key = ThrottleKey {
             username: username.to_ascii_lowercase(),
             client: client.ip.clone().unwrap_or_else(|| "unknown".into()),
@@ -62,7 +67,10 @@ impl AuthService {
             Ok(name) => self.ports.users.find_by_username(&name).await?,
             Err(_) => None,
         };
-        let hash = user.as_ref().map_or_else(|| self.ports.hasher.dummy_hash(), |u| u.password_hash.clone());
+        let hash = user.as_ref().map_or_else(
+            || self.ports.hasher.dummy_hash(),
+            |u| u.password_hash.clone(),
+        );
         let check = self.ports.hasher.verify(password.clone(), hash).await?;
         let (user, needs_rehash) = match (user, check) {
             (Some(user), PasswordCheck::Match { needs_rehash }) => (user, needs_rehash),
@@ -72,7 +80,11 @@ impl AuthService {
             }
         };
         self.ports.throttle.clear(&key).await?;
-        let user = if needs_rehash { self.upgrade_hash(user, password).await } else { user };
+        let user = if needs_rehash {
+            self.upgrade_hash(user, password).await
+        } else {
+            user
+        };
 
         let policy = &self.config.token_policy;
         let session = Session::start(
@@ -86,19 +98,34 @@ impl AuthService {
         let secret = RefreshSecret::generate(self.ports.random.as_ref());
         let family = Family::start(session, secret.hash(), policy);
         let Family { session, tokens } = family;
-        let first = tokens.into_iter().next().ok_or_else(|| anyhow::anyhow!("a new family has a token"))?;
+        let first = tokens
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("a new family has a token"))?;
         self.ports.sessions.create(&session, &first).await?;
         let access = self.issue_access(&user, session.id, now).await?;
-        let refresh = IssuedRefreshToken { max_age: first.max_age_seconds(now), expires_at: first.expires_at, secret };
+        let refresh = IssuedRefreshToken {
+            max_age: first.max_age_seconds(now),
+            expires_at: first.expires_at,
+            secret,
+        };
         tracing::info!(user = %user.id, session = %session.id, "login");
-        Ok(LoginOutcome { user, session, access, refresh })
+        Ok(LoginOutcome {
+            user,
+            session,
+            access,
+            refresh,
+        })
     }
 
     /// Rehashes with the current algorithm; a failure only costs the upgrade.
     async fn upgrade_hash(&self, mut user: User, password: SecretString) -> User {
         let upgraded = async {
             let hash = self.ports.hasher.hash(password).await?;
-            self.ports.users.update_password_hash(user.id, &hash).await?;
+            self.ports
+                .users
+                .update_password_hash(user.id, &hash)
+                .await?;
             anyhow::Ok(hash)
         };
         match upgraded.await {

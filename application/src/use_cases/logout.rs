@@ -34,14 +34,22 @@ impl AuthService {
         let now = self.ports.clock.now();
         let revoked = match scope {
             LogoutScope::ThisSession => {
-                if self.ports.sessions.revoke(session, RevokeReason::Logout, now).await? {
+                if self
+                    .ports
+                    .sessions
+                    .revoke(session, RevokeReason::Logout, now)
+                    .await?
+                {
                     vec![session]
                 } else {
                     Vec::new()
                 }
             }
             LogoutScope::AllSessions => {
-                self.ports.sessions.revoke_all_for_user(user, RevokeReason::Logout, now).await?
+                self.ports
+                    .sessions
+                    .revoke_all_for_user(user, RevokeReason::Logout, now)
+                    .await?
             }
         };
         tracing::info!(user = %user, sessions = revoked.len(), "logout");
@@ -49,16 +57,18 @@ impl AuthService {
         Ok(revoked)
     }
 
-    async fn identify(&self, refresh: Option<&str>, bearer: Option<&str>) -> anyhow::Result<Option<(UserId, SessionId)>> {
-        if let Some(secret) = refresh.and_then(RefreshSecret::parse) {
-            if let Some(session) = self.ports.sessions.find_by_token(&secret.hash()).await? {
-                return Ok(Some((session.user_id, session.id)));
-            }
+    async fn identify(
+        &self,
+        refresh: Option<&str>,
+        bearer: Option<&str>,
+    ) -> anyhow::Result<Option<(UserId, SessionId)>> {
+        if let Some(secret) = refresh.and_then(RefreshSecret::parse)
+            && let Some(session) = self.ports.sessions.find_by_token(&secret.hash()).await?
+        {
+            return Ok(Some((session.user_id, session.id)));
         }
-        if let Some(token) = bearer {
-            if let Ok(claims) = self.verify_access(token) {
-                return Ok(Some((claims.sub, claims.sid)));
-            }
+        if let Some(Ok(claims)) = bearer.map(|token| self.verify_access(token)) {
+            return Ok(Some((claims.sub, claims.sid)));
         }
         Ok(None)
     }

@@ -51,10 +51,15 @@ impl AuthService {
     /// See [`RefreshError`].
     #[tracing::instrument(skip_all)]
     pub async fn refresh(&self, presented: Option<&str>) -> Result<RefreshResult, RefreshError> {
-        let presented = presented.filter(|t| !t.is_empty()).ok_or(RefreshError::Missing)?;
+        let presented = presented
+            .filter(|t| !t.is_empty())
+            .ok_or(RefreshError::Missing)?;
         let presented = RefreshSecret::parse(presented).ok_or(RefreshError::Invalid)?;
         let successor = RefreshSecret::generate(self.ports.random.as_ref());
-        let sealed = SuccessorToken { hash: successor.hash(), seal: presented.seal_successor(&successor) };
+        let sealed = SuccessorToken {
+            hash: successor.hash(),
+            seal: presented.seal_successor(&successor),
+        };
         let now = self.ports.clock.now();
         let outcome = self
             .ports
@@ -63,11 +68,23 @@ impl AuthService {
             .await?;
 
         let (session, secret, token, grace_replay) = match outcome {
-            RefreshOutcome::Rotated { session, successor: token } => (session, successor, token, false),
-            RefreshOutcome::GraceReplay { session, current, seal } => {
-                let secret = presented.open_successor(&seal, &current.hash).ok_or_else(|| {
-                    anyhow::anyhow!("the grace seal of session {} does not open to its current token", session.id)
-                })?;
+            RefreshOutcome::Rotated {
+                session,
+                successor: token,
+            } => (session, successor, token, false),
+            RefreshOutcome::GraceReplay {
+                session,
+                current,
+                seal,
+            } => {
+                let secret = presented
+                    .open_successor(&seal, &current.hash)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "the grace seal of session {} does not open to its current token",
+                            session.id
+                        )
+                    })?;
                 (session, secret, current, true)
             }
             RefreshOutcome::ReuseDetected { session } => {
@@ -79,11 +96,28 @@ impl AuthService {
             RefreshOutcome::Refused(RefreshRefusal::Expired | RefreshRefusal::SessionExpired) => {
                 return Err(RefreshError::Expired);
             }
-            RefreshOutcome::Refused(RefreshRefusal::Revoked) => return Err(RefreshError::SessionRevoked),
+            RefreshOutcome::Refused(RefreshRefusal::Revoked) => {
+                return Err(RefreshError::SessionRevoked);
+            }
         };
-        let user = self.ports.users.find_by_id(session.user_id).await?.ok_or(RefreshError::Invalid)?;
+        let user = self
+            .ports
+            .users
+            .find_by_id(session.user_id)
+            .await?
+            .ok_or(RefreshError::Invalid)?;
         let access = self.issue_access(&user, session.id, now).await?;
-        let refresh = IssuedRefreshToken { max_age: token.max_age_seconds(now), expires_at: token.expires_at, secret };
-        Ok(RefreshResult { user, session, access, refresh, grace_replay })
+        let refresh = IssuedRefreshToken {
+            max_age: token.max_age_seconds(now),
+            expires_at: token.expires_at,
+            secret,
+        };
+        Ok(RefreshResult {
+            user,
+            session,
+            access,
+            refresh,
+            grace_replay,
+        })
     }
 }

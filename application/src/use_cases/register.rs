@@ -32,7 +32,11 @@ impl AuthService {
     /// # Errors
     /// See [`RegisterError`].
     #[tracing::instrument(skip(self, password))]
-    pub async fn register(&self, username: &str, password: SecretString) -> Result<User, RegisterError> {
+    pub async fn register(
+        &self,
+        username: &str,
+        password: SecretString,
+    ) -> Result<User, RegisterError> {
         self.create_user(username, password, true).await
     }
 
@@ -41,11 +45,20 @@ impl AuthService {
     /// # Errors
     /// See [`RegisterError`]; never `Closed`.
     #[tracing::instrument(skip(self, password))]
-    pub async fn add_user(&self, username: &str, password: SecretString) -> Result<User, RegisterError> {
+    pub async fn add_user(
+        &self,
+        username: &str,
+        password: SecretString,
+    ) -> Result<User, RegisterError> {
         self.create_user(username, password, false).await
     }
 
-    async fn create_user(&self, username: &str, password: SecretString, public: bool) -> Result<User, RegisterError> {
+    async fn create_user(
+        &self,
+        username: &str,
+        password: SecretString,
+        public: bool,
+    ) -> Result<User, RegisterError> {
         if public && !self.config.allow_registration {
             return Err(RegisterError::Closed);
         }

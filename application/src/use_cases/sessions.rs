@@ -35,7 +35,10 @@ impl AuthService {
         let sessions = self.ports.sessions.list_live(caller.sub, now).await?;
         Ok(sessions
             .into_iter()
-            .map(|session| SessionView { current: session.id == caller.sid, session })
+            .map(|session| SessionView {
+                current: session.id == caller.sid,
+                session,
+            })
             .collect())
     }
 
@@ -45,13 +48,22 @@ impl AuthService {
     /// [`RevokeSessionError::NotFound`] for unknown ids, other users' sessions
     /// and sessions that already ended.
     #[tracing::instrument(skip_all, fields(user = %caller.sub, session = %id))]
-    pub async fn revoke_session(&self, caller: &AccessClaims, id: SessionId) -> Result<(), RevokeSessionError> {
+    pub async fn revoke_session(
+        &self,
+        caller: &AccessClaims,
+        id: SessionId,
+    ) -> Result<(), RevokeSessionError> {
         let now = self.ports.clock.now();
         match self.ports.sessions.find(id).await? {
             Some(s) if s.user_id == caller.sub && s.is_live(now) => {}
             _ => return Err(RevokeSessionError::NotFound),
         }
-        if self.ports.sessions.revoke(id, RevokeReason::UserRevoked, now).await? {
+        if self
+            .ports
+            .sessions
+            .revoke(id, RevokeReason::UserRevoked, now)
+            .await?
+        {
             self.announce_revoked(&[id]).await;
         }
         Ok(())

@@ -11,37 +11,76 @@ use crate::ports::{InvalidToken, UserRepository};
 use crate::{AuthConfig, ClientInfo};
 
 fn client() -> ClientInfo {
-    ClientInfo { ip: Some("203.0.113.7".into()), user_agent: Some("test-agent".into()) }
+    ClientInfo {
+        ip: Some("203.0.113.7".into()),
+        user_agent: Some("test-agent".into()),
+    }
 }
 
 async fn world_with_alice() -> World {
     let w = World::new(AuthConfig::default());
-    w.service.register("Alice", secret("correct horse")).await.expect("register");
+    w.service
+        .register("Alice", secret("correct horse"))
+        .await
+        .expect("register");
     w
 }
 
 async fn login(w: &World) -> LoginOutcome {
-    w.service.login("alice", secret("correct horse"), &client()).await.expect("login")
+    w.service
+        .login("alice", secret("correct horse"), &client())
+        .await
+        .expect("login")
 }
 
 #[tokio::test]
 async fn register_parses_and_refuses_by_policy() {
     let w = world_with_alice().await;
-    assert!(matches!(w.service.register("ALICE", secret("another one")).await, Err(RegisterError::UsernameTaken)));
-    assert!(matches!(w.service.register("a b", secret("long enough")).await, Err(RegisterError::InvalidUsername(_))));
-    assert!(matches!(w.service.register("bob", secret("short")).await, Err(RegisterError::WeakPassword(_))));
+    assert!(matches!(
+        w.service.register("ALICE", secret("another one")).await,
+        Err(RegisterError::UsernameTaken)
+    ));
+    assert!(matches!(
+        w.service.register("a b", secret("long enough")).await,
+        Err(RegisterError::InvalidUsername(_))
+    ));
+    assert!(matches!(
+        w.service.register("bob", secret("short")).await,
+        Err(RegisterError::WeakPassword(_))
+    ));
     let long = "p".repeat(1025);
-    assert!(matches!(w.service.register("bob", secret(&long)).await, Err(RegisterError::WeakPassword(_))));
-    let user = w.service.register("bob", secret(&"p".repeat(1024))).await.expect("1024 chars is fine");
+    assert!(matches!(
+        w.service.register("bob", secret(&long)).await,
+        Err(RegisterError::WeakPassword(_))
+    ));
+    let user = w
+        .service
+        .register("bob", secret(&"p".repeat(1024)))
+        .await
+        .expect("1024 chars is fine");
     assert_eq!(user.username.as_str(), "bob");
-    assert!(w.hasher.verifications.load(std::sync::atomic::Ordering::SeqCst) == 0);
+    assert!(
+        w.hasher
+            .verifications
+            .load(std::sync::atomic::Ordering::SeqCst)
+            == 0
+    );
 }
 
 #[tokio::test]
 async fn closed_registration_still_allows_the_admin_command() {
-    let w = World::new(AuthConfig { allow_registration: false, ..AuthConfig::default() });
-    assert!(matches!(w.service.register("carol", secret("long enough")).await, Err(RegisterError::Closed)));
-    w.service.add_user("carol", secret("long enough")).await.expect("admin add");
+    let w = World::new(AuthConfig {
+        allow_registration: false,
+        ..AuthConfig::default()
+    });
+    assert!(matches!(
+        w.service.register("carol", secret("long enough")).await,
+        Err(RegisterError::Closed)
+    ));
+    w.service
+        .add_user("carol", secret("long enough"))
+        .await
+        .expect("admin add");
 }
 
 #[tokio::test]
@@ -66,12 +105,29 @@ async fn login_issues_claims_and_a_cookie_lifetime() {
 async fn unknown_users_cost_a_verification_too() {
     let w = world_with_alice().await;
     for name in ["nobody", "x", "bad name!"] {
-        let before = w.hasher.verifications.load(std::sync::atomic::Ordering::SeqCst);
-        let err = w.service.login(name, secret("correct horse"), &client()).await.unwrap_err();
+        let before = w
+            .hasher
+            .verifications
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let err = w
+            .service
+            .login(name, secret("correct horse"), &client())
+            .await
+            .unwrap_err();
         assert!(matches!(err, LoginError::InvalidCredentials), "{name}");
-        assert_eq!(w.hasher.verifications.load(std::sync::atomic::Ordering::SeqCst), before + 1, "{name}");
+        assert_eq!(
+            w.hasher
+                .verifications
+                .load(std::sync::atomic::Ordering::SeqCst),
+            before + 1,
+            "{name}"
+        );
     }
-    let err = w.service.login("alice", secret("wrong password"), &client()).await.unwrap_err();
+    let err = w
+        .service
+        .login("alice", secret("wrong password"), &client())
+        .await
+        .unwrap_err();
     assert!(matches!(err, LoginError::InvalidCredentials));
 }
 
@@ -79,15 +135,31 @@ async fn unknown_users_cost_a_verification_too() {
 async fn throttle_blocks_even_the_right_password_until_the_window_passes() {
     let w = world_with_alice().await;
     for _ in 0..5 {
-        let err = w.service.login("alice", secret("wrong password"), &client()).await.unwrap_err();
+        let err = w
+            .service
+            .login("alice", secret("wrong password"), &client())
+            .await
+            .unwrap_err();
         assert!(matches!(err, LoginError::InvalidCredentials));
     }
-    let err = w.service.login("ALICE", secret("correct horse"), &client()).await.unwrap_err();
-    let LoginError::RateLimited { retry_after } = err else { panic!("expected rate limiting, got {err:?}") };
+    let err = w
+        .service
+        .login("ALICE", secret("correct horse"), &client())
+        .await
+        .unwrap_err();
+    let LoginError::RateLimited { retry_after } = err else {
+        panic!("expected rate limiting, got {err:?}")
+    };
     assert!(retry_after <= Duration::from_secs(900) && retry_after > Duration::from_secs(890));
     // Another client address is not affected.
-    let other = ClientInfo { ip: Some("198.51.100.1".into()), user_agent: None };
-    w.service.login("alice", secret("correct horse"), &other).await.expect("other client");
+    let other = ClientInfo {
+        ip: Some("198.51.100.1".into()),
+        user_agent: None,
+    };
+    w.service
+        .login("alice", secret("correct horse"), &other)
+        .await
+        .expect("other client");
     w.clock.advance(Duration::from_secs(901));
     login(&w).await;
 }
@@ -102,7 +174,11 @@ async fn imported_hashes_are_upgraded_after_login() {
         created_at: w.service.now(),
     };
     w.users.insert(&user).await.unwrap();
-    let out = w.service.login("legacy", secret("password123"), &client()).await.expect("login");
+    let out = w
+        .service
+        .login("legacy", secret("password123"), &client())
+        .await
+        .expect("login");
     assert_eq!(out.user.password_hash.as_str(), "plain$password123");
     let stored = w.users.find_by_id(user.id).await.unwrap().unwrap();
     assert_eq!(stored.password_hash.as_str(), "plain$password123");
@@ -113,38 +189,78 @@ async fn refresh_rotates_and_the_old_token_is_then_the_grace_parent() {
     let w = world_with_alice().await;
     let first = login(&w).await;
     w.clock.advance(Duration::from_secs(60));
-    let second = w.service.refresh(Some(first.refresh.secret.expose())).await.expect("rotates");
+    let second = w
+        .service
+        .refresh(Some(first.refresh.secret.expose()))
+        .await
+        .expect("rotates");
     assert!(!second.grace_replay);
-    assert_ne!(second.refresh.secret.expose(), first.refresh.secret.expose());
+    assert_ne!(
+        second.refresh.secret.expose(),
+        first.refresh.secret.expose()
+    );
     assert_eq!(second.session.id, first.session.id);
-    let signed_before = w.tokens.signatures.load(std::sync::atomic::Ordering::SeqCst);
+    let signed_before = w
+        .tokens
+        .signatures
+        .load(std::sync::atomic::Ordering::SeqCst);
 
     // A parallel tab presents the parent 5 s later: same current token, fresh access token.
     w.clock.advance(Duration::from_secs(5));
-    let replay = w.service.refresh(Some(first.refresh.secret.expose())).await.expect("grace");
+    let replay = w
+        .service
+        .refresh(Some(first.refresh.secret.expose()))
+        .await
+        .expect("grace");
     assert!(replay.grace_replay);
-    assert_eq!(replay.refresh.secret.expose(), second.refresh.secret.expose());
+    assert_eq!(
+        replay.refresh.secret.expose(),
+        second.refresh.secret.expose()
+    );
     assert_eq!(replay.refresh.expires_at, second.refresh.expires_at);
-    assert_eq!(w.tokens.signatures.load(std::sync::atomic::Ordering::SeqCst), signed_before + 1);
+    assert_eq!(
+        w.tokens
+            .signatures
+            .load(std::sync::atomic::Ordering::SeqCst),
+        signed_before + 1
+    );
     let family = w.sessions.families.lock().unwrap()[&first.session.id].clone();
     assert_eq!(family.tokens.len(), 2, "the grace mints nothing");
 
     // The successor keeps working.
-    w.service.refresh(Some(second.refresh.secret.expose())).await.expect("rotates again");
+    w.service
+        .refresh(Some(second.refresh.secret.expose()))
+        .await
+        .expect("rotates again");
 }
 
 #[tokio::test]
 async fn replay_after_the_grace_revokes_the_family_everywhere() {
     let w = world_with_alice().await;
     let first = login(&w).await;
-    let second = w.service.refresh(Some(first.refresh.secret.expose())).await.unwrap();
+    let second = w
+        .service
+        .refresh(Some(first.refresh.secret.expose()))
+        .await
+        .unwrap();
     w.clock.advance(Duration::from_secs(10));
-    let err = w.service.refresh(Some(first.refresh.secret.expose())).await.unwrap_err();
+    let err = w
+        .service
+        .refresh(Some(first.refresh.secret.expose()))
+        .await
+        .unwrap_err();
     assert!(matches!(err, RefreshError::Reused));
     assert_eq!(*w.bus.published.lock().unwrap(), vec![first.session.id]);
     // Its access tokens stop working, and so does the current refresh token.
-    assert_eq!(w.service.verify_access(&second.access.token).unwrap_err(), InvalidToken::Revoked);
-    let err = w.service.refresh(Some(second.refresh.secret.expose())).await.unwrap_err();
+    assert_eq!(
+        w.service.verify_access(&second.access.token).unwrap_err(),
+        InvalidToken::Revoked
+    );
+    let err = w
+        .service
+        .refresh(Some(second.refresh.secret.expose()))
+        .await
+        .unwrap_err();
     assert!(matches!(err, RefreshError::SessionRevoked));
 }
 
@@ -152,7 +268,13 @@ async fn replay_after_the_grace_revokes_the_family_everywhere() {
 async fn a_grandparent_is_reuse_inside_the_grace() {
     let w = world_with_alice().await;
     let t0 = login(&w).await.refresh.secret;
-    let t1 = w.service.refresh(Some(t0.expose())).await.unwrap().refresh.secret;
+    let t1 = w
+        .service
+        .refresh(Some(t0.expose()))
+        .await
+        .unwrap()
+        .refresh
+        .secret;
     w.service.refresh(Some(t1.expose())).await.unwrap();
     let err = w.service.refresh(Some(t0.expose())).await.unwrap_err();
     assert!(matches!(err, RefreshError::Reused));
@@ -161,11 +283,23 @@ async fn a_grandparent_is_reuse_inside_the_grace() {
 #[tokio::test]
 async fn missing_and_invalid_tokens() {
     let w = world_with_alice().await;
-    assert!(matches!(w.service.refresh(None).await, Err(RefreshError::Missing)));
-    assert!(matches!(w.service.refresh(Some("")).await, Err(RefreshError::Missing)));
-    assert!(matches!(w.service.refresh(Some("junk")).await, Err(RefreshError::Invalid)));
+    assert!(matches!(
+        w.service.refresh(None).await,
+        Err(RefreshError::Missing)
+    ));
+    assert!(matches!(
+        w.service.refresh(Some("")).await,
+        Err(RefreshError::Missing)
+    ));
+    assert!(matches!(
+        w.service.refresh(Some("junk")).await,
+        Err(RefreshError::Invalid)
+    ));
     let unknown = "A".repeat(42) + "A";
-    assert!(matches!(w.service.refresh(Some(&unknown)).await, Err(RefreshError::Invalid)));
+    assert!(matches!(
+        w.service.refresh(Some(&unknown)).await,
+        Err(RefreshError::Invalid)
+    ));
 }
 
 #[tokio::test]
@@ -174,24 +308,37 @@ async fn idle_timeout_and_absolute_lifetime() {
     config.token_policy.refresh_ttl = Duration::from_secs(100);
     config.token_policy.session_max_age = Duration::from_secs(250);
     let w = World::new(config);
-    w.service.register("alice", secret("correct horse")).await.unwrap();
+    w.service
+        .register("alice", secret("correct horse"))
+        .await
+        .unwrap();
 
     let idle = login(&w).await;
     w.clock.advance(Duration::from_secs(100));
-    assert!(matches!(w.service.refresh(Some(idle.refresh.secret.expose())).await, Err(RefreshError::Expired)));
+    assert!(matches!(
+        w.service.refresh(Some(idle.refresh.secret.expose())).await,
+        Err(RefreshError::Expired)
+    ));
 
     let mut token = login(&w).await.refresh.secret;
     let mut max_ages = Vec::new();
     for _ in 0..3 {
         w.clock.advance(Duration::from_secs(80));
-        let r = w.service.refresh(Some(token.expose())).await.expect("within both limits");
+        let r = w
+            .service
+            .refresh(Some(token.expose()))
+            .await
+            .expect("within both limits");
         max_ages.push(r.refresh.max_age);
         token = r.refresh.secret;
     }
     // Cookie lifetimes: 100, then cut to what is left of the 250 s session.
     assert_eq!(max_ages, vec![100, 90, 10]);
     w.clock.advance(Duration::from_secs(10));
-    assert!(matches!(w.service.refresh(Some(token.expose())).await, Err(RefreshError::Expired)));
+    assert!(matches!(
+        w.service.refresh(Some(token.expose())).await,
+        Err(RefreshError::Expired)
+    ));
 }
 
 #[tokio::test]
@@ -201,45 +348,98 @@ async fn logout_revokes_all_families_or_just_this_one() {
     let b = login(&w).await;
     let c = login(&w).await;
 
-    let revoked = w.service.logout(Some(a.refresh.secret.expose()), None, LogoutScope::ThisSession).await.unwrap();
+    let revoked = w
+        .service
+        .logout(
+            Some(a.refresh.secret.expose()),
+            None,
+            LogoutScope::ThisSession,
+        )
+        .await
+        .unwrap();
     assert_eq!(revoked, vec![a.session.id]);
-    assert_eq!(w.service.verify_access(&a.access.token).unwrap_err(), InvalidToken::Revoked);
-    w.service.verify_access(&b.access.token).expect("other sessions live on");
+    assert_eq!(
+        w.service.verify_access(&a.access.token).unwrap_err(),
+        InvalidToken::Revoked
+    );
+    w.service
+        .verify_access(&b.access.token)
+        .expect("other sessions live on");
 
-    let mut revoked = w.service.logout(None, Some(&b.access.token), LogoutScope::AllSessions).await.unwrap();
+    let mut revoked = w
+        .service
+        .logout(None, Some(&b.access.token), LogoutScope::AllSessions)
+        .await
+        .unwrap();
     revoked.sort();
     let mut expected = vec![b.session.id, c.session.id];
     expected.sort();
     assert_eq!(revoked, expected);
     assert!(w.service.verify_access(&c.access.token).is_err());
-    assert!(matches!(w.service.refresh(Some(c.refresh.secret.expose())).await, Err(RefreshError::SessionRevoked)));
+    assert!(matches!(
+        w.service.refresh(Some(c.refresh.secret.expose())).await,
+        Err(RefreshError::SessionRevoked)
+    ));
 
-    assert!(w.service.logout(None, None, LogoutScope::AllSessions).await.unwrap().is_empty());
-    assert!(w.service.logout(Some("junk"), Some("junk"), LogoutScope::AllSessions).await.unwrap().is_empty());
+    assert!(
+        w.service
+            .logout(None, None, LogoutScope::AllSessions)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        w.service
+            .logout(Some("junk"), Some("junk"), LogoutScope::AllSessions)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]
 async fn sessions_are_listed_and_revoked_by_their_owner_only() {
     let w = world_with_alice().await;
-    w.service.register("mallory", secret("correct horse")).await.unwrap();
+    w.service
+        .register("mallory", secret("correct horse"))
+        .await
+        .unwrap();
     let a = login(&w).await;
     w.clock.advance(Duration::from_secs(1));
     let b = login(&w).await;
-    let m = w.service.login("mallory", secret("correct horse"), &client()).await.unwrap();
+    let m = w
+        .service
+        .login("mallory", secret("correct horse"), &client())
+        .await
+        .unwrap();
     let caller = w.service.verify_access(&b.access.token).unwrap();
 
     let list = w.service.list_sessions(&caller).await.unwrap();
     let ids: Vec<(SessionId, bool)> = list.iter().map(|v| (v.session.id, v.current)).collect();
     assert_eq!(ids, vec![(b.session.id, true), (a.session.id, false)]);
 
-    let err = w.service.revoke_session(&caller, m.session.id).await.unwrap_err();
+    let err = w
+        .service
+        .revoke_session(&caller, m.session.id)
+        .await
+        .unwrap_err();
     assert!(matches!(err, RevokeSessionError::NotFound));
-    let err = w.service.revoke_session(&caller, SessionId::from_uuid(Uuid::from_u128(99))).await.unwrap_err();
+    let err = w
+        .service
+        .revoke_session(&caller, SessionId::from_uuid(Uuid::from_u128(99)))
+        .await
+        .unwrap_err();
     assert!(matches!(err, RevokeSessionError::NotFound));
 
-    w.service.revoke_session(&caller, a.session.id).await.expect("own session");
+    w.service
+        .revoke_session(&caller, a.session.id)
+        .await
+        .expect("own session");
     assert!(w.bus.published.lock().unwrap().contains(&a.session.id));
-    assert!(matches!(w.service.revoke_session(&caller, a.session.id).await, Err(RevokeSessionError::NotFound)));
+    assert!(matches!(
+        w.service.revoke_session(&caller, a.session.id).await,
+        Err(RevokeSessionError::NotFound)
+    ));
     assert_eq!(w.service.list_sessions(&caller).await.unwrap().len(), 1);
 }
 
@@ -250,16 +450,32 @@ async fn revocations_heard_on_the_bus_and_at_start_are_enforced() {
     // Another process revoked it: only the bus tells us.
     use crate::ports::RevocationBus;
     w.bus.publish(&[a.session.id]).await.unwrap();
-    assert_eq!(w.service.verify_access(&a.access.token).unwrap_err(), InvalidToken::Revoked);
+    assert_eq!(
+        w.service.verify_access(&a.access.token).unwrap_err(),
+        InvalidToken::Revoked
+    );
 
     // A new process warms its cache from storage.
     let b = login(&w).await;
-    w.service.logout(Some(b.refresh.secret.expose()), None, LogoutScope::ThisSession).await.unwrap();
+    w.service
+        .logout(
+            Some(b.refresh.secret.expose()),
+            None,
+            LogoutScope::ThisSession,
+        )
+        .await
+        .unwrap();
     let fresh = crate::AuthService::new(w.service.ports.clone(), AuthConfig::default());
-    assert!(fresh.verify_access(&b.access.token).is_ok(), "it started after the announcement");
+    assert!(
+        fresh.verify_access(&b.access.token).is_ok(),
+        "it started after the announcement"
+    );
     assert!(fresh.warm_revocations().await.unwrap() >= 1);
     assert!(fresh.is_session_revoked(&b.session.id));
-    assert_eq!(fresh.verify_access(&b.access.token).unwrap_err(), InvalidToken::Revoked);
+    assert_eq!(
+        fresh.verify_access(&b.access.token).unwrap_err(),
+        InvalidToken::Revoked
+    );
 }
 
 #[tokio::test]
@@ -267,9 +483,34 @@ async fn prune_removes_only_long_ended_sessions() {
     let w = world_with_alice().await;
     let a = login(&w).await;
     let b = login(&w).await;
-    w.service.logout(Some(a.refresh.secret.expose()), None, LogoutScope::ThisSession).await.unwrap();
-    assert_eq!(w.service.prune(Duration::from_secs(3600), 100).await.unwrap(), 0);
+    w.service
+        .logout(
+            Some(a.refresh.secret.expose()),
+            None,
+            LogoutScope::ThisSession,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        w.service
+            .prune(Duration::from_secs(3600), 100)
+            .await
+            .unwrap(),
+        0
+    );
     w.clock.advance(Duration::from_secs(3601));
-    assert_eq!(w.service.prune(Duration::from_secs(3600), 100).await.unwrap(), 1);
-    assert!(w.sessions.families.lock().unwrap().contains_key(&b.session.id));
+    assert_eq!(
+        w.service
+            .prune(Duration::from_secs(3600), 100)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        w.sessions
+            .families
+            .lock()
+            .unwrap()
+            .contains_key(&b.session.id)
+    );
 }

@@ -21,8 +21,15 @@ impl AuthService {
     ///
     /// # Errors
     /// [`InvalidToken`] naming the failed check.
-    pub fn verify_access_with_leeway(&self, token: &str, leeway_secs: i64) -> Result<AccessClaims, InvalidToken> {
-        let claims = self.ports.verifier.verify(token, self.ports.clock.now(), leeway_secs)?;
+    pub fn verify_access_with_leeway(
+        &self,
+        token: &str,
+        leeway_secs: i64,
+    ) -> Result<AccessClaims, InvalidToken> {
+        let claims = self
+            .ports
+            .verifier
+            .verify(token, self.ports.clock.now(), leeway_secs)?;
         if self.revoked.contains(&claims.sid) {
             return Err(InvalidToken::Revoked);
         }
