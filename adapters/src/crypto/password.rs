@@ -1,0 +1,1 @@
+//! Password hashing (placeholder while the hasher is written).
