@@ -1,0 +1,110 @@
+//! The login throttle on SeaORM: counters shared by every process that uses the database.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use application::ports::{LoginThrottle, ThrottleKey, ThrottlePolicy};
+use async_trait::async_trait;
+use domain::Timestamp;
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+
+use super::Database;
+use super::entities::login_failure;
+
+/// [`LoginThrottle`] on PostgreSQL or SQLite: fixed windows per (username, client).
+#[derive(Debug, Clone)]
+pub struct SeaLoginThrottle {
+    db: Database,
+    policy: ThrottlePolicy,
+}
+
+impl SeaLoginThrottle {
+    /// Counters stored in `db`, judged by `policy`.
+    pub fn new(db: Database, policy: ThrottlePolicy) -> Self {
+        Self { db, policy }
+    }
+
+    fn window_ms(&self) -> i64 {
+        i64::try_from(self.policy.window.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Deletes the counters whose window closed before `now`; returns how many.
+    ///
+    /// # Errors
+    /// Storage failures.
+    #[tracing::instrument(skip(self))]
+    pub async fn prune(&self, now: Timestamp) -> anyhow::Result<u64> {
+        let res = login_failure::Entity::delete_many()
+            .filter(
+                login_failure::Column::WindowStart
+                    .lte(now.unix_millis().saturating_sub(self.window_ms())),
+            )
+            .exec(self.db.connection())
+            .await
+            .context("pruning login failures")?;
+        Ok(res.rows_affected)
+    }
+}
+
+#[async_trait]
+impl LoginThrottle for SeaLoginThrottle {
+    #[tracing::instrument(skip_all)]
+    async fn blocked_for(
+        &self,
+        key: &ThrottleKey,
+        now: Timestamp,
+    ) -> anyhow::Result<Option<Duration>> {
+        let row = login_failure::Entity::find_by_id((key.username.clone(), key.client.clone()))
+            .one(self.db.connection())
+            .await
+            .context("reading login failures")?;
+        let Some(row) = row else { return Ok(None) };
+        let closes = Timestamp::from_unix_millis(row.window_start.saturating_add(self.window_ms()));
+        let full = u32::try_from(row.failures).unwrap_or(0) >= self.policy.max_failures;
+        Ok((full && now < closes).then(|| closes.since(now)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn record_failure(&self, key: &ThrottleKey, now: Timestamp) -> anyhow::Result<()> {
+        let now_ms = now.unix_millis();
+        // One atomic upsert, so concurrent failures from several processes all count.
+        let closed = Expr::col((login_failure::Entity, login_failure::Column::WindowStart))
+            .lte(now_ms.saturating_sub(self.window_ms()));
+        let failures = Expr::case(closed.clone(), 1)
+            .finally(Expr::col((login_failure::Entity, login_failure::Column::Failures)).add(1));
+        let window_start = Expr::case(closed, now_ms).finally(Expr::col((
+            login_failure::Entity,
+            login_failure::Column::WindowStart,
+        )));
+        let row = login_failure::ActiveModel {
+            username: Set(key.username.clone()),
+            client: Set(key.client.clone()),
+            window_start: Set(now_ms),
+            failures: Set(1),
+        };
+        login_failure::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([
+                    login_failure::Column::Username,
+                    login_failure::Column::Client,
+                ])
+                .value(login_failure::Column::Failures, failures)
+                .value(login_failure::Column::WindowStart, window_start)
+                .to_owned(),
+            )
+            .exec_without_returning(self.db.connection())
+            .await
+            .context("counting a login failure")?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn clear(&self, key: &ThrottleKey) -> anyhow::Result<()> {
+        login_failure::Entity::delete_by_id((key.username.clone(), key.client.clone()))
+            .exec(self.db.connection())
+            .await
+            .context("clearing login failures")?;
+        Ok(())
+    }
+}

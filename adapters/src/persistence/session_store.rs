@@ -1,0 +1,445 @@
+//! Sessions and refresh tokens on SeaORM, with atomic rotation.
+
+use anyhow::Context;
+use application::ports::{RefreshOutcome, RefreshRefusal, SessionStore, SuccessorToken};
+use async_trait::async_trait;
+use domain::{
+    FamilyState, RefreshToken, RevokeReason, RotationDecision, Session, SessionId, Timestamp,
+    TokenHash, TokenPolicy, UserId, decide_refresh,
+};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use uuid::Uuid;
+
+use super::Database;
+use super::entities::{refresh_token, session};
+
+/// [`SessionStore`] on PostgreSQL or SQLite.
+///
+/// [`SessionStore::refresh`] runs in one transaction that first locks the
+/// family's session row (`SELECT ... FOR UPDATE` on PostgreSQL; on SQLite the
+/// transaction holds the database's write lock from its start), so every
+/// refresh of one family is serialised: it re-reads the presented and the
+/// current token under the lock, decides with [`decide_refresh`] and applies
+/// the decision before the next one looks.
+#[derive(Debug, Clone)]
+pub struct SeaSessionStore {
+    db: Database,
+}
+
+impl SeaSessionStore {
+    /// Sessions stored in `db`.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl SessionStore for SeaSessionStore {
+    #[tracing::instrument(skip_all, fields(session = %s.id))]
+    async fn create(&self, s: &Session, first: &RefreshToken) -> anyhow::Result<()> {
+        let tx = self
+            .db
+            .begin_write()
+            .await
+            .context("starting a transaction")?;
+        session::Entity::insert(session_row(s))
+            .exec_without_returning(tx.txn())
+            .await
+            .context("inserting a session")?;
+        refresh_token::Entity::insert(token_row(first, None))
+            .exec_without_returning(tx.txn())
+            .await
+            .context("inserting a refresh token")?;
+        tx.commit().await.context("committing a new session")
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn refresh(
+        &self,
+        presented: &TokenHash,
+        successor: &SuccessorToken,
+        now: Timestamp,
+        policy: &TokenPolicy,
+    ) -> anyhow::Result<RefreshOutcome> {
+        let key = presented.as_bytes().to_vec();
+        let tx = self
+            .db
+            .begin_write()
+            .await
+            .context("starting the refresh transaction")?;
+        let Some(found) = refresh_token::Entity::find_by_id(key.clone())
+            .one(tx.txn())
+            .await
+            .context("finding the token")?
+        else {
+            return Ok(RefreshOutcome::Refused(RefreshRefusal::Unknown));
+        };
+        // The lock that serialises every refresh of this family.
+        let session_row = session::Entity::find_by_id(found.session_id)
+            .lock_exclusive()
+            .one(tx.txn())
+            .await
+            .context("locking the session")?
+            .context("a refresh token without its session")?;
+        // Re-read under the lock: another refresh may have rotated it meanwhile.
+        let presented_row = refresh_token::Entity::find_by_id(key.clone())
+            .one(tx.txn())
+            .await
+            .context("re-reading the token")?
+            .context("the token vanished under the lock")?;
+        let current_row = refresh_token::Entity::find()
+            .filter(refresh_token::Column::SessionId.eq(session_row.id))
+            .filter(refresh_token::Column::RotatedAt.is_null())
+            .order_by_desc(refresh_token::Column::IssuedAt)
+            .one(tx.txn())
+            .await
+            .context("reading the current token")?;
+
+        let mut family = session_from_row(session_row)?;
+        let presented_token = token_from_row(&presented_row)?;
+        let current = current_row.as_ref().map(token_from_row).transpose()?;
+        let state = FamilyState {
+            session: &family,
+            presented: &presented_token,
+            current: current.as_ref(),
+        };
+        let decision = decide_refresh(Some(state), now, policy);
+
+        // Apply exactly what `domain::Family::refresh` does.
+        let outcome = match decision {
+            RotationDecision::Rotate {
+                successor_expires_at,
+            } => {
+                let rotated = refresh_token::Entity::update_many()
+                    .col_expr(
+                        refresh_token::Column::RotatedAt,
+                        Expr::value(now.unix_millis()),
+                    )
+                    .col_expr(
+                        refresh_token::Column::SuccessorSeal,
+                        Expr::value(successor.seal.to_vec()),
+                    )
+                    .filter(refresh_token::Column::Hash.eq(key))
+                    .filter(refresh_token::Column::RotatedAt.is_null())
+                    .exec(tx.txn())
+                    .await
+                    .context("marking the token rotated")?;
+                // Cannot happen under the lock; refuse to mint a second successor if it does.
+                anyhow::ensure!(
+                    rotated.rows_affected == 1,
+                    "the presented token was rotated concurrently"
+                );
+                let minted = RefreshToken::mint(
+                    successor.hash,
+                    family.id,
+                    Some(*presented),
+                    now,
+                    successor_expires_at,
+                );
+                refresh_token::Entity::insert(token_row(&minted, None))
+                    .exec_without_returning(tx.txn())
+                    .await
+                    .context("inserting the successor")?;
+                session::Entity::update_many()
+                    .col_expr(session::Column::LastUsedAt, Expr::value(now.unix_millis()))
+                    .filter(session::Column::Id.eq(*family.id.as_uuid()))
+                    .exec(tx.txn())
+                    .await
+                    .context("touching the session")?;
+                family.last_used_at = now;
+                RefreshOutcome::Rotated {
+                    session: family,
+                    successor: minted,
+                }
+            }
+            RotationDecision::GraceReplay => {
+                let current = current.context("a grace replay without a current token")?;
+                let seal = presented_row
+                    .successor_seal
+                    .as_deref()
+                    .and_then(|s| <[u8; 32]>::try_from(s).ok())
+                    .context("a rotated token without its successor seal")?;
+                RefreshOutcome::GraceReplay {
+                    session: family,
+                    current,
+                    seal,
+                }
+            }
+            RotationDecision::ReuseDetected => {
+                revoke_rows(
+                    tx.txn(),
+                    Some(family.id),
+                    None,
+                    RevokeReason::ReuseDetected,
+                    now,
+                )
+                .await?;
+                family.revoke(now, RevokeReason::ReuseDetected);
+                RefreshOutcome::ReuseDetected { session: family }
+            }
+            RotationDecision::Expired => RefreshOutcome::Refused(RefreshRefusal::Expired),
+            RotationDecision::SessionExpired => {
+                RefreshOutcome::Refused(RefreshRefusal::SessionExpired)
+            }
+            RotationDecision::Revoked => RefreshOutcome::Refused(RefreshRefusal::Revoked),
+            RotationDecision::Unknown => RefreshOutcome::Refused(RefreshRefusal::Unknown),
+        };
+        tx.commit().await.context("committing the refresh")?;
+        Ok(outcome)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_by_token(&self, hash: &TokenHash) -> anyhow::Result<Option<Session>> {
+        let Some(token) = refresh_token::Entity::find_by_id(hash.as_bytes().to_vec())
+            .one(self.db.connection())
+            .await
+            .context("finding a token")?
+        else {
+            return Ok(None);
+        };
+        self.find(SessionId::from_uuid(token.session_id)).await
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn find(&self, id: SessionId) -> anyhow::Result<Option<Session>> {
+        session::Entity::find_by_id(*id.as_uuid())
+            .one(self.db.connection())
+            .await
+            .context("finding a session")?
+            .map(session_from_row)
+            .transpose()
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn list_live(&self, user: UserId, now: Timestamp) -> anyhow::Result<Vec<Session>> {
+        let now_ms = now.unix_millis();
+        let has_live_token = Query::select()
+            .expr(Expr::val(1))
+            .from(refresh_token::Entity)
+            .and_where(
+                Expr::col((refresh_token::Entity, refresh_token::Column::SessionId))
+                    .equals((session::Entity, session::Column::Id)),
+            )
+            .and_where(
+                Expr::col((refresh_token::Entity, refresh_token::Column::RotatedAt)).is_null(),
+            )
+            .and_where(
+                Expr::col((refresh_token::Entity, refresh_token::Column::ExpiresAt)).gt(now_ms),
+            )
+            .to_owned();
+        session::Entity::find()
+            .filter(session::Column::UserId.eq(*user.as_uuid()))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now_ms))
+            .filter(Expr::exists(has_live_token))
+            .order_by_desc(session::Column::CreatedAt)
+            .order_by_desc(session::Column::Id)
+            .all(self.db.connection())
+            .await
+            .context("listing live sessions")?
+            .into_iter()
+            .map(session_from_row)
+            .collect()
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn revoke(
+        &self,
+        id: SessionId,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) -> anyhow::Result<bool> {
+        // Only a live session is revoked; the first revocation is kept.
+        let res = session::Entity::update_many()
+            .col_expr(session::Column::RevokedAt, Expr::value(now.unix_millis()))
+            .col_expr(session::Column::RevokeReason, Expr::value(reason.as_str()))
+            .filter(session::Column::Id.eq(*id.as_uuid()))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now.unix_millis()))
+            .exec(self.db.connection())
+            .await
+            .context("revoking a session")?;
+        Ok(res.rows_affected == 1)
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn revoke_all_for_user(
+        &self,
+        user: UserId,
+        reason: RevokeReason,
+        now: Timestamp,
+    ) -> anyhow::Result<Vec<SessionId>> {
+        let tx = self
+            .db
+            .begin_write()
+            .await
+            .context("starting a transaction")?;
+        // Lock them so that the ids returned are exactly the ones revoked here.
+        let ids: Vec<Uuid> = session::Entity::find()
+            .select_only()
+            .column(session::Column::Id)
+            .filter(session::Column::UserId.eq(*user.as_uuid()))
+            .filter(session::Column::RevokedAt.is_null())
+            .lock_exclusive()
+            .into_tuple()
+            .all(tx.txn())
+            .await
+            .context("finding the user's sessions")?;
+        if !ids.is_empty() {
+            revoke_rows(tx.txn(), None, Some(user), reason, now).await?;
+        }
+        tx.commit().await.context("committing revocations")?;
+        Ok(ids.into_iter().map(SessionId::from_uuid).collect())
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn revoked_since(&self, since: Timestamp) -> anyhow::Result<Vec<SessionId>> {
+        let ids: Vec<Uuid> = session::Entity::find()
+            .select_only()
+            .column(session::Column::Id)
+            .filter(session::Column::RevokedAt.gte(since.unix_millis()))
+            .into_tuple()
+            .all(self.db.connection())
+            .await
+            .context("listing revoked sessions")?;
+        Ok(ids.into_iter().map(SessionId::from_uuid).collect())
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn prune(&self, ended_before: Timestamp, batch: u64) -> anyhow::Result<u64> {
+        let before = ended_before.unix_millis();
+        // One short transaction per batch: the caller loops while it returns `batch`.
+        let tx = self
+            .db
+            .begin_write()
+            .await
+            .context("starting a transaction")?;
+        let ids: Vec<Uuid> = session::Entity::find()
+            .select_only()
+            .column(session::Column::Id)
+            .filter(
+                sea_orm::Condition::any()
+                    .add(session::Column::RevokedAt.lt(before))
+                    .add(session::Column::ExpiresAt.lt(before)),
+            )
+            .limit(batch)
+            .into_tuple()
+            .all(tx.txn())
+            .await
+            .context("finding ended sessions")?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        refresh_token::Entity::delete_many()
+            .filter(refresh_token::Column::SessionId.is_in(ids.clone()))
+            .exec(tx.txn())
+            .await
+            .context("deleting tokens of ended sessions")?;
+        let deleted = session::Entity::delete_many()
+            .filter(session::Column::Id.is_in(ids))
+            .exec(tx.txn())
+            .await
+            .context("deleting ended sessions")?;
+        tx.commit().await.context("committing the prune")?;
+        Ok(deleted.rows_affected)
+    }
+}
+
+/// Revokes one session, or every unrevoked session of a user.
+async fn revoke_rows(
+    conn: &impl ConnectionTrait,
+    id: Option<SessionId>,
+    user: Option<UserId>,
+    reason: RevokeReason,
+    now: Timestamp,
+) -> anyhow::Result<u64> {
+    let mut update = session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(now.unix_millis()))
+        .col_expr(session::Column::RevokeReason, Expr::value(reason.as_str()))
+        .filter(session::Column::RevokedAt.is_null());
+    if let Some(id) = id {
+        update = update.filter(session::Column::Id.eq(*id.as_uuid()));
+    }
+    if let Some(user) = user {
+        update = update.filter(session::Column::UserId.eq(*user.as_uuid()));
+    }
+    Ok(update
+        .exec(conn)
+        .await
+        .context("revoking sessions")?
+        .rows_affected)
+}
+
+fn session_row(s: &Session) -> session::ActiveModel {
+    session::ActiveModel {
+        id: Set(*s.id.as_uuid()),
+        user_id: Set(*s.user_id.as_uuid()),
+        created_at: Set(s.created_at.unix_millis()),
+        last_used_at: Set(s.last_used_at.unix_millis()),
+        expires_at: Set(s.expires_at.unix_millis()),
+        revoked_at: Set(s.revoked_at.map(Timestamp::unix_millis)),
+        revoke_reason: Set(s.revoke_reason.map(|r| r.as_str().to_owned())),
+        user_agent: Set(s.user_agent.clone()),
+        ip: Set(s.ip.clone()),
+    }
+}
+
+fn token_row(t: &RefreshToken, seal: Option<[u8; 32]>) -> refresh_token::ActiveModel {
+    refresh_token::ActiveModel {
+        hash: Set(t.hash.as_bytes().to_vec()),
+        session_id: Set(*t.session_id.as_uuid()),
+        parent_hash: Set(t.parent.map(|p| p.as_bytes().to_vec())),
+        issued_at: Set(t.issued_at.unix_millis()),
+        expires_at: Set(t.expires_at.unix_millis()),
+        rotated_at: Set(t.rotated_at.map(Timestamp::unix_millis)),
+        successor_seal: Set(seal.map(|s| s.to_vec())),
+    }
+}
+
+fn session_from_row(row: session::Model) -> anyhow::Result<Session> {
+    let revoke_reason = row
+        .revoke_reason
+        .as_deref()
+        .map(|r| {
+            RevokeReason::parse(r)
+                .with_context(|| format!("unknown revoke reason {r:?} of session {}", row.id))
+        })
+        .transpose()?;
+    Ok(Session {
+        id: SessionId::from_uuid(row.id),
+        user_id: UserId::from_uuid(row.user_id),
+        created_at: Timestamp::from_unix_millis(row.created_at),
+        last_used_at: Timestamp::from_unix_millis(row.last_used_at),
+        expires_at: Timestamp::from_unix_millis(row.expires_at),
+        revoked_at: row.revoked_at.map(Timestamp::from_unix_millis),
+        revoke_reason,
+        user_agent: row.user_agent,
+        ip: row.ip,
+    })
+}
+
+fn hash_from_bytes(bytes: &[u8]) -> anyhow::Result<TokenHash> {
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .context("a stored token hash is not 32 bytes")?;
+    Ok(TokenHash::from_bytes(bytes))
+}
+
+fn token_from_row(row: &refresh_token::Model) -> anyhow::Result<RefreshToken> {
+    Ok(RefreshToken {
+        hash: hash_from_bytes(&row.hash)?,
+        session_id: SessionId::from_uuid(row.session_id),
+        parent: row
+            .parent_hash
+            .as_deref()
+            .map(hash_from_bytes)
+            .transpose()?,
+        issued_at: Timestamp::from_unix_millis(row.issued_at),
+        expires_at: Timestamp::from_unix_millis(row.expires_at),
+        rotated_at: row.rotated_at.map(Timestamp::from_unix_millis),
+    })
+}
