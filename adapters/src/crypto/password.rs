@@ -1,1 +1,487 @@
-//! Password hashing (placeholder while the hasher is written).
+//! Password hashing: argon2id for new hashes; argon2 (any variant), bcrypt
+//! and PBKDF2-SHA256 accepted when verifying, so imported users can log in
+//! and be upgraded.
+//!
+//! Every hash and verification is CPU- and memory-hard on purpose, so it runs
+//! on the blocking pool, and at most [`Argon2Hasher::concurrency`] of them run
+//! at once: each argon2 run holds its whole memory cost (19 MiB by default),
+//! and a burst of logins must not be able to exhaust the server's memory.
+
+use std::fmt;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use application::ports::{PasswordCheck, PasswordHasher};
+use argon2::password_hash::{self, phc};
+use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use async_trait::async_trait;
+use domain::PasswordHash;
+use secrecy::{ExposeSecret as _, SecretString};
+use tokio::sync::Semaphore;
+
+/// bcrypt reads at most this many bytes of a password and ignores the rest.
+const BCRYPT_MAX_PASSWORD_BYTES: usize = 72;
+
+/// Hashes with argon2id (OWASP parameters by default); verifies argon2,
+/// bcrypt and PBKDF2-SHA256 hashes.
+#[derive(Clone)]
+pub struct Argon2Hasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    concurrency: usize,
+    dummy: PasswordHash,
+}
+
+impl Argon2Hasher {
+    /// argon2id with the OWASP Password Storage Cheat Sheet parameters:
+    /// m = 19456 KiB, t = 2, p = 1.
+    ///
+    /// Computes the dummy hash now (tens of milliseconds).
+    ///
+    /// # Panics
+    /// If the operating system's random number generator fails.
+    pub fn new() -> Self {
+        Self::from_params(Params::default()).expect("argon2id with default parameters")
+    }
+
+    /// argon2id with other parameters: cheaper ones make tests fast.
+    ///
+    /// # Errors
+    /// Parameters argon2 refuses (for example `m_kib < 8 * p`, `t = 0`,
+    /// `p = 0`), or the OS RNG failed.
+    pub fn with_params(m_kib: u32, t: u32, p: u32) -> anyhow::Result<Self> {
+        let params = Params::new(m_kib, t, p, None)
+            .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
+        Self::from_params(params)
+    }
+
+    fn from_params(params: Params) -> anyhow::Result<Self> {
+        let concurrency = std::thread::available_parallelism()
+            .map_or(2, usize::from)
+            .max(2);
+        // A real hash of a random password: checking it costs what checking
+        // a real user's hash costs, and no password can match it.
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).context("OS random number generator failed")?;
+        let dummy = hash_argon2id(&params, &secret)?;
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            concurrency,
+            dummy,
+        })
+    }
+
+    /// How many hashes or verifications may run at the same time.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// Runs `work` on the blocking pool once one of the permits is free.
+    async fn run_limited<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
+            .await
+            .context("password hasher is shut down")?;
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .context("password hashing task failed")
+    }
+}
+
+impl Default for Argon2Hasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Argon2Hasher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Argon2Hasher")
+            .field("m_kib", &self.params.m_cost())
+            .field("t", &self.params.t_cost())
+            .field("p", &self.params.p_cost())
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+fn hash_argon2id(params: &Params, password: &[u8]) -> anyhow::Result<PasswordHash> {
+    let hash = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+        .hash_password(password)
+        .map_err(|e| anyhow::anyhow!("argon2id hashing failed: {e}"))?;
+    Ok(PasswordHash::new(hash.to_string()))
+}
+
+/// The scheme of a stored hash, for log lines: the identifier between the
+/// first two `$`, if it looks like one; never any of the hash itself.
+fn scheme_of(hash: &str) -> &str {
+    match hash.split('$').nth(1) {
+        Some(id)
+            if hash.starts_with('$')
+                && (1..=16).contains(&id.len())
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+        {
+            id
+        }
+        _ => "unknown",
+    }
+}
+
+/// A hash we cannot check: nobody can log in with it, and operators learn of it.
+fn unusable(hash: &str, reason: &dyn fmt::Display) -> PasswordCheck {
+    tracing::warn!(scheme = scheme_of(hash), %reason, "stored password hash cannot be checked; treating as a mismatch");
+    PasswordCheck::Mismatch
+}
+
+/// The result of a `password-hash` verifier.
+fn phc_result(result: password_hash::Result<()>, hash: &str, needs_rehash: bool) -> PasswordCheck {
+    match result {
+        Ok(()) => PasswordCheck::Match { needs_rehash },
+        Err(password_hash::Error::PasswordInvalid) => PasswordCheck::Mismatch,
+        Err(e) => unusable(hash, &e),
+    }
+}
+
+/// Checks `password` against any supported hash. Blocking and slow.
+fn check(params: &Params, password: &[u8], hash: &str) -> PasswordCheck {
+    if hash.starts_with("$argon2") {
+        let parsed = match phc::PasswordHash::new(hash) {
+            Ok(parsed) => parsed,
+            Err(e) => return unusable(hash, &e),
+        };
+        // The hash names its own variant, version and parameters.
+        let result = Argon2::default().verify_password(password, &parsed);
+        phc_result(result, hash, argon2_needs_rehash(params, &parsed))
+    } else if hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$") {
+        // bcrypt silently ignores everything after byte 72, so a longer
+        // password would "match" whenever its first 72 bytes do. Every
+        // character of a password counts here (NIST SP 800-63B, and the
+        // contract): a bcrypt hash can only be the hash of a password of at
+        // most 72 bytes, so a longer one is simply not it.
+        if password.len() > BCRYPT_MAX_PASSWORD_BYTES {
+            return PasswordCheck::Mismatch;
+        }
+        match bcrypt::verify(password, hash) {
+            Ok(true) => PasswordCheck::Match { needs_rehash: true },
+            Ok(false) => PasswordCheck::Mismatch,
+            Err(e) => unusable(hash, &e),
+        }
+    } else if hash.starts_with("$pbkdf2-sha256$") {
+        let parsed = match phc::PasswordHash::new(hash) {
+            Ok(parsed) => parsed,
+            Err(e) => return unusable(hash, &e),
+        };
+        let result = pbkdf2::Pbkdf2::SHA256.verify_password(password, &parsed);
+        phc_result(result, hash, true)
+    } else {
+        unusable(hash, &"unrecognised hash format")
+    }
+}
+
+/// Anything but argon2id v19 with at least our parameters is upgraded.
+fn argon2_needs_rehash(ours: &Params, hash: &phc::PasswordHash) -> bool {
+    let current_algorithm = hash.algorithm.as_str() == argon2::ARGON2ID_IDENT.as_str()
+        && hash.version == Some(Version::V0x13.into());
+    let strong_enough = Params::try_from(hash).is_ok_and(|theirs| {
+        theirs.m_cost() >= ours.m_cost()
+            && theirs.t_cost() >= ours.t_cost()
+            && theirs.p_cost() >= ours.p_cost()
+            && hash
+                .hash
+                .as_ref()
+                .is_some_and(|h| h.len() >= Params::DEFAULT_OUTPUT_LEN)
+    });
+    !(current_algorithm && strong_enough)
+}
+
+#[async_trait]
+impl PasswordHasher for Argon2Hasher {
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn hash(&self, password: SecretString) -> anyhow::Result<PasswordHash> {
+        let params = self.params.clone();
+        self.run_limited(move || hash_argon2id(&params, password.expose_secret().as_bytes()))
+            .await?
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(scheme = scheme_of(hash.as_str())))]
+    async fn verify(
+        &self,
+        password: SecretString,
+        hash: PasswordHash,
+    ) -> anyhow::Result<PasswordCheck> {
+        let params = self.params.clone();
+        self.run_limited(move || check(&params, password.expose_secret().as_bytes(), hash.as_str()))
+            .await
+    }
+
+    fn dummy_hash(&self) -> PasswordHash {
+        self.dummy.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// From /work/shared/vectors.md, both of `password123`.
+    const BCRYPT: &str = "$2b$10$LXuaCVGEZbZYxadu7fx2ieG/AlrzGvBaDdFNj3na2ukvGWtvXyWVW";
+    const PBKDF2: &str = "$pbkdf2-sha256$i=600000,l=32$YXV0aGQtdGVzdC1zYWx0IQ$cg2/hSV734b3wYj+NdcjkVWYYTCFnpjbHW4GdLrXQ28";
+
+    fn secret(s: &str) -> SecretString {
+        SecretString::from(s)
+    }
+
+    /// Cheap parameters for round trips; `new()` is tested on its own.
+    fn fast() -> Argon2Hasher {
+        Argon2Hasher::with_params(1024, 1, 1).unwrap()
+    }
+
+    async fn verify(h: &Argon2Hasher, password: &str, hash: &str) -> PasswordCheck {
+        h.verify(secret(password), PasswordHash::new(hash))
+            .await
+            .unwrap()
+    }
+
+    const MATCH_OLD: PasswordCheck = PasswordCheck::Match { needs_rehash: true };
+    const MATCH_CURRENT: PasswordCheck = PasswordCheck::Match {
+        needs_rehash: false,
+    };
+
+    #[tokio::test]
+    async fn default_parameters_are_owasp_argon2id() {
+        let h = Argon2Hasher::new();
+        let hash = h.hash(secret("correct horse battery")).await.unwrap();
+        assert!(
+            hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash:?}"
+        );
+        assert_eq!(
+            verify(&h, "correct horse battery", hash.as_str()).await,
+            MATCH_CURRENT
+        );
+        assert_eq!(
+            verify(&h, "correct horse battery!", hash.as_str()).await,
+            PasswordCheck::Mismatch
+        );
+        assert!(h.concurrency() >= 2);
+    }
+
+    #[tokio::test]
+    async fn bcrypt_vector() {
+        let h = fast();
+        assert_eq!(verify(&h, "password123", BCRYPT).await, MATCH_OLD);
+        for wrong in ["password124", "Password123", "", "password1234"] {
+            assert_eq!(
+                verify(&h, wrong, BCRYPT).await,
+                PasswordCheck::Mismatch,
+                "{wrong}"
+            );
+        }
+        for prefix in ["$2a$", "$2y$"] {
+            let variant = BCRYPT.replacen("$2b$", prefix, 1);
+            assert_eq!(
+                verify(&h, "password123", &variant).await,
+                MATCH_OLD,
+                "{prefix}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn pbkdf2_vector() {
+        let h = fast();
+        assert_eq!(verify(&h, "password123", PBKDF2).await, MATCH_OLD);
+        assert_eq!(
+            verify(&h, "password124", PBKDF2).await,
+            PasswordCheck::Mismatch
+        );
+        assert_eq!(verify(&h, "", PBKDF2).await, PasswordCheck::Mismatch);
+    }
+
+    #[tokio::test]
+    async fn bcrypt_does_not_truncate_long_passwords() {
+        let h = fast();
+        let base = "a".repeat(BCRYPT_MAX_PASSWORD_BYTES);
+        let hash = bcrypt::hash(&base, 4).unwrap();
+        // Exactly 72 bytes: every byte is used by bcrypt, so it matches.
+        assert_eq!(verify(&h, &base, &hash).await, MATCH_OLD);
+        // bcrypt alone would call these a match; we do not.
+        assert!(
+            bcrypt::verify(format!("{base}b"), &hash).unwrap(),
+            "bcrypt truncates"
+        );
+        assert_eq!(
+            verify(&h, &format!("{base}b"), &hash).await,
+            PasswordCheck::Mismatch
+        );
+        assert_eq!(
+            verify(&h, &format!("{base}{base}"), &hash).await,
+            PasswordCheck::Mismatch
+        );
+    }
+
+    #[tokio::test]
+    async fn argon2_counts_bytes_after_72() {
+        let h = fast();
+        let prefix = "p".repeat(80);
+        let hash = h.hash(secret(&format!("{prefix}1"))).await.unwrap();
+        assert_eq!(
+            verify(&h, &format!("{prefix}1"), hash.as_str()).await,
+            MATCH_CURRENT
+        );
+        assert_eq!(
+            verify(&h, &format!("{prefix}2"), hash.as_str()).await,
+            PasswordCheck::Mismatch
+        );
+        assert_eq!(
+            verify(&h, &prefix, hash.as_str()).await,
+            PasswordCheck::Mismatch
+        );
+    }
+
+    #[tokio::test]
+    async fn long_unicode_password_round_trip() {
+        let h = fast();
+        let password: String = "pässwörd-🦀-ключ-".chars().cycle().take(1024).collect();
+        assert_eq!(password.chars().count(), 1024);
+        let hash = h.hash(secret(&password)).await.unwrap();
+        assert_eq!(verify(&h, &password, hash.as_str()).await, MATCH_CURRENT);
+        let mut other: Vec<char> = password.chars().collect();
+        other[1023] = 'X';
+        let other: String = other.into_iter().collect();
+        assert_eq!(
+            verify(&h, &other, hash.as_str()).await,
+            PasswordCheck::Mismatch
+        );
+    }
+
+    #[tokio::test]
+    async fn weaker_or_other_argon2_needs_rehash() {
+        let h = Argon2Hasher::with_params(2048, 2, 1).unwrap();
+        let pw = "correct horse battery";
+        let weaker = [
+            Argon2Hasher::with_params(1024, 2, 1).unwrap(),
+            Argon2Hasher::with_params(2048, 1, 1).unwrap(),
+        ];
+        for w in &weaker {
+            let hash = w.hash(secret(pw)).await.unwrap();
+            assert_eq!(verify(&h, pw, hash.as_str()).await, MATCH_OLD, "{w:?}");
+        }
+        let stronger = Argon2Hasher::with_params(4096, 3, 2)
+            .unwrap()
+            .hash(secret(pw))
+            .await
+            .unwrap();
+        assert_eq!(verify(&h, pw, stronger.as_str()).await, MATCH_CURRENT);
+        // argon2i and argon2d with our parameters: accepted, then upgraded.
+        for algorithm in [Algorithm::Argon2i, Algorithm::Argon2d] {
+            let other = Argon2::new(algorithm, Version::V0x13, h.params.clone())
+                .hash_password(pw.as_bytes())
+                .unwrap()
+                .to_string();
+            assert_eq!(verify(&h, pw, &other).await, MATCH_OLD, "{other}");
+            assert_eq!(verify(&h, "wrong", &other).await, PasswordCheck::Mismatch);
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_or_corrupt_hashes_never_match() {
+        let h = fast();
+        let good = h.hash(secret("password123")).await.unwrap();
+        let cases = [
+            String::new(),
+            "password123".to_owned(),
+            "$1$saltsalt$abcdefghijklmnopqrstuv".to_owned(),
+            "$2x$10$LXuaCVGEZbZYxadu7fx2ieG/AlrzGvBaDdFNj3na2ukvGWtvXyWVW".to_owned(),
+            BCRYPT[..40].to_owned(),
+            PBKDF2.replace("i=600000", "i=zero"),
+            "$pbkdf2-sha512$i=1000,l=32$YXV0aGQtdGVzdC1zYWx0IQ$cg2/hSV734b3wYj+NdcjkVWYYTCFnpjbHW4GdLrXQ28".to_owned(),
+            good.as_str().replace("m=1024", "m=1"),
+            good.as_str()[..good.as_str().len() - 10].to_owned(),
+            "$argon2id$v=19$m=1024,t=1,p=1$!!!!$!!!!".to_owned(),
+        ];
+        for case in &cases {
+            assert_eq!(
+                verify(&h, "password123", case).await,
+                PasswordCheck::Mismatch,
+                "{case:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn dummy_hash_is_a_real_argon2id_hash_of_nothing_guessable() {
+        let h = fast();
+        let dummy = h.dummy_hash();
+        assert!(
+            dummy.as_str().starts_with("$argon2id$v=19$m=1024,t=1,p=1$"),
+            "{dummy:?}"
+        );
+        assert_eq!(h.dummy_hash(), dummy, "computed once");
+        assert_eq!(
+            verify(&h, "password123", dummy.as_str()).await,
+            PasswordCheck::Mismatch
+        );
+        assert_ne!(fast().dummy_hash(), dummy, "random per hasher");
+        assert!(
+            Argon2Hasher::new()
+                .dummy_hash()
+                .as_str()
+                .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+        );
+    }
+
+    #[test]
+    fn invalid_parameters_are_refused() {
+        assert!(Argon2Hasher::with_params(0, 1, 1).is_err());
+        assert!(Argon2Hasher::with_params(1024, 0, 1).is_err());
+        assert!(Argon2Hasher::with_params(1024, 1, 0).is_err());
+    }
+
+    #[test]
+    fn log_labels_never_carry_the_hash() {
+        assert_eq!(scheme_of(BCRYPT), "2b");
+        assert_eq!(scheme_of(PBKDF2), "pbkdf2-sha256");
+        assert_eq!(scheme_of("plaintext-password"), "unknown");
+        assert_eq!(scheme_of("$c2VjcmV0IHNlY3JldCBzZWNyZXQ$x"), "unknown");
+        assert_eq!(scheme_of("$a/b$c"), "unknown");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn at_most_n_run_at_once() {
+        let h = Arc::new(fast());
+        let n = h.concurrency();
+        let (running, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks: Vec<_> = (0..n * 3)
+            .map(|_| {
+                let (h, running, peak) = (Arc::clone(&h), Arc::clone(&running), Arc::clone(&peak));
+                tokio::spawn(async move {
+                    h.run_limited(move || {
+                        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(30));
+                        running.fetch_sub(1, Ordering::SeqCst);
+                    })
+                    .await
+                    .unwrap();
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(
+            peak.load(Ordering::SeqCst),
+            n,
+            "the limit is reached but never passed"
+        );
+    }
+}
