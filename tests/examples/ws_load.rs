@@ -1,0 +1,341 @@
+//! Load measurement of the WebSocket service, on loopback only.
+//!
+//! `cargo run -p integration-tests --example ws_load [--release] -- [TOTAL]`
+//!
+//! The tool starts itself a second time as the server (`ws_load serve`: the
+//! real `adapters::ws::serve`, real RS256 tokens, users and sessions in
+//! memory), so that the server's resident memory is its own. It then, as the
+//! client:
+//! 1. opens 1,000 authenticated connections (connections accepted per second),
+//!    and reads the server's RSS per idle connection;
+//! 2. runs echo round trips on those 1,000 for 10 s (round trips per second, p99);
+//! 3. opens more, up to TOTAL (default 18,000; one process may hold 20,000
+//!    descriptors), 10,000 of them for one user, and reads the RSS again;
+//! 4. logs that user out and times the last of their 10,000 sockets closing.
+//!
+//! Client sockets are spread over source addresses 127.0.0.2-127.0.0.200.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/websocket/fakes.rs"]
+mod fakes;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use adapters::crypto::jwt::{JwtSigner, JwtVerifier};
+use adapters::crypto::keys::PrivateKey;
+use adapters::system::{OsRandom, SystemClock};
+use adapters::ws::{WsConfig, serve};
+use application::use_cases::LogoutScope;
+use application::{AuthConfig, AuthService, ClientInfo, Ports};
+use futures_util::StreamExt;
+use integration_tests::ws_client::{Connect, Incoming, WsClient};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+const PASSWORD: &str = "load test password";
+const CONNECT_CONCURRENCY: usize = 256;
+const LOGOUT_USER_CONNECTIONS: usize = 10_000;
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if args.get(1).map(String::as_str) == Some("serve") {
+        runtime.block_on(server())
+    } else {
+        let total = args
+            .get(1)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(18_000_usize);
+        runtime.block_on(client(total.clamp(1_000, 19_000)))
+    }
+}
+
+// ---------------------------------------------------------------- server side
+
+/// The service on loopback; commands on stdin (`login NAME`, `logout NAME`, `quit`).
+async fn server() -> anyhow::Result<()> {
+    let key = tokio::task::spawn_blocking(|| PrivateKey::generate(2048)).await??;
+    let signer = Arc::new(JwtSigner::new(key.clone()));
+    let verifier = Arc::new(JwtVerifier::new(
+        vec![key.public_key()],
+        "auth".into(),
+        "api".into(),
+    ));
+    let ports = Ports {
+        users: Arc::new(fakes::Users::default()),
+        sessions: Arc::new(fakes::Sessions::default()),
+        hasher: Arc::new(fakes::Hasher::default()),
+        signer,
+        verifier,
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+        bus: Arc::new(fakes::Bus::default()),
+        throttle: Arc::new(fakes::NoThrottle),
+        health: Arc::new(fakes::Health),
+    };
+    let auth = Arc::new(AuthService::new(ports, AuthConfig::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(serve(listener, auth.clone(), WsConfig::default(), async {
+        let _ = stopped.await;
+    }));
+    println!("READY {addr} {}", std::process::id());
+
+    let mut refresh_tokens = HashMap::new();
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    while let Some(line) = lines.next_line().await? {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("login"), Some(name)) => {
+                let _ = auth.register(name, PASSWORD.to_owned().into()).await;
+                let out = auth
+                    .login(name, PASSWORD.to_owned().into(), &ClientInfo::default())
+                    .await?;
+                refresh_tokens.insert(name.to_owned(), out.refresh.secret.expose().to_owned());
+                println!("TOKEN {}", out.access.token);
+            }
+            (Some("logout"), Some(name)) => {
+                let started = unix_millis();
+                let refresh = refresh_tokens.get(name).map(String::as_str);
+                let revoked = auth.logout(refresh, None, LogoutScope::AllSessions).await?;
+                println!("LOGGED_OUT {started} {}", revoked.len());
+            }
+            _ => break,
+        }
+    }
+    drop(stop);
+    serving.await??;
+    println!("STOPPED");
+    Ok(())
+}
+
+// ---------------------------------------------------------------- client side
+
+struct Server {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    addr: SocketAddr,
+    pid: u32,
+}
+
+impl Server {
+    async fn start() -> anyhow::Result<Self> {
+        let mut child = tokio::process::Command::new(std::env::current_exe()?)
+            .arg("serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdin = child.stdin.take().unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines.next_line().await?.unwrap_or_default();
+        let mut words = ready.split_whitespace().skip(1);
+        let addr = words.next().unwrap().parse()?;
+        let pid = words.next().unwrap().parse()?;
+        Ok(Self {
+            child,
+            stdin,
+            lines,
+            addr,
+            pid,
+        })
+    }
+
+    async fn command(&mut self, command: &str) -> anyhow::Result<String> {
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await?;
+        Ok(self.lines.next_line().await?.unwrap_or_default())
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+fn unix_millis() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
+fn source(i: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + u8::try_from(i % 199).unwrap()))
+}
+
+/// Opens `count` connections with `token`; returns them and the seconds it took.
+async fn open_many(
+    addr: SocketAddr,
+    token: &str,
+    first: usize,
+    count: usize,
+) -> (Vec<WsClient>, f64) {
+    let path = format!("/ws?token={token}");
+    let started = Instant::now();
+    let clients: Vec<WsClient> = futures_util::stream::iter(first..first + count)
+        .map(|i| {
+            let path = path.clone();
+            async move {
+                let mut client = Connect::with_token(&path)
+                    .from(source(i))
+                    .open(addr)
+                    .await
+                    .unwrap()
+                    .expect("accepted");
+                let hello = client.recv_json(Duration::from_secs(30)).await.unwrap();
+                assert_eq!(hello["type"], "connected");
+                client
+            }
+        })
+        .buffer_unordered(CONNECT_CONCURRENCY)
+        .collect()
+        .await;
+    (clients, started.elapsed().as_secs_f64())
+}
+
+async fn settle_rss(server: &Server) -> u64 {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    server.rss_kib()
+}
+
+async fn client(total: usize) -> anyhow::Result<()> {
+    let mut server = Server::start().await?;
+    let alice = server
+        .command("login alice")
+        .await?
+        .trim_start_matches("TOKEN ")
+        .to_owned();
+    let bob = server
+        .command("login bob")
+        .await?
+        .trim_start_matches("TOKEN ")
+        .to_owned();
+    let idle_rss = settle_rss(&server).await;
+    println!(
+        "server pid {} on {}; RSS before any connection: {idle_rss} KiB",
+        server.pid, server.addr
+    );
+
+    // 1. 1,000 connections.
+    let (mut alices, secs) = open_many(server.addr, &alice, 0, 1_000).await;
+    let rss = settle_rss(&server).await;
+    println!(
+        "1000 connections: opened in {secs:.2} s ({:.0} handshakes/s); server RSS {rss} KiB, {:.1} KiB per idle connection",
+        1000.0 / secs,
+        (rss - idle_rss) as f64 / 1000.0
+    );
+
+    // 2. Echo round trips on those 1,000 for 10 s.
+    let run_for = Duration::from_secs(10);
+    let tasks: Vec<_> = alices
+        .drain(..)
+        .map(|mut client| {
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let started = Instant::now();
+                let message = json!({"type":"echo","payload":{"n": 1, "text": "hello"}});
+                while started.elapsed() < run_for {
+                    let t = Instant::now();
+                    client.send_json(&message).await.unwrap();
+                    let reply = client.recv_json(Duration::from_secs(10)).await.unwrap();
+                    assert_eq!(reply["type"], "echo");
+                    latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                }
+                (client, latencies)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let started = Instant::now();
+    for task in tasks {
+        let (client, latencies) = task.await?;
+        alices.push(client);
+        all.extend(latencies);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    println!(
+        "echo at 1000 connections: {} round trips in {secs:.1} s = {:.0}/s; latency p50 {} µs, p99 {} µs, max {} µs",
+        all.len(),
+        all.len() as f64 / secs,
+        pct(0.50),
+        pct(0.99),
+        all[all.len() - 1]
+    );
+
+    // 3. Up to `total`: alice to 10,000, the rest bob.
+    let more_alice = LOGOUT_USER_CONNECTIONS.min(total) - alices.len();
+    let (more, secs_a) = open_many(server.addr, &alice, 1_000, more_alice).await;
+    alices.extend(more);
+    let bobs_count = total - alices.len();
+    let (bobs, secs_b) = open_many(server.addr, &bob, 1_000 + more_alice, bobs_count).await;
+    let opened = more_alice + bobs_count;
+    let rss = settle_rss(&server).await;
+    println!(
+        "{total} connections: the last {opened} opened in {:.2} s ({:.0} handshakes/s); server RSS {rss} KiB, {:.1} KiB per idle connection",
+        secs_a + secs_b,
+        opened as f64 / (secs_a + secs_b),
+        (rss - idle_rss) as f64 / total as f64
+    );
+
+    // 4. Log alice out: time until the last of her sockets closed with 4003.
+    let waiters: Vec<_> = alices
+        .into_iter()
+        .map(|mut client| {
+            tokio::spawn(async move {
+                loop {
+                    match client.recv(Duration::from_secs(60)).await {
+                        Ok(Incoming::Closed(code)) => return (code, unix_millis()),
+                        Ok(_) => {}
+                        Err(_) => return (None, unix_millis()),
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reply = server.command("logout alice").await?;
+    let mut words = reply.split_whitespace().skip(1);
+    let logout_at: i64 = words.next().unwrap().parse()?;
+    let mut last = logout_at;
+    let mut codes: HashMap<Option<u16>, usize> = HashMap::new();
+    for waiter in waiters {
+        let (code, at) = waiter.await?;
+        *codes.entry(code).or_default() += 1;
+        last = last.max(at);
+    }
+    println!(
+        "logout of a user with {LOGOUT_USER_CONNECTIONS} connections: last socket closed {} ms after the logout started; close codes {codes:?}",
+        last - logout_at
+    );
+
+    // Bob's are still open.
+    let mut bobs = bobs;
+    let mut probe = bobs.pop().unwrap();
+    probe.send_json(&json!({"type":"ping"})).await?;
+    assert_eq!(
+        probe.recv_json(Duration::from_secs(5)).await?["type"],
+        "pong"
+    );
+    drop(bobs);
+    let _ = server.command("quit").await;
+    let _ = server.child.wait().await;
+    Ok(())
+}
