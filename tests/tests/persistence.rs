@@ -1,0 +1,1031 @@
+//! The persistence adapter on real databases: the same repository suite on
+//! SQLite and PostgreSQL, concurrent rotation, migrations, a database restart
+//! and the revocation buses.
+//!
+//! PostgreSQL tests start a throwaway server (see `integration_tests::postgres`);
+//! without PostgreSQL binaries they fail when `CI` is set and say loudly that
+//! they did not run otherwise.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use adapters::persistence::{
+    Database, LocalRevocationBus, PgRevocationBus, SeaLoginThrottle, SeaSessionStore,
+    SeaUserRepository,
+};
+use application::ports::{
+    HealthCheck, InsertUserError, LoginThrottle, RefreshOutcome, RefreshRefusal, RevocationBus,
+    SessionStore, SuccessorToken, ThrottleKey, ThrottlePolicy, UserRepository,
+};
+use domain::{
+    Family, PasswordHash, RevokeReason, RotationDecision, Session, SessionId, Timestamp, TokenHash,
+    TokenPolicy, User, UserId, Username,
+};
+use integration_tests::postgres::{PostgresServer, fresh_postgres_url, fresh_sqlite_url};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Query};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use uuid::Uuid;
+
+// ---------------------------------------------------------------- harness
+
+async fn sqlite_db() -> Database {
+    let db = Database::connect(&fresh_sqlite_url())
+        .await
+        .expect("open SQLite");
+    db.migrate().await.expect("migrate SQLite");
+    assert!(!db.is_postgres());
+    db
+}
+
+async fn postgres_db() -> Option<Database> {
+    let url = fresh_postgres_url().await?;
+    let db = Database::connect(&url).await.expect("connect PostgreSQL");
+    db.migrate().await.expect("migrate PostgreSQL");
+    assert!(db.is_postgres());
+    Some(db)
+}
+
+/// Runs a suite function against a fresh SQLite and a fresh PostgreSQL database.
+macro_rules! on_both {
+    ($($suite:ident),* $(,)?) => {$(
+        mod $suite {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$suite(super::sqlite_db().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                if let Some(db) = super::postgres_db().await {
+                    super::$suite(db).await;
+                }
+            }
+        }
+    )*};
+}
+
+on_both!(
+    users_are_found_case_insensitively,
+    same_name_in_other_case_is_a_duplicate,
+    concurrent_inserts_of_one_name_leave_one_user,
+    sessions_lifecycle,
+    prune_deletes_ended_sessions_in_batches,
+    throttle_counts_in_windows,
+    concurrent_failures_all_count,
+    refresh_outcomes_follow_the_domain_rule,
+    fifty_concurrent_refreshes_mint_one_successor,
+    fifty_concurrent_replays_after_the_grace_revoke_the_family,
+    migrations_are_idempotent,
+    health_check_answers,
+);
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_unix_seconds(1_800_000_000 + secs)
+}
+
+fn hash(n: u64) -> TokenHash {
+    let mut b = [0u8; 32];
+    b[..8].copy_from_slice(&n.to_be_bytes());
+    b[8..16].copy_from_slice(&Uuid::new_v4().as_bytes()[..8]);
+    TokenHash::from_bytes(b)
+}
+
+fn successor(n: u64) -> SuccessorToken {
+    let hash = hash(n);
+    let mut seal = [0u8; 32];
+    seal[..8].copy_from_slice(&n.to_le_bytes());
+    seal[31] = 0xA5;
+    SuccessorToken { hash, seal }
+}
+
+fn user(name: &str) -> User {
+    User {
+        id: UserId::from_uuid(Uuid::new_v4()),
+        username: Username::parse(name).expect("username"),
+        password_hash: PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
+        created_at: t(0),
+    }
+}
+
+async fn stored_user(db: &Database, name: &str) -> User {
+    let u = user(name);
+    SeaUserRepository::new(db.clone())
+        .insert(&u)
+        .await
+        .expect("insert user");
+    u
+}
+
+/// A new family of `owner` at `now`, stored; returns it with its first token.
+async fn login(
+    store: &SeaSessionStore,
+    owner: UserId,
+    now: Timestamp,
+    policy: &TokenPolicy,
+) -> Family {
+    let session = Session::start(
+        SessionId::from_uuid(Uuid::new_v4()),
+        owner,
+        now,
+        policy.session_max_age,
+        Some("test-agent/1.0".into()),
+        Some("127.0.0.1".into()),
+    );
+    let family = Family::start(session, hash(0), policy);
+    store
+        .create(&family.session, &family.tokens[0])
+        .await
+        .expect("create session");
+    family
+}
+
+/// `SELECT COUNT(*) FROM refresh_tokens WHERE <column> = <value>`.
+async fn count_tokens(db: &Database, column: &str, value: sea_orm::Value) -> i64 {
+    let query = Query::select()
+        .expr(Expr::col(Asterisk).count())
+        .from(Alias::new("refresh_tokens"))
+        .and_where(Expr::col(Alias::new(column)).eq(value))
+        .to_owned();
+    let stmt = db.connection().get_database_backend().build(&query);
+    let row = db
+        .connection()
+        .query_one_raw(stmt)
+        .await
+        .expect("count")
+        .expect("a row");
+    row.try_get_by_index::<i64>(0).expect("count value")
+}
+
+async fn count_rows(db: &Database, table: &str) -> i64 {
+    let query = Query::select()
+        .expr(Expr::col(Asterisk).count())
+        .from(Alias::new(table))
+        .to_owned();
+    let stmt = db.connection().get_database_backend().build(&query);
+    let row = db
+        .connection()
+        .query_one_raw(stmt)
+        .await
+        .expect("count")
+        .expect("a row");
+    row.try_get_by_index::<i64>(0).expect("count value")
+}
+
+// ---------------------------------------------------------------- users
+
+async fn users_are_found_case_insensitively(db: Database) {
+    let repo = SeaUserRepository::new(db.clone());
+    let alice = stored_user(&db, "Alice.Smith").await;
+    let found = repo
+        .find_by_username(&Username::parse("aLICE.smith").unwrap())
+        .await
+        .unwrap()
+        .expect("found");
+    assert_eq!(
+        found, alice,
+        "the stored user comes back whole, display casing kept"
+    );
+    assert_eq!(
+        repo.find_by_id(alice.id).await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        repo.find_by_username(&Username::parse("bob").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        repo.find_by_id(UserId::from_uuid(Uuid::new_v4()))
+            .await
+            .unwrap(),
+        None
+    );
+
+    let upgraded = PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3aGFzaA");
+    repo.update_password_hash(alice.id, &upgraded)
+        .await
+        .unwrap();
+    let found = repo.find_by_id(alice.id).await.unwrap().expect("found");
+    assert_eq!(found.password_hash, upgraded);
+    assert_eq!(found.username.as_str(), "Alice.Smith");
+}
+
+async fn same_name_in_other_case_is_a_duplicate(db: Database) {
+    let repo = SeaUserRepository::new(db.clone());
+    stored_user(&db, "Carol").await;
+    let err = repo.insert(&user("cAROL")).await.expect_err("duplicate");
+    assert!(matches!(err, InsertUserError::Duplicate), "got {err:?}");
+    // The same id twice is a unique violation too, but not of the name: still no panic, no Duplicate lie.
+    let dave = user("dave");
+    repo.insert(&dave).await.unwrap();
+    let mut again = dave.clone();
+    again.username = Username::parse("dave2").unwrap();
+    assert!(repo.insert(&again).await.is_err());
+}
+
+async fn concurrent_inserts_of_one_name_leave_one_user(db: Database) {
+    let repo = Arc::new(SeaUserRepository::new(db.clone()));
+    let names = ["Racer", "racer", "RACER", "rAcEr", "RaCeR"];
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let repo = repo.clone();
+            let u = user(names[i % names.len()]);
+            tokio::spawn(async move { repo.insert(&u).await })
+        })
+        .collect();
+    let (mut ok, mut dup) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(()) => ok += 1,
+            Err(InsertUserError::Duplicate) => dup += 1,
+            Err(e) => panic!("a concurrent insert failed unexpectedly: {e:?}"),
+        }
+    }
+    assert_eq!((ok, dup), (1, 19));
+    assert_eq!(count_rows(&db, "users").await, 1);
+}
+
+// ---------------------------------------------------------------- sessions
+
+async fn sessions_lifecycle(db: Database) {
+    let store = SeaSessionStore::new(db.clone());
+    let policy = TokenPolicy::default();
+    let owner = stored_user(&db, "erin").await.id;
+    let other = stored_user(&db, "frank").await.id;
+    let a = login(&store, owner, t(10), &policy).await;
+    let b = login(&store, owner, t(20), &policy).await;
+    let c = login(&store, owner, t(30), &policy).await;
+    let f = login(&store, other, t(40), &policy).await;
+
+    assert_eq!(
+        store.find(a.session.id).await.unwrap(),
+        Some(a.session.clone())
+    );
+    assert_eq!(
+        store
+            .find(SessionId::from_uuid(Uuid::new_v4()))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_by_token(&a.tokens[0].hash).await.unwrap(),
+        Some(a.session.clone())
+    );
+    assert_eq!(store.find_by_token(&hash(99)).await.unwrap(), None);
+
+    let live: Vec<_> = store
+        .list_live(owner, t(50))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(
+        live,
+        vec![c.session.id, b.session.id, a.session.id],
+        "newest first, only the owner's"
+    );
+
+    // Revoke one: live before => true; again => false.
+    assert!(
+        store
+            .revoke(b.session.id, RevokeReason::UserRevoked, t(60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke(b.session.id, RevokeReason::Logout, t(61))
+            .await
+            .unwrap()
+    );
+    let stored = store.find(b.session.id).await.unwrap().unwrap();
+    assert_eq!(stored.revoked_at, Some(t(60)));
+    assert_eq!(
+        stored.revoke_reason,
+        Some(RevokeReason::UserRevoked),
+        "the first revocation is kept"
+    );
+    let live: Vec<_> = store
+        .list_live(owner, t(62))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(live, vec![c.session.id, a.session.id]);
+
+    // A session whose only token expired is not listed although the session itself is not over.
+    let short = TokenPolicy {
+        refresh_ttl: Duration::from_secs(5),
+        ..policy
+    };
+    let s = login(&store, owner, t(70), &short).await;
+    assert!(
+        store
+            .list_live(owner, t(74))
+            .await
+            .unwrap()
+            .iter()
+            .any(|x| x.id == s.session.id)
+    );
+    assert!(
+        !store
+            .list_live(owner, t(75))
+            .await
+            .unwrap()
+            .iter()
+            .any(|x| x.id == s.session.id)
+    );
+
+    // An expired session cannot be revoked (it was not live).
+    let tiny = TokenPolicy {
+        session_max_age: Duration::from_secs(5),
+        ..policy
+    };
+    let e = login(&store, owner, t(80), &tiny).await;
+    assert!(
+        !store
+            .revoke(e.session.id, RevokeReason::UserRevoked, t(85))
+            .await
+            .unwrap()
+    );
+
+    // Revoke all: every unrevoked session of the owner, none of the other user's.
+    let mut ids = store
+        .revoke_all_for_user(owner, RevokeReason::Logout, t(90))
+        .await
+        .unwrap();
+    ids.sort();
+    let mut expected = vec![a.session.id, c.session.id, s.session.id, e.session.id];
+    expected.sort();
+    assert_eq!(ids, expected);
+    assert!(
+        store
+            .revoke_all_for_user(owner, RevokeReason::Logout, t(91))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.list_live(owner, t(92)).await.unwrap().is_empty());
+    assert_eq!(store.list_live(other, t(92)).await.unwrap().len(), 1);
+    assert_eq!(
+        store.find(f.session.id).await.unwrap().unwrap().revoked_at,
+        None
+    );
+
+    let since: HashSet<_> = store
+        .revoked_since(t(60))
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(since.len(), 5);
+    assert!(since.contains(&b.session.id));
+    let since: HashSet<_> = store
+        .revoked_since(t(61))
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(since.len(), 4, "revoked at or after the instant only");
+}
+
+async fn prune_deletes_ended_sessions_in_batches(db: Database) {
+    let store = SeaSessionStore::new(db.clone());
+    let policy = TokenPolicy {
+        session_max_age: Duration::from_secs(100),
+        ..TokenPolicy::default()
+    };
+    let owner = stored_user(&db, "grace").await.id;
+    let mut ended = Vec::new();
+    for i in 0..5 {
+        // Expired at t(100 + i).
+        ended.push(login(&store, owner, t(i), &policy).await);
+    }
+    let revoked = login(&store, owner, t(150), &policy).await;
+    store
+        .revoke(revoked.session.id, RevokeReason::Logout, t(160))
+        .await
+        .unwrap();
+    let recent = login(&store, owner, t(170), &policy).await;
+    store
+        .revoke(recent.session.id, RevokeReason::Logout, t(300))
+        .await
+        .unwrap();
+    let live = login(&store, owner, t(290), &policy).await;
+    // Give one ended family a rotated token too.
+    let now = t(10);
+    let out = store
+        .refresh(&ended[4].tokens[0].hash, &successor(1), now, &policy)
+        .await
+        .unwrap();
+    assert!(matches!(out, RefreshOutcome::Rotated { .. }));
+    assert_eq!(count_rows(&db, "refresh_tokens").await, 9, "8 first tokens and one successor");
+
+    // Ended before t(200): the 5 expired + the one revoked at t(160); not the one revoked at t(300).
+    assert_eq!(store.prune(t(200), 4).await.unwrap(), 4);
+    assert_eq!(store.prune(t(200), 4).await.unwrap(), 2);
+    assert_eq!(store.prune(t(200), 4).await.unwrap(), 0);
+    for f in &ended {
+        assert_eq!(store.find(f.session.id).await.unwrap(), None);
+    }
+    assert_eq!(store.find(revoked.session.id).await.unwrap(), None);
+    assert!(store.find(recent.session.id).await.unwrap().is_some());
+    assert!(store.find(live.session.id).await.unwrap().is_some());
+    assert_eq!(count_rows(&db, "sessions").await, 2);
+    assert_eq!(
+        count_rows(&db, "refresh_tokens").await,
+        2,
+        "tokens went with their sessions"
+    );
+}
+
+// ---------------------------------------------------------------- throttle
+
+async fn throttle_counts_in_windows(db: Database) {
+    let policy = ThrottlePolicy {
+        max_failures: 3,
+        window: Duration::from_secs(60),
+    };
+    let throttle = SeaLoginThrottle::new(db.clone(), policy);
+    let key = ThrottleKey {
+        username: "henry".into(),
+        client: "10.0.0.1".into(),
+    };
+    let other = ThrottleKey {
+        username: "henry".into(),
+        client: "10.0.0.2".into(),
+    };
+
+    assert_eq!(throttle.blocked_for(&key, t(0)).await.unwrap(), None);
+    throttle.record_failure(&key, t(0)).await.unwrap();
+    throttle.record_failure(&key, t(10)).await.unwrap();
+    assert_eq!(
+        throttle.blocked_for(&key, t(11)).await.unwrap(),
+        None,
+        "2 of 3"
+    );
+    throttle.record_failure(&key, t(20)).await.unwrap();
+    assert_eq!(
+        throttle.blocked_for(&key, t(20)).await.unwrap(),
+        Some(Duration::from_secs(40))
+    );
+    assert_eq!(
+        throttle.blocked_for(&key, t(59)).await.unwrap(),
+        Some(Duration::from_secs(1))
+    );
+    assert_eq!(
+        throttle.blocked_for(&other, t(21)).await.unwrap(),
+        None,
+        "keys are independent"
+    );
+    // The window closes 60 s after its first failure.
+    assert_eq!(throttle.blocked_for(&key, t(60)).await.unwrap(), None);
+    // A failure after the window opens a new one with a count of 1.
+    throttle.record_failure(&key, t(61)).await.unwrap();
+    throttle.record_failure(&key, t(62)).await.unwrap();
+    assert_eq!(throttle.blocked_for(&key, t(63)).await.unwrap(), None);
+    throttle.record_failure(&key, t(63)).await.unwrap();
+    assert_eq!(
+        throttle.blocked_for(&key, t(64)).await.unwrap(),
+        Some(Duration::from_secs(57))
+    );
+    // A success clears the key.
+    throttle.clear(&key).await.unwrap();
+    assert_eq!(throttle.blocked_for(&key, t(64)).await.unwrap(), None);
+
+    // Prune deletes only closed windows.
+    throttle.record_failure(&key, t(100)).await.unwrap();
+    throttle.record_failure(&other, t(150)).await.unwrap();
+    assert_eq!(throttle.prune(t(170)).await.unwrap(), 1);
+    assert_eq!(count_rows(&db, "login_failures").await, 1);
+    assert_eq!(throttle.prune(t(210)).await.unwrap(), 1);
+}
+
+async fn concurrent_failures_all_count(db: Database) {
+    let policy = ThrottlePolicy {
+        max_failures: 30,
+        window: Duration::from_secs(60),
+    };
+    let throttle = Arc::new(SeaLoginThrottle::new(db.clone(), policy));
+    let key = ThrottleKey {
+        username: "ivan".into(),
+        client: "10.0.0.9".into(),
+    };
+    let tasks: Vec<_> = (0..29)
+        .map(|_| {
+            let (throttle, key) = (throttle.clone(), key.clone());
+            tokio::spawn(async move { throttle.record_failure(&key, t(1)).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().expect("record_failure");
+    }
+    assert_eq!(
+        throttle.blocked_for(&key, t(2)).await.unwrap(),
+        None,
+        "29 of 30"
+    );
+    throttle.record_failure(&key, t(2)).await.unwrap();
+    assert!(
+        throttle.blocked_for(&key, t(2)).await.unwrap().is_some(),
+        "no failure was lost"
+    );
+}
+
+// ---------------------------------------------------------------- rotation
+
+fn decision_of(outcome: &RefreshOutcome) -> &'static str {
+    match outcome {
+        RefreshOutcome::Rotated { .. } => "rotate",
+        RefreshOutcome::GraceReplay { .. } => "grace",
+        RefreshOutcome::ReuseDetected { .. } => "reuse",
+        RefreshOutcome::Refused(RefreshRefusal::Unknown) => "unknown",
+        RefreshOutcome::Refused(RefreshRefusal::Expired) => "expired",
+        RefreshOutcome::Refused(RefreshRefusal::SessionExpired) => "session_expired",
+        RefreshOutcome::Refused(RefreshRefusal::Revoked) => "revoked",
+    }
+}
+
+fn name_of(d: RotationDecision) -> &'static str {
+    match d {
+        RotationDecision::Rotate { .. } => "rotate",
+        RotationDecision::GraceReplay => "grace",
+        RotationDecision::ReuseDetected => "reuse",
+        RotationDecision::Expired => "expired",
+        RotationDecision::SessionExpired => "session_expired",
+        RotationDecision::Revoked => "revoked",
+        RotationDecision::Unknown => "unknown",
+    }
+}
+
+/// Presents `token` at `now` both to the store and to the in-memory reference
+/// family, and checks that they agree on the decision and on the state after it.
+async fn present(
+    store: &SeaSessionStore,
+    reference: &mut Family,
+    token: &TokenHash,
+    now: Timestamp,
+    policy: &TokenPolicy,
+    n: u64,
+) -> RefreshOutcome {
+    let succ = successor(n);
+    let outcome = store
+        .refresh(token, &succ, now, policy)
+        .await
+        .expect("refresh");
+    let expected = reference.refresh(token, now, policy, succ.hash);
+    assert_eq!(decision_of(&outcome), name_of(expected), "at {now:?}");
+    match &outcome {
+        RefreshOutcome::Rotated {
+            session,
+            successor: minted,
+        } => {
+            assert_eq!(session, &reference.session);
+            assert_eq!(Some(minted), reference.current());
+            assert_eq!(minted.parent, Some(*token));
+        }
+        RefreshOutcome::GraceReplay {
+            session,
+            current,
+            seal,
+        } => {
+            assert_eq!(session, &reference.session);
+            assert_eq!(Some(current), reference.current());
+            // The seal stored when `token` was rotated: made with the successor's number.
+            assert_eq!(seal[31], 0xA5);
+        }
+        RefreshOutcome::ReuseDetected { session } => {
+            assert_eq!(session, &reference.session);
+            assert_eq!(session.revoke_reason, Some(RevokeReason::ReuseDetected));
+        }
+        RefreshOutcome::Refused(_) => {}
+    }
+    if !matches!(outcome, RefreshOutcome::Refused(RefreshRefusal::Unknown)) {
+        // Whatever happened, the stored family is the reference family.
+        let stored = store
+            .find(reference.session.id)
+            .await
+            .unwrap()
+            .expect("session");
+        assert_eq!(stored, reference.session);
+    }
+    outcome
+}
+
+async fn refresh_outcomes_follow_the_domain_rule(db: Database) {
+    let store = SeaSessionStore::new(db.clone());
+    let policy = TokenPolicy {
+        refresh_ttl: Duration::from_secs(100),
+        reuse_grace: Duration::from_secs(10),
+        session_max_age: Duration::from_secs(1_000),
+    };
+    let owner = stored_user(&db, "judy").await.id;
+
+    // Rotate, then grace replay of the parent, then reuse after the grace.
+    let mut f = login(&store, owner, t(0), &policy).await;
+    let t0 = f.tokens[0].hash;
+    let out = present(&store, &mut f, &t0, t(1), &policy, 1).await;
+    let RefreshOutcome::Rotated { successor: t1, .. } = out else {
+        panic!("rotate")
+    };
+    let RefreshOutcome::GraceReplay { current, seal, .. } =
+        present(&store, &mut f, &t0, t(5), &policy, 2).await
+    else {
+        panic!("grace")
+    };
+    assert_eq!(current.hash, t1.hash);
+    assert_eq!(
+        seal,
+        successor(1).seal,
+        "the grace answer returns the seal stored at rotation"
+    );
+    assert_eq!(
+        count_tokens(&db, "session_id", (*f.session.id.as_uuid()).into()).await,
+        2,
+        "grace minted nothing"
+    );
+    let t2 = match present(&store, &mut f, &t1.hash, t(6), &policy, 3).await {
+        RefreshOutcome::Rotated { successor, .. } => successor,
+        other => panic!("rotate, got {other:?}"),
+    };
+    // A grandparent is reuse even inside the grace.
+    present(&store, &mut f, &t0, t(7), &policy, 4).await;
+    assert!(f.session.is_revoked());
+    // A revoked family stays revoked, even for its current token.
+    assert!(matches!(
+        present(&store, &mut f, &t2.hash, t(8), &policy, 5).await,
+        RefreshOutcome::Refused(RefreshRefusal::Revoked)
+    ));
+
+    // Parent after the grace: reuse.
+    let mut g = login(&store, owner, t(0), &policy).await;
+    let g0 = g.tokens[0].hash;
+    present(&store, &mut g, &g0, t(1), &policy, 6).await;
+    assert!(matches!(
+        present(&store, &mut g, &g0, t(11), &policy, 7).await,
+        RefreshOutcome::ReuseDetected { .. }
+    ));
+
+    // Idle expiry of a token, then absolute expiry of the family.
+    let mut h = login(&store, owner, t(0), &policy).await;
+    let h0 = h.tokens[0].hash;
+    assert!(matches!(
+        present(&store, &mut h, &h0, t(100), &policy, 8).await,
+        RefreshOutcome::Refused(RefreshRefusal::Expired)
+    ));
+    let mut k = login(&store, owner, t(0), &policy).await;
+    let mut token = k.tokens[0].hash;
+    for (i, at) in (90..1_000).step_by(90).enumerate() {
+        match present(&store, &mut k, &token, t(at), &policy, 100 + i as u64).await {
+            RefreshOutcome::Rotated { successor, .. } => token = successor.hash,
+            other => panic!("rotate at {at}, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        present(&store, &mut k, &token, t(1_000), &policy, 200).await,
+        RefreshOutcome::Refused(RefreshRefusal::SessionExpired)
+    ));
+
+    // Unknown token.
+    let mut none = login(&store, owner, t(0), &policy).await;
+    assert!(matches!(
+        present(&store, &mut none, &hash(12345), t(1), &policy, 9).await,
+        RefreshOutcome::Refused(RefreshRefusal::Unknown)
+    ));
+}
+
+/// Presents `token` from `n` tasks at once, each with its own successor.
+async fn concurrently(
+    store: &SeaSessionStore,
+    token: TokenHash,
+    now: Timestamp,
+    policy: TokenPolicy,
+    n: u64,
+) -> Vec<(SuccessorToken, RefreshOutcome)> {
+    let barrier = Arc::new(tokio::sync::Barrier::new(n as usize));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            let succ = successor(1_000 + i);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let outcome = store.refresh(&token, &succ, now, &policy).await;
+                (succ, outcome)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        let (succ, outcome) = task.await.expect("task");
+        let outcome = outcome.unwrap_or_else(|e| panic!("a concurrent refresh failed: {e:?}"));
+        results.push((succ, outcome));
+    }
+    results
+}
+
+async fn fifty_concurrent_refreshes_mint_one_successor(db: Database) {
+    let store = SeaSessionStore::new(db.clone());
+    let policy = TokenPolicy::default();
+    let owner = stored_user(&db, "kate").await.id;
+    let f = login(&store, owner, t(0), &policy).await;
+    let presented = f.tokens[0].hash;
+
+    let results = concurrently(&store, presented, t(1), policy, 50).await;
+    let winners: Vec<_> = results
+        .iter()
+        .filter_map(|(succ, o)| match o {
+            RefreshOutcome::Rotated { successor, .. } => Some((succ.clone(), successor.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one rotation");
+    let (winner_succ, winner_token) = &winners[0];
+    assert_eq!(winner_token.hash, winner_succ.hash);
+    for (_, outcome) in &results {
+        match outcome {
+            RefreshOutcome::Rotated { .. } => {}
+            RefreshOutcome::GraceReplay {
+                current,
+                seal,
+                session,
+            } => {
+                assert_eq!(
+                    current, winner_token,
+                    "every grace answer names the one successor"
+                );
+                assert_eq!(seal, &winner_succ.seal);
+                assert!(!session.is_revoked());
+            }
+            other => panic!("neither the successor nor the grace answer: {other:?}"),
+        }
+    }
+    assert_eq!(
+        count_tokens(&db, "parent_hash", presented.as_bytes().to_vec().into()).await,
+        1,
+        "one successor row"
+    );
+    assert_eq!(
+        count_tokens(&db, "session_id", (*f.session.id.as_uuid()).into()).await,
+        2
+    );
+    assert!(
+        !store
+            .find(f.session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_revoked()
+    );
+}
+
+async fn fifty_concurrent_replays_after_the_grace_revoke_the_family(db: Database) {
+    let store = SeaSessionStore::new(db.clone());
+    let policy = TokenPolicy::default();
+    let owner = stored_user(&db, "leo").await.id;
+    let f = login(&store, owner, t(0), &policy).await;
+    let parent = f.tokens[0].hash;
+    assert!(matches!(
+        store
+            .refresh(&parent, &successor(1), t(1), &policy)
+            .await
+            .unwrap(),
+        RefreshOutcome::Rotated { .. }
+    ));
+
+    let after_grace = t(1).plus(policy.reuse_grace);
+    let results = concurrently(&store, parent, after_grace, policy, 50).await;
+    let reuse = results
+        .iter()
+        .filter(|(_, o)| matches!(o, RefreshOutcome::ReuseDetected { .. }))
+        .count();
+    let revoked = results
+        .iter()
+        .filter(|(_, o)| matches!(o, RefreshOutcome::Refused(RefreshRefusal::Revoked)))
+        .count();
+    assert_eq!(
+        (reuse, revoked),
+        (1, 49),
+        "one detects the reuse, the others find the family revoked"
+    );
+    let stored = store.find(f.session.id).await.unwrap().unwrap();
+    assert_eq!(stored.revoke_reason, Some(RevokeReason::ReuseDetected));
+    assert_eq!(stored.revoked_at, Some(after_grace));
+    assert_eq!(
+        count_tokens(&db, "session_id", (*f.session.id.as_uuid()).into()).await,
+        2,
+        "nothing minted"
+    );
+}
+
+// ---------------------------------------------------------------- migrations, health
+
+async fn migrations_are_idempotent(db: Database) {
+    // `db` is migrated already: again is a no-op, and the schema works afterwards.
+    db.migrate().await.expect("second run");
+    db.migrate().await.expect("third run");
+    assert_eq!(count_rows(&db, "seaql_migrations").await, 4);
+    for table in ["users", "sessions", "refresh_tokens", "login_failures"] {
+        assert_eq!(count_rows(&db, table).await, 0, "{table}");
+    }
+    stored_user(&db, "mallory").await;
+}
+
+async fn health_check_answers(db: Database) {
+    db.ping().await.expect("ping");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrations_apply_to_an_empty_database_from_two_processes_at_once() {
+    for url in [Some(fresh_sqlite_url()), fresh_postgres_url().await]
+        .into_iter()
+        .flatten()
+    {
+        let a = Database::connect(&url).await.unwrap();
+        let b = Database::connect(&url).await.unwrap();
+        let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+        ra.expect("first migrator");
+        rb.expect("second migrator");
+        assert_eq!(count_rows(&a, "seaql_migrations").await, 4, "{url}");
+        stored_user(&b, "nina").await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_creates_directory_and_file() {
+    let url = fresh_sqlite_url();
+    let path = url.strip_prefix("sqlite://").unwrap();
+    let nested = format!("{}/nested/deeper/auth.db", path.trim_end_matches(".db"));
+    let db = Database::connect(&format!("sqlite://{nested}"))
+        .await
+        .expect("creates");
+    db.migrate().await.unwrap();
+    assert!(std::path::Path::new(&nested).is_file());
+    // WAL mode and foreign keys are on.
+    let mode = db
+        .connection()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA journal_mode",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mode.try_get_by_index::<String>(0).unwrap(), "wal");
+    let fk = db
+        .connection()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "PRAGMA foreign_keys",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fk.try_get_by_index::<i32>(0).unwrap(), 1);
+}
+
+// ---------------------------------------------------------------- revocation buses
+
+fn recorder() -> (
+    Arc<Mutex<Vec<SessionId>>>,
+    application::ports::RevocationListener,
+) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    (seen, Arc::new(move |id| sink.lock().unwrap().push(id)))
+}
+
+async fn wait_for(seen: &Mutex<Vec<SessionId>>, want: &[SessionId], within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let got: HashSet<_> = seen.lock().unwrap().iter().copied().collect();
+        if want.iter().all(|id| got.contains(id)) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "only {} of {} ids arrived within {within:?}",
+            got.len(),
+            want.len()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn ids(n: usize) -> Vec<SessionId> {
+    (0..n)
+        .map(|_| SessionId::from_uuid(Uuid::new_v4()))
+        .collect()
+}
+
+#[tokio::test]
+async fn local_bus_calls_listeners_synchronously() {
+    let bus = LocalRevocationBus::new();
+    let (seen_a, a) = recorder();
+    let (seen_b, b) = recorder();
+    bus.subscribe(a);
+    bus.subscribe(b);
+    let sent = ids(3);
+    bus.publish(&sent).await.unwrap();
+    assert_eq!(*seen_a.lock().unwrap(), sent);
+    assert_eq!(*seen_b.lock().unwrap(), sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_bus_reaches_other_instances_within_a_second() {
+    let Some(url) = fresh_postgres_url().await else {
+        return;
+    };
+    let a = PgRevocationBus::start(&url).await.expect("bus a");
+    let b = PgRevocationBus::start(&url).await.expect("bus b");
+    let (seen_a, la) = recorder();
+    let (seen_b, lb) = recorder();
+    a.subscribe(la);
+    b.subscribe(lb);
+    let sent = ids(3);
+    a.publish(&sent).await.unwrap();
+    let took = wait_for(&seen_b, &sent, Duration::from_secs(1)).await;
+    eprintln!("revocation reached the other instance in {took:?}");
+    wait_for(&seen_a, &sent, Duration::from_secs(1)).await;
+    // Many ids go out in several notifications, each under the payload limit.
+    let many = ids(450);
+    b.publish(&many).await.unwrap();
+    wait_for(&seen_a, &many, Duration::from_secs(1)).await;
+    wait_for(&seen_b, &many, Duration::from_secs(1)).await;
+    assert_eq!(seen_a.lock().unwrap().len(), 453, "each id once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pool_and_bus_recover_from_a_database_restart() {
+    let Some(server) = PostgresServer::start().await else {
+        return;
+    };
+    let url = server.fresh_database_url().await;
+    let db = Database::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    let users = SeaUserRepository::new(db.clone());
+    let bus = PgRevocationBus::start(&url).await.unwrap();
+    let (seen, listener) = recorder();
+    bus.subscribe(listener);
+
+    // In use before.
+    let before = stored_user(&db, "oscar").await;
+    let sent = ids(1);
+    bus.publish(&sent).await.unwrap();
+    wait_for(&seen, &sent, Duration::from_secs(1)).await;
+
+    // Down: the health check says so quickly instead of hanging.
+    server.stop().await;
+    let start = Instant::now();
+    assert!(db.ping().await.is_err(), "ping while the database is down");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "the health check took {:?}",
+        start.elapsed()
+    );
+    server.restart().await;
+
+    // The same pool works again (dead connections are replaced).
+    let found = users
+        .find_by_id(before.id)
+        .await
+        .expect("query after restart");
+    assert_eq!(found, Some(before));
+    db.ping().await.expect("ping after restart");
+    stored_user(&db, "peggy").await;
+
+    // The same bus hears publishes again once its listener reconnected by itself.
+    let start = Instant::now();
+    loop {
+        let probe = ids(1);
+        bus.publish(&probe).await.expect("publish after restart");
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let mut arrived = false;
+        while Instant::now() < deadline {
+            if seen.lock().unwrap().contains(&probe[0]) {
+                arrived = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if arrived {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the LISTEN connection did not recover"
+        );
+    }
+    eprintln!(
+        "the bus delivered again {:?} after the restart",
+        start.elapsed()
+    );
+    // And then within a second, every time.
+    let sent = ids(5);
+    bus.publish(&sent).await.unwrap();
+    wait_for(&seen, &sent, Duration::from_secs(1)).await;
+}
