@@ -28,6 +28,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Read buffer per connection: messages are small JSON, and tungstenite
 /// allocates this eagerly for every socket (its default is 128 KiB).
 const READ_BUFFER: usize = 4 * 1024;
+/// Writes below this size wait for the flush that every send ends with.
+const WRITE_BUFFER: usize = 8 * 1024;
 /// Settings of the WebSocket service.
 #[derive(Debug, Clone)]
 pub struct WsConfig {
@@ -69,7 +71,9 @@ pub async fn serve(
     fd_limit::raise_open_file_limit();
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
-        .write_buffer_size(0)
+        // Sends flush anyway; the buffer lets an error and its close frame
+        // leave in one write (it grows only as needed).
+        .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_message_size));
     let shared = Arc::new(Shared {

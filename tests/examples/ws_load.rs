@@ -214,6 +214,52 @@ async fn settle_rss(server: &Server) -> u64 {
     server.rss_kib()
 }
 
+/// Each client echoes for `run_for`, back to back or one every `pace`
+/// (starting at a random offset); returns the clients, latencies (µs) and seconds.
+async fn echo_phase(
+    clients: Vec<WsClient>,
+    run_for: Duration,
+    pace: Option<Duration>,
+) -> (Vec<WsClient>, Vec<u32>, f64) {
+    let count = clients.len();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut client)| {
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let started = Instant::now();
+                let message = json!({"type":"echo","payload":{"n": i, "text": "hello"}});
+                if let Some(pace) = pace {
+                    tokio::time::sleep(
+                        pace * u32::try_from(i).unwrap_or(0) / u32::try_from(count).unwrap_or(1),
+                    )
+                    .await;
+                }
+                while started.elapsed() < run_for {
+                    let t = Instant::now();
+                    client.send_json(&message).await.unwrap();
+                    let reply = client.recv_json(Duration::from_secs(10)).await.unwrap();
+                    assert_eq!(reply["type"], "echo");
+                    latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
+                    if let Some(pace) = pace {
+                        tokio::time::sleep_until((t + pace).into()).await;
+                    }
+                }
+                (client, latencies)
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let (mut back, mut all) = (Vec::new(), Vec::new());
+    for task in tasks {
+        let (client, latencies) = task.await.unwrap();
+        back.push(client);
+        all.extend(latencies);
+    }
+    (back, all, started.elapsed().as_secs_f64())
+}
+
 async fn client(total: usize) -> anyhow::Result<()> {
     let mut server = Server::start().await?;
     let alice = server
@@ -241,44 +287,28 @@ async fn client(total: usize) -> anyhow::Result<()> {
         (rss - idle_rss) as f64 / 1000.0
     );
 
-    // 2. Echo round trips on those 1,000 for 10 s.
-    let run_for = Duration::from_secs(10);
-    let tasks: Vec<_> = alices
-        .drain(..)
-        .map(|mut client| {
-            tokio::spawn(async move {
-                let mut latencies = Vec::new();
-                let started = Instant::now();
-                let message = json!({"type":"echo","payload":{"n": 1, "text": "hello"}});
-                while started.elapsed() < run_for {
-                    let t = Instant::now();
-                    client.send_json(&message).await.unwrap();
-                    let reply = client.recv_json(Duration::from_secs(10)).await.unwrap();
-                    assert_eq!(reply["type"], "echo");
-                    latencies.push(u32::try_from(t.elapsed().as_micros()).unwrap_or(u32::MAX));
-                }
-                (client, latencies)
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    let started = Instant::now();
-    for task in tasks {
-        let (client, latencies) = task.await?;
-        alices.push(client);
-        all.extend(latencies);
+    // 2. Echo round trips on those 1,000: flat out (throughput), then paced at
+    //    one per connection per second (latency at a moderate load).
+    for pace in [None, Some(Duration::from_secs(1))] {
+        let (clients, mut all, secs) =
+            echo_phase(std::mem::take(&mut alices), Duration::from_secs(10), pace).await;
+        alices = clients;
+        all.sort_unstable();
+        let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+        println!(
+            "echo at 1000 connections, {}: {} round trips in {secs:.1} s = {:.0}/s; latency p50 {} µs, p99 {} µs, max {} µs",
+            if pace.is_some() {
+                "each one per second"
+            } else {
+                "each back to back"
+            },
+            all.len(),
+            all.len() as f64 / secs,
+            pct(0.50),
+            pct(0.99),
+            all[all.len() - 1]
+        );
     }
-    let secs = started.elapsed().as_secs_f64();
-    all.sort_unstable();
-    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
-    println!(
-        "echo at 1000 connections: {} round trips in {secs:.1} s = {:.0}/s; latency p50 {} µs, p99 {} µs, max {} µs",
-        all.len(),
-        all.len() as f64 / secs,
-        pct(0.50),
-        pct(0.99),
-        all[all.len() - 1]
-    );
 
     // 3. Up to `total`: alice to 10,000, the rest bob.
     let more_alice = LOGOUT_USER_CONNECTIONS.min(total) - alices.len();

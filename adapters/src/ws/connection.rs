@@ -373,7 +373,8 @@ impl Connection {
             Ending::Close(code, text) => {
                 let goodbye = async {
                     if let Some(text) = text {
-                        self.ws.send(Message::text(text)).await?;
+                        // Queued, then flushed with the close frame: one write.
+                        futures_util::SinkExt::feed(&mut self.ws, Message::text(text)).await?;
                     }
                     self.ws
                         .close(Some(CloseFrame {
