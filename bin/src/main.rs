@@ -1,1 +1,234 @@
-fn main() {}
+//! `authd`: the auth service's command line.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use authd::wiring::{self, KeyMaterial, Services};
+use authd::{Config, LogFormat};
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+
+/// Authentication service: RS256 access tokens, rotating refresh tokens, WebSocket sessions.
+///
+/// Configuration comes from the environment and a `.env` file (see the README).
+#[derive(Debug, Parser)]
+#[command(name = "authd", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the REST API and the WebSocket service together (the default).
+    Serve,
+    /// Run the REST API only.
+    Api,
+    /// Run the WebSocket service only.
+    Ws,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Print the OpenAPI document of the REST API.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Generate an RSA key pair: `<out>/private.pem` (PKCS#8, mode 0600) and `<out>/public.pem` (SPKI).
+    Generate {
+        /// Key size in bits.
+        #[arg(long, default_value_t = wiring::DEFAULT_KEY_BITS)]
+        bits: usize,
+        /// Output directory.
+        #[arg(long, default_value = "keys")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user (also when registration is closed); the password is read from stdin.
+    Add {
+        /// The username.
+        name: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Openapi) = cli.command {
+        println!("{}", adapters::http::openapi_json());
+        return std::process::ExitCode::SUCCESS;
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("authd: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("authd: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = ?e, "authd failed");
+            eprintln!("authd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => serve(&config, Services::Both).await,
+        Command::Api => serve(&config, Services::Api).await,
+        Command::Ws => serve(&config, Services::Ws).await,
+        Command::Migrate => {
+            let db = adapters::persistence::Database::connect(&config.database_url).await?;
+            db.migrate().await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Keys {
+            command: KeysCommand::Generate { bits, out },
+        } => {
+            let (private, public) = (out.join("private.pem"), out.join("public.pem"));
+            if private.exists() {
+                anyhow::bail!("{} exists; move it away first", private.display());
+            }
+            let keys = tokio::task::spawn_blocking(move || KeyMaterial::generate(bits)).await??;
+            keys.write(&private, &public)?;
+            println!(
+                "wrote {} and {} (kid {})",
+                private.display(),
+                public.display(),
+                keys.private.kid()
+            );
+            Ok(())
+        }
+        Command::User {
+            command: UserCommand::Add { name },
+        } => {
+            let password = read_password(&name)?;
+            let db = wiring::connect(&config).await?;
+            let keys = KeyMaterial::load_or_create(&config)?;
+            let auth = wiring::build_service(&config, &db, &keys).await?;
+            let user = auth
+                .add_user(&name, password)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot add the user: {e}"))?;
+            println!("added user {} ({})", user.username, user.id);
+            Ok(())
+        }
+        Command::Openapi => {
+            println!("{}", adapters::http::openapi_json());
+            Ok(())
+        }
+    }
+}
+
+/// The first line of stdin (with a prompt on a terminal).
+fn read_password(name: &str) -> anyhow::Result<SecretString> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprint!("password for {name}: ");
+        std::io::stderr().flush().ok();
+    }
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        anyhow::bail!("no password on stdin");
+    }
+    Ok(SecretString::from(password))
+}
+
+async fn serve(config: &Config, services: Services) -> anyhow::Result<()> {
+    let keys = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || KeyMaterial::load_or_create(&config)).await??
+    };
+    tracing::info!(kid = keys.private.kid(), "signing key loaded");
+    let app = wiring::start(config, &keys, services).await?;
+    let trigger = app.shutdown_trigger();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        trigger.trigger();
+    });
+    app.wait().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
+
+fn init_logging(format: Option<LogFormat>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let format = format.unwrap_or(if std::io::stderr().is_terminal() {
+        LogFormat::Pretty
+    } else {
+        LogFormat::Json
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod meta;
 pub mod protected;
 pub mod sessions;
+pub mod strict_string;
 
 use domain::User;
 use poem_openapi::{Object, Tags};

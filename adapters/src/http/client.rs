@@ -96,7 +96,7 @@ pub fn of_request(req: &poem::Request, trusted: &[IpNet]) -> Option<IpAddr> {
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .last();
+        .next_back();
     client_address(peer, xff, trusted)
 }
 

@@ -13,6 +13,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
+use super::strict_string::StrictString;
 use super::{ApiTags, UserBody};
 use crate::http::problem::{CHALLENGE, CHALLENGE_INVALID, Problem, internal};
 use crate::http::{HttpConfig, bearer, client, cookie};
@@ -25,9 +26,9 @@ pub struct AuthApi;
 #[derive(Object)]
 pub struct Credentials {
     /// 3 to 64 characters of `A-Z a-z 0-9 _ . -`, compared case-insensitively.
-    pub username: String,
+    pub username: StrictString,
     /// 8 to 1024 characters; every one of them counts.
-    pub password: String,
+    pub password: StrictString,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -268,7 +269,10 @@ impl AuthApi {
         auth: Data<&Arc<AuthService>>,
         body: Json<Credentials>,
     ) -> RegisterResponse {
-        let Credentials { username, password } = body.0;
+        let Credentials {
+            username: StrictString(username),
+            password: StrictString(password),
+        } = body.0;
         match auth.register(&username, SecretString::from(password)).await {
             Ok(user) => RegisterResponse::Created(Json(UserBody::from(&user))),
             Err(e) => e.into(),
@@ -289,7 +293,10 @@ impl AuthApi {
         config: Data<&Arc<HttpConfig>>,
         body: Json<Credentials>,
     ) -> LoginResponse {
-        let Credentials { username, password } = body.0;
+        let Credentials {
+            username: StrictString(username),
+            password: StrictString(password),
+        } = body.0;
         let client = client_info(req, &config);
         match auth
             .login(&username, SecretString::from(password), &client)

@@ -1,0 +1,370 @@
+//! Configuration from the environment (and a `.env` file): the contract's
+//! Configuration table. A bad value stops start-up with a message naming the variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use adapters::http::IpNet;
+
+/// The default database: an embedded SQLite file under `data/`.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/authd.db?mode=rwc";
+
+/// A variable with a value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid value for {variable}: {reason}")]
+pub struct ConfigError {
+    /// The variable's name.
+    pub variable: &'static str,
+    /// What is wrong (never the value itself: it may be a secret).
+    pub reason: String,
+}
+
+/// Log output format (`LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (the default when stdout is not a terminal).
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// Every setting of the service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `API_ADDR`.
+    pub api_addr: SocketAddr,
+    /// `WS_ADDR`.
+    pub ws_addr: SocketAddr,
+    /// `PRIVATE_KEY_PATH` (PKCS#8 PEM).
+    pub private_key_path: PathBuf,
+    /// `PUBLIC_KEY_PATH` (SPKI PEM).
+    pub public_key_path: PathBuf,
+    /// `ACCESS_TOKEN_EXPIRY`.
+    pub access_token_expiry: Duration,
+    /// `REFRESH_TOKEN_EXPIRY`.
+    pub refresh_token_expiry: Duration,
+    /// `REFRESH_REUSE_GRACE`.
+    pub refresh_reuse_grace: Duration,
+    /// `SESSION_MAX_AGE`.
+    pub session_max_age: Duration,
+    /// `WS_EXPIRY_WARNING`.
+    pub ws_expiry_warning: Duration,
+    /// `JWT_ISSUER`.
+    pub jwt_issuer: String,
+    /// `JWT_AUDIENCE`.
+    pub jwt_audience: String,
+    /// `COOKIE_SECURE`.
+    pub cookie_secure: bool,
+    /// `ALLOW_REGISTRATION`.
+    pub allow_registration: bool,
+    /// `LOGIN_MAX_FAILURES`.
+    pub login_max_failures: u32,
+    /// `LOGIN_FAILURE_WINDOW`.
+    pub login_failure_window: Duration,
+    /// `TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `CORS_ORIGINS`.
+    pub cors_origins: Vec<String>,
+    /// `AUTO_MIGRATE` (default `true`): apply migrations at start.
+    pub auto_migrate: bool,
+    /// `DEMO_DIR`: static demo files served at `/` by the API (none by default).
+    pub demo_dir: Option<PathBuf>,
+    /// `LOG_FORMAT`: `json` or `pretty` (default: pretty on a terminal, JSON otherwise).
+    pub log_format: Option<LogFormat>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // The defaults parse by construction; an empty environment is the default configuration.
+        match Self::from_lookup(|_| None) {
+            Ok(config) => config,
+            Err(e) => unreachable!("the defaults are valid: {e}"),
+        }
+    }
+}
+
+impl Config {
+    /// Reads `.env` (when present, without overriding the environment), then the environment.
+    ///
+    /// # Errors
+    /// A variable has a value that cannot be used, or `.env` is malformed.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => {
+                return Err(ConfigError {
+                    variable: ".env",
+                    reason: e.to_string(),
+                });
+            }
+        }
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup` (tests pass a map).
+    ///
+    /// # Errors
+    /// A variable has a value that cannot be used.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let string =
+            |name: &'static str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
+        let duration = |name: &'static str, default: &str| {
+            parse_duration(&string(name, default)).map_err(|reason| ConfigError {
+                variable: name,
+                reason,
+            })
+        };
+        let boolean = |name: &'static str, default: bool| match get(name) {
+            None => Ok(default),
+            Some(v) => parse_bool(&v).ok_or_else(|| ConfigError {
+                variable: name,
+                reason: "expected true or false".into(),
+            }),
+        };
+        let addr = |name: &'static str, default: &str| {
+            string(name, default)
+                .parse::<SocketAddr>()
+                .map_err(|e| ConfigError {
+                    variable: name,
+                    reason: format!("expected host:port with an IP address ({e})"),
+                })
+        };
+        let list = |name: &'static str| -> Vec<String> {
+            get(name)
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().to_owned())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+
+        let database_url = string("DATABASE_URL", DEFAULT_DATABASE_URL);
+        if !["postgres://", "postgresql://", "sqlite:"]
+            .iter()
+            .any(|p| database_url.starts_with(p))
+        {
+            return Err(ConfigError {
+                variable: "DATABASE_URL",
+                reason: "expected a postgres:// or sqlite:// URL".into(),
+            });
+        }
+        let nonzero = |name: &'static str, d: Duration| {
+            if d.is_zero() {
+                Err(ConfigError {
+                    variable: name,
+                    reason: "must be longer than zero".into(),
+                })
+            } else {
+                Ok(d)
+            }
+        };
+        let login_max_failures = match get("LOGIN_MAX_FAILURES") {
+            None => 5,
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError {
+                    variable: "LOGIN_MAX_FAILURES",
+                    reason: "expected a positive whole number".into(),
+                })?,
+        };
+        let trusted_proxies = list("TRUSTED_PROXIES")
+            .iter()
+            .map(|p| p.parse::<IpNet>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError {
+                variable: "TRUSTED_PROXIES",
+                reason: e.to_string(),
+            })?;
+        let cors_origins = list("CORS_ORIGINS");
+        if let Some(bad) = cors_origins
+            .iter()
+            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/'))
+        {
+            return Err(ConfigError {
+                variable: "CORS_ORIGINS",
+                reason: format!("{bad:?} is not an origin like https://app.example.com"),
+            });
+        }
+        let log_format = match get("LOG_FORMAT").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => None,
+            Some("json") => Some(LogFormat::Json),
+            Some("pretty" | "text") => Some(LogFormat::Pretty),
+            Some(_) => {
+                return Err(ConfigError {
+                    variable: "LOG_FORMAT",
+                    reason: "expected json or pretty".into(),
+                });
+            }
+        };
+
+        Ok(Self {
+            database_url,
+            api_addr: addr("API_ADDR", "127.0.0.1:3000")?,
+            ws_addr: addr("WS_ADDR", "127.0.0.1:3001")?,
+            private_key_path: string("PRIVATE_KEY_PATH", "keys/private.pem").into(),
+            public_key_path: string("PUBLIC_KEY_PATH", "keys/public.pem").into(),
+            access_token_expiry: nonzero(
+                "ACCESS_TOKEN_EXPIRY",
+                duration("ACCESS_TOKEN_EXPIRY", "15m")?,
+            )?,
+            refresh_token_expiry: nonzero(
+                "REFRESH_TOKEN_EXPIRY",
+                duration("REFRESH_TOKEN_EXPIRY", "7d")?,
+            )?,
+            refresh_reuse_grace: duration("REFRESH_REUSE_GRACE", "10s")?,
+            session_max_age: nonzero("SESSION_MAX_AGE", duration("SESSION_MAX_AGE", "30d")?)?,
+            ws_expiry_warning: duration("WS_EXPIRY_WARNING", "60s")?,
+            jwt_issuer: string("JWT_ISSUER", "auth"),
+            jwt_audience: string("JWT_AUDIENCE", "api"),
+            cookie_secure: boolean("COOKIE_SECURE", true)?,
+            allow_registration: boolean("ALLOW_REGISTRATION", true)?,
+            login_max_failures,
+            login_failure_window: nonzero(
+                "LOGIN_FAILURE_WINDOW",
+                duration("LOGIN_FAILURE_WINDOW", "15m")?,
+            )?,
+            trusted_proxies,
+            cors_origins,
+            auto_migrate: boolean("AUTO_MIGRATE", true)?,
+            demo_dir: get("DEMO_DIR").map(PathBuf::from),
+            log_format,
+        })
+    }
+}
+
+/// Parses `900`, `900s`, `15m`, `2h`, `7d` (also `500ms`).
+///
+/// # Errors
+/// Anything else, as a message.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let bad = || format!("expected a duration like 900, 15m, 7d or 10s, got {text:?}");
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let secs = |factor: u64| {
+        n.checked_mul(factor)
+            .map(Duration::from_secs)
+            .ok_or_else(bad)
+    };
+    match unit.trim() {
+        "" | "s" => secs(1),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => secs(60),
+        "h" => secs(3600),
+        "d" => secs(86_400),
+        _ => Err(bad()),
+    }
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn with(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("900"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(604_800)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5w").is_err());
+        assert!(parse_duration("-5").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let c = Config::default();
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.api_addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(c.ws_addr.to_string(), "127.0.0.1:3001");
+        assert_eq!(c.private_key_path, PathBuf::from("keys/private.pem"));
+        assert_eq!(c.public_key_path, PathBuf::from("keys/public.pem"));
+        assert_eq!(c.access_token_expiry, Duration::from_secs(900));
+        assert_eq!(c.refresh_token_expiry, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.refresh_reuse_grace, Duration::from_secs(10));
+        assert_eq!(c.session_max_age, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.ws_expiry_warning, Duration::from_secs(60));
+        assert_eq!(
+            (c.jwt_issuer.as_str(), c.jwt_audience.as_str()),
+            ("auth", "api")
+        );
+        assert!(c.cookie_secure && c.allow_registration && c.auto_migrate);
+        assert_eq!(
+            (c.login_max_failures, c.login_failure_window),
+            (5, Duration::from_secs(900))
+        );
+        assert!(c.trusted_proxies.is_empty() && c.cors_origins.is_empty());
+    }
+
+    #[test]
+    fn values_are_read() {
+        let c = with(&[
+            ("ACCESS_TOKEN_EXPIRY", "60"),
+            ("COOKIE_SECURE", "false"),
+            ("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8"),
+            ("CORS_ORIGINS", "https://a.example,http://localhost:5173"),
+            ("DATABASE_URL", "postgres://u@localhost/db"),
+        ])
+        .unwrap();
+        assert_eq!(c.access_token_expiry, Duration::from_secs(60));
+        assert!(!c.cookie_secure);
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(
+            c.cors_origins,
+            vec!["https://a.example", "http://localhost:5173"]
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value) in [
+            ("ACCESS_TOKEN_EXPIRY", "soon"),
+            ("COOKIE_SECURE", "maybe"),
+            ("API_ADDR", "localhost"),
+            ("TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("LOGIN_MAX_FAILURES", "0"),
+            ("DATABASE_URL", "mysql://x"),
+            ("CORS_ORIGINS", "example.com"),
+            ("SESSION_MAX_AGE", "0"),
+        ] {
+            let e = with(&[(var, value)]).unwrap_err();
+            assert_eq!(e.variable, var);
+            assert!(e.to_string().contains(var));
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The auth service's configuration and wiring, shared by the `authd`
+//! binary and the integration tests (which start the real wiring in-process).
+
+pub mod config;
+pub mod wiring;
+
+pub use config::{Config, ConfigError, LogFormat};
+pub use wiring::{KeyMaterial, RunningApp, Services, ShutdownTrigger, start};

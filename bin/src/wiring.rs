@@ -1,0 +1,410 @@
+//! Builds the adapters and the [`AuthService`], and starts the servers.
+//!
+//! Tests start the real wiring in-process: [`start`] with port-0 addresses
+//! and a key from [`KeyMaterial::generate`], then talk to
+//! [`RunningApp::api_addr`] / [`RunningApp::ws_addr`].
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use adapters::crypto::jwks::JwkSet;
+use adapters::crypto::jwt::{JwtSigner, JwtVerifier};
+use adapters::crypto::keys::{PrivateKey, PublicKey};
+use adapters::crypto::password::Argon2Hasher;
+use adapters::http::{self, HttpConfig};
+use adapters::persistence::{
+    Database, LocalRevocationBus, PgRevocationBus, SeaLoginThrottle, SeaSessionStore,
+    SeaUserRepository,
+};
+use adapters::system::{OsRandom, SystemClock};
+use adapters::ws::{self, WsConfig};
+use anyhow::Context;
+use application::ports::{RevocationBus, ThrottlePolicy};
+use application::{AuthConfig, AuthService, Ports};
+use domain::TokenPolicy;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+
+/// Key size of a key pair created at first start.
+pub const DEFAULT_KEY_BITS: usize = 4096;
+/// How often ended sessions are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How long ended sessions are kept before pruning.
+const PRUNE_KEEP: Duration = Duration::from_secs(7 * 86_400);
+/// Rows deleted per prune statement.
+const PRUNE_BATCH: u64 = 1000;
+
+/// Which servers to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Services {
+    /// REST and WebSocket in one process (`authd serve`).
+    Both,
+    /// REST only (`authd api`).
+    Api,
+    /// WebSocket only (`authd ws`).
+    Ws,
+}
+
+impl Services {
+    fn api(self) -> bool {
+        matches!(self, Self::Both | Self::Api)
+    }
+
+    fn ws(self) -> bool {
+        matches!(self, Self::Both | Self::Ws)
+    }
+}
+
+/// The signing key and every public key that verifies tokens.
+#[derive(Debug, Clone)]
+pub struct KeyMaterial {
+    /// Signs access tokens.
+    pub private: PrivateKey,
+    /// Verify access tokens and are published in the JWKS (the signing key's
+    /// public half first; a different `PUBLIC_KEY_PATH` key is kept for rotation).
+    pub public: Vec<PublicKey>,
+}
+
+impl KeyMaterial {
+    /// A fresh key pair of `bits` bits.
+    ///
+    /// # Errors
+    /// Key generation failed.
+    pub fn generate(bits: usize) -> anyhow::Result<Self> {
+        let private = PrivateKey::generate(bits)?;
+        Ok(Self::from_private(private))
+    }
+
+    /// The pair of `private`.
+    pub fn from_private(private: PrivateKey) -> Self {
+        let public = vec![private.public_key()];
+        Self { private, public }
+    }
+
+    /// Reads the keys at the configured paths, or creates a 4096-bit pair
+    /// there (private key mode 0600) when neither file exists.
+    ///
+    /// # Errors
+    /// Unreadable or invalid key files, or a public key without its private key.
+    pub fn load_or_create(config: &Config) -> anyhow::Result<Self> {
+        let (priv_path, pub_path) = (&config.private_key_path, &config.public_key_path);
+        if !priv_path.exists() {
+            if pub_path.exists() {
+                anyhow::bail!(
+                    "PRIVATE_KEY_PATH {} does not exist but PUBLIC_KEY_PATH {} does; refusing to replace the key pair",
+                    priv_path.display(),
+                    pub_path.display()
+                );
+            }
+            tracing::warn!(
+                private = %priv_path.display(),
+                public = %pub_path.display(),
+                bits = DEFAULT_KEY_BITS,
+                "no signing key found: generating a new RSA key pair"
+            );
+            let keys = Self::generate(DEFAULT_KEY_BITS)?;
+            keys.write(priv_path, pub_path)?;
+            tracing::info!(kid = keys.private.kid(), "key pair written");
+            return Ok(keys);
+        }
+        let pem = std::fs::read_to_string(priv_path)
+            .with_context(|| format!("reading PRIVATE_KEY_PATH {}", priv_path.display()))?;
+        let private = PrivateKey::from_pem(&pem)
+            .with_context(|| format!("parsing PRIVATE_KEY_PATH {}", priv_path.display()))?;
+        let mut keys = Self::from_private(private);
+        if pub_path.exists() {
+            let pem = std::fs::read_to_string(pub_path)
+                .with_context(|| format!("reading PUBLIC_KEY_PATH {}", pub_path.display()))?;
+            let public = PublicKey::from_pem(&pem)
+                .with_context(|| format!("parsing PUBLIC_KEY_PATH {}", pub_path.display()))?;
+            if public.kid() != keys.private.kid() {
+                tracing::info!(
+                    kid = public.kid(),
+                    "PUBLIC_KEY_PATH holds another key: it still verifies tokens"
+                );
+                keys.public.push(public);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Writes the pair as PKCS#8 (mode 0600) and SPKI PEM files, creating directories.
+    ///
+    /// # Errors
+    /// The files cannot be written.
+    pub fn write(&self, priv_path: &Path, pub_path: &Path) -> anyhow::Result<()> {
+        use secrecy::ExposeSecret;
+        for path in [priv_path, pub_path] {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+        }
+        let pem = self.private.to_pkcs8_pem()?;
+        write_private(priv_path, pem.expose_secret().as_bytes())
+            .with_context(|| format!("writing {}", priv_path.display()))?;
+        let public = self.private.public_key().to_spki_pem()?;
+        std::fs::write(pub_path, public)
+            .with_context(|| format!("writing {}", pub_path.display()))?;
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+/// Connects to the configured database and applies migrations unless `AUTO_MIGRATE=false`.
+///
+/// # Errors
+/// The database cannot be reached, or a migration failed.
+pub async fn connect(config: &Config) -> anyhow::Result<Database> {
+    let db = Database::connect(&config.database_url)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    if config.auto_migrate {
+        db.migrate().await.context("applying migrations")?;
+    }
+    Ok(db)
+}
+
+/// Builds every adapter and the service on `db`.
+///
+/// # Errors
+/// The revocation bus could not start.
+pub async fn build_service(
+    config: &Config,
+    db: &Database,
+    keys: &KeyMaterial,
+) -> anyhow::Result<Arc<AuthService>> {
+    let bus: Arc<dyn RevocationBus> = if db.is_postgres() {
+        Arc::new(
+            PgRevocationBus::start(&config.database_url)
+                .await
+                .context("starting the revocation bus")?,
+        )
+    } else {
+        Arc::new(LocalRevocationBus::new())
+    };
+    let throttle_policy = ThrottlePolicy {
+        max_failures: config.login_max_failures,
+        window: config.login_failure_window,
+    };
+    let ports = Ports {
+        users: Arc::new(SeaUserRepository::new(db.clone())),
+        sessions: Arc::new(SeaSessionStore::new(db.clone())),
+        hasher: Arc::new(Argon2Hasher::new()),
+        signer: Arc::new(JwtSigner::new(keys.private.clone())),
+        verifier: Arc::new(JwtVerifier::new(
+            keys.public.clone(),
+            config.jwt_issuer.clone(),
+            config.jwt_audience.clone(),
+        )),
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+        bus,
+        throttle: Arc::new(SeaLoginThrottle::new(db.clone(), throttle_policy)),
+        health: Arc::new(db.clone()),
+    };
+    let auth_config = AuthConfig {
+        issuer: config.jwt_issuer.clone(),
+        audience: config.jwt_audience.clone(),
+        access_ttl: config.access_token_expiry,
+        token_policy: TokenPolicy {
+            refresh_ttl: config.refresh_token_expiry,
+            reuse_grace: config.refresh_reuse_grace,
+            session_max_age: config.session_max_age,
+        },
+        allow_registration: config.allow_registration,
+    };
+    Ok(Arc::new(AuthService::new(ports, auth_config)))
+}
+
+/// The REST settings of `config`.
+pub fn http_config(config: &Config) -> HttpConfig {
+    HttpConfig {
+        cookie_secure: config.cookie_secure,
+        trusted_proxies: config.trusted_proxies.clone(),
+        cors_origins: config.cors_origins.clone(),
+        demo_dir: config.demo_dir.clone(),
+    }
+}
+
+/// The WebSocket settings of `config`.
+pub fn ws_config(config: &Config) -> WsConfig {
+    WsConfig {
+        expiry_warning: config.ws_expiry_warning,
+        allowed_origins: config.cors_origins.clone(),
+        ..WsConfig::default()
+    }
+}
+
+/// Running servers.
+#[derive(Debug)]
+pub struct RunningApp {
+    /// Where the REST API listens, if it runs.
+    pub api_addr: Option<SocketAddr>,
+    /// Where the WebSocket service listens, if it runs.
+    pub ws_addr: Option<SocketAddr>,
+    /// The service (tests call use cases directly with it).
+    pub auth: Arc<AuthService>,
+    /// The database (tests close it to sabotage).
+    pub database: Database,
+    stop: Arc<watch::Sender<bool>>,
+    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+}
+
+/// Triggers a graceful shutdown of a [`RunningApp`].
+#[derive(Debug, Clone)]
+pub struct ShutdownTrigger(Arc<watch::Sender<bool>>);
+
+impl ShutdownTrigger {
+    /// Asks every server to stop (idempotent).
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl RunningApp {
+    /// A handle that stops the servers.
+    pub fn shutdown_trigger(&self) -> ShutdownTrigger {
+        ShutdownTrigger(self.stop.clone())
+    }
+
+    /// Asks every server to stop.
+    pub fn shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// Waits until every server has stopped.
+    ///
+    /// # Errors
+    /// A server failed.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let mut first_error = None;
+        for (name, task) in self.tasks {
+            let result = task.await.map_err(anyhow::Error::from).and_then(|r| r);
+            if let Err(e) = result {
+                tracing::error!(error = ?e, server = name, "server failed");
+                first_error.get_or_insert(e.context(format!("the {name} server failed")));
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    // A dropped sender also means stop.
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Connects, builds the service, binds the listeners and starts the servers
+/// (and the prune task). Returns once they accept connections.
+///
+/// # Errors
+/// Database, key or listener failures.
+pub async fn start(
+    config: &Config,
+    keys: &KeyMaterial,
+    services: Services,
+) -> anyhow::Result<RunningApp> {
+    let database = connect(config).await?;
+    tracing::info!(
+        backend = if database.is_postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        },
+        migrated = config.auto_migrate,
+        "database ready"
+    );
+    let auth = build_service(config, &database, keys).await?;
+    match auth.warm_revocations().await {
+        Ok(n) => tracing::info!(sessions = n, "revoked-session cache warmed"),
+        Err(e) => tracing::warn!(error = ?e, "could not warm the revoked-session cache"),
+    }
+
+    let (stop, _) = watch::channel(false);
+    let stop = Arc::new(stop);
+    let mut tasks = Vec::new();
+    let mut api_addr = None;
+    let mut ws_addr = None;
+
+    if services.api() {
+        let listener = tokio::net::TcpListener::bind(config.api_addr)
+            .await
+            .with_context(|| format!("binding API_ADDR {}", config.api_addr))?;
+        let addr = listener.local_addr()?;
+        let jwks = JwkSet::from_keys(&keys.public);
+        let endpoint = http::routes(auth.clone(), jwks, http_config(config))?;
+        let shutdown = stopped(stop.subscribe());
+        tasks.push((
+            "api",
+            tokio::spawn(async move {
+                http::serve(listener, endpoint, shutdown)
+                    .await
+                    .context("REST server")
+            }),
+        ));
+        tracing::info!(%addr, "REST API listening");
+        api_addr = Some(addr);
+    }
+    if services.ws() {
+        let listener = tokio::net::TcpListener::bind(config.ws_addr)
+            .await
+            .with_context(|| format!("binding WS_ADDR {}", config.ws_addr))?;
+        let addr = listener.local_addr()?;
+        let shutdown = stopped(stop.subscribe());
+        let (auth, ws_config) = (auth.clone(), ws_config(config));
+        tasks.push((
+            "ws",
+            tokio::spawn(async move { ws::serve(listener, auth, ws_config, shutdown).await }),
+        ));
+        tracing::info!(%addr, "WebSocket service listening");
+        ws_addr = Some(addr);
+    }
+
+    let prune_auth = auth.clone();
+    let mut prune_stop = stop.subscribe();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            tokio::select! {
+                _ = every.tick() => {}
+                _ = prune_stop.wait_for(|s| *s) => break,
+            }
+            match prune_auth.prune(PRUNE_KEEP, PRUNE_BATCH).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(sessions = n, "pruned ended sessions"),
+                Err(e) => tracing::warn!(error = ?e, "pruning ended sessions failed"),
+            }
+        }
+    });
+
+    Ok(RunningApp {
+        api_addr,
+        ws_addr,
+        auth,
+        database,
+        stop,
+        tasks,
+    })
+}
