@@ -343,6 +343,10 @@ fn run(cmd: &mut Command) {
 /// Runs `cleanup` (a shell command) once this process has exited. The
 /// watchdog is its own process group, detached from our stdio, so it neither
 /// dies with a Ctrl-C of the tests nor holds their output pipes open.
+#[allow(
+    clippy::zombie_processes,
+    reason = "the watchdog outlives this process by design"
+)]
 fn spawn_watchdog(cleanup: &str) {
     let script = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {cleanup}",

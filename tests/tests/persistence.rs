@@ -217,7 +217,7 @@ async fn same_name_in_other_case_is_a_duplicate(db: Database) {
     stored_user(&db, "Carol").await;
     let err = repo.insert(&user("cAROL")).await.expect_err("duplicate");
     assert!(matches!(err, InsertUserError::Duplicate), "got {err:?}");
-    // The same id twice is a unique violation too, but not of the name: still no panic, no Duplicate lie.
+    // The same id twice is refused as well.
     let dave = user("dave");
     repo.insert(&dave).await.unwrap();
     let mut again = dave.clone();
@@ -392,6 +392,27 @@ async fn sessions_lifecycle(db: Database) {
         .into_iter()
         .collect();
     assert_eq!(since.len(), 4, "revoked at or after the instant only");
+
+    // Client-supplied text that a column would refuse is stored cleaned, not a failure.
+    let odd = Session::start(
+        SessionId::from_uuid(Uuid::new_v4()),
+        other,
+        t(100),
+        policy.session_max_age,
+        Some(format!("agent\0{}", "a".repeat(2_000))),
+        Some("x".repeat(100)),
+    );
+    let first = Family::start(odd.clone(), hash(7), &policy)
+        .tokens
+        .remove(0);
+    store
+        .create(&odd, &first)
+        .await
+        .expect("create with odd client text");
+    let stored = store.find(odd.id).await.unwrap().unwrap();
+    assert_eq!(stored.user_agent.as_deref().map(str::len), Some(512));
+    assert!(!stored.user_agent.unwrap().contains('\0'));
+    assert_eq!(stored.ip.map(|ip| ip.len()), Some(64));
 }
 
 async fn prune_deletes_ended_sessions_in_batches(db: Database) {
@@ -424,7 +445,11 @@ async fn prune_deletes_ended_sessions_in_batches(db: Database) {
         .await
         .unwrap();
     assert!(matches!(out, RefreshOutcome::Rotated { .. }));
-    assert_eq!(count_rows(&db, "refresh_tokens").await, 9, "8 first tokens and one successor");
+    assert_eq!(
+        count_rows(&db, "refresh_tokens").await,
+        9,
+        "8 first tokens and one successor"
+    );
 
     // Ended before t(200): the 5 expired + the one revoked at t(160); not the one revoked at t(300).
     assert_eq!(store.prune(t(200), 4).await.unwrap(), 4);
@@ -504,6 +529,27 @@ async fn throttle_counts_in_windows(db: Database) {
     assert_eq!(throttle.prune(t(170)).await.unwrap(), 1);
     assert_eq!(count_rows(&db, "login_failures").await, 1);
     assert_eq!(throttle.prune(t(210)).await.unwrap(), 1);
+
+    // Usernames as typed can be anything: long, NUL, non-ASCII. They still count, never fail.
+    for odd in [
+        "evil\0name".repeat(500),
+        "caf\u{e9}".to_owned(),
+        "x".repeat(300),
+    ] {
+        let key = ThrottleKey {
+            username: odd,
+            client: "10.0.0.3".into(),
+        };
+        for at in 0..3 {
+            throttle
+                .record_failure(&key, t(300 + at))
+                .await
+                .expect("odd key counted");
+        }
+        assert!(throttle.blocked_for(&key, t(303)).await.unwrap().is_some());
+        throttle.clear(&key).await.unwrap();
+        assert_eq!(throttle.blocked_for(&key, t(303)).await.unwrap(), None);
+    }
 }
 
 async fn concurrent_failures_all_count(db: Database) {

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use domain::Timestamp;
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sha2::{Digest, Sha256};
 
 use super::Database;
 use super::entities::login_failure;
@@ -55,7 +56,7 @@ impl LoginThrottle for SeaLoginThrottle {
         key: &ThrottleKey,
         now: Timestamp,
     ) -> anyhow::Result<Option<Duration>> {
-        let row = login_failure::Entity::find_by_id((key.username.clone(), key.client.clone()))
+        let row = login_failure::Entity::find_by_id(row_key(key))
             .one(self.db.connection())
             .await
             .context("reading login failures")?;
@@ -77,9 +78,10 @@ impl LoginThrottle for SeaLoginThrottle {
             login_failure::Entity,
             login_failure::Column::WindowStart,
         )));
+        let (username, client) = row_key(key);
         let row = login_failure::ActiveModel {
-            username: Set(key.username.clone()),
-            client: Set(key.client.clone()),
+            username: Set(username),
+            client: Set(client),
             window_start: Set(now_ms),
             failures: Set(1),
         };
@@ -101,10 +103,50 @@ impl LoginThrottle for SeaLoginThrottle {
 
     #[tracing::instrument(skip_all)]
     async fn clear(&self, key: &ThrottleKey) -> anyhow::Result<()> {
-        login_failure::Entity::delete_by_id((key.username.clone(), key.client.clone()))
+        login_failure::Entity::delete_by_id(row_key(key))
             .exec(self.db.connection())
             .await
             .context("clearing login failures")?;
         Ok(())
+    }
+}
+
+/// The stored form of a key. The username is whatever a client typed (any
+/// length, any characters, NUL included, which PostgreSQL text refuses), so
+/// anything but a short printable string is stored as its SHA-256 instead.
+fn row_key(key: &ThrottleKey) -> (String, String) {
+    (column_value(&key.username), column_value(&key.client))
+}
+
+fn column_value(s: &str) -> String {
+    if s.len() <= 128 && s.chars().all(|c| c.is_ascii_graphic()) {
+        return s.to_owned();
+    }
+    let digest = Sha256::digest(s.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::column_value;
+
+    #[test]
+    fn odd_keys_are_hashed() {
+        assert_eq!(column_value("alice"), "alice");
+        assert_eq!(column_value("::ffff:10.0.0.1"), "::ffff:10.0.0.1");
+        for odd in [
+            "a\0b".to_owned(),
+            "x".repeat(129),
+            "caf\u{e9}".to_owned(),
+            "a b".to_owned(),
+        ] {
+            let v = column_value(&odd);
+            assert!(v.starts_with("sha256:") && v.len() == 71, "{odd:?} -> {v}");
+        }
+        assert_ne!(
+            column_value(&"x".repeat(129)),
+            column_value(&"x".repeat(130))
+        );
     }
 }

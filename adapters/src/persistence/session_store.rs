@@ -284,6 +284,7 @@ impl SessionStore for SeaSessionStore {
             .column(session::Column::Id)
             .filter(session::Column::UserId.eq(*user.as_uuid()))
             .filter(session::Column::RevokedAt.is_null())
+            .order_by_asc(session::Column::Id)
             .lock_exclusive()
             .into_tuple()
             .all(tx.txn())
@@ -383,8 +384,8 @@ fn session_row(s: &Session) -> session::ActiveModel {
         expires_at: Set(s.expires_at.unix_millis()),
         revoked_at: Set(s.revoked_at.map(Timestamp::unix_millis)),
         revoke_reason: Set(s.revoke_reason.map(|r| r.as_str().to_owned())),
-        user_agent: Set(s.user_agent.clone()),
-        ip: Set(s.ip.clone()),
+        user_agent: Set(s.user_agent.as_deref().map(|v| clean(v, 512))),
+        ip: Set(s.ip.as_deref().map(|v| clean(v, 64))),
     }
 }
 
@@ -398,6 +399,11 @@ fn token_row(t: &RefreshToken, seal: Option<[u8; 32]>) -> refresh_token::ActiveM
         rotated_at: Set(t.rotated_at.map(Timestamp::unix_millis)),
         successor_seal: Set(seal.map(|s| s.to_vec())),
     }
+}
+
+/// Client-supplied text fit for the column: no NUL (PostgreSQL refuses it), at most `max` characters.
+fn clean(value: &str, max: usize) -> String {
+    value.chars().filter(|c| *c != '\0').take(max).collect()
 }
 
 fn session_from_row(row: session::Model) -> anyhow::Result<Session> {
