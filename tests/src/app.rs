@@ -1,1 +1,407 @@
-//! app test support (in progress).
+//! The application under test: the REAL wiring of the `authd` library,
+//! started in-process on port 0 (REST and WebSocket), on a fresh SQLite or
+//! PostgreSQL database, with a 2048-bit key generated once per process and
+//! short, configurable durations; plus typed request helpers.
+//!
+//! Every response that passes through [`TestApp::send`] is checked: no
+//! request of the suite may get a 5xx (except the documented `503` of the
+//! health check), so a 500 anywhere fails the test that caused it.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use authd::wiring::{KeyMaterial, RunningApp, Services};
+use authd::{Config, ShutdownTrigger};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Which database the app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh SQLite file.
+    Sqlite,
+    /// A fresh PostgreSQL database.
+    Postgres,
+}
+
+/// Knobs of a test app (defaults: the contract's, with a short refresh grace left at 10 s).
+#[derive(Debug, Clone)]
+pub struct TestOptions {
+    /// The database.
+    pub backend: Backend,
+    /// `ACCESS_TOKEN_EXPIRY`.
+    pub access_ttl: Duration,
+    /// `REFRESH_TOKEN_EXPIRY`.
+    pub refresh_ttl: Duration,
+    /// `REFRESH_REUSE_GRACE`.
+    pub reuse_grace: Duration,
+    /// `SESSION_MAX_AGE`.
+    pub session_max_age: Duration,
+    /// `ALLOW_REGISTRATION`.
+    pub allow_registration: bool,
+    /// `LOGIN_MAX_FAILURES`.
+    pub login_max_failures: u32,
+    /// `LOGIN_FAILURE_WINDOW`.
+    pub login_failure_window: Duration,
+    /// `TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<String>,
+    /// `CORS_ORIGINS`.
+    pub cors_origins: Vec<String>,
+    /// `COOKIE_SECURE`.
+    pub cookie_secure: bool,
+    /// `WS_EXPIRY_WARNING`.
+    pub ws_expiry_warning: Duration,
+}
+
+impl TestOptions {
+    /// The defaults on `backend`.
+    pub fn new(backend: Backend) -> Self {
+        Self {
+            backend,
+            access_ttl: Duration::from_secs(900),
+            refresh_ttl: Duration::from_secs(7 * 86_400),
+            reuse_grace: Duration::from_secs(10),
+            session_max_age: Duration::from_secs(30 * 86_400),
+            allow_registration: true,
+            login_max_failures: 5,
+            login_failure_window: Duration::from_secs(900),
+            trusted_proxies: Vec::new(),
+            cors_origins: Vec::new(),
+            cookie_secure: true,
+            ws_expiry_warning: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The test signing key, generated once per test process.
+pub fn test_keys() -> &'static KeyMaterial {
+    static KEYS: OnceLock<KeyMaterial> = OnceLock::new();
+    KEYS.get_or_init(|| KeyMaterial::generate(2048).expect("generating the test key"))
+}
+
+/// Installs a log subscriber when `TEST_LOG` is set (once per process).
+fn init_test_log() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+                ))
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// A running app and a client for it.
+#[derive(Debug)]
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The REST address.
+    pub api_addr: SocketAddr,
+    /// The WebSocket address.
+    pub ws_addr: SocketAddr,
+    /// The configuration the app runs with.
+    pub config: Config,
+    /// The running wiring (service, database).
+    pub running: RunningApp,
+    client: reqwest::Client,
+    stop: ShutdownTrigger,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.stop.trigger();
+    }
+}
+
+/// Starts the app on a fresh database. `None` when PostgreSQL was asked for
+/// and is not available here (that fails instead when `CI` is set).
+pub async fn spawn_app(options: TestOptions) -> Option<TestApp> {
+    init_test_log();
+    let database_url = match options.backend {
+        Backend::Sqlite => crate::postgres::fresh_sqlite_url(),
+        Backend::Postgres => match crate::postgres::fresh_postgres_url().await {
+            Some(url) => url,
+            None => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "PostgreSQL is required when CI is set"
+                );
+                eprintln!("PostgreSQL is not available: this test ran on SQLite only");
+                return None;
+            }
+        },
+    };
+    let config = Config {
+        database_url,
+        api_addr: "127.0.0.1:0".parse().expect("address"),
+        ws_addr: "127.0.0.1:0".parse().expect("address"),
+        access_token_expiry: options.access_ttl,
+        refresh_token_expiry: options.refresh_ttl,
+        refresh_reuse_grace: options.reuse_grace,
+        session_max_age: options.session_max_age,
+        allow_registration: options.allow_registration,
+        login_max_failures: options.login_max_failures,
+        login_failure_window: options.login_failure_window,
+        trusted_proxies: options
+            .trusted_proxies
+            .iter()
+            .map(|p| p.parse().expect("proxy"))
+            .collect(),
+        cors_origins: options.cors_origins.clone(),
+        cookie_secure: options.cookie_secure,
+        ws_expiry_warning: options.ws_expiry_warning,
+        ..Config::default()
+    };
+    let keys = tokio::task::spawn_blocking(test_keys)
+        .await
+        .expect("key generation");
+    let running = authd::start(&config, keys, Services::Both)
+        .await
+        .expect("starting the app");
+    let api_addr = running.api_addr.expect("the API runs");
+    let ws_addr = running.ws_addr.expect("the WebSocket service runs");
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let stop = running.shutdown_trigger();
+    Some(TestApp {
+        base: format!("http://{api_addr}"),
+        api_addr,
+        ws_addr,
+        config,
+        running,
+        client,
+        stop,
+    })
+}
+
+/// A response, read completely.
+#[derive(Debug, Clone)]
+pub struct TestResponse {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// Body text.
+    pub text: String,
+}
+
+impl TestResponse {
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    /// One header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The `Set-Cookie` header.
+    pub fn set_cookie(&self) -> Option<&str> {
+        self.header("set-cookie")
+    }
+
+    /// The value of the `refreshToken` cookie that was set.
+    pub fn refresh_cookie(&self) -> Option<String> {
+        let cookie = self.set_cookie()?;
+        let first = cookie.split(';').next()?;
+        first.strip_prefix("refreshToken=").map(str::to_owned)
+    }
+
+    /// The `accessToken` of a token response.
+    pub fn access_token(&self) -> String {
+        self.json()["accessToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no accessToken in {}", self.text))
+            .to_owned()
+    }
+
+    /// Asserts a problem+json error with `status` and `code`.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "status of {}", self.text);
+        assert!(
+            self.header("content-type")
+                .is_some_and(|c| c.starts_with("application/problem+json")),
+            "content type of a {status}: {:?}",
+            self.header("content-type")
+        );
+        let body = self.json();
+        assert_eq!(body["code"], code, "code in {}", self.text);
+        assert_eq!(body["status"], status, "status field in {}", self.text);
+        for field in ["type", "title", "detail"] {
+            assert!(
+                body[field].is_string(),
+                "problem field {field} in {}",
+                self.text
+            );
+        }
+    }
+}
+
+/// A request being built.
+#[derive(Debug)]
+pub struct TestRequest<'a> {
+    _app: &'a TestApp,
+    builder: reqwest::RequestBuilder,
+    path: String,
+}
+
+impl TestRequest<'_> {
+    /// Adds a header.
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.builder = self.builder.header(name, value);
+        self
+    }
+
+    /// `Authorization: Bearer <token>`.
+    #[must_use]
+    pub fn bearer(self, token: &str) -> Self {
+        let value = format!("Bearer {token}");
+        self.header("authorization", &value)
+    }
+
+    /// `Cookie: refreshToken=<token>`.
+    #[must_use]
+    pub fn refresh_cookie(self, token: &str) -> Self {
+        let value = format!("refreshToken={token}");
+        self.header("cookie", &value)
+    }
+
+    /// A JSON body.
+    #[must_use]
+    pub fn json(mut self, body: &Value) -> Self {
+        self.builder = self.builder.json(body);
+        self
+    }
+
+    /// A raw body with a content type.
+    #[must_use]
+    pub fn body(mut self, content_type: &str, body: impl Into<reqwest::Body>) -> Self {
+        self.builder = self.builder.header("content-type", content_type).body(body);
+        self
+    }
+
+    /// Sends it; fails the test on a 5xx (other than the health check's 503).
+    pub async fn send(self) -> TestResponse {
+        let health = self.path == "/api/health";
+        let response = self.send_unchecked().await;
+        let allowed = response.status == StatusCode::SERVICE_UNAVAILABLE && health;
+        assert!(
+            !response.status.is_server_error() || allowed,
+            "the server answered {} ({})",
+            response.status,
+            response.text
+        );
+        response
+    }
+
+    /// Sends it without the 5xx check (for the sabotage tests).
+    pub async fn send_unchecked(self) -> TestResponse {
+        let response = self
+            .builder
+            .send()
+            .await
+            .expect("the request reaches the server");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("a body");
+        TestResponse {
+            status,
+            headers,
+            text,
+        }
+    }
+}
+
+impl TestApp {
+    /// A request to `path` (e.g. `/api/login`).
+    pub fn request(&self, method: Method, path: &str) -> TestRequest<'_> {
+        TestRequest {
+            _app: self,
+            builder: self.client.request(method, format!("{}{path}", self.base)),
+            path: path.into(),
+        }
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> TestRequest<'_> {
+        self.request(Method::GET, path)
+    }
+
+    /// `POST path`.
+    pub fn post(&self, path: &str) -> TestRequest<'_> {
+        self.request(Method::POST, path)
+    }
+
+    /// `DELETE path`.
+    pub fn delete(&self, path: &str) -> TestRequest<'_> {
+        self.request(Method::DELETE, path)
+    }
+
+    /// `POST /api/register`.
+    pub async fn register(&self, username: &str, password: &str) -> TestResponse {
+        self.post("/api/register")
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+    }
+
+    /// `POST /api/login`.
+    pub async fn login(&self, username: &str, password: &str) -> TestResponse {
+        self.post("/api/login")
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+    }
+
+    /// `POST /api/refresh` with this refresh token.
+    pub async fn refresh(&self, refresh: &str) -> TestResponse {
+        self.post("/api/refresh")
+            .refresh_cookie(refresh)
+            .send()
+            .await
+    }
+
+    /// `GET /api/protected` with this access token.
+    pub async fn protected(&self, access: &str) -> TestResponse {
+        self.get("/api/protected").bearer(access).send().await
+    }
+
+    /// Registers and logs in a fresh user; returns (access token, refresh token, user id).
+    pub async fn signed_in(&self, username: &str) -> Session {
+        let r = self.register(username, PASSWORD).await;
+        assert_eq!(r.status, StatusCode::CREATED, "register: {}", r.text);
+        let user_id = r.json()["id"].as_str().expect("id").to_owned();
+        let r = self.login(username, PASSWORD).await;
+        assert_eq!(r.status, StatusCode::OK, "login: {}", r.text);
+        Session {
+            access: r.access_token(),
+            refresh: r.refresh_cookie().expect("refresh cookie"),
+            user_id,
+        }
+    }
+}
+
+/// The password the helpers register users with.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// A logged-in user's tokens.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Access token.
+    pub access: String,
+    /// Refresh token (the cookie's value).
+    pub refresh: String,
+    /// The user's id.
+    pub user_id: String,
+}

@@ -1,0 +1,168 @@
+//! Edge hygiene: body limit, malformed input, 404/405, request ids, headers, CORS.
+
+use integration_tests::app::{Backend, PASSWORD, TestOptions, spawn_app};
+use reqwest::Method;
+use serde_json::json;
+
+both!(
+    body_limit,
+    malformed_bodies,
+    unknown_paths_and_methods,
+    request_ids_and_headers,
+    cors_only_for_listed_origins
+);
+
+pub async fn body_limit(backend: Backend) {
+    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
+        return;
+    };
+    let big = json!({"username": "alice", "password": "x".repeat(17 * 1024)});
+    app.post("/api/login")
+        .json(&big)
+        .send()
+        .await
+        .assert_problem(413, "payload_too_large");
+    app.post("/api/register")
+        .json(&big)
+        .send()
+        .await
+        .assert_problem(413, "payload_too_large");
+    // Just under the limit is read (and refused for what it says).
+    let fits = json!({"username": "alice", "password": "x".repeat(15 * 1024)});
+    app.post("/api/register")
+        .json(&fits)
+        .send()
+        .await
+        .assert_problem(400, "weak_password");
+}
+
+pub async fn malformed_bodies(backend: Backend) {
+    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
+        return;
+    };
+    for path in ["/api/register", "/api/login"] {
+        for body in [
+            "{",
+            "not json",
+            "[]",
+            "null",
+            "{\"username\": \"alice\"}",
+            "{\"username\": 1, \"password\": 2}",
+        ] {
+            let r = app.post(path).body("application/json", body).send().await;
+            r.assert_problem(400, "bad_request");
+        }
+        app.post(path)
+            .body("text/plain", "username=alice")
+            .send()
+            .await
+            .assert_problem(400, "bad_request");
+        app.post(path)
+            .send()
+            .await
+            .assert_problem(400, "bad_request");
+    }
+    let r = app
+        .post("/api/login")
+        .json(&json!({"username": ["alice"], "password": PASSWORD}))
+        .send()
+        .await;
+    r.assert_problem(400, "bad_request");
+}
+
+pub async fn unknown_paths_and_methods(backend: Backend) {
+    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
+        return;
+    };
+    app.get("/api/nope")
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+    app.get("/nope")
+        .send()
+        .await
+        .assert_problem(404, "not_found");
+    app.get("/").send().await.assert_problem(404, "not_found");
+    app.get("/api/login")
+        .send()
+        .await
+        .assert_problem(405, "method_not_allowed");
+    app.request(Method::PUT, "/api/register")
+        .send()
+        .await
+        .assert_problem(405, "method_not_allowed");
+    app.delete("/api/protected")
+        .send()
+        .await
+        .assert_problem(405, "method_not_allowed");
+}
+
+pub async fn request_ids_and_headers(backend: Backend) {
+    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
+        return;
+    };
+    let r = app
+        .get("/api/health")
+        .header("x-request-id", "abc-123")
+        .send()
+        .await;
+    assert_eq!(r.header("x-request-id"), Some("abc-123"));
+    let r = app.get("/api/health").send().await;
+    assert!(uuid::Uuid::parse_str(r.header("x-request-id").unwrap()).is_ok());
+    let r = app
+        .get("/api/health")
+        .header("x-request-id", "bad id with spaces")
+        .send()
+        .await;
+    assert!(uuid::Uuid::parse_str(r.header("x-request-id").unwrap()).is_ok());
+    let r = app.get("/api/nope").send().await;
+    assert!(r.header("x-request-id").is_some());
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    assert!(
+        r.header("content-security-policy")
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+}
+
+pub async fn cors_only_for_listed_origins(backend: Backend) {
+    let mut options = TestOptions::new(backend);
+    options.cors_origins = vec!["https://app.example".into()];
+    let Some(app) = spawn_app(options).await else {
+        return;
+    };
+    let r = app
+        .get("/api/health")
+        .header("origin", "https://app.example")
+        .send()
+        .await;
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(r.header("access-control-allow-credentials"), Some("true"));
+    let r = app
+        .get("/api/health")
+        .header("origin", "https://evil.example")
+        .send()
+        .await;
+    assert_eq!(r.header("access-control-allow-origin"), None);
+    let r = app
+        .request(Method::OPTIONS, "/api/login")
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert!(
+        r.header("access-control-allow-methods")
+            .unwrap()
+            .contains("POST")
+    );
+}

@@ -1,0 +1,126 @@
+//! Health, JWKS, the OpenAPI document, Swagger UI, and the sabotage test.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use integration_tests::app::{Backend, TestOptions, spawn_app};
+use serde_json::{Value, json};
+
+both!(
+    health_is_ok,
+    jwks_publishes_the_signing_key,
+    documents_are_served,
+    database_gone_is_degraded
+);
+
+pub async fn health_is_ok(backend: Backend) {
+    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
+        return;
+    };
+    let r = app.get("/api/health").send().await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), json!({"status": "ok", "database": "ok"}));
+}
+
+pub async fn jwks_publishes_the_signing_key(backend: Backend) {
+    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
+        return;
+    };
+    let r = app.get("/api/.well-known/jwks.json").send().await;
+    assert_eq!(r.status, 200);
+    let keys = r.json()["keys"].clone();
+    let keys = keys.as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    let key = &keys[0];
+    assert_eq!(key["kty"], "RSA");
+    assert_eq!(key["alg"], "RS256");
+    assert_eq!(key["use"], "sig");
+    assert_eq!(key["e"], "AQAB");
+    assert!(key["n"].as_str().unwrap().len() > 300);
+    let s = app.signed_in("alice").await;
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(s.access.split('.').next().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        header,
+        json!({"alg": "RS256", "typ": "at+jwt", "kid": key["kid"]})
+    );
+}
+
+pub async fn documents_are_served(backend: Backend) {
+    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
+        return;
+    };
+    let r = app.get("/api/openapi.json").send().await;
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/api/register",
+        "/api/login",
+        "/api/refresh",
+        "/api/logout",
+        "/api/sessions",
+        "/api/sessions/{id}",
+        "/api/protected",
+        "/api/health",
+        "/api/.well-known/jwks.json",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} in the document");
+    }
+    assert_eq!(
+        doc,
+        serde_json::from_str::<Value>(&adapters::http::openapi_json()).unwrap()
+    );
+    let r = app.get("/api/docs").send().await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    assert!(r.text.contains("swagger"), "Swagger UI");
+}
+
+/// Sabotage: the database goes away under a running app.
+pub async fn database_gone_is_degraded(backend: Backend) {
+    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
+        return;
+    };
+    let s = app.signed_in("alice").await;
+    app.running
+        .database
+        .connection()
+        .clone()
+        .close()
+        .await
+        .unwrap();
+    let r = app.get("/api/health").send().await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.json(), json!({"status": "degraded", "database": "down"}));
+    // Storage-backed operations fail with a generic problem that reveals nothing.
+    let r = app
+        .post("/api/login")
+        .json(&json!({"username": "alice", "password": "whatever1"}))
+        .send_unchecked()
+        .await;
+    r.assert_problem(500, "internal_error");
+    assert!(
+        !r.text.to_lowercase().contains("pool") && !r.text.to_lowercase().contains("sql"),
+        "{}",
+        r.text
+    );
+    // Token checks need no database; the server is still up.
+    assert_eq!(app.protected(&s.access).await.status, 200);
+    assert_eq!(app.get("/api/health").send().await.status, 503);
+}
+
+/// The committed document matches the code.
+#[test]
+fn committed_openapi_document_is_current() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../openapi/openapi.json");
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    let generated = adapters::http::openapi_json();
+    assert!(
+        committed.trim_end() == generated.trim_end(),
+        "openapi/openapi.json is out of date; regenerate it with:\n    cargo run -p authd -- openapi > openapi/openapi.json"
+    );
+}

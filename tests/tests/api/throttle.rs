@@ -1,0 +1,96 @@
+//! The brute-force throttle, and whose address counts.
+
+use std::time::Duration;
+
+use integration_tests::app::{Backend, PASSWORD, TestOptions, spawn_app};
+use serde_json::json;
+
+both!(
+    rate_limited_even_with_the_right_password,
+    forwarded_for_only_from_trusted_proxies
+);
+
+pub async fn rate_limited_even_with_the_right_password(backend: Backend) {
+    let mut options = TestOptions::new(backend);
+    options.login_max_failures = 3;
+    options.login_failure_window = Duration::from_secs(3);
+    let Some(app) = spawn_app(options).await else {
+        return;
+    };
+    app.register("alice", PASSWORD).await;
+    for _ in 0..3 {
+        app.login("alice", "wrong password")
+            .await
+            .assert_problem(401, "invalid_credentials");
+    }
+    let r = app.login("alice", PASSWORD).await;
+    r.assert_problem(429, "rate_limited");
+    let retry: u64 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3).contains(&retry), "Retry-After {retry}");
+    // Another username from the same address is not affected.
+    app.register("bob", PASSWORD).await;
+    assert_eq!(app.login("bob", PASSWORD).await.status, 200);
+    tokio::time::sleep(Duration::from_secs(retry) + Duration::from_millis(300)).await;
+    assert_eq!(
+        app.login("alice", PASSWORD).await.status,
+        200,
+        "after the window"
+    );
+}
+
+pub async fn forwarded_for_only_from_trusted_proxies(backend: Backend) {
+    // Untrusted peer: X-Forwarded-For is ignored, so rotating it does not help.
+    let mut options = TestOptions::new(backend);
+    options.login_max_failures = 2;
+    let Some(app) = spawn_app(options.clone()).await else {
+        return;
+    };
+    app.register("alice", PASSWORD).await;
+    let login = |xff: &'static str, password: &'static str| {
+        app.post("/api/login")
+            .header("x-forwarded-for", xff)
+            .json(&json!({"username": "alice", "password": password}))
+            .send()
+    };
+    login("10.0.0.1", "wrong password")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    login("10.0.0.2", "wrong password")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    login("10.0.0.3", PASSWORD)
+        .await
+        .assert_problem(429, "rate_limited");
+    drop(app);
+
+    // Trusted proxy: the last hop is the client.
+    options.trusted_proxies = vec!["127.0.0.0/8".into()];
+    let Some(app) = spawn_app(options).await else {
+        return;
+    };
+    app.register("alice", PASSWORD).await;
+    let login = |xff: &'static str, password: &'static str| {
+        app.post("/api/login")
+            .header("x-forwarded-for", xff)
+            .json(&json!({"username": "alice", "password": password}))
+            .send()
+    };
+    login("10.0.0.1", "wrong password")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    login("6.6.6.6, 10.0.0.1", "wrong password")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    login("10.0.0.1", PASSWORD)
+        .await
+        .assert_problem(429, "rate_limited");
+    let r = login("10.0.0.1, 10.0.0.2", PASSWORD).await;
+    assert_eq!(r.status, 200, "another client behind the proxy: {}", r.text);
+    let sessions = app
+        .get("/api/sessions")
+        .bearer(&r.access_token())
+        .send()
+        .await
+        .json();
+    assert_eq!(sessions[0]["ip"], "10.0.0.2");
+}
