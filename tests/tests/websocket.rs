@@ -701,3 +701,240 @@ async fn shutdown_closes_every_client_with_1001() {
         .unwrap()
         .unwrap();
 }
+
+/// `authd api` and `authd ws` as two processes over one PostgreSQL: a logout
+/// through the REST API closes the socket held by the other process.
+mod separate_processes {
+    use std::path::PathBuf;
+    use std::process::Stdio;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio::process::{Child, Command};
+
+    use super::*;
+
+    /// The `authd` binary (`cargo build -p authd`), if it was built.
+    fn authd_binary() -> Option<PathBuf> {
+        let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+            PathBuf::from,
+        );
+        let path = target.join("debug/authd");
+        path.exists().then_some(path)
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    /// A minimal HTTP/1.1 exchange: status, headers (lower-cased names), body.
+    async fn http(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&Value>,
+    ) -> (u16, Vec<(String, String)>, String) {
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let mut request =
+            format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.unwrap();
+        let raw = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        (status, headers, body.to_owned())
+    }
+
+    fn refresh_cookie(headers: &[(String, String)]) -> String {
+        headers
+            .iter()
+            .filter(|(n, _)| n == "set-cookie")
+            .find_map(|(_, v)| {
+                v.split(';')
+                    .next()
+                    .filter(|c| c.starts_with("refreshToken="))
+            })
+            .expect("refresh cookie")
+            .to_owned()
+    }
+
+    struct Procs(Vec<Child>);
+
+    impl Drop for Procs {
+        fn drop(&mut self) {
+            for child in &mut self.0 {
+                let _ = child.start_kill();
+            }
+        }
+    }
+
+    async fn wait_for_port(addr: SocketAddr) {
+        for _ in 0..200 {
+            if TcpStream::connect(addr).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("nothing listens on {addr}");
+    }
+
+    #[tokio::test]
+    async fn logout_and_reuse_through_the_api_close_sockets_of_the_ws_process_within_a_second() {
+        let Some(authd) = authd_binary() else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "target/debug/authd missing: run `cargo build -p authd`"
+            );
+            eprintln!(
+                "SEPARATE-PROCESS WEBSOCKET TEST NOT RUN: target/debug/authd missing (cargo build -p authd)"
+            );
+            return;
+        };
+        let Some(database_url) = integration_tests::postgres::fresh_postgres_url().await else {
+            return; // the harness already failed under CI or said loudly why not
+        };
+        let keys = std::env::temp_dir().join(format!("authd-ws-keys-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&keys).unwrap();
+        let key = tokio::task::spawn_blocking(key).await.unwrap();
+        use secrecy::ExposeSecret as _;
+        std::fs::write(
+            keys.join("private.pem"),
+            key.to_pkcs8_pem().unwrap().expose_secret(),
+        )
+        .unwrap();
+        std::fs::write(
+            keys.join("public.pem"),
+            key.public_key().to_spki_pem().unwrap(),
+        )
+        .unwrap();
+
+        let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let ws: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let start = |service: &str| {
+            Command::new(&authd)
+                .arg(service)
+                .env("DATABASE_URL", &database_url)
+                .env("API_ADDR", api.to_string())
+                .env("WS_ADDR", ws.to_string())
+                .env("PRIVATE_KEY_PATH", keys.join("private.pem"))
+                .env("PUBLIC_KEY_PATH", keys.join("public.pem"))
+                .env("COOKIE_SECURE", "false")
+                .current_dir(&keys)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap()
+        };
+        let first = start("api");
+        wait_for_port(api).await;
+        let _procs = Procs(vec![first, start("ws")]);
+        wait_for_port(ws).await;
+
+        let credentials = json!({"username": "alice", "password": PASSWORD});
+        let (status, _, body) = http(api, "POST", "/api/register", &[], Some(&credentials)).await;
+        assert_eq!(status, 201, "{body}");
+        let login = || async {
+            let (status, headers, body) =
+                http(api, "POST", "/api/login", &[], Some(&credentials)).await;
+            assert_eq!(status, 200, "{body}");
+            let body: Value = serde_json::from_str(&body).unwrap();
+            (
+                body["accessToken"].as_str().unwrap().to_owned(),
+                refresh_cookie(&headers),
+            )
+        };
+
+        // Reuse detection: the grandparent refresh token revokes the family.
+        let (access, first_cookie) = login().await;
+        let refresh = |cookie: String| async move {
+            let (status, headers, body) =
+                http(api, "POST", "/api/refresh", &[("Cookie", &cookie)], None).await;
+            (status, headers, body)
+        };
+        let (status, headers, _) = refresh(first_cookie.clone()).await;
+        assert_eq!(status, 200);
+        let (status, _, _) = refresh(refresh_cookie(&headers)).await;
+        assert_eq!(status, 200);
+        let path = format!("/ws?token={access}");
+        let mut client = Connect::with_token(&path)
+            .open(ws)
+            .await
+            .unwrap()
+            .expect("accepted by authd ws");
+        assert_eq!(
+            client.recv_json(2 * SECOND).await.unwrap()["type"],
+            "connected"
+        );
+        let started = Instant::now();
+        let (status, _, body) = refresh(first_cookie).await;
+        assert_eq!(status, 401, "{body}");
+        assert_error_then_close(&mut client, "session_revoked", 4003, SECOND).await;
+        assert!(started.elapsed() < SECOND, "took {:?}", started.elapsed());
+
+        // Logout through the API.
+        let (access, _) = login().await;
+        let path = format!("/ws?token={access}");
+        let mut client = Connect::with_token(&path)
+            .open(ws)
+            .await
+            .unwrap()
+            .expect("accepted by authd ws");
+        assert_eq!(
+            client.recv_json(2 * SECOND).await.unwrap()["type"],
+            "connected"
+        );
+        let started = Instant::now();
+        let bearer = format!("Bearer {access}");
+        let (status, _, _) = http(
+            api,
+            "POST",
+            "/api/logout",
+            &[("Authorization", &bearer)],
+            None,
+        )
+        .await;
+        assert_eq!(status, 204);
+        assert_error_then_close(&mut client, "session_revoked", 4003, SECOND).await;
+        assert!(started.elapsed() < SECOND, "took {:?}", started.elapsed());
+
+        // And the revoked token is refused by the other process at the handshake.
+        assert_eq!(
+            Connect::with_token(&path)
+                .open(ws)
+                .await
+                .unwrap()
+                .unwrap_err()
+                .status,
+            401
+        );
+        let _ = std::fs::remove_dir_all(&keys);
+    }
+}
