@@ -1,0 +1,437 @@
+//! The deployed system on loopback: two `authd api` and two `authd ws`
+//! processes on one PostgreSQL database, and Nginx with the project's own
+//! template rendered for free loopback ports and a fresh test certificate.
+//! Everything is torn down on `Drop` (logs are kept when a test panics).
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// What a test needs from the machine, or why it cannot run.
+pub fn missing_tools() -> Vec<String> {
+    let mut missing = Vec::new();
+    if which("nginx").is_none() {
+        missing.push("nginx (apt-get install nginx)".to_owned());
+    }
+    if which("openssl").is_none() {
+        missing.push("openssl".to_owned());
+    }
+    if which("envsubst").is_none() {
+        missing.push("envsubst (apt-get install gettext-base)".to_owned());
+    }
+    if !authd_binary().is_file() {
+        missing.push(format!(
+            "{} (run `cargo build -p authd` first)",
+            authd_binary().display()
+        ));
+    }
+    missing
+}
+
+/// Fails under CI (a missing tool there is a broken pipeline), otherwise says
+/// loudly that the test did not run. Returns `true` when the test must stop.
+pub fn not_run(test: &str, why: &[String]) -> bool {
+    if why.is_empty() {
+        return false;
+    }
+    let list = why.join(", ");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: required tools missing under CI: {list}"
+    );
+    eprintln!("\n==== NOT RUN: {test}: missing {list} ====\n");
+    true
+}
+
+/// Looks a program up on `PATH` (plus the sbin directories nginx lives in).
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin".into(), "/sbin".into(), "/usr/local/sbin".into()])
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The workspace root (this package lives in `tests/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// `target/debug/authd`, honouring `CARGO_TARGET_DIR`.
+pub fn authd_binary() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                workspace_root().join(dir)
+            }
+        })
+        .unwrap_or_else(|| workspace_root().join("target"));
+    target.join("debug").join("authd")
+}
+
+/// Distinct free loopback ports (bound together, then released).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
+}
+
+/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `cmd` with stdout and stderr appended to `log`.
+    pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Result<Self> {
+        let out = File::create(&log).with_context(|| format!("create {}", log.display()))?;
+        let err = out.try_clone()?;
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        let child = cmd.spawn().with_context(|| format!("spawn {name}"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+            log,
+        })
+    }
+
+    /// `Some(status)` if the process has already exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// The last lines of the process's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        tail(&self.log, 40)
+    }
+
+    fn stop(&mut self) {
+        if self.exited().is_some() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.exited().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Last `n` lines of a file (empty when unreadable).
+pub fn tail(path: &Path, n: usize) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = File::open(path) {
+        let _ = f.read_to_string(&mut text);
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Settings that differ between the tests.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub access_token_expiry: &'static str,
+    pub ws_expiry_warning: &'static str,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        Self {
+            access_token_expiry: "15m",
+            ws_expiry_warning: "60s",
+        }
+    }
+}
+
+/// The running system.
+#[derive(Debug)]
+pub struct Stack {
+    pub dir: PathBuf,
+    pub https_port: u16,
+    pub http_port: u16,
+    pub cert_pem: Vec<u8>,
+    pub access_log: PathBuf,
+    // Nginx first: it goes down before the services it proxies to.
+    nginx: Option<Proc>,
+    services: Vec<Proc>,
+}
+
+impl Stack {
+    /// Keys, certificate, migration, 2 × api, 2 × ws, Nginx; waits until all answer.
+    pub async fn start(database_url: &str, opts: StackOptions) -> Result<Self> {
+        let root = workspace_root();
+        let dir = std::env::temp_dir().join(format!("authd-e2e-{}", uuid::Uuid::new_v4()));
+        for sub in ["keys", "certs", "logs", "nginx/conf", "nginx/run"] {
+            fs::create_dir_all(dir.join(sub))?;
+        }
+        let access_log = dir.join("logs/nginx-access.log");
+        let error_log = dir.join("logs/nginx-error.log");
+
+        // The project's own scripts make the key pair and the certificate.
+        run(Command::new("sh")
+            .arg(root.join("generate-keys.sh"))
+            .arg(dir.join("keys")))
+        .context("generate-keys.sh")?;
+        run(Command::new("sh")
+            .arg(root.join("infra/nginx/make-dev-cert.sh"))
+            .arg(dir.join("certs")))
+        .context("make-dev-cert.sh")?;
+        let cert_pem = fs::read(dir.join("certs/dev.crt"))?;
+
+        let ports = free_ports(6);
+        let (http_port, https_port) = (ports[0], ports[1]);
+        let api_ports = vec![ports[2], ports[3]];
+        let ws_ports = vec![ports[4], ports[5]];
+
+        let mut stack = Self {
+            dir: dir.clone(),
+            https_port,
+            http_port,
+            cert_pem,
+            access_log: access_log.clone(),
+            nginx: None,
+            services: Vec::new(),
+        };
+
+        let authd = authd_binary();
+        let service_env = |cmd: &mut Command| {
+            cmd.env("DATABASE_URL", database_url)
+                .env("PRIVATE_KEY_PATH", dir.join("keys/private.pem"))
+                .env("PUBLIC_KEY_PATH", dir.join("keys/public.pem"))
+                .env("ACCESS_TOKEN_EXPIRY", opts.access_token_expiry)
+                .env("WS_EXPIRY_WARNING", opts.ws_expiry_warning)
+                .env("COOKIE_SECURE", "true")
+                .env("TRUSTED_PROXIES", "127.0.0.1")
+                .env("ALLOW_REGISTRATION", "true")
+                .env("RUST_LOG", "info")
+                .env_remove("CORS_ORIGINS")
+                .current_dir(&dir);
+        };
+
+        let mut migrate = Command::new(&authd);
+        migrate.arg("migrate");
+        service_env(&mut migrate);
+        let status = migrate
+            .stdout(File::create(dir.join("logs/migrate.log"))?)
+            .stderr(File::create(dir.join("logs/migrate.err.log"))?)
+            .status()
+            .context("run authd migrate")?;
+        if !status.success() {
+            bail!(
+                "authd migrate failed ({status}):\n{}\n{}",
+                tail(&dir.join("logs/migrate.log"), 30),
+                tail(&dir.join("logs/migrate.err.log"), 30)
+            );
+        }
+
+        for (i, port) in api_ports.iter().enumerate() {
+            let mut cmd = Command::new(&authd);
+            cmd.arg("api").env("API_ADDR", format!("127.0.0.1:{port}"));
+            service_env(&mut cmd);
+            let name = format!("api-{}", i + 1);
+            let log = dir.join(format!("logs/{name}.log"));
+            stack.services.push(Proc::spawn(&name, cmd, log)?);
+        }
+        for (i, port) in ws_ports.iter().enumerate() {
+            let mut cmd = Command::new(&authd);
+            cmd.arg("ws").env("WS_ADDR", format!("127.0.0.1:{port}"));
+            service_env(&mut cmd);
+            let name = format!("ws-{}", i + 1);
+            let log = dir.join(format!("logs/{name}.log"));
+            stack.services.push(Proc::spawn(&name, cmd, log)?);
+        }
+        let ports: Vec<u16> = api_ports.iter().chain(ws_ports.iter()).copied().collect();
+        for (idx, port) in ports.into_iter().enumerate() {
+            wait_listening(&mut stack.services[idx], port, Duration::from_secs(30))?;
+        }
+        let plain = reqwest::Client::new();
+        for port in &api_ports {
+            let url = format!("http://127.0.0.1:{port}/api/health");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                match plain.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => break,
+                    other if Instant::now() > deadline => {
+                        bail!("{url} not healthy: {other:?}")
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+        }
+
+        // Nginx: the project's template through the project's render script.
+        let join = |ports: &[u16]| {
+            ports
+                .iter()
+                .map(|p| format!("127.0.0.1:{p}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        run(Command::new("sh")
+            .arg(root.join("infra/nginx/render.sh"))
+            .arg(dir.join("nginx/conf"))
+            .env("NGINX_HTTP_LISTEN", format!("127.0.0.1:{http_port}"))
+            .env("NGINX_HTTPS_LISTEN", format!("127.0.0.1:{https_port}"))
+            .env("NGINX_HTTPS_PUBLIC_PORT", https_port.to_string())
+            .env("API_UPSTREAMS", join(&api_ports))
+            .env("WS_UPSTREAMS", join(&ws_ports))
+            .env("TLS_CERT", dir.join("certs/dev.crt"))
+            .env("TLS_KEY", dir.join("certs/dev.key"))
+            .env("WEB_ROOT", root.join("web"))
+            .env("NGINX_ACCESS_LOG", &access_log)
+            .env("NGINX_ERROR_LOG", &error_log)
+            .env("NGINX_RUN_DIR", dir.join("nginx/run"))
+            .env("NGINX_WORKER_PROCESSES", "1"))
+        .context("render.sh")?;
+        let conf = dir.join("nginx/conf/nginx.conf");
+        let nginx = which("nginx").context("nginx not found")?;
+        // As root, nginx would switch its workers to `nobody`, who may not be
+        // able to read the web root of a checkout under /root.
+        let mut globals = String::from("daemon off;");
+        if running_as_root() {
+            globals.push_str(" user root;");
+        }
+        let nginx_args = |cmd: &mut Command| {
+            cmd.arg("-p")
+                .arg(dir.join("nginx/run"))
+                .arg("-c")
+                .arg(&conf)
+                .arg("-e")
+                .arg(&error_log)
+                .arg("-g")
+                .arg(&globals);
+        };
+        let mut check = Command::new(&nginx);
+        nginx_args(&mut check);
+        check.arg("-t");
+        run(&mut check).context("nginx -t on the rendered configuration")?;
+        let mut cmd = Command::new(&nginx);
+        nginx_args(&mut cmd);
+        let mut proc = Proc::spawn("nginx", cmd, dir.join("logs/nginx-stderr.log"))?;
+        wait_listening(&mut proc, https_port, Duration::from_secs(15))?;
+        stack.nginx = Some(proc);
+        Ok(stack)
+    }
+
+    /// `https://127.0.0.1:PORT` — the one origin clients use.
+    pub fn origin(&self) -> String {
+        format!("https://127.0.0.1:{}", self.https_port)
+    }
+
+    /// Everything the services and Nginx logged, concatenated.
+    pub fn all_logs(&self) -> String {
+        let mut all = String::new();
+        if let Ok(entries) = fs::read_dir(self.dir.join("logs")) {
+            for entry in entries.flatten() {
+                if let Ok(text) = fs::read_to_string(entry.path()) {
+                    all.push_str(&text);
+                }
+            }
+        }
+        all
+    }
+
+    /// Whether every service and Nginx is still running (names of those that are not).
+    pub fn dead_processes(&mut self) -> Vec<String> {
+        let mut dead = Vec::new();
+        for p in self.services.iter_mut().chain(self.nginx.iter_mut()) {
+            if let Some(status) = p.exited() {
+                dead.push(format!("{} ({status}):\n{}", p.name, p.log_tail()));
+            }
+        }
+        dead
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.nginx.take();
+        self.services.clear();
+        if std::thread::panicking() || std::env::var_os("E2E_KEEP").is_some() {
+            eprintln!("e2e: logs kept in {}", self.dir.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn running_as_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let out = cmd.output().with_context(|| format!("run {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn wait_listening(proc: &mut Proc, port: u16, timeout: Duration) -> Result<()> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = proc.exited() {
+            bail!(
+                "{} exited early ({status}):\n{}",
+                proc.name,
+                proc.log_tail()
+            );
+        }
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "{} does not listen on {addr} after {timeout:?}:\n{}",
+                proc.name,
+                proc.log_tail()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,196 @@
+//! A minimal W3C WebDriver client for headless Chromium through Debian's
+//! `chromedriver`: just the commands the demo-page test needs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Value, json};
+
+use super::stack::{Proc, which};
+
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// The Chromium binary and its driver, when installed.
+pub fn browser_tools() -> (Option<PathBuf>, Option<PathBuf>) {
+    let chromium = which("chromium").or_else(|| which("chromium-browser"));
+    (chromium, which("chromedriver"))
+}
+
+/// A chromedriver process with one browser session.
+#[derive(Debug)]
+pub struct Browser {
+    http: reqwest::Client,
+    base: String,
+    session: String,
+    // Dropped after the session is deleted (see Drop).
+    _driver: Proc,
+}
+
+impl Browser {
+    /// Starts chromedriver on `port` and a headless Chromium with a fresh profile.
+    pub async fn start(chromium: &Path, driver: &Path, port: u16, dir: &Path) -> Result<Self> {
+        let mut cmd = Command::new(driver);
+        cmd.arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1");
+        let driver = Proc::spawn("chromedriver", cmd, dir.join("logs/chromedriver.log"))?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()?;
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = http.get(format!("{base}/status")).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("chromedriver not ready:\n{}", driver.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let profile = dir.join("chromium-profile");
+        std::fs::create_dir_all(&profile)?;
+        let caps = json!({
+            "capabilities": {
+                "alwaysMatch": {
+                    "browserName": "chrome",
+                    "acceptInsecureCerts": true,
+                    "goog:chromeOptions": {
+                        "binary": chromium,
+                        "args": [
+                            "--headless",
+                            "--no-sandbox",
+                            "--disable-gpu",
+                            "--disable-dev-shm-usage",
+                            "--disable-background-networking",
+                            "--disable-component-update",
+                            "--disable-sync",
+                            "--disable-extensions",
+                            "--disable-default-apps",
+                            "--no-first-run",
+                            "--no-default-browser-check",
+                            "--ignore-certificate-errors",
+                            "--window-size=1200,900",
+                            format!("--user-data-dir={}", profile.display()),
+                        ]
+                    }
+                }
+            }
+        });
+        let resp: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let session = resp["value"]["sessionId"]
+            .as_str()
+            .ok_or_else(|| anyhow!("no session: {resp}\n{}", driver.log_tail()))?
+            .to_owned();
+        Ok(Self {
+            http,
+            base,
+            session,
+            _driver: driver,
+        })
+    }
+
+    async fn cmd(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let url = format!("{}/session/{}{}", self.base, self.session, path);
+        let mut req = self.http.request(method, &url);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp: Value = req.send().await?.json().await?;
+        if let Some(err) = resp["value"].get("error") {
+            bail!("webdriver {path}: {err}: {}", resp["value"]["message"]);
+        }
+        Ok(resp["value"].clone())
+    }
+
+    pub async fn goto(&self, url: &str) -> Result<()> {
+        self.cmd(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await
+            .map(|_| ())
+    }
+
+    async fn element(&self, css: &str) -> Result<String> {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({ "using": "css selector", "value": css })),
+            )
+            .await
+            .with_context(|| format!("find {css}"))?;
+        v[ELEMENT_KEY]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("no element id for {css}: {v}"))
+    }
+
+    pub async fn type_into(&self, css: &str, text: &str) -> Result<()> {
+        let id = self.element(css).await?;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn click(&self, css: &str) -> Result<()> {
+        let id = self.element(css).await?;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/click"),
+            Some(json!({})),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    pub async fn eval(&self, script: &str) -> Result<Value> {
+        self.cmd(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+    }
+
+    /// Saves a PNG screenshot (for a human looking at a failure).
+    pub async fn screenshot(&self, path: &Path) -> Result<()> {
+        use base64::Engine;
+        let v = self.cmd(reqwest::Method::GET, "/screenshot", None).await?;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().ok_or_else(|| anyhow!("no screenshot"))?)?;
+        std::fs::write(path, png)?;
+        Ok(())
+    }
+}
+
+impl Drop for Browser {
+    /// Ends the session (and so the Chromium process) even when a test panics;
+    /// blocking, because Drop cannot await.
+    fn drop(&mut self) {
+        use std::io::{Read, Write};
+        let Some(addr) = self.base.strip_prefix("http://") else {
+            return;
+        };
+        if let Ok(mut tcp) = std::net::TcpStream::connect(addr) {
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                tcp,
+                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            let mut sink = Vec::new();
+            let _ = tcp.read_to_end(&mut sink);
+        }
+    }
+}
