@@ -411,7 +411,7 @@ impl Connection {
 }
 
 fn revoked() -> Ending {
-    tracing::info!("session revoked, closing");
+    tracing::debug!("session revoked, closing");
     let text = protocol::error(ErrorCode::SessionRevoked, "the session was revoked");
     Ending::Close(CloseCode::from(CLOSE_SESSION_REVOKED), Some(text))
 }
