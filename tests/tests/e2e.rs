@@ -102,6 +102,22 @@ async fn nginx_fronts_two_api_and_two_ws_instances() -> Result<()> {
     let http = client::https_client(&stack.cert_pem)?;
     let mut secrets: Vec<String> = Vec::new();
 
+    // The image's health check script, against the real services.
+    let script = stack::workspace_root().join("infra/docker/healthcheck.sh");
+    for (port, path, expect, upgrade) in [
+        (stack.api_ports[0], "/api/health", "200", "0"),
+        (stack.ws_ports[0], "/ws", "401", "1"),
+    ] {
+        let status = std::process::Command::new("bash")
+            .arg(&script)
+            .env("HEALTHCHECK_PORT", port.to_string())
+            .env("HEALTHCHECK_PATH", path)
+            .env("HEALTHCHECK_EXPECT", expect)
+            .env("HEALTHCHECK_UPGRADE", upgrade)
+            .status()?;
+        assert!(status.success(), "healthcheck.sh for {path} on {port}");
+    }
+
     // Plain HTTP: health for container checks, everything else redirected.
     let plain = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -181,6 +181,8 @@ pub struct Stack {
     pub dir: PathBuf,
     pub https_port: u16,
     pub http_port: u16,
+    pub api_ports: Vec<u16>,
+    pub ws_ports: Vec<u16>,
     pub cert_pem: Vec<u8>,
     pub access_log: PathBuf,
     // Nginx first: it goes down before the services it proxies to.
@@ -219,6 +221,8 @@ impl Stack {
             dir: dir.clone(),
             https_port,
             http_port,
+            api_ports: api_ports.clone(),
+            ws_ports: ws_ports.clone(),
             cert_pem,
             access_log: access_log.clone(),
             nginx: None,
