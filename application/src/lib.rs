@@ -12,5 +12,5 @@ pub mod use_cases;
 pub use refresh_secret::RefreshSecret;
 pub use revoked_sessions::RevokedSessions;
 pub use service::{
-    AuthConfig, AuthService, ClientInfo, IssuedAccessToken, IssuedRefreshToken, Ports,
+    AuthConfig, AuthService, ClientInfo, IssuedAccessToken, IssuedRefreshToken, Ports, Pruned,
 };

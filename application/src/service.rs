@@ -111,6 +111,15 @@ pub struct IssuedRefreshToken {
     pub max_age: i64,
 }
 
+/// What one housekeeping pass deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pruned {
+    /// Ended sessions (their tokens went with them).
+    pub sessions: u64,
+    /// Closed login-throttle windows.
+    pub login_windows: u64,
+}
+
 /// The auth service: every use case is a method (one file each under `use_cases/`).
 #[derive(Debug, Clone)]
 pub struct AuthService {
@@ -171,14 +180,28 @@ impl AuthService {
         self.ports.health.ping().await.is_ok()
     }
 
-    /// Deletes sessions (and their tokens) that ended more than `keep` ago,
-    /// `batch` at a time; returns how many went.
+    /// Housekeeping: deletes sessions (with their tokens) that ended more than
+    /// `keep` ago, in batches of `batch` so that no statement holds locks for
+    /// long, and the login-throttle windows that have closed.
     ///
     /// # Errors
-    /// Storage failures.
-    pub async fn prune(&self, keep: Duration, batch: u64) -> anyhow::Result<u64> {
-        let before = self.ports.clock.now().minus(keep);
-        self.ports.sessions.prune(before, batch).await
+    /// Storage failures (what was deleted before stays deleted).
+    pub async fn prune(&self, keep: Duration, batch: u64) -> anyhow::Result<Pruned> {
+        let now = self.ports.clock.now();
+        let before = now.minus(keep);
+        let mut sessions = 0;
+        loop {
+            let n = self.ports.sessions.prune(before, batch).await?;
+            sessions += n;
+            if n < batch {
+                break;
+            }
+        }
+        let login_windows = self.ports.throttle.prune(now).await?;
+        Ok(Pruned {
+            sessions,
+            login_windows,
+        })
     }
 
     /// Signs an access token for `user` in session `sid`.

@@ -22,7 +22,7 @@ use adapters::system::{OsRandom, SystemClock};
 use adapters::ws::{self, WsConfig};
 use anyhow::Context;
 use application::ports::{RevocationBus, ThrottlePolicy};
-use application::{AuthConfig, AuthService, Ports};
+use application::{AuthConfig, AuthService, Ports, Pruned};
 use domain::TokenPolicy;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -392,9 +392,13 @@ pub async fn start(
                 _ = prune_stop.wait_for(|s| *s) => break,
             }
             match prune_auth.prune(PRUNE_KEEP, PRUNE_BATCH).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(sessions = n, "pruned ended sessions"),
-                Err(e) => tracing::warn!(error = ?e, "pruning ended sessions failed"),
+                Ok(pruned) if pruned == Pruned::default() => {}
+                Ok(pruned) => tracing::info!(
+                    sessions = pruned.sessions,
+                    login_windows = pruned.login_windows,
+                    "pruned ended sessions and closed throttle windows"
+                ),
+                Err(e) => tracing::warn!(error = ?e, "housekeeping failed"),
             }
         }
     });

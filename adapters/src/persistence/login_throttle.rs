@@ -29,23 +29,6 @@ impl SeaLoginThrottle {
     fn window_ms(&self) -> i64 {
         i64::try_from(self.policy.window.as_millis()).unwrap_or(i64::MAX)
     }
-
-    /// Deletes the counters whose window closed before `now`; returns how many.
-    ///
-    /// # Errors
-    /// Storage failures.
-    #[tracing::instrument(skip(self))]
-    pub async fn prune(&self, now: Timestamp) -> anyhow::Result<u64> {
-        let res = login_failure::Entity::delete_many()
-            .filter(
-                login_failure::Column::WindowStart
-                    .lte(now.unix_millis().saturating_sub(self.window_ms())),
-            )
-            .exec(self.db.connection())
-            .await
-            .context("pruning login failures")?;
-        Ok(res.rows_affected)
-    }
 }
 
 #[async_trait]
@@ -108,6 +91,19 @@ impl LoginThrottle for SeaLoginThrottle {
             .await
             .context("clearing login failures")?;
         Ok(())
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn prune(&self, now: Timestamp) -> anyhow::Result<u64> {
+        let res = login_failure::Entity::delete_many()
+            .filter(
+                login_failure::Column::WindowStart
+                    .lte(now.unix_millis().saturating_sub(self.window_ms())),
+            )
+            .exec(self.db.connection())
+            .await
+            .context("pruning login failures")?;
+        Ok(res.rows_affected)
     }
 }
 

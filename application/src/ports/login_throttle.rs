@@ -58,4 +58,10 @@ pub trait LoginThrottle: Send + Sync + 'static {
     /// # Errors
     /// Storage failures.
     async fn clear(&self, key: &ThrottleKey) -> anyhow::Result<()>;
+
+    /// Deletes the windows that closed before `now`; returns how many went.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn prune(&self, now: Timestamp) -> anyhow::Result<u64>;
 }

@@ -345,6 +345,12 @@ impl LoginThrottle for Throttle {
         self.windows.lock().unwrap().remove(key);
         Ok(())
     }
+    async fn prune(&self, now: Timestamp) -> anyhow::Result<u64> {
+        let mut windows = self.windows.lock().unwrap();
+        let before = windows.len();
+        windows.retain(|_, (start, _)| now < start.plus(self.policy.window));
+        Ok((before - windows.len()) as u64)
+    }
 }
 
 pub struct Health;

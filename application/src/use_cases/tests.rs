@@ -479,6 +479,26 @@ async fn revocations_heard_on_the_bus_and_at_start_are_enforced() {
 }
 
 #[tokio::test]
+async fn prune_works_in_batches_until_done() {
+    let w = world_with_alice().await;
+    for _ in 0..5 {
+        let s = login(&w).await;
+        w.service
+            .logout(
+                Some(s.refresh.secret.expose()),
+                None,
+                LogoutScope::ThisSession,
+            )
+            .await
+            .unwrap();
+    }
+    w.clock.advance(Duration::from_secs(61));
+    let pruned = w.service.prune(Duration::from_secs(60), 2).await.unwrap();
+    assert_eq!(pruned.sessions, 5);
+    assert!(w.sessions.families.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn prune_removes_only_long_ended_sessions() {
     let w = world_with_alice().await;
     let a = login(&w).await;
@@ -491,20 +511,28 @@ async fn prune_removes_only_long_ended_sessions() {
         )
         .await
         .unwrap();
-    assert_eq!(
-        w.service
-            .prune(Duration::from_secs(3600), 100)
-            .await
-            .unwrap(),
-        0
-    );
+    w.service
+        .login("alice", secret("wrong password"), &client())
+        .await
+        .unwrap_err();
+    let pruned = w
+        .service
+        .prune(Duration::from_secs(3600), 100)
+        .await
+        .unwrap();
+    assert_eq!(pruned, crate::Pruned::default());
     w.clock.advance(Duration::from_secs(3601));
+    let pruned = w
+        .service
+        .prune(Duration::from_secs(3600), 100)
+        .await
+        .unwrap();
     assert_eq!(
-        w.service
-            .prune(Duration::from_secs(3600), 100)
-            .await
-            .unwrap(),
-        1
+        pruned,
+        crate::Pruned {
+            sessions: 1,
+            login_windows: 1
+        }
     );
     assert!(
         w.sessions

@@ -275,4 +275,7 @@ impl LoginThrottle for NoThrottle {
     async fn clear(&self, _key: &ThrottleKey) -> anyhow::Result<()> {
         Ok(())
     }
+    async fn prune(&self, _now: Timestamp) -> anyhow::Result<u64> {
+        Ok(0)
+    }
 }
