@@ -15,8 +15,8 @@ use adapters::persistence::{
     SeaUserRepository,
 };
 use application::ports::{
-    HealthCheck, InsertUserError, LoginThrottle, RefreshOutcome, RefreshRefusal, RevocationBus,
-    SessionStore, SuccessorToken, ThrottleKey, ThrottlePolicy, UserRepository,
+    Clock, HealthCheck, InsertUserError, LoginThrottle, RefreshOutcome, RefreshRefusal,
+    RevocationBus, SessionStore, SuccessorToken, ThrottleKey, ThrottlePolicy, UserRepository,
 };
 use domain::{
     Family, PasswordHash, RevokeReason, RotationDecision, Session, SessionId, Timestamp, TokenHash,
@@ -1074,4 +1074,46 @@ async fn pool_and_bus_recover_from_a_database_restart() {
     let sent = ids(5);
     bus.publish(&sent).await.unwrap();
     wait_for(&seen, &sent, Duration::from_secs(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pg_bus_catches_up_on_revocations_missed_while_disconnected() {
+    let Some(url) = fresh_postgres_url().await else {
+        return;
+    };
+    let db = Database::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    let store = SeaSessionStore::new(db.clone());
+    let owner = stored_user(&db, "trent").await;
+    let now = adapters::system::SystemClock.now();
+    let family = login(&store, owner.id, now, &TokenPolicy::default()).await;
+    let bus = PgRevocationBus::start(&url).await.unwrap();
+    let (seen, listener) = recorder();
+    bus.subscribe(listener);
+
+    // Revoked in storage with no announcement (as if the NOTIFY was lost),
+    // then the listener's connection drops.
+    assert!(
+        store
+            .revoke(family.session.id, RevokeReason::Logout, now)
+            .await
+            .unwrap()
+    );
+    let killed = db
+        .connection()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        killed.try_get_by_index::<i64>(0).unwrap(),
+        1,
+        "one LISTEN connection"
+    );
+    let took = wait_for(&seen, &[family.session.id], Duration::from_secs(5)).await;
+    eprintln!("a missed revocation was caught up {took:?} after the listener was cut");
 }

@@ -4,14 +4,16 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
+use application::ports::Clock;
 use application::ports::{RevocationBus, RevocationListener};
 use async_trait::async_trait;
-use domain::SessionId;
+use domain::{SessionId, Timestamp};
 use sea_orm::sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use super::local_revocation_bus::dispatch;
+use crate::system::SystemClock;
 
 /// The notification channel.
 pub const REVOCATION_CHANNEL: &str = "authd_session_revoked";
@@ -24,9 +26,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// payload: comma-separated session UUIDs.
 ///
 /// Every instance (in any process) hears every publish, its own included.
-/// When the database goes away the listener reconnects by itself; ids
-/// published while it was away are not redelivered (PostgreSQL keeps no
-/// backlog), which is why [`application::AuthService::warm_revocations`] exists.
+/// When the connection goes away the listener reconnects by itself, and since
+/// PostgreSQL keeps no backlog of notifications it then reads the sessions
+/// revoked while it was away from the `sessions` table and delivers those too.
 #[derive(Clone)]
 pub struct PgRevocationBus {
     inner: Arc<Inner>,
@@ -72,7 +74,12 @@ impl PgRevocationBus {
             .context("connecting the revocation publisher")?;
         let listener = listen(url).await.context("listening for revocations")?;
         let listeners: Arc<RwLock<Vec<RevocationListener>>> = Arc::default();
-        let task = tokio::spawn(receive(url.to_owned(), listener, listeners.clone()));
+        let task = tokio::spawn(receive(
+            url.to_owned(),
+            listener,
+            publisher.clone(),
+            listeners.clone(),
+        ));
         Ok(Self {
             inner: Arc::new(Inner {
                 publisher,
@@ -118,15 +125,26 @@ async fn listen(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
     Ok(listener)
 }
 
-/// Delivers notifications until the bus is dropped, reconnecting after failures.
+/// How far back a catch-up after a reconnection looks at most: older
+/// revocations only matter to access tokens that have expired by now.
+const MAX_CATCH_UP: Duration = Duration::from_secs(3600);
+/// Overlap of a catch-up with the time the listener was last known to be up.
+const CATCH_UP_OVERLAP: Duration = Duration::from_secs(5);
+
+/// Delivers notifications until the bus is dropped, reconnecting after
+/// failures and catching up on what was missed meanwhile.
 async fn receive(
     url: String,
     mut listener: PgListener,
+    publisher: PgPool,
     listeners: Arc<RwLock<Vec<RevocationListener>>>,
 ) {
+    // When the listener was last known to be connected.
+    let mut up_at = SystemClock.now();
     loop {
         match listener.try_recv().await {
             Ok(Some(note)) => {
+                up_at = SystemClock.now();
                 let ids =
                     note.payload()
                         .split(',')
@@ -140,14 +158,47 @@ async fn receive(
                 dispatch(&listeners, ids);
             }
             // sqlx noticed the lost connection and reconnected already.
-            Ok(None) => tracing::warn!(
-                "revocation bus: connection lost and re-established; announcements in between were missed"
-            ),
+            Ok(None) => {
+                tracing::warn!("revocation bus: connection lost and re-established; catching up");
+                up_at = catch_up(&publisher, &listeners, up_at).await;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "revocation bus: listening failed, reconnecting");
                 listener = reconnect(&url).await;
-                tracing::info!("revocation bus: listening again");
+                tracing::info!("revocation bus: listening again; catching up");
+                up_at = catch_up(&publisher, &listeners, up_at).await;
             }
+        }
+    }
+}
+
+/// Delivers the sessions revoked since shortly before `up_at` (what the
+/// listener may have missed); returns the new "last known up" instant.
+async fn catch_up(
+    publisher: &PgPool,
+    listeners: &Arc<RwLock<Vec<RevocationListener>>>,
+    up_at: Timestamp,
+) -> Timestamp {
+    let now = SystemClock.now();
+    let since = up_at.minus(CATCH_UP_OVERLAP).max(now.minus(MAX_CATCH_UP));
+    let rows: Result<Vec<(Uuid,)>, _> =
+        sea_orm::sqlx::query_as("SELECT id FROM sessions WHERE revoked_at >= $1")
+            .bind(since.unix_millis())
+            .fetch_all(publisher)
+            .await;
+    match rows {
+        Ok(rows) => {
+            tracing::info!(sessions = rows.len(), "revocation bus: caught up");
+            dispatch(
+                listeners,
+                rows.into_iter().map(|(id,)| SessionId::from_uuid(id)),
+            );
+            now
+        }
+        Err(e) => {
+            // Keep the old instant so that the next catch-up covers this gap too.
+            tracing::warn!(error = %e, "revocation bus: catching up failed");
+            up_at
         }
     }
 }
