@@ -3,8 +3,8 @@
 //! `cargo run -p integration-tests --example ws_load [--release] -- [TOTAL]`
 //!
 //! The tool starts itself a second time as the server (`ws_load serve`: the
-//! real `adapters::ws::serve`, real RS256 tokens, users and sessions in
-//! memory), so that the server's resident memory is its own. It then, as the
+//! real `adapters::ws::serve`, real RS256 tokens, users and sessions in a
+//! fresh SQLite file), so that the server's resident memory is its own. It then, as the
 //! client:
 //! 1. opens 1,000 authenticated connections (connections accepted per second),
 //!    and reads the server's RSS per idle connection;
@@ -17,9 +17,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[path = "../tests/websocket/fakes.rs"]
-mod fakes;
-
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Stdio;
@@ -28,10 +25,9 @@ use std::time::{Duration, Instant};
 
 use adapters::crypto::jwt::{JwtSigner, JwtVerifier};
 use adapters::crypto::keys::PrivateKey;
-use adapters::system::{OsRandom, SystemClock};
 use adapters::ws::{WsConfig, serve};
 use application::use_cases::LogoutScope;
-use application::{AuthConfig, AuthService, ClientInfo, Ports};
+use application::{AuthConfig, AuthService, ClientInfo};
 use futures_util::StreamExt;
 use integration_tests::ws_client::{Connect, Incoming, WsClient};
 use serde_json::json;
@@ -68,18 +64,7 @@ async fn server() -> anyhow::Result<()> {
         "auth".into(),
         "api".into(),
     ));
-    let ports = Ports {
-        users: Arc::new(fakes::Users::default()),
-        sessions: Arc::new(fakes::Sessions::default()),
-        hasher: Arc::new(fakes::Hasher::default()),
-        signer,
-        verifier,
-        clock: Arc::new(SystemClock),
-        random: Arc::new(OsRandom),
-        bus: Arc::new(fakes::Bus::default()),
-        throttle: Arc::new(fakes::NoThrottle),
-        health: Arc::new(fakes::Health),
-    };
+    let ports = integration_tests::storage::sqlite_ports(signer, verifier).await;
     let auth = Arc::new(AuthService::new(ports, AuthConfig::default()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

@@ -3,4 +3,5 @@
 
 pub mod app;
 pub mod postgres;
+pub mod storage;
 pub mod ws_client;

@@ -1,13 +1,12 @@
 //! The WebSocket half of the contract, with real WebSocket clients against a
 //! running `adapters::ws::serve` on a loopback port.
 //!
-//! Tokens are real RS256 tokens from the crypto adapter; users and sessions
-//! live in memory (`websocket/fakes.rs`) until the SeaORM adapters land.
+//! The service runs on the real adapters: RS256 tokens from the crypto
+//! adapter, users and sessions in a fresh SQLite database per test
+//! (`integration_tests::storage`), the in-process revocation bus; the
+//! separate-process test at the end runs `authd api` + `authd ws` on PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "websocket/fakes.rs"]
-mod fakes;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -15,11 +14,10 @@ use std::time::{Duration, Instant};
 
 use adapters::crypto::jwt::{JwtSigner, JwtVerifier};
 use adapters::crypto::keys::PrivateKey;
-use adapters::system::{OsRandom, SystemClock};
 use adapters::ws::{WsConfig, serve};
 use application::ports::AccessTokenSigner;
 use application::use_cases::LogoutScope;
-use application::{AuthConfig, AuthService, ClientInfo, Ports};
+use application::{AuthConfig, AuthService, ClientInfo};
 use async_tungstenite::tungstenite::Message;
 use base64::Engine as _;
 use domain::{AccessClaims, SessionId, UserId};
@@ -66,18 +64,7 @@ async fn spawn_ws(access_ttl: Duration, config: WsConfig) -> TestWs {
         "auth".into(),
         "api".into(),
     ));
-    let ports = Ports {
-        users: Arc::new(fakes::Users::default()),
-        sessions: Arc::new(fakes::Sessions::default()),
-        hasher: Arc::new(fakes::Hasher::default()),
-        signer: signer.clone(),
-        verifier,
-        clock: Arc::new(SystemClock),
-        random: Arc::new(OsRandom),
-        bus: Arc::new(fakes::Bus::default()),
-        throttle: Arc::new(fakes::NoThrottle),
-        health: Arc::new(fakes::Health),
-    };
+    let ports = integration_tests::storage::sqlite_ports(signer.clone(), verifier).await;
     let auth = Arc::new(AuthService::new(
         ports,
         AuthConfig {

@@ -1,0 +1,40 @@
+//! The application's ports on real adapters over a fresh SQLite file, for
+//! tests that drive `AuthService` directly (WebSocket tests, load tool).
+
+use std::sync::Arc;
+
+use adapters::crypto::jwt::{JwtSigner, JwtVerifier};
+use adapters::crypto::password::Argon2Hasher;
+use adapters::persistence::{
+    Database, LocalRevocationBus, SeaLoginThrottle, SeaSessionStore, SeaUserRepository,
+};
+use adapters::system::{OsRandom, SystemClock};
+use application::Ports;
+use application::ports::ThrottlePolicy;
+
+use crate::postgres::fresh_sqlite_url;
+
+/// Real ports on a fresh, migrated SQLite database. Argon2id runs with small
+/// parameters (1 MiB, one pass) so that tests are not dominated by hashing;
+/// everything else is what `authd` wires in production.
+///
+/// # Panics
+/// When the database cannot be created.
+pub async fn sqlite_ports(signer: Arc<JwtSigner>, verifier: Arc<JwtVerifier>) -> Ports {
+    let db = Database::connect(&fresh_sqlite_url())
+        .await
+        .expect("SQLite database");
+    db.migrate().await.expect("migrations");
+    Ports {
+        users: Arc::new(SeaUserRepository::new(db.clone())),
+        sessions: Arc::new(SeaSessionStore::new(db.clone())),
+        hasher: Arc::new(Argon2Hasher::with_params(1024, 1, 1).expect("argon2 parameters")),
+        signer,
+        verifier,
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+        bus: Arc::new(LocalRevocationBus::new()),
+        throttle: Arc::new(SeaLoginThrottle::new(db.clone(), ThrottlePolicy::default())),
+        health: Arc::new(db),
+    }
+}
