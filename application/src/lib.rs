@@ -8,9 +8,11 @@ pub mod refresh_secret;
 pub mod revoked_sessions;
 pub mod service;
 pub mod use_cases;
+pub mod verified_tokens;
 
 pub use refresh_secret::RefreshSecret;
 pub use revoked_sessions::RevokedSessions;
 pub use service::{
     AuthConfig, AuthService, ClientInfo, IssuedAccessToken, IssuedRefreshToken, Ports, Pruned,
 };
+pub use verified_tokens::VerifiedTokens;

@@ -9,7 +9,7 @@ use crate::ports::{
     AccessTokenSigner, AccessTokenVerifier, Clock, HealthCheck, LoginThrottle, PasswordHasher,
     RandomSource, RevocationBus, RevocationListener, SessionStore, UserRepository,
 };
-use crate::{RefreshSecret, RevokedSessions};
+use crate::{RefreshSecret, RevokedSessions, VerifiedTokens};
 
 /// Clock leeway for `exp` and `nbf` (the contract allows at most 30 s).
 pub const CLOCK_LEEWAY_SECS: i64 = 30;
@@ -58,6 +58,9 @@ pub struct AuthConfig {
     pub token_policy: TokenPolicy,
     /// `ALLOW_REGISTRATION`.
     pub allow_registration: bool,
+    /// `TOKEN_CACHE_SIZE`: access tokens whose verified claims are kept
+    /// (0 verifies the signature on every request).
+    pub token_cache_size: usize,
 }
 
 impl Default for AuthConfig {
@@ -68,6 +71,7 @@ impl Default for AuthConfig {
             access_ttl: Duration::from_secs(900),
             token_policy: TokenPolicy::default(),
             allow_registration: true,
+            token_cache_size: 10_000,
         }
     }
 }
@@ -126,6 +130,7 @@ pub struct AuthService {
     pub(crate) ports: Ports,
     pub(crate) config: AuthConfig,
     pub(crate) revoked: RevokedSessions,
+    pub(crate) verified: Arc<VerifiedTokens>,
 }
 
 impl AuthService {
@@ -138,10 +143,12 @@ impl AuthService {
         ports
             .bus
             .subscribe(Arc::new(move |id| cache.insert(id, clock.now())));
+        let verified = Arc::new(VerifiedTokens::new(config.token_cache_size));
         Self {
             ports,
             config,
             revoked,
+            verified,
         }
     }
 

@@ -62,6 +62,9 @@ pub struct Config {
     pub allow_registration: bool,
     /// `LOGIN_MAX_FAILURES`.
     pub login_max_failures: u32,
+    /// `TOKEN_CACHE_SIZE` (default 10,000): access tokens whose verified
+    /// claims are kept in memory; 0 checks the signature on every request.
+    pub token_cache_size: usize,
     /// `LOGIN_FAILURE_WINDOW`.
     pub login_failure_window: Duration,
     /// `TRUSTED_PROXIES`.
@@ -180,6 +183,13 @@ impl Config {
                     reason: "expected a positive whole number".into(),
                 })?,
         };
+        let token_cache_size = match get("TOKEN_CACHE_SIZE") {
+            None => 10_000,
+            Some(v) => v.parse::<usize>().ok().ok_or_else(|| ConfigError {
+                variable: "TOKEN_CACHE_SIZE",
+                reason: "expected a whole number (0 turns the cache off)".into(),
+            })?,
+        };
         let trusted_proxies = list("TRUSTED_PROXIES")
             .iter()
             .map(|p| p.parse::<IpNet>())
@@ -232,6 +242,7 @@ impl Config {
             cookie_secure: boolean("COOKIE_SECURE", true)?,
             allow_registration: boolean("ALLOW_REGISTRATION", true)?,
             login_max_failures,
+            token_cache_size,
             login_failure_window: nonzero(
                 "LOGIN_FAILURE_WINDOW",
                 duration("LOGIN_FAILURE_WINDOW", "15m")?,

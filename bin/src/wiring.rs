@@ -234,6 +234,7 @@ pub async fn build_service(
             session_max_age: config.session_max_age,
         },
         allow_registration: config.allow_registration,
+        token_cache_size: config.token_cache_size,
     };
     Ok(Arc::new(AuthService::new(ports, auth_config)))
 }

@@ -230,6 +230,7 @@ impl PasswordHasher for Hasher {
 pub struct Tokens {
     issued: Mutex<HashMap<String, AccessClaims>>,
     pub signatures: AtomicUsize,
+    pub verifications: AtomicUsize,
 }
 
 #[async_trait]
@@ -252,6 +253,7 @@ impl AccessTokenVerifier for Tokens {
         now: Timestamp,
         leeway_secs: i64,
     ) -> Result<AccessClaims, InvalidToken> {
+        self.verifications.fetch_add(1, Ordering::SeqCst);
         let claims = self
             .issued
             .lock()

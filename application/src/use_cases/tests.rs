@@ -542,3 +542,70 @@ async fn prune_removes_only_long_ended_sessions() {
             .contains_key(&b.session.id)
     );
 }
+
+#[tokio::test]
+async fn verified_tokens_are_cached_but_expiry_and_revocation_still_apply() {
+    let w = world_with_alice().await;
+    let out = login(&w).await;
+    for _ in 0..3 {
+        w.service.verify_access(&out.access.token).expect("valid");
+    }
+    assert_eq!(
+        w.tokens
+            .verifications
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "one signature check"
+    );
+    // Cached, yet no leeway for the WebSocket side at exp, 30 s for REST.
+    w.clock.advance(Duration::from_secs(900));
+    assert_eq!(
+        w.service
+            .verify_access_with_leeway(&out.access.token, 0)
+            .unwrap_err(),
+        InvalidToken::Expired
+    );
+    w.service
+        .verify_access(&out.access.token)
+        .expect("within the REST leeway");
+    w.clock.advance(Duration::from_secs(30));
+    assert_eq!(
+        w.service.verify_access(&out.access.token).unwrap_err(),
+        InvalidToken::Expired
+    );
+
+    let fresh = login(&w).await;
+    w.service
+        .verify_access(&fresh.access.token)
+        .expect("cached now");
+    w.service
+        .logout(None, Some(&fresh.access.token), LogoutScope::ThisSession)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.service.verify_access(&fresh.access.token).unwrap_err(),
+        InvalidToken::Revoked
+    );
+}
+
+#[tokio::test]
+async fn a_zero_sized_cache_verifies_every_time() {
+    let w = World::new(AuthConfig {
+        token_cache_size: 0,
+        ..AuthConfig::default()
+    });
+    w.service
+        .register("alice", secret("correct horse"))
+        .await
+        .unwrap();
+    let out = login(&w).await;
+    for _ in 0..3 {
+        w.service.verify_access(&out.access.token).expect("valid");
+    }
+    assert_eq!(
+        w.tokens
+            .verifications
+            .load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+}

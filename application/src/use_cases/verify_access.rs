@@ -1,6 +1,6 @@
 //! Verify an access token, including the revocation of its session.
 
-use domain::AccessClaims;
+use domain::{AccessClaims, Timestamp};
 
 use crate::AuthService;
 use crate::ports::InvalidToken;
@@ -26,10 +26,19 @@ impl AuthService {
         token: &str,
         leeway_secs: i64,
     ) -> Result<AccessClaims, InvalidToken> {
-        let claims = self
-            .ports
-            .verifier
-            .verify(token, self.ports.clock.now(), leeway_secs)?;
+        let now = self.ports.clock.now();
+        let key = self.verified.key(token);
+        let claims = match key.and_then(|k| self.verified.get(&k)) {
+            // The signature was checked before; the times are checked again.
+            Some(claims) => check_times(claims, now, leeway_secs)?,
+            None => {
+                let claims = self.ports.verifier.verify(token, now, leeway_secs)?;
+                if let Some(k) = key {
+                    self.verified.insert(k, claims.clone(), now);
+                }
+                claims
+            }
+        };
         if self.revoked.contains(&claims.sid) {
             return Err(InvalidToken::Revoked);
         }
@@ -39,5 +48,23 @@ impl AuthService {
     /// Whether a session was revoked (as far as this process has heard).
     pub fn is_session_revoked(&self, id: &domain::SessionId) -> bool {
         self.revoked.contains(id)
+    }
+}
+
+/// `exp` and `nbf` of already verified claims against `now`, with the same
+/// leeway bounds the verifier applies (0 to 30 s).
+fn check_times(
+    claims: AccessClaims,
+    now: Timestamp,
+    leeway_secs: i64,
+) -> Result<AccessClaims, InvalidToken> {
+    let leeway = leeway_secs.clamp(0, CLOCK_LEEWAY_SECS);
+    let now = now.unix_seconds();
+    if claims.exp <= now - leeway {
+        Err(InvalidToken::Expired)
+    } else if claims.nbf > now + leeway {
+        Err(InvalidToken::NotYetValid)
+    } else {
+        Ok(claims)
     }
 }
