@@ -14,6 +14,12 @@
 //! 4. logs that user out and times the last of their 10,000 sockets closing.
 //!
 //! Client sockets are spread over source addresses 127.0.0.2-127.0.0.200.
+//!
+//! `ws_load hold N SECONDS` instead starts its server, opens N authenticated
+//! idle connections (reading them, so server pings are answered), prints
+//! `CONNECTED` with the count, the time it took and the server's RSS, holds
+//! them for SECONDS, prints `HELD`, and exits. `tests/load/hundred_k.sh` runs
+//! six of these side by side to hold 100,000 connections at once.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -44,6 +50,13 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     if args.get(1).map(String::as_str) == Some("serve") {
         runtime.block_on(server())
+    } else if args.get(1).map(String::as_str) == Some("hold") {
+        let count = args
+            .get(2)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(17_000_usize);
+        let seconds = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(60_u64);
+        runtime.block_on(hold(count.clamp(1, 19_000), seconds.clamp(1, 3_600)))
     } else {
         let total = args
             .get(1)
@@ -311,6 +324,7 @@ async fn client(total: usize) -> anyhow::Result<()> {
     );
 
     // 4. Log alice out: time until the last of her sockets closed with 4003.
+    let alice_count = alices.len();
     let waiters: Vec<_> = alices
         .into_iter()
         .map(|mut client| {
@@ -337,20 +351,114 @@ async fn client(total: usize) -> anyhow::Result<()> {
         last = last.max(at);
     }
     println!(
-        "logout of a user with {LOGOUT_USER_CONNECTIONS} connections: last socket closed {} ms after the logout started; close codes {codes:?}",
+        "logout of a user with {alice_count} connections: last socket closed {} ms after the logout started; close codes {codes:?}",
         last - logout_at
     );
 
-    // Bob's are still open.
+    // Bob's are still open (there are none when TOTAL <= 10,000).
     let mut bobs = bobs;
-    let mut probe = bobs.pop().unwrap();
-    probe.send_json(&json!({"type":"ping"})).await?;
-    assert_eq!(
-        probe.recv_json(Duration::from_secs(5)).await?["type"],
-        "pong"
-    );
+    if let Some(mut probe) = bobs.pop() {
+        probe.send_json(&json!({"type":"ping"})).await?;
+        assert_eq!(
+            probe.recv_json(Duration::from_secs(5)).await?["type"],
+            "pong"
+        );
+    }
     drop(bobs);
     let _ = server.command("quit").await;
     let _ = server.child.wait().await;
+    Ok(())
+}
+
+// ---------------------------------------------------------------- hold mode
+
+/// Open descriptors of a process.
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+/// One connection for `hold`: `None` if it failed or was refused.
+async fn open_one(addr: SocketAddr, path: &str, i: usize) -> Option<WsClient> {
+    let opening = async {
+        let mut client = Connect::with_token(path)
+            .from(source(i))
+            .open(addr)
+            .await
+            .ok()?
+            .ok()?;
+        let hello = client.recv_json(Duration::from_secs(60)).await.ok()?;
+        (hello["type"] == "connected").then_some(client)
+    };
+    tokio::time::timeout(Duration::from_secs(90), opening)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Opens `count` idle authenticated connections, holds them `seconds`, exits.
+async fn hold(count: usize, seconds: u64) -> anyhow::Result<()> {
+    let mut server = Server::start().await?;
+    println!("SERVER {} {}", server.pid, server.addr);
+    let token = server
+        .command("login holder")
+        .await?
+        .trim_start_matches("TOKEN ")
+        .to_owned();
+    let idle_rss = settle_rss(&server).await;
+    let path = format!("/ws?token={token}");
+    let started = Instant::now();
+    let clients: Vec<WsClient> = futures_util::stream::iter(0..count)
+        .map(|i| open_one(server.addr, &path, i))
+        .buffer_unordered(CONNECT_CONCURRENCY)
+        .filter_map(std::future::ready)
+        .collect()
+        .await;
+    let secs = started.elapsed().as_secs_f64();
+    let connected = clients.len();
+    // Each socket is read until the end of the hold, so pings get their pongs;
+    // anything that closes early is counted.
+    let hold_for = Duration::from_secs(seconds);
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            tokio::spawn(async move {
+                let deadline = Instant::now() + hold_for;
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return (true, client);
+                    }
+                    match client.recv(left).await {
+                        Ok(Incoming::Closed(_)) => return (false, client),
+                        Ok(_) => {}
+                        // Nothing arrived before the deadline: still open.
+                        Err(_) => return (Instant::now() >= deadline, client),
+                    }
+                }
+            })
+        })
+        .collect();
+    let rss = server.rss_kib();
+    println!(
+        "CONNECTED {connected} of {count} in {secs:.2} s ({:.0}/s); server pid {} RSS {rss} KiB (idle {idle_rss} KiB, {:.1} KiB per connection), {} open files",
+        connected as f64 / secs,
+        server.pid,
+        (rss.saturating_sub(idle_rss)) as f64 / connected.max(1) as f64,
+        open_files(server.pid)
+    );
+    let (mut held, mut kept) = (0_usize, Vec::with_capacity(connected));
+    for reader in readers {
+        let (open, client) = reader.await?;
+        held += usize::from(open);
+        kept.push(client);
+    }
+    println!(
+        "HELD {held} of {connected} for {seconds} s; server RSS {} KiB, {} open files",
+        server.rss_kib(),
+        open_files(server.pid)
+    );
+    drop(kept);
+    let _ = server.command("quit").await;
+    let _ = tokio::time::timeout(Duration::from_secs(30), server.child.wait()).await;
     Ok(())
 }
