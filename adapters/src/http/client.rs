@@ -34,7 +34,21 @@ impl FromStr for IpNet {
         if prefix > max {
             return Err(err());
         }
-        Ok(Self { addr, prefix })
+        // An IPv4-mapped IPv6 block is stored as the IPv4 block it means, so
+        // that `contains` compares like with like (a /128 of a mapped address
+        // must not become a 32-bit shift by a negative amount).
+        match addr {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
+                match (v6.to_ipv4_mapped(), prefix.checked_sub(96)) {
+                    (Some(v4), Some(prefix)) => Ok(Self {
+                        addr: IpAddr::V4(v4),
+                        prefix,
+                    }),
+                    _ => Err(err()),
+                }
+            }
+            _ => Ok(Self { addr, prefix }),
+        }
     }
 }
 
@@ -42,7 +56,7 @@ impl IpNet {
     /// Whether `ip` lies in this block (IPv4-mapped IPv6 addresses count as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
-        match (canonical(self.addr), ip) {
+        match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
                 let mask = u32::MAX
                     .checked_shl(32 - u32::from(self.prefix))
@@ -106,6 +120,20 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn mapped_ipv6_entries_mean_their_ipv4_block() {
+        let one: IpNet = "::ffff:10.0.0.1".parse().unwrap();
+        assert!(one.contains(ip("10.0.0.1")));
+        assert!(
+            !one.contains(ip("10.0.0.2")),
+            "a /128 is one address, not everything"
+        );
+        assert!(!one.contains(ip("192.168.0.1")));
+        let block: IpNet = "::ffff:10.0.0.0/104".parse().unwrap();
+        assert!(block.contains(ip("10.9.9.9")) && !block.contains(ip("11.0.0.1")));
+        assert!("::ffff:10.0.0.0/64".parse::<IpNet>().is_err());
     }
 
     #[test]
