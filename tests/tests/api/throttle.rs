@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use integration_tests::app::{Backend, PASSWORD, TestOptions, spawn_app};
+use integration_tests::app::{Backend, PASSWORD, TestApp, TestOptions, TestResponse, spawn_app};
 use serde_json::json;
 
 both!(
@@ -46,12 +46,7 @@ pub async fn forwarded_for_only_from_trusted_proxies(backend: Backend) {
         return;
     };
     app.register("alice", PASSWORD).await;
-    let login = |xff: &'static str, password: &'static str| {
-        app.post("/api/login")
-            .header("x-forwarded-for", xff)
-            .json(&json!({"username": "alice", "password": password}))
-            .send()
-    };
+    let login = |xff, password| login_via(&app, xff, password);
     login("10.0.0.1", "wrong password")
         .await
         .assert_problem(401, "invalid_credentials");
@@ -69,12 +64,7 @@ pub async fn forwarded_for_only_from_trusted_proxies(backend: Backend) {
         return;
     };
     app.register("alice", PASSWORD).await;
-    let login = |xff: &'static str, password: &'static str| {
-        app.post("/api/login")
-            .header("x-forwarded-for", xff)
-            .json(&json!({"username": "alice", "password": password}))
-            .send()
-    };
+    let login = |xff, password| login_via(&app, xff, password);
     login("10.0.0.1", "wrong password")
         .await
         .assert_problem(401, "invalid_credentials");
@@ -93,4 +83,13 @@ pub async fn forwarded_for_only_from_trusted_proxies(backend: Backend) {
         .await
         .json();
     assert_eq!(sessions[0]["ip"], "10.0.0.2");
+}
+
+/// `POST /api/login` as alice, forwarded for `xff`.
+async fn login_via(app: &TestApp, xff: &str, password: &str) -> TestResponse {
+    app.post("/api/login")
+        .header("x-forwarded-for", xff)
+        .json(&json!({"username": "alice", "password": password}))
+        .send()
+        .await
 }
