@@ -26,6 +26,8 @@ use poem_openapi::OpenApiService;
 
 pub use client::{IpNet, IpNetError};
 
+use crate::telemetry::Metrics;
+
 use api::auth::AuthApi;
 use api::meta::{JwksBody, MetaApi};
 use api::protected::ProtectedApi;
@@ -42,6 +44,8 @@ pub struct HttpConfig {
     pub cors_origins: Vec<String>,
     /// A directory of static demo files served at `/`, if any.
     pub demo_dir: Option<PathBuf>,
+    /// Request counts and latencies go here.
+    pub metrics: Metrics,
 }
 
 impl Default for HttpConfig {
@@ -51,6 +55,7 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             demo_dir: None,
+            metrics: Metrics::disabled(),
         }
     }
 }

@@ -6,9 +6,11 @@
 //! - [`http`]: the poem-openapi REST edge.
 //! - [`ws`]: the async-tungstenite WebSocket edge.
 //! - [`system`]: the clock and the CSPRNG.
+//! - [`telemetry`]: security events, metrics, OTLP export.
 
 pub mod crypto;
 pub mod http;
 pub mod persistence;
 pub mod system;
+pub mod telemetry;
 pub mod ws;

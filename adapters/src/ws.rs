@@ -22,6 +22,7 @@ use tungstenite::protocol::WebSocketConfig;
 
 use self::connection::Shared;
 use self::registry::Registry;
+use crate::telemetry::Metrics;
 
 /// How long `serve` waits at shutdown for connections to finish their close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -43,6 +44,8 @@ pub struct WsConfig {
     pub peer_timeout: Duration,
     /// Largest message after reassembly (64 KiB).
     pub max_message_size: usize,
+    /// Connection, reauth and close counts go here.
+    pub metrics: Metrics,
 }
 
 impl Default for WsConfig {
@@ -53,6 +56,7 @@ impl Default for WsConfig {
             ping_interval: Duration::from_secs(30),
             peer_timeout: Duration::from_secs(60),
             max_message_size: 64 * 1024,
+            metrics: Metrics::disabled(),
         }
     }
 }

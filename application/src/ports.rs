@@ -7,6 +7,7 @@ pub mod login_throttle;
 pub mod password_hasher;
 pub mod random_source;
 pub mod revocation_bus;
+pub mod security_events;
 pub mod session_store;
 pub mod user_repository;
 
@@ -17,5 +18,6 @@ pub use login_throttle::{LoginThrottle, ThrottleKey, ThrottlePolicy};
 pub use password_hasher::{PasswordCheck, PasswordHasher};
 pub use random_source::RandomSource;
 pub use revocation_bus::{RevocationBus, RevocationListener};
+pub use security_events::{SecurityEvent, SecurityEventKind, SecurityEvents};
 pub use session_store::{RefreshOutcome, RefreshRefusal, SessionStore, SuccessorToken};
 pub use user_repository::{InsertUserError, UserRepository};

@@ -7,7 +7,8 @@ use domain::{AccessClaims, SessionId, Timestamp, TokenPolicy, User};
 
 use crate::ports::{
     AccessTokenSigner, AccessTokenVerifier, Clock, HealthCheck, LoginThrottle, PasswordHasher,
-    RandomSource, RevocationBus, RevocationListener, SessionStore, UserRepository,
+    RandomSource, RevocationBus, RevocationListener, SecurityEvent, SecurityEvents, SessionStore,
+    UserRepository,
 };
 use crate::{RefreshSecret, RevokedSessions, VerifiedTokens};
 
@@ -37,6 +38,8 @@ pub struct Ports {
     pub throttle: Arc<dyn LoginThrottle>,
     /// Storage probe.
     pub health: Arc<dyn HealthCheck>,
+    /// Security events: audit trail and outcome metrics.
+    pub events: Arc<dyn SecurityEvents>,
 }
 
 impl std::fmt::Debug for Ports {
@@ -61,6 +64,8 @@ pub struct AuthConfig {
     /// `TOKEN_CACHE_SIZE`: access tokens whose verified claims are kept
     /// (0 verifies the signature on every request).
     pub token_cache_size: usize,
+    /// `AUDIT_RETENTION_DAYS`: how long stored security events are kept.
+    pub audit_retention: Duration,
 }
 
 impl Default for AuthConfig {
@@ -72,6 +77,7 @@ impl Default for AuthConfig {
             token_policy: TokenPolicy::default(),
             allow_registration: true,
             token_cache_size: 10_000,
+            audit_retention: Duration::from_secs(90 * 86_400),
         }
     }
 }
@@ -122,6 +128,8 @@ pub struct Pruned {
     pub sessions: u64,
     /// Closed login-throttle windows.
     pub login_windows: u64,
+    /// Security events past `AUDIT_RETENTION_DAYS`.
+    pub audit_events: u64,
 }
 
 /// The auth service: every use case is a method (one file each under `use_cases/`).
@@ -205,9 +213,19 @@ impl AuthService {
             }
         }
         let login_windows = self.ports.throttle.prune(now).await?;
+        let audit_before = now.minus(self.config.audit_retention);
+        let mut audit_events = 0;
+        loop {
+            let n = self.ports.events.prune(audit_before, batch).await?;
+            audit_events += n;
+            if n < batch {
+                break;
+            }
+        }
         Ok(Pruned {
             sessions,
             login_windows,
+            audit_events,
         })
     }
 
@@ -237,6 +255,14 @@ impl AuthService {
             expires_at: claims.exp,
             expires_in: ttl,
         })
+    }
+
+    /// Hands `event` to the security-event port; a failure is logged, never
+    /// returned: the audit trail must not make logins or refreshes fail.
+    pub(crate) async fn report(&self, event: SecurityEvent) {
+        if let Err(e) = self.ports.events.record(&event).await {
+            tracing::error!(error = ?e, kind = event.kind.as_str(), "could not record a security event");
+        }
     }
 
     /// Records revocations locally at once, then tells the other processes.

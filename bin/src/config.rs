@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use adapters::http::IpNet;
+use adapters::telemetry::otlp::OtlpConfig;
 
 /// The default database: an embedded SQLite file under `data/`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/authd.db?mode=rwc";
@@ -77,6 +78,14 @@ pub struct Config {
     pub demo_dir: Option<PathBuf>,
     /// `LOG_FORMAT`: `json` or `pretty` (default: pretty on a terminal, JSON otherwise).
     pub log_format: Option<LogFormat>,
+    /// `METRICS_ADDR`: where `GET /metrics` (Prometheus text) listens; off when unset.
+    /// Keep it off the public network.
+    pub metrics_addr: Option<SocketAddr>,
+    /// `AUDIT_RETENTION` (default `90d`): how long security events are kept.
+    pub audit_retention: Duration,
+    /// OTLP export of traces and metrics: on when `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// is set (`OTEL_EXPORTER_OTLP_PROTOCOL` must then be `http/protobuf`).
+    pub otlp: Option<OtlpConfig>,
 }
 
 impl Default for Config {
@@ -219,6 +228,11 @@ impl Config {
                 });
             }
         };
+        let metrics_addr = match get("METRICS_ADDR") {
+            None => None,
+            Some(_) => Some(addr("METRICS_ADDR", "")?),
+        };
+        let otlp = otlp_config(&get)?;
 
         Ok(Self {
             database_url,
@@ -252,8 +266,56 @@ impl Config {
             auto_migrate: boolean("AUTO_MIGRATE", true)?,
             demo_dir: get("DEMO_DIR").map(PathBuf::from),
             log_format,
+            metrics_addr,
+            audit_retention: nonzero("AUDIT_RETENTION", duration("AUDIT_RETENTION", "90d")?)?,
+            otlp,
         })
     }
+}
+
+/// The OTLP settings from the standard `OTEL_*` variables.
+fn otlp_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<OtlpConfig>, ConfigError> {
+    if get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Ok(None);
+    }
+    let Some(endpoint) = get("OTEL_EXPORTER_OTLP_ENDPOINT") else {
+        return Ok(None);
+    };
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        return Err(ConfigError {
+            variable: "OTEL_EXPORTER_OTLP_ENDPOINT",
+            reason: format!("{endpoint:?} is not an http:// or https:// URL"),
+        });
+    }
+    match get("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
+        None | Some("http/protobuf") => {}
+        Some(other) => {
+            return Err(ConfigError {
+                variable: "OTEL_EXPORTER_OTLP_PROTOCOL",
+                reason: format!("{other:?} is not supported: use http/protobuf"),
+            });
+        }
+    }
+    let headers = get("OTEL_EXPORTER_OTLP_HEADERS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+        .map(|h| {
+            h.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| ConfigError {
+                    variable: "OTEL_EXPORTER_OTLP_HEADERS",
+                    reason: "expected key=value pairs separated by commas".into(),
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(OtlpConfig {
+        endpoint: endpoint.trim_end_matches('/').to_owned(),
+        service_name: get("OTEL_SERVICE_NAME").unwrap_or_else(|| "authd".into()),
+        headers,
+    }))
 }
 
 /// Parses `900`, `900s`, `15m`, `2h`, `7d` (also `500ms`).

@@ -19,6 +19,7 @@ use adapters::persistence::{
     SeaUserRepository,
 };
 use adapters::system::{OsRandom, SystemClock};
+use adapters::telemetry::{EventRecorder, Metrics};
 use adapters::ws::{self, WsConfig};
 use anyhow::Context;
 use application::ports::{RevocationBus, ThrottlePolicy};
@@ -223,6 +224,7 @@ pub async fn build_service(
         bus,
         throttle: Arc::new(SeaLoginThrottle::new(db.clone(), throttle_policy)),
         health: Arc::new(db.clone()),
+        events: Arc::new(EventRecorder::new(Metrics::disabled())),
     };
     let auth_config = AuthConfig {
         issuer: config.jwt_issuer.clone(),
@@ -235,6 +237,7 @@ pub async fn build_service(
         },
         allow_registration: config.allow_registration,
         token_cache_size: config.token_cache_size,
+        audit_retention: config.audit_retention,
     };
     Ok(Arc::new(AuthService::new(ports, auth_config)))
 }
@@ -246,6 +249,7 @@ pub fn http_config(config: &Config) -> HttpConfig {
         trusted_proxies: config.trusted_proxies.clone(),
         cors_origins: config.cors_origins.clone(),
         demo_dir: config.demo_dir.clone(),
+        metrics: Metrics::disabled(),
     }
 }
 
@@ -397,7 +401,8 @@ pub async fn start(
                 Ok(pruned) => tracing::info!(
                     sessions = pruned.sessions,
                     login_windows = pruned.login_windows,
-                    "pruned ended sessions and closed throttle windows"
+                    audit_events = pruned.audit_events,
+                    "pruned ended sessions, closed throttle windows and old security events"
                 ),
                 Err(e) => tracing::warn!(error = ?e, "housekeeping failed"),
             }

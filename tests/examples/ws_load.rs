@@ -103,7 +103,14 @@ async fn server() -> anyhow::Result<()> {
             (Some("logout"), Some(name)) => {
                 let started = unix_millis();
                 let refresh = refresh_tokens.get(name).map(String::as_str);
-                let revoked = auth.logout(refresh, None, LogoutScope::AllSessions).await?;
+                let revoked = auth
+                    .logout(
+                        refresh,
+                        None,
+                        LogoutScope::AllSessions,
+                        &ClientInfo::default(),
+                    )
+                    .await?;
                 println!("LOGGED_OUT {started} {}", revoked.len());
             }
             _ => break,

@@ -9,6 +9,7 @@ use adapters::persistence::{
     Database, LocalRevocationBus, SeaLoginThrottle, SeaSessionStore, SeaUserRepository,
 };
 use adapters::system::{OsRandom, SystemClock};
+use adapters::telemetry::{EventRecorder, Metrics};
 use application::Ports;
 use application::ports::ThrottlePolicy;
 
@@ -36,5 +37,6 @@ pub async fn sqlite_ports(signer: Arc<JwtSigner>, verifier: Arc<JwtVerifier>) ->
         bus: Arc::new(LocalRevocationBus::new()),
         throttle: Arc::new(SeaLoginThrottle::new(db.clone(), ThrottlePolicy::default())),
         health: Arc::new(db),
+        events: Arc::new(EventRecorder::new(Metrics::disabled())),
     }
 }

@@ -125,7 +125,11 @@ impl TestWs {
 
     /// Refreshes `login`'s refresh token: the successor login (same session).
     async fn refresh(&self, login: &Login) -> Login {
-        let out = self.auth.refresh(Some(&login.refresh)).await.unwrap();
+        let out = self
+            .auth
+            .refresh(Some(&login.refresh), &ClientInfo::default())
+            .await
+            .unwrap();
         Login {
             access: out.access.token.clone(),
             refresh: out.refresh.secret.expose().to_owned(),
@@ -285,7 +289,12 @@ async fn handshake_refuses_bad_tokens_with_401_before_the_upgrade() {
     // A revoked session's unexpired token is refused too.
     let bob = ws.user("bob").await;
     ws.auth
-        .logout(None, Some(&bob.access), LogoutScope::AllSessions)
+        .logout(
+            None,
+            Some(&bob.access),
+            LogoutScope::AllSessions,
+            &ClientInfo::default(),
+        )
         .await
         .unwrap();
     let path = format!("/ws?token={}", bob.access);
@@ -442,7 +451,12 @@ async fn reauth_swaps_the_token_of_the_same_user_only() {
 
     // After moving to the second session, revoking it closes the socket.
     ws.auth
-        .logout(None, Some(&second.access), LogoutScope::ThisSession)
+        .logout(
+            None,
+            Some(&second.access),
+            LogoutScope::ThisSession,
+            &ClientInfo::default(),
+        )
         .await
         .unwrap();
     assert_error_then_close(&mut client, "session_revoked", 4003, SECOND).await;
@@ -572,7 +586,12 @@ async fn logout_closes_every_socket_of_the_user_with_4003_within_a_second() {
     let started = Instant::now();
     let revoked = ws
         .auth
-        .logout(Some(&alice.refresh), None, LogoutScope::AllSessions)
+        .logout(
+            Some(&alice.refresh),
+            None,
+            LogoutScope::AllSessions,
+            &ClientInfo::default(),
+        )
         .await
         .unwrap();
     assert_eq!(revoked.len(), 2);
@@ -595,7 +614,12 @@ async fn reuse_detection_closes_the_family_with_4003_within_a_second() {
 
     // The grandparent again: reuse, the whole family goes.
     let started = Instant::now();
-    assert!(ws.auth.refresh(Some(&alice.refresh)).await.is_err());
+    assert!(
+        ws.auth
+            .refresh(Some(&alice.refresh), &ClientInfo::default())
+            .await
+            .is_err()
+    );
     assert_error_then_close(&mut client, "session_revoked", 4003, SECOND).await;
     assert!(started.elapsed() < SECOND, "took {:?}", started.elapsed());
     assert_alive(&mut other_session).await;

@@ -364,6 +364,43 @@ impl HealthCheck for Health {
     }
 }
 
+/// Keeps every reported security event.
+#[derive(Default)]
+pub struct Events(pub Mutex<Vec<SecurityEvent>>);
+
+impl Events {
+    pub fn kinds(&self) -> Vec<SecurityEventKind> {
+        self.0.lock().unwrap().iter().map(|e| e.kind).collect()
+    }
+
+    pub fn last(&self) -> SecurityEvent {
+        self.0.lock().unwrap().last().cloned().expect("an event")
+    }
+}
+
+#[async_trait]
+impl SecurityEvents for Events {
+    async fn record(&self, event: &SecurityEvent) -> anyhow::Result<()> {
+        self.0.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+    async fn prune(&self, before: Timestamp, batch: u64) -> anyhow::Result<u64> {
+        let mut events = self.0.lock().unwrap();
+        let old = events.iter().filter(|e| e.at < before).count();
+        let n = old.min(usize::try_from(batch).unwrap_or(usize::MAX));
+        let mut left = n;
+        events.retain(|e| {
+            if left > 0 && e.at < before {
+                left -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        Ok(n as u64)
+    }
+}
+
 /// A service on fakes, with handles on the fakes.
 pub struct World {
     pub service: AuthService,
@@ -373,6 +410,7 @@ pub struct World {
     pub tokens: Arc<Tokens>,
     pub clock: Arc<Clock>,
     pub bus: Arc<Bus>,
+    pub events: Arc<Events>,
 }
 
 impl World {
@@ -383,6 +421,7 @@ impl World {
         let tokens = Arc::new(Tokens::default());
         let clock = Arc::new(Clock(AtomicI64::new(1_700_000_000_000)));
         let bus = Arc::new(Bus::default());
+        let events = Arc::new(Events::default());
         let ports = Ports {
             users: users.clone(),
             sessions: sessions.clone(),
@@ -397,6 +436,7 @@ impl World {
                 windows: Mutex::default(),
             }),
             health: Arc::new(Health),
+            events: events.clone(),
         };
         Self {
             service: AuthService::new(ports, config),
@@ -406,6 +446,7 @@ impl World {
             tokens,
             clock,
             bus,
+            events,
         }
     }
 }

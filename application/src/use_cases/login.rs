@@ -5,7 +5,7 @@ use std::time::Duration;
 use domain::{Family, Session, SessionId, User, Username};
 use secrecy::SecretString;
 
-use crate::ports::{PasswordCheck, ThrottleKey};
+use crate::ports::{PasswordCheck, SecurityEvent, SecurityEventKind, ThrottleKey};
 use crate::{AuthService, ClientInfo, IssuedAccessToken, IssuedRefreshToken, RefreshSecret};
 
 /// What a successful login hands out.
@@ -59,7 +59,9 @@ impl AuthService {
             client: client.ip.clone().unwrap_or_else(|| "unknown".into()),
         };
         let now = self.ports.clock.now();
+        let event = |kind| SecurityEvent::new(kind, now, client).username(username);
         if let Some(retry_after) = self.ports.throttle.blocked_for(&key, now).await? {
+            self.report(event(SecurityEventKind::LoginThrottled)).await;
             return Err(LoginError::RateLimited { retry_after });
         }
 
@@ -74,8 +76,11 @@ impl AuthService {
         let check = self.ports.hasher.verify(password.clone(), hash).await?;
         let (user, needs_rehash) = match (user, check) {
             (Some(user), PasswordCheck::Match { needs_rehash }) => (user, needs_rehash),
-            _ => {
+            (user, _) => {
                 self.ports.throttle.record_failure(&key, now).await?;
+                let mut failed = event(SecurityEventKind::LoginFailed);
+                failed.user = user.map(|u| u.id);
+                self.report(failed).await;
                 return Err(LoginError::InvalidCredentials);
             }
         };
@@ -110,6 +115,12 @@ impl AuthService {
             secret,
         };
         tracing::info!(user = %user.id, session = %session.id, "login");
+        self.report(
+            event(SecurityEventKind::LoginSucceeded)
+                .user(user.id)
+                .session(session.id),
+        )
+        .await;
         Ok(LoginOutcome {
             user,
             session,

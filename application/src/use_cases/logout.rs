@@ -2,7 +2,8 @@
 
 use domain::{RevokeReason, SessionId, UserId};
 
-use crate::{AuthService, RefreshSecret};
+use crate::ports::{SecurityEvent, SecurityEventKind};
+use crate::{AuthService, ClientInfo, RefreshSecret};
 
 /// Which sessions a logout ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,12 +22,13 @@ impl AuthService {
     ///
     /// # Errors
     /// Storage failures.
-    #[tracing::instrument(skip(self, refresh, bearer))]
+    #[tracing::instrument(skip(self, refresh, bearer, client))]
     pub async fn logout(
         &self,
         refresh: Option<&str>,
         bearer: Option<&str>,
         scope: LogoutScope,
+        client: &ClientInfo,
     ) -> anyhow::Result<Vec<SessionId>> {
         let Some((user, session)) = self.identify(refresh, bearer).await? else {
             return Ok(Vec::new());
@@ -54,6 +56,13 @@ impl AuthService {
         };
         tracing::info!(user = %user, sessions = revoked.len(), "logout");
         self.announce_revoked(&revoked).await;
+        self.report(
+            SecurityEvent::new(SecurityEventKind::Logout, now, client)
+                .user(user)
+                .session(session)
+                .revoked(revoked.len()),
+        )
+        .await;
         Ok(revoked)
     }
 

@@ -2,8 +2,10 @@
 
 use domain::{Session, User};
 
-use crate::ports::{RefreshOutcome, RefreshRefusal, SuccessorToken};
-use crate::{AuthService, IssuedAccessToken, IssuedRefreshToken, RefreshSecret};
+use crate::ports::{
+    RefreshOutcome, RefreshRefusal, SecurityEvent, SecurityEventKind, SuccessorToken,
+};
+use crate::{AuthService, ClientInfo, IssuedAccessToken, IssuedRefreshToken, RefreshSecret};
 
 /// What a successful refresh hands out.
 #[derive(Debug)]
@@ -50,7 +52,55 @@ impl AuthService {
     /// # Errors
     /// See [`RefreshError`].
     #[tracing::instrument(skip_all)]
-    pub async fn refresh(&self, presented: Option<&str>) -> Result<RefreshResult, RefreshError> {
+    pub async fn refresh(
+        &self,
+        presented: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<RefreshResult, RefreshError> {
+        let result = self.rotate(presented, client).await;
+        let now = self.ports.clock.now();
+        let event = match &result {
+            Ok(r) => {
+                let kind = if r.grace_replay {
+                    SecurityEventKind::RefreshGraceReplay
+                } else {
+                    SecurityEventKind::RefreshRotated
+                };
+                Some(
+                    SecurityEvent::new(kind, now, client)
+                        .user(r.user.id)
+                        .session(r.session.id),
+                )
+            }
+            Err(RefreshError::Missing | RefreshError::Invalid) => Some(SecurityEvent::new(
+                SecurityEventKind::RefreshInvalid,
+                now,
+                client,
+            )),
+            Err(RefreshError::Expired) => Some(SecurityEvent::new(
+                SecurityEventKind::RefreshExpired,
+                now,
+                client,
+            )),
+            Err(RefreshError::SessionRevoked) => Some(SecurityEvent::new(
+                SecurityEventKind::RefreshRevoked,
+                now,
+                client,
+            )),
+            // Reported with its family by `rotate`; storage failures are not outcomes.
+            Err(RefreshError::Reused | RefreshError::Unexpected(_)) => None,
+        };
+        if let Some(event) = event {
+            self.report(event).await;
+        }
+        result
+    }
+
+    async fn rotate(
+        &self,
+        presented: Option<&str>,
+        client: &ClientInfo,
+    ) -> Result<RefreshResult, RefreshError> {
         let presented = presented
             .filter(|t| !t.is_empty())
             .ok_or(RefreshError::Missing)?;
@@ -90,6 +140,13 @@ impl AuthService {
             RefreshOutcome::ReuseDetected { session } => {
                 tracing::warn!(user = %session.user_id, session = %session.id, "refresh token reuse detected; family revoked");
                 self.announce_revoked(&[session.id]).await;
+                self.report(
+                    SecurityEvent::new(SecurityEventKind::ReuseDetected, now, client)
+                        .user(session.user_id)
+                        .session(session.id)
+                        .revoked(1),
+                )
+                .await;
                 return Err(RefreshError::Reused);
             }
             RefreshOutcome::Refused(RefreshRefusal::Unknown) => return Err(RefreshError::Invalid),

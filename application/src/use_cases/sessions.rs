@@ -2,7 +2,8 @@
 
 use domain::{AccessClaims, RevokeReason, Session, SessionId};
 
-use crate::AuthService;
+use crate::ports::{SecurityEvent, SecurityEventKind};
+use crate::{AuthService, ClientInfo};
 
 /// A live session as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +53,7 @@ impl AuthService {
         &self,
         caller: &AccessClaims,
         id: SessionId,
+        client: &ClientInfo,
     ) -> Result<(), RevokeSessionError> {
         let now = self.ports.clock.now();
         match self.ports.sessions.find(id).await? {
@@ -65,6 +67,13 @@ impl AuthService {
             .await?
         {
             self.announce_revoked(&[id]).await;
+            self.report(
+                SecurityEvent::new(SecurityEventKind::SessionRevoked, now, client)
+                    .user(caller.sub)
+                    .session(id)
+                    .revoked(1),
+            )
+            .await;
         }
         Ok(())
     }

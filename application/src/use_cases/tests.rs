@@ -191,7 +191,7 @@ async fn refresh_rotates_and_the_old_token_is_then_the_grace_parent() {
     w.clock.advance(Duration::from_secs(60));
     let second = w
         .service
-        .refresh(Some(first.refresh.secret.expose()))
+        .refresh(Some(first.refresh.secret.expose()), &client())
         .await
         .expect("rotates");
     assert!(!second.grace_replay);
@@ -209,7 +209,7 @@ async fn refresh_rotates_and_the_old_token_is_then_the_grace_parent() {
     w.clock.advance(Duration::from_secs(5));
     let replay = w
         .service
-        .refresh(Some(first.refresh.secret.expose()))
+        .refresh(Some(first.refresh.secret.expose()), &client())
         .await
         .expect("grace");
     assert!(replay.grace_replay);
@@ -229,7 +229,7 @@ async fn refresh_rotates_and_the_old_token_is_then_the_grace_parent() {
 
     // The successor keeps working.
     w.service
-        .refresh(Some(second.refresh.secret.expose()))
+        .refresh(Some(second.refresh.secret.expose()), &client())
         .await
         .expect("rotates again");
 }
@@ -240,13 +240,13 @@ async fn replay_after_the_grace_revokes_the_family_everywhere() {
     let first = login(&w).await;
     let second = w
         .service
-        .refresh(Some(first.refresh.secret.expose()))
+        .refresh(Some(first.refresh.secret.expose()), &client())
         .await
         .unwrap();
     w.clock.advance(Duration::from_secs(10));
     let err = w
         .service
-        .refresh(Some(first.refresh.secret.expose()))
+        .refresh(Some(first.refresh.secret.expose()), &client())
         .await
         .unwrap_err();
     assert!(matches!(err, RefreshError::Reused));
@@ -258,7 +258,7 @@ async fn replay_after_the_grace_revokes_the_family_everywhere() {
     );
     let err = w
         .service
-        .refresh(Some(second.refresh.secret.expose()))
+        .refresh(Some(second.refresh.secret.expose()), &client())
         .await
         .unwrap_err();
     assert!(matches!(err, RefreshError::SessionRevoked));
@@ -270,13 +270,20 @@ async fn a_grandparent_is_reuse_inside_the_grace() {
     let t0 = login(&w).await.refresh.secret;
     let t1 = w
         .service
-        .refresh(Some(t0.expose()))
+        .refresh(Some(t0.expose()), &client())
         .await
         .unwrap()
         .refresh
         .secret;
-    w.service.refresh(Some(t1.expose())).await.unwrap();
-    let err = w.service.refresh(Some(t0.expose())).await.unwrap_err();
+    w.service
+        .refresh(Some(t1.expose()), &client())
+        .await
+        .unwrap();
+    let err = w
+        .service
+        .refresh(Some(t0.expose()), &client())
+        .await
+        .unwrap_err();
     assert!(matches!(err, RefreshError::Reused));
 }
 
@@ -284,20 +291,20 @@ async fn a_grandparent_is_reuse_inside_the_grace() {
 async fn missing_and_invalid_tokens() {
     let w = world_with_alice().await;
     assert!(matches!(
-        w.service.refresh(None).await,
+        w.service.refresh(None, &client()).await,
         Err(RefreshError::Missing)
     ));
     assert!(matches!(
-        w.service.refresh(Some("")).await,
+        w.service.refresh(Some(""), &client()).await,
         Err(RefreshError::Missing)
     ));
     assert!(matches!(
-        w.service.refresh(Some("junk")).await,
+        w.service.refresh(Some("junk"), &client()).await,
         Err(RefreshError::Invalid)
     ));
     let unknown = "A".repeat(42) + "A";
     assert!(matches!(
-        w.service.refresh(Some(&unknown)).await,
+        w.service.refresh(Some(&unknown), &client()).await,
         Err(RefreshError::Invalid)
     ));
 }
@@ -316,7 +323,9 @@ async fn idle_timeout_and_absolute_lifetime() {
     let idle = login(&w).await;
     w.clock.advance(Duration::from_secs(100));
     assert!(matches!(
-        w.service.refresh(Some(idle.refresh.secret.expose())).await,
+        w.service
+            .refresh(Some(idle.refresh.secret.expose()), &client())
+            .await,
         Err(RefreshError::Expired)
     ));
 
@@ -326,7 +335,7 @@ async fn idle_timeout_and_absolute_lifetime() {
         w.clock.advance(Duration::from_secs(80));
         let r = w
             .service
-            .refresh(Some(token.expose()))
+            .refresh(Some(token.expose()), &client())
             .await
             .expect("within both limits");
         max_ages.push(r.refresh.max_age);
@@ -336,7 +345,7 @@ async fn idle_timeout_and_absolute_lifetime() {
     assert_eq!(max_ages, vec![100, 90, 10]);
     w.clock.advance(Duration::from_secs(10));
     assert!(matches!(
-        w.service.refresh(Some(token.expose())).await,
+        w.service.refresh(Some(token.expose()), &client()).await,
         Err(RefreshError::Expired)
     ));
 }
@@ -354,6 +363,7 @@ async fn logout_revokes_all_families_or_just_this_one() {
             Some(a.refresh.secret.expose()),
             None,
             LogoutScope::ThisSession,
+            &client(),
         )
         .await
         .unwrap();
@@ -368,7 +378,12 @@ async fn logout_revokes_all_families_or_just_this_one() {
 
     let mut revoked = w
         .service
-        .logout(None, Some(&b.access.token), LogoutScope::AllSessions)
+        .logout(
+            None,
+            Some(&b.access.token),
+            LogoutScope::AllSessions,
+            &client(),
+        )
         .await
         .unwrap();
     revoked.sort();
@@ -377,20 +392,27 @@ async fn logout_revokes_all_families_or_just_this_one() {
     assert_eq!(revoked, expected);
     assert!(w.service.verify_access(&c.access.token).is_err());
     assert!(matches!(
-        w.service.refresh(Some(c.refresh.secret.expose())).await,
+        w.service
+            .refresh(Some(c.refresh.secret.expose()), &client())
+            .await,
         Err(RefreshError::SessionRevoked)
     ));
 
     assert!(
         w.service
-            .logout(None, None, LogoutScope::AllSessions)
+            .logout(None, None, LogoutScope::AllSessions, &client())
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
         w.service
-            .logout(Some("junk"), Some("junk"), LogoutScope::AllSessions)
+            .logout(
+                Some("junk"),
+                Some("junk"),
+                LogoutScope::AllSessions,
+                &client()
+            )
             .await
             .unwrap()
             .is_empty()
@@ -420,24 +442,30 @@ async fn sessions_are_listed_and_revoked_by_their_owner_only() {
 
     let err = w
         .service
-        .revoke_session(&caller, m.session.id)
+        .revoke_session(&caller, m.session.id, &client())
         .await
         .unwrap_err();
     assert!(matches!(err, RevokeSessionError::NotFound));
     let err = w
         .service
-        .revoke_session(&caller, SessionId::from_uuid(Uuid::from_u128(99)))
+        .revoke_session(
+            &caller,
+            SessionId::from_uuid(Uuid::from_u128(99)),
+            &client(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, RevokeSessionError::NotFound));
 
     w.service
-        .revoke_session(&caller, a.session.id)
+        .revoke_session(&caller, a.session.id, &client())
         .await
         .expect("own session");
     assert!(w.bus.published.lock().unwrap().contains(&a.session.id));
     assert!(matches!(
-        w.service.revoke_session(&caller, a.session.id).await,
+        w.service
+            .revoke_session(&caller, a.session.id, &client())
+            .await,
         Err(RevokeSessionError::NotFound)
     ));
     assert_eq!(w.service.list_sessions(&caller).await.unwrap().len(), 1);
@@ -462,6 +490,7 @@ async fn revocations_heard_on_the_bus_and_at_start_are_enforced() {
             Some(b.refresh.secret.expose()),
             None,
             LogoutScope::ThisSession,
+            &client(),
         )
         .await
         .unwrap();
@@ -488,6 +517,7 @@ async fn prune_works_in_batches_until_done() {
                 Some(s.refresh.secret.expose()),
                 None,
                 LogoutScope::ThisSession,
+                &client(),
             )
             .await
             .unwrap();
@@ -508,6 +538,7 @@ async fn prune_removes_only_long_ended_sessions() {
             Some(a.refresh.secret.expose()),
             None,
             LogoutScope::ThisSession,
+            &client(),
         )
         .await
         .unwrap();
@@ -531,7 +562,8 @@ async fn prune_removes_only_long_ended_sessions() {
         pruned,
         crate::Pruned {
             sessions: 1,
-            login_windows: 1
+            login_windows: 1,
+            audit_events: 0,
         }
     );
     assert!(
@@ -579,7 +611,12 @@ async fn verified_tokens_are_cached_but_expiry_and_revocation_still_apply() {
         .verify_access(&fresh.access.token)
         .expect("cached now");
     w.service
-        .logout(None, Some(&fresh.access.token), LogoutScope::ThisSession)
+        .logout(
+            None,
+            Some(&fresh.access.token),
+            LogoutScope::ThisSession,
+            &client(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -608,4 +645,129 @@ async fn a_zero_sized_cache_verifies_every_time() {
             .load(std::sync::atomic::Ordering::SeqCst),
         3
     );
+}
+
+#[tokio::test]
+async fn logins_report_their_outcome_with_the_typed_name_and_client() {
+    use crate::ports::SecurityEventKind as K;
+    let w = world_with_alice().await;
+    let ok = login(&w).await;
+    let e = w.events.last();
+    assert_eq!(e.kind, K::LoginSucceeded);
+    assert_eq!((e.user, e.session), (Some(ok.user.id), Some(ok.session.id)));
+    assert_eq!(e.client, client());
+    assert_eq!(e.username.as_deref(), Some("alice"));
+
+    w.service
+        .login("ALICE", secret("wrong password"), &client())
+        .await
+        .unwrap_err();
+    let e = w.events.last();
+    assert_eq!(e.kind, K::LoginFailed);
+    assert_eq!(e.user, Some(ok.user.id), "a wrong password names the user");
+    assert_eq!(e.username.as_deref(), Some("alice"));
+    w.service
+        .login("nobody", secret("wrong password"), &client())
+        .await
+        .unwrap_err();
+    let e = w.events.last();
+    assert_eq!((e.kind, e.user), (K::LoginFailed, None));
+    assert_eq!(e.username.as_deref(), Some("nobody"));
+
+    for _ in 0..5 {
+        let _ = w
+            .service
+            .login("alice", secret("wrong password"), &client())
+            .await;
+    }
+    assert_eq!(w.events.last().kind, K::LoginThrottled);
+    assert!(
+        w.events
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|e| e.kind.is_audited())
+    );
+}
+
+#[tokio::test]
+async fn refreshes_report_rotation_grace_reuse_and_refusals() {
+    use crate::ports::SecurityEventKind as K;
+    let w = world_with_alice().await;
+    let first = login(&w).await;
+    let t0 = first.refresh.secret.expose().to_owned();
+    let second = w.service.refresh(Some(&t0), &client()).await.unwrap();
+    assert_eq!(w.events.last().kind, K::RefreshRotated);
+    w.service.refresh(Some(&t0), &client()).await.unwrap();
+    assert_eq!(w.events.last().kind, K::RefreshGraceReplay);
+
+    w.service
+        .refresh(Some(second.refresh.secret.expose()), &client())
+        .await
+        .unwrap();
+    w.clock.advance(Duration::from_secs(11));
+    let thief = ClientInfo {
+        ip: Some("198.51.100.9".into()),
+        user_agent: Some("curl/8".into()),
+    };
+    assert!(matches!(
+        w.service.refresh(Some(&t0), &thief).await,
+        Err(RefreshError::Reused)
+    ));
+    let e = w.events.last();
+    assert_eq!(e.kind, K::ReuseDetected);
+    assert!(e.kind.is_audited());
+    assert_eq!(e.session, Some(first.session.id), "the family is named");
+    assert_eq!(e.user, Some(first.user.id));
+    assert_eq!(e.client, thief, "the presenter's address and agent");
+    assert_eq!(e.sessions_revoked, 1);
+
+    let _ = w.service.refresh(Some(&t0), &client()).await;
+    assert_eq!(w.events.last().kind, K::RefreshRevoked);
+    let _ = w.service.refresh(Some("junk"), &client()).await;
+    assert_eq!(w.events.last().kind, K::RefreshInvalid);
+    assert!(!K::RefreshRotated.is_audited() && !K::RefreshInvalid.is_audited());
+    let kinds = w.events.kinds();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == K::ReuseDetected).count(),
+        1,
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn logout_and_session_revocation_are_audited_and_old_events_pruned() {
+    use crate::ports::SecurityEventKind as K;
+    let w = world_with_alice().await;
+    let a = login(&w).await;
+    let b = login(&w).await;
+    let caller = w.service.verify_access(&a.access.token).unwrap();
+    w.service
+        .revoke_session(&caller, b.session.id, &client())
+        .await
+        .unwrap();
+    let e = w.events.last();
+    assert_eq!((e.kind, e.session), (K::SessionRevoked, Some(b.session.id)));
+    w.service
+        .logout(
+            Some(a.refresh.secret.expose()),
+            None,
+            LogoutScope::AllSessions,
+            &client(),
+        )
+        .await
+        .unwrap();
+    let e = w.events.last();
+    assert_eq!((e.kind, e.user), (K::Logout, Some(a.user.id)));
+    assert_eq!(e.sessions_revoked, 1, "b was already revoked");
+
+    let stored = w.events.0.lock().unwrap().len() as u64;
+    w.clock.advance(Duration::from_secs(89 * 86_400));
+    let pruned = w.service.prune(Duration::from_secs(3600), 2).await.unwrap();
+    assert_eq!(pruned.audit_events, 0, "within AUDIT_RETENTION_DAYS");
+    w.clock.advance(Duration::from_secs(2 * 86_400));
+    let pruned = w.service.prune(Duration::from_secs(3600), 2).await.unwrap();
+    assert_eq!(pruned.audit_events, stored, "batches until none is left");
+    assert!(w.events.0.lock().unwrap().is_empty());
 }

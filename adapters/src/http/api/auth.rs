@@ -331,7 +331,8 @@ impl AuthApi {
         config: Data<&Arc<HttpConfig>>,
     ) -> RefreshResponse {
         let presented = cookie::refresh_from(req);
-        match auth.refresh(presented.as_deref()).await {
+        let client = client_info(req, &config);
+        match auth.refresh(presented.as_deref(), &client).await {
             Ok(result) => {
                 let cookie = cookie::set_refresh(
                     result.refresh.secret.expose(),
@@ -366,8 +367,14 @@ impl AuthApi {
             _ => LogoutScope::AllSessions,
         };
         let refresh = cookie::refresh_from(req);
+        let client = client_info(req, &config);
         match auth
-            .logout(refresh.as_deref(), bearer::bearer_token(req), scope)
+            .logout(
+                refresh.as_deref(),
+                bearer::bearer_token(req),
+                scope,
+                &client,
+            )
             .await
         {
             Ok(_) => LogoutResponse::NoContent(cookie::clear_refresh(config.cookie_secure)),

@@ -6,6 +6,7 @@ use application::AuthService;
 use application::ports::InvalidToken;
 use application::use_cases::{RevokeSessionError, SessionView};
 use domain::SessionId;
+use poem::Request;
 use poem::http::StatusCode;
 use poem::web::Data;
 use poem_openapi::param::Path;
@@ -13,6 +14,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::ApiTags;
+use crate::http::HttpConfig;
 use crate::http::bearer::BearerAuth;
 use crate::http::problem::{CHALLENGE_INVALID, Problem, internal};
 
@@ -163,7 +165,9 @@ impl SessionsApi {
     )]
     async fn revoke(
         &self,
+        req: &Request,
         auth: Data<&Arc<AuthService>>,
+        config: Data<&Arc<HttpConfig>>,
         bearer: BearerAuth,
         /// The session id.
         id: Path<String>,
@@ -175,7 +179,11 @@ impl SessionsApi {
         let Ok(id) = uuid::Uuid::parse_str(&id.0) else {
             return RevokeSessionError::NotFound.into();
         };
-        match auth.revoke_session(&claims, SessionId::from_uuid(id)).await {
+        let client = super::auth::client_info(req, &config);
+        match auth
+            .revoke_session(&claims, SessionId::from_uuid(id), &client)
+            .await
+        {
             Ok(()) => RevokeSessionResponse::NoContent,
             Err(e) => e.into(),
         }

@@ -1,0 +1,168 @@
+//! What the use cases report about logins, refreshes and revocations: the
+//! source of the security audit trail and of the outcome metrics.
+
+use async_trait::async_trait;
+use domain::{SessionId, Timestamp, UserId};
+
+use crate::ClientInfo;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecurityEventKind {
+    /// A login succeeded and started a session (token family).
+    LoginSucceeded,
+    /// A login was refused for bad credentials (unknown user or wrong password).
+    LoginFailed,
+    /// A login was refused by the brute-force throttle.
+    LoginThrottled,
+    /// A logout revoked `sessions_revoked` sessions.
+    Logout,
+    /// A user revoked one of their sessions (`DELETE /api/sessions/{id}`).
+    SessionRevoked,
+    /// A rotated refresh token was presented again outside the grace: its
+    /// whole family was revoked.
+    ReuseDetected,
+    /// A refresh rotated the token.
+    RefreshRotated,
+    /// A refresh repeated within the grace got the current token again.
+    RefreshGraceReplay,
+    /// A refresh presented an expired token, or one of an expired session.
+    RefreshExpired,
+    /// A refresh presented a token of a revoked session.
+    RefreshRevoked,
+    /// A refresh presented no token, or one that is malformed or unknown.
+    RefreshInvalid,
+}
+
+impl SecurityEventKind {
+    /// Every kind, for exporters that pre-register their series.
+    pub const ALL: [Self; 11] = [
+        Self::LoginSucceeded,
+        Self::LoginFailed,
+        Self::LoginThrottled,
+        Self::Logout,
+        Self::SessionRevoked,
+        Self::ReuseDetected,
+        Self::RefreshRotated,
+        Self::RefreshGraceReplay,
+        Self::RefreshExpired,
+        Self::RefreshRevoked,
+        Self::RefreshInvalid,
+    ];
+
+    /// The stable snake_case name (stored in the audit table, used as a metric label).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::LoginSucceeded => "login_succeeded",
+            Self::LoginFailed => "login_failed",
+            Self::LoginThrottled => "login_throttled",
+            Self::Logout => "logout",
+            Self::SessionRevoked => "session_revoked",
+            Self::ReuseDetected => "reuse_detected",
+            Self::RefreshRotated => "refresh_rotated",
+            Self::RefreshGraceReplay => "refresh_grace_replay",
+            Self::RefreshExpired => "refresh_expired",
+            Self::RefreshRevoked => "refresh_revoked",
+            Self::RefreshInvalid => "refresh_invalid",
+        }
+    }
+
+    /// The kind named `name` by [`Self::as_str`].
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether the event belongs in the audit trail (persisted and logged on
+    /// the `audit` target). Routine refreshes are only counted.
+    pub const fn is_audited(self) -> bool {
+        matches!(
+            self,
+            Self::LoginSucceeded
+                | Self::LoginFailed
+                | Self::LoginThrottled
+                | Self::Logout
+                | Self::SessionRevoked
+                | Self::ReuseDetected
+        )
+    }
+}
+
+/// One security event. Never carries a password or a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecurityEvent {
+    /// What happened.
+    pub kind: SecurityEventKind,
+    /// When.
+    pub at: Timestamp,
+    /// The user, when known.
+    pub user: Option<UserId>,
+    /// The username as typed, case-folded, on login events (also for
+    /// usernames that do not exist); at most 64 characters.
+    pub username: Option<String>,
+    /// The session (= token family) concerned, when there is one.
+    pub session: Option<SessionId>,
+    /// Sessions this event revoked.
+    pub sessions_revoked: u32,
+    /// The client that caused the event.
+    pub client: ClientInfo,
+}
+
+impl SecurityEvent {
+    /// An event of `kind` at `at` from `client`, with nothing else known yet.
+    pub fn new(kind: SecurityEventKind, at: Timestamp, client: &ClientInfo) -> Self {
+        Self {
+            kind,
+            at,
+            user: None,
+            username: None,
+            session: None,
+            sessions_revoked: 0,
+            client: client.clone(),
+        }
+    }
+
+    /// With the user.
+    #[must_use]
+    pub fn user(mut self, user: UserId) -> Self {
+        self.user = Some(user);
+        self
+    }
+
+    /// With the session (token family).
+    #[must_use]
+    pub fn session(mut self, session: SessionId) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// With the username as typed (case-folded, cut at 64 characters).
+    #[must_use]
+    pub fn username(mut self, typed: &str) -> Self {
+        self.username = Some(typed.chars().take(64).collect::<String>().to_lowercase());
+        self
+    }
+
+    /// With the number of sessions revoked.
+    #[must_use]
+    pub fn revoked(mut self, sessions: usize) -> Self {
+        self.sessions_revoked = u32::try_from(sessions).unwrap_or(u32::MAX);
+        self
+    }
+}
+
+/// Where security events go: metrics, the audit log and the audit table.
+#[async_trait]
+pub trait SecurityEvents: Send + Sync + 'static {
+    /// Records `event`. A failure does not fail the use case that reported
+    /// it: the service logs it and goes on.
+    ///
+    /// # Errors
+    /// The audit trail could not be written.
+    async fn record(&self, event: &SecurityEvent) -> anyhow::Result<()>;
+
+    /// Deletes up to `batch` stored events older than `before`; returns how many.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn prune(&self, before: Timestamp, batch: u64) -> anyhow::Result<u64>;
+}
