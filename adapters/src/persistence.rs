@@ -5,6 +5,7 @@
 //! `domain::decide_refresh`; [`SeaSessionStore`]'s `refresh` applies it in one
 //! transaction with the family locked (see `session_store.rs`).
 
+mod audit_log;
 mod database;
 mod entities;
 mod local_revocation_bus;
@@ -13,6 +14,7 @@ mod pg_revocation_bus;
 mod session_store;
 mod user_repository;
 
+pub use audit_log::{AuditFilter, SeaAuditLog, StoredAuditEvent};
 pub use database::Database;
 pub use local_revocation_bus::LocalRevocationBus;
 pub use login_throttle::SeaLoginThrottle;

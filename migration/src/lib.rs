@@ -9,6 +9,7 @@ mod m20261126_000001_create_users;
 mod m20261126_000002_create_sessions;
 mod m20261126_000003_create_refresh_tokens;
 mod m20261126_000004_create_login_failures;
+mod m20261126_000005_create_audit_events;
 
 /// Applies the migrations in order (`Migrator::up(db, None)`).
 #[derive(Debug)]
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_create_sessions::Migration),
             Box::new(m20261126_000003_create_refresh_tokens::Migration),
             Box::new(m20261126_000004_create_login_failures::Migration),
+            Box::new(m20261126_000005_create_audit_events::Migration),
         ]
     }
 }

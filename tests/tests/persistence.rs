@@ -874,8 +874,14 @@ async fn migrations_are_idempotent(db: Database) {
     // `db` is migrated already: again is a no-op, and the schema works afterwards.
     db.migrate().await.expect("second run");
     db.migrate().await.expect("third run");
-    assert_eq!(count_rows(&db, "seaql_migrations").await, 4);
-    for table in ["users", "sessions", "refresh_tokens", "login_failures"] {
+    assert_eq!(count_rows(&db, "seaql_migrations").await, 5);
+    for table in [
+        "users",
+        "sessions",
+        "refresh_tokens",
+        "login_failures",
+        "audit_events",
+    ] {
         assert_eq!(count_rows(&db, table).await, 0, "{table}");
     }
     stored_user(&db, "mallory").await;
@@ -896,7 +902,7 @@ async fn migrations_apply_to_an_empty_database_from_two_processes_at_once() {
         let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
         ra.expect("first migrator");
         rb.expect("second migrator");
-        assert_eq!(count_rows(&a, "seaql_migrations").await, 4, "{url}");
+        assert_eq!(count_rows(&a, "seaql_migrations").await, 5, "{url}");
         stored_user(&b, "nina").await;
     }
 }

@@ -1,6 +1,7 @@
 //! SeaORM entities of the schema in `migration/`. Private to the adapter:
 //! the ports speak domain types, and the repositories convert at the edge.
 
+pub mod audit_event;
 pub mod login_failure;
 pub mod refresh_token;
 pub mod session;
