@@ -133,6 +133,24 @@ impl Database {
         &self.conn
     }
 
+    /// Connection counts of the pool (for the pool gauges).
+    pub fn pool_stats(&self) -> crate::telemetry::metrics::PoolStats {
+        fn stats<DB: sea_orm::sqlx::Database>(
+            pool: &sea_orm::sqlx::Pool<DB>,
+        ) -> crate::telemetry::metrics::PoolStats {
+            crate::telemetry::metrics::PoolStats {
+                size: pool.size(),
+                idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                max: pool.options().get_max_connections(),
+            }
+        }
+        if self.is_postgres() {
+            stats(self.conn.get_postgres_connection_pool())
+        } else {
+            stats(self.conn.get_sqlite_connection_pool())
+        }
+    }
+
     /// Starts a transaction that will write. On SQLite it takes the write lock
     /// at once (`BEGIN IMMEDIATE`, after this process's other writers), so a
     /// read-then-write transaction can never fail halfway on a busy database.

@@ -1,22 +1,607 @@
-//! The metric instruments of the service.
+//! The metric instruments of the service, on an OpenTelemetry meter provider
+//! of their own: read as Prometheus text ([`Metrics::render`], served at
+//! `GET /metrics` on `METRICS_ADDR`) and, when OTLP is configured, pushed to
+//! the collector every `OTEL_METRIC_EXPORT_INTERVAL` milliseconds (60 s by default).
+//!
+//! Instrument names are the final Prometheus names (the exporter adds no
+//! `_total` or unit suffix), so the same names arrive over OTLP:
+//!
+//! | name | type | labels |
+//! |---|---|---|
+//! | `authd_http_requests_total` | counter | `method`, `route`, `status` |
+//! | `authd_http_request_duration_seconds` | histogram | `method`, `route`, `status` |
+//! | `authd_logins_total` | counter | `outcome`: `success`, `bad_credentials`, `throttled` |
+//! | `authd_refreshes_total` | counter | `outcome`: `rotated`, `grace_replay`, `reuse_detected`, `expired`, `revoked`, `invalid` |
+//! | `authd_sessions_revoked_total` | counter | `reason`: `logout`, `user`, `reuse` |
+//! | `authd_ws_connections` | gauge | |
+//! | `authd_ws_connections_total` | counter | |
+//! | `authd_ws_reauths_total` | counter | `outcome`: `success`, `failure` |
+//! | `authd_ws_closes_total` | counter | `code` |
+//! | `authd_db_pool_connections` | gauge | `state`: `idle`, `in_use` |
+//! | `authd_db_pool_max_connections` | gauge | |
 
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
-use application::ports::SecurityEvent;
+use anyhow::Context;
+use application::ports::{SecurityEvent, SecurityEventKind};
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider, UpDownCounter};
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
-/// Every instrument of the service (cheap to clone).
-#[derive(Debug, Clone, Default)]
-pub struct Metrics {}
+use super::otlp::{OtlpConfig, TokioHttpClient};
+use crate::persistence::Database;
+
+/// The content type of [`Metrics::render`].
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Upper bounds (seconds) of the request latency buckets: 1 ms to 10 s.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Every `outcome` of `authd_logins_total`.
+const LOGIN_OUTCOMES: [&str; 3] = ["success", "bad_credentials", "throttled"];
+/// Every `outcome` of `authd_refreshes_total`.
+const REFRESH_OUTCOMES: [&str; 6] = [
+    "rotated",
+    "grace_replay",
+    "reuse_detected",
+    "expired",
+    "revoked",
+    "invalid",
+];
+/// Every `reason` of `authd_sessions_revoked_total`.
+const REVOKE_REASONS: [&str; 3] = ["logout", "user", "reuse"];
+/// Every `outcome` of `authd_ws_reauths_total`.
+const REAUTH_OUTCOMES: [&str; 2] = ["success", "failure"];
+
+/// The `outcome` of `authd_logins_total` that `kind` counts in, if any.
+fn login_outcome(kind: SecurityEventKind) -> Option<&'static str> {
+    match kind {
+        SecurityEventKind::LoginSucceeded => Some("success"),
+        SecurityEventKind::LoginFailed => Some("bad_credentials"),
+        SecurityEventKind::LoginThrottled => Some("throttled"),
+        _ => None,
+    }
+}
+
+/// The `outcome` of `authd_refreshes_total` that `kind` counts in, if any.
+fn refresh_outcome(kind: SecurityEventKind) -> Option<&'static str> {
+    match kind {
+        SecurityEventKind::RefreshRotated => Some("rotated"),
+        SecurityEventKind::RefreshGraceReplay => Some("grace_replay"),
+        SecurityEventKind::ReuseDetected => Some("reuse_detected"),
+        SecurityEventKind::RefreshExpired => Some("expired"),
+        SecurityEventKind::RefreshRevoked => Some("revoked"),
+        SecurityEventKind::RefreshInvalid => Some("invalid"),
+        _ => None,
+    }
+}
+
+/// The `reason` of `authd_sessions_revoked_total` that `kind` counts in, if any.
+fn revoke_reason(kind: SecurityEventKind) -> Option<&'static str> {
+    match kind {
+        SecurityEventKind::Logout => Some("logout"),
+        SecurityEventKind::SessionRevoked => Some("user"),
+        SecurityEventKind::ReuseDetected => Some("reuse"),
+        _ => None,
+    }
+}
+
+/// The HTTP method as a static label value (no allocation for the usual ones).
+fn method_label(method: &str) -> opentelemetry::Value {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    match KNOWN.iter().find(|m| **m == method) {
+        Some(known) => (*known).into(),
+        // Anything else is one series, not one per invented method.
+        None => "other".into(),
+    }
+}
+
+/// Connection counts of a database pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Open connections (idle and in use).
+    pub size: u32,
+    /// Open connections nobody holds.
+    pub idle: u32,
+    /// The pool's maximum.
+    pub max: u32,
+}
+
+impl PoolStats {
+    /// Connections held by someone.
+    pub fn in_use(self) -> u32 {
+        self.size.saturating_sub(self.idle)
+    }
+}
+
+/// Every instrument of the service (cheap to clone; clones share the instruments).
+#[derive(Clone, Default)]
+pub struct Metrics {
+    inner: Option<Arc<Inner>>,
+}
+
+struct Inner {
+    provider: SdkMeterProvider,
+    meter: Meter,
+    registry: prometheus::Registry,
+    otlp: bool,
+    http_requests: Counter<u64>,
+    http_duration: Histogram<f64>,
+    logins: Counter<u64>,
+    refreshes: Counter<u64>,
+    sessions_revoked: Counter<u64>,
+    ws_open: UpDownCounter<i64>,
+    ws_accepted: Counter<u64>,
+    ws_reauths: Counter<u64>,
+    ws_closes: Counter<u64>,
+}
+
+impl fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Metrics")
+            .field("enabled", &self.inner.is_some())
+            .field("otlp", &self.inner.as_ref().is_some_and(|i| i.otlp))
+            .finish()
+    }
+}
 
 impl Metrics {
-    /// Instruments that record nothing.
+    /// Instruments that record nothing (every call is a branch on `None`).
     pub fn disabled() -> Self {
         Self::default()
     }
 
-    /// Counts a security event (login and refresh outcomes, revocations).
-    pub fn security_event(&self, _event: &SecurityEvent) {}
+    /// The instruments on a meter provider of their own, readable with
+    /// [`Self::render`]; with `otlp`, also exported to `{endpoint}/v1/metrics`
+    /// (HTTP/protobuf, cumulative) every `OTEL_METRIC_EXPORT_INTERVAL` ms
+    /// (default 60 000) and at [`Self::shutdown`].
+    ///
+    /// # Errors
+    /// The Prometheus registry or the OTLP exporter could not be set up.
+    ///
+    /// # Panics
+    /// With `otlp`, when called outside a Tokio runtime (the exporter sends on it).
+    pub fn new(otlp: Option<&OtlpConfig>) -> anyhow::Result<Self> {
+        let registry = prometheus::Registry::new();
+        let prometheus = opentelemetry_prometheus::exporter()
+            .with_registry(registry.clone())
+            // Names are given in full: no `_total` or unit suffix added.
+            .without_counter_suffixes()
+            .without_units()
+            .without_target_info()
+            .scope_info_enabled(false)
+            .build()
+            .context("setting up the Prometheus exporter")?;
+        let service_name = otlp.map_or("authd", |o| o.service_name.as_str());
+        let mut builder = SdkMeterProvider::builder()
+            .with_resource(
+                Resource::builder()
+                    .with_service_name(service_name.to_owned())
+                    .build(),
+            )
+            .with_reader(prometheus);
+        if let Some(otlp) = otlp {
+            let headers: HashMap<String, String> = otlp.headers.iter().cloned().collect();
+            let exporter = opentelemetry_otlp::MetricExporter::builder()
+                .with_http()
+                .with_http_client(TokioHttpClient::current())
+                .with_endpoint(format!(
+                    "{}/v1/metrics",
+                    otlp.endpoint.trim_end_matches('/')
+                ))
+                .with_headers(headers)
+                .build()
+                .context("setting up the OTLP metric exporter")?;
+            builder = builder.with_reader(PeriodicReader::builder(exporter).build());
+        }
+        let provider = builder.build();
+        let meter = provider.meter("authd");
+        let counter = |name: &'static str, description: &'static str| {
+            meter
+                .u64_counter(name)
+                .with_description(description)
+                .build()
+        };
+        let inner = Inner {
+            http_requests: counter(
+                "authd_http_requests_total",
+                "HTTP requests answered, by method, route template and status",
+            ),
+            http_duration: meter
+                .f64_histogram("authd_http_request_duration_seconds")
+                .with_description(
+                    "Time to answer HTTP requests, by method, route template and status",
+                )
+                .with_unit("s")
+                .with_boundaries(LATENCY_BUCKETS.to_vec())
+                .build(),
+            logins: counter("authd_logins_total", "Login attempts by outcome"),
+            refreshes: counter("authd_refreshes_total", "Refresh attempts by outcome"),
+            sessions_revoked: counter(
+                "authd_sessions_revoked_total",
+                "Sessions (token families) revoked, by reason",
+            ),
+            ws_open: meter
+                .i64_up_down_counter("authd_ws_connections")
+                .with_description("WebSocket connections open now")
+                .build(),
+            ws_accepted: counter(
+                "authd_ws_connections_total",
+                "WebSocket connections accepted (authenticated handshakes)",
+            ),
+            ws_reauths: counter(
+                "authd_ws_reauths_total",
+                "WebSocket reauth messages by outcome",
+            ),
+            ws_closes: counter(
+                "authd_ws_closes_total",
+                "WebSocket connections the server closed, by close code",
+            ),
+            meter,
+            provider,
+            registry,
+            otlp: otlp.is_some(),
+        };
+        // Every series of a known label set starts at 0, so that a rate
+        // exists before the first event.
+        for outcome in LOGIN_OUTCOMES {
+            inner.logins.add(0, &[KeyValue::new("outcome", outcome)]);
+        }
+        for outcome in REFRESH_OUTCOMES {
+            inner.refreshes.add(0, &[KeyValue::new("outcome", outcome)]);
+        }
+        for reason in REVOKE_REASONS {
+            inner
+                .sessions_revoked
+                .add(0, &[KeyValue::new("reason", reason)]);
+        }
+        for outcome in REAUTH_OUTCOMES {
+            inner
+                .ws_reauths
+                .add(0, &[KeyValue::new("outcome", outcome)]);
+        }
+        inner.ws_open.add(0, &[]);
+        inner.ws_accepted.add(0, &[]);
+        Ok(Self {
+            inner: Some(Arc::new(inner)),
+        })
+    }
 
-    /// Counts one HTTP request and records its latency.
-    pub fn http_request(&self, _method: &str, _route: &str, _status: u16, _elapsed: Duration) {}
+    /// Whether the instruments record (not [`Self::disabled`]).
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// Counts a security event (login and refresh outcomes, revocations).
+    pub fn security_event(&self, event: &SecurityEvent) {
+        let Some(inner) = &self.inner else { return };
+        if let Some(outcome) = login_outcome(event.kind) {
+            inner.logins.add(1, &[KeyValue::new("outcome", outcome)]);
+        }
+        if let Some(outcome) = refresh_outcome(event.kind) {
+            inner.refreshes.add(1, &[KeyValue::new("outcome", outcome)]);
+        }
+        if let Some(reason) = revoke_reason(event.kind)
+            && event.sessions_revoked > 0
+        {
+            inner.sessions_revoked.add(
+                u64::from(event.sessions_revoked),
+                &[KeyValue::new("reason", reason)],
+            );
+        }
+    }
+
+    /// Counts one HTTP request and records its latency. `route` is the route
+    /// template (e.g. `/api/sessions/{id}`), never the raw path.
+    pub fn http_request(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let Some(inner) = &self.inner else { return };
+        let labels = [
+            KeyValue::new("method", method_label(method)),
+            KeyValue::new("route", route.to_owned()),
+            KeyValue::new("status", i64::from(status)),
+        ];
+        inner.http_requests.add(1, &labels);
+        inner.http_duration.record(elapsed.as_secs_f64(), &labels);
+    }
+
+    /// A WebSocket connection was accepted (after its authenticated handshake).
+    /// The returned guard counts it as open until dropped.
+    #[must_use = "the connection counts as open while the guard lives"]
+    pub fn ws_connection(&self) -> WsOpen {
+        if let Some(inner) = &self.inner {
+            inner.ws_accepted.add(1, &[]);
+            inner.ws_open.add(1, &[]);
+        }
+        WsOpen(self.clone())
+    }
+
+    /// Counts a WebSocket `reauth` message by outcome.
+    pub fn ws_reauth(&self, success: bool) {
+        let Some(inner) = &self.inner else { return };
+        let outcome = if success { "success" } else { "failure" };
+        inner
+            .ws_reauths
+            .add(1, &[KeyValue::new("outcome", outcome)]);
+    }
+
+    /// Counts a close frame the server sent with `code`.
+    pub fn ws_close(&self, code: u16) {
+        let Some(inner) = &self.inner else { return };
+        inner
+            .ws_closes
+            .add(1, &[KeyValue::new("code", i64::from(code))]);
+    }
+
+    /// Reports the connection counts of `db`'s pool as
+    /// `authd_db_pool_connections{state}` and `authd_db_pool_max_connections`,
+    /// read at each collection. Call it once per [`Metrics`].
+    pub fn observe_pool(&self, db: Database) {
+        let Some(inner) = &self.inner else { return };
+        let for_max = db.clone();
+        let _ = inner
+            .meter
+            .u64_observable_gauge("authd_db_pool_connections")
+            .with_description("Database pool connections by state")
+            .with_callback(move |observer| {
+                let stats = db.pool_stats();
+                observer.observe(u64::from(stats.idle), &[KeyValue::new("state", "idle")]);
+                observer.observe(
+                    u64::from(stats.in_use()),
+                    &[KeyValue::new("state", "in_use")],
+                );
+            })
+            .build();
+        let _ = inner
+            .meter
+            .u64_observable_gauge("authd_db_pool_max_connections")
+            .with_description("The database pool's maximum number of connections")
+            .with_callback(move |observer| {
+                observer.observe(u64::from(for_max.pool_stats().max), &[]);
+            })
+            .build();
+    }
+
+    /// The current values as Prometheus text (format 0.0.4, see
+    /// [`PROMETHEUS_CONTENT_TYPE`]); empty when disabled.
+    pub fn render(&self) -> String {
+        let Some(inner) = &self.inner else {
+            return String::new();
+        };
+        let families = inner.registry.gather();
+        prometheus::TextEncoder::new()
+            .encode_to_string(&families)
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not encode the metrics");
+                String::new()
+            })
+    }
+
+    /// Stops the instruments; with OTLP, exports what was recorded since the
+    /// last export first (waits up to the export timeout). Later calls do
+    /// nothing. Runs the blocking part off the async threads.
+    pub async fn shutdown(&self) {
+        let Some(inner) = self.inner.clone() else {
+            return;
+        };
+        let result = tokio::task::spawn_blocking(move || {
+            inner
+                .provider
+                .shutdown_with_timeout(Duration::from_secs(10))
+        })
+        .await;
+        match result {
+            Ok(Ok(())) => tracing::debug!("metrics shut down"),
+            Ok(Err(opentelemetry_sdk::error::OTelSdkError::AlreadyShutdown)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "metrics shutdown failed"),
+            Err(e) => tracing::warn!(error = %e, "metrics shutdown panicked"),
+        }
+    }
+}
+
+/// Counts one open WebSocket connection until dropped (see [`Metrics::ws_connection`]).
+#[derive(Debug)]
+pub struct WsOpen(Metrics);
+
+impl Drop for WsOpen {
+    fn drop(&mut self) {
+        if let Some(inner) = &self.0.inner {
+            inner.ws_open.add(-1, &[]);
+        }
+    }
+}
+
+/// The metrics listener's routes: `GET /metrics` answers [`Metrics::render`]
+/// as Prometheus text; every other path is a 404.
+pub fn endpoint(metrics: Metrics) -> impl poem::Endpoint<Output = poem::Response> {
+    poem::Route::new().at(
+        "/metrics",
+        poem::get(poem::endpoint::make_sync(move |_| {
+            poem::Response::builder()
+                .content_type(PROMETHEUS_CONTENT_TYPE)
+                .body(metrics.render())
+        })),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use application::ClientInfo;
+    use domain::Timestamp;
+    use poem::{Endpoint, Request};
+
+    use super::*;
+
+    fn event(kind: SecurityEventKind, revoked: usize) -> SecurityEvent {
+        SecurityEvent::new(
+            kind,
+            Timestamp::from_unix_seconds(0),
+            &ClientInfo::default(),
+        )
+        .revoked(revoked)
+    }
+
+    /// The value of the series rendered exactly as `series` (name and labels).
+    fn value(text: &str, series: &str) -> Option<f64> {
+        text.lines().find_map(|line| {
+            let rest = line.strip_prefix(series)?.strip_prefix(' ')?;
+            rest.parse().ok()
+        })
+    }
+
+    #[test]
+    fn every_event_kind_counts_in_its_series() {
+        for kind in SecurityEventKind::ALL {
+            let login = login_outcome(kind);
+            let refresh = refresh_outcome(kind);
+            let revoke = revoke_reason(kind);
+            assert!(
+                login.is_some() || refresh.is_some() || revoke.is_some(),
+                "{kind:?} is counted nowhere"
+            );
+            assert!(login.is_none_or(|o| LOGIN_OUTCOMES.contains(&o)));
+            assert!(refresh.is_none_or(|o| REFRESH_OUTCOMES.contains(&o)));
+            assert!(revoke.is_none_or(|r| REVOKE_REASONS.contains(&r)));
+        }
+        assert_eq!(
+            refresh_outcome(SecurityEventKind::ReuseDetected),
+            Some("reuse_detected")
+        );
+        assert_eq!(
+            revoke_reason(SecurityEventKind::ReuseDetected),
+            Some("reuse")
+        );
+        assert_eq!(
+            revoke_reason(SecurityEventKind::SessionRevoked),
+            Some("user")
+        );
+        assert_eq!(
+            login_outcome(SecurityEventKind::LoginFailed),
+            Some("bad_credentials")
+        );
+    }
+
+    #[test]
+    fn renders_the_final_names_and_values() {
+        let metrics = Metrics::new(None).unwrap();
+        metrics.security_event(&event(SecurityEventKind::LoginSucceeded, 0));
+        metrics.security_event(&event(SecurityEventKind::LoginFailed, 0));
+        metrics.security_event(&event(SecurityEventKind::LoginFailed, 0));
+        metrics.security_event(&event(SecurityEventKind::RefreshGraceReplay, 0));
+        metrics.security_event(&event(SecurityEventKind::ReuseDetected, 1));
+        metrics.security_event(&event(SecurityEventKind::Logout, 3));
+        metrics.http_request("POST", "/api/login", 200, Duration::from_millis(30));
+        metrics.http_request("POST", "/api/login", 200, Duration::from_millis(3));
+        metrics.http_request("BREW", "/api/login", 405, Duration::from_millis(1));
+        let open = metrics.ws_connection();
+        let _second = metrics.ws_connection();
+        metrics.ws_reauth(true);
+        metrics.ws_close(4003);
+        drop(open);
+
+        let text = metrics.render();
+        let expect = [
+            (r#"authd_logins_total{outcome="success"}"#, 1.0),
+            (r#"authd_logins_total{outcome="bad_credentials"}"#, 2.0),
+            (r#"authd_logins_total{outcome="throttled"}"#, 0.0),
+            (r#"authd_refreshes_total{outcome="grace_replay"}"#, 1.0),
+            (r#"authd_refreshes_total{outcome="reuse_detected"}"#, 1.0),
+            (r#"authd_refreshes_total{outcome="rotated"}"#, 0.0),
+            (r#"authd_sessions_revoked_total{reason="logout"}"#, 3.0),
+            (r#"authd_sessions_revoked_total{reason="reuse"}"#, 1.0),
+            (r#"authd_sessions_revoked_total{reason="user"}"#, 0.0),
+            (
+                r#"authd_http_requests_total{method="POST",route="/api/login",status="200"}"#,
+                2.0,
+            ),
+            (
+                r#"authd_http_requests_total{method="other",route="/api/login",status="405"}"#,
+                1.0,
+            ),
+            (
+                r#"authd_http_request_duration_seconds_count{method="POST",route="/api/login",status="200"}"#,
+                2.0,
+            ),
+            (
+                r#"authd_http_request_duration_seconds_bucket{method="POST",route="/api/login",status="200",le="0.005"}"#,
+                1.0,
+            ),
+            (
+                r#"authd_http_request_duration_seconds_bucket{method="POST",route="/api/login",status="200",le="10"}"#,
+                2.0,
+            ),
+            ("authd_ws_connections", 1.0),
+            ("authd_ws_connections_total", 2.0),
+            (r#"authd_ws_reauths_total{outcome="success"}"#, 1.0),
+            (r#"authd_ws_reauths_total{outcome="failure"}"#, 0.0),
+            (r#"authd_ws_closes_total{code="4003"}"#, 1.0),
+        ];
+        for (series, want) in expect {
+            assert_eq!(value(&text, series), Some(want), "{series} in\n{text}");
+        }
+        assert!(text.contains("# TYPE authd_ws_connections gauge"), "{text}");
+        assert!(
+            text.contains("# TYPE authd_ws_connections_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE authd_http_request_duration_seconds histogram"),
+            "{text}"
+        );
+        assert!(!text.contains("_total_total"), "{text}");
+        assert!(!text.contains("otel_scope"), "{text}");
+        assert!(!text.contains("target_info"), "{text}");
+    }
+
+    #[test]
+    fn instances_do_not_share_counts() {
+        let (a, b) = (Metrics::new(None).unwrap(), Metrics::new(None).unwrap());
+        a.security_event(&event(SecurityEventKind::LoginSucceeded, 0));
+        let series = r#"authd_logins_total{outcome="success"}"#;
+        assert_eq!(value(&a.render(), series), Some(1.0));
+        assert_eq!(value(&b.render(), series), Some(0.0));
+    }
+
+    #[test]
+    fn disabled_metrics_record_nothing() {
+        let metrics = Metrics::disabled();
+        assert!(!metrics.is_enabled());
+        metrics.security_event(&event(SecurityEventKind::LoginSucceeded, 0));
+        metrics.http_request("GET", "/x", 200, Duration::ZERO);
+        drop(metrics.ws_connection());
+        metrics.ws_reauth(false);
+        metrics.ws_close(1001);
+        assert_eq!(metrics.render(), "");
+    }
+
+    #[tokio::test]
+    async fn endpoint_serves_metrics_and_nothing_else() {
+        let metrics = Metrics::new(None).unwrap();
+        metrics.ws_close(1001);
+        let ep = endpoint(metrics.clone());
+        let ok = ep
+            .get_response(Request::builder().uri_str("/metrics").finish())
+            .await;
+        assert_eq!(ok.status(), 200);
+        assert_eq!(ok.content_type(), Some(PROMETHEUS_CONTENT_TYPE));
+        let body = ok.into_body().into_string().await.unwrap();
+        assert_eq!(
+            value(&body, r#"authd_ws_closes_total{code="1001"}"#),
+            Some(1.0)
+        );
+        let other = ep
+            .get_response(Request::builder().uri_str("/api/login").finish())
+            .await;
+        assert_eq!(other.status(), 404);
+        metrics.shutdown().await;
+        metrics.shutdown().await;
+    }
 }

@@ -171,6 +171,7 @@ impl Connection {
     async fn serve(mut self, mut stop: watch::Receiver<bool>) {
         let sid = self.claims.sid;
         self.shared.registry.insert(sid, self.id, self.bell.clone());
+        let _open = self.shared.config.metrics.ws_connection();
         tracing::debug!("websocket connected");
         let ending = self.live(&mut stop).await;
         self.shared.registry.remove(self.claims.sid, self.id);
@@ -308,12 +309,14 @@ impl Connection {
         let claims = match self.auth().verify_access_with_leeway(token, 0) {
             Ok(claims) => claims,
             Err(e) => {
+                self.shared.config.metrics.ws_reauth(false);
                 tracing::debug!(reason = %e, "reauth refused");
                 return protocol::error(ErrorCode::ReauthFailed, "the access token is not valid");
             }
         };
         if claims.sub != self.claims.sub {
             tracing::warn!(other_user = %claims.sub, "reauth with another user's token refused");
+            self.shared.config.metrics.ws_reauth(false);
             return protocol::error(
                 ErrorCode::ReauthFailed,
                 "the access token belongs to another user",
@@ -331,6 +334,7 @@ impl Connection {
         }
         self.claims = claims;
         self.arm_expiry();
+        self.shared.config.metrics.ws_reauth(true);
         tracing::debug!(expires_at = self.claims.exp, "reauth");
         protocol::reauth_success(self.claims.exp)
     }
@@ -371,6 +375,7 @@ impl Connection {
         match ending {
             Ending::Gone => {}
             Ending::Close(code, text) => {
+                self.shared.config.metrics.ws_close(code.into());
                 let goodbye = async {
                     if let Some(text) = text {
                         // Queued, then flushed with the close frame: one write.
@@ -390,6 +395,7 @@ impl Connection {
             }
             Ending::Oversize => {
                 tracing::debug!("message over the size limit");
+                self.shared.config.metrics.ws_close(CloseCode::Size.into());
                 let goodbye = async {
                     let frame = CloseFrame {
                         code: CloseCode::Size,
