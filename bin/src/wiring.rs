@@ -187,7 +187,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<Database> {
     Ok(db)
 }
 
-/// Builds every adapter and the service on `db`.
+/// Builds every adapter and the service on `db`, without metrics.
 ///
 /// # Errors
 /// The revocation bus could not start.
@@ -195,6 +195,19 @@ pub async fn build_service(
     config: &Config,
     db: &Database,
     keys: &KeyMaterial,
+) -> anyhow::Result<Arc<AuthService>> {
+    build_service_with_metrics(config, db, keys, Metrics::disabled()).await
+}
+
+/// Builds every adapter and the service on `db`; security events count into `metrics`.
+///
+/// # Errors
+/// The revocation bus could not start.
+pub async fn build_service_with_metrics(
+    config: &Config,
+    db: &Database,
+    keys: &KeyMaterial,
+    metrics: Metrics,
 ) -> anyhow::Result<Arc<AuthService>> {
     let bus: Arc<dyn RevocationBus> = if db.is_postgres() {
         Arc::new(
@@ -224,7 +237,7 @@ pub async fn build_service(
         bus,
         throttle: Arc::new(SeaLoginThrottle::new(db.clone(), throttle_policy)),
         health: Arc::new(db.clone()),
-        events: Arc::new(EventRecorder::new(Metrics::disabled())),
+        events: Arc::new(EventRecorder::new(metrics)),
     };
     let auth_config = AuthConfig {
         issuer: config.jwt_issuer.clone(),
@@ -242,22 +255,23 @@ pub async fn build_service(
     Ok(Arc::new(AuthService::new(ports, auth_config)))
 }
 
-/// The REST settings of `config`.
-pub fn http_config(config: &Config) -> HttpConfig {
+/// The REST settings of `config`; request counts go to `metrics`.
+pub fn http_config(config: &Config, metrics: Metrics) -> HttpConfig {
     HttpConfig {
         cookie_secure: config.cookie_secure,
         trusted_proxies: config.trusted_proxies.clone(),
         cors_origins: config.cors_origins.clone(),
         demo_dir: config.demo_dir.clone(),
-        metrics: Metrics::disabled(),
+        metrics,
     }
 }
 
-/// The WebSocket settings of `config`.
-pub fn ws_config(config: &Config) -> WsConfig {
+/// The WebSocket settings of `config`; connection counts go to `metrics`.
+pub fn ws_config(config: &Config, metrics: Metrics) -> WsConfig {
     WsConfig {
         expiry_warning: config.ws_expiry_warning,
         allowed_origins: config.cors_origins.clone(),
+        metrics,
         ..WsConfig::default()
     }
 }
@@ -269,6 +283,10 @@ pub struct RunningApp {
     pub api_addr: Option<SocketAddr>,
     /// Where the WebSocket service listens, if it runs.
     pub ws_addr: Option<SocketAddr>,
+    /// Where `GET /metrics` listens (`METRICS_ADDR`), if set.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The metric instruments (disabled without `METRICS_ADDR` and OTLP).
+    pub metrics: Metrics,
     /// The service (tests call use cases directly with it).
     pub auth: Arc<AuthService>,
     /// The database (tests close it to sabotage).
@@ -312,6 +330,8 @@ impl RunningApp {
                 first_error.get_or_insert(e.context(format!("the {name} server failed")));
             }
         }
+        // Exports what OTLP has not sent yet.
+        self.metrics.shutdown().await;
         first_error.map_or(Ok(()), Err)
     }
 }
@@ -341,7 +361,14 @@ pub async fn start(
         migrated = config.auto_migrate,
         "database ready"
     );
-    let auth = build_service(config, &database, keys).await?;
+    let metrics = if config.metrics_addr.is_some() || config.otlp.is_some() {
+        let metrics = Metrics::new(config.otlp.as_ref()).context("setting up metrics")?;
+        metrics.observe_pool(database.clone());
+        metrics
+    } else {
+        Metrics::disabled()
+    };
+    let auth = build_service_with_metrics(config, &database, keys, metrics.clone()).await?;
     match auth.warm_revocations().await {
         Ok(n) => tracing::info!(sessions = n, "revoked-session cache warmed"),
         Err(e) => tracing::warn!(error = ?e, "could not warm the revoked-session cache"),
@@ -359,7 +386,7 @@ pub async fn start(
             .with_context(|| format!("binding API_ADDR {}", config.api_addr))?;
         let addr = listener.local_addr()?;
         let jwks = JwkSet::from_keys(&keys.public);
-        let endpoint = http::routes(auth.clone(), jwks, http_config(config))?;
+        let endpoint = http::routes(auth.clone(), jwks, http_config(config, metrics.clone()))?;
         let shutdown = stopped(stop.subscribe());
         tasks.push((
             "api",
@@ -378,13 +405,32 @@ pub async fn start(
             .with_context(|| format!("binding WS_ADDR {}", config.ws_addr))?;
         let addr = listener.local_addr()?;
         let shutdown = stopped(stop.subscribe());
-        let (auth, ws_config) = (auth.clone(), ws_config(config));
+        let (auth, ws_config) = (auth.clone(), ws_config(config, metrics.clone()));
         tasks.push((
             "ws",
             tokio::spawn(async move { ws::serve(listener, auth, ws_config, shutdown).await }),
         ));
         tracing::info!(%addr, "WebSocket service listening");
         ws_addr = Some(addr);
+    }
+    let mut metrics_addr = None;
+    if let Some(bind) = config.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("binding METRICS_ADDR {bind}"))?;
+        let addr = listener.local_addr()?;
+        let endpoint = adapters::telemetry::metrics::endpoint(metrics.clone());
+        let shutdown = stopped(stop.subscribe());
+        tasks.push((
+            "metrics",
+            tokio::spawn(async move {
+                http::serve(listener, endpoint, shutdown)
+                    .await
+                    .context("metrics server")
+            }),
+        ));
+        tracing::info!(%addr, "metrics listening (GET /metrics)");
+        metrics_addr = Some(addr);
     }
 
     let prune_auth = auth.clone();
@@ -412,6 +458,8 @@ pub async fn start(
     Ok(RunningApp {
         api_addr,
         ws_addr,
+        metrics_addr,
+        metrics,
         auth,
         database,
         stop,
