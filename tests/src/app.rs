@@ -52,6 +52,8 @@ pub struct TestOptions {
     pub cookie_secure: bool,
     /// `WS_EXPIRY_WARNING`.
     pub ws_expiry_warning: Duration,
+    /// `METRICS_ADDR=127.0.0.1:0`: serve `GET /metrics` (off by default).
+    pub metrics: bool,
 }
 
 impl TestOptions {
@@ -70,6 +72,7 @@ impl TestOptions {
             cors_origins: Vec::new(),
             cookie_secure: true,
             ws_expiry_warning: Duration::from_secs(60),
+            metrics: false,
         }
     }
 }
@@ -104,6 +107,8 @@ pub struct TestApp {
     pub api_addr: SocketAddr,
     /// The WebSocket address.
     pub ws_addr: SocketAddr,
+    /// The metrics address (`TestOptions::metrics`).
+    pub metrics_addr: Option<SocketAddr>,
     /// The configuration the app runs with.
     pub config: Config,
     /// The running wiring (service, database).
@@ -155,6 +160,9 @@ pub async fn spawn_app(options: TestOptions) -> Option<TestApp> {
         cors_origins: options.cors_origins.clone(),
         cookie_secure: options.cookie_secure,
         ws_expiry_warning: options.ws_expiry_warning,
+        metrics_addr: options
+            .metrics
+            .then(|| "127.0.0.1:0".parse().expect("address")),
         ..Config::default()
     };
     let keys = tokio::task::spawn_blocking(test_keys)
@@ -165,6 +173,7 @@ pub async fn spawn_app(options: TestOptions) -> Option<TestApp> {
         .expect("starting the app");
     let api_addr = running.api_addr.expect("the API runs");
     let ws_addr = running.ws_addr.expect("the WebSocket service runs");
+    let metrics_addr = running.metrics_addr;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
@@ -175,6 +184,7 @@ pub async fn spawn_app(options: TestOptions) -> Option<TestApp> {
         base: format!("http://{api_addr}"),
         api_addr,
         ws_addr,
+        metrics_addr,
         config,
         running,
         client,
