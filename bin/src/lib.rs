@@ -2,6 +2,7 @@
 //! binary and the integration tests (which start the real wiring in-process).
 
 pub mod config;
+pub mod observability;
 pub mod wiring;
 
 pub use config::{Config, ConfigError, LogFormat};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use authd::wiring::{self, KeyMaterial, Services};
-use authd::{Config, LogFormat};
+use authd::{Config, observability};
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
@@ -78,7 +78,6 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -89,13 +88,24 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+    // The OTLP exporter sends from the runtime: set it up inside it.
+    let telemetry = match runtime.block_on(async { observability::init(&config) }) {
+        Ok(telemetry) => telemetry,
         Err(e) => {
-            tracing::error!(error = ?e, "authd failed");
-            eprintln!("authd: {e:#}");
-            std::process::ExitCode::FAILURE
+            eprintln!("authd: cannot set up logging and tracing: {e:#}");
+            return std::process::ExitCode::FAILURE;
         }
+    };
+    let result = runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config));
+    if let Err(e) = &result {
+        tracing::error!(error = ?e, "authd failed");
+        eprintln!("authd: {e:#}");
+    }
+    // Here, on the main thread with the runtime still up: the last spans go out.
+    telemetry.shutdown();
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(_) => std::process::ExitCode::FAILURE,
     }
 }
 
@@ -209,26 +219,5 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
-    }
-}
-
-fn init_logging(format: Option<LogFormat>) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let format = format.unwrap_or(if std::io::stderr().is_terminal() {
-        LogFormat::Pretty
-    } else {
-        LogFormat::Json
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .init(),
-        LogFormat::Pretty => builder.init(),
     }
 }

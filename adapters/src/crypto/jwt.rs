@@ -107,7 +107,7 @@ impl<'a> From<&'a AccessClaims> for OutgoingClaims<'a> {
 
 #[async_trait]
 impl AccessTokenSigner for JwtSigner {
-    #[tracing::instrument(level = "debug", skip_all, fields(kid = %self.kid))]
+    #[tracing::instrument(name = "jwt.sign", skip_all, fields(kid = %self.kid))]
     async fn sign(&self, claims: &AccessClaims) -> anyhow::Result<String> {
         let payload =
             serde_json::to_vec(&OutgoingClaims::from(claims)).context("encoding claims")?;

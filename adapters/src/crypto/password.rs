@@ -86,9 +86,11 @@ impl Argon2Hasher {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> anyhow::Result<T> {
         let (done, result) = tokio::sync::oneshot::channel();
+        // What the job logs belongs to the caller's span (request, use case).
+        let span = tracing::Span::current();
         self.jobs
             .send(Box::new(move || {
-                let _ = done.send(work());
+                let _ = done.send(span.in_scope(work));
             }))
             .map_err(|_| anyhow::anyhow!("the password hashing threads are gone"))?;
         result.await.context("password hashing failed")
@@ -228,14 +230,16 @@ fn argon2_needs_rehash(ours: &Params, hash: &phc::PasswordHash) -> bool {
 
 #[async_trait]
 impl PasswordHasher for Argon2Hasher {
-    #[tracing::instrument(level = "debug", skip_all)]
+    // The span lasts until the hashing thread has answered: queueing and
+    // hashing both count.
+    #[tracing::instrument(name = "password.hash", skip_all)]
     async fn hash(&self, password: SecretString) -> anyhow::Result<PasswordHash> {
         let params = self.params.clone();
         self.run_limited(move || hash_argon2id(&params, password.expose_secret().as_bytes()))
             .await?
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(scheme = scheme_of(hash.as_str())))]
+    #[tracing::instrument(name = "password.verify", skip_all, fields(scheme = scheme_of(hash.as_str())))]
     async fn verify(
         &self,
         password: SecretString,

@@ -5,9 +5,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Status, TraceContextExt as _};
+use opentelemetry_http::HeaderExtractor;
 use poem::http::{HeaderValue, Method, StatusCode, header};
-use poem::{Body, Endpoint, IntoResponse, Request, Response};
+use poem::{Body, Endpoint, IntoResponse, PathPattern, Request, Response};
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::HttpConfig;
 use super::problem::{self, Problem};
@@ -37,24 +41,42 @@ impl<E: Endpoint> Endpoint for Edge<E> {
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let request_id = request_id(&req);
-        // The path only: no query string ever reaches the log.
+        let method = req.method().clone();
+        // The path only: no query string ever reaches the log. The span is
+        // also the OpenTelemetry server span (when OTLP export is on); its
+        // OTel-only attributes are set below, so the log lines stay as they were.
         let span = tracing::info_span!(
             "request",
-            method = %req.method(),
+            method = %method,
             path = %req.uri().path(),
             request_id = %request_id,
+            otel.kind = "server",
         );
+        // W3C `traceparent`/`tracestate` from Nginx or the client (a no-op
+        // unless a propagator is installed); the only headers ever read for tracing.
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&HeaderExtractor(req.headers()))
+        });
+        // Fails only when no OpenTelemetry layer is installed: nothing to link then.
+        let _ = span.set_parent(parent);
+        span.set_attribute("http.request.method", method.to_string());
         async move {
             let started = Instant::now();
             let origin = allowed_origin(&req, &self.config.cors_origins);
-            let mut response = if req.method() == Method::OPTIONS && origin.is_some() {
-                preflight()
+            let (mut response, route) = if req.method() == Method::OPTIONS && origin.is_some() {
+                (preflight(), None)
             } else {
                 self.handle(req).await
             };
             decorate(&mut response, &request_id, origin.as_ref());
             let status = response.status();
-            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let elapsed = started.elapsed();
+            let route = route.as_ref().map_or(UNMATCHED, |p| &*p.0);
+            record_outcome(&tracing::Span::current(), &method, route, status);
+            self.config
+                .metrics
+                .http_request(method.as_str(), route, status.as_u16(), elapsed);
+            let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
             if status.is_server_error() {
                 tracing::error!(status = status.as_u16(), elapsed_ms, "request done");
             } else {
@@ -67,25 +89,52 @@ impl<E: Endpoint> Endpoint for Edge<E> {
     }
 }
 
+/// The route label of a request no route matched (404s, preflights,
+/// bodies refused before routing): never the raw path, which is unbounded.
+pub const UNMATCHED: &str = "unmatched";
+
+/// The server span's name (`POST /api/auth/login`), route and status, as
+/// the OpenTelemetry HTTP conventions name them.
+fn record_outcome(span: &tracing::Span, method: &Method, route: &str, status: StatusCode) {
+    let cx = span.context();
+    let otel = cx.span();
+    otel.update_name(format!("{method} {route}"));
+    otel.set_attribute(KeyValue::new("http.route", route.to_owned()));
+    otel.set_attribute(KeyValue::new(
+        "http.response.status_code",
+        i64::from(status.as_u16()),
+    ));
+    if status.is_server_error() {
+        otel.set_status(Status::error(status.to_string()));
+    }
+}
+
 impl<E: Endpoint> Edge<E> {
-    async fn handle(&self, mut req: Request) -> Response {
+    /// The response, and the route template that matched (poem records it
+    /// on the response or the error).
+    async fn handle(&self, mut req: Request) -> (Response, Option<PathPattern>) {
         if let Err(response) = limit_body(&mut req).await {
-            return response;
+            return (response, None);
         }
         match self.inner.call(req).await {
             Ok(output) => {
                 let response = output.into_response();
+                let route = response.data::<PathPattern>().cloned();
                 // Routers answer some failures without an error value; keep them problem+json.
-                match response.status() {
+                let response = match response.status() {
                     StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
                         if !is_problem(&response) =>
                     {
                         problem::from_poem_error(poem::Error::from_status(response.status())).await
                     }
                     _ => response,
-                }
+                };
+                (response, route)
             }
-            Err(error) => problem::from_poem_error(error).await,
+            Err(error) => {
+                let route = error.data::<PathPattern>().cloned();
+                (problem::from_poem_error(error).await, route)
+            }
         }
     }
 }

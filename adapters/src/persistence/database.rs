@@ -128,6 +128,16 @@ impl Database {
         self.conn.get_database_backend() == DbBackend::Postgres
     }
 
+    /// The database system as OpenTelemetry names it (`db.system` of the
+    /// database call spans): `postgresql` or `sqlite`.
+    pub fn system(&self) -> &'static str {
+        if self.is_postgres() {
+            "postgresql"
+        } else {
+            "sqlite"
+        }
+    }
+
     /// The SeaORM connection (pool).
     pub fn connection(&self) -> &DatabaseConnection {
         &self.conn
@@ -197,6 +207,7 @@ impl WriteTx {
 
 #[async_trait]
 impl HealthCheck for Database {
+    #[tracing::instrument(name = "db.ping", skip_all, fields(db.system = self.system(), otel.kind = "client"))]
     async fn ping(&self) -> anyhow::Result<()> {
         tokio::time::timeout(PING_TIMEOUT, self.conn.execute_unprepared("SELECT 1"))
             .await

@@ -33,7 +33,11 @@ impl SeaLoginThrottle {
 
 #[async_trait]
 impl LoginThrottle for SeaLoginThrottle {
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(
+        name = "db.login_throttle.blocked_for",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn blocked_for(
         &self,
         key: &ThrottleKey,
@@ -49,7 +53,11 @@ impl LoginThrottle for SeaLoginThrottle {
         Ok((full && now < closes).then(|| closes.since(now)))
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(
+        name = "db.login_throttle.record_failure",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn record_failure(&self, key: &ThrottleKey, now: Timestamp) -> anyhow::Result<()> {
         let now_ms = now.unix_millis();
         // One atomic upsert, so concurrent failures from several processes all count.
@@ -84,7 +92,11 @@ impl LoginThrottle for SeaLoginThrottle {
         Ok(())
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(
+        name = "db.login_throttle.clear",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn clear(&self, key: &ThrottleKey) -> anyhow::Result<()> {
         login_failure::Entity::delete_by_id(row_key(key))
             .exec(self.db.connection())
@@ -93,7 +105,11 @@ impl LoginThrottle for SeaLoginThrottle {
         Ok(())
     }
 
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(
+        name = "db.login_throttle.prune",
+        skip(self),
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn prune(&self, now: Timestamp) -> anyhow::Result<u64> {
         let res = login_failure::Entity::delete_many()
             .filter(

@@ -39,7 +39,11 @@ impl SeaSessionStore {
 
 #[async_trait]
 impl SessionStore for SeaSessionStore {
-    #[tracing::instrument(skip_all, fields(session = %s.id))]
+    #[tracing::instrument(
+        name = "db.sessions.create",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client", session = %s.id)
+    )]
     async fn create(&self, s: &Session, first: &RefreshToken) -> anyhow::Result<()> {
         let tx = self
             .db
@@ -57,7 +61,11 @@ impl SessionStore for SeaSessionStore {
         tx.commit().await.context("committing a new session")
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(
+        name = "db.sessions.refresh",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn refresh(
         &self,
         presented: &TokenHash,
@@ -192,7 +200,11 @@ impl SessionStore for SeaSessionStore {
         Ok(outcome)
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(
+        name = "db.sessions.find_by_token",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn find_by_token(&self, hash: &TokenHash) -> anyhow::Result<Option<Session>> {
         let Some(token) = refresh_token::Entity::find_by_id(hash.as_bytes().to_vec())
             .one(self.db.connection())
@@ -204,7 +216,11 @@ impl SessionStore for SeaSessionStore {
         self.find(SessionId::from_uuid(token.session_id)).await
     }
 
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(
+        name = "db.sessions.find",
+        skip(self),
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn find(&self, id: SessionId) -> anyhow::Result<Option<Session>> {
         session::Entity::find_by_id(*id.as_uuid())
             .one(self.db.connection())
@@ -214,7 +230,11 @@ impl SessionStore for SeaSessionStore {
             .transpose()
     }
 
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(
+        name = "db.sessions.list_live",
+        skip(self),
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn list_live(&self, user: UserId, now: Timestamp) -> anyhow::Result<Vec<Session>> {
         let now_ms = now.unix_millis();
         let has_live_token = Query::select()
@@ -246,7 +266,11 @@ impl SessionStore for SeaSessionStore {
             .collect()
     }
 
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(
+        name = "db.sessions.revoke",
+        skip(self),
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn revoke(
         &self,
         id: SessionId,
@@ -266,7 +290,11 @@ impl SessionStore for SeaSessionStore {
         Ok(res.rows_affected == 1)
     }
 
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(
+        name = "db.sessions.revoke_all_for_user",
+        skip(self),
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn revoke_all_for_user(
         &self,
         user: UserId,
@@ -297,7 +325,11 @@ impl SessionStore for SeaSessionStore {
         Ok(ids.into_iter().map(SessionId::from_uuid).collect())
     }
 
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(
+        name = "db.sessions.revoked_since",
+        skip(self),
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn revoked_since(&self, since: Timestamp) -> anyhow::Result<Vec<SessionId>> {
         let ids: Vec<Uuid> = session::Entity::find()
             .select_only()
@@ -310,7 +342,11 @@ impl SessionStore for SeaSessionStore {
         Ok(ids.into_iter().map(SessionId::from_uuid).collect())
     }
 
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(
+        name = "db.sessions.prune",
+        skip(self),
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn prune(&self, ended_before: Timestamp, batch: u64) -> anyhow::Result<u64> {
         let before = ended_before.unix_millis();
         // One short transaction per batch: the caller loops while it returns `batch`.

@@ -25,7 +25,11 @@ impl SeaUserRepository {
 
 #[async_trait]
 impl UserRepository for SeaUserRepository {
-    #[tracing::instrument(skip_all, fields(user = %u.id))]
+    #[tracing::instrument(
+        name = "db.users.insert",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client", user = %u.id)
+    )]
     async fn insert(&self, u: &User) -> Result<(), InsertUserError> {
         let row = user::ActiveModel {
             id: Set(*u.id.as_uuid()),
@@ -50,7 +54,11 @@ impl UserRepository for SeaUserRepository {
         }
     }
 
-    #[tracing::instrument(skip_all)]
+    #[tracing::instrument(
+        name = "db.users.find_by_username",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn find_by_username(&self, username: &Username) -> anyhow::Result<Option<User>> {
         user::Entity::find()
             .filter(user::Column::UsernameCanonical.eq(username.canonical()))
@@ -61,7 +69,11 @@ impl UserRepository for SeaUserRepository {
             .transpose()
     }
 
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(
+        name = "db.users.find_by_id",
+        skip(self),
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn find_by_id(&self, id: UserId) -> anyhow::Result<Option<User>> {
         user::Entity::find_by_id(*id.as_uuid())
             .one(self.db.connection())
@@ -71,7 +83,11 @@ impl UserRepository for SeaUserRepository {
             .transpose()
     }
 
-    #[tracing::instrument(skip(self, hash))]
+    #[tracing::instrument(
+        name = "db.users.update_password_hash",
+        skip(self, hash),
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn update_password_hash(&self, id: UserId, hash: &PasswordHash) -> anyhow::Result<()> {
         // The port carries no time: `updated_at` is bookkeeping, so the system clock will do.
         let now = std::time::SystemTime::now()

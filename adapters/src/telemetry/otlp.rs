@@ -13,11 +13,58 @@ pub struct OtlpConfig {
     pub headers: Vec<(String, String)>,
 }
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use async_trait::async_trait;
 use opentelemetry_http::hyper::HyperClient;
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
+use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+
+/// The resource every exported signal carries: `service.name` (from
+/// `OTEL_SERVICE_NAME`) and `service.version` (this build), plus what the
+/// SDK detects (`telemetry.sdk.*`, `OTEL_RESOURCE_ATTRIBUTES`).
+pub fn resource(config: &OtlpConfig) -> Resource {
+    Resource::builder()
+        .with_service_name(config.service_name.clone())
+        .with_attribute(opentelemetry::KeyValue::new(
+            "service.version",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .build()
+}
+
+/// A tracer provider that exports spans to `<endpoint>/v1/traces` over
+/// OTLP HTTP/protobuf, in batches (the SDK's batch processor: its own
+/// thread, `OTEL_BSP_SCHEDULE_DELAY` / `OTEL_BSP_MAX_QUEUE_SIZE` /
+/// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` honoured).
+///
+/// Must be called inside the Tokio runtime the exports will run on (see
+/// [`TokioHttpClient`]). Shut the provider down to flush what is queued, from
+/// a thread that is not a runtime worker (the export needs the runtime).
+///
+/// # Errors
+/// The endpoint is not a valid URI.
+///
+/// # Panics
+/// When called outside a Tokio runtime.
+pub fn tracer_provider(config: &OtlpConfig) -> anyhow::Result<SdkTracerProvider> {
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_http_client(TokioHttpClient::current())
+        .with_endpoint(format!("{}/v1/traces", config.endpoint))
+        .with_timeout(EXPORT_TIMEOUT)
+        .with_headers(config.headers.iter().cloned().collect::<HashMap<_, _>>())
+        .build()
+        .context("building the OTLP span exporter")?;
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource(config))
+        .build())
+}
 
 /// How long one export may take.
 pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
