@@ -9,6 +9,8 @@ use authd::{Config, observability};
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 
+mod audit;
+
 /// Authentication service: RS256 access tokens, rotating refresh tokens, WebSocket sessions.
 ///
 /// Configuration comes from the environment and a `.env` file (see the README).
@@ -29,6 +31,8 @@ enum Command {
     Ws,
     /// Apply database migrations and exit.
     Migrate,
+    /// Print stored security audit events as JSON lines, newest first.
+    Audit(audit::AuditArgs),
     /// Manage signing keys.
     Keys {
         #[command(subcommand)]
@@ -120,6 +124,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
+        Command::Audit(args) => audit::run(&config.database_url, &args).await,
         Command::Keys {
             command: KeysCommand::Generate { bits, out },
         } => {

@@ -15,7 +15,7 @@ use adapters::crypto::keys::{PrivateKey, PublicKey};
 use adapters::crypto::password::Argon2Hasher;
 use adapters::http::{self, HttpConfig};
 use adapters::persistence::{
-    Database, LocalRevocationBus, PgRevocationBus, SeaLoginThrottle, SeaSessionStore,
+    Database, LocalRevocationBus, PgRevocationBus, SeaAuditLog, SeaLoginThrottle, SeaSessionStore,
     SeaUserRepository,
 };
 use adapters::system::{OsRandom, SystemClock};
@@ -237,7 +237,7 @@ pub async fn build_service_with_metrics(
         bus,
         throttle: Arc::new(SeaLoginThrottle::new(db.clone(), throttle_policy)),
         health: Arc::new(db.clone()),
-        events: Arc::new(EventRecorder::new(metrics)),
+        events: Arc::new(EventRecorder::new(metrics).with_store(SeaAuditLog::new(db.clone()))),
     };
     let auth_config = AuthConfig {
         issuer: config.jwt_issuer.clone(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use adapters::crypto::jwt::{JwtSigner, JwtVerifier};
 use adapters::crypto::password::Argon2Hasher;
 use adapters::persistence::{
-    Database, LocalRevocationBus, SeaLoginThrottle, SeaSessionStore, SeaUserRepository,
+    Database, LocalRevocationBus, SeaAuditLog, SeaLoginThrottle, SeaSessionStore, SeaUserRepository,
 };
 use adapters::system::{OsRandom, SystemClock};
 use adapters::telemetry::{EventRecorder, Metrics};
@@ -36,7 +36,7 @@ pub async fn sqlite_ports(signer: Arc<JwtSigner>, verifier: Arc<JwtVerifier>) ->
         random: Arc::new(OsRandom),
         bus: Arc::new(LocalRevocationBus::new()),
         throttle: Arc::new(SeaLoginThrottle::new(db.clone(), ThrottlePolicy::default())),
-        health: Arc::new(db),
-        events: Arc::new(EventRecorder::new(Metrics::disabled())),
+        health: Arc::new(db.clone()),
+        events: Arc::new(EventRecorder::new(Metrics::disabled()).with_store(SeaAuditLog::new(db))),
     }
 }

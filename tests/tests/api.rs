@@ -21,6 +21,8 @@ macro_rules! both {
     };
 }
 
+#[path = "api/audit.rs"]
+mod audit;
 #[path = "api/auth.rs"]
 mod auth;
 #[path = "api/edge.rs"]

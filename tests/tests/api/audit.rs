@@ -1,0 +1,388 @@
+//! The security audit trail over HTTP: which requests leave an `audit_events`
+//! row, with the client address a trusted proxy forwarded and the
+//! `User-Agent`; the retention prune; and `authd audit` reading it back.
+
+use std::time::Duration;
+
+use adapters::persistence::{AuditFilter, SeaAuditLog, StoredAuditEvent};
+use application::ClientInfo;
+use application::ports::{SecurityEvent, SecurityEventKind as K};
+use domain::{SessionId, UserId};
+use integration_tests::app::{Backend, PASSWORD, TestApp, TestOptions, TestResponse, spawn_app};
+use integration_tests::process::{authd_binary, missing_authd, not_run};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+both!(
+    audited_requests_leave_rows,
+    housekeeping_prunes_events_past_the_retention,
+    authd_audit_prints_json_lines
+);
+
+/// The phone: the client that logs in.
+const PHONE: (&str, &str) = ("203.0.113.7", "phone/1.0");
+/// The attacker that replays a stolen refresh token.
+const THIEF: (&str, &str) = ("198.51.100.9", "replayer/6.6");
+
+/// An app behind a trusted proxy (loopback) with no refresh grace.
+async fn app_behind_proxy(backend: Backend) -> Option<TestApp> {
+    let mut options = TestOptions::new(backend);
+    options.trusted_proxies = vec!["127.0.0.0/8".into()];
+    options.reuse_grace = Duration::ZERO;
+    spawn_app(options).await
+}
+
+async fn login_from(app: &TestApp, from: (&str, &str), password: &str) -> TestResponse {
+    app.post("/api/login")
+        .header("x-forwarded-for", from.0)
+        .header("user-agent", from.1)
+        .json(&json!({"username": "alice", "password": password}))
+        .send()
+        .await
+}
+
+async fn refresh_from(app: &TestApp, from: (&str, &str), token: &str) -> TestResponse {
+    app.post("/api/refresh")
+        .header("x-forwarded-for", from.0)
+        .header("user-agent", from.1)
+        .refresh_cookie(token)
+        .send()
+        .await
+}
+
+/// The id of the session an access token belongs to.
+async fn session_of(app: &TestApp, access: &str) -> SessionId {
+    let list = app.get("/api/sessions").bearer(access).send().await.json();
+    let id = list
+        .as_array()
+        .and_then(|l| l.iter().find(|s| s["current"] == true))
+        .and_then(|s| s["id"].as_str())
+        .unwrap_or_else(|| panic!("no current session in {list}"));
+    SessionId::from_uuid(Uuid::parse_str(id).unwrap())
+}
+
+/// Every stored row, newest first.
+async fn rows(app: &TestApp) -> Vec<StoredAuditEvent> {
+    SeaAuditLog::new(app.running.database.clone())
+        .recent(&AuditFilter {
+            limit: 1000,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("reading audit_events")
+}
+
+fn kinds(rows: &[StoredAuditEvent]) -> Vec<K> {
+    rows.iter().map(|r| r.event.kind).collect()
+}
+
+fn from(client: (&str, &str)) -> ClientInfo {
+    ClientInfo {
+        ip: Some(client.0.into()),
+        user_agent: Some(client.1.into()),
+    }
+}
+
+/// Registers alice, fails once and logs in from the phone, rotates, and has
+/// the thief replay the first token. Returns (user, first session).
+async fn reuse_scenario(app: &TestApp) -> (UserId, SessionId) {
+    let r = app.register("alice", PASSWORD).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let alice = UserId::from_uuid(Uuid::parse_str(r.json()["id"].as_str().unwrap()).unwrap());
+    login_from(app, PHONE, "wrong password")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    let r = login_from(app, PHONE, PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let first = r.refresh_cookie().unwrap();
+    let s1 = session_of(app, &r.access_token()).await;
+    let r = refresh_from(app, PHONE, &first).await;
+    assert_eq!(r.status, 200, "rotation: {}", r.text);
+    refresh_from(app, THIEF, &first)
+        .await
+        .assert_problem(401, "refresh_reused");
+    (alice, s1)
+}
+
+pub async fn audited_requests_leave_rows(backend: Backend) {
+    let Some(app) = app_behind_proxy(backend).await else {
+        return;
+    };
+    let r = app.register("alice", PASSWORD).await;
+    let alice = UserId::from_uuid(Uuid::parse_str(r.json()["id"].as_str().unwrap()).unwrap());
+    assert!(rows(&app).await.is_empty(), "registration is not audited");
+
+    // A wrong password: the username, the forwarded address and the agent.
+    login_from(&app, PHONE, "wrong password")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    let all = rows(&app).await;
+    assert_eq!(kinds(&all), [K::LoginFailed]);
+    let failed = &all[0].event;
+    assert_eq!(failed.username.as_deref(), Some("alice"));
+    assert_eq!(failed.user, Some(alice));
+    assert_eq!(failed.session, None);
+    assert_eq!(failed.client, from(PHONE));
+
+    // A login: user and session.
+    let r = login_from(&app, PHONE, PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let first = r.refresh_cookie().unwrap();
+    let s1 = session_of(&app, &r.access_token()).await;
+    let all = rows(&app).await;
+    assert_eq!(kinds(&all), [K::LoginSucceeded, K::LoginFailed]);
+    let login = &all[0].event;
+    assert_eq!(
+        (login.user, login.session, login.username.as_deref()),
+        (Some(alice), Some(s1), Some("alice"))
+    );
+    assert_eq!(login.client, from(PHONE));
+    assert!(all[0].id > all[1].id && login.at >= failed.at);
+
+    // Routine refreshes (and a garbage token) are only counted.
+    let r = refresh_from(&app, PHONE, &first).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let second = r.refresh_cookie().unwrap();
+    let r = refresh_from(&app, PHONE, &second).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    refresh_from(&app, PHONE, "not-a-token")
+        .await
+        .assert_problem(401, "refresh_invalid");
+    assert_eq!(rows(&app).await.len(), 2, "no row for routine refreshes");
+
+    // The first token replayed by someone else after the (zero) grace:
+    // exactly one row, of the family, with the replaying client.
+    refresh_from(&app, THIEF, &first)
+        .await
+        .assert_problem(401, "refresh_reused");
+    let reuse: Vec<_> = rows(&app)
+        .await
+        .into_iter()
+        .filter(|r| r.event.kind == K::ReuseDetected)
+        .collect();
+    assert_eq!(reuse.len(), 1, "{reuse:?}");
+    let reuse = &reuse[0].event;
+    assert_eq!(reuse.session, Some(s1));
+    assert_eq!(reuse.user, Some(alice));
+    assert_eq!(reuse.client, from(THIEF));
+    assert_eq!(reuse.sessions_revoked, 1);
+    // The revoked family's tokens are refused from now on, without new rows.
+    refresh_from(&app, PHONE, &second)
+        .await
+        .assert_problem(401, "session_revoked");
+    assert_eq!(rows(&app).await.len(), 3);
+
+    // Three more sessions; the second revokes the third; then logout.
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        let r = login_from(&app, PHONE, PASSWORD).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let id = session_of(&app, &r.access_token()).await;
+        sessions.push((r.access_token(), r.refresh_cookie().unwrap(), id));
+    }
+    let (s2_access, s2_refresh, s2) = sessions[0].clone();
+    let s3 = sessions[1].2;
+    let r = app
+        .delete(&format!("/api/sessions/{s3}"))
+        .header("x-forwarded-for", PHONE.0)
+        .header("user-agent", PHONE.1)
+        .bearer(&s2_access)
+        .send()
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = app
+        .post("/api/logout")
+        .header("x-forwarded-for", PHONE.0)
+        .header("user-agent", PHONE.1)
+        .refresh_cookie(&s2_refresh)
+        .send()
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+
+    let all = rows(&app).await;
+    assert_eq!(
+        kinds(&all),
+        [
+            K::Logout,
+            K::SessionRevoked,
+            K::LoginSucceeded,
+            K::LoginSucceeded,
+            K::LoginSucceeded,
+            K::ReuseDetected,
+            K::LoginSucceeded,
+            K::LoginFailed,
+        ]
+    );
+    let (logout, revoked) = (&all[0].event, &all[1].event);
+    assert_eq!((logout.user, logout.session), (Some(alice), Some(s2)));
+    assert_eq!(logout.sessions_revoked, 2, "the second and the fourth");
+    assert_eq!(logout.client, from(PHONE));
+    assert_eq!((revoked.user, revoked.session), (Some(alice), Some(s3)));
+    assert_eq!(revoked.sessions_revoked, 1);
+    assert_eq!(revoked.client, from(PHONE));
+}
+
+pub async fn housekeeping_prunes_events_past_the_retention(backend: Backend) {
+    let Some(app) = app_behind_proxy(backend).await else {
+        return;
+    };
+    app.register("alice", PASSWORD).await;
+    let r = login_from(&app, PHONE, PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let log = SeaAuditLog::new(app.running.database.clone());
+    let now = app.running.auth.now();
+    let retention = app.config.audit_retention;
+    assert_eq!(
+        retention,
+        Duration::from_secs(90 * 86_400),
+        "AUDIT_RETENTION default"
+    );
+    let hour = Duration::from_secs(3600);
+    for age in [
+        retention + hour,
+        retention + 2 * hour,
+        retention + 30 * hour,
+    ] {
+        log.append(
+            &SecurityEvent::new(K::LoginFailed, now.minus(age), &from(THIEF)).username("old"),
+        )
+        .await
+        .unwrap();
+    }
+    log.append(
+        &SecurityEvent::new(K::LoginFailed, now.minus(retention - hour), &from(THIEF))
+            .username("kept"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows(&app).await.len(), 5);
+
+    // Batches of 2: the loop runs until a short batch.
+    let pruned = app
+        .running
+        .auth
+        .prune(Duration::from_secs(7 * 86_400), 2)
+        .await
+        .expect("housekeeping");
+    assert_eq!(pruned.audit_events, 3);
+    let left = rows(&app).await;
+    assert_eq!(kinds(&left), [K::LoginSucceeded, K::LoginFailed]);
+    assert_eq!(left[1].event.username.as_deref(), Some("kept"));
+    let pruned = app
+        .running
+        .auth
+        .prune(Duration::from_secs(7 * 86_400), 2)
+        .await
+        .unwrap();
+    assert_eq!(pruned.audit_events, 0);
+}
+
+/// Runs `authd audit ARGS` on the app's database; returns (exit code, stdout, stderr).
+async fn authd_audit(app: &TestApp, args: &[&str]) -> (i32, String, String) {
+    let dir = std::env::temp_dir();
+    let out = tokio::process::Command::new(authd_binary())
+        .arg("audit")
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("DATABASE_URL", &app.config.database_url)
+        .env("RUST_LOG", "warn")
+        // No `.env` of the repository.
+        .current_dir(dir)
+        .output()
+        .await
+        .expect("running authd audit");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// `authd audit ARGS` that must succeed: its JSON lines.
+async fn audit_lines(app: &TestApp, args: &[&str]) -> Vec<Value> {
+    let (code, stdout, stderr) = authd_audit(app, args).await;
+    assert_eq!(code, 0, "authd audit {args:?}: {stderr}");
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+pub async fn authd_audit_prints_json_lines(backend: Backend) {
+    if not_run("authd_audit_prints_json_lines", &missing_authd()) {
+        return;
+    }
+    let Some(app) = app_behind_proxy(backend).await else {
+        return;
+    };
+    let (alice, s1) = reuse_scenario(&app).await;
+    let now = app.running.auth.now();
+    SeaAuditLog::new(app.running.database.clone())
+        .append(
+            &SecurityEvent::new(
+                K::LoginFailed,
+                now.minus(Duration::from_secs(2 * 86_400)),
+                &from(THIEF),
+            )
+            .username("eve"),
+        )
+        .await
+        .unwrap();
+    let stored: Vec<Value> = rows(&app)
+        .await
+        .iter()
+        .map(StoredAuditEvent::to_json)
+        .collect();
+    assert_eq!(stored.len(), 4);
+
+    // Everything, newest first, exactly the stored rows.
+    let all = audit_lines(&app, &[]).await;
+    assert_eq!(all, stored);
+    let kinds: Vec<_> = all.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "reuse_detected",
+            "login_succeeded",
+            "login_failed",
+            "login_failed"
+        ]
+    );
+    let reuse = &all[0];
+    assert_eq!(reuse["user_id"], alice.to_string());
+    assert_eq!(reuse["session_id"], s1.to_string());
+    assert_eq!(reuse["client_ip"], THIEF.0);
+    assert_eq!(reuse["user_agent"], THIEF.1);
+    assert_eq!(reuse["sessions_revoked"], 1);
+    assert!(reuse["at"].as_str().unwrap().ends_with('Z'));
+
+    // Filters.
+    let uid = alice.to_string();
+    let sid = s1.to_string();
+    assert_eq!(
+        audit_lines(&app, &["--kind", "reuse_detected", "--user", &uid]).await,
+        stored[..1]
+    );
+    assert_eq!(audit_lines(&app, &["--session", &sid]).await, stored[..2]);
+    assert_eq!(audit_lines(&app, &["--since", "24h"]).await, stored[..3]);
+    assert_eq!(audit_lines(&app, &["--limit", "1"]).await, stored[..1]);
+    assert_eq!(
+        audit_lines(&app, &["--kind", "login_failed", "--since", "3d"]).await,
+        stored[2..]
+    );
+    assert!(audit_lines(&app, &["--kind", "logout"]).await.is_empty());
+
+    // An unknown kind: a usage error that lists the valid ones.
+    let (code, stdout, stderr) = authd_audit(&app, &["--kind", "reuse"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(
+            "valid kinds: login_succeeded, login_failed, login_throttled, logout, \
+             session_revoked, reuse_detected"
+        ),
+        "{stderr}"
+    );
+}
