@@ -181,8 +181,40 @@ async fn nginx_fronts_two_api_and_two_ws_instances() -> Result<()> {
         .send()
         .await?;
     assert_eq!(prot.status(), 200);
+    // One request id per request, shared by the client, Nginx and the
+    // service: Nginx's own when the client sends none or a malformed one,
+    // the client's when it is sane (checked against both logs at the end).
+    let mut request_ids = vec![(header(&prot, "x-request-id").to_owned(), "/api/protected")];
+    assert_eq!(request_ids[0].0.len(), 32, "Nginx's $request_id");
     let prot: Value = prot.json().await?;
     assert_eq!(prot["user"]["username"], username.as_str());
+    let client_id = format!("e2e-client.{}", uuid::Uuid::new_v4().simple());
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    for (sent, kept) in [(client_id.as_str(), true), ("bad id/with spaces", false)] {
+        let resp = http
+            .get(format!("{origin}/api/health"))
+            .header("X-Request-Id", sent)
+            .header("traceparent", traceparent)
+            .send()
+            .await?;
+        assert_eq!(resp.status(), 200);
+        let ids: Vec<&str> = resp
+            .headers()
+            .get_all("x-request-id")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        assert_eq!(ids.len(), 1, "one X-Request-Id header: {ids:?}");
+        if kept {
+            assert_eq!(ids[0], sent, "a sane client request id is kept");
+        } else {
+            assert!(
+                ids[0].len() == 32 && ids[0].bytes().all(|b| b.is_ascii_hexdigit()),
+                "a malformed client request id is replaced: {ids:?}"
+            );
+        }
+        request_ids.push((ids[0].to_owned(), "/api/health"));
+    }
 
     // A socket on the first token, then reauth with the refreshed one.
     let mut first = client::connect_wss(&stack.cert_pem, stack.https_port, &access1).await?;
@@ -338,6 +370,7 @@ async fn nginx_fronts_two_api_and_two_ws_instances() -> Result<()> {
         2,
         "sockets should span both WS instances: {ws_upstreams:?}"
     );
+    check_request_ids(&stack, &request_ids, traceparent)?;
     let logs = stack.all_logs();
     for secret in &secrets {
         assert!(
@@ -350,6 +383,42 @@ async fn nginx_fronts_two_api_and_two_ws_instances() -> Result<()> {
         !logs.contains("token="),
         "a query string reached a log line"
     );
+    Ok(())
+}
+
+/// Each `(id, path)`: exactly one Nginx access-log line and one service
+/// `request done` line carry `id`, both for `path`; the `/api/health` lines
+/// were sent with `traceparent`, which Nginx logs.
+fn check_request_ids(stack: &Stack, ids: &[(String, &str)], traceparent: &str) -> Result<()> {
+    let access = stack.access_log_lines()?;
+    let service = stack.service_log_lines()?;
+    for (id, path) in ids {
+        let nginx: Vec<&Value> = access
+            .iter()
+            .filter(|l| l["request_id"] == id.as_str())
+            .collect();
+        assert_eq!(
+            nginx.len(),
+            1,
+            "Nginx lines with request_id {id}: {nginx:?}"
+        );
+        assert_eq!(nginx[0]["uri"], *path, "{}", nginx[0]);
+        assert_eq!(nginx[0]["status"], 200, "{}", nginx[0]);
+        if *path == "/api/health" {
+            assert_eq!(nginx[0]["traceparent"], traceparent, "{}", nginx[0]);
+        }
+        let authd: Vec<&Value> = service
+            .iter()
+            .filter(|l| l["message"] == "request done" && l["span"]["request_id"] == id.as_str())
+            .collect();
+        assert_eq!(
+            authd.len(),
+            1,
+            "service `request done` lines with request_id {id}"
+        );
+        assert_eq!(authd[0]["span"]["path"], *path, "{}", authd[0]);
+        assert_eq!(authd[0]["status"], 200, "{}", authd[0]);
+    }
     Ok(())
 }
 
@@ -515,6 +584,143 @@ async fn drive_demo(browser: &Browser, origin: &str, username: &str) -> Result<(
     Ok(())
 }
 
+/// A stand-in upstream: answers every request `200 {}` with its own
+/// `X-Request-Id` (which Nginx must hide) and hands over the request head.
+fn fake_upstream() -> Result<(u16, std::sync::mpsc::Receiver<String>)> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\
+                  X-Request-Id: set-by-upstream\r\nContent-Length: 2\r\n\
+                  Connection: close\r\n\r\n{}",
+            );
+            if tx
+                .send(String::from_utf8_lossy(&head).into_owned())
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    Ok((port, rx))
+}
+
+/// A header of a raw HTTP/1.1 request head (name case-insensitive).
+fn head_header<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
+    head.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(n, _)| n.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+/// Nginx alone, in front of a stand-in upstream that records what it
+/// receives: the request id (the client's when sane, else Nginx's) goes
+/// upstream, back in exactly one response header and into the access log;
+/// W3C `traceparent`/`tracestate` go upstream unchanged, on `/api/` and `/ws`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_passes_request_id_and_trace_context_upstream() -> Result<()> {
+    const TEST: &str = "nginx_passes_request_id_and_trace_context_upstream";
+    let mut missing = Vec::new();
+    for tool in ["nginx", "openssl", "envsubst"] {
+        if process::which(tool).is_none() {
+            missing.push(tool.to_owned());
+        }
+    }
+    if process::not_run(TEST, &missing) {
+        return Ok(());
+    }
+    let dir = process::temp_dir("authd-nginx-ids")?;
+    process::run(
+        std::process::Command::new("sh")
+            .arg(process::workspace_root().join("infra/nginx/make-dev-cert.sh"))
+            .arg(dir.join("certs")),
+    )?;
+    let cert_pem = std::fs::read(dir.join("certs/dev.crt"))?;
+    let (upstream, heads) = fake_upstream()?;
+    let ports = process::free_ports(2);
+    let nginx = stack::start_nginx(&dir, (ports[0], ports[1]), &[upstream], &[upstream])?;
+    let http = client::https_client(&cert_pem)?;
+    let origin = format!("https://127.0.0.1:{}", ports[1]);
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let tracestate = "vendor1=opaque1,vendor2=opaque2";
+    let client_id = format!("trace-me.{}", uuid::Uuid::new_v4().simple());
+
+    let mut seen = Vec::new();
+    for (path, sent) in [
+        ("/api/anything", Some(client_id.as_str())),
+        ("/api/anything", None),
+        ("/api/anything", Some("not ok/\"quoted\"")),
+        ("/ws", Some(client_id.as_str())),
+    ] {
+        let mut req = http
+            .get(format!("{origin}{path}"))
+            .header("traceparent", traceparent)
+            .header("tracestate", tracestate);
+        if let Some(id) = sent {
+            req = req.header("X-Request-Id", id);
+        }
+        let resp = req.send().await?;
+        assert_eq!(resp.status(), 200, "{path}");
+        let returned: Vec<String> = resp
+            .headers()
+            .get_all("x-request-id")
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(str::to_owned))
+            .collect();
+        let head = heads.recv_timeout(Duration::from_secs(5))?;
+        assert_eq!(head_header(&head, "traceparent"), [traceparent], "{head}");
+        assert_eq!(head_header(&head, "tracestate"), [tracestate], "{head}");
+        let upstream_ids = head_header(&head, "x-request-id");
+        assert_eq!(upstream_ids.len(), 1, "{head}");
+        assert_eq!(
+            returned,
+            [upstream_ids[0]],
+            "{path} {sent:?}: one id, the upstream's"
+        );
+        match sent {
+            Some(id) if id == client_id => assert_eq!(upstream_ids[0], id),
+            _ => assert!(
+                upstream_ids[0].len() == 32
+                    && upstream_ids[0].bytes().all(|b| b.is_ascii_hexdigit()),
+                "{path} {sent:?}: Nginx's own id expected, got {upstream_ids:?}"
+            ),
+        }
+        seen.push((upstream_ids[0].to_owned(), path));
+    }
+    drop(nginx);
+    let access = std::fs::read_to_string(dir.join("logs/nginx-access.log"))?;
+    for (id, path) in &seen {
+        let lines: Vec<Value> = access
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["request_id"] == id.as_str() && l["uri"] == *path)
+            .collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "access log lines for {id} {path}:\n{access}"
+        );
+        assert_eq!(lines[0]["traceparent"], traceparent);
+    }
+    assert!(!access.contains("quoted"), "a malformed id reached the log");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 /// The deployment files, checked with the tools that run here (no Docker
 /// engine): `docker-compose config`, `nginx -t` on the template rendered with
 /// the Compose ports, the access-log format, the Dockerfile (structure, and
@@ -647,6 +853,7 @@ fn check_deployment_files(root: &std::path::Path, dir: &std::path::Path) -> Resu
         "zone=refresh",
         "client_max_body_size 16k",
         "proxy_set_header Upgrade $http_upgrade",
+        "map $http_x_request_id $req_id",
     ] {
         assert!(
             rendered.contains(needle),
@@ -672,7 +879,7 @@ fn check_deployment_files(root: &std::path::Path, dir: &std::path::Path) -> Resu
         .context("no log_format")?
         .to_owned();
     assert!(
-        format.contains("$uri") && format.contains("$request_id"),
+        format.contains("$uri") && format.contains("\"request_id\":\"$req_id\""),
         "{format}"
     );
     for forbidden in [

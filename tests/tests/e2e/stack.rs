@@ -4,7 +4,7 @@
 //! Everything is torn down on `Drop` (logs are kept when a test panics).
 
 use std::fs::{self, File};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,79 @@ impl Default for StackOptions {
     }
 }
 
+/// Renders the project's Nginx template with `infra/nginx/render.sh` for
+/// loopback ports and starts Nginx: listening on `ports` (HTTP, HTTPS), in
+/// front of `api`/`ws` upstream ports on 127.0.0.1. Uses `dir/certs/dev.{crt,key}`,
+/// writes `dir/nginx/{conf,run}` and `dir/logs/nginx-{access,error,stderr}.log`.
+///
+/// # Errors
+/// Rendering, `nginx -t` or the start failed.
+pub fn start_nginx(
+    dir: &Path,
+    ports: (u16, u16),
+    api_ports: &[u16],
+    ws_ports: &[u16],
+) -> Result<Proc> {
+    let (http_port, https_port) = ports;
+    let root = workspace_root();
+    for sub in ["logs", "nginx/conf", "nginx/run"] {
+        fs::create_dir_all(dir.join(sub))?;
+    }
+    let access_log = dir.join("logs/nginx-access.log");
+    let error_log = dir.join("logs/nginx-error.log");
+    // The project's template through the project's render script.
+    let join = |ports: &[u16]| {
+        ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    run(Command::new("sh")
+        .arg(root.join("infra/nginx/render.sh"))
+        .arg(dir.join("nginx/conf"))
+        .env("NGINX_HTTP_LISTEN", format!("127.0.0.1:{http_port}"))
+        .env("NGINX_HTTPS_LISTEN", format!("127.0.0.1:{https_port}"))
+        .env("NGINX_HTTPS_PUBLIC_PORT", https_port.to_string())
+        .env("API_UPSTREAMS", join(api_ports))
+        .env("WS_UPSTREAMS", join(ws_ports))
+        .env("TLS_CERT", dir.join("certs/dev.crt"))
+        .env("TLS_KEY", dir.join("certs/dev.key"))
+        .env("WEB_ROOT", root.join("web"))
+        .env("NGINX_ACCESS_LOG", &access_log)
+        .env("NGINX_ERROR_LOG", &error_log)
+        .env("NGINX_RUN_DIR", dir.join("nginx/run"))
+        .env("NGINX_WORKER_PROCESSES", "1"))
+    .context("render.sh")?;
+    let conf = dir.join("nginx/conf/nginx.conf");
+    let nginx = which("nginx").context("nginx not found")?;
+    // As root, nginx would switch its workers to `nobody`, who may not be
+    // able to read the web root of a checkout under /root.
+    let mut globals = String::from("daemon off;");
+    if running_as_root() {
+        globals.push_str(" user root;");
+    }
+    let nginx_args = |cmd: &mut Command| {
+        cmd.arg("-p")
+            .arg(dir.join("nginx/run"))
+            .arg("-c")
+            .arg(&conf)
+            .arg("-e")
+            .arg(&error_log)
+            .arg("-g")
+            .arg(&globals);
+    };
+    let mut check = Command::new(&nginx);
+    nginx_args(&mut check);
+    check.arg("-t");
+    run(&mut check).context("nginx -t on the rendered configuration")?;
+    let mut cmd = Command::new(&nginx);
+    nginx_args(&mut cmd);
+    let mut proc = Proc::spawn("nginx", cmd, dir.join("logs/nginx-stderr.log"))?;
+    wait_listening(&mut proc, https_port, Duration::from_secs(15))?;
+    Ok(proc)
+}
+
 /// The running system.
 #[derive(Debug)]
 pub struct Stack {
@@ -66,11 +139,10 @@ impl Stack {
     pub async fn start(database_url: &str, opts: StackOptions) -> Result<Self> {
         let root = workspace_root();
         let dir = std::env::temp_dir().join(format!("authd-e2e-{}", uuid::Uuid::new_v4()));
-        for sub in ["keys", "certs", "logs", "nginx/conf", "nginx/run"] {
+        for sub in ["keys", "certs", "logs"] {
             fs::create_dir_all(dir.join(sub))?;
         }
         let access_log = dir.join("logs/nginx-access.log");
-        let error_log = dir.join("logs/nginx-error.log");
 
         // The project's own scripts make the key pair and the certificate.
         run(Command::new("sh")
@@ -111,6 +183,7 @@ impl Stack {
                 .env("TRUSTED_PROXIES", "127.0.0.1")
                 .env("ALLOW_REGISTRATION", "true")
                 .env("RUST_LOG", "info")
+                .env("LOG_FORMAT", "json")
                 .env_remove("CORS_ORIGINS")
                 .current_dir(&dir);
         };
@@ -166,56 +239,7 @@ impl Stack {
             }
         }
 
-        // Nginx: the project's template through the project's render script.
-        let join = |ports: &[u16]| {
-            ports
-                .iter()
-                .map(|p| format!("127.0.0.1:{p}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        run(Command::new("sh")
-            .arg(root.join("infra/nginx/render.sh"))
-            .arg(dir.join("nginx/conf"))
-            .env("NGINX_HTTP_LISTEN", format!("127.0.0.1:{http_port}"))
-            .env("NGINX_HTTPS_LISTEN", format!("127.0.0.1:{https_port}"))
-            .env("NGINX_HTTPS_PUBLIC_PORT", https_port.to_string())
-            .env("API_UPSTREAMS", join(&api_ports))
-            .env("WS_UPSTREAMS", join(&ws_ports))
-            .env("TLS_CERT", dir.join("certs/dev.crt"))
-            .env("TLS_KEY", dir.join("certs/dev.key"))
-            .env("WEB_ROOT", root.join("web"))
-            .env("NGINX_ACCESS_LOG", &access_log)
-            .env("NGINX_ERROR_LOG", &error_log)
-            .env("NGINX_RUN_DIR", dir.join("nginx/run"))
-            .env("NGINX_WORKER_PROCESSES", "1"))
-        .context("render.sh")?;
-        let conf = dir.join("nginx/conf/nginx.conf");
-        let nginx = which("nginx").context("nginx not found")?;
-        // As root, nginx would switch its workers to `nobody`, who may not be
-        // able to read the web root of a checkout under /root.
-        let mut globals = String::from("daemon off;");
-        if running_as_root() {
-            globals.push_str(" user root;");
-        }
-        let nginx_args = |cmd: &mut Command| {
-            cmd.arg("-p")
-                .arg(dir.join("nginx/run"))
-                .arg("-c")
-                .arg(&conf)
-                .arg("-e")
-                .arg(&error_log)
-                .arg("-g")
-                .arg(&globals);
-        };
-        let mut check = Command::new(&nginx);
-        nginx_args(&mut check);
-        check.arg("-t");
-        run(&mut check).context("nginx -t on the rendered configuration")?;
-        let mut cmd = Command::new(&nginx);
-        nginx_args(&mut cmd);
-        let mut proc = Proc::spawn("nginx", cmd, dir.join("logs/nginx-stderr.log"))?;
-        wait_listening(&mut proc, https_port, Duration::from_secs(15))?;
+        let proc = start_nginx(&dir, (http_port, https_port), &api_ports, &ws_ports)?;
         stack.nginx = Some(proc);
         Ok(stack)
     }
@@ -236,6 +260,38 @@ impl Stack {
             }
         }
         all
+    }
+
+    /// The JSON log lines of the `authd` processes (api-*, ws-*), in file
+    /// order per process.
+    ///
+    /// # Errors
+    /// A line that is not a JSON object.
+    pub fn service_log_lines(&self) -> Result<Vec<serde_json::Value>> {
+        let mut lines = Vec::new();
+        for service in &self.services {
+            for line in service.log_text().lines().filter(|l| !l.trim().is_empty()) {
+                let value: serde_json::Value = serde_json::from_str(line)
+                    .with_context(|| format!("{}: not a JSON log line: {line}", service.name))?;
+                if !value.is_object() {
+                    bail!("{}: not a JSON object: {line}", service.name);
+                }
+                lines.push(value);
+            }
+        }
+        Ok(lines)
+    }
+
+    /// Nginx's JSON access log lines.
+    ///
+    /// # Errors
+    /// The log cannot be read, or a line is not JSON.
+    pub fn access_log_lines(&self) -> Result<Vec<serde_json::Value>> {
+        fs::read_to_string(&self.access_log)?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).with_context(|| format!("access log line: {l}")))
+            .collect()
     }
 
     /// Whether every service and Nginx is still running (names of those that are not).
