@@ -221,8 +221,9 @@ fn start_authd(otlp_port: u16, service_name: &str) -> Result<Authd> {
         .env("COOKIE_SECURE", "false")
         .env("ALLOW_REGISTRATION", "true")
         .env("LOG_FORMAT", "json")
-        // Traces carry the service's INFO spans even when the log is quiet.
-        .env("RUST_LOG", "warn")
+        // Traces carry the service's INFO spans even when the log is quiet:
+        // only the edge's request lines are logged.
+        .env("RUST_LOG", "warn,adapters::http::edge=info")
         .env(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             format!("http://127.0.0.1:{otlp_port}"),
@@ -393,6 +394,31 @@ async fn login_spans_arrive_with_parent_links_and_no_secrets() -> Result<()> {
     assert!(
         verify.end_time_unix_nano - verify.start_time_unix_nano > 1_000_000,
         "password.verify covers the hashing (> 1 ms)"
+    );
+
+    // The request's log line names the trace, so logs lead to traces.
+    let log = authd.proc.log_text();
+    let done: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == "request done" && l["span"]["path"] == "/api/login")
+        .collect();
+    assert_eq!(done.len(), 1, "one request line for the login:\n{log}");
+    assert_eq!(
+        done[0]["span"]["trace_id"],
+        trace_id.as_str(),
+        "{}",
+        done[0]
+    );
+    let request_id = string_attr(&server.attributes, "request_id");
+    assert_eq!(
+        done[0]["span"]["request_id"].as_str(),
+        request_id.as_deref(),
+        "the same request id in the log and the trace"
+    );
+    assert!(
+        !log.contains("\"login\""),
+        "use-case spans stay out of a warn-level log"
     );
 
     // No secret anywhere: attributes, event fields, or the raw export bytes.

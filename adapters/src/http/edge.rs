@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use opentelemetry::KeyValue;
-use opentelemetry::trace::{Status, TraceContextExt as _};
+use opentelemetry::trace::{Status, TraceContextExt as _, TraceId};
 use opentelemetry_http::HeaderExtractor;
 use poem::http::{HeaderValue, Method, StatusCode, header};
 use poem::{Body, Endpoint, IntoResponse, PathPattern, Request, Response};
@@ -44,12 +44,14 @@ impl<E: Endpoint> Endpoint for Edge<E> {
         let method = req.method().clone();
         // The path only: no query string ever reaches the log. The span is
         // also the OpenTelemetry server span (when OTLP export is on); its
-        // OTel-only attributes are set below, so the log lines stay as they were.
+        // OTel-only attributes are set below and in `record_outcome`, so the
+        // log lines only gain `trace_id`, and only when traces are exported.
         let span = tracing::info_span!(
             "request",
             method = %method,
             path = %req.uri().path(),
             request_id = %request_id,
+            trace_id = tracing::field::Empty,
             otel.kind = "server",
         );
         // W3C `traceparent`/`tracestate` from Nginx or the client (a no-op
@@ -58,8 +60,13 @@ impl<E: Endpoint> Endpoint for Edge<E> {
             propagator.extract(&HeaderExtractor(req.headers()))
         });
         // Fails only when no OpenTelemetry layer is installed: nothing to link then.
-        let _ = span.set_parent(parent);
-        span.set_attribute("http.request.method", method.to_string());
+        if span.set_parent(parent).is_ok() {
+            let trace = span.context().span().span_context().trace_id();
+            if trace != TraceId::INVALID {
+                span.record("trace_id", tracing::field::display(trace));
+            }
+            span.set_attribute("http.request.method", method.to_string());
+        }
         async move {
             let started = Instant::now();
             let origin = allowed_origin(&req, &self.config.cors_origins);
