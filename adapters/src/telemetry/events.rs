@@ -77,3 +77,128 @@ fn log(event: &SecurityEvent) {
         _ => audit!(info),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use application::ClientInfo;
+    use application::ports::{SecurityEvent, SecurityEventKind as K, SecurityEvents};
+    use domain::{SessionId, Timestamp, UserId};
+    use tracing::field::{Field, Visit};
+    use tracing_subscriber::layer::{Context, SubscriberExt};
+
+    use super::EventRecorder;
+    use crate::persistence::{AuditFilter, Database, SeaAuditLog};
+    use crate::telemetry::Metrics;
+
+    /// One captured log line: target, level and fields.
+    type Line = (String, tracing::Level, BTreeMap<String, String>);
+
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<Line>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+        fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+            struct Fields(BTreeMap<String, String>);
+            impl Visit for Fields {
+                fn record_str(&mut self, field: &Field, value: &str) {
+                    self.0.insert(field.name().into(), value.into());
+                }
+                fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                    self.0.insert(field.name().into(), format!("{value:?}"));
+                }
+            }
+            let mut fields = Fields(BTreeMap::new());
+            event.record(&mut fields);
+            let meta = event.metadata();
+            self.0
+                .lock()
+                .unwrap()
+                .push((meta.target().into(), *meta.level(), fields.0));
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn audited_kinds_are_logged_and_stored_routine_ones_only_counted() {
+        let capture = Capture::default();
+        let _guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        db.migrate().await.unwrap();
+        let store = SeaAuditLog::new(db);
+        let recorder = EventRecorder::new(Metrics::disabled()).with_store(store.clone());
+
+        let client = ClientInfo {
+            ip: Some("198.51.100.9".into()),
+            user_agent: Some("replayer/6.6".into()),
+        };
+        let (user, session) = (
+            UserId::from_uuid(uuid::Uuid::new_v4()),
+            SessionId::from_uuid(uuid::Uuid::new_v4()),
+        );
+        let at = Timestamp::from_unix_millis(1_800_000_000_000);
+        for kind in K::ALL {
+            let event = SecurityEvent::new(kind, at, &client)
+                .user(user)
+                .session(session)
+                .revoked(1);
+            recorder.record(&event).await.unwrap();
+        }
+
+        let lines: Vec<Line> = capture
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.0 == "audit")
+            .cloned()
+            .collect();
+        let audited: Vec<K> = K::ALL.into_iter().filter(|k| k.is_audited()).collect();
+        assert_eq!(lines.len(), audited.len(), "{lines:?}");
+        for ((_, level, fields), kind) in lines.iter().zip(&audited) {
+            assert_eq!(fields["kind"], kind.as_str());
+            let warn = matches!(kind, K::ReuseDetected | K::LoginThrottled);
+            let expected = if warn {
+                tracing::Level::WARN
+            } else {
+                tracing::Level::INFO
+            };
+            assert_eq!(*level, expected, "{kind:?}");
+            assert_eq!(fields["user"], user.to_string());
+            assert_eq!(fields["session"], session.to_string());
+            assert_eq!(fields["sessions_revoked"], "1");
+            assert_eq!(fields["client_ip"], "198.51.100.9");
+            assert_eq!(fields["user_agent"], "replayer/6.6");
+        }
+
+        let stored = store.recent(&AuditFilter::default()).await.unwrap();
+        let mut kinds: Vec<K> = stored.iter().map(|r| r.event.kind).collect();
+        kinds.reverse();
+        assert_eq!(kinds, audited, "only audited kinds are stored");
+
+        // Pruning goes to the store; without one there is nothing to prune.
+        assert_eq!(
+            recorder
+                .prune(at.plus(std::time::Duration::from_millis(1)), 4)
+                .await
+                .unwrap(),
+            4
+        );
+        assert_eq!(
+            recorder
+                .prune(at.plus(std::time::Duration::from_millis(1)), 4)
+                .await
+                .unwrap(),
+            2
+        );
+        let bare = EventRecorder::new(Metrics::disabled());
+        assert_eq!(
+            bare.prune(at.plus(std::time::Duration::from_secs(1)), 4)
+                .await
+                .unwrap(),
+            0
+        );
+    }
+}
