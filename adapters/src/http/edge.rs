@@ -126,7 +126,13 @@ impl<E: Endpoint> Edge<E> {
         match self.inner.call(req).await {
             Ok(output) => {
                 let response = output.into_response();
-                let route = response.data::<PathPattern>().cloned();
+                // A bare 404 is a router's "no such path" (poem-openapi turns
+                // its routing errors into responses): only the prefix of an
+                // enclosing `nest` matched then, which is no route.
+                let route = response
+                    .data::<PathPattern>()
+                    .filter(|_| response.status() != StatusCode::NOT_FOUND || is_problem(&response))
+                    .cloned();
                 // Routers answer some failures without an error value; keep them problem+json.
                 let response = match response.status() {
                     StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
@@ -139,7 +145,10 @@ impl<E: Endpoint> Edge<E> {
                 (response, route)
             }
             Err(error) => {
-                let route = error.data::<PathPattern>().cloned();
+                let route = error
+                    .data::<PathPattern>()
+                    .filter(|_| !error.is::<poem::error::NotFoundError>())
+                    .cloned();
                 (problem::from_poem_error(error).await, route)
             }
         }
@@ -258,5 +267,130 @@ fn decorate(response: &mut Response, request_id: &str, origin: Option<&HeaderVal
     // Tokens and user data must not be cached; public documents set their own policy.
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use opentelemetry::trace::{SpanKind, TracerProvider as _};
+    use opentelemetry_sdk::error::OTelSdkResult;
+    use opentelemetry_sdk::propagation::TraceContextPropagator;
+    use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+    use poem::{EndpointExt as _, Route, get};
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    /// Keeps every finished span.
+    #[derive(Debug, Clone, Default)]
+    struct Collect(Arc<Mutex<Vec<SpanData>>>);
+
+    impl SpanExporter for Collect {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            self.0.lock().unwrap().extend(batch);
+            Ok(())
+        }
+    }
+
+    fn attr(span: &SpanData, key: &str) -> Option<opentelemetry::Value> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.clone())
+    }
+
+    /// One request through an edge over nested routes, traced; its server span.
+    async fn server_span(method: Method, uri: &str, traceparent: Option<&str>) -> SpanData {
+        let spans = Collect::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(spans.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let _default = tracing::subscriber::set_default(subscriber);
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+
+        let api = || {
+            Route::new()
+                .at("/items/:id", get(poem::endpoint::make_sync(|_| "item")))
+                .at(
+                    "/boom",
+                    get(poem::endpoint::make_sync(|_| {
+                        Err::<(), _>(poem::Error::from_string(
+                            "broken",
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                        ))
+                    })),
+                )
+        };
+        // Like the real routes: poem-openapi's router answers with responses.
+        let app = Route::new()
+            .nest("/api", api().map_to_response())
+            .nest("/raw", api());
+        let edge = Edge::new(app, Arc::new(HttpConfig::default()));
+        let mut req = Request::builder().method(method).uri_str(uri);
+        if let Some(tp) = traceparent {
+            req = req.header("traceparent", tp);
+        }
+        let _ = edge.call(req.finish()).await.unwrap();
+        drop(_default);
+        provider.force_flush().unwrap();
+        let mut spans = spans.0.lock().unwrap().clone();
+        assert_eq!(spans.len(), 1, "{spans:?}");
+        spans.remove(0)
+    }
+
+    #[tokio::test]
+    async fn server_span_names_the_route_template_never_the_query() {
+        let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        let span = server_span(Method::GET, "/api/items/42?token=hunter2", Some(tp)).await;
+        assert_eq!(span.name, "GET /api/items/:id");
+        assert_eq!(span.span_kind, SpanKind::Server);
+        assert_eq!(
+            span.span_context.trace_id().to_string(),
+            "0af7651916cd43dd8448eb211c80319c"
+        );
+        assert_eq!(span.parent_span_id.to_string(), "b7ad6b7169203331");
+        assert_eq!(attr(&span, "http.route"), Some("/api/items/:id".into()));
+        assert_eq!(attr(&span, "http.request.method"), Some("GET".into()));
+        assert_eq!(
+            attr(&span, "http.response.status_code"),
+            Some(200i64.into())
+        );
+        assert_eq!(span.status, Status::Unset);
+        for kv in &span.attributes {
+            assert!(!kv.value.to_string().contains("hunter2"), "{kv:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn server_errors_mark_the_span_and_unknown_paths_are_unmatched() {
+        let boom = server_span(Method::GET, "/api/boom", None).await;
+        assert_eq!(boom.name, "GET /api/boom");
+        assert_eq!(
+            attr(&boom, "http.response.status_code"),
+            Some(500i64.into())
+        );
+        assert!(
+            matches!(boom.status, Status::Error { .. }),
+            "{:?}",
+            boom.status
+        );
+        assert!(!boom.parent_span_id.to_string().is_empty());
+
+        for path in ["/api/nowhere/at/all", "/raw/nowhere", "/elsewhere"] {
+            let lost = server_span(Method::POST, path, None).await;
+            assert_eq!(lost.name, "POST unmatched", "{path}");
+            assert_eq!(attr(&lost, "http.route"), Some(UNMATCHED.into()));
+            assert_eq!(
+                attr(&lost, "http.response.status_code"),
+                Some(404i64.into())
+            );
+            assert_eq!(lost.status, Status::Unset);
+        }
+        let raw = server_span(Method::GET, "/raw/items/7", None).await;
+        assert_eq!(raw.name, "GET /raw/items/:id");
     }
 }
