@@ -97,7 +97,11 @@ impl SeaAuditLog {
     ///
     /// # Errors
     /// Storage failures.
-    #[tracing::instrument(skip_all, fields(kind = event.kind.as_str()))]
+    #[tracing::instrument(
+        name = "db.audit_log.append",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client", kind = event.kind.as_str())
+    )]
     pub async fn append(&self, event: &SecurityEvent) -> anyhow::Result<()> {
         let row = audit_event::ActiveModel {
             id: NotSet,
@@ -134,7 +138,11 @@ impl SeaAuditLog {
     ///
     /// # Errors
     /// Storage failures.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(
+        name = "db.audit_log.prune",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     pub async fn prune(&self, before: Timestamp, batch: u64) -> anyhow::Result<u64> {
         let tx = self
             .db
@@ -169,7 +177,11 @@ impl SeaAuditLog {
     ///
     /// # Errors
     /// Storage failures, or a row of a kind this version does not know.
-    #[tracing::instrument(skip(self))]
+    #[tracing::instrument(
+        name = "db.audit_log.recent",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     pub async fn recent(&self, filter: &AuditFilter) -> anyhow::Result<Vec<StoredAuditEvent>> {
         let mut query = audit_event::Entity::find();
         if let Some(user) = filter.user {
