@@ -64,7 +64,7 @@ pub struct AuthConfig {
     /// `TOKEN_CACHE_SIZE`: access tokens whose verified claims are kept
     /// (0 verifies the signature on every request).
     pub token_cache_size: usize,
-    /// `AUDIT_RETENTION_DAYS`: how long stored security events are kept.
+    /// `AUDIT_RETENTION`: how long stored security events are kept.
     pub audit_retention: Duration,
 }
 
@@ -128,7 +128,7 @@ pub struct Pruned {
     pub sessions: u64,
     /// Closed login-throttle windows.
     pub login_windows: u64,
-    /// Security events past `AUDIT_RETENTION_DAYS`.
+    /// Security events past `AUDIT_RETENTION`.
     pub audit_events: u64,
 }
 

@@ -765,7 +765,7 @@ async fn logout_and_session_revocation_are_audited_and_old_events_pruned() {
     let stored = w.events.0.lock().unwrap().len() as u64;
     w.clock.advance(Duration::from_secs(89 * 86_400));
     let pruned = w.service.prune(Duration::from_secs(3600), 2).await.unwrap();
-    assert_eq!(pruned.audit_events, 0, "within AUDIT_RETENTION_DAYS");
+    assert_eq!(pruned.audit_events, 0, "within AUDIT_RETENTION");
     w.clock.advance(Duration::from_secs(2 * 86_400));
     let pruned = w.service.prune(Duration::from_secs(3600), 2).await.unwrap();
     assert_eq!(pruned.audit_events, stored, "batches until none is left");
