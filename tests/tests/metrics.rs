@@ -286,7 +286,10 @@ async fn pool_gauges_on_postgres() {
     assert_series(&text, "authd_db_pool_max_connections", 16.0);
     let idle = value(&text, r#"authd_db_pool_connections{state="idle"}"#).unwrap();
     let in_use = value(&text, r#"authd_db_pool_connections{state="in_use"}"#).unwrap();
-    assert!(idle >= 1.0 && idle + in_use <= 16.0, "{text}");
+    // sqlx hands a connection back to the pool in a task of its own after the
+    // query, so right after a request it may still count as in use.
+    let open = idle + in_use;
+    assert!((1.0..=16.0).contains(&open), "{text}");
 }
 
 #[tokio::test]
