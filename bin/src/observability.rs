@@ -14,12 +14,16 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::level_filters::LevelFilter;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{FilterExt as _, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::{Config, LogFormat};
+
+/// Libraries whose TRACE output carries message payloads (a WebSocket
+/// `reauth` frame holds an access token): capped at DEBUG whatever `RUST_LOG` says.
+const PAYLOAD_LOGGING_CRATES: [&str; 4] = ["tungstenite", "async_tungstenite", "hyper", "h2"];
 
 /// The crates whose spans make up a trace (module-path targets).
 const TRACED_CRATES: [&str; 3] = ["authd", "adapters", "application"];
@@ -87,9 +91,16 @@ pub fn init(config: &Config) -> anyhow::Result<Telemetry> {
     Ok(Telemetry { tracer })
 }
 
-/// The stderr log layer: `RUST_LOG` (default `info`), JSON or pretty.
+/// The stderr log layer: `RUST_LOG` (default `info`), JSON or pretty, with
+/// [`PAYLOAD_LOGGING_CRATES`] never below DEBUG.
 fn log_layer(format: Option<LogFormat>) -> Box<dyn Layer<Registry> + Send + Sync> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let cap = PAYLOAD_LOGGING_CRATES.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |t, name| t.with_target(*name, LevelFilter::DEBUG),
+    );
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .and(cap);
     let format = format.unwrap_or(if std::io::stderr().is_terminal() {
         LogFormat::Pretty
     } else {

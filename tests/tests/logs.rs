@@ -1,7 +1,7 @@
 //! The real `authd serve` binary's logs over a full scenario: JSON lines,
 //! request ids, audit events, and no secret in any of them.
 //!
-//! The binary runs with `LOG_FORMAT=json` and `RUST_LOG=debug` (more than
+//! The binary runs with `LOG_FORMAT=json` and `RUST_LOG=trace` (far more than
 //! production logs), on a temporary SQLite database and a fresh 2048-bit
 //! key, its stdout and stderr captured in one file. The scenario goes over
 //! real HTTP and a real WebSocket: register, a wrong password, login, a
@@ -55,7 +55,7 @@ impl Server {
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("LOG_FORMAT", "json")
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", "trace")
             .env(
                 "DATABASE_URL",
                 format!("sqlite://{}", dir.join("authd.db").display()),
