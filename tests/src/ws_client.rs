@@ -40,6 +40,7 @@ pub enum Incoming {
 #[derive(Debug)]
 pub struct WsClient {
     ws: WebSocketStream<TokioAdapter<TcpStream>>,
+    request_id: Option<String>,
 }
 
 /// Options of a connection attempt.
@@ -107,7 +108,14 @@ impl<'a> Connect<'a> {
         match async_tungstenite::tokio::client_async_with_config(request, stream, Some(config))
             .await
         {
-            Ok((ws, _)) => Ok(Ok(WsClient { ws })),
+            Ok((ws, response)) => Ok(Ok(WsClient {
+                ws,
+                request_id: response
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+            })),
             Err(tungstenite::Error::Http(response)) => {
                 let status = response.status().as_u16();
                 let body = response
@@ -124,6 +132,11 @@ impl<'a> Connect<'a> {
 }
 
 impl WsClient {
+    /// The `X-Request-Id` of the handshake response.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
     /// Sends a JSON text frame.
     ///
     /// # Errors

@@ -360,6 +360,32 @@ async fn browser_origins_other_than_the_host_are_refused_with_403() {
 }
 
 #[tokio::test]
+async fn the_handshake_answers_the_request_id() {
+    let ws = default_ws().await;
+    let alice = ws.user("alice").await;
+    let path = format!("/ws?token={}", alice.access);
+    let client = ws
+        .open(Connect::with_token(&path).header("X-Request-Id", "ws-req.42:a_b"))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.request_id(),
+        Some("ws-req.42:a_b"),
+        "a sane id is kept"
+    );
+    for insane in ["has space", &"x".repeat(129)] {
+        let client = ws
+            .open(Connect::with_token(&path).header("X-Request-Id", insane))
+            .await
+            .unwrap();
+        let id = client.request_id().expect("an id is always answered");
+        assert_ne!(id, insane);
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "a fresh UUID: {id}");
+    }
+    ws.shutdown().await;
+}
+
+#[tokio::test]
 async fn connected_ping_echo_and_bad_messages() {
     let ws = default_ws().await;
     let alice = ws.user("alice").await;

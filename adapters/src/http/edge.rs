@@ -193,7 +193,14 @@ async fn limit_body(req: &mut Request) -> Result<(), Response> {
 
 /// The request's `X-Request-Id` when it is sane, or a fresh one.
 fn request_id(req: &Request) -> String {
-    req.headers()
+    request_id_of(req.headers())
+}
+
+/// The `X-Request-Id` among `headers` when it is sane (1–128 characters of
+/// `[A-Za-z0-9-_.:]`, the rule Nginx applies too), or a fresh UUID. The
+/// WebSocket handshake uses it as well.
+pub(crate) fn request_id_of(headers: &poem::http::HeaderMap) -> String {
+    headers
         .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|v| {

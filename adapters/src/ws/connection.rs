@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
 use tungstenite::handshake::server::{Request, Response};
+use tungstenite::http::HeaderValue;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Error as WsError, Message};
@@ -24,6 +25,7 @@ use super::WsConfig;
 use super::admission::admit;
 use super::protocol::{self, BadMessage, ClientMessage, ErrorCode};
 use super::registry::{Doorbell, Registry};
+use crate::http::edge::{REQUEST_ID, request_id_of};
 
 /// A client has this long to complete its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,21 +51,24 @@ pub(crate) struct Shared {
 pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
     let mut admitted: Option<AccessClaims> = None;
+    let mut request_id = String::new();
     // The error type is tungstenite's HTTP response.
     #[allow(clippy::result_large_err)]
-    let callback = |request: &Request, response: Response| match admit(
-        request,
-        &shared.auth,
-        &shared.config.allowed_origins,
-    ) {
-        Ok(claims) => {
-            admitted = Some(claims);
-            Ok(response)
-        }
-        Err(refusal) => {
-            // The refusal names the failed check, never the token or the query.
-            tracing::debug!(reason = %refusal, "websocket handshake refused");
-            Err(refusal.response())
+    let callback = |request: &Request, mut response: Response| {
+        request_id = request_id_of(request.headers());
+        match admit(request, &shared.auth, &shared.config.allowed_origins) {
+            Ok(claims) => {
+                admitted = Some(claims);
+                if let Ok(id) = HeaderValue::from_str(&request_id) {
+                    response.headers_mut().insert(REQUEST_ID, id);
+                }
+                Ok(response)
+            }
+            Err(refusal) => {
+                // The refusal names the failed check, never the token or the query.
+                tracing::debug!(reason = %refusal, request_id, "websocket handshake refused");
+                Err(refusal.response())
+            }
         }
     };
     let handshake = async_tungstenite::tokio::accept_hdr_async_with_config(
@@ -80,7 +85,12 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Rec
         Err(_) => return,
     };
     let Some(claims) = admitted else { return };
-    let span = tracing::info_span!("ws", user = %claims.sub, session = %claims.sid);
+    let span = tracing::info_span!(
+        "ws",
+        user = %claims.sub,
+        session = %claims.sid,
+        request_id = %request_id
+    );
     Connection::new(ws, shared, claims)
         .serve(stop)
         .instrument(span)
