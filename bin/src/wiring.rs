@@ -27,6 +27,7 @@ use application::{AuthConfig, AuthService, Ports, Pruned};
 use domain::TokenPolicy;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 use crate::config::Config;
 
@@ -369,7 +370,11 @@ pub async fn start(
         Metrics::disabled()
     };
     let auth = build_service_with_metrics(config, &database, keys, metrics.clone()).await?;
-    match auth.warm_revocations().await {
+    match auth
+        .warm_revocations()
+        .instrument(tracing::info_span!("warm_revocations"))
+        .await
+    {
         Ok(n) => tracing::info!(sessions = n, "revoked-session cache warmed"),
         Err(e) => tracing::warn!(error = ?e, "could not warm the revoked-session cache"),
     }
@@ -442,7 +447,11 @@ pub async fn start(
                 _ = every.tick() => {}
                 _ = prune_stop.wait_for(|s| *s) => break,
             }
-            match prune_auth.prune(PRUNE_KEEP, PRUNE_BATCH).await {
+            // One trace per housekeeping pass, its statements below it.
+            let pass = prune_auth
+                .prune(PRUNE_KEEP, PRUNE_BATCH)
+                .instrument(tracing::info_span!("housekeeping"));
+            match pass.await {
                 Ok(pruned) if pruned == Pruned::default() => {}
                 Ok(pruned) => tracing::info!(
                     sessions = pruned.sessions,

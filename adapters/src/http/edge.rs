@@ -100,7 +100,7 @@ impl<E: Endpoint> Endpoint for Edge<E> {
 /// bodies refused before routing): never the raw path, which is unbounded.
 pub const UNMATCHED: &str = "unmatched";
 
-/// The server span's name (`POST /api/auth/login`), route and status, as
+/// The server span's name (`POST /api/login`), route and status, as
 /// the OpenTelemetry HTTP conventions name them.
 fn record_outcome(span: &tracing::Span, method: &Method, route: &str, status: StatusCode) {
     let cx = span.context();
