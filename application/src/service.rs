@@ -204,24 +204,11 @@ impl AuthService {
     pub async fn prune(&self, keep: Duration, batch: u64) -> anyhow::Result<Pruned> {
         let now = self.ports.clock.now();
         let before = now.minus(keep);
-        let mut sessions = 0;
-        loop {
-            let n = self.ports.sessions.prune(before, batch).await?;
-            sessions += n;
-            if n < batch {
-                break;
-            }
-        }
+        let sessions = in_batches(batch, || self.ports.sessions.prune(before, batch)).await?;
         let login_windows = self.ports.throttle.prune(now).await?;
         let audit_before = now.minus(self.config.audit_retention);
-        let mut audit_events = 0;
-        loop {
-            let n = self.ports.events.prune(audit_before, batch).await?;
-            audit_events += n;
-            if n < batch {
-                break;
-            }
-        }
+        let audit_events =
+            in_batches(batch, || self.ports.events.prune(audit_before, batch)).await?;
         Ok(Pruned {
             sessions,
             login_windows,
@@ -278,6 +265,23 @@ impl AuthService {
             // The sessions are revoked in storage either way; sockets elsewhere
             // then close at their token's expiry instead of within a second.
             tracing::error!(error = ?e, sessions = ids.len(), "could not announce revoked sessions");
+        }
+    }
+}
+
+/// Runs `delete` (which removes at most `batch` rows) until a pass removes
+/// fewer; returns the total.
+async fn in_batches<F, Fut>(batch: u64, mut delete: F) -> anyhow::Result<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<u64>>,
+{
+    let mut total = 0;
+    loop {
+        let n = delete().await?;
+        total += n;
+        if n < batch {
+            return Ok(total);
         }
     }
 }

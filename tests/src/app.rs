@@ -415,3 +415,21 @@ pub struct Session {
     /// The user's id.
     pub user_id: String,
 }
+
+/// The `refreshToken` value from a response's `Set-Cookie`, with the raw
+/// header (for tests that drive the service with their own `reqwest` client).
+pub fn refresh_cookie_of(resp: &reqwest::Response) -> Option<(String, String)> {
+    resp.headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("refreshToken="))
+        .map(|raw| {
+            let value = raw["refreshToken=".len()..]
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            (value, raw.to_owned())
+        })
+}

@@ -23,6 +23,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
+use integration_tests::app::refresh_cookie_of as refresh_cookie;
 use integration_tests::process::{self, Proc};
 use integration_tests::ws_client::{Connect, Incoming, WsClient};
 use serde_json::{Value, json};
@@ -125,23 +126,6 @@ fn header(resp: &reqwest::Response, name: &str) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned()
-}
-
-/// The refresh cookie's value and the raw `Set-Cookie` header.
-fn refresh_cookie(resp: &reqwest::Response) -> Option<(String, String)> {
-    resp.headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("refreshToken="))
-        .map(|raw| {
-            let value = raw["refreshToken=".len()..]
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            (value, raw.to_owned())
-        })
 }
 
 async fn login(

@@ -31,22 +31,7 @@ pub fn https_client(cert_pem: &[u8]) -> Result<reqwest::Client> {
         .build()?)
 }
 
-/// The `refreshToken` value from a response's `Set-Cookie`, with the raw header.
-pub fn refresh_cookie(resp: &reqwest::Response) -> Option<(String, String)> {
-    resp.headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("refreshToken="))
-        .map(|raw| {
-            let value = raw["refreshToken=".len()..]
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            (value, raw.to_owned())
-        })
-}
+pub use integration_tests::app::refresh_cookie_of as refresh_cookie;
 
 pub type Wss = WebSocketStream<TokioAdapter<TlsStream<TcpStream>>>;
 
