@@ -1,8 +1,9 @@
 //! Support for the integration tests in `tests/tests/`: a throwaway
 //! PostgreSQL, the in-process application, real `authd` processes,
-//! WebSocket clients.
+//! WebSocket clients, an OTLP/HTTP receiver.
 
 pub mod app;
+pub mod otlp;
 pub mod postgres;
 pub mod process;
 pub mod storage;

@@ -6,20 +6,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use adapters::telemetry::otlp::OtlpConfig;
 use authd::Config;
 use authd::wiring::Services;
 use integration_tests::app::{Backend, PASSWORD, TestApp, TestOptions, spawn_app, test_keys};
+use integration_tests::otlp::OtlpReceiver;
 use integration_tests::ws_client::Connect;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::metric;
-use poem::listener::TcpAcceptor;
-use poem::{Request, Response, Route, Server};
-use prost::Message as _;
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -317,41 +314,6 @@ async fn metrics_listener_is_separate_and_off_by_default() {
     assert!(!plain.running.metrics.is_enabled());
 }
 
-/// What an in-process OTLP/HTTP receiver got on `/v1/metrics`.
-type Exports = Arc<Mutex<Vec<ExportMetricsServiceRequest>>>;
-
-async fn start_receiver() -> (SocketAddr, Exports, tokio::sync::oneshot::Sender<()>) {
-    let exports = Exports::default();
-    let store = exports.clone();
-    let metrics = poem::endpoint::make(move |req: Request| {
-        let store = store.clone();
-        async move {
-            let body = req.into_body().into_vec().await.unwrap_or_default();
-            let export = ExportMetricsServiceRequest::decode(body.as_slice()).unwrap();
-            store.lock().unwrap().push(export);
-            Response::builder()
-                .content_type("application/x-protobuf")
-                .body(Vec::new())
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let acceptor = TcpAcceptor::from_tokio(listener).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                Route::new().at("/v1/metrics", poem::post(metrics)),
-                async {
-                    let _ = stopped.await;
-                },
-                Some(SECOND),
-            )
-            .await;
-    });
-    (addr, exports, stop)
-}
-
 /// The sum of the data points of counter `name` with attribute `key=value`
 /// in the last export that has it.
 fn exported_counter(
@@ -397,12 +359,12 @@ fn exported_counter(
 
 #[tokio::test]
 async fn otlp_export_carries_the_same_instruments_and_flushes_at_stop() {
-    let (receiver, exports, stop_receiver) = start_receiver().await;
+    let receiver = OtlpReceiver::start().await.unwrap();
     let config = Config {
         database_url: integration_tests::postgres::fresh_sqlite_url(),
         api_addr: "127.0.0.1:0".parse().unwrap(),
         otlp: Some(OtlpConfig {
-            endpoint: format!("http://{receiver}"),
+            endpoint: format!("http://{}", receiver.addr),
             service_name: "authd-metrics-test".into(),
             headers: vec![("x-test".into(), "1".into())],
         }),
@@ -433,8 +395,8 @@ async fn otlp_export_carries_the_same_instruments_and_flushes_at_stop() {
     // Nothing before the first interval (60 s): the export at stop carries it.
     running.shutdown();
     running.wait().await.unwrap();
-    let exports = exports.lock().unwrap().clone();
-    let _ = stop_receiver.send(());
+    let exports = receiver.metrics();
+    receiver.stop();
     assert!(!exports.is_empty(), "no metrics export arrived");
     assert_eq!(
         exported_counter(&exports, "authd_logins_total", "outcome", "success"),

@@ -5,84 +5,19 @@
 
 use std::collections::HashMap;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use integration_tests::otlp::OtlpReceiver;
 use integration_tests::process::{self, Proc};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
-use poem::http::StatusCode;
-use poem::listener::TcpAcceptor;
-use poem::{EndpointExt, Request, Response, Route, Server};
-use prost::Message as _;
-
-/// What the receiver got: every decoded export and every raw body.
-#[derive(Debug, Default)]
-struct Received {
-    exports: Vec<ExportTraceServiceRequest>,
-    raw: Vec<Vec<u8>>,
-}
-
-type Shared = Arc<Mutex<Received>>;
-
-/// An OTLP/HTTP (protobuf) receiver on a free loopback port: `/v1/traces`
-/// is decoded and kept, `/v1/metrics` is accepted and dropped.
-async fn start_receiver() -> Result<(u16, Shared, tokio::sync::oneshot::Sender<()>)> {
-    let received = Shared::default();
-    let store = received.clone();
-    let traces = poem::endpoint::make(move |req: Request| {
-        let store = store.clone();
-        async move {
-            let body = req.into_body().into_vec().await.unwrap_or_default();
-            match ExportTraceServiceRequest::decode(body.as_slice()) {
-                Ok(export) => {
-                    let mut r = store.lock().unwrap();
-                    r.exports.push(export);
-                    r.raw.push(body);
-                    protobuf(ExportTraceServiceResponse::default().encode_to_vec())
-                }
-                Err(_) => Response::builder().status(StatusCode::BAD_REQUEST).finish(),
-            }
-        }
-    });
-    let metrics = poem::endpoint::make_sync(|_req: Request| protobuf(Vec::new()));
-    let app = Route::new()
-        .at("/v1/traces", poem::post(traces))
-        .at("/v1/metrics", poem::post(metrics))
-        .map_to_response();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let port = listener.local_addr()?.port();
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                app,
-                async {
-                    let _ = stopped.await;
-                },
-                Some(Duration::from_secs(1)),
-            )
-            .await;
-    });
-    Ok((port, received, stop))
-}
-
-fn protobuf(body: Vec<u8>) -> Response {
-    Response::builder()
-        .content_type("application/x-protobuf")
-        .body(body)
-}
 
 /// Spans with their service name (from the resource).
-fn all_spans(received: &Shared) -> Vec<(Option<String>, Span)> {
-    let r = received.lock().unwrap();
-    r.exports
+fn all_spans(receiver: &OtlpReceiver) -> Vec<(Option<String>, Span)> {
+    receiver
+        .traces()
         .iter()
         .flat_map(|e| &e.resource_spans)
         .flat_map(|rs| {
@@ -248,9 +183,9 @@ async fn login_spans_arrive_with_parent_links_and_no_secrets() -> Result<()> {
     ) {
         return Ok(());
     }
-    let (otlp_port, received, stop_receiver) = start_receiver().await?;
+    let receiver = OtlpReceiver::start().await?;
     let service_name = format!("authd-traces-{}", &uuid::Uuid::new_v4().to_string()[..8]);
-    let authd = start_authd(otlp_port, &service_name)?;
+    let authd = start_authd(receiver.addr.port(), &service_name)?;
     let base = format!("http://127.0.0.1:{}", authd.api_port);
     let http = reqwest::Client::new();
 
@@ -283,7 +218,7 @@ async fn login_spans_arrive_with_parent_links_and_no_secrets() -> Result<()> {
     let wanted = ["login", "password.verify", "jwt.sign"];
     let deadline = Instant::now() + Duration::from_secs(15);
     let spans = loop {
-        let spans = all_spans(&received);
+        let spans = all_spans(&receiver);
         let ours: Vec<&Span> = spans
             .iter()
             .map(|(_, s)| s)
@@ -431,8 +366,7 @@ async fn login_spans_arrive_with_parent_links_and_no_secrets() -> Result<()> {
             );
         }
     }
-    let raw = received.lock().unwrap().raw.clone();
-    for body in &raw {
+    for body in &receiver.raw_traces() {
         for secret in [password.as_bytes(), access_token.as_bytes()] {
             assert!(
                 !body.windows(secret.len()).any(|w| w == secret),
@@ -441,6 +375,6 @@ async fn login_spans_arrive_with_parent_links_and_no_secrets() -> Result<()> {
         }
     }
     drop(authd);
-    let _ = stop_receiver.send(());
+    receiver.stop();
     Ok(())
 }
