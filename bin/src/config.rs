@@ -281,10 +281,20 @@ fn otlp_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<OtlpConfi
     let Some(endpoint) = get("OTEL_EXPORTER_OTLP_ENDPOINT") else {
         return Ok(None);
     };
-    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+    // The exporter's client speaks plain HTTP only: TLS to a remote collector
+    // belongs to a local collector or agent next to the service.
+    if endpoint.starts_with("https://") {
         return Err(ConfigError {
             variable: "OTEL_EXPORTER_OTLP_ENDPOINT",
-            reason: format!("{endpoint:?} is not an http:// or https:// URL"),
+            reason: "https:// is not supported: point it at a collector or agent on the \
+                     local network over http:// (it can forward over TLS)"
+                .into(),
+        });
+    }
+    if !endpoint.starts_with("http://") {
+        return Err(ConfigError {
+            variable: "OTEL_EXPORTER_OTLP_ENDPOINT",
+            reason: format!("{endpoint:?} is not an http:// URL"),
         });
     }
     match get("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
@@ -439,5 +449,65 @@ mod tests {
             assert_eq!(e.variable, var);
             assert!(e.to_string().contains(var));
         }
+    }
+    #[test]
+    fn otlp_export_is_off_unless_an_http_endpoint_is_given() {
+        assert_eq!(with(&[]).unwrap().otlp, None);
+        let on = with(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "x-tenant = a, authorization=Basic eA==",
+            ),
+        ])
+        .unwrap()
+        .otlp
+        .unwrap();
+        assert_eq!(on.endpoint, "http://collector:4318");
+        assert_eq!(on.service_name, "authd");
+        assert_eq!(
+            on.headers,
+            vec![
+                ("x-tenant".to_owned(), "a".to_owned()),
+                ("authorization".to_owned(), "Basic eA==".to_owned())
+            ]
+        );
+        let endpoint = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318");
+        assert_eq!(
+            with(&[endpoint, ("OTEL_SDK_DISABLED", "true")])
+                .unwrap()
+                .otlp,
+            None
+        );
+        for (vars, variable) in [
+            (
+                vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4318")],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
+            (
+                vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "c:4318")],
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+            ),
+            (
+                vec![endpoint, ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")],
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ),
+            (
+                vec![endpoint, ("OTEL_EXPORTER_OTLP_HEADERS", "novalue")],
+                "OTEL_EXPORTER_OTLP_HEADERS",
+            ),
+            (vec![("METRICS_ADDR", "localhost:9464")], "METRICS_ADDR"),
+            (vec![("AUDIT_RETENTION", "0")], "AUDIT_RETENTION"),
+        ] {
+            assert_eq!(with(&vars).unwrap_err().variable, variable, "{vars:?}");
+        }
+        let c = with(&[
+            ("METRICS_ADDR", "127.0.0.1:9464"),
+            ("AUDIT_RETENTION", "30d"),
+        ])
+        .unwrap();
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(c.audit_retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(with(&[]).unwrap().metrics_addr, None);
     }
 }
