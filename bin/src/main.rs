@@ -7,7 +7,7 @@ use anyhow::Context;
 use authd::wiring::{self, KeyMaterial, Services};
 use authd::{Config, observability};
 use clap::{Parser, Subcommand};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
 mod audit;
 
@@ -163,23 +163,58 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     }
 }
 
-/// The first line of stdin (with a prompt on a terminal).
+/// The first line of stdin; on a terminal with a prompt and without echo.
 fn read_password(name: &str) -> anyhow::Result<SecretString> {
+    use secrecy::zeroize::Zeroize as _;
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
+    let echo_off = if stdin.is_terminal() {
         eprint!("password for {name}: ");
         std::io::stderr().flush().ok();
-    }
+        Some(EchoOff::new(&stdin).context("turning the terminal's echo off")?)
+    } else {
+        None
+    };
     let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .context("reading the password from stdin")?;
-    let password = line.trim_end_matches(['\r', '\n']).to_owned();
-    if password.is_empty() {
+    let read = stdin.lock().read_line(&mut line);
+    if echo_off.is_some() {
+        // The Enter the user typed was not echoed either.
+        eprintln!();
+    }
+    read.context("reading the password from stdin")?;
+    let password = SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned());
+    line.zeroize();
+    if password.expose_secret().is_empty() {
         anyhow::bail!("no password on stdin");
     }
-    Ok(SecretString::from(password))
+    Ok(password)
+}
+
+/// Turns a terminal's echo off until dropped.
+struct EchoOff {
+    fd: std::os::fd::OwnedFd,
+    saved: rustix::termios::Termios,
+}
+
+impl EchoOff {
+    fn new(stdin: &std::io::Stdin) -> std::io::Result<Self> {
+        use std::os::fd::AsFd as _;
+        let fd = stdin.as_fd().try_clone_to_owned()?;
+        let saved = rustix::termios::tcgetattr(&fd)?;
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(rustix::termios::LocalModes::ECHO);
+        rustix::termios::tcsetattr(&fd, rustix::termios::OptionalActions::Now, &quiet)?;
+        Ok(Self { fd, saved })
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        let _ = rustix::termios::tcsetattr(
+            &self.fd,
+            rustix::termios::OptionalActions::Now,
+            &self.saved,
+        );
+    }
 }
 
 async fn serve(config: &Config, services: Services) -> anyhow::Result<()> {
