@@ -168,9 +168,11 @@ fn read_password(name: &str) -> anyhow::Result<SecretString> {
     use secrecy::zeroize::Zeroize as _;
     let stdin = std::io::stdin();
     let echo_off = if stdin.is_terminal() {
+        // Echo off before the prompt: whatever is typed after it stays hidden.
+        let echo_off = EchoOff::new(&stdin).context("turning the terminal's echo off")?;
         eprint!("password for {name}: ");
         std::io::stderr().flush().ok();
-        Some(EchoOff::new(&stdin).context("turning the terminal's echo off")?)
+        Some(echo_off)
     } else {
         None
     };
