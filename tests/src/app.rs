@@ -54,6 +54,8 @@ pub struct TestOptions {
     pub ws_expiry_warning: Duration,
     /// `METRICS_ADDR=127.0.0.1:0`: serve `GET /metrics` (off by default).
     pub metrics: bool,
+    /// `DEMO_DIR`.
+    pub demo_dir: Option<std::path::PathBuf>,
 }
 
 impl TestOptions {
@@ -73,6 +75,7 @@ impl TestOptions {
             cookie_secure: true,
             ws_expiry_warning: Duration::from_secs(60),
             metrics: false,
+            demo_dir: None,
         }
     }
 }
@@ -163,6 +166,7 @@ pub async fn spawn_app(options: TestOptions) -> Option<TestApp> {
         metrics_addr: options
             .metrics
             .then(|| "127.0.0.1:0".parse().expect("address")),
+        demo_dir: options.demo_dir.clone(),
         ..Config::default()
     };
     let keys = tokio::task::spawn_blocking(test_keys)

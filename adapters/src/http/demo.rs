@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use poem::http::StatusCode;
 use poem::{Endpoint, Request, Response};
 
-/// Serves the files directly inside one directory; `/` is `index.html`.
+/// Serves the files directly inside one directory; `/` is `index.html`, or
+/// the project's `client-demo.html` when there is no `index.html`.
 #[derive(Debug, Clone)]
 pub struct Demo {
     dir: PathBuf,
@@ -39,7 +40,16 @@ impl Endpoint for Demo {
             return Err(poem::Error::from_status(StatusCode::METHOD_NOT_ALLOWED));
         }
         let name = req.uri().path().trim_start_matches('/');
-        let name = if name.is_empty() { "index.html" } else { name };
+        let name = match name {
+            "" if tokio::fs::try_exists(self.dir.join("index.html"))
+                .await
+                .unwrap_or(false) =>
+            {
+                "index.html"
+            }
+            "" => "client-demo.html",
+            name => name,
+        };
         // One plain file name: no separators, no hidden files, no `..`.
         let plain = !name.starts_with('.')
             && name

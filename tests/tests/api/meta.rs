@@ -124,3 +124,37 @@ fn committed_openapi_document_is_current() {
         "openapi/openapi.json is out of date; regenerate it with:\n    cargo run -p authd -- openapi > openapi/openapi.json"
     );
 }
+
+/// `DEMO_DIR`: the project's `web/` served by the API, the demo page at `/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_dir_serves_the_demo_page_at_the_root() {
+    let web = integration_tests::process::workspace_root().join("web");
+    let mut options = TestOptions::new(Backend::Sqlite);
+    options.demo_dir = Some(web.clone());
+    let app = spawn_app(options).await.expect("SQLite app");
+    let page = std::fs::read_to_string(web.join("client-demo.html")).unwrap();
+    let root = app.get("/").send().await;
+    assert_eq!(root.status, 200);
+    assert_eq!(
+        root.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(root.text, page, "no index.html: / is client-demo.html");
+    let js = app.get("/auth-client.js").send().await;
+    assert_eq!(js.status, 200);
+    assert!(
+        js.header("content-type")
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    for hidden in [
+        "/../Cargo.toml",
+        "/%2e%2e/Cargo.toml",
+        "/.git",
+        "/nope.html",
+    ] {
+        assert_eq!(app.get(hidden).send().await.status, 404, "{hidden}");
+    }
+    // The API is still the API.
+    assert_eq!(app.get("/api/health").send().await.status, 200);
+}
