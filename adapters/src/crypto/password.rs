@@ -9,21 +9,40 @@
 //! the thread that used it. On tokio's blocking pool, whose threads come and
 //! go by the dozen, a burst of logins left the process at 400-700 MB; with a
 //! fixed pool it stays at a few of those buffers.
+//!
+//! Each hashing thread also keeps its argon2 memory from one run to the next
+//! instead of allocating a fresh buffer per run: freed buffers still stayed
+//! in the allocator's per-thread arenas (60 MB at start, about 240 MB after a
+//! login load), one reused buffer per thread does not grow.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use anyhow::Context as _;
 use application::ports::{PasswordCheck, PasswordHasher};
-use argon2::password_hash::{self, phc};
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use argon2::password_hash::phc::{self, Output, ParamsString, Salt};
+use argon2::password_hash::{self, PasswordVerifier as _};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use async_trait::async_trait;
 use domain::PasswordHash;
 use secrecy::{ExposeSecret as _, SecretString};
 
 /// bcrypt reads at most this many bytes of a password and ignores the rest.
 const BCRYPT_MAX_PASSWORD_BYTES: usize = 72;
+
+/// The largest argon2 memory cost (KiB) a stored hash may ask for: 1 GiB. A
+/// corrupt or hostile row asking for more is not checked (as a corrupt hash)
+/// rather than making the process allocate gigabytes.
+const MAX_ARGON2_M_KIB: u32 = 1024 * 1024;
+
+thread_local! {
+    /// The argon2 memory of a hashing thread, reused by every run on it:
+    /// `Some` on the hashing threads (set by [`start_pool`]), `None` on any
+    /// other thread, which allocates per run and keeps nothing.
+    static ARGON2_MEMORY: RefCell<Option<Vec<Block>>> = const { RefCell::new(None) };
+}
 
 /// Hashes with argon2id (OWASP parameters by default); verifies argon2,
 /// bcrypt and PBKDF2-SHA256 hashes.
@@ -109,6 +128,7 @@ fn start_pool(n: usize) -> anyhow::Result<mpsc::Sender<Job>> {
         std::thread::Builder::new()
             .name(format!("argon2-{i}"))
             .spawn(move || {
+                ARGON2_MEMORY.set(Some(Vec::new()));
                 loop {
                     let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
                     let Ok(job) = job else { break };
@@ -139,11 +159,126 @@ impl fmt::Debug for Argon2Hasher {
     }
 }
 
+/// Runs `f` on `blocks` argon2 memory blocks.
+///
+/// On a hashing thread they are the thread's own buffer: grown when a run
+/// needs more (to at least `keep` blocks, our own memory cost), and kept for
+/// the next run unless it is larger than `keep` (an imported hash with a
+/// bigger memory cost does not pin its memory). On any other thread they are
+/// allocated for this run only.
+///
+/// # Errors
+/// [`argon2::Error::OutOfMemory`] if the memory cannot be allocated.
+fn with_argon2_memory<T>(
+    blocks: usize,
+    keep: usize,
+    f: impl FnOnce(&mut [Block]) -> T,
+) -> Result<T, argon2::Error> {
+    ARGON2_MEMORY.with_borrow_mut(|memory| match memory {
+        Some(buffer) => {
+            if buffer.len() < blocks {
+                // Free the old buffer before allocating the bigger one.
+                *buffer = Vec::new();
+                *buffer = zeroed_blocks(blocks.max(keep))?;
+            }
+            let result = f(&mut buffer[..blocks]);
+            if buffer.len() > keep {
+                *buffer = Vec::new();
+            }
+            Ok(result)
+        }
+        None => Ok(f(&mut zeroed_blocks(blocks)?)),
+    })
+}
+
+/// `n` zeroed blocks, or an error rather than an abort if they do not fit.
+fn zeroed_blocks(n: usize) -> Result<Vec<Block>, argon2::Error> {
+    let mut blocks = Vec::new();
+    blocks
+        .try_reserve_exact(n)
+        .map_err(|_| argon2::Error::OutOfMemory)?;
+    blocks.resize(n, Block::new());
+    Ok(blocks)
+}
+
+/// One run of `argon2` into `out`, on reused memory where possible (see
+/// [`with_argon2_memory`]); `ours` are the hasher's own parameters.
+fn argon2_into(
+    argon2: &Argon2<'_>,
+    ours: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    with_argon2_memory(
+        argon2.params().block_count(),
+        ours.block_count(),
+        |blocks| argon2.hash_password_into_with_memory(password, salt, out, blocks),
+    )?
+}
+
+/// A new argon2id hash of `password` with a random 16-byte salt, as the PHC
+/// string `$argon2id$v=19$m=..,t=..,p=..$<salt>$<hash>`: what the crate's
+/// `PasswordHasher::hash_password` makes, here on reused memory.
 fn hash_argon2id(params: &Params, password: &[u8]) -> anyhow::Result<PasswordHash> {
-    let hash = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
-        .hash_password(password)
+    let salt = password_hash::try_generate_salt().context("OS random number generator failed")?;
+    let salt = Salt::new(&salt).map_err(|e| anyhow::anyhow!("argon2id salt: {e}"))?;
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut buffer = [0u8; Output::MAX_LENGTH];
+    let out = buffer
+        .get_mut(..params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN))
+        .context("argon2id output length")?;
+    argon2_into(&argon2, params, password, &salt, out)
         .map_err(|e| anyhow::anyhow!("argon2id hashing failed: {e}"))?;
+    let hash = phc::PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params)
+            .map_err(|e| anyhow::anyhow!("argon2id parameters: {e}"))?,
+        salt: Some(salt),
+        hash: Some(Output::new(out).map_err(|e| anyhow::anyhow!("argon2id output: {e}"))?),
+    };
     Ok(PasswordHash::new(hash.to_string()))
+}
+
+/// Checks `password` against a parsed argon2 hash (any variant and version,
+/// with its own parameters, salt and output length) as the crate's
+/// `PasswordVerifier` does, but on reused memory, and refusing a memory cost
+/// above [`MAX_ARGON2_M_KIB`] before allocating anything.
+///
+/// # Errors
+/// [`password_hash::Error::PasswordInvalid`] for a wrong password (or a hash
+/// without salt or output); any other error means the hash cannot be checked.
+fn verify_argon2(
+    ours: &Params,
+    password: &[u8],
+    hash: &phc::PasswordHash,
+) -> password_hash::Result<()> {
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return Err(password_hash::Error::PasswordInvalid);
+    };
+    let params = Params::try_from(hash)?;
+    if params.m_cost() > MAX_ARGON2_M_KIB {
+        return Err(argon2::Error::MemoryTooMuch.into());
+    }
+    let algorithm = Algorithm::try_from(hash.algorithm.as_str())?;
+    let version = hash
+        .version
+        .map(Version::try_from)
+        .transpose()?
+        .unwrap_or_default();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut buffer = [0u8; Output::MAX_LENGTH];
+    let out = buffer
+        .get_mut(..expected.len())
+        .ok_or(password_hash::Error::OutputSize)?;
+    argon2_into(&argon2, ours, password, salt, out)?;
+    // `Output`'s `==` is constant-time (`ctutils::CtEq`).
+    if Output::new(out)? == *expected {
+        Ok(())
+    } else {
+        Err(password_hash::Error::PasswordInvalid)
+    }
 }
 
 /// The scheme of a stored hash, for log lines: the identifier between the
@@ -184,7 +319,7 @@ fn check(params: &Params, password: &[u8], hash: &str) -> PasswordCheck {
             Err(e) => return unusable(hash, &e),
         };
         // The hash names its own variant, version and parameters.
-        let result = Argon2::default().verify_password(password, &parsed);
+        let result = verify_argon2(params, password, &parsed);
         phc_result(result, hash, argon2_needs_rehash(params, &parsed))
     } else if hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$") {
         // bcrypt silently ignores everything after byte 72, so a longer
@@ -258,6 +393,7 @@ impl PasswordHasher for Argon2Hasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::{AssociatedData, ParamsBuilder, PasswordHasher as _};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// From /work/shared/vectors.md, both of `password123`.
@@ -512,5 +648,169 @@ mod tests {
             n,
             "the limit is reached but never passed"
         );
+    }
+
+    #[tokio::test]
+    async fn hashes_cross_check_with_the_argon2_crate() {
+        let h = fast();
+        let pw = "correct horse battery";
+        // Ours, checked by the crate's own verifier.
+        let ours = h.hash(secret(pw)).await.unwrap();
+        let parsed = phc::PasswordHash::new(ours.as_str()).unwrap();
+        assert_eq!(parsed.algorithm, argon2::ARGON2ID_IDENT);
+        assert_eq!(parsed.version, Some(19));
+        assert_eq!(parsed.params.as_str(), "m=1024,t=1,p=1");
+        assert_eq!(parsed.salt.unwrap().len(), 16);
+        assert_eq!(parsed.hash.unwrap().len(), 32);
+        assert!(ours.as_str().starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
+        assert_eq!(parsed.to_string(), ours.as_str(), "canonical PHC string");
+        Argon2::default()
+            .verify_password(pw.as_bytes(), &parsed)
+            .unwrap();
+        assert_eq!(
+            Argon2::default().verify_password(b"correct horse battery!", &parsed),
+            Err(password_hash::Error::PasswordInvalid)
+        );
+        // The crate's hashes (other variants, parameters, output lengths),
+        // checked by ours.
+        for (algorithm, m, t, p, len) in [
+            (Algorithm::Argon2id, 1024, 1, 1, 32),
+            (Algorithm::Argon2id, 2048, 2, 2, 64),
+            (Algorithm::Argon2i, 256, 3, 1, 16),
+            (Algorithm::Argon2d, 64, 2, 4, 32),
+        ] {
+            let params = Params::new(m, t, p, Some(len)).unwrap();
+            let theirs = Argon2::new(algorithm, Version::V0x13, params)
+                .hash_password(pw.as_bytes())
+                .unwrap()
+                .to_string();
+            let current = algorithm == Algorithm::Argon2id;
+            assert_eq!(
+                verify(&h, pw, &theirs).await,
+                PasswordCheck::Match {
+                    needs_rehash: !current
+                },
+                "{theirs}"
+            );
+            assert_eq!(
+                verify(&h, "correct horse batterY", &theirs).await,
+                PasswordCheck::Mismatch,
+                "{theirs}"
+            );
+        }
+    }
+
+    #[test]
+    fn reused_dirty_memory_gives_the_rfc_9106_argon2id_tag() {
+        // RFC 9106 section 5.3 (the argon2 crate's own KAT), with a secret
+        // and associated data, run twice on one thread's kept buffer after
+        // filling it with garbage.
+        let params = ParamsBuilder::new()
+            .m_cost(32)
+            .t_cost(3)
+            .p_cost(4)
+            .data(AssociatedData::new(&[0x04; 12]).unwrap())
+            .build()
+            .unwrap();
+        let argon2 =
+            Argon2::new_with_secret(&[0x03; 8], Algorithm::Argon2id, Version::V0x13, params)
+                .unwrap();
+        let expected = [
+            0x0d, 0x64, 0x0d, 0xf5, 0x8d, 0x78, 0x76, 0x6c, 0x08, 0xc0, 0x37, 0xa3, 0x4a, 0x8b,
+            0x53, 0xc9, 0xd0, 0x1e, 0xf0, 0x45, 0x2d, 0x75, 0xb6, 0x5e, 0xb5, 0x25, 0x20, 0xe9,
+            0x6b, 0x01, 0xe6, 0x59,
+        ];
+        let ours = Params::new(64, 1, 1, None).unwrap();
+        std::thread::spawn(move || {
+            ARGON2_MEMORY.set(Some(Vec::new()));
+            for _ in 0..2 {
+                with_argon2_memory(64, 64, |blocks| {
+                    for b in blocks {
+                        b.as_mut().fill(0xdead_beef_dead_beef);
+                    }
+                })
+                .unwrap();
+                let mut out = [0u8; 32];
+                argon2_into(&argon2, &ours, &[0x01; 32], &[0x02; 16], &mut out).unwrap();
+                assert_eq!(out, expected);
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_hashing_thread_keeps_one_buffer_of_our_size() {
+        std::thread::spawn(|| {
+            ARGON2_MEMORY.set(Some(Vec::new()));
+            let kept = || ARGON2_MEMORY.with_borrow(|m| m.as_ref().map(|b| (b.len(), b.as_ptr())));
+            // A smaller run still allocates our size, once.
+            assert_eq!(with_argon2_memory(10, 20, |b| b.len()).unwrap(), 10);
+            let (len, first) = kept().unwrap();
+            assert_eq!(len, 20);
+            assert_eq!(with_argon2_memory(20, 20, |b| b.len()).unwrap(), 20);
+            assert_eq!(kept(), Some((20, first)), "the same buffer again");
+            // A bigger run (an imported hash) gets its memory, which is not kept.
+            assert_eq!(with_argon2_memory(30, 20, |b| b.len()).unwrap(), 30);
+            assert_eq!(kept().unwrap().0, 0);
+            assert_eq!(with_argon2_memory(5, 20, |b| b.len()).unwrap(), 5);
+            assert_eq!(kept().unwrap().0, 20);
+        })
+        .join()
+        .unwrap();
+        // Any other thread keeps nothing.
+        assert_eq!(with_argon2_memory(10, 20, |b| b.len()).unwrap(), 10);
+        assert!(ARGON2_MEMORY.with_borrow(Option::is_none));
+    }
+
+    #[tokio::test]
+    async fn the_hashing_threads_reuse_their_memory() {
+        let h = fast();
+        for _ in 0..h.concurrency() * 2 {
+            h.hash(secret("pw")).await.unwrap();
+        }
+        let kept = h
+            .run_limited(|| ARGON2_MEMORY.with_borrow(|m| m.as_ref().map(Vec::len)))
+            .await
+            .unwrap();
+        // A hashing thread holds no buffer yet, or one of our 1024 blocks.
+        assert!(matches!(kept, Some(0 | 1024)), "{kept:?}");
+    }
+
+    #[tokio::test]
+    async fn stored_hash_with_huge_memory_cost_is_refused_without_allocating() {
+        let h = fast();
+        let good = h.hash(secret("password123")).await.unwrap();
+        let (over, max) = (MAX_ARGON2_M_KIB + 1, u32::MAX);
+        for m in [over, 4 * 1024 * 1024, max] {
+            let huge = good.as_str().replace("m=1024", &format!("m={m}"));
+            let parsed = phc::PasswordHash::new(&huge).unwrap();
+            // On a hashing thread: refused before its buffer is touched.
+            std::thread::spawn({
+                let params = h.params.clone();
+                move || {
+                    ARGON2_MEMORY.set(Some(Vec::new()));
+                    assert_eq!(
+                        verify_argon2(&params, b"password123", &parsed),
+                        Err(password_hash::Error::ParamInvalid { name: "m" })
+                    );
+                    assert_eq!(
+                        ARGON2_MEMORY.with_borrow(|b| b.as_ref().map(Vec::capacity)),
+                        Some(0)
+                    );
+                }
+            })
+            .join()
+            .unwrap();
+            // Through the hasher: a mismatch, at once (running argon2 over
+            // 1 GiB or more would take seconds).
+            let start = std::time::Instant::now();
+            assert_eq!(
+                verify(&h, "password123", &huge).await,
+                PasswordCheck::Mismatch,
+                "{huge}"
+            );
+            assert!(start.elapsed() < std::time::Duration::from_millis(500));
+        }
     }
 }
