@@ -1,7 +1,8 @@
 //! OpenTelemetry traces of the real `authd` binary: a login that carries a
 //! W3C `traceparent` arrives at an in-process OTLP/HTTP receiver as a server
 //! span under the caller's span, with the use case, a database call, the
-//! password check and the signing below it, and no secret in any attribute.
+//! password check and the signing below it, and no secret in any attribute;
+//! a WebSocket connection with a `traceparent` continues its caller's trace.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use integration_tests::otlp::OtlpReceiver;
 use integration_tests::process::{self, Proc};
+use integration_tests::ws_client::Connect;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
@@ -110,6 +112,7 @@ fn descends_from(span: &Span, ancestor: &[u8], by_id: &HashMap<Vec<u8>, &Span>) 
 struct Authd {
     proc: Proc,
     api_port: u16,
+    ws_port: u16,
     dir: std::path::PathBuf,
 }
 
@@ -171,6 +174,7 @@ fn start_authd(otlp_port: u16, service_name: &str) -> Result<Authd> {
     Ok(Authd {
         proc,
         api_port: ports[0],
+        ws_port: ports[1],
         dir,
     })
 }
@@ -356,7 +360,39 @@ async fn login_spans_arrive_with_parent_links_and_no_secrets() -> Result<()> {
         "use-case spans stay out of a warn-level log"
     );
 
-    // No secret anywhere: attributes, event fields, or the raw export bytes.
+    // A WebSocket connection continues its caller's trace too (its span ends,
+    // and is exported, when the socket closes).
+    let ws_trace = uuid::Uuid::new_v4().simple().to_string();
+    let ws_parent = &uuid::Uuid::new_v4().simple().to_string()[..16];
+    let path = format!("/ws?token={access_token}");
+    let mut socket = Connect::with_token(&path)
+        .header("traceparent", format!("00-{ws_trace}-{ws_parent}-01"))
+        .open(([127, 0, 0, 1], authd.ws_port).into())
+        .await?
+        .map_err(|r| anyhow::anyhow!("websocket handshake refused with {}", r.status))?;
+    let hello = socket.recv_json(Duration::from_secs(5)).await?;
+    assert_eq!(hello["type"], "connected");
+    socket.close().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let ws = loop {
+        let found = all_spans(&receiver)
+            .into_iter()
+            .map(|(_, s)| s)
+            .find(|s| s.name == "ws" && hex(&s.trace_id) == ws_trace);
+        if let Some(span) = found {
+            break span;
+        }
+        if Instant::now() > deadline {
+            bail!("no ws span in trace {ws_trace} within 15 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(hex(&ws.parent_span_id), ws_parent, "parent = traceparent");
+    assert_eq!(ws.kind, SpanKind::Server as i32);
+
+    // No secret anywhere: attributes, event fields, or the raw export bytes
+    // (the WebSocket's token travelled in its URL).
+    let spans = all_spans(&receiver);
     for (_, span) in &spans {
         for text in attribute_texts(span) {
             assert!(

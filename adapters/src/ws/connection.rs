@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tungstenite::handshake::server::{Request, Response};
 use tungstenite::http::HeaderValue;
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -52,10 +53,16 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Rec
     let _ = stream.set_nodelay(true);
     let mut admitted: Option<AccessClaims> = None;
     let mut request_id = String::new();
+    let mut caller = None;
     // The error type is tungstenite's HTTP response.
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, mut response: Response| {
         request_id = request_id_of(request.headers());
+        // W3C `traceparent`/`tracestate`: the connection's span continues the
+        // caller's trace (a no-op unless OTLP export installed a propagator).
+        caller = Some(opentelemetry::global::get_text_map_propagator(|p| {
+            p.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
+        }));
         match admit(request, &shared.auth, &shared.config.allowed_origins) {
             Ok(claims) => {
                 admitted = Some(claims);
@@ -89,8 +96,13 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Rec
         "ws",
         user = %claims.sub,
         session = %claims.sid,
-        request_id = %request_id
+        request_id = %request_id,
+        otel.kind = "server",
     );
+    if let Some(caller) = caller {
+        // Fails only when no OpenTelemetry layer is installed.
+        let _ = span.set_parent(caller);
+    }
     Connection::new(ws, shared, claims)
         .serve(stop)
         .instrument(span)
