@@ -20,8 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use application::AuthService;
+/// What [`serve`] runs (poem's trait, so that callers can name the bound).
+pub use poem::IntoEndpoint;
 use poem::listener::TcpAcceptor;
-use poem::{Endpoint, EndpointExt, IntoEndpoint, Route, Server};
+use poem::{Endpoint, EndpointExt, Route, Server};
 use poem_openapi::OpenApiService;
 
 pub use client::{IpNet, IpNetError};

@@ -337,6 +337,25 @@ impl RunningApp {
     }
 }
 
+/// Runs a poem server on `listener` until `stop` says so.
+fn serve_http<E>(
+    listener: tokio::net::TcpListener,
+    endpoint: E,
+    stop: &watch::Sender<bool>,
+    what: &'static str,
+) -> JoinHandle<anyhow::Result<()>>
+where
+    E: http::IntoEndpoint + Send + 'static,
+    E::Endpoint: 'static,
+{
+    let shutdown = stopped(stop.subscribe());
+    tokio::spawn(async move {
+        http::serve(listener, endpoint, shutdown)
+            .await
+            .context(what)
+    })
+}
+
 async fn stopped(mut rx: watch::Receiver<bool>) {
     // A dropped sender also means stop.
     let _ = rx.wait_for(|stop| *stop).await;
@@ -392,15 +411,7 @@ pub async fn start(
         let addr = listener.local_addr()?;
         let jwks = JwkSet::from_keys(&keys.public);
         let endpoint = http::routes(auth.clone(), jwks, http_config(config, metrics.clone()))?;
-        let shutdown = stopped(stop.subscribe());
-        tasks.push((
-            "api",
-            tokio::spawn(async move {
-                http::serve(listener, endpoint, shutdown)
-                    .await
-                    .context("REST server")
-            }),
-        ));
+        tasks.push(("api", serve_http(listener, endpoint, &stop, "REST server")));
         tracing::info!(%addr, "REST API listening");
         api_addr = Some(addr);
     }
@@ -425,14 +436,9 @@ pub async fn start(
             .with_context(|| format!("binding METRICS_ADDR {bind}"))?;
         let addr = listener.local_addr()?;
         let endpoint = adapters::telemetry::metrics::endpoint(metrics.clone());
-        let shutdown = stopped(stop.subscribe());
         tasks.push((
             "metrics",
-            tokio::spawn(async move {
-                http::serve(listener, endpoint, shutdown)
-                    .await
-                    .context("metrics server")
-            }),
+            serve_http(listener, endpoint, &stop, "metrics server"),
         ));
         tracing::info!(%addr, "metrics listening (GET /metrics)");
         metrics_addr = Some(addr);
