@@ -3,11 +3,12 @@
 //! the fact.
 
 use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use adapters::persistence::{AuditFilter, Database, SeaAuditLog};
+use adapters::system::SystemClock;
 use anyhow::Context;
-use application::ports::SecurityEventKind;
+use application::ports::{Clock as _, SecurityEventKind};
 use authd::config::parse_duration;
 use domain::{SessionId, Timestamp, UserId};
 
@@ -55,7 +56,7 @@ pub async fn run(database_url: &str, args: &AuditArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to DATABASE_URL")?;
     let rows = SeaAuditLog::new(db)
-        .recent(&args.filter(now()))
+        .recent(&args.filter(SystemClock.now()))
         .await
         .context("reading audit_events (is the database migrated? see `authd migrate`)")?;
     let mut out = std::io::stdout().lock();
@@ -71,13 +72,6 @@ pub async fn run(database_url: &str, args: &AuditArgs) -> anyhow::Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
         _ => Ok(()),
     }
-}
-
-fn now() -> Timestamp {
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    Timestamp::from_unix_millis(ms)
 }
 
 /// The audited kinds (the only ones stored), for messages.

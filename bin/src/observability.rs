@@ -36,11 +36,6 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Whether spans are exported over OTLP.
-    pub fn exports_traces(&self) -> bool {
-        self.tracer.is_some()
-    }
-
     /// Exports the spans still queued and stops the exporter (waits up to the
     /// export timeout).
     ///

@@ -40,7 +40,7 @@ impl<E: Endpoint> Endpoint for Edge<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
-        let request_id = request_id(&req);
+        let request_id = request_id_of(req.headers());
         let method = req.method().clone();
         // The path only: no query string ever reaches the log. The span is
         // also the OpenTelemetry server span (when OTLP export is on); its
@@ -60,7 +60,8 @@ impl<E: Endpoint> Endpoint for Edge<E> {
             propagator.extract(&HeaderExtractor(req.headers()))
         });
         // Fails only when no OpenTelemetry layer is installed: nothing to link then.
-        if span.set_parent(parent).is_ok() {
+        let traced = span.set_parent(parent).is_ok();
+        if traced {
             let trace = span.context().span().span_context().trace_id();
             if trace != TraceId::INVALID {
                 span.record("trace_id", tracing::field::display(trace));
@@ -79,7 +80,9 @@ impl<E: Endpoint> Endpoint for Edge<E> {
             let status = response.status();
             let elapsed = started.elapsed();
             let route = route.as_ref().map_or(UNMATCHED, |p| &*p.0);
-            record_outcome(&tracing::Span::current(), &method, route, status);
+            if traced {
+                record_outcome(&tracing::Span::current(), &method, route, status);
+            }
             self.config
                 .metrics
                 .http_request(method.as_str(), route, status.as_u16(), elapsed);
@@ -189,11 +192,6 @@ async fn limit_body(req: &mut Request) -> Result<(), Response> {
         Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(too_large()),
         Err(_) => Err(Problem::bad_request("The request body could not be read.").into_response()),
     }
-}
-
-/// The request's `X-Request-Id` when it is sane, or a fresh one.
-fn request_id(req: &Request) -> String {
-    request_id_of(req.headers())
 }
 
 /// The `X-Request-Id` among `headers` when it is sane (1–128 characters of
