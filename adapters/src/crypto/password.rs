@@ -37,6 +37,21 @@ const BCRYPT_MAX_PASSWORD_BYTES: usize = 72;
 /// rather than making the process allocate gigabytes.
 const MAX_ARGON2_M_KIB: u32 = 1024 * 1024;
 
+/// The most argon2 work a stored hash may ask for, in KiB-passes (memory cost
+/// times time cost): 4 GiB-passes, so 1 GiB × 4 or 64 MiB × 64 (ours is
+/// 19 MiB × 2). A row asking for more would hold a hashing thread for
+/// minutes, and the only way to get one is a corrupt or forged row; such a
+/// hash is not checked, as with [`MAX_ARGON2_M_KIB`].
+const MAX_ARGON2_WORK_KIB: u64 = 4 * 1024 * 1024;
+
+/// The most PBKDF2 rounds an imported hash may ask for: 10 million (OWASP
+/// asks 600,000 for PBKDF2-HMAC-SHA256, Django 1.2 million).
+const MAX_PBKDF2_ROUNDS: u32 = 10_000_000;
+
+/// The highest bcrypt cost (log2 of the rounds) an imported hash may ask
+/// for: 16, a few seconds here. The format allows 31, some days of work.
+const MAX_BCRYPT_COST: u32 = 16;
+
 thread_local! {
     /// The argon2 memory of a hashing thread, reused by every run on it:
     /// `Some` on the hashing threads (set by [`start_pool`]), `None` on any
@@ -244,7 +259,8 @@ fn hash_argon2id(params: &Params, password: &[u8]) -> anyhow::Result<PasswordHas
 /// Checks `password` against a parsed argon2 hash (any variant and version,
 /// with its own parameters, salt and output length) as the crate's
 /// `PasswordVerifier` does, but on reused memory, and refusing a memory cost
-/// above [`MAX_ARGON2_M_KIB`] before allocating anything.
+/// above [`MAX_ARGON2_M_KIB`] or work above [`MAX_ARGON2_WORK_KIB`] before
+/// allocating anything.
 ///
 /// # Errors
 /// [`password_hash::Error::PasswordInvalid`] for a wrong password (or a hash
@@ -258,9 +274,7 @@ fn verify_argon2(
         return Err(password_hash::Error::PasswordInvalid);
     };
     let params = Params::try_from(hash)?;
-    if params.m_cost() > MAX_ARGON2_M_KIB {
-        return Err(argon2::Error::MemoryTooMuch.into());
-    }
+    argon2_within_caps(&params)?;
     let algorithm = Algorithm::try_from(hash.algorithm.as_str())?;
     let version = hash
         .version
@@ -279,6 +293,18 @@ fn verify_argon2(
     } else {
         Err(password_hash::Error::PasswordInvalid)
     }
+}
+
+/// Refuses a memory cost above [`MAX_ARGON2_M_KIB`] and work above
+/// [`MAX_ARGON2_WORK_KIB`].
+fn argon2_within_caps(params: &Params) -> password_hash::Result<()> {
+    if params.m_cost() > MAX_ARGON2_M_KIB {
+        return Err(argon2::Error::MemoryTooMuch.into());
+    }
+    if u64::from(params.m_cost()) * u64::from(params.t_cost()) > MAX_ARGON2_WORK_KIB {
+        return Err(password_hash::Error::ParamInvalid { name: "t" });
+    }
+    Ok(())
 }
 
 /// The scheme of a stored hash, for log lines: the identifier between the
@@ -330,6 +356,16 @@ fn check(params: &Params, password: &[u8], hash: &str) -> PasswordCheck {
         if password.len() > BCRYPT_MAX_PASSWORD_BYTES {
             return PasswordCheck::Mismatch;
         }
+        match hash.parse::<bcrypt::HashParts>() {
+            Ok(parts) if parts.get_cost() > MAX_BCRYPT_COST => {
+                return unusable(
+                    hash,
+                    &format_args!("bcrypt cost {} is over {MAX_BCRYPT_COST}", parts.get_cost()),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => return unusable(hash, &e),
+        }
         match bcrypt::verify(password, hash) {
             Ok(true) => PasswordCheck::Match { needs_rehash: true },
             Ok(false) => PasswordCheck::Mismatch,
@@ -340,6 +376,16 @@ fn check(params: &Params, password: &[u8], hash: &str) -> PasswordCheck {
             Ok(parsed) => parsed,
             Err(e) => return unusable(hash, &e),
         };
+        match pbkdf2::Params::try_from(&parsed.params) {
+            Ok(p) if p.rounds() > MAX_PBKDF2_ROUNDS => {
+                return unusable(
+                    hash,
+                    &format_args!("{} PBKDF2 rounds are over {MAX_PBKDF2_ROUNDS}", p.rounds()),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => return unusable(hash, &e),
+        }
         let result = pbkdf2::Pbkdf2::SHA256.verify_password(password, &parsed);
         phc_result(result, hash, true)
     } else {
@@ -811,6 +857,50 @@ mod tests {
                 "{huge}"
             );
             assert!(start.elapsed() < std::time::Duration::from_millis(500));
+        }
+    }
+
+    /// A stored hash asking for more work than the caps is not run: a
+    /// mismatch at once, where running it would hold a hashing thread for
+    /// minutes (argon2, PBKDF2) or days (bcrypt cost 31).
+    #[tokio::test]
+    async fn stored_hash_with_huge_time_cost_is_refused_at_once() {
+        let h = fast();
+        let good = h.hash(secret("password123")).await.unwrap();
+        let at_cap = u32::try_from(MAX_ARGON2_WORK_KIB / 1024).unwrap();
+        // 1 MiB × 4096 passes is exactly the cap; 1 GiB × 4 too.
+        for (m, t, ok) in [
+            (1024, at_cap, true),
+            (1024, at_cap + 1, false),
+            (MAX_ARGON2_M_KIB, 4, true),
+            (MAX_ARGON2_M_KIB, 5, false),
+        ] {
+            let params = Params::new(m, t, 1, None).unwrap();
+            assert_eq!(argon2_within_caps(&params).is_ok(), ok, "m={m} t={t}");
+        }
+        assert!(good.as_str().contains("m=1024,t=1,"), "{}", good.as_str());
+        let argon2 = |t: &str| good.as_str().replace("t=1,", &format!("t={t},"));
+        let bcrypt = |cost: &str| BCRYPT.replacen("$10$", &format!("${cost}$"), 1);
+        let pbkdf2 = |i: &str| PBKDF2.replacen("i=600000", &format!("i={i}"), 1);
+        let over_cap = [
+            argon2(&(at_cap + 1).to_string()),
+            argon2(&u32::MAX.to_string()),
+            bcrypt("17"),
+            bcrypt("31"),
+            pbkdf2(&(MAX_PBKDF2_ROUNDS + 1).to_string()),
+            pbkdf2(&u32::MAX.to_string()),
+        ];
+        for huge in over_cap {
+            let start = std::time::Instant::now();
+            assert_eq!(
+                verify(&h, "password123", &huge).await,
+                PasswordCheck::Mismatch,
+                "{huge}"
+            );
+            assert!(
+                start.elapsed() < std::time::Duration::from_millis(500),
+                "{huge}"
+            );
         }
     }
 }
