@@ -83,6 +83,7 @@ on_both!(
     audit_log_filters_newest_first,
     audit_prune_deletes_the_oldest_in_batches,
     audit_rows_outlive_sessions_and_users,
+    writes_beside_fifty_rotations_all_land,
 );
 
 fn t(secs: i64) -> Timestamp {
@@ -1380,4 +1381,90 @@ async fn audit_rows_outlive_sessions_and_users(db: Database) {
         ]
     );
     assert!(rows.iter().all(|r| r.event.user == Some(owner.id)));
+}
+
+/// Single-statement writes (audit rows, throttle counts, a revocation) racing
+/// fifty rotations of one token: every write lands, exactly one rotation
+/// wins, and nothing deadlocks (on SQLite they all queue for the one writer).
+async fn writes_beside_fifty_rotations_all_land(db: Database) {
+    let store = SeaSessionStore::new(db.clone());
+    let log = SeaAuditLog::new(db.clone());
+    let throttle = Arc::new(SeaLoginThrottle::new(
+        db.clone(),
+        ThrottlePolicy {
+            max_failures: 100,
+            window: Duration::from_secs(60),
+        },
+    ));
+    let policy = TokenPolicy::default();
+    let owner = stored_user(&db, "wendy").await.id;
+    let rotated = login(&store, owner, t(0), &policy).await;
+    let other = login(&store, owner, t(0), &policy).await;
+    let key = ThrottleKey {
+        username: "wendy".into(),
+        client: "10.0.0.1".into(),
+    };
+    let phone = client("192.0.2.9", "phone/2.0");
+    let writes: Vec<_> = (0..40)
+        .map(|i| {
+            let (log, throttle, key, phone) =
+                (log.clone(), throttle.clone(), key.clone(), phone.clone());
+            tokio::spawn(async move {
+                let event = SecurityEvent::new(SecurityEventKind::LoginFailed, t(1), &phone)
+                    .username("wendy");
+                log.append(&event).await.expect("append");
+                if i % 2 == 0 {
+                    throttle
+                        .record_failure(&key, t(1))
+                        .await
+                        .expect("record_failure");
+                }
+            })
+        })
+        .collect();
+    let revoke = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .revoke(other.session.id, RevokeReason::Logout, t(1))
+                .await
+        })
+    };
+    let results = concurrently(&store, rotated.tokens[0].hash, t(1), policy, 50).await;
+    for w in writes {
+        w.await.expect("write task");
+    }
+    assert!(
+        revoke.await.expect("revoke task").expect("revoke"),
+        "the live session was revoked"
+    );
+    let rotations = results
+        .iter()
+        .filter(|(_, o)| matches!(o, RefreshOutcome::Rotated { .. }))
+        .count();
+    assert_eq!(rotations, 1);
+    assert_eq!(count_rows(&db, "audit_events").await, 40);
+    let blocked = SeaLoginThrottle::new(
+        db.clone(),
+        ThrottlePolicy {
+            max_failures: 20,
+            window: Duration::from_secs(60),
+        },
+    );
+    assert!(
+        blocked.blocked_for(&key, t(2)).await.unwrap().is_some(),
+        "20 failures counted"
+    );
+    let not_yet = SeaLoginThrottle::new(
+        db,
+        ThrottlePolicy {
+            max_failures: 21,
+            window: Duration::from_secs(60),
+        },
+    );
+    assert_eq!(
+        not_yet.blocked_for(&key, t(2)).await.unwrap(),
+        None,
+        "exactly 20"
+    );
 }

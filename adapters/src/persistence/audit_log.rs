@@ -125,6 +125,7 @@ impl SeaAuditLog {
                 .as_deref()
                 .map(|v| clean(v, MAX_USER_AGENT_CHARS))),
         };
+        let _turn = self.db.write_turn().await;
         audit_event::Entity::insert(row)
             .exec_without_returning(self.db.connection())
             .await

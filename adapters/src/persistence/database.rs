@@ -161,14 +161,22 @@ impl Database {
         }
     }
 
+    /// Waits for this process's turn to write (on SQLite; at once on
+    /// PostgreSQL). A single-statement write outside [`Self::begin_write`]
+    /// holds it while the statement runs, so it queues here behind a rotation
+    /// rather than in SQLite's busy timeout.
+    pub(crate) async fn write_turn(&self) -> Option<OwnedMutexGuard<()>> {
+        match &self.write_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        }
+    }
+
     /// Starts a transaction that will write. On SQLite it takes the write lock
     /// at once (`BEGIN IMMEDIATE`, after this process's other writers), so a
     /// read-then-write transaction can never fail halfway on a busy database.
     pub(crate) async fn begin_write(&self) -> Result<WriteTx, sea_orm::DbErr> {
-        let gate = match &self.write_gate {
-            Some(gate) => Some(gate.clone().lock_owned().await),
-            None => None,
-        };
+        let gate = self.write_turn().await;
         let options = TransactionOptions {
             sqlite_transaction_mode: gate.as_ref().map(|_| SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()

@@ -76,6 +76,7 @@ impl LoginThrottle for SeaLoginThrottle {
             window_start: Set(now_ms),
             failures: Set(1),
         };
+        let _turn = self.db.write_turn().await;
         login_failure::Entity::insert(row)
             .on_conflict(
                 OnConflict::columns([
@@ -98,6 +99,7 @@ impl LoginThrottle for SeaLoginThrottle {
         fields(db.system = self.db.system(), otel.kind = "client")
     )]
     async fn clear(&self, key: &ThrottleKey) -> anyhow::Result<()> {
+        let _turn = self.db.write_turn().await;
         login_failure::Entity::delete_by_id(row_key(key))
             .exec(self.db.connection())
             .await
@@ -111,6 +113,7 @@ impl LoginThrottle for SeaLoginThrottle {
         fields(db.system = self.db.system(), otel.kind = "client")
     )]
     async fn prune(&self, now: Timestamp) -> anyhow::Result<u64> {
+        let _turn = self.db.write_turn().await;
         let res = login_failure::Entity::delete_many()
             .filter(
                 login_failure::Column::WindowStart

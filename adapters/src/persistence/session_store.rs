@@ -278,6 +278,7 @@ impl SessionStore for SeaSessionStore {
         now: Timestamp,
     ) -> anyhow::Result<bool> {
         // Only a live session is revoked; the first revocation is kept.
+        let _turn = self.db.write_turn().await;
         let res = session::Entity::update_many()
             .col_expr(session::Column::RevokedAt, Expr::value(now.unix_millis()))
             .col_expr(session::Column::RevokeReason, Expr::value(reason.as_str()))

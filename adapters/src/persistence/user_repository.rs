@@ -39,6 +39,7 @@ impl UserRepository for SeaUserRepository {
             created_at: Set(u.created_at.unix_millis()),
             updated_at: Set(u.created_at.unix_millis()),
         };
+        let _turn = self.db.write_turn().await;
         match user::Entity::insert(row)
             .exec_without_returning(self.db.connection())
             .await
@@ -93,6 +94,7 @@ impl UserRepository for SeaUserRepository {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let _turn = self.db.write_turn().await;
         user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, Expr::value(hash.as_str()))
             .col_expr(user::Column::UpdatedAt, Expr::value(now))
