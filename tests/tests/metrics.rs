@@ -233,13 +233,53 @@ async fn websocket_connections_reauths_and_closes() {
     assert_eq!(error["payload"]["code"], "session_revoked", "{error}");
     assert_eq!(client.expect_close(5 * SECOND).await.unwrap(), Some(4003));
     let text = wait_for(addr, "authd_ws_connections", 0.0).await;
-    assert_series(&text, r#"authd_ws_closes_total{code="4003"}"#, 1.0);
+    assert_series(
+        &text,
+        r#"authd_ws_closes_total{by="server",code="4003"}"#,
+        1.0,
+    );
     assert_series(&text, "authd_ws_connections_total", 1.0);
     assert_eq!(
         text.matches("authd_ws_closes_total{").count(),
         1,
         "one close code only: {text}"
     );
+
+    // The peer's close frame (without a code: 1005), then a peer that just
+    // goes away (no close frame: 1006).
+    let session = app.signed_in("carol").await;
+    let path = format!("/ws?token={}", session.access);
+    for close_frame in [true, false] {
+        let mut client = Connect::with_token(&path)
+            .open(app.ws_addr)
+            .await
+            .unwrap()
+            .expect("admitted");
+        assert_eq!(
+            client.recv_json(5 * SECOND).await.unwrap()["type"],
+            "connected"
+        );
+        wait_for(addr, "authd_ws_connections", 1.0).await;
+        if close_frame {
+            client.close().await;
+        } else {
+            drop(client);
+        }
+        wait_for(addr, "authd_ws_connections", 0.0).await;
+        let text = scrape(addr).await;
+        assert_series(
+            &text,
+            r#"authd_ws_closes_total{by="client",code="1005"}"#,
+            1.0,
+        );
+        assert_eq!(
+            value(&text, r#"authd_ws_closes_total{by="client",code="1006"}"#),
+            (!close_frame).then_some(1.0),
+            "{text}"
+        );
+    }
+    let text = scrape(addr).await;
+    assert_eq!(text.matches("authd_ws_closes_total{").count(), 3, "{text}");
 
     // Shutdown closes the sockets with 1001 (read from the instruments: the
     // metrics listener is stopping too).
@@ -265,9 +305,17 @@ async fn websocket_connections_reauths_and_closes() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_series(&text, "authd_ws_connections", 0.0);
-    assert_series(&text, "authd_ws_connections_total", 2.0);
-    assert_series(&text, r#"authd_ws_closes_total{code="1001"}"#, 1.0);
-    assert_series(&text, r#"authd_ws_closes_total{code="4003"}"#, 1.0);
+    assert_series(&text, "authd_ws_connections_total", 4.0);
+    assert_series(
+        &text,
+        r#"authd_ws_closes_total{by="server",code="1001"}"#,
+        1.0,
+    );
+    assert_series(
+        &text,
+        r#"authd_ws_closes_total{by="server",code="4003"}"#,
+        1.0,
+    );
 }
 
 #[tokio::test]

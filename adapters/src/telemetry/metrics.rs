@@ -16,7 +16,7 @@
 //! | `authd_ws_connections` | gauge | |
 //! | `authd_ws_connections_total` | counter | |
 //! | `authd_ws_reauths_total` | counter | `outcome`: `success`, `failure` |
-//! | `authd_ws_closes_total` | counter | `code` |
+//! | `authd_ws_closes_total` | counter | `by`: `server`, `client`; `code` |
 //! | `authd_db_pool_connections` | gauge | `state`: `idle`, `in_use` |
 //! | `authd_db_pool_max_connections` | gauge | |
 
@@ -154,6 +154,26 @@ impl fmt::Debug for Metrics {
     }
 }
 
+/// Which side ended a WebSocket connection (the `by` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClosedBy {
+    /// The server sent a close frame, or dropped a silent or stuck peer.
+    Server,
+    /// The peer sent a close frame, or its connection ended without one.
+    Client,
+}
+
+impl ClosedBy {
+    /// The label value.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Server => "server",
+            Self::Client => "client",
+        }
+    }
+}
+
 impl Metrics {
     /// Instruments that record nothing (every call is a branch on `None`).
     pub fn disabled() -> Self {
@@ -244,7 +264,7 @@ impl Metrics {
             ),
             ws_closes: counter(
                 "authd_ws_closes_total",
-                "WebSocket connections the server closed, by close code",
+                "WebSocket connections ended, by who ended them and close code",
             ),
             meter,
             provider,
@@ -333,12 +353,18 @@ impl Metrics {
             .add(1, &[KeyValue::new("outcome", outcome)]);
     }
 
-    /// Counts a close frame the server sent with `code`.
-    pub fn ws_close(&self, code: u16) {
+    /// Counts the end of a WebSocket connection: the close code the server
+    /// sent or the peer's, 1005 for a peer's close without a code, 1006 for
+    /// a connection that ended without a close frame.
+    pub fn ws_close(&self, code: u16, by: ClosedBy) {
         let Some(inner) = &self.inner else { return };
-        inner
-            .ws_closes
-            .add(1, &[KeyValue::new("code", i64::from(code))]);
+        inner.ws_closes.add(
+            1,
+            &[
+                KeyValue::new("by", by.as_str()),
+                KeyValue::new("code", i64::from(code)),
+            ],
+        );
     }
 
     /// Reports the connection counts of `db`'s pool as
@@ -504,7 +530,8 @@ mod tests {
         let open = metrics.ws_connection();
         let _second = metrics.ws_connection();
         metrics.ws_reauth(true);
-        metrics.ws_close(4003);
+        metrics.ws_close(4003, ClosedBy::Server);
+        metrics.ws_close(1006, ClosedBy::Client);
         drop(open);
 
         let text = metrics.render();
@@ -542,7 +569,8 @@ mod tests {
             ("authd_ws_connections_total", 2.0),
             (r#"authd_ws_reauths_total{outcome="success"}"#, 1.0),
             (r#"authd_ws_reauths_total{outcome="failure"}"#, 0.0),
-            (r#"authd_ws_closes_total{code="4003"}"#, 1.0),
+            (r#"authd_ws_closes_total{by="server",code="4003"}"#, 1.0),
+            (r#"authd_ws_closes_total{by="client",code="1006"}"#, 1.0),
         ];
         for (series, want) in expect {
             assert_eq!(value(&text, series), Some(want), "{series} in\n{text}");
@@ -578,14 +606,14 @@ mod tests {
         metrics.http_request("GET", "/x", 200, Duration::ZERO);
         drop(metrics.ws_connection());
         metrics.ws_reauth(false);
-        metrics.ws_close(1001);
+        metrics.ws_close(1001, ClosedBy::Server);
         assert_eq!(metrics.render(), "");
     }
 
     #[tokio::test]
     async fn endpoint_serves_metrics_and_nothing_else() {
         let metrics = Metrics::new(None).unwrap();
-        metrics.ws_close(1001);
+        metrics.ws_close(1001, ClosedBy::Server);
         let ep = endpoint(metrics.clone());
         let ok = ep
             .get_response(Request::builder().uri_str("/metrics").finish())
@@ -594,7 +622,7 @@ mod tests {
         assert_eq!(ok.content_type(), Some(PROMETHEUS_CONTENT_TYPE));
         let body = ok.into_body().into_string().await.unwrap();
         assert_eq!(
-            value(&body, r#"authd_ws_closes_total{code="1001"}"#),
+            value(&body, r#"authd_ws_closes_total{by="server",code="1001"}"#),
             Some(1.0)
         );
         let other = ep

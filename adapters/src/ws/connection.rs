@@ -27,6 +27,7 @@ use super::admission::admit;
 use super::protocol::{self, BadMessage, ClientMessage, ErrorCode};
 use super::registry::{Doorbell, Registry};
 use crate::http::edge::{REQUEST_ID, request_id_of};
+use crate::telemetry::metrics::ClosedBy;
 
 /// A client has this long to complete its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -36,6 +37,10 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 const CLOSE_TOKEN_EXPIRED: u16 = 4001;
 /// Close code: the session was revoked.
 const CLOSE_SESSION_REVOKED: u16 = 4003;
+/// RFC 6455 §7.4.1: a close frame without a code (never sent on the wire).
+const CLOSE_NO_STATUS: u16 = 1005;
+/// RFC 6455 §7.4.1: the connection ended without a close frame (never sent).
+const CLOSE_ABNORMAL: u16 = 1006;
 
 type Ws = WebSocketStream<TokioAdapter<TcpStream>>;
 
@@ -114,6 +119,9 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Rec
 enum Ending {
     /// The peer closed, or the socket failed: nothing more to send.
     Gone,
+    /// The server gives up on the peer without a close frame (silent too
+    /// long, or not reading while a message waits to go out).
+    Dropped,
     /// Send an optional `error` message, then close with this code.
     Close(CloseCode, Option<String>),
     /// A message over the limit: close 1009 and stop reading frames.
@@ -142,6 +150,9 @@ struct Connection {
     last_seen: Instant,
     /// Next server ping.
     next_ping: Instant,
+    /// The code of the peer's close frame, once one came (1005 when it
+    /// carried none).
+    peer_close: Option<u16>,
 }
 
 impl Connection {
@@ -159,6 +170,7 @@ impl Connection {
             expire_at: now,
             last_seen: now,
             next_ping,
+            peer_close: None,
         };
         conn.arm_expiry();
         conn
@@ -259,7 +271,7 @@ impl Connection {
         }
         if now >= self.last_seen + self.shared.config.peer_timeout {
             tracing::debug!("peer silent too long, dropping");
-            return Err(Ending::Gone);
+            return Err(Ending::Dropped);
         }
         let mut sleep = sleep;
         let warn_due = self.warn_at.is_some_and(|at| now >= at);
@@ -310,11 +322,13 @@ impl Connection {
                 Err(bad) => bad_message(bad),
             },
             Message::Binary(_) => bad_message(BadMessage::Binary),
-            // Pongs are answered by tungstenite; a close is answered and then
-            // the stream ends.
-            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {
+            // A close is answered by tungstenite, and then the stream ends.
+            Message::Close(frame) => {
+                self.peer_close = Some(frame.map_or(CLOSE_NO_STATUS, |f| f.code.into()));
                 return Ok(());
             }
+            // Pings are answered by tungstenite.
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Ok(()),
         };
         self.send(reply, sleep, stop).await
     }
@@ -386,18 +400,24 @@ impl Connection {
                 tracing::debug!(error = %e, "websocket write failed");
                 Ending::Gone
             }),
-            () = sleep => Err(Ending::Gone),
-            () = bell.notified() => Err(Ending::Gone),
-            _ = stop.changed() => Err(Ending::Gone),
+            () = sleep => Err(Ending::Dropped),
+            () = bell.notified() => Err(Ending::Dropped),
+            _ = stop.changed() => Err(Ending::Dropped),
         }
     }
 
     /// Says goodbye the way `ending` asks.
     async fn finish(mut self, ending: Ending) {
+        let shared = Arc::clone(&self.shared);
+        let metrics = &shared.config.metrics;
         match ending {
-            Ending::Gone => {}
+            Ending::Gone => {
+                let code = self.peer_close.unwrap_or(CLOSE_ABNORMAL);
+                metrics.ws_close(code, ClosedBy::Client);
+            }
+            Ending::Dropped => metrics.ws_close(CLOSE_ABNORMAL, ClosedBy::Server),
             Ending::Close(code, text) => {
-                self.shared.config.metrics.ws_close(code.into());
+                metrics.ws_close(code.into(), ClosedBy::Server);
                 let goodbye = async {
                     if let Some(text) = text {
                         // Queued, then flushed with the close frame: one write.
@@ -417,7 +437,7 @@ impl Connection {
             }
             Ending::Oversize => {
                 tracing::debug!("message over the size limit");
-                self.shared.config.metrics.ws_close(CloseCode::Size.into());
+                metrics.ws_close(CloseCode::Size.into(), ClosedBy::Server);
                 let goodbye = async {
                     let frame = CloseFrame {
                         code: CloseCode::Size,
