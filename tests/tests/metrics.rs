@@ -13,7 +13,7 @@ use authd::Config;
 use authd::wiring::Services;
 use integration_tests::app::{Backend, PASSWORD, TestApp, TestOptions, spawn_app, test_keys};
 use integration_tests::otlp::OtlpReceiver;
-use integration_tests::ws_client::Connect;
+use integration_tests::ws_client::{Connect, WsClient};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::metric;
@@ -189,6 +189,19 @@ async fn rest_scenario_counts_logins_refreshes_revocations_and_requests() {
     assert!(login_seconds > 0.0 && login_seconds < 60.0, "{text}");
 }
 
+/// A socket opened with `access`, past its `connected` message.
+async fn connected(app: &TestApp, access: &str) -> WsClient {
+    let path = format!("/ws?token={access}");
+    let mut client = Connect::with_token(&path)
+        .open(app.ws_addr)
+        .await
+        .unwrap()
+        .expect("admitted");
+    let hello = client.recv_json(5 * SECOND).await.unwrap();
+    assert_eq!(hello["type"], "connected", "{hello}");
+    client
+}
+
 #[tokio::test]
 async fn websocket_connections_reauths_and_closes() {
     let app = metrics_app(10 * SECOND).await;
@@ -198,14 +211,7 @@ async fn websocket_connections_reauths_and_closes() {
     assert_series(&text, "authd_ws_connections", 0.0);
     assert_series(&text, "authd_ws_connections_total", 0.0);
 
-    let path = format!("/ws?token={}", session.access);
-    let mut client = Connect::with_token(&path)
-        .open(app.ws_addr)
-        .await
-        .unwrap()
-        .expect("admitted");
-    let hello = client.recv_json(5 * SECOND).await.unwrap();
-    assert_eq!(hello["type"], "connected", "{hello}");
+    let mut client = connected(&app, &session.access).await;
     let text = scrape(addr).await;
     assert_series(&text, "authd_ws_connections", 1.0);
     assert_series(&text, "authd_ws_connections_total", 1.0);
@@ -248,17 +254,8 @@ async fn websocket_connections_reauths_and_closes() {
     // The peer's close frame (without a code: 1005), then a peer that just
     // goes away (no close frame: 1006).
     let session = app.signed_in("carol").await;
-    let path = format!("/ws?token={}", session.access);
     for close_frame in [true, false] {
-        let mut client = Connect::with_token(&path)
-            .open(app.ws_addr)
-            .await
-            .unwrap()
-            .expect("admitted");
-        assert_eq!(
-            client.recv_json(5 * SECOND).await.unwrap()["type"],
-            "connected"
-        );
+        let client = connected(&app, &session.access).await;
         wait_for(addr, "authd_ws_connections", 1.0).await;
         if close_frame {
             client.close().await;
@@ -284,16 +281,7 @@ async fn websocket_connections_reauths_and_closes() {
     // Shutdown closes the sockets with 1001 (read from the instruments: the
     // metrics listener is stopping too).
     let session = app.signed_in("bob2").await;
-    let path = format!("/ws?token={}", session.access);
-    let mut client = Connect::with_token(&path)
-        .open(app.ws_addr)
-        .await
-        .unwrap()
-        .expect("admitted");
-    assert_eq!(
-        client.recv_json(5 * SECOND).await.unwrap()["type"],
-        "connected"
-    );
+    let mut client = connected(&app, &session.access).await;
     app.running.shutdown();
     assert_eq!(client.expect_close(5 * SECOND).await.unwrap(), Some(1001));
     let deadline = Instant::now() + 5 * SECOND;
