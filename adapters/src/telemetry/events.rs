@@ -1,6 +1,9 @@
 //! The [`SecurityEvents`] port: counts every event, writes the audited ones
 //! to the `audit` log target and, with a store, to the `audit_events` table.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use application::ports::{SecurityEvent, SecurityEventKind, SecurityEvents};
 use async_trait::async_trait;
 use domain::Timestamp;
@@ -8,11 +11,22 @@ use domain::Timestamp;
 use super::Metrics;
 use crate::persistence::SeaAuditLog;
 
+/// After a throttled attempt of a (username, client address) pair is logged
+/// and stored, the pair's further throttled attempts are only counted for
+/// this long. Someone retrying a locked name as fast as they can would
+/// otherwise write one row and one warning per request, where a rejected
+/// attempt costs the server no hashing.
+const THROTTLED_QUIET_MS: i64 = 60_000;
+/// Pairs remembered for [`THROTTLED_QUIET_MS`]; past this many (a spread
+/// attack), the expired ones are forgotten, then all of them.
+const THROTTLED_PAIRS: usize = 4096;
+
 /// Records security events.
 #[derive(Debug, Clone)]
 pub struct EventRecorder {
     metrics: Metrics,
     store: Option<SeaAuditLog>,
+    throttled: Arc<Mutex<HashMap<(String, String), i64>>>,
 }
 
 impl EventRecorder {
@@ -21,7 +35,38 @@ impl EventRecorder {
         Self {
             metrics,
             store: None,
+            throttled: Arc::default(),
         }
+    }
+
+    /// Whether `event` should be logged and stored: always, but for a
+    /// throttled attempt of a pair already reported within
+    /// [`THROTTLED_QUIET_MS`].
+    fn worth_reporting(&self, event: &SecurityEvent) -> bool {
+        if event.kind != SecurityEventKind::LoginThrottled {
+            return true;
+        }
+        let pair = (
+            event.username.as_deref().unwrap_or_default().to_lowercase(),
+            event.client.ip.clone().unwrap_or_default(),
+        );
+        let now = event.at.unix_millis();
+        let quiet = |at: i64| (0..THROTTLED_QUIET_MS).contains(&(now - at));
+        let mut reported = self
+            .throttled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if reported.get(&pair).is_some_and(|&at| quiet(at)) {
+            return false;
+        }
+        if reported.len() >= THROTTLED_PAIRS {
+            reported.retain(|_, at| quiet(*at));
+            if reported.len() >= THROTTLED_PAIRS {
+                reported.clear();
+            }
+        }
+        reported.insert(pair, now);
+        true
     }
 
     /// Also persists audited events to `store` (and prunes it).
@@ -36,7 +81,7 @@ impl EventRecorder {
 impl SecurityEvents for EventRecorder {
     async fn record(&self, event: &SecurityEvent) -> anyhow::Result<()> {
         self.metrics.security_event(event);
-        if !event.kind.is_audited() {
+        if !event.kind.is_audited() || !self.worth_reporting(event) {
             return Ok(());
         }
         log(event);
@@ -199,6 +244,95 @@ mod tests {
                 .await
                 .unwrap(),
             0
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn repeated_throttled_attempts_are_counted_but_reported_once_a_minute() {
+        let capture = Capture::default();
+        let _guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        db.migrate().await.unwrap();
+        let store = SeaAuditLog::new(db);
+        let metrics = Metrics::new(None).unwrap();
+        let recorder = EventRecorder::new(metrics.clone()).with_store(store.clone());
+        let client = |ip: &str| ClientInfo {
+            ip: Some(ip.into()),
+            user_agent: None,
+        };
+        let at = |ms: i64| Timestamp::from_unix_millis(1_800_000_000_000 + ms);
+        let attempts = [
+            ("alice", "192.0.2.1", 0, true),
+            ("Alice", "192.0.2.1", 1_000, false),
+            ("alice", "192.0.2.1", 59_999, false),
+            ("alice", "192.0.2.2", 30_000, true),
+            ("bob", "192.0.2.1", 30_000, true),
+            ("alice", "192.0.2.1", 60_000, true),
+            ("alice", "192.0.2.1", 60_001, false),
+        ];
+        for (name, ip, ms, _) in attempts {
+            let event = SecurityEvent::new(K::LoginThrottled, at(ms), &client(ip)).username(name);
+            recorder.record(&event).await.unwrap();
+        }
+        // Other kinds are never held back.
+        for ms in [0, 1] {
+            let event =
+                SecurityEvent::new(K::LoginFailed, at(ms), &client("192.0.2.1")).username("alice");
+            recorder.record(&event).await.unwrap();
+        }
+
+        let reported: Vec<_> = attempts
+            .iter()
+            .filter(|a| a.3)
+            .map(|a| (a.1, a.2))
+            .collect();
+        let stored = store
+            .recent(&AuditFilter {
+                kind: Some(K::LoginThrottled),
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        let mut stored: Vec<_> = stored
+            .iter()
+            .map(|r| {
+                (
+                    r.event.client.ip.clone().unwrap(),
+                    r.event.at.unix_millis() - 1_800_000_000_000,
+                )
+            })
+            .collect();
+        stored.sort_by_key(|s| (s.1, s.0.clone()));
+        let mut want: Vec<_> = reported
+            .iter()
+            .map(|(ip, ms)| ((*ip).to_owned(), *ms))
+            .collect();
+        want.sort_by_key(|w| (w.1, w.0.clone()));
+        assert_eq!(stored, want);
+        let warnings = capture
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.0 == "audit" && l.2["kind"] == "login_throttled")
+            .count();
+        assert_eq!(warnings, reported.len());
+        let failed = store
+            .recent(&AuditFilter {
+                kind: Some(K::LoginFailed),
+                ..AuditFilter::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 2);
+        let text = metrics.render();
+        assert!(
+            text.contains(&format!(
+                r#"authd_logins_total{{outcome="throttled"}} {}"#,
+                attempts.len()
+            )),
+            "{text}"
         );
     }
 }
