@@ -2,7 +2,8 @@
 //! W3C `traceparent` arrives at an in-process OTLP/HTTP receiver as a server
 //! span under the caller's span, with the use case, a database call, the
 //! password check and the signing below it, and no secret in any attribute;
-//! a WebSocket connection with a `traceparent` continues its caller's trace.
+//! a WebSocket connection with a `traceparent` continues its caller's trace,
+//! and each `reauth` on it is a span of its own, exported at once.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -87,6 +88,25 @@ fn attribute_texts(span: &Span) -> Vec<String> {
     }
     out.extend(span.events.iter().map(|e| e.name.clone()));
     out
+}
+
+/// Polls the receiver until `pick` finds what it wants in the spans so far.
+async fn wait_for_spans<T>(
+    receiver: &OtlpReceiver,
+    within: Duration,
+    pick: impl Fn(&[Span]) -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        let spans: Vec<Span> = all_spans(receiver).into_iter().map(|(_, s)| s).collect();
+        if let Some(found) = pick(&spans) {
+            return Some(found);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -372,23 +392,58 @@ async fn login_spans_arrive_with_parent_links_and_no_secrets() -> Result<()> {
         .map_err(|r| anyhow::anyhow!("websocket handshake refused with {}", r.status))?;
     let hello = socket.recv_json(Duration::from_secs(5)).await?;
     assert_eq!(hello["type"], "connected");
+    // Each reauth is a span of its own, exported while the socket stays open.
+    for (token, outcome) in [
+        (access_token.as_str(), "success"),
+        ("not.a.token", "failure"),
+    ] {
+        socket
+            .send_json(&serde_json::json!({"type": "reauth", "access": token}))
+            .await?;
+        let answer = socket.recv_json(Duration::from_secs(5)).await?;
+        assert_eq!(
+            answer["type"] == "reauth_success",
+            outcome == "success",
+            "{answer}"
+        );
+    }
+    let reauths = wait_for_spans(&receiver, Duration::from_secs(15), |spans| {
+        let found: Vec<Span> = spans
+            .iter()
+            .filter(|s| s.name == "ws.reauth" && hex(&s.trace_id) == ws_trace)
+            .cloned()
+            .collect();
+        (found.len() == 2).then_some(found)
+    })
+    .await
+    .context("two ws.reauth spans while the socket is open")?;
+    let mut reauths = reauths;
+    reauths.sort_by_key(|s| s.start_time_unix_nano);
+    let outcomes: Vec<_> = reauths
+        .iter()
+        .map(|s| string_attr(&s.attributes, "outcome"))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [Some("success".to_owned()), Some("failure".to_owned())]
+    );
     socket.close().await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let ws = loop {
-        let found = all_spans(&receiver)
-            .into_iter()
-            .map(|(_, s)| s)
-            .find(|s| s.name == "ws" && hex(&s.trace_id) == ws_trace);
-        if let Some(span) = found {
-            break span;
-        }
-        if Instant::now() > deadline {
-            bail!("no ws span in trace {ws_trace} within 15 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let ws = wait_for_spans(&receiver, Duration::from_secs(15), |spans| {
+        spans
+            .iter()
+            .find(|s| s.name == "ws" && hex(&s.trace_id) == ws_trace)
+            .cloned()
+    })
+    .await
+    .with_context(|| format!("no ws span in trace {ws_trace} within 15 s"))?;
     assert_eq!(hex(&ws.parent_span_id), ws_parent, "parent = traceparent");
     assert_eq!(ws.kind, SpanKind::Server as i32);
+    for reauth in &reauths {
+        assert_eq!(
+            reauth.parent_span_id, ws.span_id,
+            "ws.reauth is a child of ws"
+        );
+    }
 
     // No secret anywhere: attributes, event fields, or the raw export bytes
     // (the WebSocket's token travelled in its URL).

@@ -341,21 +341,37 @@ impl Connection {
         }
     }
 
+    /// A `reauth`, in a span of its own under the connection's (exported
+    /// when it ends, not when the socket closes), counted by outcome.
     fn reauth(&mut self, token: &str) -> String {
+        let span = tracing::info_span!("ws.reauth", outcome = tracing::field::Empty);
+        let _entered = span.enter();
+        let (accepted, reply) = self.check_reauth(token);
+        self.shared.config.metrics.ws_reauth(accepted);
+        span.record("outcome", if accepted { "success" } else { "failure" });
+        reply
+    }
+
+    /// Checks a `reauth` token and adopts its claims: whether it was
+    /// accepted, and the answer.
+    fn check_reauth(&mut self, token: &str) -> (bool, String) {
         let claims = match self.auth().verify_access_with_leeway(token, 0) {
             Ok(claims) => claims,
             Err(e) => {
-                self.shared.config.metrics.ws_reauth(false);
                 tracing::debug!(reason = %e, "reauth refused");
-                return protocol::error(ErrorCode::ReauthFailed, "the access token is not valid");
+                let text =
+                    protocol::error(ErrorCode::ReauthFailed, "the access token is not valid");
+                return (false, text);
             }
         };
         if claims.sub != self.claims.sub {
             tracing::warn!(other_user = %claims.sub, "reauth with another user's token refused");
-            self.shared.config.metrics.ws_reauth(false);
-            return protocol::error(
-                ErrorCode::ReauthFailed,
-                "the access token belongs to another user",
+            return (
+                false,
+                protocol::error(
+                    ErrorCode::ReauthFailed,
+                    "the access token belongs to another user",
+                ),
             );
         }
         if claims.sid != self.claims.sid {
@@ -370,9 +386,8 @@ impl Connection {
         }
         self.claims = claims;
         self.arm_expiry();
-        self.shared.config.metrics.ws_reauth(true);
         tracing::debug!(expires_at = self.claims.exp, "reauth");
-        protocol::reauth_success(self.claims.exp)
+        (true, protocol::reauth_success(self.claims.exp))
     }
 
     async fn send(
