@@ -46,8 +46,9 @@ impl EventRecorder {
         if event.kind != SecurityEventKind::LoginThrottled {
             return true;
         }
+        // The event's username is already case-folded and cut at 64 characters.
         let pair = (
-            event.username.as_deref().unwrap_or_default().to_lowercase(),
+            event.username.clone().unwrap_or_default(),
             event.client.ip.clone().unwrap_or_default(),
         );
         let now = event.at.unix_millis();
