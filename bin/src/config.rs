@@ -281,21 +281,27 @@ fn otlp_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<OtlpConfi
     let Some(endpoint) = get("OTEL_EXPORTER_OTLP_ENDPOINT") else {
         return Ok(None);
     };
-    // The exporter's client speaks plain HTTP only: TLS to a remote collector
-    // belongs to a local collector or agent next to the service.
-    if endpoint.starts_with("https://") {
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
         return Err(ConfigError {
             variable: "OTEL_EXPORTER_OTLP_ENDPOINT",
-            reason: "https:// is not supported: point it at a collector or agent on the \
-                     local network over http:// (it can forward over TLS)"
-                .into(),
+            reason: format!("{endpoint:?} is not an http:// or https:// URL"),
         });
     }
-    if !endpoint.starts_with("http://") {
-        return Err(ConfigError {
-            variable: "OTEL_EXPORTER_OTLP_ENDPOINT",
-            reason: format!("{endpoint:?} is not an http:// URL"),
-        });
+    // Client certificates (mutual TLS) are not supported: refused rather
+    // than silently exporting without them.
+    for variable in [
+        "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+    ] {
+        if get(variable).is_some() {
+            return Err(ConfigError {
+                variable,
+                reason: "client certificates (mutual TLS) are not supported: use \
+                         OTEL_EXPORTER_OTLP_HEADERS for credentials, or a collector \
+                         next to the service"
+                    .into(),
+            });
+        }
     }
     match get("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
         None | Some("http/protobuf") => {}
@@ -323,6 +329,7 @@ fn otlp_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<OtlpConfi
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(OtlpConfig {
         endpoint: endpoint.trim_end_matches('/').to_owned(),
+        certificate: get("OTEL_EXPORTER_OTLP_CERTIFICATE").map(PathBuf::from),
         service_name: get("OTEL_SERVICE_NAME").unwrap_or_else(|| "authd".into()),
         headers,
     }))
@@ -451,7 +458,7 @@ mod tests {
         }
     }
     #[test]
-    fn otlp_export_is_off_unless_an_http_endpoint_is_given() {
+    fn otlp_export_is_off_unless_an_http_or_https_endpoint_is_given() {
         assert_eq!(with(&[]).unwrap().otlp, None);
         let on = with(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
@@ -479,10 +486,32 @@ mod tests {
                 .otlp,
             None
         );
+        let tls = with(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c.example/"),
+            (
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                "/etc/authd/collector-ca.pem",
+            ),
+        ])
+        .unwrap()
+        .otlp
+        .unwrap();
+        assert_eq!(tls.endpoint, "https://c.example");
+        assert_eq!(
+            tls.certificate.as_deref(),
+            Some(std::path::Path::new("/etc/authd/collector-ca.pem"))
+        );
         for (vars, variable) in [
             (
-                vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4318")],
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                vec![endpoint, ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/k.pem")],
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            ),
+            (
+                vec![
+                    endpoint,
+                    ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/c.pem"),
+                ],
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
             ),
             (
                 vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "c:4318")],

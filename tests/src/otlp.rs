@@ -81,6 +81,45 @@ impl OtlpReceiver {
         })
     }
 
+    /// Serves TLS with `cert_pem` and `key_pem` on a free loopback port and
+    /// passes the decrypted bytes on to the receiver: point an exporter at
+    /// `https://{that address}`. Serves until the runtime ends.
+    ///
+    /// # Errors
+    /// The certificate or key does not parse, or no port can be bound.
+    pub async fn tls_front(&self, cert_pem: &[u8], key_pem: &[u8]) -> anyhow::Result<SocketAddr> {
+        use tokio_rustls::rustls::ServerConfig;
+        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        let certs = CertificateDer::pem_slice_iter(cert_pem).collect::<Result<Vec<_>, _>>()?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem)?;
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let backend = self.addr;
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut plain) = tokio::net::TcpStream::connect(backend).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        Ok(addr)
+    }
+
     /// Every trace export received so far, in arrival order.
     #[must_use]
     pub fn traces(&self) -> Vec<ExportTraceServiceRequest> {

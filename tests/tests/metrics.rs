@@ -401,6 +401,7 @@ async fn otlp_export_carries_the_same_instruments_and_flushes_at_stop() {
         api_addr: "127.0.0.1:0".parse().unwrap(),
         otlp: Some(OtlpConfig {
             endpoint: format!("http://{}", receiver.addr),
+            certificate: None,
             service_name: "authd-metrics-test".into(),
             headers: vec![("x-test".into(), "1".into())],
         }),
@@ -453,4 +454,81 @@ async fn otlp_export_carries_the_same_instruments_and_flushes_at_stop() {
         service,
         Some(any_value::Value::StringValue("authd-metrics-test".into()))
     );
+}
+
+/// Starts the API with metrics exported to `otlp` and stops it at once (the
+/// stop flushes one export).
+async fn start_and_stop(otlp: OtlpConfig) -> anyhow::Result<()> {
+    let config = Config {
+        database_url: integration_tests::postgres::fresh_sqlite_url(),
+        api_addr: "127.0.0.1:0".parse().unwrap(),
+        otlp: Some(otlp),
+        ..Config::default()
+    };
+    let keys = tokio::task::spawn_blocking(test_keys).await.unwrap();
+    let running = authd::start(&config, keys, Services::Api).await?;
+    running.shutdown();
+    running.wait().await?;
+    Ok(())
+}
+
+/// OTLP to an `https://` collector: exports arrive when its certificate is
+/// the one `OTEL_EXPORTER_OTLP_CERTIFICATE` names, none with the built-in
+/// roots (which do not hold a self-signed certificate), and a certificate
+/// file that cannot be read stops the start with its path.
+#[tokio::test]
+async fn otlp_export_over_https_trusts_the_given_certificate_only() {
+    let dir = integration_tests::process::temp_dir("authd-otlp-tls").unwrap();
+    let script = integration_tests::process::workspace_root().join("infra/nginx/make-dev-cert.sh");
+    let made = std::process::Command::new("sh")
+        .arg(script)
+        .arg(&dir)
+        .output()
+        .expect("make-dev-cert.sh (needs openssl)");
+    assert!(made.status.success(), "{made:?}");
+    let (cert, key) = (dir.join("dev.crt"), dir.join("dev.key"));
+    let receiver = OtlpReceiver::start().await.unwrap();
+    let front = receiver
+        .tls_front(
+            &std::fs::read(&cert).unwrap(),
+            &std::fs::read(&key).unwrap(),
+        )
+        .await
+        .unwrap();
+    let otlp = |certificate: Option<&std::path::Path>| OtlpConfig {
+        endpoint: format!("https://localhost:{}", front.port()),
+        certificate: certificate.map(Into::into),
+        service_name: "authd-tls-test".into(),
+        headers: Vec::new(),
+    };
+
+    start_and_stop(otlp(None)).await.unwrap();
+    assert!(
+        receiver.metrics().is_empty(),
+        "exported to an untrusted collector"
+    );
+
+    start_and_stop(otlp(Some(&cert))).await.unwrap();
+    let exports = receiver.metrics();
+    assert!(!exports.is_empty(), "no export over TLS");
+    let service = exports[0]
+        .resource_metrics
+        .iter()
+        .filter_map(|r| r.resource.as_ref())
+        .flat_map(|r| &r.attributes)
+        .find(|kv| kv.key == "service.name")
+        .and_then(|kv| kv.value.as_ref()?.value.clone());
+    assert_eq!(
+        service,
+        Some(any_value::Value::StringValue("authd-tls-test".into()))
+    );
+
+    let missing = dir.join("no-such.pem");
+    let error = start_and_stop(otlp(Some(&missing))).await.unwrap_err();
+    assert!(
+        format!("{error:#}").contains(&missing.display().to_string()),
+        "{error:#}"
+    );
+    receiver.stop();
+    let _ = std::fs::remove_dir_all(&dir);
 }

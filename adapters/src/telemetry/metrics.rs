@@ -213,7 +213,7 @@ impl Metrics {
             let headers: HashMap<String, String> = otlp.headers.iter().cloned().collect();
             let exporter = opentelemetry_otlp::MetricExporter::builder()
                 .with_http()
-                .with_http_client(TokioHttpClient::current())
+                .with_http_client(TokioHttpClient::current(otlp)?)
                 .with_endpoint(format!(
                     "{}/v1/metrics",
                     otlp.endpoint.trim_end_matches('/')

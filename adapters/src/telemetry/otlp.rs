@@ -5,8 +5,13 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OtlpConfig {
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`: the collector's base URL, e.g.
-    /// `http://127.0.0.1:4318`; signals go to `/v1/traces` and `/v1/metrics` under it.
+    /// `http://127.0.0.1:4318` or `https://otlp.example.com`; signals go to
+    /// `/v1/traces` and `/v1/metrics` under it.
     pub endpoint: String,
+    /// `OTEL_EXPORTER_OTLP_CERTIFICATE`: a PEM file of the certificates an
+    /// `https://` collector's chain must end in, instead of the Mozilla roots
+    /// built in (webpki-roots).
+    pub certificate: Option<PathBuf>,
     /// `OTEL_SERVICE_NAME` (default `authd`).
     pub service_name: String,
     /// `OTEL_EXPORTER_OTLP_HEADERS`: `key=value` pairs sent with every export.
@@ -14,15 +19,22 @@ pub struct OtlpConfig {
 }
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
 use opentelemetry_http::hyper::HyperClient;
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::{ClientConfig, RootCertStore};
 
 /// The resource every exported signal carries: `service.name` (from
 /// `OTEL_SERVICE_NAME`) and `service.version` (this build), plus what the
@@ -47,14 +59,14 @@ pub fn resource(config: &OtlpConfig) -> Resource {
 /// a thread that is not a runtime worker (the export needs the runtime).
 ///
 /// # Errors
-/// The endpoint is not a valid URI.
+/// The endpoint is not a valid URI, or the certificate file cannot be read.
 ///
 /// # Panics
 /// When called outside a Tokio runtime.
 pub fn tracer_provider(config: &OtlpConfig) -> anyhow::Result<SdkTracerProvider> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
-        .with_http_client(TokioHttpClient::current())
+        .with_http_client(TokioHttpClient::current(config)?)
         .with_endpoint(format!("{}/v1/traces", config.endpoint))
         .with_timeout(EXPORT_TIMEOUT)
         .with_headers(config.headers.iter().cloned().collect::<HashMap<_, _>>())
@@ -69,7 +81,8 @@ pub fn tracer_provider(config: &OtlpConfig) -> anyhow::Result<SdkTracerProvider>
 /// How long one export may take.
 pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The OTLP HTTP client: hyper, driven on the service's Tokio runtime.
+/// The OTLP HTTP client: hyper (with rustls for `https://`), driven on the
+/// service's Tokio runtime.
 ///
 /// The SDK's batch span processor and periodic metric reader export from
 /// threads of their own with a plain `block_on`, where hyper finds no Tokio
@@ -78,20 +91,61 @@ pub const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct TokioHttpClient {
     runtime: tokio::runtime::Handle,
-    inner: HyperClient,
+    inner: HyperClient<HttpsConnector<HttpConnector>>,
 }
 
 impl TokioHttpClient {
-    /// A client on the current Tokio runtime.
+    /// A client for `config`'s collector on the current Tokio runtime:
+    /// plain HTTP for `http://`, TLS 1.2/1.3 for `https://`, verified
+    /// against `config.certificate` or the built-in Mozilla roots.
+    ///
+    /// # Errors
+    /// The certificate file cannot be read or holds no certificate.
     ///
     /// # Panics
     /// When called outside a Tokio runtime.
-    pub fn current() -> Self {
-        Self {
+    pub fn current(config: &OtlpConfig) -> anyhow::Result<Self> {
+        let tls = tls_config(config.certificate.as_deref())?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(Self {
             runtime: tokio::runtime::Handle::current(),
-            inner: HyperClient::with_default_connector(EXPORT_TIMEOUT, None),
-        }
+            inner: HyperClient::new(connector, EXPORT_TIMEOUT, None),
+        })
     }
+}
+
+/// The TLS client settings for the collector: rustls on ring, the roots
+/// from `certificate` (PEM) or Mozilla's.
+fn tls_config(certificate: Option<&Path>) -> anyhow::Result<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    match certificate {
+        Some(path) => {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
+                .and_then(Iterator::collect)
+                .with_context(|| format!("reading certificates from {}", path.display()))?;
+            for cert in certs {
+                roots
+                    .add(cert)
+                    .with_context(|| format!("a certificate in {}", path.display()))?;
+            }
+            anyhow::ensure!(
+                !roots.is_empty(),
+                "{} holds no PEM certificate",
+                path.display()
+            );
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS settings")?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 #[async_trait]
