@@ -158,3 +158,36 @@ impl HttpClient for TokioHttpClient {
             .map_err(|e| Box::new(e) as HttpError)?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::tls_config;
+
+    #[test]
+    fn certificate_files_must_hold_a_certificate() {
+        assert!(tls_config(None).is_ok(), "the built-in roots");
+        let path = std::env::temp_dir().join(format!("authd-otlp-{}.pem", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "not a certificate\n").unwrap();
+        let empty = tls_config(Some(&path)).unwrap_err();
+        assert!(
+            format!("{empty:#}").contains("holds no PEM certificate"),
+            "{empty:#}"
+        );
+        std::fs::write(
+            &path,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let bad = tls_config(Some(&path)).unwrap_err();
+        assert!(
+            format!("{bad:#}").contains(&path.display().to_string()),
+            "{bad:#}"
+        );
+        std::fs::remove_file(&path).unwrap();
+        let missing = tls_config(Some(&path)).unwrap_err();
+        assert!(
+            format!("{missing:#}").contains("reading certificates"),
+            "{missing:#}"
+        );
+    }
+}
