@@ -166,14 +166,20 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn audited_kinds_are_logged_and_stored_routine_ones_only_counted() {
+    /// Log lines captured on this thread (while the guard lives), and an
+    /// audit store on an in-memory SQLite.
+    async fn capture_and_store() -> (Capture, tracing::subscriber::DefaultGuard, SeaAuditLog) {
         let capture = Capture::default();
-        let _guard =
+        let guard =
             tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
         let db = Database::connect("sqlite::memory:").await.unwrap();
         db.migrate().await.unwrap();
-        let store = SeaAuditLog::new(db);
+        (capture, guard, SeaAuditLog::new(db))
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn audited_kinds_are_logged_and_stored_routine_ones_only_counted() {
+        let (capture, _guard, store) = capture_and_store().await;
         let recorder = EventRecorder::new(Metrics::disabled()).with_store(store.clone());
 
         let client = ClientInfo {
@@ -250,12 +256,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn repeated_throttled_attempts_are_counted_but_reported_once_a_minute() {
-        let capture = Capture::default();
-        let _guard =
-            tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
-        let db = Database::connect("sqlite::memory:").await.unwrap();
-        db.migrate().await.unwrap();
-        let store = SeaAuditLog::new(db);
+        let (capture, _guard, store) = capture_and_store().await;
         let metrics = Metrics::new(None).unwrap();
         let recorder = EventRecorder::new(metrics.clone()).with_store(store.clone());
         let client = |ip: &str| ClientInfo {
