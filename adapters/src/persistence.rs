@@ -1,5 +1,6 @@
 //! Persistence: SeaORM repositories for PostgreSQL and SQLite (one code path),
-//! and the revocation bus (PostgreSQL `LISTEN/NOTIFY`, or in-process).
+//! and the revocation bus (PostgreSQL `LISTEN/NOTIFY`, or in-process), both
+//! under a read of recent revocations every second.
 //!
 //! The rule that a replayed refresh token revokes its family lives in
 //! `domain::decide_refresh`; [`SeaSessionStore`]'s `refresh` applies it in one
@@ -11,6 +12,8 @@ mod entities;
 mod local_revocation_bus;
 mod login_throttle;
 mod pg_revocation_bus;
+mod polling_revocation_bus;
+mod revocation_feed;
 mod session_store;
 mod user_repository;
 
@@ -18,6 +21,8 @@ pub use audit_log::{AuditFilter, SeaAuditLog, StoredAuditEvent};
 pub use database::Database;
 pub use local_revocation_bus::LocalRevocationBus;
 pub use login_throttle::SeaLoginThrottle;
-pub use pg_revocation_bus::{PgRevocationBus, REVOCATION_CHANNEL};
+pub use pg_revocation_bus::{FEED_APPLICATION_NAME, PgRevocationBus, REVOCATION_CHANNEL};
+pub use polling_revocation_bus::PollingRevocationBus;
+pub use revocation_feed::{READ_EVERY, READ_TIMEOUT};
 pub use session_store::SeaSessionStore;
 pub use user_repository::SeaUserRepository;

@@ -17,7 +17,7 @@ pub use health_check::HealthCheck;
 pub use login_throttle::{LoginThrottle, ThrottleKey, ThrottlePolicy};
 pub use password_hasher::{PasswordCheck, PasswordHasher};
 pub use random_source::RandomSource;
-pub use revocation_bus::{RevocationBus, RevocationListener};
+pub use revocation_bus::{FeedStatus, RevocationBus, RevocationListener};
 pub use security_events::{SecurityEvent, SecurityEventKind, SecurityEvents};
 pub use session_store::{RefreshOutcome, RefreshRefusal, SessionStore, SuccessorToken};
 pub use user_repository::{InsertUserError, UserRepository};

@@ -33,8 +33,8 @@ impl RevokedSessions {
         }
     }
 
-    /// Adds a revoked id.
-    pub fn insert(&self, id: SessionId, now: Timestamp) {
+    /// Adds a revoked id; `true` when it was not known yet.
+    pub fn insert(&self, id: SessionId, now: Timestamp) -> bool {
         let mut inner = self.inner.write().unwrap_or_else(PoisonError::into_inner);
         inner.inserts_since_sweep += 1;
         if inner.inserts_since_sweep >= SWEEP_EVERY {
@@ -42,7 +42,13 @@ impl RevokedSessions {
             inner.revoked_at.retain(|_, at| *at >= horizon);
             inner.inserts_since_sweep = 0;
         }
-        inner.revoked_at.entry(id).or_insert(now);
+        match inner.revoked_at.entry(id) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(now);
+                true
+            }
+        }
     }
 
     /// Whether `id` was revoked.

@@ -1,19 +1,21 @@
 //! The service that every use case hangs off, and the values they hand out.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use domain::revocation::{feed_degraded, read_since, revocation_horizon};
 use domain::{AccessClaims, SessionId, Timestamp, TokenPolicy, User};
 
 use crate::ports::{
-    AccessTokenSigner, AccessTokenVerifier, Clock, HealthCheck, LoginThrottle, PasswordHasher,
-    RandomSource, RevocationBus, RevocationListener, SecurityEvent, SecurityEvents, SessionStore,
-    UserRepository,
+    AccessTokenSigner, AccessTokenVerifier, Clock, FeedStatus, HealthCheck, LoginThrottle,
+    PasswordHasher, RandomSource, RevocationBus, RevocationListener, SecurityEvent, SecurityEvents,
+    SessionStore, UserRepository,
 };
 use crate::{RefreshSecret, RevokedSessions, VerifiedTokens};
 
-/// Clock leeway for `exp` and `nbf` (the contract allows at most 30 s).
-pub const CLOCK_LEEWAY_SECS: i64 = 30;
+/// Clock leeway for `exp` and `nbf`, in seconds ([`domain::revocation::CLOCK_LEEWAY`]).
+#[allow(clippy::cast_possible_wrap)]
+pub const CLOCK_LEEWAY_SECS: i64 = domain::revocation::CLOCK_LEEWAY.as_secs() as i64;
 
 /// The adapters behind each port, wired by `bin`.
 #[derive(Clone)]
@@ -138,36 +140,40 @@ pub struct AuthService {
     pub(crate) ports: Ports,
     pub(crate) config: AuthConfig,
     pub(crate) revoked: RevokedSessions,
+    revocation_listeners: Listeners,
     pub(crate) verified: Arc<VerifiedTokens>,
 }
 
 impl AuthService {
     /// Wires the service and subscribes its revoked-session cache to the bus.
     pub fn new(ports: Ports, config: AuthConfig) -> Self {
-        let remember =
-            config.access_ttl + Duration::from_secs(CLOCK_LEEWAY_SECS.unsigned_abs() + 60);
-        let revoked = RevokedSessions::new(remember);
-        let (cache, clock) = (revoked.clone(), ports.clock.clone());
-        ports
-            .bus
-            .subscribe(Arc::new(move |id| cache.insert(id, clock.now())));
+        let revoked = RevokedSessions::new(revocation_horizon(config.access_ttl));
+        let revocation_listeners = Listeners::default();
+        let deliver = Deliver {
+            revoked: revoked.clone(),
+            listeners: revocation_listeners.clone(),
+            clock: ports.clock.clone(),
+        };
+        ports.bus.subscribe(Arc::new(move |id| deliver.deliver(id)));
         let verified = Arc::new(VerifiedTokens::new(config.token_cache_size));
         Self {
             ports,
             config,
             revoked,
+            revocation_listeners,
             verified,
         }
     }
 
-    /// Loads the sessions revoked within one access-token lifetime, so that a
-    /// freshly started process refuses their tokens too.
+    /// Loads the sessions revoked within one revocation horizon, so that a
+    /// freshly started process refuses their tokens too. A process must not
+    /// serve tokens before this succeeded.
     ///
     /// # Errors
     /// Storage failures.
     pub async fn warm_revocations(&self) -> anyhow::Result<usize> {
         let now = self.ports.clock.now();
-        let since = now.minus(self.config.access_ttl + Duration::from_secs(60));
+        let since = read_since(None, now, self.config.access_ttl);
         let ids = self.ports.sessions.revoked_since(since).await?;
         for id in &ids {
             self.revoked.insert(*id, now);
@@ -175,9 +181,26 @@ impl AuthService {
         Ok(ids.len())
     }
 
-    /// Registers a listener for revoked sessions (the WebSocket side closes sockets with it).
+    /// Registers a listener for revoked sessions (the WebSocket side closes
+    /// sockets with it). It hears each session once, however many ways the
+    /// news arrives.
     pub fn on_revocation(&self, listener: RevocationListener) {
-        self.ports.bus.subscribe(listener);
+        self.revocation_listeners
+            .0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(listener);
+    }
+
+    /// The state of the revocation feed.
+    pub fn revocation_feed(&self) -> FeedStatus {
+        self.ports.bus.status()
+    }
+
+    /// Whether the revocation feed has been down longer than
+    /// [`domain::revocation::FEED_DOWN_GRACE`].
+    pub fn revocations_degraded(&self) -> bool {
+        feed_degraded(self.ports.bus.status().down_since, self.ports.clock.now())
     }
 
     /// The settings.
@@ -257,14 +280,55 @@ impl AuthService {
         if ids.is_empty() {
             return;
         }
-        let now = self.ports.clock.now();
+        let deliver = Deliver {
+            revoked: self.revoked.clone(),
+            listeners: self.revocation_listeners.clone(),
+            clock: self.ports.clock.clone(),
+        };
         for id in ids {
-            self.revoked.insert(*id, now);
+            deliver.deliver(*id);
         }
         if let Err(e) = self.ports.bus.publish(ids).await {
-            // The sessions are revoked in storage either way; sockets elsewhere
-            // then close at their token's expiry instead of within a second.
-            tracing::error!(error = ?e, sessions = ids.len(), "could not announce revoked sessions");
+            // The sessions are revoked in storage: every process's periodic
+            // read delivers them within its interval instead of at once.
+            tracing::error!(error = ?e, sessions = ids.len(), "could not announce revoked sessions; the periodic read delivers them");
+        }
+    }
+}
+
+/// The service's own revocation listeners (the bus has one: the service).
+#[derive(Clone, Default)]
+struct Listeners(Arc<RwLock<Vec<RevocationListener>>>);
+
+impl std::fmt::Debug for Listeners {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.read().unwrap_or_else(PoisonError::into_inner).len();
+        write!(f, "Listeners({n})")
+    }
+}
+
+/// Passes each newly revoked session to the revoked-session cache and, the
+/// first time only, to the listeners.
+struct Deliver {
+    revoked: RevokedSessions,
+    listeners: Listeners,
+    clock: Arc<dyn Clock>,
+}
+
+impl Deliver {
+    fn deliver(&self, id: SessionId) {
+        if !self.revoked.insert(id, self.clock.now()) {
+            return;
+        }
+        // Called outside the lock, so that a listener may subscribe.
+        let listeners = self
+            .listeners
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for listener in &listeners {
+            listener(id);
         }
     }
 }

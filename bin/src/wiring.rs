@@ -15,14 +15,14 @@ use adapters::crypto::keys::{PrivateKey, PublicKey};
 use adapters::crypto::password::Argon2Hasher;
 use adapters::http::{self, HttpConfig};
 use adapters::persistence::{
-    Database, LocalRevocationBus, PgRevocationBus, SeaAuditLog, SeaLoginThrottle, SeaSessionStore,
-    SeaUserRepository,
+    Database, PgRevocationBus, PollingRevocationBus, SeaAuditLog, SeaLoginThrottle,
+    SeaSessionStore, SeaUserRepository,
 };
 use adapters::system::{OsRandom, SystemClock};
 use adapters::telemetry::{EventRecorder, Metrics};
 use adapters::ws::{self, WsConfig};
 use anyhow::Context;
-use application::ports::{RevocationBus, ThrottlePolicy};
+use application::ports::{RevocationBus, SessionStore, ThrottlePolicy};
 use application::{AuthConfig, AuthService, Ports, Pruned};
 use domain::TokenPolicy;
 use tokio::sync::watch;
@@ -210,14 +210,20 @@ pub async fn build_service_with_metrics(
     keys: &KeyMaterial,
     metrics: Metrics,
 ) -> anyhow::Result<Arc<AuthService>> {
+    let sessions: Arc<dyn SessionStore> = Arc::new(SeaSessionStore::new(db.clone()));
+    // Both read the recent revocations every second: a lost NOTIFY, or another
+    // process on the same SQLite file, is still heard.
     let bus: Arc<dyn RevocationBus> = if db.is_postgres() {
         Arc::new(
-            PgRevocationBus::start(&config.database_url)
+            PgRevocationBus::start(&config.database_url, config.access_token_expiry)
                 .await
                 .context("starting the revocation bus")?,
         )
     } else {
-        Arc::new(LocalRevocationBus::new())
+        Arc::new(PollingRevocationBus::start(
+            sessions.clone(),
+            config.access_token_expiry,
+        ))
     };
     let throttle_policy = ThrottlePolicy {
         max_failures: config.login_max_failures,
@@ -225,7 +231,7 @@ pub async fn build_service_with_metrics(
     };
     let ports = Ports {
         users: Arc::new(SeaUserRepository::new(db.clone())),
-        sessions: Arc::new(SeaSessionStore::new(db.clone())),
+        sessions,
         hasher: Arc::new(Argon2Hasher::new()),
         signer: Arc::new(JwtSigner::new(keys.private.clone())),
         verifier: Arc::new(JwtVerifier::new(
@@ -361,6 +367,62 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
+/// Longest wait between two start-up attempts.
+const START_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// How long one start-up attempt (connect, migrate, listen, load) may take.
+const START_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Connects, migrates, builds the service and loads the revoked sessions,
+/// retrying until all of it succeeds. Nothing listens before: a process that
+/// has not loaded the revocation set serves no token (it would accept the
+/// access tokens of sessions revoked before it started).
+async fn until_ready(
+    config: &Config,
+    keys: &KeyMaterial,
+    metrics: &Metrics,
+) -> (Database, Arc<AuthService>) {
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let attempt = async {
+            let database = connect(config).await?;
+            let auth = build_service_with_metrics(config, &database, keys, metrics.clone()).await?;
+            let revoked = auth
+                .warm_revocations()
+                .instrument(tracing::info_span!("warm_revocations"))
+                .await
+                .context("loading the revoked sessions")?;
+            anyhow::Ok((database, auth, revoked))
+        };
+        match tokio::time::timeout(START_ATTEMPT_TIMEOUT, attempt).await {
+            Ok(Ok((database, auth, revoked))) => {
+                tracing::info!(
+                    backend = if database.is_postgres() {
+                        "postgres"
+                    } else {
+                        "sqlite"
+                    },
+                    migrated = config.auto_migrate,
+                    revoked_sessions = revoked,
+                    "database ready, revoked sessions loaded"
+                );
+                return (database, auth);
+            }
+            Ok(Err(e)) => tracing::warn!(
+                error = ?e,
+                retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+                "not serving yet: the database is needed to load the revoked sessions"
+            ),
+            Err(_) => tracing::warn!(
+                timeout_s = START_ATTEMPT_TIMEOUT.as_secs(),
+                retry_in_ms = u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX),
+                "not serving yet: the database did not answer in time"
+            ),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(START_BACKOFF_MAX);
+    }
+}
+
 /// Connects, builds the service, binds the listeners and starts the servers
 /// (and the prune task). Returns once they accept connections.
 ///
@@ -371,32 +433,15 @@ pub async fn start(
     keys: &KeyMaterial,
     services: Services,
 ) -> anyhow::Result<RunningApp> {
-    let database = connect(config).await?;
-    tracing::info!(
-        backend = if database.is_postgres() {
-            "postgres"
-        } else {
-            "sqlite"
-        },
-        migrated = config.auto_migrate,
-        "database ready"
-    );
     let metrics = if config.metrics_addr.is_some() || config.otlp.is_some() {
-        let metrics = Metrics::new(config.otlp.as_ref()).context("setting up metrics")?;
-        metrics.observe_pool(database.clone());
-        metrics
+        Metrics::new(config.otlp.as_ref()).context("setting up metrics")?
     } else {
         Metrics::disabled()
     };
-    let auth = build_service_with_metrics(config, &database, keys, metrics.clone()).await?;
-    match auth
-        .warm_revocations()
-        .instrument(tracing::info_span!("warm_revocations"))
-        .await
-    {
-        Ok(n) => tracing::info!(sessions = n, "revoked-session cache warmed"),
-        Err(e) => tracing::warn!(error = ?e, "could not warm the revoked-session cache"),
-    }
+    let (database, auth) = until_ready(config, keys, &metrics).await;
+    metrics.observe_pool(database.clone());
+    let feed = auth.clone();
+    metrics.observe_revocation_feed(Arc::new(move || feed.revocation_feed()));
 
     let (stop, _) = watch::channel(false);
     let stop = Arc::new(stop);

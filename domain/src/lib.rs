@@ -6,6 +6,7 @@
 pub mod claims;
 pub mod password;
 pub mod refresh_token;
+pub mod revocation;
 pub mod rotation;
 pub mod session;
 pub mod time;

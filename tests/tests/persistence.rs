@@ -29,6 +29,9 @@ use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
 
+/// Access-token lifetime the buses under test reach back for.
+const TTL: Duration = Duration::from_secs(900);
+
 // ---------------------------------------------------------------- harness
 
 async fn sqlite_db() -> Database {
@@ -998,8 +1001,15 @@ async fn pg_bus_reaches_other_instances_within_a_second() {
     let Some(url) = fresh_postgres_url().await else {
         return;
     };
-    let a = PgRevocationBus::start(&url).await.expect("bus a");
-    let b = PgRevocationBus::start(&url).await.expect("bus b");
+    // The buses read `sessions` every second.
+    Database::connect(&url)
+        .await
+        .unwrap()
+        .migrate()
+        .await
+        .unwrap();
+    let a = PgRevocationBus::start(&url, TTL).await.expect("bus a");
+    let b = PgRevocationBus::start(&url, TTL).await.expect("bus b");
     let (seen_a, la) = recorder();
     let (seen_b, lb) = recorder();
     a.subscribe(la);
@@ -1026,7 +1036,7 @@ async fn pool_and_bus_recover_from_a_database_restart() {
     let db = Database::connect(&url).await.unwrap();
     db.migrate().await.unwrap();
     let users = SeaUserRepository::new(db.clone());
-    let bus = PgRevocationBus::start(&url).await.unwrap();
+    let bus = PgRevocationBus::start(&url, TTL).await.unwrap();
     let (seen, listener) = recorder();
     bus.subscribe(listener);
 
@@ -1099,7 +1109,7 @@ async fn pg_bus_catches_up_on_revocations_missed_while_disconnected() {
     let owner = stored_user(&db, "trent").await;
     let now = adapters::system::SystemClock.now();
     let family = login(&store, owner.id, now, &TokenPolicy::default()).await;
-    let bus = PgRevocationBus::start(&url).await.unwrap();
+    let bus = PgRevocationBus::start(&url, TTL).await.unwrap();
     let (seen, listener) = recorder();
     bus.subscribe(listener);
 
@@ -1116,7 +1126,7 @@ async fn pg_bus_catches_up_on_revocations_missed_while_disconnected() {
         .query_one_raw(Statement::from_string(
             DbBackend::Postgres,
             "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+             WHERE datname = current_database() AND application_name = 'authd-revocation-feed'",
         ))
         .await
         .unwrap()

@@ -31,6 +31,11 @@ impl LocalRevocationBus {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// The listeners, for buses that deliver through this one.
+    pub(super) fn listeners(&self) -> &RwLock<Vec<RevocationListener>> {
+        &self.listeners
+    }
 }
 
 #[async_trait]

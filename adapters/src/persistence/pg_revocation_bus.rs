@@ -1,34 +1,46 @@
-//! The revocation bus across processes: PostgreSQL `LISTEN/NOTIFY`.
+//! The revocation bus across processes: PostgreSQL `LISTEN/NOTIFY`, with the
+//! periodic read of recent revocations on the listening connection itself.
 
+use std::str::FromStr;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use application::ports::Clock;
-use application::ports::{RevocationBus, RevocationListener};
+use application::ports::{FeedStatus, RevocationBus, RevocationListener};
 use async_trait::async_trait;
 use domain::{SessionId, Timestamp};
-use sea_orm::sqlx::postgres::{PgListener, PgPool, PgPoolOptions};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use tokio::task::JoinHandle;
+use tokio::time::{Instant, timeout};
 use uuid::Uuid;
 
 use super::local_revocation_bus::dispatch;
-use crate::system::SystemClock;
+use super::revocation_feed::{FeedState, READ_EVERY, READ_TIMEOUT};
 
 /// The notification channel.
 pub const REVOCATION_CHANNEL: &str = "authd_session_revoked";
+/// The `application_name` of the listening connection (`pg_stat_activity`).
+pub const FEED_APPLICATION_NAME: &str = "authd-revocation-feed";
 /// Session ids per `NOTIFY` (37 bytes each with the comma: under PostgreSQL's 8000-byte payload limit).
 const IDS_PER_NOTIFY: usize = 200;
 /// Longest wait between two reconnection attempts of the listener.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// How long connecting the listener may take (a frozen flow never answers).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long one `NOTIFY` may take; past it the periodic reads deliver.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// [`RevocationBus`] over PostgreSQL `LISTEN/NOTIFY` on [`REVOCATION_CHANNEL`],
 /// payload: comma-separated session UUIDs.
 ///
 /// Every instance (in any process) hears every publish, its own included.
-/// When the connection goes away the listener reconnects by itself, and since
-/// PostgreSQL keeps no backlog of notifications it then reads the sessions
-/// revoked while it was away from the `sessions` table and delivers those too.
+///
+/// Notifications alone can be lost (a `NOTIFY` that failed, a proxy that drops
+/// them, a flow that dies without a word), so the listening connection also
+/// reads the sessions revoked recently every [`READ_EVERY`]. That read is its
+/// liveness check too: when it does not answer within [`READ_TIMEOUT`] the
+/// connection is replaced, and the first read on the new one catches up on
+/// everything since the last successful read (the domain's `read_since`).
 #[derive(Clone)]
 pub struct PgRevocationBus {
     inner: Arc<Inner>,
@@ -37,6 +49,7 @@ pub struct PgRevocationBus {
 struct Inner {
     publisher: PgPool,
     listeners: Arc<RwLock<Vec<RevocationListener>>>,
+    state: Arc<FeedState>,
     task: JoinHandle<()>,
 }
 
@@ -61,29 +74,36 @@ impl std::fmt::Debug for PgRevocationBus {
 }
 
 impl PgRevocationBus {
-    /// Connects to the PostgreSQL at `url` and starts listening (done when this returns).
+    /// Connects to the PostgreSQL at `url` and starts listening (done when
+    /// this returns); reads reach back as far as an access token of
+    /// `access_ttl` matters.
     ///
     /// # Errors
     /// The database cannot be reached.
-    pub async fn start(url: &str) -> anyhow::Result<Self> {
+    pub async fn start(url: &str, access_ttl: Duration) -> anyhow::Result<Self> {
         let publisher = PgPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await
             .context("connecting the revocation publisher")?;
-        let listener = listen(url).await.context("listening for revocations")?;
+        let listener = timeout(CONNECT_TIMEOUT, listen(url))
+            .await
+            .context("listening for revocations: the database did not answer")?
+            .context("listening for revocations")?;
         let listeners: Arc<RwLock<Vec<RevocationListener>>> = Arc::default();
+        let state = Arc::new(FeedState::new(access_ttl));
         let task = tokio::spawn(receive(
             url.to_owned(),
             listener,
-            publisher.clone(),
             listeners.clone(),
+            state.clone(),
         ));
         Ok(Self {
             inner: Arc::new(Inner {
                 publisher,
                 listeners,
+                state,
                 task,
             }),
         })
@@ -100,11 +120,13 @@ impl RevocationBus for PgRevocationBus {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(",");
-            sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
+            let notify = sea_orm::sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(REVOCATION_CHANNEL)
                 .bind(payload)
-                .execute(&self.inner.publisher)
+                .execute(&self.inner.publisher);
+            timeout(PUBLISH_TIMEOUT, notify)
                 .await
+                .context("notifying revoked sessions: the database did not answer")?
                 .context("notifying revoked sessions")?;
         }
         Ok(())
@@ -117,103 +139,136 @@ impl RevocationBus for PgRevocationBus {
             .unwrap_or_else(PoisonError::into_inner)
             .push(listener);
     }
+
+    fn status(&self) -> FeedStatus {
+        self.inner.state.status()
+    }
 }
 
 async fn listen(url: &str) -> Result<PgListener, sea_orm::sqlx::Error> {
-    let mut listener = PgListener::connect(url).await?;
+    let options = PgConnectOptions::from_str(url)?.application_name(FEED_APPLICATION_NAME);
+    // A pool of one, as `PgListener::connect` makes, named for operators.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_with(options)
+        .await?;
+    let mut listener = PgListener::connect_with(&pool).await?;
+    listener.ignore_pool_close_event(true);
+    // A lost connection is replaced here, with timeouts, not inside sqlx.
+    listener.eager_reconnect(false);
     listener.listen(REVOCATION_CHANNEL).await?;
     Ok(listener)
 }
 
-/// How far back a catch-up after a reconnection looks at most: older
-/// revocations only matter to access tokens that have expired by now.
-const MAX_CATCH_UP: Duration = Duration::from_secs(3600);
-/// Overlap of a catch-up with the time the listener was last known to be up.
-const CATCH_UP_OVERLAP: Duration = Duration::from_secs(5);
-
-/// Delivers notifications until the bus is dropped, reconnecting after
-/// failures and catching up on what was missed meanwhile.
+/// Delivers notifications and reads until the bus is dropped, replacing the
+/// listening connection whenever it fails or stops answering.
 async fn receive(
     url: String,
-    mut listener: PgListener,
-    publisher: PgPool,
+    first: PgListener,
     listeners: Arc<RwLock<Vec<RevocationListener>>>,
+    state: Arc<FeedState>,
 ) {
-    // When the listener was last known to be connected.
-    let mut up_at = SystemClock.now();
+    let mut listener = Some(first);
     loop {
-        match listener.try_recv().await {
-            Ok(Some(note)) => {
-                up_at = SystemClock.now();
-                let ids =
-                    note.payload()
-                        .split(',')
-                        .filter_map(|s| match Uuid::parse_str(s.trim()) {
-                            Ok(id) => Some(SessionId::from_uuid(id)),
-                            Err(_) => {
-                                tracing::warn!("ignoring a malformed revocation notification");
-                                None
-                            }
-                        });
-                dispatch(&listeners, ids);
+        let mut conn = match listener.take() {
+            Some(conn) => conn,
+            None => reconnect(&url, &state).await,
+        };
+        let why = serve(&mut conn, &listeners, &state).await;
+        state.down();
+        tracing::warn!(
+            reason = %why,
+            "revocation feed: the listening connection is dead; replacing it"
+        );
+        // Dropping it closes it in the background (a frozen flow lets that
+        // task wait until the kernel gives up on the flow).
+        drop(conn);
+    }
+}
+
+/// Serves one connection: notifications as they come, a read every
+/// [`READ_EVERY`] (the first at once: the catch-up). Returns why it stopped.
+async fn serve(
+    conn: &mut PgListener,
+    listeners: &RwLock<Vec<RevocationListener>>,
+    state: &FeedState,
+) -> String {
+    let mut next_read = Instant::now();
+    loop {
+        let wait = next_read.saturating_duration_since(Instant::now());
+        // `try_recv` is cancel-safe: a timeout loses no notification.
+        match timeout(wait, conn.try_recv()).await {
+            Ok(Ok(Some(note))) => {
+                state.heard();
+                dispatch(listeners, parse(note.payload()).into_iter());
             }
-            // sqlx noticed the lost connection and reconnected already.
-            Ok(None) => {
-                tracing::warn!("revocation bus: connection lost and re-established; catching up");
-                up_at = catch_up(&publisher, &listeners, up_at).await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "revocation bus: listening failed, reconnecting");
-                listener = reconnect(&url).await;
-                tracing::info!("revocation bus: listening again; catching up");
-                up_at = catch_up(&publisher, &listeners, up_at).await;
+            Ok(Ok(None)) => return "the database closed it".to_owned(),
+            Ok(Err(e)) => return format!("listening failed: {e}"),
+            Err(_) => {
+                let read = state.begin_read();
+                match timeout(READ_TIMEOUT, revoked_since(conn, read.since)).await {
+                    Ok(Ok(ids)) => state.finish_read(read, ids, listeners),
+                    Ok(Err(e)) => return format!("reading revocations failed: {e}"),
+                    Err(_) => {
+                        return format!(
+                            "reading revocations took longer than {} ms",
+                            READ_TIMEOUT.as_millis()
+                        );
+                    }
+                }
+                next_read = Instant::now() + READ_EVERY;
             }
         }
     }
 }
 
-/// Delivers the sessions revoked since shortly before `up_at` (what the
-/// listener may have missed); returns the new "last known up" instant.
-async fn catch_up(
-    publisher: &PgPool,
-    listeners: &Arc<RwLock<Vec<RevocationListener>>>,
-    up_at: Timestamp,
-) -> Timestamp {
-    let now = SystemClock.now();
-    let since = up_at.minus(CATCH_UP_OVERLAP).max(now.minus(MAX_CATCH_UP));
-    let rows: Result<Vec<(Uuid,)>, _> =
+fn parse(payload: &str) -> Vec<SessionId> {
+    payload
+        .split(',')
+        .filter_map(|s| match Uuid::parse_str(s.trim()) {
+            Ok(id) => Some(SessionId::from_uuid(id)),
+            Err(_) => {
+                tracing::warn!("ignoring a malformed revocation notification");
+                None
+            }
+        })
+        .collect()
+}
+
+/// The sessions revoked at or after `since`, read on the listening connection.
+async fn revoked_since(
+    conn: &mut PgListener,
+    since: Timestamp,
+) -> Result<Vec<SessionId>, sea_orm::sqlx::Error> {
+    let rows: Vec<(Uuid,)> =
         sea_orm::sqlx::query_as("SELECT id FROM sessions WHERE revoked_at >= $1")
             .bind(since.unix_millis())
-            .fetch_all(publisher)
-            .await;
-    match rows {
-        Ok(rows) => {
-            tracing::info!(sessions = rows.len(), "revocation bus: caught up");
-            dispatch(
-                listeners,
-                rows.into_iter().map(|(id,)| SessionId::from_uuid(id)),
-            );
-            now
-        }
-        Err(e) => {
-            // Keep the old instant so that the next catch-up covers this gap too.
-            tracing::warn!(error = %e, "revocation bus: catching up failed");
-            up_at
-        }
-    }
+            .fetch_all(conn)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id,)| SessionId::from_uuid(id))
+        .collect())
 }
 
 /// A fresh listener, retrying with backoff until the database answers.
-async fn reconnect(url: &str) -> PgListener {
+async fn reconnect(url: &str, state: &FeedState) -> PgListener {
     let mut backoff = Duration::from_millis(100);
     loop {
         tokio::time::sleep(backoff).await;
-        match listen(url).await {
-            Ok(listener) => return listener,
-            Err(e) => {
-                tracing::debug!(error = %e, "revocation bus: database not reachable yet");
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+        match timeout(CONNECT_TIMEOUT, listen(url)).await {
+            Ok(Ok(listener)) => {
+                state.reconnected();
+                tracing::warn!("revocation feed: listening on a new connection; catching up");
+                return listener;
             }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "revocation feed: database not reachable yet");
+            }
+            Err(_) => tracing::debug!("revocation feed: connecting timed out"),
         }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }

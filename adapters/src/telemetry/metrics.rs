@@ -19,6 +19,10 @@
 //! | `authd_ws_closes_total` | counter | `by`: `server`, `client`; `code` |
 //! | `authd_db_pool_connections` | gauge | `state`: `idle`, `in_use` |
 //! | `authd_db_pool_max_connections` | gauge | |
+//! | `authd_revocation_feed_connected` | gauge | (1 when the revocation feed is up) |
+//! | `authd_revocation_feed_reconnects_total` | counter | |
+//! | `authd_revocation_feed_catch_ups_total` | counter | |
+//! | `authd_revocation_feed_last_current_age_seconds` | gauge | |
 
 use std::collections::HashMap;
 use std::fmt;
@@ -26,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use application::ports::{SecurityEvent, SecurityEventKind};
+use application::ports::{FeedStatus, SecurityEvent, SecurityEventKind};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider, UpDownCounter};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
@@ -392,6 +396,46 @@ impl Metrics {
             .with_description("The database pool's maximum number of connections")
             .with_callback(move |observer| {
                 observer.observe(u64::from(for_max.pool_stats().max), &[]);
+            })
+            .build();
+    }
+
+    /// Observes the revocation feed through `status`: whether it is up, its
+    /// reconnects and catch-ups, and how long ago it was last known current.
+    pub fn observe_revocation_feed(&self, status: Arc<dyn Fn() -> FeedStatus + Send + Sync>) {
+        let Some(inner) = &self.inner else { return };
+        let s = status.clone();
+        let _ = inner
+            .meter
+            .u64_observable_gauge("authd_revocation_feed_connected")
+            .with_description("1 while the revocation feed listens and reads, 0 while it is down")
+            .with_callback(move |observer| observer.observe(u64::from(s().connected()), &[]))
+            .build();
+        let s = status.clone();
+        let _ = inner
+            .meter
+            .u64_observable_counter("authd_revocation_feed_reconnects_total")
+            .with_description("Revocation-feed connections replaced after a failure")
+            .with_callback(move |observer| observer.observe(s().reconnects, &[]))
+            .build();
+        let s = status.clone();
+        let _ = inner
+            .meter
+            .u64_observable_counter("authd_revocation_feed_catch_ups_total")
+            .with_description("Reads after a revocation-feed outage that delivered what was missed")
+            .with_callback(move |observer| observer.observe(s().catch_ups, &[]))
+            .build();
+        let _ = inner
+            .meter
+            .f64_observable_gauge("authd_revocation_feed_last_current_age_seconds")
+            .with_description(
+                "Seconds since the revocation feed last delivered or confirmed it is current",
+            )
+            .with_callback(move |observer| {
+                if let Some(at) = status().last_current {
+                    let now = application::ports::Clock::now(&crate::system::SystemClock);
+                    observer.observe(now.since(at).as_secs_f64(), &[]);
+                }
             })
             .build();
     }

@@ -24,15 +24,19 @@ pub struct HealthBody {
     pub status: String,
     /// `ok` or `down`.
     pub database: String,
+    /// `ok`, or `down` when this process has not heard revocations for more
+    /// than a few seconds (its revocation feed cannot reach the database).
+    pub revocations: String,
 }
 
 /// Answers of `GET /api/health`.
 #[derive(Debug, ApiResponse)]
 pub enum HealthResponse {
-    /// Everything answers: `{"status":"ok","database":"ok"}`.
+    /// Everything answers: `{"status":"ok","database":"ok","revocations":"ok"}`.
     #[oai(status = 200)]
     Ok(Json<HealthBody>),
-    /// The database does not answer: `{"status":"degraded","database":"down"}`.
+    /// The database does not answer (`"database":"down"`), or this process
+    /// does not hear revocations (`"revocations":"down"`): `"status":"degraded"`.
     #[oai(status = 503)]
     Degraded(Json<HealthBody>),
 }
@@ -112,24 +116,35 @@ pub enum JwksResponse {
 impl MetaApi {
     /// Health.
     ///
-    /// Checks that the database answers.
+    /// Checks that the database answers and that this process hears
+    /// revocations.
     #[oai(path = "/health", method = "get", operation_id = "health")]
     async fn health(&self, auth: Data<&Arc<AuthService>>) -> HealthResponse {
-        let ok = tokio::time::timeout(PROBE_TIMEOUT, auth.database_ok())
+        let database = tokio::time::timeout(PROBE_TIMEOUT, auth.database_ok())
             .await
             .unwrap_or(false);
-        if ok {
-            HealthResponse::Ok(Json(HealthBody {
-                status: "ok".into(),
-                database: "ok".into(),
-            }))
-        } else {
-            tracing::warn!("health check: the database does not answer");
-            HealthResponse::Degraded(Json(HealthBody {
-                status: "degraded".into(),
-                database: "down".into(),
-            }))
+        let revocations = !auth.revocations_degraded();
+        let word = |ok: bool| if ok { "ok" } else { "down" }.to_owned();
+        let body = HealthBody {
+            status: if database && revocations {
+                "ok"
+            } else {
+                "degraded"
+            }
+            .into(),
+            database: word(database),
+            revocations: word(revocations),
+        };
+        if database && revocations {
+            return HealthResponse::Ok(Json(body));
         }
+        if !database {
+            tracing::warn!("health check: the database does not answer");
+        }
+        if !revocations {
+            tracing::warn!("health check: the revocation feed is down");
+        }
+        HealthResponse::Degraded(Json(body))
     }
 
     /// Public keys.
