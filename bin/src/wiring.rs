@@ -22,7 +22,7 @@ use adapters::system::{OsRandom, SystemClock};
 use adapters::telemetry::{EventRecorder, Metrics};
 use adapters::ws::{self, WsConfig};
 use anyhow::Context;
-use application::ports::{RevocationBus, SessionStore, ThrottlePolicy};
+use application::ports::{Clock, RevocationBus, SessionStore, ThrottlePolicy};
 use application::{AuthConfig, AuthService, Ports, Pruned};
 use domain::TokenPolicy;
 use tokio::sync::watch;
@@ -210,19 +210,25 @@ pub async fn build_service_with_metrics(
     keys: &KeyMaterial,
     metrics: Metrics,
 ) -> anyhow::Result<Arc<AuthService>> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let sessions: Arc<dyn SessionStore> = Arc::new(SeaSessionStore::new(db.clone()));
     // Both read the recent revocations every second: a lost NOTIFY, or another
     // process on the same SQLite file, is still heard.
     let bus: Arc<dyn RevocationBus> = if db.is_postgres() {
         Arc::new(
-            PgRevocationBus::start(&config.database_url, config.access_token_expiry)
-                .await
-                .context("starting the revocation bus")?,
+            PgRevocationBus::start(
+                &config.database_url,
+                config.access_token_expiry,
+                clock.clone(),
+            )
+            .await
+            .context("starting the revocation bus")?,
         )
     } else {
         Arc::new(PollingRevocationBus::start(
             sessions.clone(),
             config.access_token_expiry,
+            clock.clone(),
         ))
     };
     let throttle_policy = ThrottlePolicy {
@@ -239,7 +245,7 @@ pub async fn build_service_with_metrics(
             config.jwt_issuer.clone(),
             config.jwt_audience.clone(),
         )),
-        clock: Arc::new(SystemClock),
+        clock,
         random: Arc::new(OsRandom),
         bus,
         throttle: Arc::new(SeaLoginThrottle::new(db.clone(), throttle_policy)),
@@ -370,7 +376,7 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 /// Longest wait between two start-up attempts.
 const START_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// How long one start-up attempt (connect, migrate, listen, load) may take.
-const START_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+const START_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Connects, migrates, builds the service and loads the revoked sessions,
 /// retrying until all of it succeeds. Nothing listens before: a process that
@@ -382,6 +388,7 @@ async fn until_ready(
     metrics: &Metrics,
 ) -> (Database, Arc<AuthService>) {
     let mut backoff = Duration::from_millis(250);
+    tracing::info!("not serving yet: connecting to the database to load the revoked sessions");
     loop {
         let attempt = async {
             let database = connect(config).await?;

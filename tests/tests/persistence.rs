@@ -1008,8 +1008,12 @@ async fn pg_bus_reaches_other_instances_within_a_second() {
         .migrate()
         .await
         .unwrap();
-    let a = PgRevocationBus::start(&url, TTL).await.expect("bus a");
-    let b = PgRevocationBus::start(&url, TTL).await.expect("bus b");
+    let a = PgRevocationBus::start(&url, TTL, Arc::new(adapters::system::SystemClock))
+        .await
+        .expect("bus a");
+    let b = PgRevocationBus::start(&url, TTL, Arc::new(adapters::system::SystemClock))
+        .await
+        .expect("bus b");
     let (seen_a, la) = recorder();
     let (seen_b, lb) = recorder();
     a.subscribe(la);
@@ -1036,7 +1040,9 @@ async fn pool_and_bus_recover_from_a_database_restart() {
     let db = Database::connect(&url).await.unwrap();
     db.migrate().await.unwrap();
     let users = SeaUserRepository::new(db.clone());
-    let bus = PgRevocationBus::start(&url, TTL).await.unwrap();
+    let bus = PgRevocationBus::start(&url, TTL, Arc::new(adapters::system::SystemClock))
+        .await
+        .unwrap();
     let (seen, listener) = recorder();
     bus.subscribe(listener);
 
@@ -1109,7 +1115,9 @@ async fn pg_bus_catches_up_on_revocations_missed_while_disconnected() {
     let owner = stored_user(&db, "trent").await;
     let now = adapters::system::SystemClock.now();
     let family = login(&store, owner.id, now, &TokenPolicy::default()).await;
-    let bus = PgRevocationBus::start(&url, TTL).await.unwrap();
+    let bus = PgRevocationBus::start(&url, TTL, Arc::new(adapters::system::SystemClock))
+        .await
+        .unwrap();
     let (seen, listener) = recorder();
     bus.subscribe(listener);
 

@@ -21,6 +21,8 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(15);
 const SQLITE_POOL: u32 = 8;
 /// Pool size for PostgreSQL.
 const POSTGRES_POOL: u32 = 16;
+/// How long a pooled PostgreSQL connection may take to answer its checkout ping.
+const CHECKOUT_PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long the health probe may take before the database counts as down.
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 /// Key of the advisory lock that serialises migrations across processes.
@@ -60,6 +62,20 @@ impl Database {
             let mut opts = ConnectOptions::new(url.to_owned());
             opts.max_connections(POSTGRES_POOL)
                 .min_connections(0)
+                // A pooled connection whose flow died silently (a NAT or
+                // firewall flush, a failover) would hang its next query until
+                // the kernel gives up, minutes later: each checkout pings, as
+                // sqlx does by default, but with a timeout, and a connection
+                // that does not answer is closed and replaced.
+                .test_before_acquire(false)
+                .map_sqlx_postgres_before_acquire(|conn, _meta| {
+                    Box::pin(async move {
+                        use sea_orm::sqlx::Connection as _;
+                        Ok(tokio::time::timeout(CHECKOUT_PING_TIMEOUT, conn.ping())
+                            .await
+                            .is_ok_and(|pong| pong.is_ok()))
+                    })
+                })
                 .connect_timeout(Duration::from_secs(5))
                 .acquire_timeout(Duration::from_secs(10))
                 .sqlx_logging(false);

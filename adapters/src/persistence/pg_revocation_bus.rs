@@ -6,7 +6,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use application::ports::{FeedStatus, RevocationBus, RevocationListener};
+use application::ports::{Clock, FeedStatus, RevocationBus, RevocationListener};
 use async_trait::async_trait;
 use domain::{SessionId, Timestamp};
 use sea_orm::sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
@@ -24,9 +24,9 @@ pub const FEED_APPLICATION_NAME: &str = "authd-revocation-feed";
 /// Session ids per `NOTIFY` (37 bytes each with the comma: under PostgreSQL's 8000-byte payload limit).
 const IDS_PER_NOTIFY: usize = 200;
 /// Longest wait between two reconnection attempts of the listener.
-const MAX_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// How long connecting the listener may take (a frozen flow never answers).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How long one `NOTIFY` may take; past it the periodic reads deliver.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -76,11 +76,15 @@ impl std::fmt::Debug for PgRevocationBus {
 impl PgRevocationBus {
     /// Connects to the PostgreSQL at `url` and starts listening (done when
     /// this returns); reads reach back as far as an access token of
-    /// `access_ttl` matters.
+    /// `access_ttl` matters by `clock`.
     ///
     /// # Errors
     /// The database cannot be reached.
-    pub async fn start(url: &str, access_ttl: Duration) -> anyhow::Result<Self> {
+    pub async fn start(
+        url: &str,
+        access_ttl: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let publisher = PgPoolOptions::new()
             .max_connections(2)
             .acquire_timeout(Duration::from_secs(5))
@@ -92,7 +96,7 @@ impl PgRevocationBus {
             .context("listening for revocations: the database did not answer")?
             .context("listening for revocations")?;
         let listeners: Arc<RwLock<Vec<RevocationListener>>> = Arc::default();
-        let state = Arc::new(FeedState::new(access_ttl));
+        let state = Arc::new(FeedState::new(access_ttl, clock));
         let task = tokio::spawn(receive(
             url.to_owned(),
             listener,
@@ -257,7 +261,6 @@ async fn revoked_since(
 async fn reconnect(url: &str, state: &FeedState) -> PgListener {
     let mut backoff = Duration::from_millis(100);
     loop {
-        tokio::time::sleep(backoff).await;
         match timeout(CONNECT_TIMEOUT, listen(url)).await {
             Ok(Ok(listener)) => {
                 state.reconnected();
@@ -269,6 +272,7 @@ async fn reconnect(url: &str, state: &FeedState) -> PgListener {
             }
             Err(_) => tracing::debug!("revocation feed: connecting timed out"),
         }
+        tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }

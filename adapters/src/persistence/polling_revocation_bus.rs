@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use application::ports::{FeedStatus, RevocationBus, RevocationListener, SessionStore};
+use application::ports::{Clock, FeedStatus, RevocationBus, RevocationListener, SessionStore};
 use async_trait::async_trait;
 use domain::SessionId;
 use tokio::task::JoinHandle;
@@ -46,10 +46,15 @@ impl std::fmt::Debug for PollingRevocationBus {
 
 impl PollingRevocationBus {
     /// Starts reading `store` every [`READ_EVERY`] (the first read at once);
-    /// reads reach back as far as an access token of `access_ttl` matters.
-    pub fn start(store: Arc<dyn SessionStore>, access_ttl: Duration) -> Self {
+    /// reads reach back as far as an access token of `access_ttl` matters,
+    /// by `clock`.
+    pub fn start(
+        store: Arc<dyn SessionStore>,
+        access_ttl: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let local = LocalRevocationBus::new();
-        let state = Arc::new(FeedState::new(access_ttl));
+        let state = Arc::new(FeedState::new(access_ttl, clock));
         let task = tokio::spawn(read_forever(store, local.clone(), state.clone()));
         Self {
             inner: Arc::new(Inner { local, state, task }),

@@ -2,7 +2,7 @@
 //! sessions (the safety net under any push, and the catch-up after an
 //! outage) and the state the health check and the metrics show.
 
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
 use application::ports::{Clock, FeedStatus, RevocationListener};
@@ -10,20 +10,19 @@ use domain::revocation::read_since;
 use domain::{SessionId, Timestamp};
 
 use super::local_revocation_bus::dispatch;
-use crate::system::SystemClock;
 
-/// How often a process reads the recently revoked sessions: one indexed
-/// query per second per process. It bounds the delay of a revocation whose
+/// How often a process reads the recently revoked sessions: two indexed
+/// queries per second per process. It bounds the delay of a revocation whose
 /// push was lost (a failed `NOTIFY`, a proxy that drops notifications,
 /// separate processes on one SQLite file).
-pub const READ_EVERY: Duration = Duration::from_secs(1);
+pub const READ_EVERY: Duration = Duration::from_millis(500);
 /// How long a read may take before its connection counts as dead.
-pub const READ_TIMEOUT: Duration = Duration::from_millis(1500);
+pub const READ_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The feed's state: where the next read starts and what the health check sees.
-#[derive(Debug)]
 pub(super) struct FeedState {
     access_ttl: Duration,
+    clock: Arc<dyn Clock>,
     inner: Mutex<Inner>,
 }
 
@@ -36,6 +35,15 @@ struct Inner {
     catching_up: bool,
 }
 
+impl std::fmt::Debug for FeedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedState")
+            .field("access_ttl", &self.access_ttl)
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A read in progress: deliver its result with [`FeedState::finish_read`].
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Read {
@@ -45,10 +53,12 @@ pub(super) struct Read {
 }
 
 impl FeedState {
-    /// A feed that is up; reads reach back as far as a token of `access_ttl` matters.
-    pub fn new(access_ttl: Duration) -> Self {
+    /// A feed that is up; reads reach back as far as a token of `access_ttl`
+    /// matters, by `clock`.
+    pub fn new(access_ttl: Duration, clock: Arc<dyn Clock>) -> Self {
         Self {
             access_ttl,
+            clock,
             inner: Mutex::default(),
         }
     }
@@ -64,7 +74,7 @@ impl FeedState {
     /// Starts a read: from the domain's rule, covering every gap since the
     /// last successful read.
     pub fn begin_read(&self) -> Read {
-        let started = SystemClock.now();
+        let started = self.clock.now();
         let since = read_since(self.lock().last_read, started, self.access_ttl);
         Read { started, since }
     }
@@ -78,7 +88,7 @@ impl FeedState {
     ) {
         let found = ids.len();
         dispatch(listeners, ids.into_iter());
-        let now = SystemClock.now();
+        let now = self.clock.now();
         let mut inner = self.lock();
         inner.last_read = Some(read.started);
         inner.status.last_current = Some(now);
@@ -99,7 +109,7 @@ impl FeedState {
     pub fn heard(&self) {
         let mut inner = self.lock();
         if !inner.catching_up {
-            inner.status.last_current = Some(SystemClock.now());
+            inner.status.last_current = Some(self.clock.now());
         }
     }
 
@@ -110,7 +120,7 @@ impl FeedState {
         inner
             .status
             .down_since
-            .get_or_insert_with(|| SystemClock.now());
+            .get_or_insert_with(|| self.clock.now());
     }
 
     /// A failed connection was replaced.
