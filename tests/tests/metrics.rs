@@ -165,6 +165,10 @@ async fn rest_scenario_counts_logins_refreshes_revocations_and_requests() {
         ),
         // SQLite file pool.
         ("authd_db_pool_max_connections", 8.0),
+        // The revocation feed reads and has never failed.
+        ("authd_revocation_feed_connected", 1.0),
+        ("authd_revocation_feed_reconnects_total", 0.0),
+        ("authd_revocation_feed_catch_ups_total", 0.0),
     ] {
         assert_series(&text, series, want);
     }
@@ -317,6 +321,12 @@ async fn pool_gauges_on_postgres() {
     assert_eq!(app.get("/api/health").send().await.status, StatusCode::OK);
     let text = scrape(addr).await;
     assert_series(&text, "authd_db_pool_max_connections", 16.0);
+    assert_series(&text, "authd_revocation_feed_connected", 1.0);
+    let age = value(&text, "authd_revocation_feed_last_current_age_seconds").unwrap();
+    assert!(
+        (0.0..2.0).contains(&age),
+        "the feed reads every 500 ms: {age}"
+    );
     let idle = value(&text, r#"authd_db_pool_connections{state="idle"}"#).unwrap();
     let in_use = value(&text, r#"authd_db_pool_connections{state="in_use"}"#).unwrap();
     // sqlx hands a connection back to the pool in a task of its own after the
