@@ -4,7 +4,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use domain::revocation::{feed_degraded, read_since, revocation_horizon};
-use domain::{AccessClaims, SessionId, Timestamp, TokenPolicy, User};
+use domain::{AccessClaims, Session, SessionId, Timestamp, TokenPolicy, User, access_token_exp};
 
 use crate::ports::{
     AccessTokenSigner, AccessTokenVerifier, Clock, FeedStatus, HealthCheck, LoginThrottle,
@@ -239,31 +239,32 @@ impl AuthService {
         })
     }
 
-    /// Signs an access token for `user` in session `sid`.
+    /// Signs an access token for `user` in `session`; it expires after
+    /// `ACCESS_TOKEN_EXPIRY`, or at the session's absolute end if that is sooner.
     pub(crate) async fn issue_access(
         &self,
         user: &User,
-        sid: SessionId,
+        session: &Session,
         now: Timestamp,
     ) -> anyhow::Result<IssuedAccessToken> {
         let iat = now.unix_seconds();
-        let ttl = i64::try_from(self.config.access_ttl.as_secs()).unwrap_or(i64::MAX);
+        let exp = access_token_exp(now, self.config.access_ttl, session.expires_at);
         let claims = AccessClaims {
             iss: self.config.issuer.clone(),
             aud: self.config.audience.clone(),
             sub: user.id,
-            sid,
+            sid: session.id,
             jti: self.ports.random.uuid(),
             iat,
             nbf: iat,
-            exp: iat.saturating_add(ttl),
+            exp,
             username: user.username.as_str().to_owned(),
         };
         let token = self.ports.signer.sign(&claims).await?;
         Ok(IssuedAccessToken {
             token,
-            expires_at: claims.exp,
-            expires_in: ttl,
+            expires_at: exp,
+            expires_in: exp - iat,
         })
     }
 

@@ -12,7 +12,7 @@ pub mod session;
 pub mod time;
 pub mod user;
 
-pub use claims::AccessClaims;
+pub use claims::{AccessClaims, access_token_exp};
 pub use password::{PasswordPolicyError, check_password_policy};
 pub use refresh_token::{RefreshToken, TokenHash};
 pub use rotation::{Family, FamilyState, RotationDecision, TokenPolicy, decide_refresh};

@@ -108,7 +108,7 @@ impl AuthService {
             .next()
             .ok_or_else(|| anyhow::anyhow!("a new family has a token"))?;
         self.ports.sessions.create(&session, &first).await?;
-        let access = self.issue_access(&user, session.id, now).await?;
+        let access = self.issue_access(&user, &session, now).await?;
         let refresh = IssuedRefreshToken {
             max_age: first.max_age_seconds(now),
             expires_at: first.expires_at,

@@ -163,7 +163,7 @@ impl AuthService {
             .find_by_id(session.user_id)
             .await?
             .ok_or(RefreshError::Invalid)?;
-        let access = self.issue_access(&user, session.id, now).await?;
+        let access = self.issue_access(&user, &session, now).await?;
         let refresh = IssuedRefreshToken {
             max_age: token.max_age_seconds(now),
             expires_at: token.expires_at,

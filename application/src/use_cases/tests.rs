@@ -351,6 +351,33 @@ async fn idle_timeout_and_absolute_lifetime() {
 }
 
 #[tokio::test]
+async fn access_tokens_end_no_later_than_their_session() {
+    let mut config = AuthConfig::default();
+    config.token_policy.session_max_age = Duration::from_secs(20);
+    let w = World::new(config);
+    w.service
+        .register("alice", secret("correct horse"))
+        .await
+        .unwrap();
+    let out = login(&w).await;
+    let claims = w.service.verify_access(&out.access.token).expect("valid");
+    assert_eq!(claims.exp, claims.iat + 20, "capped at the session's end");
+    assert_eq!(out.access.expires_in, 20);
+    assert_eq!(out.access.expires_at, claims.exp);
+    // A refresh 15 s in gets what is left: 5 s.
+    w.clock.advance(Duration::from_secs(15));
+    let r = w
+        .service
+        .refresh(Some(out.refresh.secret.expose()), &client())
+        .await
+        .expect("refresh");
+    assert_eq!(r.access.expires_in, 5);
+    // Past the session's end (and the leeway) the token from login is refused.
+    w.clock.advance(Duration::from_secs(6 + 30));
+    assert!(w.service.verify_access(&out.access.token).is_err());
+}
+
+#[tokio::test]
 async fn logout_revokes_all_families_or_just_this_one() {
     let w = world_with_alice().await;
     let a = login(&w).await;

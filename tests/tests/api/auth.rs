@@ -20,7 +20,30 @@ both!(
     logout_revokes_everything,
     logout_scope_session,
     imported_bcrypt_hash_is_upgraded,
+    access_tokens_end_with_their_session,
 );
+
+/// Contract v2: `exp` never later than the session's absolute end.
+pub async fn access_tokens_end_with_their_session(backend: Backend) {
+    let mut options = TestOptions::new(backend);
+    options.session_max_age = Duration::from_secs(20);
+    let Some(app) = spawn_app(options).await else {
+        return;
+    };
+    app.register("alice", PASSWORD).await;
+    let r = app.login("alice", PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = r.json();
+    let expires_in = body["expiresIn"].as_i64().expect("expiresIn");
+    assert!((19..=20).contains(&expires_in), "{body}");
+    let claims = app
+        .running
+        .auth
+        .verify_access(&r.access_token())
+        .expect("valid now");
+    assert_eq!(claims.exp - claims.iat, expires_in);
+    assert_eq!(body["expiresAt"].as_i64(), Some(claims.exp));
+}
 
 pub async fn register_creates_a_user(backend: Backend) {
     let Some(app) = spawn_app(TestOptions::new(backend)).await else {
