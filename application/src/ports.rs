@@ -19,5 +19,7 @@ pub use password_hasher::{PasswordCheck, PasswordHasher};
 pub use random_source::RandomSource;
 pub use revocation_bus::{FeedStatus, RevocationBus, RevocationListener};
 pub use security_events::{SecurityEvent, SecurityEventKind, SecurityEvents};
-pub use session_store::{RefreshOutcome, RefreshRefusal, SessionStore, SuccessorToken};
+pub use session_store::{
+    RefreshOutcome, RefreshRefusal, SessionStore, SuccessorToken, TokenFamily,
+};
 pub use user_repository::{InsertUserError, UserRepository};

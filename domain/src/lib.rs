@@ -15,7 +15,10 @@ pub mod user;
 pub use claims::{AccessClaims, access_token_exp};
 pub use password::{PasswordPolicyError, check_password_policy};
 pub use refresh_token::{RefreshToken, TokenHash};
-pub use rotation::{Family, FamilyState, RotationDecision, TokenPolicy, decide_refresh};
+pub use rotation::{
+    Family, FamilyState, LogoutDecision, RotationDecision, TokenPolicy, decide_logout,
+    decide_refresh,
+};
 pub use session::{RevokeReason, Session, SessionId};
 pub use time::Timestamp;
 pub use user::{PasswordHash, User, UserId, Username, UsernameError};

@@ -117,6 +117,37 @@ pub fn decide_refresh(
     }
 }
 
+/// What a refresh cookie presented to logout stands for (contract v2: a
+/// cookie counts only when it is live).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutDecision {
+    /// The family's current token, or its direct parent inside the grace:
+    /// the cookie names its owner, and the logout proceeds.
+    Live,
+    /// Any other rotated token: reuse. That family is revoked, nothing else.
+    Reuse,
+    /// Unknown, expired, or of a revoked or ended family: revokes nothing.
+    Dead,
+}
+
+/// Decides what a refresh cookie presented to logout does: the same reading
+/// of the family as [`decide_refresh`], so that a token logout calls live is
+/// exactly one that a refresh would accept.
+pub fn decide_logout(
+    state: Option<FamilyState<'_>>,
+    now: Timestamp,
+    policy: &TokenPolicy,
+) -> LogoutDecision {
+    match decide_refresh(state, now, policy) {
+        RotationDecision::Rotate { .. } | RotationDecision::GraceReplay => LogoutDecision::Live,
+        RotationDecision::ReuseDetected => LogoutDecision::Reuse,
+        RotationDecision::Expired
+        | RotationDecision::SessionExpired
+        | RotationDecision::Revoked
+        | RotationDecision::Unknown => LogoutDecision::Dead,
+    }
+}
+
 /// A family held in memory: the reference implementation of applying
 /// [`decide_refresh`], used by tests and in-memory stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,6 +308,34 @@ mod tests {
             f.refresh(&h(0), t(1_003), &p, h(3)),
             RotationDecision::ReuseDetected
         );
+    }
+
+    #[test]
+    fn logout_counts_only_a_live_cookie() {
+        let p = TokenPolicy::default();
+        let mut f = family(&p);
+        f.refresh(&h(0), t(1_001), &p, h(1));
+        f.refresh(&h(1), t(1_002), &p, h(2));
+        let decide = |f: &Family, token: &TokenHash, now: Timestamp| {
+            let presented = f.tokens.iter().find(|x| x.hash == *token);
+            let state = presented.map(|presented| FamilyState {
+                session: &f.session,
+                presented,
+                current: f.current(),
+            });
+            decide_logout(state, now, &p)
+        };
+        assert_eq!(decide(&f, &h(2), t(1_003)), LogoutDecision::Live);
+        // The direct parent inside the grace, as for a refresh.
+        assert_eq!(decide(&f, &h(1), t(1_003)), LogoutDecision::Live);
+        assert_eq!(decide(&f, &h(0), t(1_003)), LogoutDecision::Reuse);
+        assert_eq!(decide(&f, &h(1), t(1_002 + 10)), LogoutDecision::Reuse);
+        assert_eq!(decide(&f, &h(9), t(1_003)), LogoutDecision::Dead);
+        let expired = t(1_002).plus(p.refresh_ttl);
+        assert_eq!(decide(&f, &h(2), expired), LogoutDecision::Dead);
+        f.session.revoke(t(1_004), RevokeReason::Logout);
+        assert_eq!(decide(&f, &h(2), t(1_005)), LogoutDecision::Dead);
+        assert_eq!(decide(&f, &h(0), t(1_005)), LogoutDecision::Dead);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Sessions and refresh tokens on SeaORM, with atomic rotation.
 
 use anyhow::Context;
-use application::ports::{RefreshOutcome, RefreshRefusal, SessionStore, SuccessorToken};
+use application::ports::{
+    RefreshOutcome, RefreshRefusal, SessionStore, SuccessorToken, TokenFamily,
+};
 use async_trait::async_trait;
 use domain::{
     FamilyState, RefreshToken, RevokeReason, RotationDecision, Session, SessionId, Timestamp,
@@ -214,6 +216,41 @@ impl SessionStore for SeaSessionStore {
             return Ok(None);
         };
         self.find(SessionId::from_uuid(token.session_id)).await
+    }
+
+    #[tracing::instrument(
+        name = "db.sessions.token_family",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
+    async fn token_family(&self, hash: &TokenHash) -> anyhow::Result<Option<TokenFamily>> {
+        let conn = self.db.connection();
+        let Some(presented) = refresh_token::Entity::find_by_id(hash.as_bytes().to_vec())
+            .one(conn)
+            .await
+            .context("finding a token")?
+        else {
+            return Ok(None);
+        };
+        let Some(session_row) = session::Entity::find_by_id(presented.session_id)
+            .one(conn)
+            .await
+            .context("finding the token's session")?
+        else {
+            return Ok(None);
+        };
+        let current = refresh_token::Entity::find()
+            .filter(refresh_token::Column::SessionId.eq(session_row.id))
+            .filter(refresh_token::Column::RotatedAt.is_null())
+            .order_by_desc(refresh_token::Column::IssuedAt)
+            .one(conn)
+            .await
+            .context("reading the current token")?;
+        Ok(Some(TokenFamily {
+            session: session_from_row(session_row)?,
+            presented: token_from_row(&presented)?,
+            current: current.as_ref().map(token_from_row).transpose()?,
+        }))
     }
 
     #[tracing::instrument(

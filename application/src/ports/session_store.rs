@@ -24,6 +24,28 @@ impl std::fmt::Debug for SuccessorToken {
     }
 }
 
+/// A stored token with its family, as [`domain::FamilyState`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFamily {
+    /// The family.
+    pub session: Session,
+    /// The token's record.
+    pub presented: RefreshToken,
+    /// The family's unrotated token, if it has one.
+    pub current: Option<RefreshToken>,
+}
+
+impl TokenFamily {
+    /// The state the domain's rules read.
+    pub fn state(&self) -> domain::FamilyState<'_> {
+        domain::FamilyState {
+            session: &self.session,
+            presented: &self.presented,
+            current: self.current.as_ref(),
+        }
+    }
+}
+
 /// Refusals of a refresh that change nothing in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshRefusal {
@@ -99,6 +121,13 @@ pub trait SessionStore: Send + Sync + 'static {
     /// # Errors
     /// Storage failures.
     async fn find_by_token(&self, hash: &TokenHash) -> anyhow::Result<Option<Session>>;
+
+    /// The family of the token with this hash, read without a change: the
+    /// session, the token's own record and the family's current token.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn token_family(&self, hash: &TokenHash) -> anyhow::Result<Option<TokenFamily>>;
 
     /// A session by id.
     ///

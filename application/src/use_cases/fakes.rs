@@ -117,6 +117,20 @@ impl SessionStore for Sessions {
             .find(|f| f.tokens.iter().any(|t| t.hash == *hash))
             .map(|f| f.session.clone()))
     }
+    async fn token_family(
+        &self,
+        hash: &TokenHash,
+    ) -> anyhow::Result<Option<crate::ports::TokenFamily>> {
+        let families = self.families.lock().unwrap();
+        Ok(families.values().find_map(|f| {
+            let presented = f.tokens.iter().find(|t| t.hash == *hash)?;
+            Some(crate::ports::TokenFamily {
+                session: f.session.clone(),
+                presented: presented.clone(),
+                current: f.current().cloned(),
+            })
+        }))
+    }
     async fn find(&self, id: SessionId) -> anyhow::Result<Option<Session>> {
         Ok(self
             .families

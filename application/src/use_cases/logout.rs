@@ -1,8 +1,8 @@
 //! Log out: revoke every family of the user, or only the current one.
 
-use domain::{RevokeReason, SessionId, UserId};
+use domain::{LogoutDecision, RevokeReason, SessionId, Timestamp, UserId, decide_logout};
 
-use crate::ports::{SecurityEvent, SecurityEventKind};
+use crate::ports::{SecurityEvent, SecurityEventKind, TokenFamily};
 use crate::{AuthService, ClientInfo, RefreshSecret};
 
 /// Which sessions a logout ends.
@@ -16,9 +16,14 @@ pub enum LogoutScope {
 }
 
 impl AuthService {
-    /// Logs out whoever the credentials name: the refresh token first, else the
-    /// access token. Without usable credentials nothing happens. Returns the
-    /// sessions that were revoked.
+    /// Logs out whoever the credentials name: a live refresh token first,
+    /// else the access token. Returns the sessions that were revoked.
+    ///
+    /// A refresh token counts only when it is live (the family's current
+    /// token, or its direct parent inside the grace). Any other rotated token
+    /// is reuse: its family is revoked and nothing else. An unknown, expired
+    /// or revoked one revokes nothing by itself (the access token, if any, is
+    /// still considered).
     ///
     /// # Errors
     /// Storage failures.
@@ -30,10 +35,12 @@ impl AuthService {
         scope: LogoutScope,
         client: &ClientInfo,
     ) -> anyhow::Result<Vec<SessionId>> {
-        let Some((user, session)) = self.identify(refresh, bearer).await? else {
-            return Ok(Vec::new());
-        };
         let now = self.ports.clock.now();
+        let (user, session) = match self.identify(refresh, bearer, now).await? {
+            Identified::Owner(user, session) => (user, session),
+            Identified::Reuse(family) => return self.revoke_replayed(*family, now, client).await,
+            Identified::Nobody => return Ok(Vec::new()),
+        };
         let revoked = match scope {
             LogoutScope::ThisSession => {
                 if self
@@ -66,19 +73,64 @@ impl AuthService {
         Ok(revoked)
     }
 
+    /// A replayed rotated token at logout: its family goes, as on refresh.
+    async fn revoke_replayed(
+        &self,
+        family: TokenFamily,
+        now: Timestamp,
+        client: &ClientInfo,
+    ) -> anyhow::Result<Vec<SessionId>> {
+        let session = &family.session;
+        let revoked = self
+            .ports
+            .sessions
+            .revoke(session.id, RevokeReason::ReuseDetected, now)
+            .await?;
+        tracing::warn!(user = %session.user_id, session = %session.id, "refresh token reuse detected at logout; family revoked");
+        if !revoked {
+            return Ok(Vec::new());
+        }
+        self.announce_revoked(&[session.id]).await;
+        self.report(
+            SecurityEvent::new(SecurityEventKind::ReuseDetected, now, client)
+                .user(session.user_id)
+                .session(session.id)
+                .revoked(1),
+        )
+        .await;
+        Ok(vec![session.id])
+    }
+
     async fn identify(
         &self,
         refresh: Option<&str>,
         bearer: Option<&str>,
-    ) -> anyhow::Result<Option<(UserId, SessionId)>> {
+        now: Timestamp,
+    ) -> anyhow::Result<Identified> {
         if let Some(secret) = refresh.and_then(RefreshSecret::parse)
-            && let Some(session) = self.ports.sessions.find_by_token(&secret.hash()).await?
+            && let Some(family) = self.ports.sessions.token_family(&secret.hash()).await?
         {
-            return Ok(Some((session.user_id, session.id)));
+            match decide_logout(Some(family.state()), now, &self.config.token_policy) {
+                LogoutDecision::Live => {
+                    return Ok(Identified::Owner(family.session.user_id, family.session.id));
+                }
+                LogoutDecision::Reuse => return Ok(Identified::Reuse(Box::new(family))),
+                LogoutDecision::Dead => {}
+            }
         }
         if let Some(Ok(claims)) = bearer.map(|token| self.verify_access(token)) {
-            return Ok(Some((claims.sub, claims.sid)));
+            return Ok(Identified::Owner(claims.sub, claims.sid));
         }
-        Ok(None)
+        Ok(Identified::Nobody)
     }
+}
+
+/// Whom logout credentials name.
+enum Identified {
+    /// A live refresh token or a valid access token of this user and session.
+    Owner(UserId, SessionId),
+    /// A rotated refresh token replayed outside the grace.
+    Reuse(Box<TokenFamily>),
+    /// Nobody.
+    Nobody,
 }

@@ -21,7 +21,63 @@ both!(
     logout_scope_session,
     imported_bcrypt_hash_is_upgraded,
     access_tokens_end_with_their_session,
+    logout_with_a_dead_refresh_token_revokes_nothing_else,
 );
+
+/// Contract v2 (security review, finding 3): a refresh cookie counts at
+/// logout only when it is live. A rotated one is reuse (its family only); a
+/// revoked or unknown one revokes nothing.
+pub async fn logout_with_a_dead_refresh_token_revokes_nothing_else(backend: Backend) {
+    let mut options = TestOptions::new(backend);
+    options.reuse_grace = Duration::ZERO;
+    let Some(app) = spawn_app(options).await else {
+        return;
+    };
+    let phone = app.signed_in("alice").await;
+    let laptop = app.login("alice", PASSWORD).await;
+    let laptop_refresh = laptop.refresh_cookie().unwrap();
+    let rotated = app.refresh(&phone.refresh).await;
+    assert_eq!(rotated.status, 200);
+    let phone_now = rotated.refresh_cookie().unwrap();
+
+    // The phone's stale token: reuse. Its family goes; the laptop stays.
+    let r = app
+        .post("/api/logout")
+        .refresh_cookie(&phone.refresh)
+        .send()
+        .await;
+    assert_eq!(r.status, 204);
+    app.refresh(&phone_now)
+        .await
+        .assert_problem(401, "session_revoked");
+    let laptop = app.refresh(&laptop_refresh).await;
+    assert_eq!(
+        laptop.status, 200,
+        "the other family survives: {}",
+        laptop.text
+    );
+    let laptop_refresh = laptop.refresh_cookie().unwrap();
+
+    // A token of the revoked family, and junk: nothing at all.
+    for dead in [phone_now.as_str(), phone.refresh.as_str(), "not-a-token"] {
+        let r = app.post("/api/logout").refresh_cookie(dead).send().await;
+        assert_eq!(r.status, 204);
+    }
+    let laptop = app.refresh(&laptop_refresh).await;
+    assert_eq!(laptop.status, 200, "still alive: {}", laptop.text);
+
+    // A live cookie still logs out everywhere.
+    let laptop_refresh = laptop.refresh_cookie().unwrap();
+    let r = app
+        .post("/api/logout")
+        .refresh_cookie(&laptop_refresh)
+        .send()
+        .await;
+    assert_eq!(r.status, 204);
+    app.protected(&laptop.access_token())
+        .await
+        .assert_problem(401, "invalid_token");
+}
 
 /// Contract v2: `exp` never later than the session's absolute end.
 pub async fn access_tokens_end_with_their_session(backend: Backend) {
