@@ -322,7 +322,16 @@ async fn pool_gauges_on_postgres() {
     let text = scrape(addr).await;
     assert_series(&text, "authd_db_pool_max_connections", 16.0);
     assert_series(&text, "authd_revocation_feed_connected", 1.0);
-    let age = value(&text, "authd_revocation_feed_last_current_age_seconds").unwrap();
+    // The age appears with the feed's first read, which runs beside the start.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let age = loop {
+        let text = scrape(addr).await;
+        if let Some(age) = value(&text, "authd_revocation_feed_last_current_age_seconds") {
+            break age;
+        }
+        assert!(Instant::now() < deadline, "no feed age: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(
         (0.0..2.0).contains(&age),
         "the feed reads every 500 ms: {age}"
