@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 /// A client message that parsed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub(crate) enum ClientMessage {
     /// `{"type":"ping"}`.
     Ping,
@@ -12,6 +12,17 @@ pub(crate) enum ClientMessage {
     Echo(Value),
     /// `{"type":"reauth","access":"<token>"}`.
     Reauth(String),
+}
+
+// Redacted by hand: the token of a `reauth` must never reach a log line.
+impl std::fmt::Debug for ClientMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ping => f.write_str("Ping"),
+            Self::Echo(v) => f.debug_tuple("Echo").field(v).finish(),
+            Self::Reauth(_) => f.write_str("Reauth([redacted])"),
+        }
+    }
 }
 
 /// Why a client message was refused (the `message` of `bad_message`).
@@ -128,6 +139,14 @@ pub(crate) fn error(code: ErrorCode, message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_of_a_reauth_hides_its_token() {
+        let message = ClientMessage::Reauth("eyJ.payload.SECRET".into());
+        let printed = format!("{message:?}");
+        assert!(!printed.contains("SECRET"), "{printed}");
+        assert_eq!(printed, "Reauth([redacted])");
+    }
 
     #[test]
     fn parses_the_known_messages() {

@@ -40,7 +40,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// A fresh access token (the refresh token travels in the `refreshToken` cookie).
-#[derive(Debug, Object)]
+#[derive(Object)]
 #[oai(rename_all = "camelCase")]
 pub struct TokenResponse {
     /// The RS256 access token (JWS compact serialization).
@@ -53,6 +53,48 @@ pub struct TokenResponse {
     pub expires_at: i64,
     /// Whose token it is.
     pub user: UserBody,
+}
+
+/// What `Debug` shows instead of a token or a cookie that carries one.
+const REDACTED: &str = "[redacted]";
+
+// Redacted by hand: a `?response` in a log line must never print a token.
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("access_token", &REDACTED)
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("expires_at", &self.expires_at)
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for LoginResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ok(body, _cookie) => f.debug_tuple("Ok").field(&body.0).field(&REDACTED).finish(),
+            Self::BadRequest(p) => f.debug_tuple("BadRequest").field(&p.0).finish(),
+            Self::Unauthorized(p, h) => f.debug_tuple("Unauthorized").field(&p.0).field(h).finish(),
+            Self::RateLimited(p, after) => f
+                .debug_tuple("RateLimited")
+                .field(&p.0)
+                .field(after)
+                .finish(),
+            Self::Internal(p) => f.debug_tuple("Internal").field(&p.0).finish(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RefreshResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ok(body, _cookie) => f.debug_tuple("Ok").field(&body.0).field(&REDACTED).finish(),
+            Self::Unauthorized(p, h) => f.debug_tuple("Unauthorized").field(&p.0).field(h).finish(),
+            Self::Internal(p) => f.debug_tuple("Internal").field(&p.0).finish(),
+        }
+    }
 }
 
 impl TokenResponse {
@@ -116,7 +158,7 @@ impl From<RegisterError> for RegisterResponse {
 }
 
 /// Answers of `POST /api/login`.
-#[derive(Debug, ApiResponse)]
+#[derive(ApiResponse)]
 pub enum LoginResponse {
     /// Logged in: an access token, and the refresh token in the `refreshToken` cookie.
     #[oai(status = 200)]
@@ -179,7 +221,7 @@ impl From<LoginError> for LoginResponse {
 }
 
 /// Answers of `POST /api/refresh`.
-#[derive(Debug, ApiResponse)]
+#[derive(ApiResponse)]
 pub enum RefreshResponse {
     /// A new access token; the cookie carries the successor refresh token (or,
     /// for a replay within the grace period, the same current one).
@@ -379,6 +421,37 @@ impl AuthApi {
         {
             Ok(_) => LogoutResponse::NoContent(cookie::clear_refresh(config.cookie_secure)),
             Err(e) => LogoutResponse::Internal(Json(internal(&e))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_a_token_or_the_cookie() {
+        let body = || TokenResponse {
+            access_token: "eyJ.header.SIGNATURE-SECRET".into(),
+            token_type: "Bearer".into(),
+            expires_in: 900,
+            expires_at: 1_000,
+            user: UserBody {
+                id: uuid::Uuid::nil(),
+                username: "alice".into(),
+            },
+        };
+        let cookie = || "refreshToken=REFRESH-SECRET; HttpOnly".to_owned();
+        for printed in [
+            format!("{:?}", body()),
+            format!("{:?}", LoginResponse::Ok(Json(body()), cookie())),
+            format!("{:?}", RefreshResponse::Ok(Json(body()), cookie())),
+        ] {
+            assert!(!printed.contains("SECRET"), "{printed}");
+            assert!(
+                printed.contains("[redacted]") && printed.contains("alice"),
+                "{printed}"
+            );
         }
     }
 }
