@@ -8,8 +8,8 @@ use domain::{AccessClaims, Session, SessionId, Timestamp, TokenPolicy, User, acc
 
 use crate::ports::{
     AccessTokenSigner, AccessTokenVerifier, Clock, FeedStatus, HealthCheck, LoginThrottle,
-    PasswordHasher, RandomSource, RevocationBus, RevocationListener, SecurityEvent, SecurityEvents,
-    SessionStore, UserRepository,
+    PasswordHasher, RandomSource, RevocationBus, RevocationListener, SecurityEvent,
+    SecurityEventKind, SecurityEvents, SessionStore, UserRepository,
 };
 use crate::{RefreshSecret, RevokedSessions, VerifiedTokens};
 
@@ -139,28 +139,28 @@ pub struct Pruned {
 pub struct AuthService {
     pub(crate) ports: Ports,
     pub(crate) config: AuthConfig,
-    pub(crate) revoked: RevokedSessions,
-    revocation_listeners: Listeners,
+    /// The revoked-session cache and the listeners it passes news on to.
+    pub(crate) revocations: Revocations,
     pub(crate) verified: Arc<VerifiedTokens>,
 }
 
 impl AuthService {
     /// Wires the service and subscribes its revoked-session cache to the bus.
     pub fn new(ports: Ports, config: AuthConfig) -> Self {
-        let revoked = RevokedSessions::new(revocation_horizon(config.access_ttl));
-        let revocation_listeners = Listeners::default();
-        let deliver = Deliver {
-            revoked: revoked.clone(),
-            listeners: revocation_listeners.clone(),
+        let revocations = Revocations {
+            revoked: RevokedSessions::new(revocation_horizon(config.access_ttl)),
+            listeners: Listeners::default(),
             clock: ports.clock.clone(),
         };
-        ports.bus.subscribe(Arc::new(move |id| deliver.deliver(id)));
+        let from_bus = revocations.clone();
+        ports
+            .bus
+            .subscribe(Arc::new(move |id| from_bus.deliver(id)));
         let verified = Arc::new(VerifiedTokens::new(config.token_cache_size));
         Self {
             ports,
             config,
-            revoked,
-            revocation_listeners,
+            revocations,
             verified,
         }
     }
@@ -176,7 +176,7 @@ impl AuthService {
         let since = read_since(None, now, self.config.access_ttl);
         let ids = self.ports.sessions.revoked_since(since).await?;
         for id in &ids {
-            self.revoked.insert(*id, now);
+            self.revocations.revoked.insert(*id, now);
         }
         Ok(ids.len())
     }
@@ -185,7 +185,8 @@ impl AuthService {
     /// sockets with it). It hears each session once, however many ways the
     /// news arrives.
     pub fn on_revocation(&self, listener: RevocationListener) {
-        self.revocation_listeners
+        self.revocations
+            .listeners
             .0
             .write()
             .unwrap_or_else(PoisonError::into_inner)
@@ -276,18 +277,32 @@ impl AuthService {
         }
     }
 
+    /// A replayed rotated token got its family revoked (by a refresh or a
+    /// logout): tells every process and the audit trail.
+    pub(crate) async fn report_reuse(
+        &self,
+        session: &Session,
+        now: Timestamp,
+        client: &ClientInfo,
+    ) {
+        tracing::warn!(user = %session.user_id, session = %session.id, "refresh token reuse detected; family revoked");
+        self.announce_revoked(&[session.id]).await;
+        self.report(
+            SecurityEvent::new(SecurityEventKind::ReuseDetected, now, client)
+                .user(session.user_id)
+                .session(session.id)
+                .revoked(1),
+        )
+        .await;
+    }
+
     /// Records revocations locally at once, then tells the other processes.
     pub(crate) async fn announce_revoked(&self, ids: &[SessionId]) {
         if ids.is_empty() {
             return;
         }
-        let deliver = Deliver {
-            revoked: self.revoked.clone(),
-            listeners: self.revocation_listeners.clone(),
-            clock: self.ports.clock.clone(),
-        };
         for id in ids {
-            deliver.deliver(*id);
+            self.revocations.deliver(*id);
         }
         if let Err(e) = self.ports.bus.publish(ids).await {
             // The sessions are revoked in storage: every process's periodic
@@ -310,13 +325,23 @@ impl std::fmt::Debug for Listeners {
 
 /// Passes each newly revoked session to the revoked-session cache and, the
 /// first time only, to the listeners.
-struct Deliver {
-    revoked: RevokedSessions,
+#[derive(Clone)]
+pub(crate) struct Revocations {
+    pub(crate) revoked: RevokedSessions,
     listeners: Listeners,
     clock: Arc<dyn Clock>,
 }
 
-impl Deliver {
+impl std::fmt::Debug for Revocations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Revocations")
+            .field("revoked", &self.revoked.len())
+            .field("listeners", &self.listeners)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Revocations {
     fn deliver(&self, id: SessionId) {
         if !self.revoked.insert(id, self.clock.now()) {
             return;

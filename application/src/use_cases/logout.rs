@@ -86,18 +86,10 @@ impl AuthService {
             .sessions
             .revoke(session.id, RevokeReason::ReuseDetected, now)
             .await?;
-        tracing::warn!(user = %session.user_id, session = %session.id, "refresh token reuse detected at logout; family revoked");
         if !revoked {
             return Ok(Vec::new());
         }
-        self.announce_revoked(&[session.id]).await;
-        self.report(
-            SecurityEvent::new(SecurityEventKind::ReuseDetected, now, client)
-                .user(session.user_id)
-                .session(session.id)
-                .revoked(1),
-        )
-        .await;
+        self.report_reuse(session, now, client).await;
         Ok(vec![session.id])
     }
 

@@ -138,15 +138,7 @@ impl AuthService {
                 (session, secret, current, true)
             }
             RefreshOutcome::ReuseDetected { session } => {
-                tracing::warn!(user = %session.user_id, session = %session.id, "refresh token reuse detected; family revoked");
-                self.announce_revoked(&[session.id]).await;
-                self.report(
-                    SecurityEvent::new(SecurityEventKind::ReuseDetected, now, client)
-                        .user(session.user_id)
-                        .session(session.id)
-                        .revoked(1),
-                )
-                .await;
+                self.report_reuse(&session, now, client).await;
                 return Err(RefreshError::Reused);
             }
             RefreshOutcome::Refused(RefreshRefusal::Unknown) => return Err(RefreshError::Invalid),

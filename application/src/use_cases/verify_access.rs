@@ -39,7 +39,7 @@ impl AuthService {
                 claims
             }
         };
-        if self.revoked.contains(&claims.sid) {
+        if self.revocations.revoked.contains(&claims.sid) {
             return Err(InvalidToken::Revoked);
         }
         Ok(claims)
@@ -47,7 +47,7 @@ impl AuthService {
 
     /// Whether a session was revoked (as far as this process has heard).
     pub fn is_session_revoked(&self, id: &domain::SessionId) -> bool {
-        self.revoked.contains(id)
+        self.revocations.revoked.contains(id)
     }
 }
 
