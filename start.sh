@@ -12,7 +12,8 @@
 set -eu
 cd "$(dirname "$0")"
 
-[ -s keys/private.pem ] || ./generate-keys.sh keys
+# Creates whichever of the key pair and the refresh seal key is missing.
+./generate-keys.sh keys
 [ -s infra/nginx/certs/dev.crt ] || infra/nginx/make-dev-cert.sh infra/nginx/certs
 
 # The containers run as the owner of keys/, so the 0600 private key stays
@@ -21,7 +22,7 @@ cd "$(dirname "$0")"
 AUTHD_UID=$(stat -c %u keys/private.pem)
 AUTHD_GID=$(stat -c %g keys/private.pem)
 if [ "$AUTHD_UID" = 0 ]; then
-    chown 10001:10001 keys/private.pem keys/public.pem
+    chown 10001:10001 keys keys/private.pem keys/public.pem keys/refresh-seal.key
     AUTHD_UID=10001 AUTHD_GID=10001
 fi
 export AUTHD_UID AUTHD_GID

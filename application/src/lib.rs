@@ -10,7 +10,7 @@ pub mod service;
 pub mod use_cases;
 pub mod verified_tokens;
 
-pub use refresh_secret::RefreshSecret;
+pub use refresh_secret::{RefreshSecret, SealKey};
 pub use revoked_sessions::RevokedSessions;
 pub use service::{
     AuthConfig, AuthService, ClientInfo, IssuedAccessToken, IssuedRefreshToken, Ports, Pruned,

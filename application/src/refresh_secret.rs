@@ -3,13 +3,50 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::TokenHash;
+use hmac::{Hmac, KeyInit, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use crate::ports::RandomSource;
 
 const TOKEN_BYTES: usize = 32;
-const SEAL_LABEL: &[u8] = b"authd/refresh-grace-seal/v1\0";
+const SEAL_LABEL: &[u8] = b"authd/refresh-grace-seal/v2\0";
+
+/// The server secret that every grace seal is also keyed with
+/// (`REFRESH_SEAL_KEY_PATH`): 256 bits kept outside the database, so that a
+/// copy of the database and a stale token open no seal.
+///
+/// Every API process of one deployment must hold the same key; `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealKey([u8; 32]);
+
+impl SealKey {
+    /// The length of the key in bytes.
+    pub const LEN: usize = 32;
+
+    /// A key from its bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// A new key from the CSPRNG.
+    pub fn generate(random: &dyn RandomSource) -> Self {
+        let mut bytes = [0u8; 32];
+        random.fill(&mut bytes);
+        Self(bytes)
+    }
+
+    /// The key's bytes, to write it to its file.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SealKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealKey([redacted])")
+    }
+}
 
 /// A refresh token in plaintext: handed to the client once, never stored.
 ///
@@ -60,29 +97,38 @@ impl RefreshSecret {
         TokenHash::from_bytes(Sha256::digest(self.raw).into())
     }
 
-    /// Seals `successor` under a key only this token's plaintext can derive.
+    /// Seals `successor` under a key derived from this token's plaintext
+    /// *and* the server's [`SealKey`]: HMAC-SHA-256(key, label || token).
     ///
     /// Stored on this token's row when it is rotated, the seal lets a grace
     /// replay of this token return the *same* successor although only hashes
-    /// are stored. Each key seals exactly one value (a token is rotated once),
-    /// so the XOR with a 256-bit derived key is a one-time pad: the database
-    /// alone reveals nothing about the successor.
-    pub fn seal_successor(&self, successor: &RefreshSecret) -> [u8; 32] {
-        xor(&self.seal_key(), &successor.raw)
+    /// are stored. Each derived key seals exactly one value (a token is
+    /// rotated once), so the XOR is a one-time pad: neither the database with
+    /// a stale token nor the key file alone reveals the successor. The store
+    /// erases the seal when the successor rotates or the grace passes.
+    pub fn seal_successor(&self, key: &SealKey, successor: &RefreshSecret) -> [u8; 32] {
+        xor(&self.seal_pad(key), &successor.raw)
     }
 
     /// Opens a seal made by [`Self::seal_successor`] and checks it against the
-    /// stored hash of the current token; `None` when it does not match.
-    pub fn open_successor(&self, seal: &[u8; 32], expected: &TokenHash) -> Option<RefreshSecret> {
-        let successor = Self::from_raw(xor(&self.seal_key(), seal));
+    /// stored hash of the current token; `None` when it does not match (another
+    /// key, or another parent).
+    pub fn open_successor(
+        &self,
+        key: &SealKey,
+        seal: &[u8; 32],
+        expected: &TokenHash,
+    ) -> Option<RefreshSecret> {
+        let successor = Self::from_raw(xor(&self.seal_pad(key), seal));
         (successor.hash() == *expected).then_some(successor)
     }
 
-    fn seal_key(&self) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(SEAL_LABEL);
-        h.update(self.raw);
-        h.finalize().into()
+    fn seal_pad(&self, key: &SealKey) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key.0)
+            .expect("HMAC takes a key of any length");
+        mac.update(SEAL_LABEL);
+        mac.update(&self.raw);
+        mac.finalize().into_bytes().into()
     }
 }
 
@@ -128,11 +174,41 @@ mod tests {
         let parent = RefreshSecret::generate(&r);
         let child = RefreshSecret::generate(&r);
         let other = RefreshSecret::generate(&r);
-        let seal = parent.seal_successor(&child);
+        let key = SealKey::generate(&r);
+        let seal = parent.seal_successor(&key, &child);
         assert_ne!(&seal, &child.raw);
-        let opened = parent.open_successor(&seal, &child.hash()).expect("opens");
+        let opened = parent
+            .open_successor(&key, &seal, &child.hash())
+            .expect("opens");
         assert_eq!(opened.expose(), child.expose());
-        assert!(other.open_successor(&seal, &child.hash()).is_none());
+        assert!(other.open_successor(&key, &seal, &child.hash()).is_none());
+    }
+
+    #[test]
+    fn seal_opens_only_with_the_server_key() {
+        let r = Counter(0.into());
+        let parent = RefreshSecret::generate(&r);
+        let child = RefreshSecret::generate(&r);
+        let seal = parent.seal_successor(&SealKey::generate(&r), &child);
+        // The parent's plaintext and the database (seal, hashes) are not enough.
+        let guessed = SealKey::from_bytes([0; 32]);
+        assert!(
+            parent
+                .open_successor(&guessed, &seal, &child.hash())
+                .is_none()
+        );
+        // Nor is the v1 derivation, SHA-256(label || parent), which needed no key.
+        let mut v1 = Sha256::new();
+        v1.update(b"authd/refresh-grace-seal/v1\0");
+        v1.update(parent.raw);
+        let pad: [u8; 32] = v1.finalize().into();
+        assert_ne!(xor(&pad, &seal), child.raw);
+    }
+
+    #[test]
+    fn seal_key_debug_is_redacted() {
+        let key = SealKey::from_bytes([7; 32]);
+        assert_eq!(format!("{key:?}"), "SealKey([redacted])");
     }
 
     #[test]

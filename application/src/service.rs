@@ -11,7 +11,7 @@ use crate::ports::{
     PasswordHasher, RandomSource, RevocationBus, RevocationListener, SecurityEvent,
     SecurityEventKind, SecurityEvents, SessionStore, UserRepository,
 };
-use crate::{RefreshSecret, RevokedSessions, VerifiedTokens};
+use crate::{RefreshSecret, RevokedSessions, SealKey, VerifiedTokens};
 
 /// Clock leeway for `exp` and `nbf`, in seconds ([`domain::revocation::CLOCK_LEEWAY`]).
 #[allow(clippy::cast_possible_wrap)]
@@ -68,6 +68,8 @@ pub struct AuthConfig {
     pub token_cache_size: usize,
     /// `AUDIT_RETENTION`: how long stored security events are kept.
     pub audit_retention: Duration,
+    /// The server secret of the refresh-grace seals (`REFRESH_SEAL_KEY_PATH`).
+    pub seal_key: SealKey,
 }
 
 impl Default for AuthConfig {
@@ -80,6 +82,8 @@ impl Default for AuthConfig {
             allow_registration: true,
             token_cache_size: 10_000,
             audit_retention: Duration::from_secs(90 * 86_400),
+            // Tests only: the wiring always sets the key read from its file.
+            seal_key: SealKey::from_bytes([0; SealKey::LEN]),
         }
     }
 }
@@ -238,6 +242,20 @@ impl AuthService {
             login_windows,
             audit_events,
         })
+    }
+
+    /// Erases the grace seals that no replay can need any more (tokens rotated
+    /// more than `REFRESH_REUSE_GRACE` ago); returns how many. The wiring runs
+    /// it every second, so a seal outlives its grace by about a second.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn erase_stale_seals(&self) -> anyhow::Result<u64> {
+        let before = self
+            .config
+            .token_policy
+            .seals_needed_since(self.ports.clock.now());
+        self.ports.sessions.erase_seals(before).await
     }
 
     /// Signs an access token for `user` in `session`; it expires after

@@ -43,6 +43,8 @@ pub struct Config {
     pub private_key_path: PathBuf,
     /// `PUBLIC_KEY_PATH` (SPKI PEM).
     pub public_key_path: PathBuf,
+    /// `REFRESH_SEAL_KEY_PATH`; `None`: `refresh-seal.key` next to the private key.
+    pub refresh_seal_key_path: Option<PathBuf>,
     /// `ACCESS_TOKEN_EXPIRY`.
     pub access_token_expiry: Duration,
     /// `REFRESH_TOKEN_EXPIRY`.
@@ -99,6 +101,15 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Where the refresh-grace seal key lives: `REFRESH_SEAL_KEY_PATH`, or
+    /// `refresh-seal.key` in the private key's directory.
+    pub fn seal_key_path(&self) -> PathBuf {
+        self.refresh_seal_key_path.clone().unwrap_or_else(|| {
+            self.private_key_path
+                .with_file_name(crate::key_files::SEAL_KEY_FILE)
+        })
+    }
+
     /// Reads `.env` (when present, without overriding the environment), then the environment.
     ///
     /// # Errors
@@ -240,6 +251,7 @@ impl Config {
             ws_addr: addr("WS_ADDR", "127.0.0.1:3001")?,
             private_key_path: string("PRIVATE_KEY_PATH", "keys/private.pem").into(),
             public_key_path: string("PUBLIC_KEY_PATH", "keys/public.pem").into(),
+            refresh_seal_key_path: get("REFRESH_SEAL_KEY_PATH").map(PathBuf::from),
             access_token_expiry: nonzero(
                 "ACCESS_TOKEN_EXPIRY",
                 duration("ACCESS_TOKEN_EXPIRY", "15m")?,

@@ -2,8 +2,10 @@
 //! binary and the integration tests (which start the real wiring in-process).
 
 pub mod config;
+pub mod key_files;
 pub mod observability;
 pub mod wiring;
 
 pub use config::{Config, ConfigError, LogFormat};
-pub use wiring::{KeyMaterial, RunningApp, Services, ShutdownTrigger, start};
+pub use key_files::KeyMaterial;
+pub use wiring::{RunningApp, Services, ShutdownTrigger, start};

@@ -134,11 +134,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             let keys = tokio::task::spawn_blocking(move || KeyMaterial::generate(bits)).await??;
             keys.write(&private, &public)?;
+            let seal = out.join(authd::key_files::SEAL_KEY_FILE);
+            authd::key_files::load_or_create_seal(&seal)?;
             println!(
-                "wrote {} and {} (kid {})",
+                "wrote {} and {} (kid {}); the refresh seal key is {}",
                 private.display(),
                 public.display(),
-                keys.private.kid()
+                keys.private.kid(),
+                seal.display()
             );
             Ok(())
         }

@@ -5,13 +5,11 @@
 //! [`RunningApp::api_addr`] / [`RunningApp::ws_addr`].
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use adapters::crypto::jwks::JwkSet;
 use adapters::crypto::jwt::{JwtSigner, JwtVerifier};
-use adapters::crypto::keys::{PrivateKey, PublicKey};
 use adapters::crypto::password::Argon2Hasher;
 use adapters::http::{self, HttpConfig};
 use adapters::persistence::{
@@ -30,15 +28,16 @@ use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
 use crate::config::Config;
+pub use crate::key_files::{DEFAULT_KEY_BITS, KeyMaterial};
 
-/// Key size of a key pair created at first start.
-pub const DEFAULT_KEY_BITS: usize = 4096;
 /// How often ended sessions are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// How long ended sessions are kept before pruning.
 const PRUNE_KEEP: Duration = Duration::from_secs(7 * 86_400);
 /// Rows deleted per prune statement.
 const PRUNE_BATCH: u64 = 1000;
+/// How often the refresh-grace seals whose grace has passed are erased.
+const SEAL_SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Which servers to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,119 +58,6 @@ impl Services {
     fn ws(self) -> bool {
         matches!(self, Self::Both | Self::Ws)
     }
-}
-
-/// The signing key and every public key that verifies tokens.
-#[derive(Debug, Clone)]
-pub struct KeyMaterial {
-    /// Signs access tokens.
-    pub private: PrivateKey,
-    /// Verify access tokens and are published in the JWKS (the signing key's
-    /// public half first; a different `PUBLIC_KEY_PATH` key is kept for rotation).
-    pub public: Vec<PublicKey>,
-}
-
-impl KeyMaterial {
-    /// A fresh key pair of `bits` bits.
-    ///
-    /// # Errors
-    /// Key generation failed.
-    pub fn generate(bits: usize) -> anyhow::Result<Self> {
-        let private = PrivateKey::generate(bits)?;
-        Ok(Self::from_private(private))
-    }
-
-    /// The pair of `private`.
-    pub fn from_private(private: PrivateKey) -> Self {
-        let public = vec![private.public_key()];
-        Self { private, public }
-    }
-
-    /// Reads the keys at the configured paths, or creates a 4096-bit pair
-    /// there (private key mode 0600) when neither file exists.
-    ///
-    /// # Errors
-    /// Unreadable or invalid key files, or a public key without its private key.
-    pub fn load_or_create(config: &Config) -> anyhow::Result<Self> {
-        let (priv_path, pub_path) = (&config.private_key_path, &config.public_key_path);
-        if !priv_path.exists() {
-            if pub_path.exists() {
-                anyhow::bail!(
-                    "PRIVATE_KEY_PATH {} does not exist but PUBLIC_KEY_PATH {} does; refusing to replace the key pair",
-                    priv_path.display(),
-                    pub_path.display()
-                );
-            }
-            tracing::warn!(
-                private = %priv_path.display(),
-                public = %pub_path.display(),
-                bits = DEFAULT_KEY_BITS,
-                "no signing key found: generating a new RSA key pair"
-            );
-            let keys = Self::generate(DEFAULT_KEY_BITS)?;
-            keys.write(priv_path, pub_path)?;
-            tracing::info!(kid = keys.private.kid(), "key pair written");
-            return Ok(keys);
-        }
-        let pem = std::fs::read_to_string(priv_path)
-            .with_context(|| format!("reading PRIVATE_KEY_PATH {}", priv_path.display()))?;
-        let private = PrivateKey::from_pem(&pem)
-            .with_context(|| format!("parsing PRIVATE_KEY_PATH {}", priv_path.display()))?;
-        let mut keys = Self::from_private(private);
-        if pub_path.exists() {
-            let pem = std::fs::read_to_string(pub_path)
-                .with_context(|| format!("reading PUBLIC_KEY_PATH {}", pub_path.display()))?;
-            let public = PublicKey::from_pem(&pem)
-                .with_context(|| format!("parsing PUBLIC_KEY_PATH {}", pub_path.display()))?;
-            if public.kid() != keys.private.kid() {
-                tracing::info!(
-                    kid = public.kid(),
-                    "PUBLIC_KEY_PATH holds another key: it still verifies tokens"
-                );
-                keys.public.push(public);
-            }
-        }
-        Ok(keys)
-    }
-
-    /// Writes the pair as PKCS#8 (mode 0600) and SPKI PEM files, creating directories.
-    ///
-    /// # Errors
-    /// The files cannot be written.
-    pub fn write(&self, priv_path: &Path, pub_path: &Path) -> anyhow::Result<()> {
-        use secrecy::ExposeSecret;
-        for path in [priv_path, pub_path] {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-            }
-        }
-        let pem = self.private.to_pkcs8_pem()?;
-        write_private(priv_path, pem.expose_secret().as_bytes())
-            .with_context(|| format!("writing {}", priv_path.display()))?;
-        let public = self.private.public_key().to_spki_pem()?;
-        std::fs::write(pub_path, public)
-            .with_context(|| format!("writing {}", pub_path.display()))?;
-        Ok(())
-    }
-}
-
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
 }
 
 /// Connects to the configured database and applies migrations unless `AUTO_MIGRATE=false`.
@@ -264,6 +150,7 @@ pub async fn build_service_with_metrics(
         allow_registration: config.allow_registration,
         token_cache_size: config.token_cache_size,
         audit_retention: config.audit_retention,
+        seal_key: keys.seal.clone(),
     };
     Ok(Arc::new(AuthService::new(ports, auth_config)))
 }
@@ -496,6 +383,10 @@ pub async fn start(
         metrics_addr = Some(addr);
     }
 
+    if services.api() {
+        tokio::spawn(sweep_seals(auth.clone(), stop.subscribe()));
+    }
+
     let prune_auth = auth.clone();
     let mut prune_stop = stop.subscribe();
     tokio::spawn(async move {
@@ -532,4 +423,27 @@ pub async fn start(
         stop,
         tasks,
     })
+}
+
+/// Erases the refresh-grace seals whose grace has passed, every
+/// [`SEAL_SWEEP_EVERY`] until `stop` (one indexed statement, usually a no-op).
+async fn sweep_seals(auth: Arc<AuthService>, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(SEAL_SWEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        match auth.erase_stale_seals().await {
+            Ok(_) => failing = false,
+            // Once per outage, not every second; the next pass catches up.
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = ?e, "erasing stale refresh-grace seals failed");
+            }
+            Err(_) => {}
+        }
+    }
 }

@@ -38,6 +38,17 @@ impl TokenPolicy {
     pub fn token_expiry(&self, session: &Session, now: Timestamp) -> Timestamp {
         now.plus(self.refresh_ttl).min(session.expires_at)
     }
+
+    /// Grace seals of tokens rotated before this instant are no longer
+    /// needed (no replay of them can be a [`RotationDecision::GraceReplay`]
+    /// any more) and are erased.
+    ///
+    /// The other half of the rule: a rotation erases every other seal of its
+    /// family (only the direct parent of the current token can be a grace
+    /// replay), and a revoked family keeps none.
+    pub fn seals_needed_since(&self, now: Timestamp) -> Timestamp {
+        now.minus(self.reuse_grace)
+    }
 }
 
 /// What a store knows when a refresh token is presented.

@@ -31,6 +31,8 @@ mod edge;
 mod forged;
 #[path = "api/meta.rs"]
 mod meta;
+#[path = "api/seals.rs"]
+mod seals;
 #[path = "api/sessions.rs"]
 mod sessions;
 #[path = "api/throttle.rs"]

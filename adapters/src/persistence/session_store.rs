@@ -124,6 +124,9 @@ impl SessionStore for SeaSessionStore {
             RotationDecision::Rotate {
                 successor_expires_at,
             } => {
+                // Only the direct parent of the current token may hold a seal:
+                // erase the one the presented token's parent holds.
+                erase_family_seals(tx.txn(), family.id).await?;
                 let rotated = refresh_token::Entity::update_many()
                     .col_expr(
                         refresh_token::Column::RotatedAt,
@@ -171,8 +174,9 @@ impl SessionStore for SeaSessionStore {
                 let seal = presented_row
                     .successor_seal
                     .as_deref()
-                    .and_then(|s| <[u8; 32]>::try_from(s).ok())
-                    .context("a rotated token without its successor seal")?;
+                    .map(<[u8; 32]>::try_from)
+                    .transpose()
+                    .context("a successor seal that is not 32 bytes")?;
                 RefreshOutcome::GraceReplay {
                     session: family,
                     current,
@@ -180,6 +184,7 @@ impl SessionStore for SeaSessionStore {
                 }
             }
             RotationDecision::ReuseDetected => {
+                erase_family_seals(tx.txn(), family.id).await?;
                 revoke_rows(
                     tx.txn(),
                     Some(family.id),
@@ -422,6 +427,41 @@ impl SessionStore for SeaSessionStore {
         tx.commit().await.context("committing the prune")?;
         Ok(deleted.rows_affected)
     }
+
+    #[tracing::instrument(
+        name = "db.sessions.erase_seals",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
+    async fn erase_seals(&self, rotated_before: Timestamp) -> anyhow::Result<u64> {
+        // On the partial index `idx_refresh_tokens_sealed`: only sealed rows are read.
+        Ok(refresh_token::Entity::update_many()
+            .col_expr(
+                refresh_token::Column::SuccessorSeal,
+                Expr::value(Option::<Vec<u8>>::None),
+            )
+            .filter(refresh_token::Column::SuccessorSeal.is_not_null())
+            .filter(refresh_token::Column::RotatedAt.lt(rotated_before.unix_millis()))
+            .exec(self.db.connection())
+            .await
+            .context("erasing stale grace seals")?
+            .rows_affected)
+    }
+}
+
+/// Erases every grace seal of one family.
+async fn erase_family_seals(conn: &impl ConnectionTrait, family: SessionId) -> anyhow::Result<()> {
+    refresh_token::Entity::update_many()
+        .col_expr(
+            refresh_token::Column::SuccessorSeal,
+            Expr::value(Option::<Vec<u8>>::None),
+        )
+        .filter(refresh_token::Column::SessionId.eq(*family.as_uuid()))
+        .filter(refresh_token::Column::SuccessorSeal.is_not_null())
+        .exec(conn)
+        .await
+        .context("erasing the family's grace seals")?;
+    Ok(())
 }
 
 /// Revokes one session, or every unrevoked session of a user.

@@ -76,8 +76,9 @@ pub enum RefreshOutcome {
         session: Session,
         /// The family's current token.
         current: RefreshToken,
-        /// The seal stored on the presented token when it was rotated.
-        seal: [u8; 32],
+        /// The seal stored on the presented token when it was rotated;
+        /// `None` once it was erased (the grace passed on another process's clock).
+        seal: Option<[u8; 32]>,
     },
     /// A rotated token was replayed outside the grace: the store revoked the
     /// family (reason [`RevokeReason::ReuseDetected`]).
@@ -105,6 +106,9 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Presents the token with hash `presented` at `now`: decides with
     /// [`domain::decide_refresh`] and applies the decision in one transaction.
+    ///
+    /// A rotation stores `successor.seal` on the presented token and erases
+    /// every other seal of the family; reuse detection erases them all.
     ///
     /// # Errors
     /// Storage failures (nothing is applied then).
@@ -177,4 +181,11 @@ pub trait SessionStore: Send + Sync + 'static {
     /// # Errors
     /// Storage failures.
     async fn prune(&self, ended_before: Timestamp, batch: u64) -> anyhow::Result<u64>;
+
+    /// Erases the grace seals of tokens rotated before `rotated_before`
+    /// ([`domain::TokenPolicy::seals_needed_since`]); returns how many.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn erase_seals(&self, rotated_before: Timestamp) -> anyhow::Result<u64>;
 }

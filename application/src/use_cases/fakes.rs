@@ -55,6 +55,20 @@ pub struct Sessions {
     seals: Mutex<HashMap<TokenHash, [u8; 32]>>,
 }
 
+impl Sessions {
+    fn forget_seals(&self, family: &Family) {
+        let mut seals = self.seals.lock().unwrap();
+        for t in &family.tokens {
+            seals.remove(&t.hash);
+        }
+    }
+
+    /// How many grace seals are stored.
+    pub fn seal_count(&self) -> usize {
+        self.seals.lock().unwrap().len()
+    }
+}
+
 #[async_trait]
 impl SessionStore for Sessions {
     async fn create(&self, session: &Session, first: &domain::RefreshToken) -> anyhow::Result<()> {
@@ -83,6 +97,8 @@ impl SessionStore for Sessions {
         let session = family.session.clone();
         Ok(match decision {
             RotationDecision::Rotate { .. } => {
+                // Only the direct parent of the current token keeps its seal.
+                self.forget_seals(family);
                 self.seals
                     .lock()
                     .unwrap()
@@ -99,9 +115,12 @@ impl SessionStore for Sessions {
                     .current()
                     .cloned()
                     .expect("grace implies a current token"),
-                seal: self.seals.lock().unwrap()[presented],
+                seal: self.seals.lock().unwrap().get(presented).copied(),
             },
-            RotationDecision::ReuseDetected => RefreshOutcome::ReuseDetected { session },
+            RotationDecision::ReuseDetected => {
+                self.forget_seals(family);
+                RefreshOutcome::ReuseDetected { session }
+            }
             RotationDecision::Expired => RefreshOutcome::Refused(RefreshRefusal::Expired),
             RotationDecision::SessionExpired => {
                 RefreshOutcome::Refused(RefreshRefusal::SessionExpired)
@@ -199,9 +218,22 @@ impl SessionStore for Sessions {
             .take(batch as usize)
             .collect();
         for id in &ended {
-            families.remove(id);
+            if let Some(f) = families.remove(id) {
+                self.forget_seals(&f);
+            }
         }
         Ok(ended.len() as u64)
+    }
+    async fn erase_seals(&self, rotated_before: Timestamp) -> anyhow::Result<u64> {
+        let families = self.families.lock().unwrap();
+        let mut seals = self.seals.lock().unwrap();
+        let before = seals.len();
+        for t in families.values().flat_map(|f| &f.tokens) {
+            if t.rotated_at.is_some_and(|at| at < rotated_before) {
+                seals.remove(&t.hash);
+            }
+        }
+        Ok((before - seals.len()) as u64)
     }
 }
 

@@ -108,7 +108,7 @@ impl AuthService {
         let successor = RefreshSecret::generate(self.ports.random.as_ref());
         let sealed = SuccessorToken {
             hash: successor.hash(),
-            seal: presented.seal_successor(&successor),
+            seal: presented.seal_successor(&self.config.seal_key, &successor),
         };
         let now = self.ports.clock.now();
         let outcome = self
@@ -127,14 +127,21 @@ impl AuthService {
                 current,
                 seal,
             } => {
-                let secret = presented
-                    .open_successor(&seal, &current.hash)
-                    .ok_or_else(|| {
-                        anyhow::anyhow!(
-                            "the grace seal of session {} does not open to its current token",
-                            session.id
-                        )
-                    })?;
+                let opened = seal.and_then(|seal| {
+                    presented.open_successor(&self.config.seal_key, &seal, &current.hash)
+                });
+                let Some(secret) = opened else {
+                    // Erased (the grace ended on another process's clock), or sealed
+                    // under another key: API processes that do not share
+                    // REFRESH_SEAL_KEY_PATH. Refused, nothing revoked.
+                    tracing::warn!(
+                        session = %session.id,
+                        erased = seal.is_none(),
+                        "a grace replay whose seal does not open: refused (do all API \
+                         processes share REFRESH_SEAL_KEY_PATH?)"
+                    );
+                    return Err(RefreshError::Invalid);
+                };
                 (session, secret, current, true)
             }
             RefreshOutcome::ReuseDetected { session } => {

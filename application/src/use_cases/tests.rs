@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::fakes::{World, secret};
 use super::*;
-use crate::ports::{InvalidToken, UserRepository};
+use crate::ports::{InvalidToken, SessionStore, UserRepository};
 use crate::{AuthConfig, ClientInfo};
 
 fn client() -> ClientInfo {
@@ -262,6 +262,68 @@ async fn replay_after_the_grace_revokes_the_family_everywhere() {
         .await
         .unwrap_err();
     assert!(matches!(err, RefreshError::SessionRevoked));
+}
+
+#[tokio::test]
+async fn a_family_keeps_one_seal_and_only_inside_the_grace() {
+    let w = world_with_alice().await;
+    let mut token = login(&w).await.refresh.secret;
+    for _ in 0..4 {
+        token = w
+            .service
+            .refresh(Some(token.expose()), &client())
+            .await
+            .unwrap()
+            .refresh
+            .secret;
+        assert_eq!(
+            w.sessions.seal_count(),
+            1,
+            "only the current token's parent"
+        );
+    }
+    assert_eq!(w.service.erase_stale_seals().await.unwrap(), 0);
+    w.clock.advance(Duration::from_secs(11));
+    assert_eq!(w.service.erase_stale_seals().await.unwrap(), 1);
+    assert_eq!(w.sessions.seal_count(), 0);
+}
+
+#[tokio::test]
+async fn a_grace_replay_whose_seal_does_not_open_is_refused_and_revokes_nothing() {
+    let w = world_with_alice().await;
+    let t0 = login(&w).await.refresh.secret;
+    let t1 = w
+        .service
+        .refresh(Some(t0.expose()), &client())
+        .await
+        .unwrap()
+        .refresh
+        .secret;
+    // A process with another REFRESH_SEAL_KEY_PATH key cannot open the seal.
+    let foreign = crate::AuthService::new(
+        w.service.ports.clone(),
+        AuthConfig {
+            seal_key: crate::SealKey::from_bytes([9; crate::SealKey::LEN]),
+            ..AuthConfig::default()
+        },
+    );
+    let err = foreign.refresh(Some(t0.expose()), &client()).await;
+    assert!(matches!(err, Err(RefreshError::Invalid)), "{err:?}");
+    // An erased seal (the grace ended on another process's clock): the same.
+    let later = w.service.now().plus(Duration::from_secs(1));
+    SessionStore::erase_seals(w.sessions.as_ref(), later)
+        .await
+        .unwrap();
+    let err = w.service.refresh(Some(t0.expose()), &client()).await;
+    assert!(matches!(err, Err(RefreshError::Invalid)), "{err:?}");
+    assert!(
+        w.bus.published.lock().unwrap().is_empty(),
+        "nothing revoked"
+    );
+    w.service
+        .refresh(Some(t1.expose()), &client())
+        .await
+        .expect("the current token still rotates");
 }
 
 #[tokio::test]

@@ -1,0 +1,263 @@
+//! The key files: the signing key pair and the refresh-grace seal key.
+//!
+//! All three live in one directory (by default `keys/`), which every API and
+//! WebSocket process of a deployment reads: the signing key signs and
+//! verifies access tokens, the seal key keys the refresh-grace seals
+//! (`application::SealKey`). A process creates what is missing at its first
+//! start, the directory `0700` and the secrets `0600`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use adapters::crypto::keys::{PrivateKey, PublicKey};
+use adapters::system::OsRandom;
+use anyhow::Context;
+use application::SealKey;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::config::Config;
+
+/// Key size of a key pair created at first start.
+pub const DEFAULT_KEY_BITS: usize = 4096;
+
+/// The file name of the seal key, next to the signing key unless
+/// `REFRESH_SEAL_KEY_PATH` names another.
+pub const SEAL_KEY_FILE: &str = "refresh-seal.key";
+
+/// The signing key, every public key that verifies tokens, and the seal key.
+#[derive(Debug, Clone)]
+pub struct KeyMaterial {
+    /// Signs access tokens.
+    pub private: PrivateKey,
+    /// Verify access tokens and are published in the JWKS (the signing key's
+    /// public half first; a different `PUBLIC_KEY_PATH` key is kept for rotation).
+    pub public: Vec<PublicKey>,
+    /// Keys the refresh-grace seals (`REFRESH_SEAL_KEY_PATH`).
+    pub seal: SealKey,
+}
+
+impl KeyMaterial {
+    /// A fresh key pair of `bits` bits and a fresh seal key.
+    ///
+    /// # Errors
+    /// Key generation failed.
+    pub fn generate(bits: usize) -> anyhow::Result<Self> {
+        let private = PrivateKey::generate(bits)?;
+        Ok(Self::from_private(private, SealKey::generate(&OsRandom)))
+    }
+
+    /// The pair of `private`, with `seal`.
+    pub fn from_private(private: PrivateKey, seal: SealKey) -> Self {
+        let public = vec![private.public_key()];
+        Self {
+            private,
+            public,
+            seal,
+        }
+    }
+
+    /// Reads the keys at the configured paths, or creates what is missing: a
+    /// 4096-bit pair when neither key file exists, a seal key when its file
+    /// does not exist.
+    ///
+    /// # Errors
+    /// Unreadable or invalid key files, or a public key without its private key.
+    pub fn load_or_create(config: &Config) -> anyhow::Result<Self> {
+        let (priv_path, pub_path) = (&config.private_key_path, &config.public_key_path);
+        let seal = load_or_create_seal(&config.seal_key_path())?;
+        if !priv_path.exists() {
+            if pub_path.exists() {
+                anyhow::bail!(
+                    "PRIVATE_KEY_PATH {} does not exist but PUBLIC_KEY_PATH {} does; refusing to replace the key pair",
+                    priv_path.display(),
+                    pub_path.display()
+                );
+            }
+            tracing::warn!(
+                private = %priv_path.display(),
+                public = %pub_path.display(),
+                bits = DEFAULT_KEY_BITS,
+                "no signing key found: generating a new RSA key pair"
+            );
+            let private = PrivateKey::generate(DEFAULT_KEY_BITS)?;
+            let keys = Self::from_private(private, seal);
+            keys.write(priv_path, pub_path)?;
+            tracing::info!(kid = keys.private.kid(), "key pair written");
+            return Ok(keys);
+        }
+        let pem = std::fs::read_to_string(priv_path)
+            .with_context(|| format!("reading PRIVATE_KEY_PATH {}", priv_path.display()))?;
+        let private = PrivateKey::from_pem(&pem)
+            .with_context(|| format!("parsing PRIVATE_KEY_PATH {}", priv_path.display()))?;
+        let mut keys = Self::from_private(private, seal);
+        if pub_path.exists() {
+            let pem = std::fs::read_to_string(pub_path)
+                .with_context(|| format!("reading PUBLIC_KEY_PATH {}", pub_path.display()))?;
+            let public = PublicKey::from_pem(&pem)
+                .with_context(|| format!("parsing PUBLIC_KEY_PATH {}", pub_path.display()))?;
+            if public.kid() != keys.private.kid() {
+                tracing::info!(
+                    kid = public.kid(),
+                    "PUBLIC_KEY_PATH holds another key: it still verifies tokens"
+                );
+                keys.public.push(public);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Writes the pair as PKCS#8 (mode 0600) and SPKI PEM files, creating
+    /// directories (mode 0700).
+    ///
+    /// # Errors
+    /// The files cannot be written.
+    pub fn write(&self, priv_path: &Path, pub_path: &Path) -> anyhow::Result<()> {
+        use secrecy::ExposeSecret;
+        for path in [priv_path, pub_path] {
+            create_parent(path)?;
+        }
+        let pem = self.private.to_pkcs8_pem()?;
+        write_new(priv_path, pem.expose_secret().as_bytes(), 0o600)
+            .with_context(|| format!("writing {}", priv_path.display()))?;
+        let public = self.private.public_key().to_spki_pem()?;
+        write_new(pub_path, public.as_bytes(), 0o644)
+            .with_context(|| format!("writing {}", pub_path.display()))?;
+        Ok(())
+    }
+}
+
+/// Reads the seal key at `path`, or creates it there (mode 0600).
+///
+/// Several processes may start at once on a fresh deployment: the key is
+/// written to a private temporary file and then linked into place, which
+/// fails for every process but the first; the others read the winner's key.
+///
+/// # Errors
+/// The file is unreadable or malformed, or cannot be created (a read-only
+/// key directory: create it beforehand with `authd keys generate` or
+/// `generate-keys.sh`).
+pub fn load_or_create_seal(path: &Path) -> anyhow::Result<SealKey> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => return parse_seal(&text, path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("reading REFRESH_SEAL_KEY_PATH {}", path.display()));
+        }
+    }
+    let key = SealKey::generate(&OsRandom);
+    create_parent(path)?;
+    let tmp = temp_sibling(path);
+    write_new(&tmp, seal_text(&key).as_bytes(), 0o600).with_context(|| {
+        format!(
+            "creating the refresh seal key {} (a read-only key directory? create it beforehand \
+             with `authd keys generate` or generate-keys.sh)",
+            path.display()
+        )
+    })?;
+    let linked = std::fs::hard_link(&tmp, path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "refresh seal key created");
+            Ok(key)
+        }
+        // Another process created it first: use that one.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading REFRESH_SEAL_KEY_PATH {}", path.display()))?;
+            parse_seal(&text, path)
+        }
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+/// The file's text: the key in base64url and a newline.
+pub fn seal_text(key: &SealKey) -> String {
+    format!("{}\n", URL_SAFE_NO_PAD.encode(key.expose()))
+}
+
+fn parse_seal(text: &str, path: &Path) -> anyhow::Result<SealKey> {
+    let bytes = URL_SAFE_NO_PAD.decode(text.trim()).ok();
+    let bytes: [u8; SealKey::LEN] = bytes.and_then(|b| b.try_into().ok()).with_context(|| {
+        format!(
+            "REFRESH_SEAL_KEY_PATH {} does not hold a key: expected {} bytes in base64url \
+                 without padding",
+            path.display(),
+            SealKey::LEN
+        )
+    })?;
+    Ok(SealKey::from_bytes(bytes))
+}
+
+fn temp_sibling(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp.{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Creates the directory of `path` (mode 0700) if it is missing.
+fn create_parent(path: &Path) -> anyhow::Result<()> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if dir.exists() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Writes a file that must not exist yet, with `mode` whatever the umask.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
+    let mut file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        // The umask may have taken bits away (never added them): set exactly `mode`.
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seal_key_is_created_once_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("authd-seal-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("sub").join(SEAL_KEY_FILE);
+        let first = load_or_create_seal(&path).expect("created");
+        let again = load_or_create_seal(&path).expect("read");
+        assert_eq!(first.expose(), again.expose());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(path.parent().unwrap()), 0o700);
+        }
+        std::fs::write(&path, "not a key\n").unwrap();
+        let err = load_or_create_seal(&path).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("does not hold a key"),
+            "{err:#}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
