@@ -30,8 +30,8 @@ pub const SEAL_KEY_FILE: &str = "refresh-seal.key";
 pub struct KeyMaterial {
     /// Signs access tokens.
     pub private: PrivateKey,
-    /// Verify access tokens and are published in the JWKS (the signing key's
-    /// public half first; a different `PUBLIC_KEY_PATH` key is kept for rotation).
+    /// Verify access tokens and are published in the JWKS: the signing key's
+    /// public half, derived from it (a `PUBLIC_KEY_PATH` file must match it).
     pub public: Vec<PublicKey>,
     /// Keys the refresh-grace seals (`REFRESH_SEAL_KEY_PATH`).
     pub seal: SealKey,
@@ -62,7 +62,9 @@ impl KeyMaterial {
     /// does not exist.
     ///
     /// # Errors
-    /// Unreadable or invalid key files, or a public key without its private key.
+    /// Unreadable or invalid key files; a public key without its private key
+    /// or that is not its half; a secret key file that group or others may
+    /// read, or any key file or key directory that they may write.
     pub fn load_or_create(config: &Config) -> anyhow::Result<Self> {
         let (priv_path, pub_path) = (&config.private_key_path, &config.public_key_path);
         let seal = load_or_create_seal(&config.seal_key_path())?;
@@ -86,22 +88,30 @@ impl KeyMaterial {
             tracing::info!(kid = keys.private.kid(), "key pair written");
             return Ok(keys);
         }
+        refuse_loose(priv_path, "PRIVATE_KEY_PATH", Secret::Yes)?;
         let pem = std::fs::read_to_string(priv_path)
             .with_context(|| format!("reading PRIVATE_KEY_PATH {}", priv_path.display()))?;
         let private = PrivateKey::from_pem(&pem)
             .with_context(|| format!("parsing PRIVATE_KEY_PATH {}", priv_path.display()))?;
-        let mut keys = Self::from_private(private, seal);
+        // The verifying key is the private key's own half; a public key file
+        // beside it is only checked, never trusted on its own.
+        let keys = Self::from_private(private, seal);
         if pub_path.exists() {
+            refuse_loose(pub_path, "PUBLIC_KEY_PATH", Secret::No)?;
             let pem = std::fs::read_to_string(pub_path)
                 .with_context(|| format!("reading PUBLIC_KEY_PATH {}", pub_path.display()))?;
             let public = PublicKey::from_pem(&pem)
                 .with_context(|| format!("parsing PUBLIC_KEY_PATH {}", pub_path.display()))?;
             if public.kid() != keys.private.kid() {
-                tracing::info!(
-                    kid = public.kid(),
-                    "PUBLIC_KEY_PATH holds another key: it still verifies tokens"
+                anyhow::bail!(
+                    "PUBLIC_KEY_PATH {} holds another key (kid {}) than PRIVATE_KEY_PATH {} \
+                     (kid {}): refusing to start; replace both files together, or delete the \
+                     public key to have it written again",
+                    pub_path.display(),
+                    public.kid(),
+                    priv_path.display(),
+                    keys.private.kid()
                 );
-                keys.public.push(public);
             }
         }
         Ok(keys)
@@ -139,7 +149,10 @@ impl KeyMaterial {
 /// `generate-keys.sh`).
 pub fn load_or_create_seal(path: &Path) -> anyhow::Result<SealKey> {
     match std::fs::read_to_string(path) {
-        Ok(text) => return parse_seal(&text, path),
+        Ok(text) => {
+            refuse_loose(path, "REFRESH_SEAL_KEY_PATH", Secret::Yes)?;
+            return parse_seal(&text, path);
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => {
             return Err(e)
@@ -189,6 +202,62 @@ fn parse_seal(text: &str, path: &Path) -> anyhow::Result<SealKey> {
         )
     })?;
     Ok(SealKey::from_bytes(bytes))
+}
+
+/// Whether a key file is secret (no access for group or others) or only
+/// trusted (not writable by group or others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Secret {
+    Yes,
+    No,
+}
+
+/// Refuses, as OpenSSH does, a secret key file that group or others may
+/// read, and any key file, or the directory holding it, that group or others
+/// may write (they could replace the key).
+#[cfg(unix)]
+fn refuse_loose(path: &Path, variable: &str, secret: Secret) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path| -> anyhow::Result<u32> {
+        Ok(std::fs::metadata(p)
+            .with_context(|| format!("reading the permissions of {}", p.display()))?
+            .permissions()
+            .mode()
+            & 0o7777)
+    };
+    let file = mode(path)?;
+    if secret == Secret::Yes && file & 0o077 != 0 {
+        anyhow::bail!(
+            "{variable} {} is accessible by group or others (mode {file:04o}): refusing to \
+             start; chmod 600 it",
+            path.display()
+        );
+    }
+    if file & 0o022 != 0 {
+        anyhow::bail!(
+            "{variable} {} is writable by group or others (mode {file:04o}): refusing to start; \
+             chmod go-w it",
+            path.display()
+        );
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir_mode = mode(&dir)?;
+    if dir_mode & 0o022 != 0 {
+        anyhow::bail!(
+            "the directory {} of {variable} is writable by group or others (mode {dir_mode:04o}): \
+             anyone could replace the key; refusing to start; chmod go-w it",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn refuse_loose(_: &Path, _: &str, _: Secret) -> anyhow::Result<()> {
+    Ok(())
 }
 
 fn temp_sibling(path: &Path) -> PathBuf {

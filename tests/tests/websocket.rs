@@ -866,6 +866,13 @@ mod separate_processes {
             key.to_pkcs8_pem().unwrap().expose_secret(),
         )
         .unwrap();
+        // authd refuses a private key that others may read.
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(
+            keys.join("private.pem"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         std::fs::write(
             keys.join("public.pem"),
             key.public_key().to_spki_pem().unwrap(),

@@ -257,18 +257,51 @@ fn sqlite_url(url: &str) -> anyhow::Result<(String, bool)> {
     }
     if let Some(dir) = Path::new(path)
         .parent()
-        .filter(|d| !d.as_os_str().is_empty())
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
     {
-        std::fs::create_dir_all(dir)
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(dir)
             .with_context(|| format!("creating the database directory {}", dir.display()))?;
     }
     let has_mode = query.split('&').any(|kv| kv.starts_with("mode="));
+    if !has_mode || query.split('&').any(|kv| kv == "mode=rwc") {
+        create_private_file(Path::new(path))
+            .with_context(|| format!("creating the database file {path}"))?;
+    }
     let url = match (query.is_empty(), has_mode) {
         (_, true) => url.to_owned(),
         (true, false) => format!("sqlite://{path}?mode=rwc"),
         (false, false) => format!("sqlite://{path}?{query}&mode=rwc"),
     };
     Ok((url, false))
+}
+
+/// Creates an empty database file readable by its owner only (password
+/// hashes, token hashes and the audit trail live in it), whatever the umask;
+/// SQLite gives its `-wal` and `-shm` files the same mode. An existing file is
+/// left as it is.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(file) => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            }
+            drop(file);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -284,6 +317,14 @@ mod tests {
         assert!(!mem);
         assert_eq!(normalised, format!("{url}?mode=rwc"));
         assert!(dir.join("sub").is_dir());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode =
+                |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&file), 0o600, "the database file is the owner's only");
+            assert_eq!(mode(&dir.join("sub")), 0o700);
+        }
         assert_eq!(
             sqlite_url(&format!("{url}?mode=ro")).unwrap().0,
             format!("{url}?mode=ro")
