@@ -6,6 +6,7 @@
 //! - [`edge`]: request ids, body limit, CORS, security headers, error catch-all.
 //! - [`cookie`], [`bearer`], [`client`]: the refresh cookie, the bearer scheme, the client address.
 
+pub mod allow;
 pub mod api;
 pub mod bearer;
 pub mod client;
@@ -101,15 +102,22 @@ pub fn routes(
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     let mut route = Route::new()
-        .at("/api/openapi.json", spec)
+        .at("/api/openapi.json", poem::get(spec))
         .nest("/api/docs", docs)
         .nest("/api", api.into_endpoint());
     if let Some(dir) = &config.demo_dir {
         route = route.nest("/", demo::Demo::new(dir.clone()));
     }
+    let mut allow = allow::AllowedMethods::from_spec(
+        &openapi_json(),
+        &[("/api/openapi.json", "GET"), ("/api/docs", "GET")],
+    )?;
+    if config.demo_dir.is_some() {
+        allow = allow.outside_api("GET, HEAD");
+    }
     let config = Arc::new(config);
     let app = route.data(auth).data(Arc::new(jwks)).data(config.clone());
-    Ok(edge::Edge::new(app, config))
+    Ok(edge::Edge::new(app, config).with_allowed_methods(allow))
 }
 
 /// Serves `endpoint` on `listener` until `shutdown` completes, then lets

@@ -11,6 +11,7 @@ use crate::ports::RandomSource;
 
 const TOKEN_BYTES: usize = 32;
 const SEAL_LABEL: &[u8] = b"authd/refresh-grace-seal/v2\0";
+const PSEUDONYM_LABEL: &[u8] = b"authd/unknown-username/v1\0";
 
 /// The server secret that every grace seal is also keyed with
 /// (`REFRESH_SEAL_KEY_PATH`): 256 bits kept outside the database, so that a
@@ -39,6 +40,28 @@ impl SealKey {
     /// The key's bytes, to write it to its file.
     pub fn expose(&self) -> &[u8; 32] {
         &self.0
+    }
+}
+
+impl SealKey {
+    /// How the audit trail and the logs name a login's username that matches
+    /// no user: `#` and 16 hex digits of HMAC-SHA-256 under a key derived
+    /// from this one (`#` is not allowed in usernames, so it never looks like
+    /// one). Attempts on one name still group together, but a password typed
+    /// into the username field cannot be read back from the database or the
+    /// logs, which do not hold the key.
+    pub fn pseudonym(&self, typed: &str) -> String {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
+            .expect("HMAC takes a key of any length");
+        mac.update(PSEUDONYM_LABEL);
+        mac.update(typed.to_lowercase().as_bytes());
+        let digest = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(17);
+        out.push('#');
+        for b in &digest[..8] {
+            out.push_str(&format!("{b:02x}"));
+        }
+        out
     }
 }
 
@@ -203,6 +226,17 @@ mod tests {
         v1.update(parent.raw);
         let pad: [u8; 32] = v1.finalize().into();
         assert_ne!(xor(&pad, &seal), child.raw);
+    }
+
+    #[test]
+    fn pseudonyms_group_attempts_and_hide_the_name() {
+        let key = SealKey::from_bytes([7; 32]);
+        let p = key.pseudonym("Hunter2Hunter2");
+        assert_eq!(p.len(), 17);
+        assert!(p.starts_with('#') && !p.to_lowercase().contains("hunter"));
+        assert_eq!(p, key.pseudonym("hunter2hunter2"), "case-folded");
+        assert_ne!(p, key.pseudonym("hunter2hunter3"));
+        assert_ne!(p, SealKey::from_bytes([8; 32]).pseudonym("hunter2hunter2"));
     }
 
     #[test]

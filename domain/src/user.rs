@@ -49,6 +49,8 @@ impl Username {
     pub const MIN_LEN: usize = 3;
     /// Longest accepted username, in characters.
     pub const MAX_LEN: usize = 64;
+    /// The policy as a regular expression, for the OpenAPI document.
+    pub const PATTERN: &'static str = "^[A-Za-z0-9_.-]{3,64}$";
 
     /// Parses a username.
     ///
@@ -146,6 +148,19 @@ mod tests {
                 Err(UsernameError::Character),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_pattern_states_the_policy() {
+        let bounds = format!("{{{},{}}}$", Username::MIN_LEN, Username::MAX_LEN);
+        assert!(
+            Username::PATTERN.ends_with(&bounds),
+            "{}",
+            Username::PATTERN
+        );
+        for c in ['A', 'z', '0', '_', '.', '-'] {
+            assert!(is_username_char(c));
         }
     }
 

@@ -14,10 +14,24 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use super::HttpConfig;
+use super::allow::AllowedMethods;
 use super::problem::{self, Problem};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 16 * 1024;
+
+/// Largest accepted header section (names, values and separators). Bigger
+/// ones get `431` as problem+json here; hyper itself answers a bare `431`
+/// only beyond about 400 KB or 100 fields, and Nginx in front refuses lines
+/// over 16 KiB first (as problem+json too).
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+fn header_bytes(req: &Request) -> usize {
+    req.headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
+}
 
 /// The request-id header.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -27,12 +41,24 @@ pub const REQUEST_ID: &str = "x-request-id";
 pub struct Edge<E> {
     inner: E,
     config: Arc<HttpConfig>,
+    allow: AllowedMethods,
 }
 
 impl<E> Edge<E> {
     /// Wraps `inner`.
     pub fn new(inner: E, config: Arc<HttpConfig>) -> Self {
-        Self { inner, config }
+        Self {
+            inner,
+            config,
+            allow: AllowedMethods::default(),
+        }
+    }
+
+    /// `405` answers carry `Allow` from `allow`.
+    #[must_use]
+    pub fn with_allowed_methods(mut self, allow: AllowedMethods) -> Self {
+        self.allow = allow;
+        self
     }
 }
 
@@ -71,11 +97,18 @@ impl<E: Endpoint> Endpoint for Edge<E> {
         async move {
             let started = Instant::now();
             let origin = allowed_origin(&req, &self.config.cors_origins);
+            let path = req.uri().path().to_owned();
             let (mut response, route) = if req.method() == Method::OPTIONS && origin.is_some() {
                 (preflight(), None)
             } else {
                 self.handle(req).await
             };
+            if response.status() == StatusCode::METHOD_NOT_ALLOWED
+                && let Some(allow) = self.allow.for_path(&path)
+                && let Ok(value) = HeaderValue::from_str(allow)
+            {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
             decorate(&mut response, &request_id, origin.as_ref());
             let status = response.status();
             let elapsed = started.elapsed();
@@ -123,6 +156,14 @@ impl<E: Endpoint> Edge<E> {
     /// The response, and the route template that matched (poem records it
     /// on the response or the error).
     async fn handle(&self, mut req: Request) -> (Response, Option<PathPattern>) {
+        if header_bytes(&req) > MAX_HEADER_BYTES {
+            let problem = Problem::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+                "The request's header fields exceed 32 KiB.",
+            );
+            return (problem.into_poem_response(), None);
+        }
         if let Err(response) = limit_body(&mut req).await {
             return (response, None);
         }

@@ -125,16 +125,24 @@ pub async fn from_poem_error(error: poem::Error) -> Response {
     }
 }
 
-/// A short, safe description of a client error (never echoes the body).
+/// A description of a client error that never repeats what was submitted:
+/// poem-openapi's parse messages quote the offending value (a password sent
+/// as an object came back in the answer), so only the kind of error and, for
+/// parameters, the parameter's declared name are used.
 fn client_detail(error: &poem::Error) -> String {
-    let text = error.to_string();
-    if text.is_empty() {
-        "The request is malformed.".to_owned()
+    use poem_openapi::error::{
+        ContentTypeError, ParseParamError, ParsePathError, ParseRequestPayloadError,
+    };
+    if error.is::<ParseRequestPayloadError>() {
+        "The request body is not valid for this operation: see /api/openapi.json.".to_owned()
+    } else if let Some(e) = error.downcast_ref::<ParseParamError>() {
+        format!("The parameter `{}` is not valid.", e.name)
+    } else if let Some(e) = error.downcast_ref::<ParsePathError>() {
+        format!("The path parameter `{}` is not valid.", e.name)
+    } else if error.is::<ContentTypeError>() {
+        "The request body must be application/json.".to_owned()
     } else {
-        // poem-openapi's messages name the field and the reason; cut them short anyway.
-        let mut text: String = text.chars().take(200).collect();
-        text.insert_str(0, "The request is malformed: ");
-        text
+        "The request is malformed.".to_owned()
     }
 }
 

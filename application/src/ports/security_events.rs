@@ -96,8 +96,9 @@ pub struct SecurityEvent {
     pub at: Timestamp,
     /// The user, when known.
     pub user: Option<UserId>,
-    /// The username as typed, case-folded, on login events (also for
-    /// usernames that do not exist); at most 64 characters.
+    /// On login events: the user's username, case-folded; for a name that
+    /// matches no user its keyed pseudonym ([`crate::SealKey::pseudonym`]),
+    /// never the name as typed. At most 64 characters.
     pub username: Option<String>,
     /// The session (= token family) concerned, when there is one.
     pub session: Option<SessionId>,

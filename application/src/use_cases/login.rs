@@ -47,7 +47,10 @@ impl AuthService {
     ///
     /// # Errors
     /// See [`LoginError`].
-    #[tracing::instrument(skip(self, password, client), fields(client = client.ip.as_deref()))]
+    #[tracing::instrument(
+        skip(self, username, password, client),
+        fields(client = client.ip.as_deref(), username = tracing::field::Empty)
+    )]
     pub async fn login(
         &self,
         username: &str,
@@ -59,16 +62,23 @@ impl AuthService {
             client: client.ip.clone().unwrap_or_else(|| "unknown".into()),
         };
         let now = self.ports.clock.now();
-        let event = |kind| SecurityEvent::new(kind, now, client).username(username);
+        let user = match Username::parse(username) {
+            Ok(name) => self.ports.users.find_by_username(&name).await?,
+            Err(_) => None,
+        };
+        // A name that matches no user is kept out of the audit trail and the
+        // logs as a keyed pseudonym: it may be a password typed in the wrong field.
+        let audit_name = user.as_ref().map_or_else(
+            || self.config.seal_key.pseudonym(username),
+            |u| u.username.canonical(),
+        );
+        tracing::Span::current().record("username", audit_name.as_str());
+        let event = |kind| SecurityEvent::new(kind, now, client).username(&audit_name);
         if let Some(retry_after) = self.ports.throttle.blocked_for(&key, now).await? {
             self.report(event(SecurityEventKind::LoginThrottled)).await;
             return Err(LoginError::RateLimited { retry_after });
         }
 
-        let user = match Username::parse(username) {
-            Ok(name) => self.ports.users.find_by_username(&name).await?,
-            Err(_) => None,
-        };
         let hash = user.as_ref().map_or_else(
             || self.ports.hasher.dummy_hash(),
             |u| u.password_hash.clone(),

@@ -737,7 +737,7 @@ async fn a_zero_sized_cache_verifies_every_time() {
 }
 
 #[tokio::test]
-async fn logins_report_their_outcome_with_the_typed_name_and_client() {
+async fn logins_report_their_outcome_with_the_user_name_and_client() {
     use crate::ports::SecurityEventKind as K;
     let w = world_with_alice().await;
     let ok = login(&w).await;
@@ -755,13 +755,21 @@ async fn logins_report_their_outcome_with_the_typed_name_and_client() {
     assert_eq!(e.kind, K::LoginFailed);
     assert_eq!(e.user, Some(ok.user.id), "a wrong password names the user");
     assert_eq!(e.username.as_deref(), Some("alice"));
+    // A name that matches no user (perhaps a password typed in the wrong
+    // field) is kept as its keyed pseudonym, never as typed.
     w.service
-        .login("nobody", secret("wrong password"), &client())
+        .login("Hunter2-Secret", secret("wrong password"), &client())
         .await
         .unwrap_err();
     let e = w.events.last();
     assert_eq!((e.kind, e.user), (K::LoginFailed, None));
-    assert_eq!(e.username.as_deref(), Some("nobody"));
+    let kept = e.username.expect("a pseudonym");
+    assert!(kept.starts_with('#') && !kept.contains("hunter2"), "{kept}");
+    assert_eq!(
+        kept,
+        w.service.config().seal_key.pseudonym("hunter2-secret"),
+        "attempts on one name group together"
+    );
 
     for _ in 0..5 {
         let _ = w

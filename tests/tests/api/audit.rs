@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 both!(
     audited_requests_leave_rows,
+    names_that_match_no_user_are_not_kept,
     housekeeping_prunes_events_past_the_retention,
     authd_audit_prints_json_lines
 );
@@ -102,6 +103,42 @@ async fn reuse_scenario(app: &TestApp) -> (UserId, SessionId) {
         .await
         .assert_problem(401, "refresh_reused");
     (alice, s1)
+}
+
+/// Security review, finding 5: a password typed into the username field must
+/// not land in `audit_events`; the name is kept as a keyed pseudonym.
+pub async fn names_that_match_no_user_are_not_kept(backend: Backend) {
+    let Some(app) = app_behind_proxy(backend).await else {
+        return;
+    };
+    for typed in ["Tr0ub4dor&3-secret", "tr0ub4dor.secret"] {
+        app.login(typed, PASSWORD)
+            .await
+            .assert_problem(401, "invalid_credentials");
+    }
+    let all = rows(&app).await;
+    assert_eq!(kinds(&all), [K::LoginFailed, K::LoginFailed]);
+    for row in &all {
+        let kept = row.event.username.clone().expect("a name is kept");
+        assert!(
+            kept.starts_with('#') && !kept.contains("tr0ub4dor"),
+            "the typed name was stored: {kept}"
+        );
+    }
+    assert_ne!(all[0].event.username, all[1].event.username);
+    let conn = app.running.database.connection();
+    use sea_orm::ConnectionTrait as _;
+    let raw = conn
+        .query_all_raw(sea_orm::Statement::from_string(
+            conn.get_database_backend(),
+            "SELECT username FROM audit_events",
+        ))
+        .await
+        .unwrap();
+    for r in raw {
+        let stored: Option<String> = r.try_get_by_index(0).unwrap();
+        assert!(!stored.unwrap_or_default().contains("tr0ub4dor"));
+    }
 }
 
 pub async fn audited_requests_leave_rows(backend: Backend) {

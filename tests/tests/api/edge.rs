@@ -6,6 +6,7 @@ use serde_json::json;
 
 both!(
     body_limit,
+    header_limit,
     malformed_bodies,
     unknown_paths_and_methods,
     request_ids_and_headers,
@@ -34,6 +35,26 @@ pub async fn body_limit(backend: Backend) {
         .send()
         .await
         .assert_problem(400, "weak_password");
+}
+
+/// 431 is problem+json (contract v2), like 413.
+pub async fn header_limit(backend: Backend) {
+    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
+        return;
+    };
+    let r = app
+        .get("/api/health")
+        .header("x-padding", &"a".repeat(40 * 1024))
+        .send_unchecked()
+        .await;
+    r.assert_problem(431, "headers_too_large");
+    // An 8 KiB access token in a header still fits.
+    let r = app
+        .get("/api/health")
+        .header("x-padding", &"a".repeat(20 * 1024))
+        .send_unchecked()
+        .await;
+    assert_ne!(r.status, 431);
 }
 
 pub async fn malformed_bodies(backend: Backend) {
@@ -68,6 +89,37 @@ pub async fn malformed_bodies(backend: Backend) {
         .send()
         .await;
     r.assert_problem(400, "bad_request");
+    // Security review, finding 5: a detail never repeats a submitted value.
+    for (path, body) in [
+        (
+            "/api/login",
+            json!({"username": "alice", "password": {"x": "hunter2hunter2"}}),
+        ),
+        (
+            "/api/login",
+            json!({"username": {"x": "hunter2hunter2"}, "password": "x"}),
+        ),
+        (
+            "/api/register",
+            json!({"username": "alice", "password": ["hunter2hunter2"]}),
+        ),
+        (
+            "/api/login",
+            json!({"username": "alice", "password": 1234567890123_i64}),
+        ),
+    ] {
+        let r = app.post(path).json(&body).send().await;
+        r.assert_problem(400, "bad_request");
+        for secret in ["hunter", "1234567890123"] {
+            assert!(!r.text.contains(secret), "{path} echoed input: {}", r.text);
+        }
+    }
+    let r = app.post("/api/logout?scope=hunter2hunter2").send().await;
+    assert!(
+        !r.text.contains("hunter2"),
+        "a query value was echoed: {}",
+        r.text
+    );
 }
 
 pub async fn unknown_paths_and_methods(backend: Backend) {
@@ -83,18 +135,23 @@ pub async fn unknown_paths_and_methods(backend: Backend) {
         .await
         .assert_problem(404, "not_found");
     app.get("/").send().await.assert_problem(404, "not_found");
-    app.get("/api/login")
-        .send()
-        .await
-        .assert_problem(405, "method_not_allowed");
-    app.request(Method::PUT, "/api/register")
-        .send()
-        .await
-        .assert_problem(405, "method_not_allowed");
-    app.delete("/api/protected")
-        .send()
-        .await
-        .assert_problem(405, "method_not_allowed");
+    // 405 names what is allowed (RFC 9110), from the OpenAPI document.
+    for (method, path, allow) in [
+        (Method::GET, "/api/login", "POST"),
+        (Method::PUT, "/api/register", "POST"),
+        (Method::DELETE, "/api/protected", "GET"),
+        (Method::POST, "/api/sessions", "GET"),
+        (
+            Method::GET,
+            "/api/sessions/6c1f1b8e-2f0a-4c1e-9d7a-0e8b5a1c2d3e",
+            "DELETE",
+        ),
+        (Method::POST, "/api/openapi.json", "GET"),
+    ] {
+        let r = app.request(method.clone(), path).send().await;
+        r.assert_problem(405, "method_not_allowed");
+        assert_eq!(r.header("allow"), Some(allow), "{method} {path}");
+    }
 }
 
 pub async fn request_ids_and_headers(backend: Backend) {

@@ -13,7 +13,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
-use super::strict_string::StrictString;
+use super::strict_string::{PasswordRules, StrictString, UsernameRules};
 use super::{ApiTags, UserBody};
 use crate::http::problem::{CHALLENGE, CHALLENGE_INVALID, Problem, internal};
 use crate::http::{HttpConfig, bearer, client, cookie};
@@ -26,9 +26,9 @@ pub struct AuthApi;
 #[derive(Object)]
 pub struct Credentials {
     /// 3 to 64 characters of `A-Z a-z 0-9 _ . -`, compared case-insensitively.
-    pub username: StrictString,
+    pub username: StrictString<UsernameRules>,
     /// 8 to 1024 characters; every one of them counts.
-    pub password: StrictString,
+    pub password: StrictString<PasswordRules>,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -312,8 +312,8 @@ impl AuthApi {
         body: Json<Credentials>,
     ) -> RegisterResponse {
         let Credentials {
-            username: StrictString(username),
-            password: StrictString(password),
+            username: StrictString(username, _),
+            password: StrictString(password, _),
         } = body.0;
         match auth.register(&username, SecretString::from(password)).await {
             Ok(user) => RegisterResponse::Created(Json(UserBody::from(&user))),
@@ -336,8 +336,8 @@ impl AuthApi {
         body: Json<Credentials>,
     ) -> LoginResponse {
         let Credentials {
-            username: StrictString(username),
-            password: StrictString(password),
+            username: StrictString(username, _),
+            password: StrictString(password, _),
         } = body.0;
         let client = client_info(req, &config);
         match auth
