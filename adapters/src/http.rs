@@ -12,6 +12,7 @@ pub mod bearer;
 pub mod client;
 pub mod cookie;
 pub mod demo;
+pub mod docs;
 pub mod edge;
 pub mod problem;
 
@@ -47,6 +48,9 @@ pub struct HttpConfig {
     pub cors_origins: Vec<String>,
     /// A directory of static demo files served at `/`, if any.
     pub demo_dir: Option<PathBuf>,
+    /// `API_DOCS`: serve Swagger UI at `/api/docs` (the OpenAPI document at
+    /// `/api/openapi.json` is served either way).
+    pub docs: bool,
     /// Request counts and latencies go here.
     pub metrics: Metrics,
 }
@@ -58,6 +62,7 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             demo_dir: None,
+            docs: true,
             metrics: Metrics::disabled(),
         }
     }
@@ -99,19 +104,17 @@ pub fn routes(
 ) -> anyhow::Result<impl Endpoint<Output = poem::Response>> {
     let jwks = JwksBody::from_json(&serde_json::to_value(jwks)?)?;
     let api = service();
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
-    let mut route = Route::new()
-        .at("/api/openapi.json", poem::get(spec))
-        .nest("/api/docs", docs)
-        .nest("/api", api.into_endpoint());
+    let mut route = Route::new().at("/api/openapi.json", poem::get(api.spec_endpoint()));
+    let mut unlisted = vec![("/api/openapi.json", "GET")];
+    if config.docs {
+        route = route.nest("/api/docs", docs::Docs::new(api.swagger_ui()));
+        unlisted.push(("/api/docs", "GET"));
+    }
+    let mut route = route.nest("/api", api.into_endpoint());
     if let Some(dir) = &config.demo_dir {
         route = route.nest("/", demo::Demo::new(dir.clone()));
     }
-    let mut allow = allow::AllowedMethods::from_spec(
-        &openapi_json(),
-        &[("/api/openapi.json", "GET"), ("/api/docs", "GET")],
-    )?;
+    let mut allow = allow::AllowedMethods::from_spec(&openapi_json(), &unlisted)?;
     if config.demo_dir.is_some() {
         allow = allow.outside_api("GET, HEAD");
     }

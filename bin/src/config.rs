@@ -78,6 +78,8 @@ pub struct Config {
     pub auto_migrate: bool,
     /// `DEMO_DIR`: static demo files served at `/` by the API (none by default).
     pub demo_dir: Option<PathBuf>,
+    /// `API_DOCS`: serve Swagger UI at `/api/docs`.
+    pub api_docs: bool,
     /// `LOG_FORMAT`: `json` or `pretty` (default: pretty on a terminal, JSON otherwise).
     pub log_format: Option<LogFormat>,
     /// `METRICS_ADDR`: where `GET /metrics` (Prometheus text) listens; off when unset.
@@ -277,6 +279,7 @@ impl Config {
             cors_origins,
             auto_migrate: boolean("AUTO_MIGRATE", true)?,
             demo_dir: get("DEMO_DIR").map(PathBuf::from),
+            api_docs: boolean("API_DOCS", true)?,
             log_format,
             metrics_addr,
             audit_retention: nonzero("AUDIT_RETENTION", duration("AUDIT_RETENTION", "90d")?)?,

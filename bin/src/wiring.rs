@@ -162,6 +162,7 @@ pub fn http_config(config: &Config, metrics: Metrics) -> HttpConfig {
         trusted_proxies: config.trusted_proxies.clone(),
         cors_origins: config.cors_origins.clone(),
         demo_dir: config.demo_dir.clone(),
+        docs: config.api_docs,
         metrics,
     }
 }

@@ -56,6 +56,8 @@ pub struct TestOptions {
     pub metrics: bool,
     /// `DEMO_DIR`.
     pub demo_dir: Option<std::path::PathBuf>,
+    /// `API_DOCS`.
+    pub api_docs: bool,
 }
 
 impl TestOptions {
@@ -76,6 +78,7 @@ impl TestOptions {
             ws_expiry_warning: Duration::from_secs(60),
             metrics: false,
             demo_dir: None,
+            api_docs: true,
         }
     }
 }
@@ -167,6 +170,7 @@ pub async fn spawn_app(options: TestOptions) -> Option<TestApp> {
             .metrics
             .then(|| "127.0.0.1:0".parse().expect("address")),
         demo_dir: options.demo_dir.clone(),
+        api_docs: options.api_docs,
         ..Config::default()
     };
     let keys = tokio::task::spawn_blocking(test_keys)
