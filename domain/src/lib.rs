@@ -9,6 +9,7 @@ pub mod refresh_token;
 pub mod revocation;
 pub mod rotation;
 pub mod session;
+pub mod throttle;
 pub mod time;
 pub mod user;
 
@@ -20,5 +21,6 @@ pub use rotation::{
     decide_refresh,
 };
 pub use session::{RevokeReason, Session, SessionId};
+pub use throttle::{Admission, ThrottlePolicy, ThrottleWindow, admit};
 pub use time::Timestamp;
 pub use user::{PasswordHash, User, UserId, Username, UsernameError};

@@ -77,7 +77,7 @@ on_both!(
     sessions_lifecycle,
     prune_deletes_ended_sessions_in_batches,
     throttle_counts_in_windows,
-    concurrent_failures_all_count,
+    concurrent_slots_all_count,
     refresh_outcomes_follow_the_domain_rule,
     fifty_concurrent_refreshes_mint_one_successor,
     fifty_concurrent_replays_after_the_grace_revoke_the_family,
@@ -480,6 +480,45 @@ async fn prune_deletes_ended_sessions_in_batches(db: Database) {
 
 // ---------------------------------------------------------------- throttle
 
+/// Contract v2 ("Brute force"): N simultaneous guesses for one key get at
+/// most `LOGIN_MAX_FAILURES` password checks, also across processes (two
+/// pools here, each with its own in-process write gate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn throttle_slots_hold_under_concurrency_across_pools() {
+    for url in [Some(fresh_sqlite_url()), fresh_postgres_url().await]
+        .into_iter()
+        .flatten()
+    {
+        let a = Database::connect(&url).await.unwrap();
+        a.migrate().await.unwrap();
+        let b = Database::connect(&url).await.unwrap();
+        let policy = ThrottlePolicy {
+            max_failures: 5,
+            window: Duration::from_secs(60),
+        };
+        let throttles = [
+            Arc::new(SeaLoginThrottle::new(a, policy)),
+            Arc::new(SeaLoginThrottle::new(b, policy)),
+        ];
+        let key = ThrottleKey {
+            username: "ivy".into(),
+            client: "10.0.0.9".into(),
+        };
+        let takers = (0..40).map(|i| {
+            let throttle = throttles[i % 2].clone();
+            let key = key.clone();
+            tokio::spawn(async move { throttle.take_slot(&key, t(1)).await.unwrap() })
+        });
+        let mut admitted = 0;
+        for taker in takers.collect::<Vec<_>>() {
+            if taker.await.unwrap().is_none() {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 5, "{url}");
+    }
+}
+
 async fn throttle_counts_in_windows(db: Database) {
     let policy = ThrottlePolicy {
         max_failures: 3,
@@ -495,51 +534,49 @@ async fn throttle_counts_in_windows(db: Database) {
         client: "10.0.0.2".into(),
     };
 
-    assert_eq!(throttle.blocked_for(&key, t(0)).await.unwrap(), None);
-    throttle.record_failure(&key, t(0)).await.unwrap();
-    throttle.record_failure(&key, t(10)).await.unwrap();
+    // Each login takes a slot before its password is checked; a failure keeps it.
+    assert_eq!(throttle.take_slot(&key, t(0)).await.unwrap(), None);
+    assert_eq!(throttle.take_slot(&key, t(10)).await.unwrap(), None);
     assert_eq!(
-        throttle.blocked_for(&key, t(11)).await.unwrap(),
+        throttle.take_slot(&key, t(20)).await.unwrap(),
         None,
-        "2 of 3"
+        "3 of 3"
     );
-    throttle.record_failure(&key, t(20)).await.unwrap();
     assert_eq!(
-        throttle.blocked_for(&key, t(20)).await.unwrap(),
+        throttle.take_slot(&key, t(20)).await.unwrap(),
         Some(Duration::from_secs(40))
     );
     assert_eq!(
-        throttle.blocked_for(&key, t(59)).await.unwrap(),
+        throttle.take_slot(&key, t(59)).await.unwrap(),
         Some(Duration::from_secs(1))
     );
     assert_eq!(
-        throttle.blocked_for(&other, t(21)).await.unwrap(),
+        throttle.take_slot(&other, t(21)).await.unwrap(),
         None,
         "keys are independent"
     );
-    // The window closes 60 s after its first failure.
-    assert_eq!(throttle.blocked_for(&key, t(60)).await.unwrap(), None);
-    // A failure after the window opens a new one with a count of 1.
-    throttle.record_failure(&key, t(61)).await.unwrap();
-    throttle.record_failure(&key, t(62)).await.unwrap();
-    assert_eq!(throttle.blocked_for(&key, t(63)).await.unwrap(), None);
-    throttle.record_failure(&key, t(63)).await.unwrap();
+    // The window closes 60 s after its first attempt; the next opens a new one.
+    assert_eq!(throttle.take_slot(&key, t(60)).await.unwrap(), None);
+    assert_eq!(throttle.take_slot(&key, t(61)).await.unwrap(), None);
+    assert_eq!(throttle.take_slot(&key, t(62)).await.unwrap(), None);
     assert_eq!(
-        throttle.blocked_for(&key, t(64)).await.unwrap(),
-        Some(Duration::from_secs(57))
+        throttle.take_slot(&key, t(64)).await.unwrap(),
+        Some(Duration::from_secs(56))
     );
     // A success clears the key.
     throttle.clear(&key).await.unwrap();
-    assert_eq!(throttle.blocked_for(&key, t(64)).await.unwrap(), None);
+    assert_eq!(throttle.take_slot(&key, t(64)).await.unwrap(), None);
+    throttle.clear(&key).await.unwrap();
+    throttle.clear(&other).await.unwrap();
 
     // Prune deletes only closed windows.
-    throttle.record_failure(&key, t(100)).await.unwrap();
-    throttle.record_failure(&other, t(150)).await.unwrap();
+    throttle.take_slot(&key, t(100)).await.unwrap();
+    throttle.take_slot(&other, t(150)).await.unwrap();
     assert_eq!(throttle.prune(t(170)).await.unwrap(), 1);
     assert_eq!(count_rows(&db, "login_failures").await, 1);
     assert_eq!(throttle.prune(t(210)).await.unwrap(), 1);
 
-    // Usernames as typed can be anything: long, NUL, non-ASCII. They still count, never fail.
+    // Keys can be anything: long, NUL, non-ASCII. They still count, never fail.
     for odd in [
         "evil\0name".repeat(500),
         "caf\u{e9}".to_owned(),
@@ -550,18 +587,16 @@ async fn throttle_counts_in_windows(db: Database) {
             client: "10.0.0.3".into(),
         };
         for at in 0..3 {
-            throttle
-                .record_failure(&key, t(300 + at))
-                .await
-                .expect("odd key counted");
+            let taken = throttle.take_slot(&key, t(300 + at)).await;
+            assert_eq!(taken.expect("odd key counted"), None);
         }
-        assert!(throttle.blocked_for(&key, t(303)).await.unwrap().is_some());
+        assert!(throttle.take_slot(&key, t(303)).await.unwrap().is_some());
         throttle.clear(&key).await.unwrap();
-        assert_eq!(throttle.blocked_for(&key, t(303)).await.unwrap(), None);
+        assert_eq!(throttle.take_slot(&key, t(303)).await.unwrap(), None);
     }
 }
 
-async fn concurrent_failures_all_count(db: Database) {
+async fn concurrent_slots_all_count(db: Database) {
     let policy = ThrottlePolicy {
         max_failures: 30,
         window: Duration::from_secs(60),
@@ -574,21 +609,20 @@ async fn concurrent_failures_all_count(db: Database) {
     let tasks: Vec<_> = (0..29)
         .map(|_| {
             let (throttle, key) = (throttle.clone(), key.clone());
-            tokio::spawn(async move { throttle.record_failure(&key, t(1)).await })
+            tokio::spawn(async move { throttle.take_slot(&key, t(1)).await })
         })
         .collect();
     for task in tasks {
-        task.await.unwrap().expect("record_failure");
+        assert_eq!(task.await.unwrap().expect("take_slot"), None, "29 of 30");
     }
     assert_eq!(
-        throttle.blocked_for(&key, t(2)).await.unwrap(),
+        throttle.take_slot(&key, t(2)).await.unwrap(),
         None,
-        "29 of 30"
+        "30 of 30"
     );
-    throttle.record_failure(&key, t(2)).await.unwrap();
     assert!(
-        throttle.blocked_for(&key, t(2)).await.unwrap().is_some(),
-        "no failure was lost"
+        throttle.take_slot(&key, t(2)).await.unwrap().is_some(),
+        "no slot was lost"
     );
 }
 
@@ -1444,10 +1478,7 @@ async fn writes_beside_fifty_rotations_all_land(db: Database) {
                     .username("wendy");
                 log.append(&event).await.expect("append");
                 if i % 2 == 0 {
-                    throttle
-                        .record_failure(&key, t(1))
-                        .await
-                        .expect("record_failure");
+                    throttle.take_slot(&key, t(1)).await.expect("take_slot");
                 }
             })
         })
@@ -1482,8 +1513,8 @@ async fn writes_beside_fifty_rotations_all_land(db: Database) {
         },
     );
     assert!(
-        blocked.blocked_for(&key, t(2)).await.unwrap().is_some(),
-        "20 failures counted"
+        blocked.take_slot(&key, t(2)).await.unwrap().is_some(),
+        "20 slots counted"
     );
     let not_yet = SeaLoginThrottle::new(
         db,
@@ -1493,7 +1524,7 @@ async fn writes_beside_fifty_rotations_all_land(db: Database) {
         },
     );
     assert_eq!(
-        not_yet.blocked_for(&key, t(2)).await.unwrap(),
+        not_yet.take_slot(&key, t(2)).await.unwrap(),
         None,
         "exactly 20"
     );

@@ -5,9 +5,9 @@ use std::time::Duration;
 use anyhow::Context;
 use application::ports::{LoginThrottle, ThrottleKey, ThrottlePolicy};
 use async_trait::async_trait;
-use domain::Timestamp;
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use domain::{Admission, ThrottleWindow, Timestamp, admit};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use sha2::{Digest, Sha256};
 
 use super::Database;
@@ -34,63 +34,67 @@ impl SeaLoginThrottle {
 #[async_trait]
 impl LoginThrottle for SeaLoginThrottle {
     #[tracing::instrument(
-        name = "db.login_throttle.blocked_for",
+        name = "db.login_throttle.take_slot",
         skip_all,
         fields(db.system = self.db.system(), otel.kind = "client")
     )]
-    async fn blocked_for(
+    async fn take_slot(
         &self,
         key: &ThrottleKey,
         now: Timestamp,
     ) -> anyhow::Result<Option<Duration>> {
-        let row = login_failure::Entity::find_by_id(row_key(key))
-            .one(self.db.connection())
-            .await
-            .context("reading login failures")?;
-        let Some(row) = row else { return Ok(None) };
-        let closes = Timestamp::from_unix_millis(row.window_start.saturating_add(self.window_ms()));
-        let full = u32::try_from(row.failures).unwrap_or(0) >= self.policy.max_failures;
-        Ok((full && now < closes).then(|| closes.since(now)))
-    }
-
-    #[tracing::instrument(
-        name = "db.login_throttle.record_failure",
-        skip_all,
-        fields(db.system = self.db.system(), otel.kind = "client")
-    )]
-    async fn record_failure(&self, key: &ThrottleKey, now: Timestamp) -> anyhow::Result<()> {
-        let now_ms = now.unix_millis();
-        // One atomic upsert, so concurrent failures from several processes all count.
-        let closed = Expr::col((login_failure::Entity, login_failure::Column::WindowStart))
-            .lte(now_ms.saturating_sub(self.window_ms()));
-        let failures = Expr::case(closed.clone(), 1)
-            .finally(Expr::col((login_failure::Entity, login_failure::Column::Failures)).add(1));
-        let window_start = Expr::case(closed, now_ms).finally(Expr::col((
-            login_failure::Entity,
-            login_failure::Column::WindowStart,
-        )));
         let (username, client) = row_key(key);
-        let row = login_failure::ActiveModel {
-            username: Set(username),
-            client: Set(client),
-            window_start: Set(now_ms),
-            failures: Set(1),
-        };
-        let _turn = self.db.write_turn().await;
-        login_failure::Entity::insert(row)
-            .on_conflict(
-                OnConflict::columns([
-                    login_failure::Column::Username,
-                    login_failure::Column::Client,
-                ])
-                .value(login_failure::Column::Failures, failures)
-                .value(login_failure::Column::WindowStart, window_start)
-                .to_owned(),
-            )
-            .exec_without_returning(self.db.connection())
+        // One transaction that holds the key's row: on SQLite the write lock
+        // (BEGIN IMMEDIATE), on PostgreSQL the row lock (the row is created
+        // first if missing, so that there is a row to lock). Every taker of
+        // the key, in any process, waits for the one before it.
+        let tx = self
+            .db
+            .begin_write()
             .await
-            .context("counting a login failure")?;
-        Ok(())
+            .context("starting the throttle transaction")?;
+        login_failure::Entity::insert(login_failure::ActiveModel {
+            username: Set(username.clone()),
+            client: Set(client.clone()),
+            window_start: Set(now.unix_millis()),
+            failures: Set(0),
+        })
+        .on_conflict_do_nothing()
+        .exec_without_returning(tx.txn())
+        .await
+        .context("creating the throttle row")?;
+        let row = login_failure::Entity::find_by_id((username.clone(), client.clone()))
+            .lock_exclusive()
+            .one(tx.txn())
+            .await
+            .context("locking the throttle row")?
+            .context("the throttle row vanished under its lock")?;
+        let current = ThrottleWindow {
+            start: Timestamp::from_unix_millis(row.window_start),
+            attempts: u32::try_from(row.failures).unwrap_or(0),
+        };
+        let refused = match admit(Some(current), now, &self.policy) {
+            Admission::Admit { window } => {
+                login_failure::Entity::update_many()
+                    .col_expr(
+                        login_failure::Column::WindowStart,
+                        Expr::value(window.start.unix_millis()),
+                    )
+                    .col_expr(
+                        login_failure::Column::Failures,
+                        Expr::value(i32::try_from(window.attempts).unwrap_or(i32::MAX)),
+                    )
+                    .filter(login_failure::Column::Username.eq(username))
+                    .filter(login_failure::Column::Client.eq(client))
+                    .exec(tx.txn())
+                    .await
+                    .context("taking a throttle slot")?;
+                None
+            }
+            Admission::Refuse { retry_after } => Some(retry_after),
+        };
+        tx.commit().await.context("committing the throttle slot")?;
+        Ok(refused)
     }
 
     #[tracing::instrument(

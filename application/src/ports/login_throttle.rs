@@ -8,50 +8,32 @@ use domain::Timestamp;
 /// One username from one client address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ThrottleKey {
-    /// The case-folded username as typed (also for usernames that do not exist).
+    /// The user's case-folded username, or the keyed pseudonym of a name
+    /// that matches no user (never a name as typed).
     pub username: String,
     /// The client address.
     pub client: String,
 }
 
-/// `LOGIN_MAX_FAILURES` within `LOGIN_FAILURE_WINDOW`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ThrottlePolicy {
-    /// Failures allowed in one window.
-    pub max_failures: u32,
-    /// Window length, counted from the first failure of the window.
-    pub window: Duration,
-}
+pub use domain::ThrottlePolicy;
 
-impl Default for ThrottlePolicy {
-    fn default() -> Self {
-        Self {
-            max_failures: 5,
-            window: Duration::from_secs(15 * 60),
-        }
-    }
-}
-
-/// Counts failed logins per key in fixed windows: a window opens at the first
-/// failure; once it holds `max_failures`, logins for the key are refused
-/// until the window closes. A success clears the key.
+/// Slots per key in fixed windows, decided by [`domain::throttle::admit`]:
+/// a login takes a slot before its password is checked and keeps it when the
+/// check fails; once a window's slots are taken, logins for the key are
+/// refused until it closes. A success clears the key.
 #[async_trait]
 pub trait LoginThrottle: Send + Sync + 'static {
-    /// `Some(retry_after)` when logins for `key` are refused at `now`.
+    /// Takes a slot for `key` at `now`, atomically across every process of
+    /// the store: `None` when taken (check the password), `Some(retry_after)`
+    /// when refused.
     ///
     /// # Errors
-    /// Storage failures.
-    async fn blocked_for(
+    /// Storage failures (no slot is taken then).
+    async fn take_slot(
         &self,
         key: &ThrottleKey,
         now: Timestamp,
     ) -> anyhow::Result<Option<Duration>>;
-
-    /// Counts one failed login at `now` (opening a new window when the last one closed).
-    ///
-    /// # Errors
-    /// Storage failures.
-    async fn record_failure(&self, key: &ThrottleKey, now: Timestamp) -> anyhow::Result<()>;
 
     /// Forgets the key's failures (after a successful login).
     ///

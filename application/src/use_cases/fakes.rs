@@ -369,25 +369,22 @@ pub struct Throttle {
 
 #[async_trait]
 impl LoginThrottle for Throttle {
-    async fn blocked_for(
+    async fn take_slot(
         &self,
         key: &ThrottleKey,
         now: Timestamp,
     ) -> anyhow::Result<Option<Duration>> {
-        let windows = self.windows.lock().unwrap();
-        Ok(windows.get(key).and_then(|(start, n)| {
-            let end = start.plus(self.policy.window);
-            (*n >= self.policy.max_failures && now < end).then(|| end.since(now))
-        }))
-    }
-    async fn record_failure(&self, key: &ThrottleKey, now: Timestamp) -> anyhow::Result<()> {
         let mut windows = self.windows.lock().unwrap();
-        let w = windows.entry(key.clone()).or_insert((now, 0));
-        if now >= w.0.plus(self.policy.window) {
-            *w = (now, 0);
-        }
-        w.1 += 1;
-        Ok(())
+        let current = windows
+            .get(key)
+            .map(|&(start, attempts)| domain::ThrottleWindow { start, attempts });
+        Ok(match domain::admit(current, now, &self.policy) {
+            domain::Admission::Admit { window } => {
+                windows.insert(key.clone(), (window.start, window.attempts));
+                None
+            }
+            domain::Admission::Refuse { retry_after } => Some(retry_after),
+        })
     }
     async fn clear(&self, key: &ThrottleKey) -> anyhow::Result<()> {
         self.windows.lock().unwrap().remove(key);
@@ -396,7 +393,7 @@ impl LoginThrottle for Throttle {
     async fn prune(&self, now: Timestamp) -> anyhow::Result<u64> {
         let mut windows = self.windows.lock().unwrap();
         let before = windows.len();
-        windows.retain(|_, (start, _)| now < start.plus(self.policy.window));
+        windows.retain(|_, (start, _)| !domain::throttle::window_closed(*start, now, &self.policy));
         Ok((before - windows.len()) as u64)
     }
 }

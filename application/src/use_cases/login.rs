@@ -57,10 +57,6 @@ impl AuthService {
         password: SecretString,
         client: &ClientInfo,
     ) -> Result<LoginOutcome, LoginError> {
-        let key = ThrottleKey {
-            username: username.to_ascii_lowercase(),
-            client: client.ip.clone().unwrap_or_else(|| "unknown".into()),
-        };
         let now = self.ports.clock.now();
         let user = match Username::parse(username) {
             Ok(name) => self.ports.users.find_by_username(&name).await?,
@@ -74,7 +70,13 @@ impl AuthService {
         );
         tracing::Span::current().record("username", audit_name.as_str());
         let event = |kind| SecurityEvent::new(kind, now, client).username(&audit_name);
-        if let Some(retry_after) = self.ports.throttle.blocked_for(&key, now).await? {
+        let key = ThrottleKey {
+            username: audit_name.clone(),
+            client: client.ip.clone().unwrap_or_else(|| "unknown".into()),
+        };
+        // The slot is taken before the password is checked: N simultaneous
+        // guesses get at most LOGIN_MAX_FAILURES checks. A failure keeps it.
+        if let Some(retry_after) = self.ports.throttle.take_slot(&key, now).await? {
             self.report(event(SecurityEventKind::LoginThrottled)).await;
             return Err(LoginError::RateLimited { retry_after });
         }
@@ -87,7 +89,6 @@ impl AuthService {
         let (user, needs_rehash) = match (user, check) {
             (Some(user), PasswordCheck::Match { needs_rehash }) => (user, needs_rehash),
             (user, _) => {
-                self.ports.throttle.record_failure(&key, now).await?;
                 let mut failed = event(SecurityEventKind::LoginFailed);
                 failed.user = user.map(|u| u.id);
                 self.report(failed).await;

@@ -6,9 +6,29 @@ use integration_tests::app::{Backend, PASSWORD, TestApp, TestOptions, TestRespon
 use serde_json::json;
 
 both!(
+    simultaneous_guesses_get_at_most_the_limit,
     rate_limited_even_with_the_right_password,
     forwarded_for_only_from_trusted_proxies
 );
+
+/// Security review, finding (abuse) 1: 30 parallel wrong guesses for one user
+/// got 30 password checks; the contract allows `LOGIN_MAX_FAILURES`.
+pub async fn simultaneous_guesses_get_at_most_the_limit(backend: Backend) {
+    let options = TestOptions::new(backend);
+    let Some(app) = spawn_app(options).await else {
+        return;
+    };
+    app.register("alice", PASSWORD).await;
+    let guesses =
+        (0..30).map(|i| app.login("alice", if i % 2 == 0 { "wrong one" } else { "wrong two" }));
+    let answers = futures_util::future::join_all(guesses).await;
+    let checked = answers.iter().filter(|r| r.status == 401).count();
+    let refused = answers.iter().filter(|r| r.status == 429).count();
+    assert_eq!((checked, refused), (5, 25), "password checks vs refusals");
+    app.login("alice", PASSWORD)
+        .await
+        .assert_problem(429, "rate_limited");
+}
 
 pub async fn rate_limited_even_with_the_right_password(backend: Backend) {
     let mut options = TestOptions::new(backend);
