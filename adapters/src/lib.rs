@@ -11,6 +11,7 @@
 pub mod crypto;
 pub mod http;
 pub mod persistence;
+pub mod private_files;
 pub mod system;
 pub mod telemetry;
 pub mod ws;

@@ -6,10 +6,10 @@
 //! (`application::SealKey`). A process creates what is missing at its first
 //! start, the directory `0700` and the secrets `0600`.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use adapters::crypto::keys::{PrivateKey, PublicKey};
+use adapters::private_files::{create_private_dir, write_new};
 use adapters::system::OsRandom;
 use anyhow::Context;
 use application::SealKey;
@@ -268,38 +268,10 @@ fn temp_sibling(path: &Path) -> PathBuf {
 
 /// Creates the directory of `path` (mode 0700) if it is missing.
 fn create_parent(path: &Path) -> anyhow::Result<()> {
-    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
-        return Ok(());
-    };
-    if dir.exists() {
-        return Ok(());
+    match path.parent() {
+        Some(dir) => create_private_dir(dir).with_context(|| format!("creating {}", dir.display())),
+        None => Ok(()),
     }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .with_context(|| format!("creating {}", dir.display()))
-}
-
-/// Writes a file that must not exist yet, with `mode` whatever the umask.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-    let mut file = options.open(path)?;
-    #[cfg(unix)]
-    {
-        // The umask may have taken bits away (never added them): set exactly `mode`.
-        use std::os::unix::fs::PermissionsExt as _;
-        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 #[cfg(test)]

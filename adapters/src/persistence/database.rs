@@ -255,16 +255,8 @@ fn sqlite_url(url: &str) -> anyhow::Result<(String, bool)> {
     if in_memory {
         return Ok((url.to_owned(), true));
     }
-    if let Some(dir) = Path::new(path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
-    {
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder
-            .create(dir)
+    if let Some(dir) = Path::new(path).parent() {
+        crate::private_files::create_private_dir(dir)
             .with_context(|| format!("creating the database directory {}", dir.display()))?;
     }
     let has_mode = query.split('&').any(|kv| kv.starts_with("mode="));
@@ -285,22 +277,9 @@ fn sqlite_url(url: &str) -> anyhow::Result<(String, bool)> {
 /// SQLite gives its `-wal` and `-shm` files the same mode. An existing file is
 /// left as it is.
 fn create_private_file(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    match options.open(path) {
-        Ok(file) => {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt as _;
-                file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-            }
-            drop(file);
-            Ok(())
-        }
+    match crate::private_files::write_new(path, b"", 0o600) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
+        other => other,
     }
 }
 
