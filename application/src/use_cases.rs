@@ -17,4 +17,6 @@ pub use register::RegisterError;
 pub use sessions::{RevokeSessionError, SessionView};
 
 #[cfg(test)]
+mod refresh_tests;
+#[cfg(test)]
 mod tests;
