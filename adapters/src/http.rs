@@ -10,6 +10,7 @@ pub mod allow;
 pub mod api;
 pub mod bearer;
 pub mod client;
+pub mod connections;
 pub mod cookie;
 pub mod demo;
 pub mod docs;
@@ -29,6 +30,8 @@ use poem::{Endpoint, EndpointExt, Route, Server};
 use poem_openapi::OpenApiService;
 
 pub use client::{IpNet, IpNetError};
+pub use connections::ConnectionLimits;
+use connections::LimitedAcceptor;
 
 use crate::telemetry::Metrics;
 
@@ -123,23 +126,35 @@ pub fn routes(
     Ok(edge::Edge::new(app, config).with_allowed_methods(allow))
 }
 
-/// Serves `endpoint` on `listener` until `shutdown` completes, then lets
-/// requests in flight finish (for up to 10 s).
+/// How long a kept-alive connection may stay idle between requests (Nginx's
+/// upstream `keepalive_timeout` is shorter, see `infra/nginx`).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Serves `endpoint` on `listener` under `limits` (see [`connections`])
+/// until `shutdown` completes, then lets requests in flight finish (for up
+/// to 10 s). Raises the process's open-file limit first.
 ///
 /// # Errors
 /// The listener failed.
 pub async fn serve<E>(
     listener: tokio::net::TcpListener,
     endpoint: E,
+    limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()>
 where
     E: IntoEndpoint,
     E::Endpoint: 'static,
 {
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    crate::system::raise_open_file_limit();
+    let acceptor = LimitedAcceptor::new(TcpAcceptor::from_tokio(listener)?, limits);
+    tracing::info!(
+        max_connections = limits.max_connections,
+        request_deadline_ms = limits.request_deadline.as_millis(),
+        "REST connection limits"
+    );
     Server::new_with_acceptor(acceptor)
-        .idle_timeout(Duration::from_secs(60))
+        .idle_timeout(IDLE_TIMEOUT)
         .run_with_graceful_shutdown(endpoint, shutdown, Some(Duration::from_secs(10)))
         .await
 }

@@ -6,8 +6,10 @@
 //! - [`http`]: the poem-openapi REST edge.
 //! - [`ws`]: the async-tungstenite WebSocket edge.
 //! - [`system`]: the clock and the CSPRNG.
+//! - [`client_presence`]: whether a request's client is still connected.
 //! - [`telemetry`]: security events, metrics, OTLP export.
 
+pub mod client_presence;
 pub mod crypto;
 pub mod http;
 pub mod persistence;

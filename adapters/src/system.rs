@@ -1,4 +1,8 @@
-//! The real clock and the operating system's CSPRNG.
+//! The real clock, the operating system's CSPRNG, and the open-file limit.
+
+mod fd_limit;
+
+pub use fd_limit::raise_open_file_limit;
 
 use application::ports::{Clock, RandomSource};
 use domain::Timestamp;

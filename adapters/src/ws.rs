@@ -9,7 +9,6 @@
 
 mod admission;
 mod connection;
-mod fd_limit;
 mod protocol;
 mod registry;
 
@@ -72,7 +71,7 @@ pub async fn serve(
     config: WsConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    fd_limit::raise_open_file_limit();
+    crate::system::raise_open_file_limit();
     let ws_config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         // Sends flush anyway; the buffer lets an error and its close frame

@@ -15,7 +15,7 @@ pub use access_token::{AccessTokenSigner, AccessTokenVerifier, InvalidToken};
 pub use clock::Clock;
 pub use health_check::HealthCheck;
 pub use login_throttle::{LoginThrottle, ThrottleKey, ThrottlePolicy};
-pub use password_hasher::{PasswordCheck, PasswordHasher};
+pub use password_hasher::{HashTicket, Overloaded, PasswordCheck, PasswordHasher};
 pub use random_source::RandomSource;
 pub use revocation_bus::{FeedStatus, RevocationBus, RevocationListener};
 pub use security_events::{SecurityEvent, SecurityEventKind, SecurityEvents};

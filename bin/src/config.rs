@@ -65,6 +65,17 @@ pub struct Config {
     pub allow_registration: bool,
     /// `LOGIN_MAX_FAILURES`.
     pub login_max_failures: u32,
+    /// `API_MAX_CONNECTIONS`: open REST connections at most; one more is
+    /// answered `503 overloaded` and closed. Default: seven eighths of the
+    /// open-file limit (after raising it to the hard limit), less 64.
+    pub api_max_connections: Option<usize>,
+    /// `API_REQUEST_TIMEOUT` (default `10s`): from a request's first byte
+    /// (or the connection's opening) to its answer's first byte; a slower
+    /// client loses the connection.
+    pub api_request_timeout: Duration,
+    /// `PASSWORD_QUEUE_LIMIT` (default 64): password checks and hashes that
+    /// may wait for a hashing thread; one more is refused `503 overloaded`.
+    pub password_queue_limit: usize,
     /// `TOKEN_CACHE_SIZE` (default 10,000): access tokens whose verified
     /// claims are kept in memory; 0 checks the signature on every request.
     pub token_cache_size: usize,
@@ -194,16 +205,22 @@ impl Config {
                 Ok(d)
             }
         };
-        let login_max_failures = match get("LOGIN_MAX_FAILURES") {
-            None => 5,
+        let positive = |name: &'static str, default: u32| match get(name) {
+            None => Ok(default),
             Some(v) => v
                 .parse::<u32>()
                 .ok()
                 .filter(|n| *n > 0)
                 .ok_or_else(|| ConfigError {
-                    variable: "LOGIN_MAX_FAILURES",
+                    variable: name,
                     reason: "expected a positive whole number".into(),
-                })?,
+                }),
+        };
+        let login_max_failures = positive("LOGIN_MAX_FAILURES", 5)?;
+        let password_queue_limit = positive("PASSWORD_QUEUE_LIMIT", 64)? as usize;
+        let api_max_connections = match get("API_MAX_CONNECTIONS") {
+            None => None,
+            Some(_) => Some(positive("API_MAX_CONNECTIONS", 1)? as usize),
         };
         let token_cache_size = match get("TOKEN_CACHE_SIZE") {
             None => 10_000,
@@ -270,6 +287,12 @@ impl Config {
             cookie_secure: boolean("COOKIE_SECURE", true)?,
             allow_registration: boolean("ALLOW_REGISTRATION", true)?,
             login_max_failures,
+            password_queue_limit,
+            api_max_connections,
+            api_request_timeout: nonzero(
+                "API_REQUEST_TIMEOUT",
+                duration("API_REQUEST_TIMEOUT", "10s")?,
+            )?,
             token_cache_size,
             login_failure_window: nonzero(
                 "LOGIN_FAILURE_WINDOW",
@@ -433,6 +456,9 @@ mod tests {
             (c.login_max_failures, c.login_failure_window),
             (5, Duration::from_secs(900))
         );
+        assert_eq!(c.password_queue_limit, 64);
+        assert_eq!(c.api_max_connections, None);
+        assert_eq!(c.api_request_timeout, Duration::from_secs(10));
         assert!(c.trusted_proxies.is_empty() && c.cors_origins.is_empty());
     }
 
@@ -463,6 +489,9 @@ mod tests {
             ("API_ADDR", "localhost"),
             ("TRUSTED_PROXIES", "10.0.0.0/99"),
             ("LOGIN_MAX_FAILURES", "0"),
+            ("PASSWORD_QUEUE_LIMIT", "0"),
+            ("API_MAX_CONNECTIONS", "none"),
+            ("API_REQUEST_TIMEOUT", "0"),
             ("DATABASE_URL", "mysql://x"),
             ("CORS_ORIGINS", "example.com"),
             ("SESSION_MAX_AGE", "0"),

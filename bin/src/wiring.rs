@@ -11,12 +11,13 @@ use std::time::Duration;
 use adapters::crypto::jwks::JwkSet;
 use adapters::crypto::jwt::{JwtSigner, JwtVerifier};
 use adapters::crypto::password::Argon2Hasher;
-use adapters::http::{self, HttpConfig};
+use adapters::http::{self, ConnectionLimits, HttpConfig};
 use adapters::persistence::{
     Database, PgRevocationBus, PollingRevocationBus, SeaAuditLog, SeaLoginThrottle,
     SeaSessionStore, SeaUserRepository,
 };
 use adapters::system::{OsRandom, SystemClock};
+use adapters::telemetry::metrics::PasswordQueueStatus;
 use adapters::telemetry::{EventRecorder, Metrics};
 use adapters::ws::{self, WsConfig};
 use anyhow::Context;
@@ -121,10 +122,20 @@ pub async fn build_service_with_metrics(
         max_failures: config.login_max_failures,
         window: config.login_failure_window,
     };
+    let hasher = Arc::new(Argon2Hasher::with_queue_limit(config.password_queue_limit)?);
+    let queue = Arc::clone(&hasher);
+    metrics.observe_password_queue(Arc::new(move || {
+        let stats = queue.queue_stats();
+        PasswordQueueStatus {
+            waiting: stats.waiting as u64,
+            shed: stats.shed,
+            skipped: stats.skipped,
+        }
+    }));
     let ports = Ports {
         users: Arc::new(SeaUserRepository::new(db.clone())),
         sessions,
-        hasher: Arc::new(Argon2Hasher::new()),
+        hasher,
         signer: Arc::new(JwtSigner::new(keys.private.clone())),
         verifier: Arc::new(JwtVerifier::new(
             keys.public.clone(),
@@ -241,6 +252,7 @@ impl RunningApp {
 fn serve_http<E>(
     listener: tokio::net::TcpListener,
     endpoint: E,
+    limits: ConnectionLimits,
     stop: &watch::Sender<bool>,
     what: &'static str,
 ) -> JoinHandle<anyhow::Result<()>>
@@ -250,7 +262,7 @@ where
 {
     let shutdown = stopped(stop.subscribe());
     tokio::spawn(async move {
-        http::serve(listener, endpoint, shutdown)
+        http::serve(listener, endpoint, limits, shutdown)
             .await
             .context(what)
     })
@@ -351,7 +363,16 @@ pub async fn start(
         let addr = listener.local_addr()?;
         let jwks = JwkSet::from_keys(&keys.public);
         let endpoint = http::routes(auth.clone(), jwks, http_config(config, metrics.clone()))?;
-        tasks.push(("api", serve_http(listener, endpoint, &stop, "REST server")));
+        let limits = ConnectionLimits {
+            max_connections: config.api_max_connections.unwrap_or_else(|| {
+                ConnectionLimits::cap_for(adapters::system::raise_open_file_limit())
+            }),
+            request_deadline: config.api_request_timeout,
+        };
+        tasks.push((
+            "api",
+            serve_http(listener, endpoint, limits, &stop, "REST server"),
+        ));
         tracing::info!(%addr, "REST API listening");
         api_addr = Some(addr);
     }
@@ -378,7 +399,13 @@ pub async fn start(
         let endpoint = adapters::telemetry::metrics::endpoint(metrics.clone());
         tasks.push((
             "metrics",
-            serve_http(listener, endpoint, &stop, "metrics server"),
+            serve_http(
+                listener,
+                endpoint,
+                ConnectionLimits::default(),
+                &stop,
+                "metrics server",
+            ),
         ));
         tracing::info!(%addr, "metrics listening (GET /metrics)");
         metrics_addr = Some(addr);

@@ -44,6 +44,12 @@ pub struct TestOptions {
     pub login_max_failures: u32,
     /// `LOGIN_FAILURE_WINDOW`.
     pub login_failure_window: Duration,
+    /// `PASSWORD_QUEUE_LIMIT`.
+    pub password_queue_limit: usize,
+    /// `API_MAX_CONNECTIONS`.
+    pub api_max_connections: Option<usize>,
+    /// `API_REQUEST_TIMEOUT`.
+    pub api_request_timeout: Duration,
     /// `TRUSTED_PROXIES`.
     pub trusted_proxies: Vec<String>,
     /// `CORS_ORIGINS`.
@@ -72,6 +78,9 @@ impl TestOptions {
             allow_registration: true,
             login_max_failures: 5,
             login_failure_window: Duration::from_secs(900),
+            password_queue_limit: 64,
+            api_max_connections: None,
+            api_request_timeout: Duration::from_secs(10),
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
             cookie_secure: true,
@@ -158,6 +167,9 @@ pub async fn spawn_app(options: TestOptions) -> Option<TestApp> {
         allow_registration: options.allow_registration,
         login_max_failures: options.login_max_failures,
         login_failure_window: options.login_failure_window,
+        password_queue_limit: options.password_queue_limit,
+        api_max_connections: options.api_max_connections,
+        api_request_timeout: options.api_request_timeout,
         trusted_proxies: options
             .trusted_proxies
             .iter()

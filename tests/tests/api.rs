@@ -25,12 +25,16 @@ macro_rules! both {
 mod audit;
 #[path = "api/auth.rs"]
 mod auth;
+#[path = "api/connections.rs"]
+mod connections;
 #[path = "api/edge.rs"]
 mod edge;
 #[path = "api/forged.rs"]
 mod forged;
 #[path = "api/meta.rs"]
 mod meta;
+#[path = "api/overload.rs"]
+mod overload;
 #[path = "api/seals.rs"]
 mod seals;
 #[path = "api/sessions.rs"]

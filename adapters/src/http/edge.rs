@@ -94,7 +94,11 @@ impl<E: Endpoint> Endpoint for Edge<E> {
             }
             span.set_attribute("http.request.method", method.to_string());
         }
-        async move {
+        // The connection's presence, for work that is useless once the
+        // client has gone (see `crate::client_presence`).
+        let presence = super::connections::presence_of(&req.local_addr().0, &req.remote_addr().0)
+            .unwrap_or_default();
+        let served = async move {
             let started = Instant::now();
             let origin = allowed_origin(&req, &self.config.cors_origins);
             let path = req.uri().path().to_owned();
@@ -127,8 +131,8 @@ impl<E: Endpoint> Endpoint for Edge<E> {
             }
             Ok(response)
         }
-        .instrument(span)
-        .await
+        .instrument(span);
+        crate::client_presence::watching(presence, served).await
     }
 }
 

@@ -23,6 +23,9 @@
 //! | `authd_revocation_feed_reconnects_total` | counter | |
 //! | `authd_revocation_feed_catch_ups_total` | counter | |
 //! | `authd_revocation_feed_last_current_age_seconds` | gauge | |
+//! | `authd_password_queue_waiting` | gauge | (checks waiting for a hashing thread) |
+//! | `authd_password_checks_shed_total` | counter | (answered `503 overloaded`) |
+//! | `authd_password_checks_skipped_total` | counter | (dropped unrun: the client had gone) |
 
 use std::collections::HashMap;
 use std::fmt;
@@ -440,6 +443,34 @@ impl Metrics {
             .build();
     }
 
+    /// Observes the password-hashing queue through `status`.
+    pub fn observe_password_queue(
+        &self,
+        status: Arc<dyn Fn() -> PasswordQueueStatus + Send + Sync>,
+    ) {
+        let Some(inner) = &self.inner else { return };
+        let s = status.clone();
+        let _ = inner
+            .meter
+            .u64_observable_gauge("authd_password_queue_waiting")
+            .with_description("Password checks and hashes waiting for a hashing thread")
+            .with_callback(move |observer| observer.observe(s().waiting, &[]))
+            .build();
+        let s = status.clone();
+        let _ = inner
+            .meter
+            .u64_observable_counter("authd_password_checks_shed_total")
+            .with_description("Logins and registrations refused with 503 overloaded")
+            .with_callback(move |observer| observer.observe(s().shed, &[]))
+            .build();
+        let _ = inner
+            .meter
+            .u64_observable_counter("authd_password_checks_skipped_total")
+            .with_description("Password checks dropped unrun because their client had gone")
+            .with_callback(move |observer| observer.observe(status().skipped, &[]))
+            .build();
+    }
+
     /// The current values as Prometheus text (format 0.0.4, see
     /// [`PROMETHEUS_CONTENT_TYPE`]); empty when disabled.
     pub fn render(&self) -> String {
@@ -487,6 +518,17 @@ impl Drop for WsOpen {
             inner.ws_open.add(-1, &[]);
         }
     }
+}
+
+/// What [`Metrics::observe_password_queue`] reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PasswordQueueStatus {
+    /// Waiting now.
+    pub waiting: u64,
+    /// Refused so far.
+    pub shed: u64,
+    /// Dropped unrun so far.
+    pub skipped: u64,
 }
 
 /// The metrics listener's routes: `GET /metrics` answers [`Metrics::render`]

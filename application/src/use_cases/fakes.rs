@@ -1,7 +1,7 @@
 //! In-memory adapters for the use-case tests.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -238,14 +238,29 @@ impl SessionStore for Sessions {
 }
 
 /// "Hashes" as `plain$<pw>` (current) or `legacy$<pw>` (needs rehash).
+/// `overloaded` makes every `reserve` refuse.
 #[derive(Default)]
 pub struct Hasher {
     pub verifications: AtomicUsize,
+    pub overloaded: AtomicBool,
 }
 
 #[async_trait]
 impl PasswordHasher for Hasher {
-    async fn hash(&self, password: SecretString) -> anyhow::Result<PasswordHash> {
+    fn reserve(&self) -> Result<HashTicket, Overloaded> {
+        if self.overloaded.load(Ordering::SeqCst) {
+            Err(Overloaded {
+                retry_after: Duration::from_secs(1),
+            })
+        } else {
+            Ok(HashTicket::new(()))
+        }
+    }
+    async fn hash(
+        &self,
+        _ticket: HashTicket,
+        password: SecretString,
+    ) -> anyhow::Result<PasswordHash> {
         Ok(PasswordHash::new(format!(
             "plain${}",
             password.expose_secret()
@@ -253,6 +268,7 @@ impl PasswordHasher for Hasher {
     }
     async fn verify(
         &self,
+        _ticket: HashTicket,
         password: SecretString,
         hash: PasswordHash,
     ) -> anyhow::Result<PasswordCheck> {

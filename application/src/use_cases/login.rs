@@ -5,7 +5,7 @@ use std::time::Duration;
 use domain::{Family, Session, SessionId, User, Username};
 use secrecy::SecretString;
 
-use crate::ports::{PasswordCheck, SecurityEvent, SecurityEventKind, ThrottleKey};
+use crate::ports::{Overloaded, PasswordCheck, SecurityEvent, SecurityEventKind, ThrottleKey};
 use crate::{AuthService, ClientInfo, IssuedAccessToken, IssuedRefreshToken, RefreshSecret};
 
 /// What a successful login hands out.
@@ -33,6 +33,9 @@ pub enum LoginError {
         /// When to try again.
         retry_after: Duration,
     },
+    /// The password-hashing queue is full: shed before any other work.
+    #[error(transparent)]
+    Overloaded(#[from] Overloaded),
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -57,6 +60,9 @@ impl AuthService {
         password: SecretString,
         client: &ClientInfo,
     ) -> Result<LoginOutcome, LoginError> {
+        // A place in the hashing queue first: a login shed for overload has
+        // taken no throttle slot and read nothing.
+        let ticket = self.ports.hasher.reserve()?;
         let now = self.ports.clock.now();
         let user = match Username::parse(username) {
             Ok(name) => self.ports.users.find_by_username(&name).await?,
@@ -85,7 +91,11 @@ impl AuthService {
             || self.ports.hasher.dummy_hash(),
             |u| u.password_hash.clone(),
         );
-        let check = self.ports.hasher.verify(password.clone(), hash).await?;
+        let check = self
+            .ports
+            .hasher
+            .verify(ticket, password.clone(), hash)
+            .await?;
         let (user, needs_rehash) = match (user, check) {
             (Some(user), PasswordCheck::Match { needs_rehash }) => (user, needs_rehash),
             (user, _) => {
@@ -140,10 +150,12 @@ impl AuthService {
         })
     }
 
-    /// Rehashes with the current algorithm; a failure only costs the upgrade.
+    /// Rehashes with the current algorithm; a failure (or a full hashing
+    /// queue) only costs the upgrade, which the next login retries.
     async fn upgrade_hash(&self, mut user: User, password: SecretString) -> User {
         let upgraded = async {
-            let hash = self.ports.hasher.hash(password).await?;
+            let ticket = self.ports.hasher.reserve()?;
+            let hash = self.ports.hasher.hash(ticket, password).await?;
             self.ports
                 .users
                 .update_password_hash(user.id, &hash)

@@ -4,7 +4,7 @@ use domain::{PasswordPolicyError, User, UserId, Username, UsernameError, check_p
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::AuthService;
-use crate::ports::InsertUserError;
+use crate::ports::{InsertUserError, Overloaded};
 
 /// Why a registration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +21,9 @@ pub enum RegisterError {
     /// The (case-folded) username is taken.
     #[error("username taken")]
     UsernameTaken,
+    /// The password-hashing queue is full.
+    #[error(transparent)]
+    Overloaded(#[from] Overloaded),
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -64,7 +67,8 @@ impl AuthService {
         }
         let username = Username::parse(username)?;
         check_password_policy(password.expose_secret())?;
-        let password_hash = self.ports.hasher.hash(password).await?;
+        let ticket = self.ports.hasher.reserve()?;
+        let password_hash = self.ports.hasher.hash(ticket, password).await?;
         let user = User {
             id: UserId::from_uuid(self.ports.random.uuid()),
             username,

@@ -166,6 +166,37 @@ async fn throttle_blocks_even_the_right_password_until_the_window_passes() {
 }
 
 #[tokio::test]
+async fn a_full_hashing_queue_sheds_logins_and_registrations_before_any_work() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let w = world_with_alice().await;
+    w.hasher.overloaded.store(true, SeqCst);
+    let before = w.hasher.verifications.load(SeqCst);
+    // More shed logins than the throttle allows: none of them counts.
+    for _ in 0..10 {
+        let err = w
+            .service
+            .login("alice", secret("wrong password"), &client())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LoginError::Overloaded(_)), "{err:?}");
+    }
+    let err = w
+        .service
+        .register("bob", secret("correct horse"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegisterError::Overloaded(_)), "{err:?}");
+    assert_eq!(w.hasher.verifications.load(SeqCst), before);
+    w.hasher.overloaded.store(false, SeqCst);
+    // No throttle slot was taken and bob was not created.
+    login(&w).await;
+    w.service
+        .register("bob", secret("correct horse"))
+        .await
+        .expect("bob after the load");
+}
+
+#[tokio::test]
 async fn imported_hashes_are_upgraded_after_login() {
     let w = World::new(AuthConfig::default());
     let user = User {

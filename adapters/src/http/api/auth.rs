@@ -82,6 +82,11 @@ impl std::fmt::Debug for LoginResponse {
                 .field(&p.0)
                 .field(after)
                 .finish(),
+            Self::Overloaded(p, after) => f
+                .debug_tuple("Overloaded")
+                .field(&p.0)
+                .field(after)
+                .finish(),
             Self::Internal(p) => f.debug_tuple("Internal").field(&p.0).finish(),
         }
     }
@@ -124,6 +129,14 @@ pub enum RegisterResponse {
     /// `username_taken`.
     #[oai(status = 409, content_type = "application/problem+json")]
     Taken(Json<Problem>),
+    /// `overloaded`: every place in the password-hashing queue is taken.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Overloaded(
+        Json<Problem>,
+        /// Seconds to wait before trying again.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
     /// Something went wrong on our side.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
@@ -152,6 +165,10 @@ impl From<RegisterError> for RegisterResponse {
                 "registration_closed",
                 "Registration is closed on this server.",
             ))),
+            RegisterError::Overloaded(e) => {
+                let (problem, secs) = overloaded(e);
+                Self::Overloaded(Json(problem), secs)
+            }
             RegisterError::Unexpected(e) => Self::Internal(Json(internal(&e))),
         }
     }
@@ -187,9 +204,34 @@ pub enum LoginResponse {
         #[oai(header = "Retry-After")]
         u64,
     ),
+    /// `overloaded`: every place in the password-hashing queue is taken.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Overloaded(
+        Json<Problem>,
+        /// Seconds to wait before trying again.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
     /// Something went wrong on our side.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
+}
+
+/// The `503 overloaded` answer and its `Retry-After` seconds.
+fn overloaded(e: application::ports::Overloaded) -> (Problem, u64) {
+    let secs = retry_after_secs(e.retry_after);
+    let problem = Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        format!("The server is busy checking passwords; try again in {secs} seconds."),
+    );
+    (problem, secs)
+}
+
+/// Whole seconds, rounded up (a client that waits exactly this long must
+/// get through), at least 1.
+fn retry_after_secs(d: std::time::Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 
 impl From<LoginError> for LoginResponse {
@@ -204,16 +246,19 @@ impl From<LoginError> for LoginResponse {
                 CHALLENGE.into(),
             ),
             LoginError::RateLimited { retry_after } => {
-                // Round up: a client that waits exactly this long must get through.
-                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                let secs = retry_after_secs(retry_after);
                 Self::RateLimited(
                     Json(Problem::new(
                         StatusCode::TOO_MANY_REQUESTS,
                         "rate_limited",
                         format!("Too many failed logins; try again in {secs} seconds."),
                     )),
-                    secs.max(1),
+                    secs,
                 )
+            }
+            LoginError::Overloaded(e) => {
+                let (problem, secs) = overloaded(e);
+                Self::Overloaded(Json(problem), secs)
             }
             LoginError::Unexpected(e) => Self::Internal(Json(internal(&e))),
         }

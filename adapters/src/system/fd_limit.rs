@@ -4,7 +4,7 @@ use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit when it is lower, and
 /// logs the limit in force. Returns the soft limit (`None`: unlimited).
-pub(crate) fn raise_open_file_limit() -> Option<u64> {
+pub fn raise_open_file_limit() -> Option<u64> {
     let limit = getrlimit(Resource::Nofile);
     if let (Some(current), Some(maximum)) = (limit.current, limit.maximum)
         && current < maximum
@@ -21,6 +21,6 @@ pub(crate) fn raise_open_file_limit() -> Option<u64> {
         }
     }
     let limit = getrlimit(Resource::Nofile);
-    tracing::info!(soft = ?limit.current, hard = ?limit.maximum, "open-file limit (one per WebSocket connection)");
+    tracing::info!(soft = ?limit.current, hard = ?limit.maximum, "open-file limit (one per connection)");
     limit.current
 }

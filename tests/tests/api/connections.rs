@@ -1,0 +1,106 @@
+//! The REST listener's connections under slow and many clients: the request
+//! deadline and the connection cap.
+
+use std::time::{Duration, Instant};
+
+use integration_tests::app::{Backend, TestOptions, spawn_app};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+/// Reads until the server closes (or resets) the connection; how long it took.
+async fn until_closed(mut socket: TcpStream, within: Duration) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let mut answer = Vec::new();
+    loop {
+        match tokio::time::timeout_at((started + within).into(), socket.read(&mut buf)).await {
+            Err(_) => return Err(format!("still open after {within:?}")),
+            Ok(Ok(0) | Err(_)) => return Ok(started.elapsed()),
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+        }
+        assert!(answer.len() < 1 << 16, "an endless answer");
+    }
+}
+
+/// Security review, finding (abuse) 4: a connection that sent half a request
+/// header was still held after 200 s, and 300 of them locked real users out.
+/// With `API_REQUEST_TIMEOUT=1s`, half-sent headers, half-sent bodies and
+/// silent connections are all closed about a second after they opened,
+/// while a real client is served throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_lose_their_connection_at_the_request_deadline() {
+    let mut options = TestOptions::new(Backend::Sqlite);
+    options.api_request_timeout = Duration::from_secs(1);
+    let app = spawn_app(options).await.unwrap();
+    let mut slow = Vec::new();
+    for i in 0..60 {
+        let mut socket = TcpStream::connect(app.api_addr).await.unwrap();
+        let start: &[u8] = match i % 3 {
+            0 => b"GET /api/health HTTP/1.1\r\nhost: x\r\nx-slow: ",
+            1 => b"POST /api/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 60\r\n\r\n{\"username\":",
+            _ => b"",
+        };
+        socket.write_all(start).await.unwrap();
+        slow.push(tokio::spawn(until_closed(socket, Duration::from_secs(20))));
+    }
+    // Trickling more bytes does not buy time.
+    let mut trickler = TcpStream::connect(app.api_addr).await.unwrap();
+    let trickle = tokio::spawn(async move {
+        let started = Instant::now();
+        for _ in 0..40 {
+            if trickler.write_all(b"x").await.is_err() {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        started.elapsed()
+    });
+    let health = app.get("/api/health").send().await;
+    assert_eq!(health.status, 200);
+    for task in slow {
+        let held = task.await.unwrap().unwrap();
+        assert!(held < Duration::from_secs(5), "held for {held:?}");
+    }
+    let trickled = trickle.await.unwrap();
+    assert!(
+        trickled < Duration::from_secs(3),
+        "a trickle held on for {trickled:?}"
+    );
+    // A kept-alive client doing real requests is not affected.
+    for _ in 0..3 {
+        assert_eq!(app.get("/api/health").send().await.status, 200);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+}
+
+/// At `API_MAX_CONNECTIONS`, one more connection is answered `503 overloaded`
+/// (problem+json, `Retry-After`) and closed; once others close, clients get in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_over_the_cap_gets_503_overloaded() {
+    let mut options = TestOptions::new(Backend::Sqlite);
+    options.api_max_connections = Some(4);
+    let app = spawn_app(options).await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut socket = TcpStream::connect(app.api_addr).await.unwrap();
+        socket
+            .write_all(b"GET /api/health HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        held.push(socket);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = app.get("/api/health").send_unchecked().await;
+    refused.assert_problem(503, "overloaded");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = app.get("/api/health").send_unchecked().await;
+        if r.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still refused: {}", r.status);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
