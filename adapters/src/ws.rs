@@ -9,6 +9,7 @@
 
 mod admission;
 mod connection;
+mod limits;
 mod protocol;
 mod registry;
 
@@ -20,6 +21,7 @@ use application::AuthService;
 use tungstenite::protocol::WebSocketConfig;
 
 use self::connection::Shared;
+use self::limits::Limits;
 use self::registry::Registry;
 use crate::telemetry::Metrics;
 
@@ -37,12 +39,23 @@ pub struct WsConfig {
     pub expiry_warning: Duration,
     /// `CORS_ORIGINS`: browser origins allowed besides the request's own host.
     pub allowed_origins: Vec<String>,
+    /// A connection that has not completed its handshake by then is
+    /// dropped (10 s).
+    pub handshake_timeout: Duration,
     /// Server ping interval (30 s).
     pub ping_interval: Duration,
     /// Drop a peer silent for this long (60 s).
     pub peer_timeout: Duration,
     /// Largest message after reassembly (64 KiB).
     pub max_message_size: usize,
+    /// `WS_MAX_CONNECTIONS_PER_USER` (100): one more is refused `429
+    /// too_many_connections` before the upgrade.
+    pub max_connections_per_user: usize,
+    /// `WS_MAX_CONNECTIONS_PER_ADDRESS` (1000): the same per client address,
+    /// except loopback and `trusted_proxies` (Nginx bounds its clients).
+    pub max_connections_per_address: usize,
+    /// `TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<crate::http::IpNet>,
     /// Connection, reauth and close counts go here.
     pub metrics: Metrics,
 }
@@ -52,9 +65,13 @@ impl Default for WsConfig {
         Self {
             expiry_warning: Duration::from_secs(60),
             allowed_origins: Vec::new(),
+            handshake_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(30),
             peer_timeout: Duration::from_secs(60),
             max_message_size: 64 * 1024,
+            max_connections_per_user: 100,
+            max_connections_per_address: 1000,
+            trusted_proxies: Vec::new(),
             metrics: Metrics::disabled(),
         }
     }
@@ -79,11 +96,18 @@ pub async fn serve(
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(Some(config.max_message_size))
         .max_frame_size(Some(config.max_message_size));
+    let limits = Limits::new(
+        config.max_connections_per_user,
+        config.max_connections_per_address,
+        config.trusted_proxies.clone(),
+    );
     let shared = Arc::new(Shared {
         auth,
         config,
         registry: Registry::default(),
         ws_config,
+        ping_keys: std::hash::RandomState::new(),
+        limits,
     });
     let weak = Arc::downgrade(&shared);
     shared.auth.on_revocation(Arc::new(move |sid| {

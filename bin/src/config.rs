@@ -73,6 +73,12 @@ pub struct Config {
     /// (or the connection's opening) to its answer's first byte; a slower
     /// client loses the connection.
     pub api_request_timeout: Duration,
+    /// `WS_MAX_CONNECTIONS_PER_USER` (default 100): one more socket for the
+    /// user is refused `429 too_many_connections` before the upgrade.
+    pub ws_max_connections_per_user: usize,
+    /// `WS_MAX_CONNECTIONS_PER_ADDRESS` (default 1000): the same per client
+    /// address (loopback and `TRUSTED_PROXIES` are not bounded).
+    pub ws_max_connections_per_address: usize,
     /// `PASSWORD_QUEUE_LIMIT` (default 64): password checks and hashes that
     /// may wait for a hashing thread; one more is refused `503 overloaded`.
     pub password_queue_limit: usize,
@@ -218,6 +224,9 @@ impl Config {
         };
         let login_max_failures = positive("LOGIN_MAX_FAILURES", 5)?;
         let password_queue_limit = positive("PASSWORD_QUEUE_LIMIT", 64)? as usize;
+        let ws_max_connections_per_user = positive("WS_MAX_CONNECTIONS_PER_USER", 100)? as usize;
+        let ws_max_connections_per_address =
+            positive("WS_MAX_CONNECTIONS_PER_ADDRESS", 1000)? as usize;
         let api_max_connections = match get("API_MAX_CONNECTIONS") {
             None => None,
             Some(_) => Some(positive("API_MAX_CONNECTIONS", 1)? as usize),
@@ -288,6 +297,8 @@ impl Config {
             allow_registration: boolean("ALLOW_REGISTRATION", true)?,
             login_max_failures,
             password_queue_limit,
+            ws_max_connections_per_user,
+            ws_max_connections_per_address,
             api_max_connections,
             api_request_timeout: nonzero(
                 "API_REQUEST_TIMEOUT",
@@ -457,6 +468,13 @@ mod tests {
             (5, Duration::from_secs(900))
         );
         assert_eq!(c.password_queue_limit, 64);
+        assert_eq!(
+            (
+                c.ws_max_connections_per_user,
+                c.ws_max_connections_per_address
+            ),
+            (100, 1000)
+        );
         assert_eq!(c.api_max_connections, None);
         assert_eq!(c.api_request_timeout, Duration::from_secs(10));
         assert!(c.trusted_proxies.is_empty() && c.cors_origins.is_empty());
@@ -490,6 +508,7 @@ mod tests {
             ("TRUSTED_PROXIES", "10.0.0.0/99"),
             ("LOGIN_MAX_FAILURES", "0"),
             ("PASSWORD_QUEUE_LIMIT", "0"),
+            ("WS_MAX_CONNECTIONS_PER_USER", "-1"),
             ("API_MAX_CONNECTIONS", "none"),
             ("API_REQUEST_TIMEOUT", "0"),
             ("DATABASE_URL", "mysql://x"),

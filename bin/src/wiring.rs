@@ -183,6 +183,9 @@ pub fn ws_config(config: &Config, metrics: Metrics) -> WsConfig {
     WsConfig {
         expiry_warning: config.ws_expiry_warning,
         allowed_origins: config.cors_origins.clone(),
+        max_connections_per_user: config.ws_max_connections_per_user,
+        max_connections_per_address: config.ws_max_connections_per_address,
+        trusted_proxies: config.trusted_proxies.clone(),
         metrics,
         ..WsConfig::default()
     }

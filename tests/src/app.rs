@@ -48,6 +48,8 @@ pub struct TestOptions {
     pub password_queue_limit: usize,
     /// `API_MAX_CONNECTIONS`.
     pub api_max_connections: Option<usize>,
+    /// `WS_MAX_CONNECTIONS_PER_USER`.
+    pub ws_max_connections_per_user: usize,
     /// `API_REQUEST_TIMEOUT`.
     pub api_request_timeout: Duration,
     /// `TRUSTED_PROXIES`.
@@ -80,6 +82,7 @@ impl TestOptions {
             login_failure_window: Duration::from_secs(900),
             password_queue_limit: 64,
             api_max_connections: None,
+            ws_max_connections_per_user: 100,
             api_request_timeout: Duration::from_secs(10),
             trusted_proxies: Vec::new(),
             cors_origins: Vec::new(),
@@ -169,6 +172,7 @@ pub async fn spawn_app(options: TestOptions) -> Option<TestApp> {
         login_failure_window: options.login_failure_window,
         password_queue_limit: options.password_queue_limit,
         api_max_connections: options.api_max_connections,
+        ws_max_connections_per_user: options.ws_max_connections_per_user,
         api_request_timeout: options.api_request_timeout,
         trusted_proxies: options
             .trusted_proxies

@@ -22,23 +22,50 @@ pub(crate) enum Refusal {
     /// The token did not verify (or its session is revoked).
     #[error("invalid access token: {0}")]
     InvalidToken(InvalidToken),
+    /// The user holds `WS_MAX_CONNECTIONS_PER_USER` sockets already.
+    #[error("too many connections for this user")]
+    TooManyForUser,
+    /// The client address holds `WS_MAX_CONNECTIONS_PER_ADDRESS` already.
+    #[error("too many connections from this address")]
+    TooManyFromAddress,
 }
 
 impl Refusal {
     /// The HTTP answer: a small JSON body, `Connection: close`.
     pub(crate) fn response(self) -> ErrorResponse {
-        let (status, code) = match self {
-            Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            Self::Origin => (StatusCode::FORBIDDEN, "origin_not_allowed"),
-            Self::MissingToken | Self::InvalidToken(_) => {
-                (StatusCode::UNAUTHORIZED, "invalid_token")
-            }
+        let (status, code, detail) = match self {
+            Self::NotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "WebSockets connect at /ws.",
+            ),
+            Self::Origin => (
+                StatusCode::FORBIDDEN,
+                "origin_not_allowed",
+                "This origin may not open WebSockets here.",
+            ),
+            Self::MissingToken | Self::InvalidToken(_) => (
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "A valid access token is required.",
+            ),
+            Self::TooManyForUser => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "This user holds the most WebSocket connections allowed; close one first.",
+            ),
+            Self::TooManyFromAddress => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "This address holds the most WebSocket connections allowed; close one first.",
+            ),
         };
         let body = serde_json::json!({
             "type": "about:blank",
             "title": status.canonical_reason().unwrap_or("error"),
             "status": status.as_u16(),
             "code": code,
+            "detail": detail,
         })
         .to_string();
         let mut response = ErrorResponse::new(Some(body.clone()));
@@ -59,6 +86,9 @@ impl Refusal {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(r#"Bearer error="invalid_token""#),
                 );
+            }
+            Self::TooManyForUser | Self::TooManyFromAddress => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Self::NotFound | Self::Origin => {}
         }

@@ -2,6 +2,7 @@
 //! them, and keeps one timer re-armed to the next deadline (expiry warning,
 //! expiry, server ping, dead peer).
 
+use std::hash::{BuildHasher as _, RandomState};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,14 +24,13 @@ use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tungstenite::{Error as WsError, Message};
 
 use super::WsConfig;
-use super::admission::admit;
+use super::admission::{Refusal, admit};
+use super::limits::Limits;
 use super::protocol::{self, BadMessage, ClientMessage, ErrorCode};
 use super::registry::{Doorbell, Registry};
 use crate::http::edge::{REQUEST_ID, request_id_of};
 use crate::telemetry::metrics::ClosedBy;
 
-/// A client has this long to complete its handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After our close frame, how long we wait for the peer's.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Close code: the access token expired.
@@ -51,11 +51,22 @@ pub(crate) struct Shared {
     pub(crate) config: WsConfig,
     pub(crate) registry: Registry,
     pub(crate) ws_config: WebSocketConfig,
+    /// Keys the payloads of the server's pings (SipHash under a random
+    /// per-process key), so that a peer cannot answer one it has not read.
+    pub(crate) ping_keys: RandomState,
+    /// Sockets per user and per client address.
+    pub(crate) limits: Limits,
 }
 
 /// Runs one accepted socket to its end.
 pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
+    // The address's slot is held from now (a handshake in progress counts);
+    // `None`: the address is at its bound, refused once the request is read.
+    let address_slot = stream
+        .peer_addr()
+        .map_or(Some(None), |peer| shared.limits.take_address(peer.ip()));
+    let mut user_slot = None;
     let mut admitted: Option<AccessClaims> = None;
     let mut request_id = String::new();
     let mut caller = None;
@@ -68,7 +79,20 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Rec
         caller = Some(opentelemetry::global::get_text_map_propagator(|p| {
             p.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
         }));
-        match admit(request, &shared.auth, &shared.config.allowed_origins) {
+        let admitted_here =
+            admit(request, &shared.auth, &shared.config.allowed_origins).and_then(|claims| {
+                if address_slot.is_none() {
+                    return Err(Refusal::TooManyFromAddress);
+                }
+                user_slot = Some(
+                    shared
+                        .limits
+                        .take_user(claims.sub)
+                        .ok_or(Refusal::TooManyForUser)?,
+                );
+                Ok(claims)
+            });
+        match admitted_here {
             Ok(claims) => {
                 admitted = Some(claims);
                 if let Ok(id) = HeaderValue::from_str(&request_id) {
@@ -88,7 +112,7 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Rec
         callback,
         Some(shared.ws_config),
     );
-    let ws = match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+    let ws = match tokio::time::timeout(shared.config.handshake_timeout, handshake).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
             tracing::trace!(error = %e, "websocket handshake ended");
@@ -112,6 +136,7 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Rec
         .serve(stop)
         .instrument(span)
         .await;
+    drop((user_slot, address_slot));
 }
 
 /// How a connection ends.
@@ -146,8 +171,12 @@ struct Connection {
     warn_at: Option<Instant>,
     /// The token's `exp` as an instant.
     expire_at: Instant,
-    /// Last frame of any kind from the peer.
+    /// When the peer last answered one of our pings (or the connection
+    /// opened). Nothing else counts: a peer that sends messages, fragments
+    /// or pongs of its own but does not answer is dropped all the same.
     last_seen: Instant,
+    /// Pings sent so far; each carries [`Self::ping_payload`] of its number.
+    pings_sent: u64,
     /// Next server ping.
     next_ping: Instant,
     /// The code of the peer's close frame, once one came (1005 when it
@@ -169,6 +198,7 @@ impl Connection {
             warn_at: None,
             expire_at: now,
             last_seen: now,
+            pings_sent: 0,
             next_ping,
             peer_close: None,
         };
@@ -191,6 +221,23 @@ impl Connection {
         let left = Duration::from_millis(u64::try_from(left_ms).unwrap_or(0));
         self.expire_at = now + left;
         self.warn_at = Some(now + left.saturating_sub(self.shared.config.expiry_warning));
+    }
+
+    /// The payload of ping `number` on this connection: unguessable
+    /// without reading it.
+    fn ping_payload(&self, number: u64) -> [u8; 8] {
+        self.shared
+            .ping_keys
+            .hash_one((self.id, number))
+            .to_be_bytes()
+    }
+
+    /// Whether a pong carries our last ping's payload or the one before
+    /// (RFC 6455 §5.5.3 lets a peer answer only the latest of several).
+    fn answers_a_ping(&self, payload: &[u8]) -> bool {
+        let last = self.pings_sent;
+        (last >= 1 && payload == self.ping_payload(last))
+            || (last >= 2 && payload == self.ping_payload(last - 1))
     }
 
     fn next_deadline(&self) -> Instant {
@@ -294,7 +341,9 @@ impl Connection {
             self.send(text, sleep.as_mut(), stop).await?;
         }
         if ping_due {
-            self.send_message(Message::Ping(Default::default()), sleep, stop)
+            self.pings_sent += 1;
+            let payload = self.ping_payload(self.pings_sent).to_vec();
+            self.send_message(Message::Ping(payload.into()), sleep, stop)
                 .await?;
         }
         Ok(())
@@ -315,7 +364,6 @@ impl Connection {
             }
             Some(Ok(message)) => message,
         };
-        self.last_seen = Instant::now();
         let reply = match message {
             Message::Text(text) => match ClientMessage::parse(text.as_str()) {
                 Ok(message) => self.answer(message),
@@ -327,8 +375,14 @@ impl Connection {
                 self.peer_close = Some(frame.map_or(CLOSE_NO_STATUS, |f| f.code.into()));
                 return Ok(());
             }
+            Message::Pong(payload) => {
+                if self.answers_a_ping(&payload) {
+                    self.last_seen = Instant::now();
+                }
+                return Ok(());
+            }
             // Pings are answered by tungstenite.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => return Ok(()),
+            Message::Ping(_) | Message::Frame(_) => return Ok(()),
         };
         self.send(reply, sleep, stop).await
     }
