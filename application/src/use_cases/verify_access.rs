@@ -45,6 +45,14 @@ impl AuthService {
         Ok(claims)
     }
 
+    /// Whether `token`'s signature was checked before and its claims are
+    /// kept (a [`Self::verify_access`] of it costs no signature check).
+    pub fn is_access_cached(&self, token: &str) -> bool {
+        self.verified
+            .key(token)
+            .is_some_and(|k| self.verified.get(&k).is_some())
+    }
+
     /// Whether a session was revoked (as far as this process has heard).
     pub fn is_session_revoked(&self, id: &domain::SessionId) -> bool {
         self.revocations.revoked.contains(id)
