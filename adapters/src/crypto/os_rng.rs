@@ -1,7 +1,7 @@
 //! The operating system's CSPRNG in the shape `rsa` 0.10 wants.
 //!
-//! `rsa` 0.10 takes a `rand_core` 0.10 RNG, while the workspace's `rand` is
-//! 0.9; rather than pull a second `getrandom`, this adapts `getrandom::fill`.
+//! `rsa` 0.10 takes a `rand_core` 0.10 RNG; rather than add `rand` (or a
+//! second `getrandom`) for one trait, this adapts `getrandom::fill`.
 
 use rsa::rand_core::{TryCryptoRng, TryRng};
 
