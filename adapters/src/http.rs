@@ -29,7 +29,6 @@ use poem::listener::TcpAcceptor;
 use poem::{Endpoint, EndpointExt, Route, Server};
 use poem_openapi::OpenApiService;
 
-pub use client::{IpNet, IpNetError};
 pub use connections::ConnectionLimits;
 use connections::LimitedAcceptor;
 
@@ -46,7 +45,7 @@ pub struct HttpConfig {
     /// `COOKIE_SECURE`: `false` drops `Secure` from the refresh cookie (plain-HTTP development only).
     pub cookie_secure: bool,
     /// `TRUSTED_PROXIES`: peers whose last `X-Forwarded-For` hop is believed.
-    pub trusted_proxies: Vec<IpNet>,
+    pub trusted_proxies: Vec<crate::net::IpNet>,
     /// `CORS_ORIGINS`: browser origins allowed with credentials.
     pub cors_origins: Vec<String>,
     /// A directory of static demo files served at `/`, if any.

@@ -55,7 +55,7 @@ pub struct WsConfig {
     /// except loopback and `trusted_proxies` (Nginx bounds its clients).
     pub max_connections_per_address: usize,
     /// `TRUSTED_PROXIES`.
-    pub trusted_proxies: Vec<crate::http::IpNet>,
+    pub trusted_proxies: Vec<crate::net::IpNet>,
     /// Connection, reauth and close counts go here.
     pub metrics: Metrics,
 }

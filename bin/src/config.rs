@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use adapters::http::IpNet;
+use adapters::net::IpNet;
 use adapters::telemetry::otlp::OtlpConfig;
 
 /// The default database: an embedded SQLite file under `data/`.

@@ -2,84 +2,8 @@
 //! peer is a trusted proxy.
 
 use std::net::IpAddr;
-use std::str::FromStr;
 
-/// An address or a CIDR block (`10.0.0.0/8`, `::1`, `192.168.1.7`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-/// Why a `TRUSTED_PROXIES` entry is not an address or CIDR.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not an IP address or CIDR block: {0:?}")]
-pub struct IpNetError(String);
-
-impl FromStr for IpNet {
-    type Err = IpNetError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        let err = || IpNetError(s.to_owned());
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (
-                a.parse::<IpAddr>().map_err(|_| err())?,
-                Some(p.parse::<u8>().map_err(|_| err())?),
-            ),
-            None => (s.parse::<IpAddr>().map_err(|_| err())?, None),
-        };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(max);
-        if prefix > max {
-            return Err(err());
-        }
-        // An IPv4-mapped IPv6 block is stored as the IPv4 block it means, so
-        // that `contains` compares like with like (a /128 of a mapped address
-        // must not become a 32-bit shift by a negative amount).
-        match addr {
-            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
-                match (v6.to_ipv4_mapped(), prefix.checked_sub(96)) {
-                    (Some(v4), Some(prefix)) => Ok(Self {
-                        addr: IpAddr::V4(v4),
-                        prefix,
-                    }),
-                    _ => Err(err()),
-                }
-            }
-            _ => Ok(Self { addr, prefix }),
-        }
-    }
-}
-
-impl IpNet {
-    /// Whether `ip` lies in this block (IPv4-mapped IPv6 addresses count as IPv4).
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = canonical(ip);
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 @ IpAddr::V4(_) => v4,
-    }
-}
+use crate::net::IpNet;
 
 /// The client address of a request from `peer` with these `X-Forwarded-For` values.
 pub fn client_address(
@@ -87,7 +11,7 @@ pub fn client_address(
     forwarded_for: Option<&str>,
     trusted: &[IpNet],
 ) -> Option<IpAddr> {
-    let peer = peer.map(canonical)?;
+    let peer = peer.map(|ip| ip.to_canonical())?;
     if !trusted.iter().any(|net| net.contains(peer)) {
         return Some(peer);
     }
@@ -95,7 +19,7 @@ pub fn client_address(
     forwarded_for
         .and_then(|v| v.rsplit(',').next())
         .and_then(|hop| hop.trim().parse::<IpAddr>().ok())
-        .map(canonical)
+        .map(|ip| ip.to_canonical())
         .or(Some(peer))
 }
 

@@ -16,6 +16,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use super::HttpConfig;
 use super::allow::AllowedMethods;
 use super::problem::{self, Problem};
+use crate::net::{REQUEST_ID, request_id_of};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 16 * 1024;
@@ -32,9 +33,6 @@ fn header_bytes(req: &Request) -> usize {
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum()
 }
-
-/// The request-id header.
-pub const REQUEST_ID: &str = "x-request-id";
 
 /// The endpoint that wraps the routes (see the module docs).
 #[derive(Debug)]
@@ -237,22 +235,6 @@ async fn limit_body(req: &mut Request) -> Result<(), Response> {
         Err(poem::error::ReadBodyError::PayloadTooLarge) => Err(too_large()),
         Err(_) => Err(Problem::bad_request("The request body could not be read.").into_response()),
     }
-}
-
-/// The `X-Request-Id` among `headers` when it is sane (1–128 characters of
-/// `[A-Za-z0-9-_.:]`, the rule Nginx applies too), or a fresh UUID. The
-/// WebSocket handshake uses it as well.
-pub(crate) fn request_id_of(headers: &poem::http::HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| {
-            !v.is_empty()
-                && v.len() <= 128
-                && v.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
-        })
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }
 
 /// The request's `Origin` when it is one of `CORS_ORIGINS`.

@@ -160,11 +160,9 @@ impl Database {
     }
 
     /// Connection counts of the pool (for the pool gauges).
-    pub fn pool_stats(&self) -> crate::telemetry::metrics::PoolStats {
-        fn stats<DB: sea_orm::sqlx::Database>(
-            pool: &sea_orm::sqlx::Pool<DB>,
-        ) -> crate::telemetry::metrics::PoolStats {
-            crate::telemetry::metrics::PoolStats {
+    pub fn pool_stats(&self) -> PoolStats {
+        fn stats<DB: sea_orm::sqlx::Database>(pool: &sea_orm::sqlx::Pool<DB>) -> PoolStats {
+            PoolStats {
                 size: pool.size(),
                 idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
                 max: pool.options().get_max_connections(),
@@ -280,6 +278,24 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
     match crate::private_files::write_new(path, b"", 0o600) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         other => other,
+    }
+}
+
+/// Connection counts of a database pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Open connections (idle and in use).
+    pub size: u32,
+    /// Open connections nobody holds.
+    pub idle: u32,
+    /// The pool's maximum.
+    pub max: u32,
+}
+
+impl PoolStats {
+    /// Connections held by someone.
+    pub fn in_use(self) -> u32 {
+        self.size.saturating_sub(self.idle)
     }
 }
 

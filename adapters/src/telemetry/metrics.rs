@@ -112,24 +112,6 @@ fn method_label(method: &str) -> opentelemetry::Value {
     }
 }
 
-/// Connection counts of a database pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolStats {
-    /// Open connections (idle and in use).
-    pub size: u32,
-    /// Open connections nobody holds.
-    pub idle: u32,
-    /// The pool's maximum.
-    pub max: u32,
-}
-
-impl PoolStats {
-    /// Connections held by someone.
-    pub fn in_use(self) -> u32 {
-        self.size.saturating_sub(self.idle)
-    }
-}
-
 /// Every instrument of the service (cheap to clone; clones share the instruments).
 #[derive(Clone, Default)]
 pub struct Metrics {

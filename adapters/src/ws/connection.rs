@@ -28,7 +28,7 @@ use super::admission::{Refusal, admit};
 use super::limits::Limits;
 use super::protocol::{self, BadMessage, ClientMessage, ErrorCode};
 use super::registry::{Doorbell, Registry};
-use crate::http::edge::{REQUEST_ID, request_id_of};
+use crate::net::{REQUEST_ID, request_id_of};
 use crate::telemetry::metrics::ClosedBy;
 
 /// After our close frame, how long we wait for the peer's.

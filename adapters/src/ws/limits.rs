@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use domain::UserId;
 
-use crate::http::IpNet;
+use crate::net::IpNet;
 
 /// Counts per key, bounded by a maximum.
 #[derive(Debug)]
