@@ -17,6 +17,8 @@ pub use register::RegisterError;
 pub use sessions::{RevokeSessionError, SessionView};
 
 #[cfg(test)]
+mod login_tests;
+#[cfg(test)]
 mod refresh_tests;
 #[cfg(test)]
 mod tests;
