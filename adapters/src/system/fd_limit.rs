@@ -3,8 +3,15 @@
 use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit when it is lower, and
-/// logs the limit in force. Returns the soft limit (`None`: unlimited).
+/// logs the limit in force, once per process (the REST and WebSocket
+/// listeners and the wiring all ask). Returns the soft limit (`None`:
+/// unlimited).
 pub fn raise_open_file_limit() -> Option<u64> {
+    static RAISED: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *RAISED.get_or_init(raise)
+}
+
+fn raise() -> Option<u64> {
     let limit = getrlimit(Resource::Nofile);
     if let (Some(current), Some(maximum)) = (limit.current, limit.maximum)
         && current < maximum
