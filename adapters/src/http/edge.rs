@@ -410,7 +410,8 @@ mod tests {
             "{:?}",
             boom.status
         );
-        assert!(!boom.parent_span_id.to_string().is_empty());
+        // No `traceparent` came in: the server span is a root.
+        assert_eq!(boom.parent_span_id, opentelemetry::trace::SpanId::INVALID);
 
         for path in ["/api/nowhere/at/all", "/raw/nowhere", "/elsewhere"] {
             let lost = server_span(Method::POST, path, None).await;
