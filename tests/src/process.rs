@@ -57,34 +57,6 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `target/debug/authd`, honouring `CARGO_TARGET_DIR`.
-pub fn authd_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|dir| {
-            if dir.is_absolute() {
-                dir
-            } else {
-                workspace_root().join(dir)
-            }
-        })
-        .unwrap_or_else(|| workspace_root().join("target"));
-    target.join("debug").join("authd")
-}
-
-/// Why the `authd` binary cannot be used (empty when it exists), in the form
-/// [`not_run`] takes.
-pub fn missing_authd() -> Vec<String> {
-    if authd_binary().is_file() {
-        Vec::new()
-    } else {
-        vec![format!(
-            "{} (run `cargo build -p authd` first)",
-            authd_binary().display()
-        )]
-    }
-}
-
 /// Distinct free loopback ports (bound together, then released).
 ///
 /// # Panics

@@ -1,6 +1,7 @@
 //! The security audit trail over HTTP: which requests leave an `audit_events`
 //! row, with the client address a trusted proxy forwarded and the
-//! `User-Agent`; the retention prune; and `authd audit` reading it back.
+//! `User-Agent`; and the retention prune. `authd audit` reading it back is
+//! a process test (`bin/tests/processes/audit_cli.rs`).
 
 use std::time::Duration;
 
@@ -9,15 +10,13 @@ use application::ClientInfo;
 use application::ports::{SecurityEvent, SecurityEventKind as K};
 use domain::{SessionId, UserId};
 use integration_tests::app::{Backend, PASSWORD, TestApp, TestOptions, TestResponse, spawn_app};
-use integration_tests::process::{authd_binary, missing_authd, not_run};
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
 both!(
     audited_requests_leave_rows,
     names_that_match_no_user_are_not_kept,
     housekeeping_prunes_events_past_the_retention,
-    authd_audit_prints_json_lines
 );
 
 /// The phone: the client that logs in.
@@ -82,27 +81,6 @@ fn from(client: (&str, &str)) -> ClientInfo {
         ip: Some(client.0.into()),
         user_agent: Some(client.1.into()),
     }
-}
-
-/// Registers alice, fails once and logs in from the phone, rotates, and has
-/// the thief replay the first token. Returns (user, first session).
-async fn reuse_scenario(app: &TestApp) -> (UserId, SessionId) {
-    let r = app.register("alice", PASSWORD).await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let alice = UserId::from_uuid(Uuid::parse_str(r.json()["id"].as_str().unwrap()).unwrap());
-    login_from(app, PHONE, "wrong password")
-        .await
-        .assert_problem(401, "invalid_credentials");
-    let r = login_from(app, PHONE, PASSWORD).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    let first = r.refresh_cookie().unwrap();
-    let s1 = session_of(app, &r.access_token()).await;
-    let r = refresh_from(app, PHONE, &first).await;
-    assert_eq!(r.status, 200, "rotation: {}", r.text);
-    refresh_from(app, THIEF, &first)
-        .await
-        .assert_problem(401, "refresh_reused");
-    (alice, s1)
 }
 
 /// Security review, finding 5: a password typed into the username field must
@@ -313,113 +291,4 @@ pub async fn housekeeping_prunes_events_past_the_retention(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(pruned.audit_events, 0);
-}
-
-/// Runs `authd audit ARGS` on the app's database; returns (exit code, stdout, stderr).
-async fn authd_audit(app: &TestApp, args: &[&str]) -> (i32, String, String) {
-    let dir = std::env::temp_dir();
-    let out = tokio::process::Command::new(authd_binary())
-        .arg("audit")
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("DATABASE_URL", &app.config.database_url)
-        .env("RUST_LOG", "warn")
-        // No `.env` of the repository.
-        .current_dir(dir)
-        .output()
-        .await
-        .expect("running authd audit");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
-
-/// `authd audit ARGS` that must succeed: its JSON lines.
-async fn audit_lines(app: &TestApp, args: &[&str]) -> Vec<Value> {
-    let (code, stdout, stderr) = authd_audit(app, args).await;
-    assert_eq!(code, 0, "authd audit {args:?}: {stderr}");
-    stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
-pub async fn authd_audit_prints_json_lines(backend: Backend) {
-    if not_run("authd_audit_prints_json_lines", &missing_authd()) {
-        return;
-    }
-    let Some(app) = app_behind_proxy(backend).await else {
-        return;
-    };
-    let (alice, s1) = reuse_scenario(&app).await;
-    let now = app.running.auth.now();
-    SeaAuditLog::new(app.running.database.clone())
-        .append(
-            &SecurityEvent::new(
-                K::LoginFailed,
-                now.minus(Duration::from_secs(2 * 86_400)),
-                &from(THIEF),
-            )
-            .username("eve"),
-        )
-        .await
-        .unwrap();
-    let stored: Vec<Value> = rows(&app)
-        .await
-        .iter()
-        .map(StoredAuditEvent::to_json)
-        .collect();
-    assert_eq!(stored.len(), 4);
-
-    // Everything, newest first, exactly the stored rows.
-    let all = audit_lines(&app, &[]).await;
-    assert_eq!(all, stored);
-    let kinds: Vec<_> = all.iter().map(|l| l["kind"].as_str().unwrap()).collect();
-    assert_eq!(
-        kinds,
-        [
-            "reuse_detected",
-            "login_succeeded",
-            "login_failed",
-            "login_failed"
-        ]
-    );
-    let reuse = &all[0];
-    assert_eq!(reuse["user_id"], alice.to_string());
-    assert_eq!(reuse["session_id"], s1.to_string());
-    assert_eq!(reuse["client_ip"], THIEF.0);
-    assert_eq!(reuse["user_agent"], THIEF.1);
-    assert_eq!(reuse["sessions_revoked"], 1);
-    assert!(reuse["at"].as_str().unwrap().ends_with('Z'));
-
-    // Filters.
-    let uid = alice.to_string();
-    let sid = s1.to_string();
-    assert_eq!(
-        audit_lines(&app, &["--kind", "reuse_detected", "--user", &uid]).await,
-        stored[..1]
-    );
-    assert_eq!(audit_lines(&app, &["--session", &sid]).await, stored[..2]);
-    assert_eq!(audit_lines(&app, &["--since", "24h"]).await, stored[..3]);
-    assert_eq!(audit_lines(&app, &["--limit", "1"]).await, stored[..1]);
-    assert_eq!(
-        audit_lines(&app, &["--kind", "login_failed", "--since", "3d"]).await,
-        stored[2..]
-    );
-    assert!(audit_lines(&app, &["--kind", "logout"]).await.is_empty());
-
-    // An unknown kind: a usage error that lists the valid ones.
-    let (code, stdout, stderr) = authd_audit(&app, &["--kind", "reuse"]).await;
-    assert_eq!(code, 2, "{stderr}");
-    assert!(stdout.is_empty(), "{stdout}");
-    assert!(
-        stderr.contains(
-            "valid kinds: login_succeeded, login_failed, login_throttled, logout, \
-             session_revoked, reuse_detected"
-        ),
-        "{stderr}"
-    );
 }

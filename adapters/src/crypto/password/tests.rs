@@ -294,6 +294,9 @@ async fn hashes_cross_check_with_the_argon2_crate() {
     }
 }
 
+/// A hashing thread and its buffer (length, address) after a run.
+type Kept = (std::thread::ThreadId, Option<(usize, usize)>);
+
 /// Every hashing thread hashes once per round, held by a barrier so that no
 /// thread takes two jobs; after each round every thread still holds one
 /// buffer of our 1024 blocks, the same one as after the round before.
@@ -315,9 +318,7 @@ async fn the_hashing_threads_reuse_their_memory() {
         });
         futures_util::future::join_all(jobs)
     };
-    let kept = |results: Vec<
-        anyhow::Result<((std::thread::ThreadId, Option<(usize, usize)>), Instant)>,
-    >| {
+    let kept = |results: Vec<anyhow::Result<(Kept, Instant)>>| {
         results
             .into_iter()
             .map(|r| r.unwrap().0)

@@ -15,7 +15,7 @@ use integration_tests::process;
 #[test]
 fn user_add_does_not_echo_the_password() {
     let script = process::which("script");
-    let mut missing = process::missing_authd();
+    let mut missing = Vec::new();
     if script.is_none() {
         missing.push("script (util-linux)".into());
     }
@@ -24,7 +24,7 @@ fn user_add_does_not_echo_the_password() {
     }
     let dir = process::temp_dir("authd-cli").unwrap();
     process::write_rsa_keys(&dir, 2048).unwrap();
-    let command = format!("{} user add alice", process::authd_binary().display());
+    let command = format!("{} user add alice", crate::authd().display());
     let mut child = Command::new(script.unwrap())
         .args(["-q", "-e", "-c", &command, "/dev/null"])
         .env(

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use integration_tests::process::{
-    Proc, authd_binary, free_ports, missing_authd, run, running_as_root, tail, wait_listening,
-    which, workspace_root,
+    Proc, free_ports, run, running_as_root, tail, wait_listening, which, workspace_root,
 };
 
 /// What a test needs from the machine, or why it cannot run.
@@ -26,7 +25,6 @@ pub fn missing_tools() -> Vec<String> {
     if which("envsubst").is_none() {
         missing.push("envsubst (apt-get install gettext-base)".to_owned());
     }
-    missing.extend(missing_authd());
     missing
 }
 
@@ -172,7 +170,7 @@ impl Stack {
             services: Vec::new(),
         };
 
-        let authd = authd_binary();
+        let authd = crate::authd();
         let service_env = |cmd: &mut Command| {
             cmd.env("DATABASE_URL", database_url)
                 .env("PRIVATE_KEY_PATH", dir.join("keys/private.pem"))

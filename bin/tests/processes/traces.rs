@@ -157,7 +157,7 @@ fn start_authd(otlp_port: u16, service_name: &str) -> Result<Authd> {
             .env_remove("METRICS_ADDR")
             .current_dir(&dir);
     };
-    let mut generate = Command::new(process::authd_binary());
+    let mut generate = Command::new(crate::authd());
     clean(&mut generate);
     generate
         .args(["keys", "generate", "--bits", "2048", "--out"])
@@ -165,7 +165,7 @@ fn start_authd(otlp_port: u16, service_name: &str) -> Result<Authd> {
     process::run(&mut generate).context("authd keys generate")?;
 
     let ports = process::free_ports(2);
-    let mut cmd = Command::new(process::authd_binary());
+    let mut cmd = Command::new(crate::authd());
     clean(&mut cmd);
     cmd.arg("serve")
         .env(
@@ -201,12 +201,6 @@ fn start_authd(otlp_port: u16, service_name: &str) -> Result<Authd> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_spans_arrive_with_parent_links_and_no_secrets() -> Result<()> {
-    if process::not_run(
-        "login_spans_arrive_with_parent_links_and_no_secrets",
-        &process::missing_authd(),
-    ) {
-        return Ok(());
-    }
     let receiver = OtlpReceiver::start().await?;
     let service_name = format!("authd-traces-{}", &uuid::Uuid::new_v4().to_string()[..8]);
     let authd = start_authd(receiver.addr.port(), &service_name)?;

@@ -37,10 +37,6 @@ static SERIAL: Mutex<()> = Mutex::const_new(());
 const AFTER_FAULT: Duration = Duration::from_millis(3500);
 const PASSWORD: &str = "correct horse battery staple";
 
-fn authd_missing(test: &str) -> bool {
-    process::not_run(test, &process::missing_authd())
-}
-
 /// `url` with its host and port replaced by `addr`.
 fn via(url: &str, addr: SocketAddr) -> String {
     let (scheme_user, rest) = url.split_once('@').expect("a URL with a user");
@@ -115,7 +111,7 @@ fn spawn_unchecked(
     env: &[(&str, &str)],
 ) -> anyhow::Result<(Proc, u16)> {
     let ports = process::free_ports(2);
-    let mut cmd = Command::new(process::authd_binary());
+    let mut cmd = Command::new(crate::authd());
     cmd.arg(command)
         .current_dir(&keys.dir)
         .env_clear()
@@ -358,9 +354,6 @@ impl Cluster {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn revocations_reach_every_process_through_faults() {
     let _serial = SERIAL.lock().await;
-    if authd_missing("revocations_reach_every_process_through_faults") {
-        return;
-    }
     let Some(server) = PostgresServer::start().await else {
         return;
     };
@@ -466,9 +459,6 @@ async fn psql(url: &str, sql: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_process_that_cannot_load_the_revoked_sessions_serves_no_token() {
     let _serial = SERIAL.lock().await;
-    if authd_missing("a_process_that_cannot_load_the_revoked_sessions_serves_no_token") {
-        return;
-    }
     let Some(direct) = fresh_postgres_url().await else {
         return;
     };
@@ -505,12 +495,68 @@ async fn a_process_that_cannot_load_the_revoked_sessions_serves_no_token() {
     assert_eq!(protected_status(&late, &login.access).await, 401);
 }
 
+/// `POST /api/refresh` with `refresh`: the status, the problem code and the
+/// next refresh token.
+async fn rotate(api: &Node, refresh: &str) -> (u16, Value, Option<String>) {
+    let r = http()
+        .post(format!("http://{}/api/refresh", api.addr))
+        .header("cookie", format!("refreshToken={refresh}"))
+        .send()
+        .await
+        .expect("refresh");
+    let status = r.status().as_u16();
+    let next = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.split(';').next()?.strip_prefix("refreshToken="))
+        .map(str::to_owned);
+    (status, r.json().await.unwrap_or(Value::Null), next)
+}
+
+/// Reuse detected by an API process revokes the family on the WebSocket
+/// process too: its socket gets `session_revoked` then `4003` within 1 s,
+/// and the token is refused at its handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reuse_detected_by_the_api_closes_the_socket_held_by_the_ws_process() {
+    let _serial = SERIAL.lock().await;
+    let Some(url) = fresh_postgres_url().await else {
+        return;
+    };
+    let keys = Keys::new();
+    let api = spawn("api", "api", &url, &keys, &[]).expect("api");
+    let ws = spawn("ws", "ws", &url, &keys, &[]).expect("ws");
+    let login = sign_in(&api, "replayed").await;
+    let (status, _, second) = rotate(&api, &login.refresh).await;
+    assert_eq!(status, 200);
+    let (status, _, _) = rotate(&api, &second.expect("rotated cookie")).await;
+    assert_eq!(status, 200);
+    let mut socket = open_socket(&ws, &login.access).await;
+
+    let mark = Instant::now();
+    let (status, problem, _) = rotate(&api, &login.refresh).await;
+    assert_eq!((status, &problem["code"]), (401, &json!("refresh_reused")));
+    let error = socket
+        .recv_json(Duration::from_secs(1))
+        .await
+        .expect("error");
+    assert_eq!(error["payload"]["code"], "session_revoked", "{error}");
+    let (code, at) = closed(&mut socket, Duration::from_secs(1)).await;
+    assert_eq!(code, Some(4003));
+    let took = at.saturating_duration_since(mark);
+    assert!(took <= Duration::from_secs(1), "ws took {took:?}");
+    let refused = Connect::with_token(&format!("/ws?token={}", login.access))
+        .open(ws.addr)
+        .await
+        .expect("connect")
+        .expect_err("a revoked token is refused at the handshake");
+    assert_eq!(refused.status, 401);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn separate_processes_on_one_sqlite_file_hear_each_other() {
     let _serial = SERIAL.lock().await;
-    if authd_missing("separate_processes_on_one_sqlite_file_hear_each_other") {
-        return;
-    }
     let keys = Keys::new();
     let url = format!("sqlite://{}", keys.dir.join("authd.db").display());
     let api_a = spawn("api-a", "api", &url, &keys, &[]).expect("api-a");

@@ -5,26 +5,24 @@
 //! over HTTPS/WSS, trusting exactly that certificate. One test drives the
 //! demo page in headless Chromium.
 //!
-//! Needs `target/debug/authd` (`cargo build -p authd`), nginx, openssl,
+//! Needs nginx, openssl,
 //! envsubst, and for the browser test chromium + chromedriver. Under `CI`
 //! a missing piece fails the test; elsewhere it prints "NOT RUN" and returns.
 //! `E2E_KEEP=1` keeps the temporary directory with every log.
 
-mod e2e {
-    pub mod client;
-    pub mod stack;
-    pub mod webdriver;
-}
+pub mod client;
+pub mod stack;
+pub mod webdriver;
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use e2e::client::{self, Received};
-use e2e::stack::{self, Stack, StackOptions};
-use e2e::webdriver::{self, Browser};
+use client::Received;
 use integration_tests::process;
+use stack::{Stack, StackOptions};
+use webdriver::Browser;
 
 const PASSWORD: &str = "correct-horse-battery-9";
 

@@ -27,7 +27,7 @@ fn authd(dir: &Path, args: &str) -> Command {
     cmd.arg("-c")
         .arg(format!(
             "umask 000; exec {} {args}",
-            process::authd_binary().display()
+            crate::authd().display()
         ))
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -72,12 +72,6 @@ fn refuses(dir: &Path, expected: &str, case: &str) {
 
 #[test]
 fn key_files_and_the_database_are_private_and_loose_keys_are_refused() {
-    if process::not_run(
-        "key_files_and_the_database_are_private_and_loose_keys_are_refused",
-        &process::missing_authd(),
-    ) {
-        return;
-    }
     let dir = process::temp_dir("authd-key-files").unwrap();
     let keys = dir.join("keys");
 
