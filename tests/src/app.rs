@@ -141,23 +141,15 @@ impl Drop for TestApp {
     }
 }
 
-/// Starts the app on a fresh database. `None` when PostgreSQL was asked for
-/// and is not available here (that fails instead when `CI` is set).
-pub async fn spawn_app(options: TestOptions) -> Option<TestApp> {
+/// Starts the app on a fresh database.
+///
+/// # Panics
+/// When it cannot start, or PostgreSQL was asked for and is not installed.
+pub async fn spawn_app(options: TestOptions) -> TestApp {
     init_test_log();
     let database_url = match options.backend {
         Backend::Sqlite => crate::postgres::fresh_sqlite_url(),
-        Backend::Postgres => match crate::postgres::fresh_postgres_url().await {
-            Some(url) => url,
-            None => {
-                assert!(
-                    std::env::var_os("CI").is_none(),
-                    "PostgreSQL is required when CI is set"
-                );
-                eprintln!("PostgreSQL is not available: this test ran on SQLite only");
-                return None;
-            }
-        },
+        Backend::Postgres => crate::postgres::fresh_postgres_url().await,
     };
     let config = Config {
         database_url,
@@ -204,7 +196,7 @@ pub async fn spawn_app(options: TestOptions) -> Option<TestApp> {
         .build()
         .expect("client");
     let stop = running.shutdown_trigger();
-    Some(TestApp {
+    TestApp {
         base: format!("http://{api_addr}"),
         api_addr,
         ws_addr,
@@ -213,7 +205,7 @@ pub async fn spawn_app(options: TestOptions) -> Option<TestApp> {
         running,
         client,
         stop,
-    })
+    }
 }
 
 /// A response, read completely.

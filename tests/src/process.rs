@@ -1,7 +1,6 @@
 //! Real processes for the tests: the built `authd` binary, free loopback
 //! ports, child processes whose output goes to a log file and that are
-//! stopped on drop, and the "missing tool" policy (fail under `CI`, say
-//! "NOT RUN" loudly elsewhere).
+//! stopped on drop, and the "missing tool" check.
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -12,22 +11,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-/// Fails under CI (a missing tool there is a broken pipeline), otherwise says
-/// loudly that the test did not run. Returns `true` when the test must stop.
+/// Fails when a program `test` needs is not on `PATH`. Outside `CI` such a
+/// test is ignored rather than run (see `tests/missing_tools.rs`), so this
+/// fails only under `CI`, or when a program went away after the test binary
+/// was built.
 ///
 /// # Panics
-/// When something is missing and the `CI` environment variable is set.
-pub fn not_run(test: &str, why: &[String]) -> bool {
-    if why.is_empty() {
-        return false;
-    }
-    let list = why.join(", ");
+/// When one of `programs` is missing.
+pub fn require_tools(test: &str, programs: &[&str]) {
+    let missing: Vec<&str> = programs
+        .iter()
+        .copied()
+        .filter(|p| which(p).is_none())
+        .collect();
     assert!(
-        std::env::var_os("CI").is_none(),
-        "{test}: required tools missing under CI: {list}"
+        missing.is_empty(),
+        "{test}: required programs missing: {} (outside CI, tests that need them are \
+         ignored when they are missing at build time)",
+        missing.join(", ")
     );
-    loud(&format!("NOT RUN: {test}: missing {list}"));
-    true
 }
 
 /// Writes straight to stderr, past the test harness's output capture, so a

@@ -13,19 +13,13 @@ use std::time::{Duration, Instant};
 use integration_tests::process;
 
 #[test]
+#[cfg_attr(missing = "script", ignore = "needs script (util-linux)")]
 fn user_add_does_not_echo_the_password() {
-    let script = process::which("script");
-    let mut missing = Vec::new();
-    if script.is_none() {
-        missing.push("script (util-linux)".into());
-    }
-    if process::not_run("user_add_does_not_echo_the_password", &missing) {
-        return;
-    }
+    process::require_tools("user_add_does_not_echo_the_password", &["script"]);
     let dir = process::temp_dir("authd-cli").unwrap();
     process::write_rsa_keys(&dir, 2048).unwrap();
     let command = format!("{} user add alice", crate::authd().display());
-    let mut child = Command::new(script.unwrap())
+    let mut child = Command::new(process::which("script").expect("script"))
         .args(["-q", "-e", "-c", &command, "/dev/null"])
         .env(
             "DATABASE_URL",

@@ -5,9 +5,9 @@
 //! over HTTPS/WSS, trusting exactly that certificate. One test drives the
 //! demo page in headless Chromium.
 //!
-//! Needs nginx, openssl,
-//! envsubst, and for the browser test chromium + chromedriver. Under `CI`
-//! a missing piece fails the test; elsewhere it prints "NOT RUN" and returns.
+//! Needs PostgreSQL, nginx, openssl, envsubst, and for the browser test
+//! chromium + chromedriver. Under `CI` a missing piece fails the test;
+//! elsewhere the test is ignored (`tests/missing_tools.rs`).
 //! `E2E_KEEP=1` keeps the temporary directory with every log.
 
 pub mod client;
@@ -28,19 +28,6 @@ const PASSWORD: &str = "correct-horse-battery-9";
 
 fn unique_username() -> String {
     format!("e2e_{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
-}
-
-/// A fresh PostgreSQL database, or `None` (with CI: a failure) when the
-/// harness cannot provide one.
-async fn database_url(test: &str) -> Option<String> {
-    let url = integration_tests::postgres::fresh_postgres_url().await;
-    if url.is_none() {
-        process::not_run(
-            test,
-            &["PostgreSQL (integration_tests::postgres harness)".to_owned()],
-        );
-    }
-    url
 }
 
 async fn register(http: &reqwest::Client, origin: &str, username: &str) -> Result<()> {
@@ -88,14 +75,19 @@ fn header<'a>(resp: &'a reqwest::Response, name: &str) -> &'a str {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(
+        missing = "nginx",
+        missing = "openssl",
+        missing = "envsubst",
+        missing = "postgres"
+    ),
+    ignore = "needs nginx, openssl, envsubst and PostgreSQL"
+)]
 async fn nginx_fronts_two_api_and_two_ws_instances() -> Result<()> {
     const TEST: &str = "nginx_fronts_two_api_and_two_ws_instances";
-    if process::not_run(TEST, &stack::missing_tools()) {
-        return Ok(());
-    }
-    let Some(db) = database_url(TEST).await else {
-        return Ok(());
-    };
+    process::require_tools(TEST, &stack::TOOLS);
+    let db = integration_tests::postgres::fresh_postgres_url().await;
     let mut stack = Stack::start(&db, StackOptions::default()).await?;
     let origin = stack.origin();
     let http = client::https_client(&stack.cert_pem)?;
@@ -421,25 +413,26 @@ fn check_request_ids(stack: &Stack, ids: &[(String, &str)], traceparent: &str) -
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(
+        missing = "nginx",
+        missing = "openssl",
+        missing = "envsubst",
+        missing = "postgres",
+        missing = "chromium",
+        missing = "chromedriver"
+    ),
+    ignore = "needs nginx, openssl, envsubst, PostgreSQL, chromium and chromedriver"
+)]
 async fn demo_page_in_headless_chromium() -> Result<()> {
     const TEST: &str = "demo_page_in_headless_chromium";
-    let mut missing = stack::missing_tools();
-    let (chromium, driver) = webdriver::browser_tools();
-    if chromium.is_none() {
-        missing.push("chromium (apt-get install chromium)".to_owned());
-    }
-    if driver.is_none() {
-        missing.push("chromedriver (apt-get install chromium-driver)".to_owned());
-    }
-    if process::not_run(TEST, &missing) {
-        return Ok(());
-    }
-    let (Some(chromium), Some(driver)) = (chromium, driver) else {
-        return Ok(());
+    process::require_tools(TEST, &stack::TOOLS);
+    let (Some(chromium), Some(driver)) = webdriver::browser_tools() else {
+        panic!(
+            "{TEST}: chromium and chromedriver are required (apt-get install chromium chromium-driver)"
+        );
     };
-    let Some(db) = database_url(TEST).await else {
-        return Ok(());
-    };
+    let db = integration_tests::postgres::fresh_postgres_url().await;
     // Short tokens, so the page must refresh and reauth within the test.
     let opts = StackOptions {
         access_token_expiry: "20s",
@@ -670,17 +663,13 @@ fn head_header<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
 /// upstream, back in exactly one response header and into the access log;
 /// W3C `traceparent`/`tracestate` go upstream unchanged, on `/api/` and `/ws`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(missing = "nginx", missing = "openssl", missing = "envsubst"),
+    ignore = "needs nginx, openssl and envsubst"
+)]
 async fn nginx_passes_request_id_and_trace_context_upstream() -> Result<()> {
     const TEST: &str = "nginx_passes_request_id_and_trace_context_upstream";
-    let mut missing = Vec::new();
-    for tool in ["nginx", "openssl", "envsubst"] {
-        if process::which(tool).is_none() {
-            missing.push(tool.to_owned());
-        }
-    }
-    if process::not_run(TEST, &missing) {
-        return Ok(());
-    }
+    process::require_tools(TEST, &stack::TOOLS);
     let dir = process::temp_dir("authd-nginx-ids")?;
     process::run(
         std::process::Command::new("sh")
@@ -764,17 +753,18 @@ async fn nginx_passes_request_id_and_trace_context_upstream() -> Result<()> {
 /// the Compose ports, the access-log format, the Dockerfile (structure, and
 /// hadolint when installed), the key script's output.
 #[test]
+#[cfg_attr(
+    any(
+        missing = "docker-compose",
+        missing = "nginx",
+        missing = "openssl",
+        missing = "envsubst"
+    ),
+    ignore = "needs docker-compose, nginx, openssl and envsubst"
+)]
 fn deployment_files_are_valid() -> Result<()> {
     const TEST: &str = "deployment_files_are_valid";
-    let mut missing = Vec::new();
-    for tool in ["docker-compose", "nginx", "openssl", "envsubst"] {
-        if process::which(tool).is_none() {
-            missing.push(tool.to_owned());
-        }
-    }
-    if process::not_run(TEST, &missing) {
-        return Ok(());
-    }
+    process::require_tools(TEST, &["docker-compose", "nginx", "openssl", "envsubst"]);
     let root = process::workspace_root();
     let dir = std::env::temp_dir().join(format!("authd-deploy-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir)?;

@@ -13,8 +13,8 @@
 //! target must carry the security events with the client's address and
 //! user agent.
 //!
-//! Needs openssl: under
-//! `CI` a missing one fails the test; elsewhere it prints "NOT RUN".
+//! Needs openssl: under `CI` a missing one fails the test; elsewhere the
+//! test is ignored (`tests/missing_tools.rs`).
 //! `LOGS_KEEP=1` keeps the temporary directory.
 
 use std::net::SocketAddr;
@@ -425,15 +425,10 @@ fn check_logs(log: &str, secrets: &Secrets, private_pem: &str, ids: (&str, &str)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(missing = "openssl", ignore = "needs openssl")]
 async fn full_scenario_logs_json_with_request_ids_and_no_secrets() -> Result<()> {
     const TEST: &str = "full_scenario_logs_json_with_request_ids_and_no_secrets";
-    let mut missing = Vec::new();
-    if process::which("openssl").is_none() {
-        missing.push("openssl".to_owned());
-    }
-    if process::not_run(TEST, &missing) {
-        return Ok(());
-    }
+    process::require_tools(TEST, &["openssl"]);
     let mut server = Server::start()?;
     let outcome = scenario(&server).await;
     // Stop first: whatever the shutdown logs is checked too.

@@ -13,20 +13,8 @@ use integration_tests::process::{
     Proc, free_ports, run, running_as_root, tail, wait_listening, which, workspace_root,
 };
 
-/// What a test needs from the machine, or why it cannot run.
-pub fn missing_tools() -> Vec<String> {
-    let mut missing = Vec::new();
-    if which("nginx").is_none() {
-        missing.push("nginx (apt-get install nginx)".to_owned());
-    }
-    if which("openssl").is_none() {
-        missing.push("openssl".to_owned());
-    }
-    if which("envsubst").is_none() {
-        missing.push("envsubst (apt-get install gettext-base)".to_owned());
-    }
-    missing
-}
+/// The programs every test of the Nginx stack needs.
+pub const TOOLS: [&str; 3] = ["nginx", "openssl", "envsubst"];
 
 /// Settings that differ between the tests.
 #[derive(Debug, Clone)]

@@ -13,9 +13,7 @@ both!(
 );
 
 pub async fn health_is_ok(backend: Backend) {
-    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
-        return;
-    };
+    let app = spawn_app(TestOptions::new(backend)).await;
     let r = app.get("/api/health").send().await;
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -25,9 +23,7 @@ pub async fn health_is_ok(backend: Backend) {
 }
 
 pub async fn jwks_publishes_the_signing_key(backend: Backend) {
-    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
-        return;
-    };
+    let app = spawn_app(TestOptions::new(backend)).await;
     let r = app.get("/api/.well-known/jwks.json").send().await;
     assert_eq!(r.status, 200);
     let keys = r.json()["keys"].clone();
@@ -53,9 +49,7 @@ pub async fn jwks_publishes_the_signing_key(backend: Backend) {
 }
 
 pub async fn documents_are_served(backend: Backend) {
-    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
-        return;
-    };
+    let app = spawn_app(TestOptions::new(backend)).await;
     let r = app.get("/api/openapi.json").send().await;
     assert_eq!(r.status, 200);
     let doc = r.json();
@@ -85,9 +79,7 @@ pub async fn documents_are_served(backend: Backend) {
 
 /// Sabotage: the database goes away under a running app.
 pub async fn database_gone_is_degraded(backend: Backend) {
-    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
-        return;
-    };
+    let app = spawn_app(TestOptions::new(backend)).await;
     let s = app.signed_in("alice").await;
     app.running
         .database
@@ -139,9 +131,7 @@ fn committed_openapi_document_is_current() {
 async fn swagger_ui_runs_only_its_own_scripts() {
     use base64::Engine as _;
     use sha2::Digest as _;
-    let app = spawn_app(TestOptions::new(Backend::Sqlite))
-        .await
-        .expect("SQLite app");
+    let app = spawn_app(TestOptions::new(Backend::Sqlite)).await;
     let r = app.get("/api/docs").send().await;
     assert_eq!(r.status, 200);
     let policy = r
@@ -180,7 +170,7 @@ async fn swagger_ui_runs_only_its_own_scripts() {
 
     let mut options = TestOptions::new(Backend::Sqlite);
     options.api_docs = false;
-    let off = spawn_app(options).await.expect("SQLite app");
+    let off = spawn_app(options).await;
     off.get("/api/docs")
         .send()
         .await
@@ -223,7 +213,7 @@ async fn demo_dir_serves_the_demo_page_at_the_root() {
     let web = integration_tests::process::workspace_root().join("web");
     let mut options = TestOptions::new(Backend::Sqlite);
     options.demo_dir = Some(web.clone());
-    let app = spawn_app(options).await.expect("SQLite app");
+    let app = spawn_app(options).await;
     let page = std::fs::read_to_string(web.join("client-demo.html")).unwrap();
     let root = app.get("/").send().await;
     assert_eq!(root.status, 200);

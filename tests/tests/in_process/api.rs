@@ -13,6 +13,7 @@ macro_rules! both {
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[cfg_attr(missing = "postgres", ignore = "needs PostgreSQL (postgresql-15)")]
                 async fn postgres() {
                     super::$name(integration_tests::app::Backend::Postgres).await;
                 }
@@ -21,23 +22,13 @@ macro_rules! both {
     };
 }
 
-#[path = "api/audit.rs"]
 mod audit;
-#[path = "api/auth.rs"]
 mod auth;
-#[path = "api/connections.rs"]
 mod connections;
-#[path = "api/edge.rs"]
 mod edge;
-#[path = "api/forged.rs"]
 mod forged;
-#[path = "api/meta.rs"]
 mod meta;
-#[path = "api/overload.rs"]
 mod overload;
-#[path = "api/seals.rs"]
 mod seals;
-#[path = "api/sessions.rs"]
 mod sessions;
-#[path = "api/throttle.rs"]
 mod throttle;

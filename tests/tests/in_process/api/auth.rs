@@ -30,9 +30,7 @@ both!(
 pub async fn logout_with_a_dead_refresh_token_revokes_nothing_else(backend: Backend) {
     let mut options = TestOptions::new(backend);
     options.reuse_grace = Duration::ZERO;
-    let Some(app) = spawn_app(options).await else {
-        return;
-    };
+    let app = spawn_app(options).await;
     let phone = app.signed_in("alice").await;
     let laptop = app.login("alice", PASSWORD).await;
     let laptop_refresh = laptop.refresh_cookie().unwrap();
@@ -83,9 +81,7 @@ pub async fn logout_with_a_dead_refresh_token_revokes_nothing_else(backend: Back
 pub async fn access_tokens_end_with_their_session(backend: Backend) {
     let mut options = TestOptions::new(backend);
     options.session_max_age = Duration::from_secs(20);
-    let Some(app) = spawn_app(options).await else {
-        return;
-    };
+    let app = spawn_app(options).await;
     app.register("alice", PASSWORD).await;
     let r = app.login("alice", PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -102,9 +98,7 @@ pub async fn access_tokens_end_with_their_session(backend: Backend) {
 }
 
 pub async fn register_creates_a_user(backend: Backend) {
-    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
-        return;
-    };
+    let app = spawn_app(TestOptions::new(backend)).await;
     let r = app.register("alice", PASSWORD).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let body = r.json();
@@ -120,9 +114,7 @@ pub async fn register_creates_a_user(backend: Backend) {
 }
 
 pub async fn register_errors(backend: Backend) {
-    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
-        return;
-    };
+    let app = spawn_app(TestOptions::new(backend)).await;
     app.register("ab", PASSWORD)
         .await
         .assert_problem(400, "invalid_username");
@@ -149,18 +141,14 @@ pub async fn register_errors(backend: Backend) {
 pub async fn registration_closed(backend: Backend) {
     let mut options = TestOptions::new(backend);
     options.allow_registration = false;
-    let Some(app) = spawn_app(options).await else {
-        return;
-    };
+    let app = spawn_app(options).await;
     app.register("alice", PASSWORD)
         .await
         .assert_problem(403, "registration_closed");
 }
 
 pub async fn login_answers_a_token_and_the_exact_cookie(backend: Backend) {
-    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
-        return;
-    };
+    let app = spawn_app(TestOptions::new(backend)).await;
     let id = app.register("alice", PASSWORD).await.json()["id"].clone();
     let r = app.login("Alice", PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -194,9 +182,7 @@ pub async fn login_answers_a_token_and_the_exact_cookie(backend: Backend) {
 pub async fn insecure_cookie_drops_secure(backend: Backend) {
     let mut options = TestOptions::new(backend);
     options.cookie_secure = false;
-    let Some(app) = spawn_app(options).await else {
-        return;
-    };
+    let app = spawn_app(options).await;
     let s = app.signed_in("alice").await;
     let r = app.refresh(&s.refresh).await;
     let token = r.refresh_cookie().unwrap();
@@ -207,9 +193,7 @@ pub async fn insecure_cookie_drops_secure(backend: Backend) {
 }
 
 pub async fn login_errors(backend: Backend) {
-    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
-        return;
-    };
+    let app = spawn_app(TestOptions::new(backend)).await;
     app.register("alice", PASSWORD).await;
     for r in [
         app.login("alice", "wrong password").await,
@@ -238,9 +222,7 @@ pub async fn login_errors(backend: Backend) {
 }
 
 pub async fn refresh_rotates(backend: Backend) {
-    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
-        return;
-    };
+    let app = spawn_app(TestOptions::new(backend)).await;
     let s = app.signed_in("alice").await;
     let r = app.refresh(&s.refresh).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -260,9 +242,7 @@ pub async fn refresh_rotates(backend: Backend) {
 }
 
 pub async fn refresh_errors(backend: Backend) {
-    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
-        return;
-    };
+    let app = spawn_app(TestOptions::new(backend)).await;
     let r = app.post("/api/refresh").send().await;
     r.assert_problem(401, "refresh_missing");
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
@@ -279,9 +259,7 @@ pub async fn refresh_errors(backend: Backend) {
 }
 
 pub async fn grace_replay_returns_the_same_cookie(backend: Backend) {
-    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
-        return;
-    };
+    let app = spawn_app(TestOptions::new(backend)).await;
     let s = app.signed_in("alice").await;
     let first = app.refresh(&s.refresh).await;
     assert_eq!(first.status, 200);
@@ -302,9 +280,7 @@ pub async fn grace_replay_returns_the_same_cookie(backend: Backend) {
 pub async fn reuse_revokes_the_family(backend: Backend) {
     let mut options = TestOptions::new(backend);
     options.reuse_grace = Duration::ZERO;
-    let Some(app) = spawn_app(options).await else {
-        return;
-    };
+    let app = spawn_app(options).await;
     let s = app.signed_in("alice").await;
     let next = app.refresh(&s.refresh).await;
     let current = next.refresh_cookie().unwrap();
@@ -330,9 +306,7 @@ pub async fn reuse_revokes_the_family(backend: Backend) {
 pub async fn refresh_expires(backend: Backend) {
     let mut options = TestOptions::new(backend);
     options.refresh_ttl = Duration::from_secs(2);
-    let Some(app) = spawn_app(options).await else {
-        return;
-    };
+    let app = spawn_app(options).await;
     let s = app.signed_in("alice").await;
     let r = app.refresh(&s.refresh).await;
     assert!(
@@ -347,9 +321,7 @@ pub async fn refresh_expires(backend: Backend) {
 }
 
 pub async fn logout_revokes_everything(backend: Backend) {
-    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
-        return;
-    };
+    let app = spawn_app(TestOptions::new(backend)).await;
     // Without credentials: 204 all the same, cookie cleared.
     let r = app.post("/api/logout").send().await;
     assert_eq!(r.status, 204);
@@ -402,9 +374,7 @@ pub async fn logout_revokes_everything(backend: Backend) {
 }
 
 pub async fn logout_scope_session(backend: Backend) {
-    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
-        return;
-    };
+    let app = spawn_app(TestOptions::new(backend)).await;
     let one = app.signed_in("alice").await;
     let two = app.login("alice", PASSWORD).await;
     let r = app
@@ -426,9 +396,7 @@ pub async fn logout_scope_session(backend: Backend) {
 
 pub async fn imported_bcrypt_hash_is_upgraded(backend: Backend) {
     use application::ports::UserRepository;
-    let Some(app) = spawn_app(TestOptions::new(backend)).await else {
-        return;
-    };
+    let app = spawn_app(TestOptions::new(backend)).await;
     let repo = adapters::persistence::SeaUserRepository::new(app.running.database.clone());
     let username = domain::Username::parse("legacy").unwrap();
     let user = domain::User {

@@ -31,7 +31,7 @@ async fn until_closed(mut socket: TcpStream, within: Duration) -> Result<Duratio
 async fn slow_clients_lose_their_connection_at_the_request_deadline() {
     let mut options = TestOptions::new(Backend::Sqlite);
     options.api_request_timeout = Duration::from_secs(1);
-    let app = spawn_app(options).await.unwrap();
+    let app = spawn_app(options).await;
     let mut slow = Vec::new();
     for i in 0..60 {
         let mut socket = TcpStream::connect(app.api_addr).await.unwrap();
@@ -79,7 +79,7 @@ async fn slow_clients_lose_their_connection_at_the_request_deadline() {
 async fn a_connection_over_the_cap_gets_503_overloaded() {
     let mut options = TestOptions::new(Backend::Sqlite);
     options.api_max_connections = Some(4);
-    let app = spawn_app(options).await.unwrap();
+    let app = spawn_app(options).await;
     let mut held = Vec::new();
     for _ in 0..4 {
         let mut socket = TcpStream::connect(app.api_addr).await.unwrap();

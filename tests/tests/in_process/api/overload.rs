@@ -41,7 +41,7 @@ async fn a_full_hashing_queue_answers_503_overloaded() {
     let mut options = TestOptions::new(Backend::Sqlite);
     options.password_queue_limit = 2;
     options.metrics = true;
-    let app = spawn_app(options).await.unwrap();
+    let app = spawn_app(options).await;
     let logins = (0..30).map(|i| {
         app.post("/api/login")
             .json(&json!({"username": format!("ghost{i}"), "password": "not the password"}))
@@ -94,7 +94,7 @@ async fn logins_whose_clients_have_gone_are_not_hashed() {
     let mut options = TestOptions::new(Backend::Sqlite);
     options.password_queue_limit = 200;
     options.metrics = true;
-    let app = spawn_app(options).await.unwrap();
+    let app = spawn_app(options).await;
     app.register("alice", PASSWORD).await;
     let addr = app.metrics_addr.unwrap();
     let mut sockets = Vec::new();

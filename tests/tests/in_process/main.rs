@@ -1,0 +1,15 @@
+//! The in-process integration tests, one binary: the real wiring and
+//! adapters inside the test process, against real SQLite and PostgreSQL
+//! databases, real sockets and real HTTP and WebSocket clients.
+//!
+//! - [`api`]: every row of the contract's REST table, on both databases.
+//! - [`websocket`]: the WebSocket half of the contract.
+//! - [`persistence`]: the stores on both databases, migrations, faults.
+//! - [`metrics`]: `/metrics` and OTLP export after real scenarios.
+//!
+//! The `authd` binary as separate processes is tested in `bin/tests/processes/`.
+
+mod api;
+mod metrics;
+mod persistence;
+mod websocket;
