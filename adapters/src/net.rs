@@ -23,12 +23,12 @@ pub fn request_id_of(headers: &poem::http::HeaderMap) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
 }
 
-/// An address or a CIDR block (`10.0.0.0/8`, `::1`, `192.168.1.7`).
+/// An address or a CIDR block (`10.0.0.0/8`, `::1`, `192.168.1.7`): an
+/// [`ipnet::IpNet`], a bare address being a one-address block, and an
+/// IPv4-mapped IPv6 block stored as the IPv4 block it means (so that
+/// `::ffff:10.0.0.0/104` and `10.0.0.0/8` are the same block).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
+pub struct IpNet(ipnet::IpNet);
 
 /// Why a `TRUSTED_PROXIES` entry is not an address or CIDR.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,54 +41,34 @@ impl FromStr for IpNet {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
         let err = || IpNetError(s.to_owned());
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (
-                a.parse::<IpAddr>().map_err(|_| err())?,
-                Some(p.parse::<u8>().map_err(|_| err())?),
-            ),
-            None => (s.parse::<IpAddr>().map_err(|_| err())?, None),
+        let net = if s.contains('/') {
+            s.parse::<ipnet::IpNet>().map_err(|_| err())?
+        } else {
+            ipnet::IpNet::from(s.parse::<IpAddr>().map_err(|_| err())?)
         };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(max);
-        if prefix > max {
-            return Err(err());
-        }
-        // An IPv4-mapped IPv6 block is stored as the IPv4 block it means, so
-        // that `contains` compares like with like (a /128 of a mapped address
-        // must not become a 32-bit shift by a negative amount).
-        match addr {
-            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => {
-                match (v6.to_ipv4_mapped(), prefix.checked_sub(96)) {
-                    (Some(v4), Some(prefix)) => Ok(Self {
-                        addr: IpAddr::V4(v4),
-                        prefix,
-                    }),
-                    _ => Err(err()),
+        match net {
+            ipnet::IpNet::V6(v6) => match v6.addr().to_ipv4_mapped() {
+                Some(v4) => {
+                    let prefix = v6.prefix_len().checked_sub(96).ok_or_else(err)?;
+                    let v4 = ipnet::Ipv4Net::new(v4, prefix).map_err(|_| err())?;
+                    Ok(Self(ipnet::IpNet::V4(v4)))
                 }
-            }
-            _ => Ok(Self { addr, prefix }),
+                None => Ok(Self(net)),
+            },
+            ipnet::IpNet::V4(_) => Ok(Self(net)),
         }
+    }
+}
+
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 
 impl IpNet {
     /// Whether `ip` lies in this block (IPv4-mapped IPv6 addresses count as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
+        self.0.contains(&ip.to_canonical())
     }
 }
