@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use adapters::net::IpNet;
 use adapters::telemetry::otlp::OtlpConfig;
+use clap::{ArgAction, CommandFactory as _, FromArgMatches as _};
 
 /// The default database: an embedded SQLite file under `data/`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/authd.db?mode=rwc";
@@ -16,7 +17,7 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/authd.db?mode=rwc";
 #[error("invalid value for {variable}: {reason}")]
 pub struct ConfigError {
     /// The variable's name.
-    pub variable: &'static str,
+    pub variable: String,
     /// What is wrong (never the value itself: it may be a secret).
     pub reason: String,
 }
@@ -30,83 +31,171 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// Every setting of the service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Every setting of the service, each declared once: its variable, default,
+/// parser and documentation (the help of `authd --help`, and the README's
+/// Configuration table, which a test compares with this declaration).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct Config {
-    /// `DATABASE_URL`.
+    /// `postgres://user:pass@host/db` for PostgreSQL, or a `sqlite:` file.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, value_parser = database_url)]
     pub database_url: String,
-    /// `API_ADDR`.
+    /// Where the REST API listens.
+    #[arg(long, env = "API_ADDR", default_value = "127.0.0.1:3000", value_parser = socket_addr)]
     pub api_addr: SocketAddr,
-    /// `WS_ADDR`.
+    /// Where the WebSocket service listens.
+    #[arg(long, env = "WS_ADDR", default_value = "127.0.0.1:3001", value_parser = socket_addr)]
     pub ws_addr: SocketAddr,
-    /// `PRIVATE_KEY_PATH` (PKCS#8 PEM).
+    /// The signing key (PKCS#8 PEM; PKCS#1 also read), readable by its owner only.
+    #[arg(long, env = "PRIVATE_KEY_PATH", default_value = "keys/private.pem")]
     pub private_key_path: PathBuf,
-    /// `PUBLIC_KEY_PATH` (SPKI PEM).
+    /// Its public half (SPKI PEM), published in the JWKS.
+    #[arg(long, env = "PUBLIC_KEY_PATH", default_value = "keys/public.pem")]
     pub public_key_path: PathBuf,
-    /// `REFRESH_SEAL_KEY_PATH`; `None`: `refresh-seal.key` next to the private key.
+    /// The secret of the refresh-grace seals; default: `refresh-seal.key` next
+    /// to the private key (created at first start, mode 0600).
+    #[arg(long, env = "REFRESH_SEAL_KEY_PATH")]
     pub refresh_seal_key_path: Option<PathBuf>,
-    /// `ACCESS_TOKEN_EXPIRY`.
+    /// Access-token lifetime.
+    #[arg(long, env = "ACCESS_TOKEN_EXPIRY", default_value = "15m", value_parser = nonzero_duration)]
     pub access_token_expiry: Duration,
-    /// `REFRESH_TOKEN_EXPIRY`.
+    /// Refresh-token idle timeout.
+    #[arg(long, env = "REFRESH_TOKEN_EXPIRY", default_value = "7d", value_parser = nonzero_duration)]
     pub refresh_token_expiry: Duration,
-    /// `REFRESH_REUSE_GRACE`.
+    /// How long the direct parent of the current refresh token may be
+    /// replayed (it gets the current token again); `0` for strict rotation.
+    #[arg(long, env = "REFRESH_REUSE_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub refresh_reuse_grace: Duration,
-    /// `SESSION_MAX_AGE`.
+    /// Absolute lifetime of a session (token family).
+    #[arg(long, env = "SESSION_MAX_AGE", default_value = "30d", value_parser = nonzero_duration)]
     pub session_max_age: Duration,
-    /// `WS_EXPIRY_WARNING`.
+    /// `token_expiring` is sent this long before `exp`.
+    #[arg(long, env = "WS_EXPIRY_WARNING", default_value = "60s", value_parser = parse_duration)]
     pub ws_expiry_warning: Duration,
-    /// `JWT_ISSUER`.
+    /// `iss` of access tokens.
+    #[arg(long, env = "JWT_ISSUER", default_value = "auth")]
     pub jwt_issuer: String,
-    /// `JWT_AUDIENCE`.
+    /// `aud` of access tokens.
+    #[arg(long, env = "JWT_AUDIENCE", default_value = "api")]
     pub jwt_audience: String,
-    /// `COOKIE_SECURE`.
+    /// `false` drops `Secure` from the refresh cookie (plain-HTTP development only).
+    #[arg(long, env = "COOKIE_SECURE", default_value = "true", value_parser = boolean, action = ArgAction::Set)]
     pub cookie_secure: bool,
-    /// `ALLOW_REGISTRATION`.
+    /// `false` closes `POST /api/register` (`authd user add` still works).
+    #[arg(long, env = "ALLOW_REGISTRATION", default_value = "true", value_parser = boolean, action = ArgAction::Set)]
     pub allow_registration: bool,
-    /// `LOGIN_MAX_FAILURES`.
+    /// Failed logins per username and client address within
+    /// `LOGIN_FAILURE_WINDOW` before the lockout.
+    #[arg(long, env = "LOGIN_MAX_FAILURES", default_value = "5", value_parser = positive::<u32>)]
     pub login_max_failures: u32,
-    /// `API_MAX_CONNECTIONS`: open REST connections at most; one more is
-    /// answered `503 overloaded` and closed. Default: seven eighths of the
-    /// open-file limit (after raising it to the hard limit), less 64.
+    /// Open REST connections at most; one more is answered `503 overloaded`
+    /// and closed. Default: seven eighths of the open-file limit (after
+    /// raising it to the hard limit), less 64.
+    #[arg(long, env = "API_MAX_CONNECTIONS", value_parser = positive::<usize>)]
     pub api_max_connections: Option<usize>,
-    /// `API_REQUEST_TIMEOUT` (default `10s`): from a request's first byte
-    /// (or the connection's opening) to its answer's first byte; a slower
-    /// client loses the connection.
+    /// From a request's first byte (or the connection's opening) to its
+    /// answer's first byte; a slower client loses the connection.
+    #[arg(long, env = "API_REQUEST_TIMEOUT", default_value = "10s", value_parser = nonzero_duration)]
     pub api_request_timeout: Duration,
-    /// `WS_MAX_CONNECTIONS_PER_USER` (default 100): one more socket for the
-    /// user is refused `429 too_many_connections` before the upgrade.
+    /// Open WebSockets per user; one more is refused `429 too_many_connections`.
+    #[arg(long, env = "WS_MAX_CONNECTIONS_PER_USER", default_value = "100", value_parser = positive::<usize>)]
     pub ws_max_connections_per_user: usize,
-    /// `WS_MAX_CONNECTIONS_PER_ADDRESS` (default 1000): the same per client
-    /// address (loopback and `TRUSTED_PROXIES` are not bounded).
+    /// The same per client address (loopback and `TRUSTED_PROXIES` are not bounded).
+    #[arg(long, env = "WS_MAX_CONNECTIONS_PER_ADDRESS", default_value = "1000", value_parser = positive::<usize>)]
     pub ws_max_connections_per_address: usize,
-    /// `PASSWORD_QUEUE_LIMIT` (default 64): password checks and hashes that
-    /// may wait for a hashing thread; one more is refused `503 overloaded`.
+    /// Password checks and hashes that may wait for a hashing thread; one
+    /// more is refused `503 overloaded`.
+    #[arg(long, env = "PASSWORD_QUEUE_LIMIT", default_value = "64", value_parser = positive::<usize>)]
     pub password_queue_limit: usize,
-    /// `TOKEN_CACHE_SIZE` (default 10,000): access tokens whose verified
-    /// claims are kept in memory; 0 checks the signature on every request.
+    /// Access tokens whose verified claims are kept in memory; `0` checks
+    /// the signature on every request.
+    #[arg(long, env = "TOKEN_CACHE_SIZE", default_value = "10000", value_parser = whole)]
     pub token_cache_size: usize,
-    /// `LOGIN_FAILURE_WINDOW`.
+    /// The window of `LOGIN_MAX_FAILURES`.
+    #[arg(long, env = "LOGIN_FAILURE_WINDOW", default_value = "15m", value_parser = nonzero_duration)]
     pub login_failure_window: Duration,
-    /// `TRUSTED_PROXIES`.
+    /// Comma-separated addresses/CIDRs whose `X-Forwarded-For` is believed.
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = ip_net)]
     pub trusted_proxies: Vec<IpNet>,
-    /// `CORS_ORIGINS`.
+    /// Comma-separated origins allowed with credentials (REST and WebSocket).
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', value_parser = origin)]
     pub cors_origins: Vec<String>,
-    /// `AUTO_MIGRATE` (default `true`): apply migrations at start.
+    /// Apply pending migrations at start.
+    #[arg(long, env = "AUTO_MIGRATE", default_value = "true", value_parser = boolean, action = ArgAction::Set)]
     pub auto_migrate: bool,
-    /// `DEMO_DIR`: static demo files served at `/` by the API (none by default).
+    /// Static demo files served at `/` by the API (none by default).
+    #[arg(long, env = "DEMO_DIR")]
     pub demo_dir: Option<PathBuf>,
-    /// `API_DOCS`: serve Swagger UI at `/api/docs`.
+    /// `false` turns Swagger UI at `/api/docs` off.
+    #[arg(long, env = "API_DOCS", default_value = "true", value_parser = boolean, action = ArgAction::Set)]
     pub api_docs: bool,
-    /// `LOG_FORMAT`: `json` or `pretty` (default: pretty on a terminal, JSON otherwise).
+    /// `json` or `pretty` (default: pretty on a terminal, JSON otherwise).
+    #[arg(long, env = "LOG_FORMAT", value_parser = log_format)]
     pub log_format: Option<LogFormat>,
-    /// `METRICS_ADDR`: where `GET /metrics` (Prometheus text) listens; off when unset.
-    /// Keep it off the public network.
+    /// `host:port` of a separate listener serving Prometheus text at
+    /// `GET /metrics`; off when unset. Keep it off the public network.
+    #[arg(long, env = "METRICS_ADDR", value_parser = socket_addr)]
     pub metrics_addr: Option<SocketAddr>,
-    /// `AUDIT_RETENTION` (default `90d`): how long security events are kept.
+    /// How long security events stay in `audit_events`.
+    #[arg(long, env = "AUDIT_RETENTION", default_value = "90d", value_parser = nonzero_duration)]
     pub audit_retention: Duration,
     /// OTLP export of traces and metrics: on when `OTEL_EXPORTER_OTLP_ENDPOINT`
-    /// is set (`OTEL_EXPORTER_OTLP_PROTOCOL` must then be `http/protobuf`).
+    /// is set (from the variables of [`OtelVariables`]).
+    #[arg(skip)]
     pub otlp: Option<OtlpConfig>,
+}
+
+/// The standard OpenTelemetry variables the service reads; they make
+/// [`Config::otlp`].
+#[derive(Debug, Clone, clap::Args)]
+struct OtelVariables {
+    /// OTLP/HTTP collector base URL, `http://` or `https://`: turns on trace
+    /// and metric export.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", value_parser = otlp_endpoint)]
+    endpoint: Option<String>,
+    /// For `https://`: a PEM file of the certificates the collector's chain
+    /// must end in (default: Mozilla's roots).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_CERTIFICATE")]
+    certificate: Option<PathBuf>,
+    /// The only protocol supported (no gRPC).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", default_value = "http/protobuf", value_parser = otlp_protocol)]
+    protocol: String,
+    /// `key=value` pairs, comma-separated, sent with every export.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_HEADERS", value_delimiter = ',', value_parser = otlp_header)]
+    headers: Vec<(String, String)>,
+    /// The service name of the exported signals.
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "authd")]
+    service_name: String,
+    /// `true` turns the export off.
+    #[arg(long, env = "OTEL_SDK_DISABLED", default_value = "false", value_parser = otel_true, action = ArgAction::Set)]
+    sdk_disabled: bool,
+    /// Refused: client certificates (mutual TLS) are not supported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_CLIENT_KEY", value_parser = no_client_certificates)]
+    client_key: Option<String>,
+    /// Refused: client certificates (mutual TLS) are not supported.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", value_parser = no_client_certificates)]
+    client_certificate: Option<String>,
+}
+
+impl OtelVariables {
+    fn otlp(self) -> Option<OtlpConfig> {
+        let endpoint = self.endpoint.filter(|_| !self.sdk_disabled)?;
+        Some(OtlpConfig {
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            certificate: self.certificate,
+            service_name: self.service_name,
+            headers: self.headers,
+        })
+    }
+}
+
+/// Everything read from the environment.
+#[derive(Debug, clap::Parser)]
+#[command(name = "authd", no_binary_name = true, disable_help_flag = true)]
+struct Variables {
+    #[command(flatten)]
+    config: Config,
+    #[command(flatten)]
+    otel: OtelVariables,
 }
 
 impl Default for Config {
@@ -139,7 +228,7 @@ impl Config {
             Err(e) if e.not_found() => {}
             Err(e) => {
                 return Err(ConfigError {
-                    variable: ".env",
+                    variable: ".env".into(),
                     reason: e.to_string(),
                 });
             }
@@ -147,241 +236,197 @@ impl Config {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Reads the settings through `lookup` (tests pass a map).
+    /// Reads the settings through `lookup` (tests pass a map). A value is
+    /// trimmed; an empty one counts as unset; empty items of a list are
+    /// dropped.
     ///
     /// # Errors
     /// A variable has a value that cannot be used.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let string =
-            |name: &'static str, default: &str| get(name).unwrap_or_else(|| default.to_owned());
-        let duration = |name: &'static str, default: &str| {
-            parse_duration(&string(name, default)).map_err(|reason| ConfigError {
-                variable: name,
-                reason,
-            })
-        };
-        let boolean = |name: &'static str, default: bool| match get(name) {
-            None => Ok(default),
-            Some(v) => parse_bool(&v).ok_or_else(|| ConfigError {
-                variable: name,
-                reason: "expected true or false".into(),
-            }),
-        };
-        let addr = |name: &'static str, default: &str| {
-            string(name, default)
-                .parse::<SocketAddr>()
-                .map_err(|e| ConfigError {
-                    variable: name,
-                    reason: format!("expected host:port with an IP address ({e})"),
-                })
-        };
-        let list = |name: &'static str| -> Vec<String> {
-            get(name)
-                .map(|v| {
-                    v.split(',')
-                        .map(|s| s.trim().to_owned())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-
-        let database_url = string("DATABASE_URL", DEFAULT_DATABASE_URL);
-        if !["postgres://", "postgresql://", "sqlite:"]
-            .iter()
-            .any(|p| database_url.starts_with(p))
-        {
-            return Err(ConfigError {
-                variable: "DATABASE_URL",
-                reason: "expected a postgres:// or sqlite:// URL".into(),
-            });
-        }
-        let nonzero = |name: &'static str, d: Duration| {
-            if d.is_zero() {
-                Err(ConfigError {
-                    variable: name,
-                    reason: "must be longer than zero".into(),
-                })
-            } else {
-                Ok(d)
+        let mut args = Vec::new();
+        for arg in Variables::command().get_arguments() {
+            let (Some(name), Some(long)) = (arg.get_env(), arg.get_long()) else {
+                continue;
+            };
+            let Some(value) = lookup(&name.to_string_lossy()) else {
+                continue;
+            };
+            let value = value.trim();
+            let value = match arg.get_value_delimiter() {
+                Some(d) => value
+                    .split(d)
+                    .map(str::trim)
+                    .filter(|v| !v.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(&d.to_string()),
+                None => value.to_owned(),
+            };
+            if !value.is_empty() {
+                args.push(format!("--{long}={value}"));
             }
-        };
-        let positive = |name: &'static str, default: u32| match get(name) {
-            None => Ok(default),
-            Some(v) => v
-                .parse::<u32>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ConfigError {
-                    variable: name,
-                    reason: "expected a positive whole number".into(),
-                }),
-        };
-        let login_max_failures = positive("LOGIN_MAX_FAILURES", 5)?;
-        let password_queue_limit = positive("PASSWORD_QUEUE_LIMIT", 64)? as usize;
-        let ws_max_connections_per_user = positive("WS_MAX_CONNECTIONS_PER_USER", 100)? as usize;
-        let ws_max_connections_per_address =
-            positive("WS_MAX_CONNECTIONS_PER_ADDRESS", 1000)? as usize;
-        let api_max_connections = match get("API_MAX_CONNECTIONS") {
-            None => None,
-            Some(_) => Some(positive("API_MAX_CONNECTIONS", 1)? as usize),
-        };
-        let token_cache_size = match get("TOKEN_CACHE_SIZE") {
-            None => 10_000,
-            Some(v) => v.parse::<usize>().ok().ok_or_else(|| ConfigError {
-                variable: "TOKEN_CACHE_SIZE",
-                reason: "expected a whole number (0 turns the cache off)".into(),
-            })?,
-        };
-        let trusted_proxies = list("TRUSTED_PROXIES")
-            .iter()
-            .map(|p| p.parse::<IpNet>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ConfigError {
-                variable: "TRUSTED_PROXIES",
-                reason: e.to_string(),
-            })?;
-        let cors_origins = list("CORS_ORIGINS");
-        if let Some(bad) = cors_origins
-            .iter()
-            .find(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/'))
-        {
-            return Err(ConfigError {
-                variable: "CORS_ORIGINS",
-                reason: format!("{bad:?} is not an origin like https://app.example.com"),
-            });
         }
-        let log_format = match get("LOG_FORMAT").map(|v| v.to_ascii_lowercase()).as_deref() {
-            None => None,
-            Some("json") => Some(LogFormat::Json),
-            Some("pretty" | "text") => Some(LogFormat::Pretty),
-            Some(_) => {
-                return Err(ConfigError {
-                    variable: "LOG_FORMAT",
-                    reason: "expected json or pretty".into(),
-                });
-            }
-        };
-        let metrics_addr = match get("METRICS_ADDR") {
-            None => None,
-            Some(_) => Some(addr("METRICS_ADDR", "")?),
-        };
-        let otlp = otlp_config(&get)?;
-
+        // clap parses the values as arguments, so that nothing but `lookup`
+        // is read (not the process environment).
+        let matches = Variables::command()
+            .mut_args(|arg| arg.env(None::<&'static str>))
+            .try_get_matches_from(args)
+            .map_err(|e| config_error(&e))?;
+        let variables = Variables::from_arg_matches(&matches).map_err(|e| config_error(&e))?;
         Ok(Self {
-            database_url,
-            api_addr: addr("API_ADDR", "127.0.0.1:3000")?,
-            ws_addr: addr("WS_ADDR", "127.0.0.1:3001")?,
-            private_key_path: string("PRIVATE_KEY_PATH", "keys/private.pem").into(),
-            public_key_path: string("PUBLIC_KEY_PATH", "keys/public.pem").into(),
-            refresh_seal_key_path: get("REFRESH_SEAL_KEY_PATH").map(PathBuf::from),
-            access_token_expiry: nonzero(
-                "ACCESS_TOKEN_EXPIRY",
-                duration("ACCESS_TOKEN_EXPIRY", "15m")?,
-            )?,
-            refresh_token_expiry: nonzero(
-                "REFRESH_TOKEN_EXPIRY",
-                duration("REFRESH_TOKEN_EXPIRY", "7d")?,
-            )?,
-            refresh_reuse_grace: duration("REFRESH_REUSE_GRACE", "10s")?,
-            session_max_age: nonzero("SESSION_MAX_AGE", duration("SESSION_MAX_AGE", "30d")?)?,
-            ws_expiry_warning: duration("WS_EXPIRY_WARNING", "60s")?,
-            jwt_issuer: string("JWT_ISSUER", "auth"),
-            jwt_audience: string("JWT_AUDIENCE", "api"),
-            cookie_secure: boolean("COOKIE_SECURE", true)?,
-            allow_registration: boolean("ALLOW_REGISTRATION", true)?,
-            login_max_failures,
-            password_queue_limit,
-            ws_max_connections_per_user,
-            ws_max_connections_per_address,
-            api_max_connections,
-            api_request_timeout: nonzero(
-                "API_REQUEST_TIMEOUT",
-                duration("API_REQUEST_TIMEOUT", "10s")?,
-            )?,
-            token_cache_size,
-            login_failure_window: nonzero(
-                "LOGIN_FAILURE_WINDOW",
-                duration("LOGIN_FAILURE_WINDOW", "15m")?,
-            )?,
-            trusted_proxies,
-            cors_origins,
-            auto_migrate: boolean("AUTO_MIGRATE", true)?,
-            demo_dir: get("DEMO_DIR").map(PathBuf::from),
-            api_docs: boolean("API_DOCS", true)?,
-            log_format,
-            metrics_addr,
-            audit_retention: nonzero("AUDIT_RETENTION", duration("AUDIT_RETENTION", "90d")?)?,
-            otlp,
+            otlp: variables.otel.otlp(),
+            ..variables.config
         })
     }
 }
 
-/// The OTLP settings from the standard `OTEL_*` variables.
-fn otlp_config(get: &impl Fn(&str) -> Option<String>) -> Result<Option<OtlpConfig>, ConfigError> {
-    if get("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
-        return Ok(None);
+/// Every variable with its help and default, for `authd --help`.
+pub fn environment_help() -> String {
+    let mut help = String::from(
+        "Configuration (environment variables; a .env file in the working directory is read too;\n\
+         durations are written 900, 15m, 7d or 10s):\n",
+    );
+    for arg in Variables::command().get_arguments() {
+        let Some(name) = arg.get_env() else { continue };
+        let text = arg.get_help().map(ToString::to_string).unwrap_or_default();
+        let defaults: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect();
+        help.push_str(&format!("  {}\n          {text}", name.to_string_lossy()));
+        if !defaults.is_empty() {
+            help.push_str(&format!(" [default: {}]", defaults.join(",")));
+        }
+        help.push('\n');
     }
-    let Some(endpoint) = get("OTEL_EXPORTER_OTLP_ENDPOINT") else {
-        return Ok(None);
+    help.push_str(
+        "  RUST_LOG\n          Log filter (tracing's EnvFilter syntax). [default: info]\n",
+    );
+    help
+}
+
+/// The variable of the argument a clap error is about, and the parser's
+/// reason (never the value: it may be a secret).
+fn config_error(error: &clap::Error) -> ConfigError {
+    use clap::error::{ContextKind, ContextValue};
+    let arg = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.clone(),
+        _ => String::new(),
     };
-    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-        return Err(ConfigError {
-            variable: "OTEL_EXPORTER_OTLP_ENDPOINT",
-            reason: format!("{endpoint:?} is not an http:// or https:// URL"),
-        });
-    }
-    // Client certificates (mutual TLS) are not supported: refused rather
-    // than silently exporting without them.
-    for variable in [
-        "OTEL_EXPORTER_OTLP_CLIENT_KEY",
-        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
-    ] {
-        if get(variable).is_some() {
-            return Err(ConfigError {
-                variable,
-                reason: "client certificates (mutual TLS) are not supported: use \
-                         OTEL_EXPORTER_OTLP_HEADERS for credentials, or a collector \
-                         next to the service"
-                    .into(),
-            });
-        }
-    }
-    match get("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
-        None | Some("http/protobuf") => {}
-        Some(other) => {
-            return Err(ConfigError {
-                variable: "OTEL_EXPORTER_OTLP_PROTOCOL",
-                reason: format!("{other:?} is not supported: use http/protobuf"),
-            });
-        }
-    }
-    let headers = get("OTEL_EXPORTER_OTLP_HEADERS")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        .map(|h| {
-            h.split_once('=')
-                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-                .filter(|(k, _)| !k.is_empty())
-                .ok_or_else(|| ConfigError {
-                    variable: "OTEL_EXPORTER_OTLP_HEADERS",
-                    reason: "expected key=value pairs separated by commas".into(),
-                })
+    let variable = Variables::command()
+        .get_arguments()
+        .find(|a| {
+            a.get_long()
+                .is_some_and(|l| arg.starts_with(&format!("--{l} ")) || arg == format!("--{l}"))
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Some(OtlpConfig {
-        endpoint: endpoint.trim_end_matches('/').to_owned(),
-        certificate: get("OTEL_EXPORTER_OTLP_CERTIFICATE").map(PathBuf::from),
-        service_name: get("OTEL_SERVICE_NAME").unwrap_or_else(|| "authd".into()),
-        headers,
-    }))
+        .and_then(|a| a.get_env())
+        .map_or_else(
+            || "configuration".to_owned(),
+            |e| e.to_string_lossy().into_owned(),
+        );
+    let reason = std::error::Error::source(error)
+        .map_or_else(|| error.kind().to_string(), ToString::to_string);
+    ConfigError { variable, reason }
+}
+
+fn database_url(text: &str) -> Result<String, String> {
+    if ["postgres://", "postgresql://", "sqlite:"]
+        .iter()
+        .any(|p| text.starts_with(p))
+    {
+        Ok(text.to_owned())
+    } else {
+        Err("expected a postgres:// or sqlite:// URL".into())
+    }
+}
+
+fn socket_addr(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|e| format!("expected host:port with an IP address ({e})"))
+}
+
+fn nonzero_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be longer than zero".into()),
+        d => Ok(d),
+    }
+}
+
+fn boolean(text: &str) -> Result<bool, String> {
+    parse_bool(text).ok_or_else(|| "expected true or false".into())
+}
+
+fn positive<T: std::str::FromStr + Default + PartialOrd>(text: &str) -> Result<T, String> {
+    text.parse::<T>()
+        .ok()
+        .filter(|n| *n > T::default())
+        .ok_or_else(|| "expected a positive whole number".into())
+}
+
+fn whole(text: &str) -> Result<usize, String> {
+    text.parse()
+        .map_err(|_| "expected a whole number (0 turns the cache off)".into())
+}
+
+fn ip_net(text: &str) -> Result<IpNet, String> {
+    text.parse()
+        .map_err(|e: adapters::net::IpNetError| e.to_string())
+}
+
+fn origin(text: &str) -> Result<String, String> {
+    if (text.starts_with("http://") || text.starts_with("https://")) && !text.ends_with('/') {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{text:?} is not an origin like https://app.example.com"
+        ))
+    }
+}
+
+fn log_format(text: &str) -> Result<LogFormat, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "json" => Ok(LogFormat::Json),
+        "pretty" | "text" => Ok(LogFormat::Pretty),
+        _ => Err("expected json or pretty".into()),
+    }
+}
+
+fn otlp_endpoint(text: &str) -> Result<String, String> {
+    if text.starts_with("http://") || text.starts_with("https://") {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("{text:?} is not an http:// or https:// URL"))
+    }
+}
+
+fn otlp_protocol(text: &str) -> Result<String, String> {
+    if text == "http/protobuf" {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("{text:?} is not supported: use http/protobuf"))
+    }
+}
+
+fn otlp_header(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| "expected key=value pairs separated by commas".into())
+}
+
+/// OpenTelemetry's boolean: `true` in any case is true, anything else false.
+#[expect(
+    clippy::unnecessary_wraps,
+    reason = "the shape clap's value parsers take"
+)]
+fn otel_true(text: &str) -> Result<bool, String> {
+    Ok(text.eq_ignore_ascii_case("true"))
+}
+
+fn no_client_certificates(_: &str) -> Result<String, String> {
+    Err("client certificates (mutual TLS) are not supported: use \
+         OTEL_EXPORTER_OTLP_HEADERS for credentials, or a collector next to the service"
+        .into())
 }
 
 /// Parses `900`, `900s`, `15m`, `2h`, `7d` (also `500ms`).

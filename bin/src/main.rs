@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use authd::wiring::{self, KeyMaterial, Services};
 use authd::{Config, observability};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use secrecy::{ExposeSecret as _, SecretString};
 
 mod audit;
@@ -70,7 +70,14 @@ enum UserCommand {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    // `--help` lists every variable of the configuration's declaration.
+    let matches = Cli::command()
+        .after_help(authd::config::environment_help())
+        .get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     if let Some(Command::Openapi) = cli.command {
         println!("{}", adapters::http::openapi_json());
         return std::process::ExitCode::SUCCESS;

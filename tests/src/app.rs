@@ -25,7 +25,7 @@ pub enum Backend {
     Postgres,
 }
 
-/// Knobs of a test app (defaults: the contract's, with a short refresh grace left at 10 s).
+/// Knobs of a test app; [`TestOptions::new`] starts from the service's defaults.
 #[derive(Debug, Clone)]
 pub struct TestOptions {
     /// The database.
@@ -69,28 +69,29 @@ pub struct TestOptions {
 }
 
 impl TestOptions {
-    /// The defaults on `backend`.
+    /// The service's own defaults (`Config::default()`) on `backend`.
     pub fn new(backend: Backend) -> Self {
+        let d = Config::default();
         Self {
             backend,
-            access_ttl: Duration::from_secs(900),
-            refresh_ttl: Duration::from_secs(7 * 86_400),
-            reuse_grace: Duration::from_secs(10),
-            session_max_age: Duration::from_secs(30 * 86_400),
-            allow_registration: true,
-            login_max_failures: 5,
-            login_failure_window: Duration::from_secs(900),
-            password_queue_limit: 64,
-            api_max_connections: None,
-            ws_max_connections_per_user: 100,
-            api_request_timeout: Duration::from_secs(10),
-            trusted_proxies: Vec::new(),
-            cors_origins: Vec::new(),
-            cookie_secure: true,
-            ws_expiry_warning: Duration::from_secs(60),
-            metrics: false,
-            demo_dir: None,
-            api_docs: true,
+            access_ttl: d.access_token_expiry,
+            refresh_ttl: d.refresh_token_expiry,
+            reuse_grace: d.refresh_reuse_grace,
+            session_max_age: d.session_max_age,
+            allow_registration: d.allow_registration,
+            login_max_failures: d.login_max_failures,
+            login_failure_window: d.login_failure_window,
+            password_queue_limit: d.password_queue_limit,
+            api_max_connections: d.api_max_connections,
+            ws_max_connections_per_user: d.ws_max_connections_per_user,
+            api_request_timeout: d.api_request_timeout,
+            trusted_proxies: d.trusted_proxies.iter().map(ToString::to_string).collect(),
+            cors_origins: d.cors_origins,
+            cookie_secure: d.cookie_secure,
+            ws_expiry_warning: d.ws_expiry_warning,
+            metrics: d.metrics_addr.is_some(),
+            demo_dir: d.demo_dir,
+            api_docs: d.api_docs,
         }
     }
 }

@@ -181,3 +181,67 @@ fn otlp_export_is_off_unless_an_http_or_https_endpoint_is_given() {
     assert_eq!(c.audit_retention, Duration::from_secs(30 * 86_400));
     assert_eq!(with(&[]).unwrap().metrics_addr, None);
 }
+
+/// The README's Configuration table names exactly the declared variables
+/// (plus `RUST_LOG`, read by the log filter), each declared default as
+/// written there, and `authd --help` lists them all.
+#[test]
+fn the_readme_table_and_the_help_list_every_variable_with_its_default() {
+    use clap::CommandFactory as _;
+
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let table = &readme[readme
+        .find("| variable | default | meaning |")
+        .expect("the Configuration table")..];
+    let ticked = |item: &str| {
+        let item = item.trim();
+        (item.len() > 2 && item.starts_with('`') && item.ends_with('`'))
+            .then(|| item[1..item.len() - 1].to_owned())
+    };
+    let mut documented: HashMap<String, Option<String>> = HashMap::new();
+    for row in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+        let cells: Vec<&str> = row.split('|').collect();
+        let names: Vec<String> = cells[1].split(',').filter_map(ticked).collect();
+        assert!(!names.is_empty(), "a row without a variable: {row}");
+        let defaults: Vec<&str> = cells[2].split(", ").collect();
+        for (i, name) in names.iter().enumerate() {
+            let default = if defaults.len() == names.len() {
+                ticked(defaults[i])
+            } else {
+                ticked(cells[2])
+            };
+            assert!(
+                documented.insert(name.clone(), default).is_none(),
+                "{name} twice"
+            );
+        }
+    }
+    let help = environment_help();
+    let mut declared = vec!["RUST_LOG".to_owned()];
+    for arg in Variables::command().get_arguments() {
+        let name = arg.get_env().expect("every setting has a variable");
+        let name = name.to_string_lossy().into_owned();
+        assert!(
+            help.contains(&format!("  {name}\n")),
+            "{name} not in --help"
+        );
+        let default: Vec<String> = arg
+            .get_default_values()
+            .iter()
+            .map(|d| d.to_string_lossy().into_owned())
+            .collect();
+        if let Some(default) = default.first() {
+            assert_eq!(
+                documented.get(&name),
+                Some(&Some(default.clone())),
+                "{name}: the README's default differs from the declared {default:?}"
+            );
+        }
+        declared.push(name);
+    }
+    let mut documented: Vec<String> = documented.into_keys().collect();
+    documented.sort();
+    declared.sort();
+    assert_eq!(documented, declared, "the README table and the declaration");
+}
