@@ -16,6 +16,7 @@ pub mod http;
 pub mod net;
 pub mod persistence;
 pub mod private_files;
+pub mod problem;
 pub mod system;
 pub mod telemetry;
 pub mod ws;

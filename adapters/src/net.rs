@@ -1,5 +1,5 @@
 //! Network vocabulary shared by the REST and WebSocket edges: address
-//! blocks (`TRUSTED_PROXIES`) and the request id.
+//! blocks (`TRUSTED_PROXIES`), the request id and the bearer credential.
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -21,6 +21,15 @@ pub fn request_id_of(headers: &poem::http::HeaderMap) -> String {
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
         .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned)
+}
+
+/// The token of an `Authorization: Bearer <token>` value (scheme in any
+/// case, surrounding spaces ignored), if there is one. Both edges read the
+/// header through it.
+pub fn bearer_token(authorization: &str) -> Option<&str> {
+    let (scheme, token) = authorization.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// An address or a CIDR block (`10.0.0.0/8`, `::1`, `192.168.1.7`): an

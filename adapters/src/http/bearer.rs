@@ -50,9 +50,5 @@ pub fn bearer_token(req: &Request) -> Option<&str> {
         .get(poem::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim())
-        .filter(|t| !t.is_empty())
+    crate::net::bearer_token(value)
 }

@@ -106,16 +106,19 @@ impl std::fmt::Debug for LimitedAcceptor {
     }
 }
 
-/// What a connection over the cap is told.
-const AT_CAP: &str = concat!(
-    "HTTP/1.1 503 Service Unavailable\r\n",
-    "content-type: application/problem+json\r\n",
-    "retry-after: 1\r\n",
-    "connection: close\r\n",
-    "content-length: 130\r\n",
-    "\r\n",
-    r#"{"type":"about:blank","title":"Service Unavailable","status":503,"code":"overloaded","detail":"Too many open connections; retry."}"#,
-);
+/// What a connection over the cap is told: a whole HTTP/1.1 answer.
+static AT_CAP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let code = crate::problem::Code::Overloaded;
+    let body = code.body("Too many open connections; retry.");
+    format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: {}\r\nretry-after: 1\r\nconnection: close\r\n\
+         content-length: {}\r\n\r\n{body}",
+        code.status(),
+        code.title(),
+        crate::problem::PROBLEM_JSON,
+        body.len()
+    )
+});
 
 /// Reads the request's head (a client may not read an answer it has not
 /// finished asking for), answers [`AT_CAP`] and closes, within a second.

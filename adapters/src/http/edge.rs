@@ -160,8 +160,7 @@ impl<E: Endpoint> Edge<E> {
     async fn handle(&self, mut req: Request) -> (Response, Option<PathPattern>) {
         if header_bytes(&req) > MAX_HEADER_BYTES {
             let problem = Problem::new(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "headers_too_large",
+                problem::Code::HeadersTooLarge,
                 "The request's header fields exceed 32 KiB.",
             );
             return (problem.into_poem_response(), None);
@@ -212,8 +211,7 @@ fn is_problem(response: &Response) -> bool {
 async fn limit_body(req: &mut Request) -> Result<(), Response> {
     let too_large = || {
         Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            problem::Code::PayloadTooLarge,
             "The request body is larger than 16 KiB.",
         )
         .into_response()

@@ -5,18 +5,12 @@ use poem::http::{HeaderValue, StatusCode, header};
 use poem::{IntoResponse, Response};
 use poem_openapi::Object;
 
-/// The media type of every error body.
-pub const PROBLEM_JSON: &str = "application/problem+json";
-
-/// `WWW-Authenticate` when no token was presented.
-pub const CHALLENGE: &str = "Bearer";
-/// `WWW-Authenticate` when a token was presented and refused.
-pub const CHALLENGE_INVALID: &str = "Bearer error=\"invalid_token\"";
+pub use crate::problem::{CHALLENGE, CHALLENGE_INVALID, Code, PROBLEM_JSON};
 
 /// An error body: `{"type","title","status","code","detail"}`.
 #[derive(Debug, Clone, Object)]
 pub struct Problem {
-    /// A URI naming the kind of problem (`about:blank` or a `urn:authd:` name).
+    /// A URI naming the kind of problem: `urn:authd:problem:<code>`.
     #[oai(rename = "type")]
     pub kind: String,
     /// A short summary of the kind of problem.
@@ -30,36 +24,31 @@ pub struct Problem {
 }
 
 impl Problem {
-    /// A problem with `status`, machine `code` and human `detail`.
-    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+    /// The problem `code` (which decides the status) with human `detail`.
+    pub fn new(code: Code, detail: impl Into<String>) -> Self {
         Self {
-            kind: format!("urn:authd:problem:{code}"),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            code: code.to_owned(),
+            kind: code.type_uri(),
+            title: code.title().to_owned(),
+            status: code.status(),
+            code: code.as_str().to_owned(),
             detail: detail.into(),
         }
     }
 
     /// The generic body of a 5xx; the cause was logged, not sent.
     pub fn internal() -> Self {
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "An unexpected error occurred.",
-        )
+        Self::new(Code::InternalError, "An unexpected error occurred.")
     }
 
     /// `400 bad_request`.
     pub fn bad_request(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "bad_request", detail)
+        Self::new(Code::BadRequest, detail)
     }
 
     /// `401 invalid_token`.
     pub fn invalid_token() -> Self {
         Self::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_token",
+            Code::InvalidToken,
             "The access token is missing, invalid or expired.",
         )
     }
@@ -94,17 +83,15 @@ pub async fn from_poem_error(error: poem::Error) -> Response {
     let status = error.status();
     match status {
         StatusCode::NOT_FOUND => {
-            Problem::new(status, "not_found", "No such resource.").into_poem_response()
+            Problem::new(Code::NotFound, "No such resource.").into_poem_response()
         }
         StatusCode::METHOD_NOT_ALLOWED => Problem::new(
-            status,
-            "method_not_allowed",
+            Code::MethodNotAllowed,
             "This method is not allowed on this resource.",
         )
         .into_poem_response(),
         StatusCode::PAYLOAD_TOO_LARGE => Problem::new(
-            status,
-            "payload_too_large",
+            Code::PayloadTooLarge,
             "The request body is larger than 16 KiB.",
         )
         .into_poem_response(),

@@ -7,6 +7,8 @@ use domain::AccessClaims;
 use tungstenite::handshake::server::{ErrorResponse, Request};
 use tungstenite::http::{HeaderValue, StatusCode, header};
 
+use crate::problem::{CHALLENGE, CHALLENGE_INVALID, Code, PROBLEM_JSON};
+
 /// Why a handshake was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum Refusal {
@@ -31,60 +33,45 @@ pub(crate) enum Refusal {
 }
 
 impl Refusal {
-    /// The HTTP answer: a small JSON body, `Connection: close`.
+    /// The HTTP answer: a problem+json body, `Connection: close`.
     pub(crate) fn response(self) -> ErrorResponse {
-        let (status, code, detail) = match self {
-            Self::NotFound => (
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "WebSockets connect at /ws.",
-            ),
+        let (code, detail) = match self {
+            Self::NotFound => (Code::NotFound, "WebSockets connect at /ws."),
             Self::Origin => (
-                StatusCode::FORBIDDEN,
-                "origin_not_allowed",
+                Code::OriginNotAllowed,
                 "This origin may not open WebSockets here.",
             ),
-            Self::MissingToken | Self::InvalidToken(_) => (
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "A valid access token is required.",
-            ),
+            Self::MissingToken | Self::InvalidToken(_) => {
+                (Code::InvalidToken, "A valid access token is required.")
+            }
             Self::TooManyForUser => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections",
+                Code::TooManyConnections,
                 "This user holds the most WebSocket connections allowed; close one first.",
             ),
             Self::TooManyFromAddress => (
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_connections",
+                Code::TooManyConnections,
                 "This address holds the most WebSocket connections allowed; close one first.",
             ),
         };
-        let body = serde_json::json!({
-            "type": "about:blank",
-            "title": status.canonical_reason().unwrap_or("error"),
-            "status": status.as_u16(),
-            "code": code,
-            "detail": detail,
-        })
-        .to_string();
+        let body = code.body(detail);
+        let status = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::BAD_REQUEST);
         let mut response = ErrorResponse::new(Some(body.clone()));
         *response.status_mut() = status;
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         match self {
             Self::MissingToken => {
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(CHALLENGE),
+                );
             }
             Self::InvalidToken(_) => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                    HeaderValue::from_static(CHALLENGE_INVALID),
                 );
             }
             Self::TooManyForUser | Self::TooManyFromAddress => {
@@ -135,10 +122,7 @@ fn token_from_query(query: Option<&str>) -> Option<String> {
 
 /// `Authorization: Bearer <token>` (scheme case-insensitive).
 fn token_from_header(value: Option<&HeaderValue>) -> Option<String> {
-    let value = value?.to_str().ok()?.trim();
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+    crate::net::bearer_token(value?.to_str().ok()?).map(str::to_owned)
 }
 
 /// A browser origin is accepted when it names the request's own host or is

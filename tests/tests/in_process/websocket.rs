@@ -272,10 +272,26 @@ async fn handshake_refuses_bad_tokens_with_401_before_the_upgrade() {
         let path = format!("/ws?token={token}");
         let refused = ws.refused(Connect::with_token(&path)).await;
         assert_eq!(refused.status, 401, "{what}");
+        // The same problem vocabulary as the REST edge's answers.
+        let body: Value = serde_json::from_str(&refused.body).unwrap();
+        assert_eq!(
+            (
+                &body["type"],
+                &body["title"],
+                &body["status"],
+                &body["code"]
+            ),
+            (
+                &json!("urn:authd:problem:invalid_token"),
+                &json!("Unauthorized"),
+                &json!(401),
+                &json!("invalid_token")
+            ),
+            "{what}: {body}"
+        );
         assert!(
-            refused.body.contains("invalid_token"),
-            "{what}: {}",
-            refused.body
+            body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{what}: {body}"
         );
     }
 
@@ -791,6 +807,10 @@ async fn sockets_per_user_are_capped_before_the_upgrade() {
     assert_eq!(refused.status, 429, "{}", refused.body);
     let body: Value = serde_json::from_str(&refused.body).unwrap();
     assert_eq!(body["code"], "too_many_connections", "{body}");
+    assert_eq!(
+        body["type"], "urn:authd:problem:too_many_connections",
+        "{body}"
+    );
     assert!(body["detail"].as_str().is_some(), "{body}");
     let bob = ws.user("bob").await;
     let (_bob_socket, _) = ws.connect(&bob.access).await;

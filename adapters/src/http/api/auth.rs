@@ -6,7 +6,6 @@ use application::use_cases::{LoginError, LogoutScope, RefreshError, RegisterErro
 use application::{AuthService, ClientInfo, IssuedAccessToken};
 use domain::User;
 use poem::Request;
-use poem::http::StatusCode;
 use poem::web::Data;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
@@ -15,7 +14,7 @@ use secrecy::SecretString;
 
 use super::strict_string::{PasswordRules, StrictString, UsernameRules};
 use super::{ApiTags, UserBody};
-use crate::http::problem::{CHALLENGE, CHALLENGE_INVALID, Problem, internal};
+use crate::http::problem::{CHALLENGE, CHALLENGE_INVALID, Code, Problem, internal};
 use crate::http::{HttpConfig, bearer, client, cookie};
 
 /// Registration, login, refresh and logout.
@@ -145,24 +144,18 @@ pub enum RegisterResponse {
 impl From<RegisterError> for RegisterResponse {
     fn from(e: RegisterError) -> Self {
         match e {
-            RegisterError::InvalidUsername(e) => Self::BadRequest(Json(Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_username",
-                e.to_string(),
-            ))),
-            RegisterError::WeakPassword(e) => Self::BadRequest(Json(Problem::new(
-                StatusCode::BAD_REQUEST,
-                "weak_password",
-                e.to_string(),
-            ))),
+            RegisterError::InvalidUsername(e) => {
+                Self::BadRequest(Json(Problem::new(Code::InvalidUsername, e.to_string())))
+            }
+            RegisterError::WeakPassword(e) => {
+                Self::BadRequest(Json(Problem::new(Code::WeakPassword, e.to_string())))
+            }
             RegisterError::UsernameTaken => Self::Taken(Json(Problem::new(
-                StatusCode::CONFLICT,
-                "username_taken",
+                Code::UsernameTaken,
                 "This username is taken.",
             ))),
             RegisterError::Closed => Self::Closed(Json(Problem::new(
-                StatusCode::FORBIDDEN,
-                "registration_closed",
+                Code::RegistrationClosed,
                 "Registration is closed on this server.",
             ))),
             RegisterError::Overloaded(e) => {
@@ -221,8 +214,7 @@ pub enum LoginResponse {
 fn overloaded(e: application::ports::Overloaded) -> (Problem, u64) {
     let secs = retry_after_secs(e.retry_after);
     let problem = Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "overloaded",
+        Code::Overloaded,
         format!("The server is busy checking passwords; try again in {secs} seconds."),
     );
     (problem, secs)
@@ -239,8 +231,7 @@ impl From<LoginError> for LoginResponse {
         match e {
             LoginError::InvalidCredentials => Self::Unauthorized(
                 Json(Problem::new(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_credentials",
+                    Code::InvalidCredentials,
                     "Invalid username or password.",
                 )),
                 CHALLENGE.into(),
@@ -249,8 +240,7 @@ impl From<LoginError> for LoginResponse {
                 let secs = retry_after_secs(retry_after);
                 Self::RateLimited(
                     Json(Problem::new(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "rate_limited",
+                        Code::RateLimited,
                         format!("Too many failed logins; try again in {secs} seconds."),
                     )),
                     secs,
@@ -294,25 +284,22 @@ pub enum RefreshResponse {
 impl From<RefreshError> for RefreshResponse {
     fn from(e: RefreshError) -> Self {
         let (code, detail) = match e {
-            RefreshError::Missing => ("refresh_missing", "No refresh token was presented."),
-            RefreshError::Invalid => ("refresh_invalid", "The refresh token is not valid."),
-            RefreshError::Expired => ("refresh_expired", "The refresh token has expired."),
+            RefreshError::Missing => (Code::RefreshMissing, "No refresh token was presented."),
+            RefreshError::Invalid => (Code::RefreshInvalid, "The refresh token is not valid."),
+            RefreshError::Expired => (Code::RefreshExpired, "The refresh token has expired."),
             RefreshError::Reused => (
-                "refresh_reused",
+                Code::RefreshReused,
                 "The refresh token was already used; the session is revoked.",
             ),
-            RefreshError::SessionRevoked => ("session_revoked", "The session has been revoked."),
+            RefreshError::SessionRevoked => (Code::SessionRevoked, "The session has been revoked."),
             RefreshError::Unexpected(e) => return Self::Internal(Json(internal(&e))),
         };
-        let challenge = if code == "refresh_missing" {
+        let challenge = if code == Code::RefreshMissing {
             CHALLENGE
         } else {
             CHALLENGE_INVALID
         };
-        Self::Unauthorized(
-            Json(Problem::new(StatusCode::UNAUTHORIZED, code, detail)),
-            challenge.into(),
-        )
+        Self::Unauthorized(Json(Problem::new(code, detail)), challenge.into())
     }
 }
 

@@ -7,7 +7,6 @@ use application::ports::InvalidToken;
 use application::use_cases::{RevokeSessionError, SessionView};
 use domain::SessionId;
 use poem::Request;
-use poem::http::StatusCode;
 use poem::web::Data;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
@@ -16,7 +15,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::ApiTags;
 use crate::http::HttpConfig;
 use crate::http::bearer::BearerAuth;
-use crate::http::problem::{CHALLENGE_INVALID, Problem, internal};
+use crate::http::problem::{CHALLENGE_INVALID, Code, Problem, internal};
 
 /// The caller's sessions.
 #[derive(Debug, Clone, Copy, Default)]
@@ -119,11 +118,9 @@ impl From<InvalidToken> for RevokeSessionResponse {
 impl From<RevokeSessionError> for RevokeSessionResponse {
     fn from(e: RevokeSessionError) -> Self {
         match e {
-            RevokeSessionError::NotFound => Self::NotFound(Json(Problem::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "No such session.",
-            ))),
+            RevokeSessionError::NotFound => {
+                Self::NotFound(Json(Problem::new(Code::NotFound, "No such session.")))
+            }
             RevokeSessionError::Unexpected(e) => Self::Internal(Json(internal(&e))),
         }
     }
