@@ -35,7 +35,7 @@ use connections::LimitedAcceptor;
 use crate::telemetry::Metrics;
 
 use api::auth::AuthApi;
-use api::meta::{JwksBody, MetaApi};
+use api::meta::MetaApi;
 use api::protected::ProtectedApi;
 use api::sessions::SessionsApi;
 
@@ -94,17 +94,12 @@ pub fn openapi_json() -> String {
 /// The REST API under `/api`, with the OpenAPI document at `/api/openapi.json`
 /// and Swagger UI at `/api/docs`.
 ///
-/// `jwks` is the public key set (`adapters::crypto::jwks::JwkSet`, or anything
-/// that serializes as `{"keys":[...]}`).
-///
 /// # Errors
-/// `jwks` does not serialize to a JWK set of RSA keys.
+/// The OpenAPI document cannot be read back (a bug, caught by the tests).
 pub fn routes(
     auth: Arc<AuthService>,
-    jwks: impl serde::Serialize,
     config: HttpConfig,
 ) -> anyhow::Result<impl Endpoint<Output = poem::Response>> {
-    let jwks = JwksBody::from_json(&serde_json::to_value(jwks)?)?;
     let api = service();
     let mut route = Route::new().at("/api/openapi.json", poem::get(api.spec_endpoint()));
     let mut unlisted = vec![("/api/openapi.json", "GET")];
@@ -121,7 +116,7 @@ pub fn routes(
         allow = allow.outside_api("GET, HEAD");
     }
     let config = Arc::new(config);
-    let app = route.data(auth).data(Arc::new(jwks)).data(config.clone());
+    let app = route.data(auth).data(config.clone());
     Ok(edge::Edge::new(app, config).with_allowed_methods(allow))
 }
 

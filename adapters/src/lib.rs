@@ -36,7 +36,7 @@ mod arrows {
         ("crypto", &[]),
         ("http", &["telemetry"]),
         ("persistence", &[]),
-        ("telemetry", &["persistence"]),
+        ("telemetry", &[]),
         ("ws", &["telemetry"]),
     ];
 

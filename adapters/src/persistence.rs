@@ -18,7 +18,7 @@ mod session_store;
 mod user_repository;
 
 pub use audit_log::{AuditFilter, SeaAuditLog, StoredAuditEvent};
-pub use database::{Database, PoolStats};
+pub use database::Database;
 pub use local_revocation_bus::LocalRevocationBus;
 pub use login_throttle::SeaLoginThrottle;
 pub use pg_revocation_bus::{FEED_APPLICATION_NAME, PgRevocationBus, REVOCATION_CHANNEL};

@@ -11,14 +11,14 @@ pub mod security_events;
 pub mod session_store;
 pub mod user_repository;
 
-pub use access_token::{AccessTokenSigner, AccessTokenVerifier, InvalidToken};
+pub use access_token::{AccessTokenSigner, AccessTokenVerifier, InvalidToken, PublishedKey};
 pub use clock::Clock;
-pub use health_check::HealthCheck;
+pub use health_check::{HealthCheck, PoolStats};
 pub use login_throttle::{LoginThrottle, ThrottleKey, ThrottlePolicy};
 pub use password_hasher::{HashTicket, Overloaded, PasswordCheck, PasswordHasher};
 pub use random_source::RandomSource;
 pub use revocation_bus::{FeedStatus, RevocationBus, RevocationListener};
-pub use security_events::{SecurityEvent, SecurityEventKind, SecurityEvents};
+pub use security_events::{AuditTrail, SecurityEvent, SecurityEventKind, SecurityEvents};
 pub use session_store::{
     RefreshOutcome, RefreshRefusal, SessionStore, SuccessorToken, TokenFamily,
 };

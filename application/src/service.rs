@@ -213,6 +213,11 @@ impl AuthService {
         &self.config
     }
 
+    /// The keys access tokens are verified with, for the JWKS.
+    pub fn published_keys(&self) -> Vec<crate::ports::PublishedKey> {
+        self.ports.verifier.published_keys()
+    }
+
     /// The current time from the clock port.
     pub fn now(&self) -> Timestamp {
         self.ports.clock.now()

@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adapters::crypto::jwks::JwkSet;
 use adapters::crypto::jwt::{JwtSigner, JwtVerifier};
 use adapters::crypto::password::Argon2Hasher;
 use adapters::http::{self, ConnectionLimits, HttpConfig};
@@ -349,7 +348,8 @@ pub async fn start(
         Metrics::disabled()
     };
     let (database, auth) = until_ready(config, keys, &metrics).await;
-    metrics.observe_pool(database.clone());
+    let pool = database.clone();
+    metrics.observe_pool(Arc::new(move || pool.pool_stats()));
     let feed = auth.clone();
     metrics.observe_revocation_feed(Arc::new(move || feed.revocation_feed()));
 
@@ -364,8 +364,7 @@ pub async fn start(
             .await
             .with_context(|| format!("binding API_ADDR {}", config.api_addr))?;
         let addr = listener.local_addr()?;
-        let jwks = JwkSet::from_keys(&keys.public);
-        let endpoint = http::routes(auth.clone(), jwks, http_config(config, metrics.clone()))?;
+        let endpoint = http::routes(auth.clone(), http_config(config, metrics.clone()))?;
         let limits = ConnectionLimits {
             max_connections: config.api_max_connections.unwrap_or_else(|| {
                 ConnectionLimits::cap_for(adapters::system::raise_open_file_limit())

@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use application::ports::{AccessTokenSigner, AccessTokenVerifier, InvalidToken};
+use application::ports::{AccessTokenSigner, AccessTokenVerifier, InvalidToken, PublishedKey};
 use async_trait::async_trait;
 use domain::{AccessClaims, SessionId, Timestamp, UserId};
 use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
@@ -132,6 +132,8 @@ impl AccessTokenSigner for JwtSigner {
 #[derive(Clone)]
 pub struct JwtVerifier {
     keys: HashMap<String, VerifyingKey<Sha256>>,
+    /// The keys as the JWKS shows them, in the order given.
+    published: Vec<PublishedKey>,
     issuer: String,
     audience: String,
 }
@@ -140,12 +142,14 @@ impl JwtVerifier {
     /// A verifier that accepts tokens signed by any of `keys` (found by
     /// their `kid`), issued by `issuer` for `audience`.
     pub fn new(keys: Vec<PublicKey>, issuer: String, audience: String) -> Self {
+        let published = keys.iter().map(super::jwks::published).collect();
         let keys = keys
             .into_iter()
             .map(|k| (k.kid().to_owned(), VerifyingKey::new(k.rsa().clone())))
             .collect();
         Self {
             keys,
+            published,
             issuer,
             audience,
         }
@@ -227,6 +231,10 @@ fn parse_json<T: serde::de::DeserializeOwned>(
 }
 
 impl AccessTokenVerifier for JwtVerifier {
+    fn published_keys(&self) -> Vec<PublishedKey> {
+        self.published.clone()
+    }
+
     fn verify(
         &self,
         token: &str,

@@ -16,7 +16,6 @@ use secrecy::SecretString;
 use sha2::{Digest as _, Sha256};
 
 use super::base64url;
-use super::jwks::Jwk;
 use super::os_rng::OsRng;
 
 /// Smallest accepted modulus, in bits (NIST SP 800-57: 112-bit security).
@@ -173,16 +172,14 @@ impl PublicKey {
         self.inner.n().bit_width_vartime() as usize
     }
 
-    /// The key as a JWK for the JWKS document.
-    pub fn to_jwk(&self) -> Jwk {
-        Jwk {
-            kty: "RSA".to_owned(),
-            kid: self.kid.clone(),
-            alg: "RS256".to_owned(),
-            use_: "sig".to_owned(),
-            n: self.n.clone(),
-            e: self.e.clone(),
-        }
+    /// The modulus, base64url (unpadded, big-endian, no leading zeros).
+    pub fn modulus(&self) -> &str {
+        &self.n
+    }
+
+    /// The public exponent, base64url (unpadded, big-endian).
+    pub fn exponent(&self) -> &str {
+        &self.e
     }
 
     pub(crate) fn rsa(&self) -> &rsa::PublicKey {
@@ -242,9 +239,8 @@ mod tests {
         let key = PublicKey::from_rsa(rsa::PublicKey::new(uint(RFC7638_N), uint("AQAB")).unwrap())
             .unwrap();
         assert_eq!(key.kid(), RFC7638_KID);
-        let jwk = key.to_jwk();
         assert_eq!(
-            (jwk.n.as_str(), jwk.e.as_str(), jwk.kid.as_str()),
+            (key.modulus(), key.exponent(), key.kid()),
             (RFC7638_N, "AQAB", RFC7638_KID)
         );
     }

@@ -3,7 +3,8 @@
 
 use anyhow::Context;
 use application::ClientInfo;
-use application::ports::{SecurityEvent, SecurityEventKind};
+use application::ports::{AuditTrail, SecurityEvent, SecurityEventKind};
+use async_trait::async_trait;
 use domain::{SessionId, Timestamp, UserId};
 use sea_orm::{
     ActiveValue::NotSet, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -255,6 +256,18 @@ fn rfc3339_millis(ms: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// The port the security-event recorder writes through.
+#[async_trait]
+impl AuditTrail for SeaAuditLog {
+    async fn append(&self, event: &SecurityEvent) -> anyhow::Result<()> {
+        Self::append(self, event).await
+    }
+
+    async fn prune(&self, before: Timestamp, batch: u64) -> anyhow::Result<u64> {
+        Self::prune(self, before, batch).await
+    }
 }
 
 #[cfg(test)]

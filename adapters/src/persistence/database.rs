@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use application::ports::HealthCheck;
+use application::ports::{HealthCheck, PoolStats};
 use async_trait::async_trait;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -278,24 +278,6 @@ fn create_private_file(path: &Path) -> std::io::Result<()> {
     match crate::private_files::write_new(path, b"", 0o600) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         other => other,
-    }
-}
-
-/// Connection counts of a database pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PoolStats {
-    /// Open connections (idle and in use).
-    pub size: u32,
-    /// Open connections nobody holds.
-    pub idle: u32,
-    /// The pool's maximum.
-    pub max: u32,
-}
-
-impl PoolStats {
-    /// Connections held by someone.
-    pub fn in_use(self) -> u32 {
-        self.size.saturating_sub(self.idle)
     }
 }
 

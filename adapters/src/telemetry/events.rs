@@ -4,12 +4,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use application::ports::{SecurityEvent, SecurityEventKind, SecurityEvents};
+use application::ports::{AuditTrail, SecurityEvent, SecurityEventKind, SecurityEvents};
 use async_trait::async_trait;
 use domain::Timestamp;
 
 use super::Metrics;
-use crate::persistence::SeaAuditLog;
 
 /// After a throttled attempt of a (username, client address) pair is logged
 /// and stored, the pair's further throttled attempts are only counted for
@@ -25,7 +24,7 @@ const THROTTLED_PAIRS: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct EventRecorder {
     metrics: Metrics,
-    store: Option<SeaAuditLog>,
+    store: Option<Arc<dyn AuditTrail>>,
     throttled: Arc<Mutex<HashMap<(String, String), i64>>>,
 }
 
@@ -72,8 +71,8 @@ impl EventRecorder {
 
     /// Also persists audited events to `store` (and prunes it).
     #[must_use]
-    pub fn with_store(mut self, store: SeaAuditLog) -> Self {
-        self.store = Some(store);
+    pub fn with_store(mut self, store: impl AuditTrail) -> Self {
+        self.store = Some(Arc::new(store));
         self
     }
 }
@@ -130,13 +129,13 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use application::ClientInfo;
-    use application::ports::{SecurityEvent, SecurityEventKind as K, SecurityEvents};
+    use application::ports::{AuditTrail, SecurityEvent, SecurityEventKind as K, SecurityEvents};
+    use async_trait::async_trait;
     use domain::{SessionId, Timestamp, UserId};
     use tracing::field::{Field, Visit};
     use tracing_subscriber::layer::{Context, SubscriberExt};
 
     use super::EventRecorder;
-    use crate::persistence::{AuditFilter, Database, SeaAuditLog};
     use crate::telemetry::Metrics;
 
     /// One captured log line: target, level and fields.
@@ -166,20 +165,52 @@ mod tests {
         }
     }
 
+    /// The audit trail in memory, oldest first: these tests are about what
+    /// the recorder sends there (the table is tested with the persistence
+    /// adapter).
+    #[derive(Debug, Clone, Default)]
+    struct Trail(Arc<Mutex<Vec<SecurityEvent>>>);
+
+    #[async_trait]
+    impl AuditTrail for Trail {
+        async fn append(&self, event: &SecurityEvent) -> anyhow::Result<()> {
+            self.0.lock().unwrap().push(event.clone());
+            Ok(())
+        }
+
+        async fn prune(&self, before: Timestamp, batch: u64) -> anyhow::Result<u64> {
+            let mut events = self.0.lock().unwrap();
+            let old = events.iter().filter(|e| e.at < before).count();
+            let n = old.min(usize::try_from(batch).unwrap());
+            events.sort_by_key(|e| e.at);
+            events.drain(..n);
+            Ok(n as u64)
+        }
+    }
+
+    impl Trail {
+        fn of(&self, kind: Option<K>) -> Vec<SecurityEvent> {
+            let events = self.0.lock().unwrap();
+            events
+                .iter()
+                .filter(|e| kind.is_none_or(|k| e.kind == k))
+                .cloned()
+                .collect()
+        }
+    }
+
     /// Log lines captured on this thread (while the guard lives), and an
-    /// audit store on an in-memory SQLite.
-    async fn capture_and_store() -> (Capture, tracing::subscriber::DefaultGuard, SeaAuditLog) {
+    /// audit trail.
+    fn capture_and_store() -> (Capture, tracing::subscriber::DefaultGuard, Trail) {
         let capture = Capture::default();
         let guard =
             tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
-        let db = Database::connect("sqlite::memory:").await.unwrap();
-        db.migrate().await.unwrap();
-        (capture, guard, SeaAuditLog::new(db))
+        (capture, guard, Trail::default())
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn audited_kinds_are_logged_and_stored_routine_ones_only_counted() {
-        let (capture, _guard, store) = capture_and_store().await;
+        let (capture, _guard, store) = capture_and_store();
         let recorder = EventRecorder::new(Metrics::disabled()).with_store(store.clone());
 
         let client = ClientInfo {
@@ -225,9 +256,7 @@ mod tests {
             assert_eq!(fields["user_agent"], "replayer/6.6");
         }
 
-        let stored = store.recent(&AuditFilter::default()).await.unwrap();
-        let mut kinds: Vec<K> = stored.iter().map(|r| r.event.kind).collect();
-        kinds.reverse();
+        let kinds: Vec<K> = store.of(None).iter().map(|e| e.kind).collect();
         assert_eq!(kinds, audited, "only audited kinds are stored");
 
         // Pruning goes to the store; without one there is nothing to prune.
@@ -256,7 +285,7 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn repeated_throttled_attempts_are_counted_but_reported_once_a_minute() {
-        let (capture, _guard, store) = capture_and_store().await;
+        let (capture, _guard, store) = capture_and_store();
         let metrics = Metrics::new(None).unwrap();
         let recorder = EventRecorder::new(metrics.clone()).with_store(store.clone());
         let client = |ip: &str| ClientInfo {
@@ -289,19 +318,13 @@ mod tests {
             .filter(|a| a.3)
             .map(|a| (a.1, a.2))
             .collect();
-        let stored = store
-            .recent(&AuditFilter {
-                kind: Some(K::LoginThrottled),
-                ..AuditFilter::default()
-            })
-            .await
-            .unwrap();
-        let mut stored: Vec<_> = stored
+        let mut stored: Vec<_> = store
+            .of(Some(K::LoginThrottled))
             .iter()
-            .map(|r| {
+            .map(|e| {
                 (
-                    r.event.client.ip.clone().unwrap(),
-                    r.event.at.unix_millis() - 1_800_000_000_000,
+                    e.client.ip.clone().unwrap(),
+                    e.at.unix_millis() - 1_800_000_000_000,
                 )
             })
             .collect();
@@ -320,13 +343,7 @@ mod tests {
             .filter(|l| l.0 == "audit" && l.2["kind"] == "login_throttled")
             .count();
         assert_eq!(warnings, reported.len());
-        let failed = store
-            .recent(&AuditFilter {
-                kind: Some(K::LoginFailed),
-                ..AuditFilter::default()
-            })
-            .await
-            .unwrap();
+        let failed = store.of(Some(K::LoginFailed));
         assert_eq!(failed.len(), 2);
         let text = metrics.render();
         assert!(

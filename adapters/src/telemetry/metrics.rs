@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use application::ports::{FeedStatus, SecurityEvent, SecurityEventKind};
+use application::ports::{FeedStatus, PoolStats, SecurityEvent, SecurityEventKind};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider, UpDownCounter};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
@@ -41,7 +41,6 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
 use super::otlp::{OtlpConfig, TokioHttpClient};
-use crate::persistence::Database;
 
 /// The content type of [`Metrics::render`].
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -356,18 +355,18 @@ impl Metrics {
         );
     }
 
-    /// Reports the connection counts of `db`'s pool as
+    /// Reports the connection counts `stats` reads as
     /// `authd_db_pool_connections{state}` and `authd_db_pool_max_connections`,
     /// read at each collection. Call it once per [`Metrics`].
-    pub fn observe_pool(&self, db: Database) {
+    pub fn observe_pool(&self, stats: Arc<dyn Fn() -> PoolStats + Send + Sync>) {
         let Some(inner) = &self.inner else { return };
-        let for_max = db.clone();
+        let for_max = Arc::clone(&stats);
         let _ = inner
             .meter
             .u64_observable_gauge("authd_db_pool_connections")
             .with_description("Database pool connections by state")
             .with_callback(move |observer| {
-                let stats = db.pool_stats();
+                let stats = stats();
                 observer.observe(u64::from(stats.idle), &[KeyValue::new("state", "idle")]);
                 observer.observe(
                     u64::from(stats.in_use()),
@@ -380,7 +379,7 @@ impl Metrics {
             .u64_observable_gauge("authd_db_pool_max_connections")
             .with_description("The database pool's maximum number of connections")
             .with_callback(move |observer| {
-                observer.observe(u64::from(for_max.pool_stats().max), &[]);
+                observer.observe(u64::from(for_max().max), &[]);
             })
             .build();
     }

@@ -56,8 +56,26 @@ pub enum InvalidToken {
     Revoked,
 }
 
+/// A verifying key as the JWKS publishes it (RFC 7517), public members only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedKey {
+    /// Key type: `RSA`.
+    pub kty: &'static str,
+    /// Key id: the `kid` of the tokens it verifies.
+    pub kid: String,
+    /// Algorithm: `RS256`.
+    pub alg: &'static str,
+    /// Modulus, base64url (unpadded, big-endian, no leading zeros).
+    pub n: String,
+    /// Public exponent, base64url (unpadded, big-endian).
+    pub e: String,
+}
+
 /// Verifies access tokens. Cheap enough (well under a millisecond) to run inline.
 pub trait AccessTokenVerifier: Send + Sync + 'static {
+    /// The keys it verifies with, for the JWKS.
+    fn published_keys(&self) -> Vec<PublishedKey>;
+
     /// Checks format, algorithm, key, signature, `typ`, `iss`, `aud`, and
     /// `exp`/`nbf` against `now` with `leeway_secs` of clock leeway.
     ///

@@ -167,3 +167,20 @@ pub trait SecurityEvents: Send + Sync + 'static {
     /// Storage failures.
     async fn prune(&self, before: Timestamp, batch: u64) -> anyhow::Result<u64>;
 }
+
+/// The stored audit trail (the `audit_events` table), where a
+/// [`SecurityEvents`] implementation keeps the audited events.
+#[async_trait]
+pub trait AuditTrail: Send + Sync + std::fmt::Debug + 'static {
+    /// Stores `event`.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn append(&self, event: &SecurityEvent) -> anyhow::Result<()>;
+
+    /// Deletes up to `batch` stored events older than `before`; returns how many.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn prune(&self, before: Timestamp, batch: u64) -> anyhow::Result<u64>;
+}

@@ -309,6 +309,10 @@ impl AccessTokenSigner for Tokens {
 }
 
 impl AccessTokenVerifier for Tokens {
+    fn published_keys(&self) -> Vec<PublishedKey> {
+        Vec::new()
+    }
+
     fn verify(
         &self,
         token: &str,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use application::AuthService;
+use application::ports::PublishedKey;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -66,36 +67,16 @@ pub struct JwksBody {
     pub keys: Vec<JwkBody>,
 }
 
-impl JwksBody {
-    /// Reads a serialized JWK set (`{"keys":[...]}`).
-    ///
-    /// # Errors
-    /// The value is not a set of RSA keys.
-    pub fn from_json(value: &serde_json::Value) -> anyhow::Result<Self> {
-        let keys = value
-            .get("keys")
-            .and_then(serde_json::Value::as_array)
-            .ok_or_else(|| anyhow::anyhow!("a JWK set has a `keys` array"))?;
-        let field = |key: &serde_json::Value, name: &str| {
-            key.get(name)
-                .and_then(serde_json::Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| anyhow::anyhow!("a JWK lacks `{name}`"))
-        };
-        let keys = keys
-            .iter()
-            .map(|k| {
-                Ok(JwkBody {
-                    kty: field(k, "kty")?,
-                    kid: field(k, "kid")?,
-                    alg: field(k, "alg")?,
-                    use_: field(k, "use")?,
-                    n: field(k, "n")?,
-                    e: field(k, "e")?,
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
-        Ok(Self { keys })
+impl From<PublishedKey> for JwkBody {
+    fn from(key: PublishedKey) -> Self {
+        Self {
+            kty: key.kty.to_owned(),
+            kid: key.kid,
+            alg: key.alg.to_owned(),
+            use_: "sig".to_owned(),
+            n: key.n,
+            e: key.e,
+        }
     }
 }
 
@@ -151,7 +132,11 @@ impl MetaApi {
     ///
     /// The JWK set of the keys that sign access tokens (RS256).
     #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
-    async fn jwks(&self, jwks: Data<&Arc<JwksBody>>) -> JwksResponse {
-        JwksResponse::Ok(Json(JwksBody::clone(&jwks)), "public, max-age=300".into())
+    async fn jwks(&self, auth: Data<&Arc<AuthService>>) -> JwksResponse {
+        let keys = auth.published_keys().into_iter().map(JwkBody::from);
+        let body = JwksBody {
+            keys: keys.collect(),
+        };
+        JwksResponse::Ok(Json(body), "public, max-age=300".into())
     }
 }
