@@ -8,9 +8,6 @@ use std::sync::{PoisonError, RwLock};
 use domain::{AccessClaims, Timestamp};
 use sha2::{Digest, Sha256};
 
-/// Tokens longer than this are never cached (the verifier refuses them first).
-const MAX_CACHED_TOKEN_BYTES: usize = 8 * 1024;
-
 /// A bounded map from SHA-256(token) to its verified claims.
 ///
 /// Only the signature check is cached: times are checked again on every hit
@@ -34,7 +31,7 @@ impl VerifiedTokens {
 
     /// The cache key of `token`, or `None` when it is not to be cached.
     pub fn key(&self, token: &str) -> Option<[u8; 32]> {
-        (self.capacity > 0 && token.len() <= MAX_CACHED_TOKEN_BYTES)
+        (self.capacity > 0 && token.len() <= domain::MAX_ACCESS_TOKEN_BYTES)
             .then(|| Sha256::digest(token.as_bytes()).into())
     }
 

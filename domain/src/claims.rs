@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use crate::revocation::CLOCK_LEEWAY;
 use crate::session::SessionId;
 use crate::time::Timestamp;
 use crate::user::UserId;
@@ -18,6 +19,44 @@ pub fn access_token_exp(iat: Timestamp, ttl: Duration, session_end: Timestamp) -
         .saturating_add(ttl)
         .min(session_end.unix_seconds())
         .max(issued)
+}
+
+/// The largest access token accepted: 8 KiB. A longer one is refused before
+/// anything decodes, hashes or caches it.
+pub const MAX_ACCESS_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Why an access token's times refuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeRefusal {
+    /// At or past `exp`, beyond the leeway.
+    Expired,
+    /// Before `nbf`, beyond the leeway.
+    NotYetValid,
+}
+
+/// The access-token time rule: a token is good from `nbf` until just before
+/// `exp` (Unix seconds), widened on both sides by `leeway_secs` of clock
+/// leeway, itself bounded to 0..=[`CLOCK_LEEWAY`] (the WebSocket handshake
+/// asks for none). Saturating: no `exp`, `nbf` or `now` overflows.
+///
+/// # Errors
+/// [`TimeRefusal`] naming the failed bound, `exp` first.
+pub fn check_token_times(
+    exp: i64,
+    nbf: i64,
+    now: Timestamp,
+    leeway_secs: i64,
+) -> Result<(), TimeRefusal> {
+    let max = i64::try_from(CLOCK_LEEWAY.as_secs()).unwrap_or(i64::MAX);
+    let leeway = leeway_secs.clamp(0, max);
+    let now = now.unix_seconds();
+    if exp <= now.saturating_sub(leeway) {
+        Err(TimeRefusal::Expired)
+    } else if nbf > now.saturating_add(leeway) {
+        Err(TimeRefusal::NotYetValid)
+    } else {
+        Ok(())
+    }
 }
 
 /// Claims of an RS256 access token. Times are Unix seconds.
@@ -46,6 +85,33 @@ pub struct AccessClaims {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_times_hold_from_nbf_to_exp_within_the_leeway() {
+        let now = Timestamp::from_unix_seconds(1_000);
+        let check = |exp, nbf, leeway| check_token_times(exp, nbf, now, leeway);
+        assert_eq!(check(1_001, 1_000, 0), Ok(()));
+        assert_eq!(check(1_000, 900, 0), Err(TimeRefusal::Expired));
+        assert_eq!(check(1_001, 1_001, 0), Err(TimeRefusal::NotYetValid));
+        // Leeway both ways, at most 30 s whatever is asked.
+        assert_eq!(check(971, 1_030, 30), Ok(()));
+        assert_eq!(check(970, 900, 30), Err(TimeRefusal::Expired));
+        assert_eq!(check(1_001, 1_031, 30), Err(TimeRefusal::NotYetValid));
+        assert_eq!(check(969, 900, 3_600), Err(TimeRefusal::Expired));
+        assert_eq!(check(1_001, 900, -5), Ok(()));
+        // No overflow at the ends of the range.
+        let far = Timestamp::from_unix_seconds(i64::MAX);
+        assert_eq!(check_token_times(i64::MAX, 0, far, 30), Ok(()));
+        let early = Timestamp::from_unix_seconds(i64::MIN);
+        assert_eq!(
+            check_token_times(i64::MIN, i64::MIN, early, 30),
+            Err(TimeRefusal::Expired)
+        );
+        assert_eq!(
+            check_token_times(i64::MAX, i64::MAX, Timestamp::from_unix_seconds(0), 30),
+            Err(TimeRefusal::NotYetValid)
+        );
+    }
 
     #[test]
     fn an_access_token_ends_with_its_session() {

@@ -13,7 +13,9 @@ pub mod throttle;
 pub mod time;
 pub mod user;
 
-pub use claims::{AccessClaims, access_token_exp};
+pub use claims::{
+    AccessClaims, MAX_ACCESS_TOKEN_BYTES, TimeRefusal, access_token_exp, check_token_times,
+};
 pub use password::{PasswordPolicyError, check_password_policy};
 pub use refresh_token::{RefreshToken, TokenHash};
 pub use rotation::{

@@ -26,12 +26,6 @@ use super::base64url;
 use super::keys::{PrivateKey, PublicKey};
 use super::os_rng::OsRng;
 
-/// Longest token the verifier will look at (contract: "oversized tokens > 8 KiB").
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
-
-/// Most clock leeway a caller can ask for (contract: "at most 30 s").
-pub const MAX_LEEWAY_SECS: i64 = 30;
-
 /// The only `alg` we sign with and accept.
 const ALG: &str = "RS256";
 
@@ -242,7 +236,7 @@ impl AccessTokenVerifier for JwtVerifier {
         leeway_secs: i64,
     ) -> Result<AccessClaims, InvalidToken> {
         // Before anything else: nothing decodes or hashes an attacker's megabytes.
-        if token.len() > MAX_TOKEN_BYTES {
+        if token.len() > domain::MAX_ACCESS_TOKEN_BYTES {
             return Err(InvalidToken::Oversized);
         }
         let mut parts = token.split('.');
@@ -283,14 +277,8 @@ impl AccessTokenVerifier for JwtVerifier {
         if !claims.aud.contains(&self.audience) {
             return Err(InvalidToken::Audience);
         }
-        let leeway = leeway_secs.clamp(0, MAX_LEEWAY_SECS);
-        let now = now.unix_seconds();
-        if claims.exp <= now.saturating_sub(leeway) {
-            return Err(InvalidToken::Expired);
-        }
-        if claims.nbf > now.saturating_add(leeway) {
-            return Err(InvalidToken::NotYetValid);
-        }
+        domain::check_token_times(claims.exp, claims.nbf, now, leeway_secs)
+            .map_err(InvalidToken::from)?;
         Ok(AccessClaims {
             iss: claims.iss,
             aud: self.audience.clone(),

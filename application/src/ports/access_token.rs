@@ -71,6 +71,15 @@ pub struct PublishedKey {
     pub e: String,
 }
 
+impl From<domain::TimeRefusal> for InvalidToken {
+    fn from(refusal: domain::TimeRefusal) -> Self {
+        match refusal {
+            domain::TimeRefusal::Expired => Self::Expired,
+            domain::TimeRefusal::NotYetValid => Self::NotYetValid,
+        }
+    }
+}
+
 /// Verifies access tokens. Cheap enough (well under a millisecond) to run inline.
 pub trait AccessTokenVerifier: Send + Sync + 'static {
     /// The keys it verifies with, for the JWKS.

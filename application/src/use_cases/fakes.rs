@@ -327,9 +327,7 @@ impl AccessTokenVerifier for Tokens {
             .get(token)
             .cloned()
             .ok_or(InvalidToken::Signature)?;
-        if claims.exp <= now.unix_seconds() - leeway_secs {
-            return Err(InvalidToken::Expired);
-        }
+        domain::check_token_times(claims.exp, claims.nbf, now, leeway_secs)?;
         Ok(claims)
     }
 }

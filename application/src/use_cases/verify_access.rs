@@ -59,20 +59,13 @@ impl AuthService {
     }
 }
 
-/// `exp` and `nbf` of already verified claims against `now`, with the same
-/// leeway bounds the verifier applies (0 to 30 s).
+/// `exp` and `nbf` of already verified claims against `now`, by the same
+/// rule the verifier applies ([`domain::check_token_times`]).
 fn check_times(
     claims: AccessClaims,
     now: Timestamp,
     leeway_secs: i64,
 ) -> Result<AccessClaims, InvalidToken> {
-    let leeway = leeway_secs.clamp(0, CLOCK_LEEWAY_SECS);
-    let now = now.unix_seconds();
-    if claims.exp <= now - leeway {
-        Err(InvalidToken::Expired)
-    } else if claims.nbf > now + leeway {
-        Err(InvalidToken::NotYetValid)
-    } else {
-        Ok(claims)
-    }
+    domain::check_token_times(claims.exp, claims.nbf, now, leeway_secs)?;
+    Ok(claims)
 }
