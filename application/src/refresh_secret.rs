@@ -54,7 +54,7 @@ impl SealKey {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
             .expect("HMAC takes a key of any length");
         mac.update(PSEUDONYM_LABEL);
-        mac.update(typed.to_lowercase().as_bytes());
+        mac.update(domain::fold_name(typed).as_bytes());
         let digest = mac.finalize().into_bytes();
         let mut out = String::with_capacity(17);
         out.push('#');

@@ -25,4 +25,4 @@ pub use rotation::{
 pub use session::{RevokeReason, Session, SessionId};
 pub use throttle::{Admission, ThrottlePolicy, ThrottleWindow, admit};
 pub use time::Timestamp;
-pub use user::{PasswordHash, User, UserId, Username, UsernameError};
+pub use user::{PasswordHash, User, UserId, Username, UsernameError, fold_name};

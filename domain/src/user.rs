@@ -72,10 +72,19 @@ impl Username {
         &self.0
     }
 
-    /// The case-folded form that uniqueness and lookups use.
+    /// The case-folded form that uniqueness and lookups use ([`fold_name`]).
     pub fn canonical(&self) -> String {
-        self.0.to_ascii_lowercase()
+        fold_name(&self.0)
     }
+}
+
+/// The one case-fold of usernames: ASCII letters to lower case, everything
+/// else kept. Usernames are ASCII, so this is what makes `Alice` and `alice`
+/// one user; a typed name that is not a username (kept as a pseudonym, or
+/// in an audit event) is folded the same way, so that its attempts group
+/// with those of the same name in other cases.
+pub fn fold_name(typed: &str) -> String {
+    typed.to_ascii_lowercase()
 }
 
 impl std::fmt::Display for Username {

@@ -139,7 +139,9 @@ impl SecurityEvent {
     /// With the username as typed (case-folded, cut at 64 characters).
     #[must_use]
     pub fn username(mut self, typed: &str) -> Self {
-        self.username = Some(typed.chars().take(64).collect::<String>().to_lowercase());
+        self.username = Some(domain::fold_name(
+            &typed.chars().take(64).collect::<String>(),
+        ));
         self
     }
 
