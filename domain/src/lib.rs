@@ -19,8 +19,8 @@ pub use claims::{
 pub use password::{PasswordPolicyError, check_password_policy};
 pub use refresh_token::{RefreshToken, TokenHash};
 pub use rotation::{
-    Family, FamilyState, LogoutDecision, RotationDecision, TokenPolicy, decide_logout,
-    decide_refresh,
+    Family, FamilyState, LogoutDecision, RefreshRefusal, RotationDecision, TokenPolicy,
+    decide_logout, decide_refresh,
 };
 pub use session::{RevokeReason, Session, SessionId};
 pub use throttle::{Admission, ThrottlePolicy, ThrottleWindow, admit};

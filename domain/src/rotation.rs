@@ -76,14 +76,21 @@ pub enum RotationDecision {
     GraceReplay,
     /// A rotated token outside the grace: revoke the whole family.
     ReuseDetected,
+    /// Refuse the token and change nothing.
+    Refuse(RefreshRefusal),
+}
+
+/// Why a presented refresh token is refused without any change to its family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshRefusal {
+    /// No such token.
+    Unknown,
     /// The token's idle timeout has passed.
     Expired,
     /// The family has passed its absolute lifetime.
     SessionExpired,
     /// The family was revoked before.
     Revoked,
-    /// No such token.
-    Unknown,
 }
 
 /// Decides what presenting a refresh token means. Pure: the caller applies it.
@@ -102,13 +109,13 @@ pub fn decide_refresh(
         current,
     }) = state
     else {
-        return RotationDecision::Unknown;
+        return RotationDecision::Refuse(RefreshRefusal::Unknown);
     };
     if session.is_revoked() {
-        return RotationDecision::Revoked;
+        return RotationDecision::Refuse(RefreshRefusal::Revoked);
     }
     if now >= session.expires_at {
-        return RotationDecision::SessionExpired;
+        return RotationDecision::Refuse(RefreshRefusal::SessionExpired);
     }
     if let Some(rotated_at) = presented.rotated_at {
         let current_is_child = current.is_some_and(|c| {
@@ -121,7 +128,7 @@ pub fn decide_refresh(
         };
     }
     if now >= presented.expires_at {
-        return RotationDecision::Expired;
+        return RotationDecision::Refuse(RefreshRefusal::Expired);
     }
     RotationDecision::Rotate {
         successor_expires_at: policy.token_expiry(session, now),
@@ -152,10 +159,7 @@ pub fn decide_logout(
     match decide_refresh(state, now, policy) {
         RotationDecision::Rotate { .. } | RotationDecision::GraceReplay => LogoutDecision::Live,
         RotationDecision::ReuseDetected => LogoutDecision::Reuse,
-        RotationDecision::Expired
-        | RotationDecision::SessionExpired
-        | RotationDecision::Revoked
-        | RotationDecision::Unknown => LogoutDecision::Dead,
+        RotationDecision::Refuse(_) => LogoutDecision::Dead,
     }
 }
 
@@ -169,12 +173,25 @@ pub struct Family {
     pub tokens: Vec<RefreshToken>,
 }
 
-impl Family {
-    /// A new family with its first token, minted at `session.created_at`.
-    pub fn start(session: Session, first: TokenHash, policy: &TokenPolicy) -> Self {
+impl RefreshToken {
+    /// The first token of `session`'s family: no parent, minted when the
+    /// session starts, expiring by `policy`.
+    pub fn first(session: &Session, hash: TokenHash, policy: &TokenPolicy) -> Self {
         let now = session.created_at;
-        let expires_at = policy.token_expiry(&session, now);
-        let token = RefreshToken::mint(first, session.id, None, now, expires_at);
+        Self::mint(
+            hash,
+            session.id,
+            None,
+            now,
+            policy.token_expiry(session, now),
+        )
+    }
+}
+
+impl Family {
+    /// A new family with its first token ([`RefreshToken::first`]).
+    pub fn start(session: Session, first: TokenHash, policy: &TokenPolicy) -> Self {
+        let token = RefreshToken::first(&session, first, policy);
         Self {
             session,
             tokens: vec![token],
@@ -305,7 +322,7 @@ mod tests {
         assert!(f.session.is_revoked());
         assert_eq!(
             f.refresh(&h(1), t(1_012), &p, h(3)),
-            RotationDecision::Revoked
+            RotationDecision::Refuse(RefreshRefusal::Revoked)
         );
     }
 
@@ -359,7 +376,7 @@ mod tests {
         let mut f = family(&p);
         assert_eq!(
             f.refresh(&h(0), t(1_100), &p, h(1)),
-            RotationDecision::Expired
+            RotationDecision::Refuse(RefreshRefusal::Expired)
         );
         let mut f = family(&p);
         let d = f.refresh(&h(0), t(1_099), &p, h(1));
@@ -372,7 +389,7 @@ mod tests {
         );
         assert_eq!(
             f.refresh(&h(1), t(1_150), &p, h(2)),
-            RotationDecision::SessionExpired
+            RotationDecision::Refuse(RefreshRefusal::SessionExpired)
         );
     }
 
@@ -382,7 +399,7 @@ mod tests {
         let mut f = family(&p);
         assert_eq!(
             f.refresh(&h(9), t(1_001), &p, h(1)),
-            RotationDecision::Unknown
+            RotationDecision::Refuse(RefreshRefusal::Unknown)
         );
     }
 
@@ -428,7 +445,7 @@ mod tests {
                 prop_assert!(f.tokens.iter().filter(|t| t.rotated_at.is_none()).count() <= 1);
                 // A revoked family never comes back.
                 if was_revoked {
-                    prop_assert_eq!(decision, RotationDecision::Revoked);
+                    prop_assert_eq!(decision, RotationDecision::Refuse(RefreshRefusal::Revoked));
                     prop_assert!(f.session.is_revoked());
                 }
                 if let Some(rotated_at) = presented.rotated_at

@@ -196,12 +196,7 @@ impl SessionStore for SeaSessionStore {
                 family.revoke(now, RevokeReason::ReuseDetected);
                 RefreshOutcome::ReuseDetected { session: family }
             }
-            RotationDecision::Expired => RefreshOutcome::Refused(RefreshRefusal::Expired),
-            RotationDecision::SessionExpired => {
-                RefreshOutcome::Refused(RefreshRefusal::SessionExpired)
-            }
-            RotationDecision::Revoked => RefreshOutcome::Refused(RefreshRefusal::Revoked),
-            RotationDecision::Unknown => RefreshOutcome::Refused(RefreshRefusal::Unknown),
+            RotationDecision::Refuse(refusal) => RefreshOutcome::Refused(refusal),
         };
         tx.commit().await.context("committing the refresh")?;
         Ok(outcome)

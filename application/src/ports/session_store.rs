@@ -46,18 +46,9 @@ impl TokenFamily {
     }
 }
 
-/// Refusals of a refresh that change nothing in the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefreshRefusal {
-    /// No such token.
-    Unknown,
-    /// The token's idle timeout passed.
-    Expired,
-    /// The family passed its absolute lifetime.
-    SessionExpired,
-    /// The family was revoked before.
-    Revoked,
-}
+/// Refusals of a refresh that change nothing in the store: the domain's
+/// decision itself, so that no store maps it.
+pub use domain::RefreshRefusal;
 
 /// What a refresh did, after it was applied atomically.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -121,12 +121,7 @@ impl SessionStore for Sessions {
                 self.forget_seals(family);
                 RefreshOutcome::ReuseDetected { session }
             }
-            RotationDecision::Expired => RefreshOutcome::Refused(RefreshRefusal::Expired),
-            RotationDecision::SessionExpired => {
-                RefreshOutcome::Refused(RefreshRefusal::SessionExpired)
-            }
-            RotationDecision::Revoked => RefreshOutcome::Refused(RefreshRefusal::Revoked),
-            RotationDecision::Unknown => RefreshOutcome::Refused(RefreshRefusal::Unknown),
+            RotationDecision::Refuse(refusal) => RefreshOutcome::Refused(refusal),
         })
     }
     async fn find_by_token(&self, hash: &TokenHash) -> anyhow::Result<Option<Session>> {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use domain::{Family, Session, SessionId, User, Username};
+use domain::{RefreshToken, Session, SessionId, User, Username};
 use secrecy::SecretString;
 
 use crate::ports::{Overloaded, PasswordCheck, SecurityEvent, SecurityEventKind, ThrottleKey};
@@ -122,12 +122,7 @@ impl AuthService {
             client.ip.clone(),
         );
         let secret = RefreshSecret::generate(self.ports.random.as_ref());
-        let family = Family::start(session, secret.hash(), policy);
-        let Family { session, tokens } = family;
-        let first = tokens
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("a new family has a token"))?;
+        let first = RefreshToken::first(&session, secret.hash(), policy);
         self.ports.sessions.create(&session, &first).await?;
         let access = self.issue_access(&user, &session, now).await?;
         let refresh = IssuedRefreshToken {

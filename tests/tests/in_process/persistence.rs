@@ -630,10 +630,16 @@ fn decision_of(outcome: &RefreshOutcome) -> &'static str {
         RefreshOutcome::Rotated { .. } => "rotate",
         RefreshOutcome::GraceReplay { .. } => "grace",
         RefreshOutcome::ReuseDetected { .. } => "reuse",
-        RefreshOutcome::Refused(RefreshRefusal::Unknown) => "unknown",
-        RefreshOutcome::Refused(RefreshRefusal::Expired) => "expired",
-        RefreshOutcome::Refused(RefreshRefusal::SessionExpired) => "session_expired",
-        RefreshOutcome::Refused(RefreshRefusal::Revoked) => "revoked",
+        RefreshOutcome::Refused(refusal) => refusal_of(*refusal),
+    }
+}
+
+fn refusal_of(refusal: RefreshRefusal) -> &'static str {
+    match refusal {
+        RefreshRefusal::Unknown => "unknown",
+        RefreshRefusal::Expired => "expired",
+        RefreshRefusal::SessionExpired => "session_expired",
+        RefreshRefusal::Revoked => "revoked",
     }
 }
 
@@ -642,10 +648,7 @@ fn name_of(d: RotationDecision) -> &'static str {
         RotationDecision::Rotate { .. } => "rotate",
         RotationDecision::GraceReplay => "grace",
         RotationDecision::ReuseDetected => "reuse",
-        RotationDecision::Expired => "expired",
-        RotationDecision::SessionExpired => "session_expired",
-        RotationDecision::Revoked => "revoked",
-        RotationDecision::Unknown => "unknown",
+        RotationDecision::Refuse(refusal) => refusal_of(refusal),
     }
 }
 
