@@ -250,7 +250,7 @@ impl Family {
                 ));
             }
             RotationDecision::ReuseDetected => {
-                self.session.revoke(now, RevokeReason::ReuseDetected)
+                self.session.revoke(now, RevokeReason::ReuseDetected);
             }
             _ => {}
         }

@@ -112,12 +112,17 @@ impl Session {
         !self.is_revoked() && now < self.expires_at
     }
 
-    /// Marks it revoked; a revoked session keeps its first revocation.
-    pub fn revoke(&mut self, now: Timestamp, reason: RevokeReason) {
-        if self.revoked_at.is_none() {
+    /// The one meaning of revoking a session, which every store applies:
+    /// a live session ([`Self::is_live`]) becomes revoked at `now` for
+    /// `reason`; a revoked one keeps its first revocation and an ended one
+    /// stays as it is. Returns whether it revoked.
+    pub fn revoke(&mut self, now: Timestamp, reason: RevokeReason) -> bool {
+        let live = self.is_live(now);
+        if live {
             self.revoked_at = Some(now);
             self.revoke_reason = Some(reason);
         }
+        live
     }
 }
 
@@ -149,9 +154,13 @@ mod tests {
         );
         assert!(s.is_live(Timestamp::from_unix_seconds(59)));
         assert!(!s.is_live(Timestamp::from_unix_seconds(60)));
-        s.revoke(Timestamp::from_unix_seconds(1), RevokeReason::ReuseDetected);
-        s.revoke(Timestamp::from_unix_seconds(2), RevokeReason::Logout);
+        let mut ended = s.clone();
+        assert!(s.revoke(Timestamp::from_unix_seconds(1), RevokeReason::ReuseDetected));
+        assert!(!s.revoke(Timestamp::from_unix_seconds(2), RevokeReason::Logout));
         assert_eq!(s.revoke_reason, Some(RevokeReason::ReuseDetected));
         assert_eq!(s.revoked_at, Some(Timestamp::from_unix_seconds(1)));
+        // Past its absolute lifetime there is nothing to revoke.
+        assert!(!ended.revoke(Timestamp::from_unix_seconds(60), RevokeReason::Logout));
+        assert_eq!((ended.revoked_at, ended.revoke_reason), (None, None));
     }
 }

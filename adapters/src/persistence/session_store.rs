@@ -314,18 +314,9 @@ impl SessionStore for SeaSessionStore {
         reason: RevokeReason,
         now: Timestamp,
     ) -> anyhow::Result<bool> {
-        // Only a live session is revoked; the first revocation is kept.
         let _turn = self.db.write_turn().await;
-        let res = session::Entity::update_many()
-            .col_expr(session::Column::RevokedAt, Expr::value(now.unix_millis()))
-            .col_expr(session::Column::RevokeReason, Expr::value(reason.as_str()))
-            .filter(session::Column::Id.eq(*id.as_uuid()))
-            .filter(session::Column::RevokedAt.is_null())
-            .filter(session::Column::ExpiresAt.gt(now.unix_millis()))
-            .exec(self.db.connection())
-            .await
-            .context("revoking a session")?;
-        Ok(res.rows_affected == 1)
+        let revoked = revoke_rows(self.db.connection(), Some(id), None, reason, now).await?;
+        Ok(revoked == 1)
     }
 
     #[tracing::instrument(
@@ -350,6 +341,7 @@ impl SessionStore for SeaSessionStore {
             .column(session::Column::Id)
             .filter(session::Column::UserId.eq(*user.as_uuid()))
             .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::ExpiresAt.gt(now.unix_millis()))
             .order_by_asc(session::Column::Id)
             .lock_exclusive()
             .into_tuple()
@@ -459,7 +451,8 @@ async fn erase_family_seals(conn: &impl ConnectionTrait, family: SessionId) -> a
     Ok(())
 }
 
-/// Revokes one session, or every unrevoked session of a user.
+/// Revokes one session, or every session of a user, that is live:
+/// [`domain::Session::revoke`]'s rule in SQL.
 async fn revoke_rows(
     conn: &impl ConnectionTrait,
     id: Option<SessionId>,
@@ -470,7 +463,8 @@ async fn revoke_rows(
     let mut update = session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, Expr::value(now.unix_millis()))
         .col_expr(session::Column::RevokeReason, Expr::value(reason.as_str()))
-        .filter(session::Column::RevokedAt.is_null());
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::ExpiresAt.gt(now.unix_millis()));
     if let Some(id) = id {
         update = update.filter(session::Column::Id.eq(*id.as_uuid()));
     }

@@ -137,7 +137,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Storage failures.
     async fn list_live(&self, user: UserId, now: Timestamp) -> anyhow::Result<Vec<Session>>;
 
-    /// Revokes one session. Returns whether it was live before.
+    /// Revokes one session if it is live ([`domain::Session::revoke`]'s
+    /// rule); returns whether it did.
     ///
     /// # Errors
     /// Storage failures.
@@ -148,7 +149,8 @@ pub trait SessionStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> anyhow::Result<bool>;
 
-    /// Revokes every unrevoked session of a user; returns their ids.
+    /// Revokes every live session of a user ([`domain::Session::revoke`]'s
+    /// rule); returns their ids.
     ///
     /// # Errors
     /// Storage failures.

@@ -170,11 +170,9 @@ impl SessionStore for Sessions {
         now: Timestamp,
     ) -> anyhow::Result<bool> {
         let mut families = self.families.lock().unwrap();
-        Ok(families.get_mut(&id).is_some_and(|f| {
-            let was_live = !f.session.is_revoked();
-            f.session.revoke(now, reason);
-            was_live
-        }))
+        Ok(families
+            .get_mut(&id)
+            .is_some_and(|f| f.session.revoke(now, reason)))
     }
     async fn revoke_all_for_user(
         &self,
@@ -184,12 +182,10 @@ impl SessionStore for Sessions {
     ) -> anyhow::Result<Vec<SessionId>> {
         let mut families = self.families.lock().unwrap();
         let mut ids = Vec::new();
-        for f in families
-            .values_mut()
-            .filter(|f| f.session.user_id == user && !f.session.is_revoked())
-        {
-            f.session.revoke(now, reason);
-            ids.push(f.session.id);
+        for f in families.values_mut().filter(|f| f.session.user_id == user) {
+            if f.session.revoke(now, reason) {
+                ids.push(f.session.id);
+            }
         }
         Ok(ids)
     }

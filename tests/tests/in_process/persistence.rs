@@ -362,13 +362,14 @@ async fn sessions_lifecycle(db: Database) {
             .unwrap()
     );
 
-    // Revoke all: every unrevoked session of the owner, none of the other user's.
+    // Revoke all: every live session of the owner (not the ended one), none
+    // of the other user's.
     let mut ids = store
         .revoke_all_for_user(owner, RevokeReason::Logout, t(90))
         .await
         .unwrap();
     ids.sort();
-    let mut expected = vec![a.session.id, c.session.id, s.session.id, e.session.id];
+    let mut expected = vec![a.session.id, c.session.id, s.session.id];
     expected.sort();
     assert_eq!(ids, expected);
     assert!(
@@ -379,6 +380,8 @@ async fn sessions_lifecycle(db: Database) {
             .is_empty()
     );
     assert!(store.list_live(owner, t(92)).await.unwrap().is_empty());
+    let ended = store.find(e.session.id).await.unwrap().unwrap();
+    assert_eq!((ended.revoked_at, ended.revoke_reason), (None, None));
     assert_eq!(store.list_live(other, t(92)).await.unwrap().len(), 1);
     assert_eq!(
         store.find(f.session.id).await.unwrap().unwrap().revoked_at,
@@ -391,7 +394,7 @@ async fn sessions_lifecycle(db: Database) {
         .unwrap()
         .into_iter()
         .collect();
-    assert_eq!(since.len(), 5);
+    assert_eq!(since.len(), 4);
     assert!(since.contains(&b.session.id));
     let since: HashSet<_> = store
         .revoked_since(t(61))
@@ -399,7 +402,7 @@ async fn sessions_lifecycle(db: Database) {
         .unwrap()
         .into_iter()
         .collect();
-    assert_eq!(since.len(), 4, "revoked at or after the instant only");
+    assert_eq!(since.len(), 3, "revoked at or after the instant only");
 
     // Client-supplied text that a column would refuse is stored cleaned, not a failure.
     let odd = Session::start(
