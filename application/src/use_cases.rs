@@ -13,7 +13,7 @@ pub(crate) mod fakes;
 pub use login::{LoginError, LoginOutcome};
 pub use logout::LogoutScope;
 pub use refresh::{RefreshError, RefreshResult};
-pub use register::RegisterError;
+pub use register::{RegisterError, UserAccounts};
 pub use sessions::{RevokeSessionError, SessionView};
 
 #[cfg(test)]

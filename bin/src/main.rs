@@ -156,11 +156,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             command: UserCommand::Add { name },
         } => {
             let password = read_password(&name)?;
-            let db = wiring::connect(&config).await?;
-            let keys = KeyMaterial::load_or_create(&config)?;
-            let auth = wiring::build_service(&config, &db, &keys).await?;
-            let user = auth
-                .add_user(&name, password)
+            let user = wiring::user_accounts(&config)
+                .await?
+                .add(&name, password)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot add the user: {e}"))?;
             println!("added user {} ({})", user.username, user.id);

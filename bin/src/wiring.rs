@@ -21,6 +21,7 @@ use adapters::telemetry::{EventRecorder, Metrics};
 use adapters::ws::{self, WsConfig};
 use anyhow::Context;
 use application::ports::{Clock, RevocationBus, SessionStore, ThrottlePolicy};
+use application::use_cases::UserAccounts;
 use application::{AuthConfig, AuthService, Ports, Pruned};
 use domain::TokenPolicy;
 use tokio::sync::watch;
@@ -74,16 +75,20 @@ pub async fn connect(config: &Config) -> anyhow::Result<Database> {
     Ok(db)
 }
 
-/// Builds every adapter and the service on `db`, without metrics.
+/// What `authd user add` needs: the users table and the password hasher,
+/// on a connected (and, unless `AUTO_MIGRATE=false`, migrated) database.
+/// No key is read or created, no revocation feed started.
 ///
 /// # Errors
-/// The revocation bus could not start.
-pub async fn build_service(
-    config: &Config,
-    db: &Database,
-    keys: &KeyMaterial,
-) -> anyhow::Result<Arc<AuthService>> {
-    build_service_with_metrics(config, db, keys, Metrics::disabled()).await
+/// The database cannot be reached, or the hasher cannot start.
+pub async fn user_accounts(config: &Config) -> anyhow::Result<UserAccounts> {
+    let db = connect(config).await?;
+    Ok(UserAccounts {
+        users: Arc::new(SeaUserRepository::new(db)),
+        hasher: Arc::new(Argon2Hasher::with_queue_limit(config.password_queue_limit)?),
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+    })
 }
 
 /// Builds every adapter and the service on `db`; security events count into `metrics`.

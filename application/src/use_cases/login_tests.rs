@@ -57,7 +57,8 @@ async fn closed_registration_still_allows_the_admin_command() {
         Err(RegisterError::Closed)
     ));
     w.service
-        .add_user("carol", secret("long enough"))
+        .accounts()
+        .add("carol", secret("long enough"))
         .await
         .expect("admin add");
 }

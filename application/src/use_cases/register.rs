@@ -4,7 +4,11 @@ use domain::{PasswordPolicyError, User, UserId, Username, UsernameError, check_p
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::AuthService;
-use crate::ports::{InsertUserError, Overloaded};
+use std::sync::Arc;
+
+use crate::ports::{
+    Clock, InsertUserError, Overloaded, PasswordHasher, RandomSource, UserRepository,
+};
 
 /// Why a registration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +33,52 @@ pub enum RegisterError {
     Unexpected(#[from] anyhow::Error),
 }
 
+/// Creating users, on exactly the ports it needs: the `authd user add`
+/// command opens these and nothing else (no keys, no revocation feed).
+#[derive(Clone)]
+pub struct UserAccounts {
+    /// Where users are stored.
+    pub users: Arc<dyn UserRepository>,
+    /// Hashes the password.
+    pub hasher: Arc<dyn PasswordHasher>,
+    /// Stamps `created_at`.
+    pub clock: Arc<dyn Clock>,
+    /// Makes the user id.
+    pub random: Arc<dyn RandomSource>,
+}
+
+impl std::fmt::Debug for UserAccounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserAccounts").finish_non_exhaustive()
+    }
+}
+
+impl UserAccounts {
+    /// Adds `username` with `password` (hashed with argon2id), whether or
+    /// not registration is open.
+    ///
+    /// # Errors
+    /// See [`RegisterError`]; never `Closed`.
+    #[tracing::instrument(skip(self, password))]
+    pub async fn add(&self, username: &str, password: SecretString) -> Result<User, RegisterError> {
+        let username = Username::parse(username)?;
+        check_password_policy(password.expose_secret())?;
+        let ticket = self.hasher.reserve()?;
+        let password_hash = self.hasher.hash(ticket, password).await?;
+        let user = User {
+            id: UserId::from_uuid(self.random.uuid()),
+            username,
+            password_hash,
+            created_at: self.clock.now(),
+        };
+        match self.users.insert(&user).await {
+            Ok(()) => Ok(user),
+            Err(InsertUserError::Duplicate) => Err(RegisterError::UsernameTaken),
+            Err(InsertUserError::Unexpected(e)) => Err(RegisterError::Unexpected(e)),
+        }
+    }
+}
+
 impl AuthService {
     /// Registers `username` with `password` (hashed with argon2id).
     ///
@@ -40,45 +90,20 @@ impl AuthService {
         username: &str,
         password: SecretString,
     ) -> Result<User, RegisterError> {
-        self.create_user(username, password, true).await
-    }
-
-    /// Adds a user whether or not registration is open (the `authd user add` command).
-    ///
-    /// # Errors
-    /// See [`RegisterError`]; never `Closed`.
-    #[tracing::instrument(skip(self, password))]
-    pub async fn add_user(
-        &self,
-        username: &str,
-        password: SecretString,
-    ) -> Result<User, RegisterError> {
-        self.create_user(username, password, false).await
-    }
-
-    async fn create_user(
-        &self,
-        username: &str,
-        password: SecretString,
-        public: bool,
-    ) -> Result<User, RegisterError> {
-        if public && !self.config.allow_registration {
+        if !self.config.allow_registration {
             return Err(RegisterError::Closed);
         }
-        let username = Username::parse(username)?;
-        check_password_policy(password.expose_secret())?;
-        let ticket = self.ports.hasher.reserve()?;
-        let password_hash = self.ports.hasher.hash(ticket, password).await?;
-        let user = User {
-            id: UserId::from_uuid(self.ports.random.uuid()),
-            username,
-            password_hash,
-            created_at: self.ports.clock.now(),
-        };
-        match self.ports.users.insert(&user).await {
-            Ok(()) => Ok(user),
-            Err(InsertUserError::Duplicate) => Err(RegisterError::UsernameTaken),
-            Err(InsertUserError::Unexpected(e)) => Err(RegisterError::Unexpected(e)),
+        self.accounts().add(username, password).await
+    }
+
+    /// Creating users on this service's ports (the operators' way in,
+    /// whether or not registration is open).
+    pub fn accounts(&self) -> UserAccounts {
+        UserAccounts {
+            users: self.ports.users.clone(),
+            hasher: self.ports.hasher.clone(),
+            clock: self.ports.clock.clone(),
+            random: self.ports.random.clone(),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The `authd` command line on a real terminal: `authd user add` reads the
-//! password without echoing it.
+//! password without echoing it, and touches no key file.
 //!
 //! A pseudo-terminal comes from util-linux's `script`; the terminal echoes
 //! what is typed unless the program turned echo off, so the password must not
@@ -14,10 +14,9 @@ use integration_tests::process;
 
 #[test]
 #[cfg_attr(missing = "script", ignore = "needs script (util-linux)")]
-fn user_add_does_not_echo_the_password() {
-    process::require_tools("user_add_does_not_echo_the_password", &["script"]);
+fn user_add_does_not_echo_the_password_and_opens_no_keys() {
+    process::require_tools("user_add_does_not_echo_the_password_and_opens_no_keys", &["script"]);
     let dir = process::temp_dir("authd-cli").unwrap();
-    process::write_rsa_keys(&dir, 2048).unwrap();
     let command = format!("{} user add alice", crate::authd().display());
     let mut child = Command::new(process::which("script").expect("script"))
         .args(["-q", "-e", "-c", &command, "/dev/null"])
@@ -25,8 +24,9 @@ fn user_add_does_not_echo_the_password() {
             "DATABASE_URL",
             format!("sqlite://{}/authd.db?mode=rwc", dir.display()),
         )
-        .env("PRIVATE_KEY_PATH", dir.join("private.pem"))
-        .env("PUBLIC_KEY_PATH", dir.join("public.pem"))
+        // No key files: adding a user neither needs nor creates them.
+        .env("PRIVATE_KEY_PATH", dir.join("keys/private.pem"))
+        .env("PUBLIC_KEY_PATH", dir.join("keys/public.pem"))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -72,8 +72,10 @@ fn user_add_does_not_echo_the_password() {
     let screen = wait_for("added user alice", Duration::from_secs(30));
     let _ = child.kill();
     let _ = child.wait();
+    let keys_made = dir.join("keys").exists();
     let _ = std::fs::remove_dir_all(&dir);
     assert!(screen.contains("added user alice"), "{screen:?}");
+    assert!(!keys_made, "authd user add created key files");
     assert!(
         !screen.contains(password),
         "the password was echoed: {screen:?}"
