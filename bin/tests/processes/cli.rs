@@ -15,7 +15,10 @@ use integration_tests::process;
 #[test]
 #[cfg_attr(missing = "script", ignore = "needs script (util-linux)")]
 fn user_add_does_not_echo_the_password_and_opens_no_keys() {
-    process::require_tools("user_add_does_not_echo_the_password_and_opens_no_keys", &["script"]);
+    process::require_tools(
+        "user_add_does_not_echo_the_password_and_opens_no_keys",
+        &["script"],
+    );
     let dir = process::temp_dir("authd-cli").unwrap();
     let command = format!("{} user add alice", crate::authd().display());
     let mut child = Command::new(process::which("script").expect("script"))
