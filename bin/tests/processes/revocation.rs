@@ -139,6 +139,16 @@ fn http() -> reqwest::Client {
         .expect("client")
 }
 
+/// The refresh token a response sets, if any.
+fn refresh_cookie(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.split(';').next()?.strip_prefix("refreshToken="))
+        .map(str::to_owned)
+}
+
 /// A signed-in user: access token and refresh token.
 struct Login {
     access: String,
@@ -168,14 +178,7 @@ async fn sign_in(api: &Node, username: &str) -> Login {
         .await
         .expect("login");
     assert_eq!(r.status(), 200, "login");
-    let refresh = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.split(';').next()?.strip_prefix("refreshToken="))
-        .expect("refresh cookie")
-        .to_owned();
+    let refresh = refresh_cookie(&r).expect("refresh cookie");
     let json: Value = r.json().await.expect("json");
     Login {
         access: json["accessToken"]
@@ -503,13 +506,7 @@ async fn rotate(api: &Node, refresh: &str) -> (u16, Value, Option<String>) {
         .await
         .expect("refresh");
     let status = r.status().as_u16();
-    let next = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.split(';').next()?.strip_prefix("refreshToken="))
-        .map(str::to_owned);
+    let next = refresh_cookie(&r);
     (status, r.json().await.unwrap_or(Value::Null), next)
 }
 
