@@ -2,10 +2,13 @@
 //! binary and the integration tests (which start the real wiring in-process).
 
 pub mod config;
+mod housekeeping;
 pub mod key_files;
+pub mod lifecycle;
 pub mod observability;
 pub mod wiring;
 
 pub use config::{Config, ConfigError, LogFormat};
 pub use key_files::KeyMaterial;
-pub use wiring::{RunningApp, Services, ShutdownTrigger, start};
+pub use lifecycle::{RunningApp, Services, ShutdownTrigger, start, start_with};
+pub use wiring::Seams;

@@ -4,7 +4,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use authd::wiring::{self, KeyMaterial, Services};
+use authd::Services;
+use authd::wiring::{self, KeyMaterial};
 use authd::{Config, observability};
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use secrecy::{ExposeSecret as _, SecretString};
@@ -233,7 +234,7 @@ async fn serve(config: &Config, services: Services) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || KeyMaterial::load_or_create(&config)).await??
     };
     tracing::info!(kid = keys.private.kid(), "signing key loaded");
-    let app = wiring::start(config, &keys, services).await?;
+    let app = authd::start(config, &keys, services).await?;
     let trigger = app.shutdown_trigger();
     tokio::spawn(async move {
         shutdown_signal().await;

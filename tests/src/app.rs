@@ -8,10 +8,14 @@
 //! health check), so a 500 anywhere fails the test that caused it.
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use authd::wiring::{KeyMaterial, RunningApp, Services};
+use adapters::crypto::password::Argon2Cost;
+use authd::wiring::KeyMaterial;
+use authd::{RunningApp, Seams, Services};
+
+use crate::clock::TestClock;
 use authd::{Config, ShutdownTrigger};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -66,7 +70,17 @@ pub struct TestOptions {
     pub demo_dir: Option<std::path::PathBuf>,
     /// `API_DOCS`.
     pub api_docs: bool,
+    /// argon2id at the OWASP cost instead of [`CHEAP_HASHING`] (for the
+    /// tests that need hashing to take as long as in production).
+    pub production_hashing: bool,
 }
+
+/// The argon2id cost of test apps: a millisecond, not tens.
+pub const CHEAP_HASHING: Argon2Cost = Argon2Cost {
+    m_kib: 1024,
+    t: 1,
+    p: 1,
+};
 
 impl TestOptions {
     /// The service's own defaults (`Config::default()`) on `backend`.
@@ -92,6 +106,7 @@ impl TestOptions {
             metrics: d.metrics_addr.is_some(),
             demo_dir: d.demo_dir,
             api_docs: d.api_docs,
+            production_hashing: false,
         }
     }
 }
@@ -132,6 +147,8 @@ pub struct TestApp {
     pub config: Config,
     /// The running wiring (service, database).
     pub running: RunningApp,
+    /// The time every use case and store of the app reads.
+    pub clock: TestClock,
     client: reqwest::Client,
     stop: ShutdownTrigger,
 }
@@ -185,7 +202,12 @@ pub async fn spawn_app(options: TestOptions) -> TestApp {
     let keys = tokio::task::spawn_blocking(test_keys)
         .await
         .expect("key generation");
-    let running = authd::start(&config, keys, Services::Both)
+    let clock = TestClock::default();
+    let seams = Seams {
+        clock: Arc::new(clock.clone()),
+        argon2: (!options.production_hashing).then_some(CHEAP_HASHING),
+    };
+    let running = authd::start_with(&config, keys, Services::Both, &seams)
         .await
         .expect("starting the app");
     let api_addr = running.api_addr.expect("the API runs");
@@ -204,6 +226,7 @@ pub async fn spawn_app(options: TestOptions) -> TestApp {
         metrics_addr,
         config,
         running,
+        clock,
         client,
         stop,
     }

@@ -3,6 +3,7 @@
 //! WebSocket clients, an OTLP/HTTP receiver.
 
 pub mod app;
+pub mod clock;
 pub mod fault_proxy;
 pub mod otlp;
 pub mod postgres;

@@ -58,6 +58,17 @@ const REFERENCE_IMPORTS: [&str; 2] = [
     "$pbkdf2-sha256$i=600000,l=32$YXV0aGQtdGVzdC1zYWx0IQ$cg2/hSV734b3wYj+NdcjkVWYYTCFnpjbHW4GdLrXQ28",
 ];
 
+/// The cost of an argon2id hash: memory in KiB, passes, lanes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Cost {
+    /// Memory, KiB.
+    pub m_kib: u32,
+    /// Passes over the memory.
+    pub t: u32,
+    /// Lanes.
+    pub p: u32,
+}
+
 /// Hashes with argon2id (OWASP parameters by default); verifies argon2,
 /// bcrypt and PBKDF2-SHA256 hashes.
 #[derive(Clone)]
@@ -101,9 +112,19 @@ impl Argon2Hasher {
     /// Parameters argon2 refuses (for example `m_kib < 8 * p`, `t = 0`,
     /// `p = 0`), or the OS RNG failed.
     pub fn with_params(m_kib: u32, t: u32, p: u32) -> anyhow::Result<Self> {
-        let params = Params::new(m_kib, t, p, None)
+        Self::with_cost(Argon2Cost { m_kib, t, p }, DEFAULT_QUEUE_LIMIT)
+    }
+
+    /// argon2id at `cost` with `limit` places in the queue; the timing floor
+    /// learns only from the checks it runs.
+    ///
+    /// # Errors
+    /// Parameters argon2 refuses, `limit` is 0, or the OS RNG failed.
+    pub fn with_cost(cost: Argon2Cost, limit: usize) -> anyhow::Result<Self> {
+        anyhow::ensure!(limit > 0, "the password queue needs at least one place");
+        let params = Params::new(cost.m_kib, cost.t, cost.p, None)
             .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
-        Self::build(params, DEFAULT_QUEUE_LIMIT)
+        Self::build(params, limit)
     }
 
     fn build(params: Params, limit: usize) -> anyhow::Result<Self> {

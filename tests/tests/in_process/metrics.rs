@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use adapters::telemetry::otlp::OtlpConfig;
 use authd::Config;
-use authd::wiring::Services;
+use authd::Services;
 use integration_tests::app::{Backend, PASSWORD, TestApp, TestOptions, spawn_app, test_keys};
 use integration_tests::otlp::OtlpReceiver;
 use integration_tests::ws_client::{Connect, WsClient};
@@ -95,7 +95,7 @@ async fn rest_scenario_counts_logins_refreshes_revocations_and_requests() {
         "replay within the grace: {}",
         r.text
     );
-    tokio::time::sleep(grace + SECOND / 2).await;
+    app.clock.advance(grace + SECOND / 2);
     app.refresh(&first)
         .await
         .assert_problem(401, "refresh_reused");

@@ -314,7 +314,7 @@ pub async fn refresh_expires(backend: Backend) {
             || r.set_cookie().unwrap().ends_with("Max-Age=1")
     );
     let current = r.refresh_cookie().unwrap();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.clock.advance(Duration::from_millis(2500));
     app.refresh(&current)
         .await
         .assert_problem(401, "refresh_expired");

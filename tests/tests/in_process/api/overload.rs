@@ -41,6 +41,8 @@ async fn a_full_hashing_queue_answers_503_overloaded() {
     let mut options = TestOptions::new(Backend::Sqlite);
     options.password_queue_limit = 2;
     options.metrics = true;
+    // The burst must outlast the queue: hashing at its real cost.
+    options.production_hashing = true;
     let app = spawn_app(options).await;
     let logins = (0..30).map(|i| {
         app.post("/api/login")
@@ -94,6 +96,7 @@ async fn logins_whose_clients_have_gone_are_not_hashed() {
     let mut options = TestOptions::new(Backend::Sqlite);
     options.password_queue_limit = 200;
     options.metrics = true;
+    options.production_hashing = true;
     let app = spawn_app(options).await;
     app.register("alice", PASSWORD).await;
     let addr = app.metrics_addr.unwrap();

@@ -148,6 +148,7 @@ pub async fn a_database_copy_and_a_stale_token_open_nothing(backend: Backend) {
     );
 
     // When the grace has passed the last seal is erased (the sweep runs every second).
+    app.clock.advance(Duration::from_secs(2));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -1,0 +1,76 @@
+//! The periodic work a running process does besides serving: pruning ended
+//! sessions, closed throttle windows and old audit events, and erasing the
+//! refresh-grace seals whose grace has passed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use application::{AuthService, Pruned};
+use tokio::sync::watch;
+use tracing::Instrument as _;
+
+/// How often ended sessions are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// How long ended sessions are kept before pruning.
+const PRUNE_KEEP: Duration = Duration::from_secs(7 * 86_400);
+/// Rows deleted per prune statement.
+const PRUNE_BATCH: u64 = 1000;
+/// How often the refresh-grace seals whose grace has passed are erased.
+const SEAL_SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Starts the housekeeping tasks; they end when `stop` turns true. The seal
+/// sweep runs only where refresh tokens are rotated (`sweep_seals`: the API).
+pub fn spawn(auth: &Arc<AuthService>, stop: &watch::Sender<bool>, sweep: bool) {
+    if sweep {
+        tokio::spawn(sweep_seals(auth.clone(), stop.subscribe()));
+    }
+    tokio::spawn(prune(auth.clone(), stop.subscribe()));
+}
+
+/// Prunes every [`PRUNE_EVERY`] (first pass at start) until `stop`.
+async fn prune(auth: Arc<AuthService>, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        // One trace per housekeeping pass, its statements below it.
+        let pass = auth
+            .prune(PRUNE_KEEP, PRUNE_BATCH)
+            .instrument(tracing::info_span!("housekeeping"));
+        match pass.await {
+            Ok(pruned) if pruned == Pruned::default() => {}
+            Ok(pruned) => tracing::info!(
+                sessions = pruned.sessions,
+                login_windows = pruned.login_windows,
+                audit_events = pruned.audit_events,
+                "pruned ended sessions, closed throttle windows and old security events"
+            ),
+            Err(e) => tracing::warn!(error = ?e, "housekeeping failed"),
+        }
+    }
+}
+
+/// Erases the refresh-grace seals whose grace has passed, every
+/// [`SEAL_SWEEP_EVERY`] until `stop` (one indexed statement, usually a no-op).
+async fn sweep_seals(auth: Arc<AuthService>, mut stop: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(SEAL_SWEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        match auth.erase_stale_seals().await {
+            Ok(_) => failing = false,
+            // Once per outage, not every second; the next pass catches up.
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = ?e, "erasing stale refresh-grace seals failed");
+            }
+            Err(_) => {}
+        }
+    }
+}
