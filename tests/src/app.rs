@@ -111,10 +111,16 @@ impl TestOptions {
     }
 }
 
-/// The test signing key, generated once per test process.
+/// The test signing key ([`crate::keys::SERVICE`]) with a seal key of
+/// this process.
 pub fn test_keys() -> &'static KeyMaterial {
     static KEYS: OnceLock<KeyMaterial> = OnceLock::new();
-    KEYS.get_or_init(|| KeyMaterial::generate(2048).expect("generating the test key"))
+    KEYS.get_or_init(|| {
+        KeyMaterial::from_private(
+            crate::keys::fixed_key(crate::keys::SERVICE),
+            application::SealKey::generate(&adapters::system::OsRandom),
+        )
+    })
 }
 
 /// Installs a log subscriber when `TEST_LOG` is set (once per process).

@@ -5,6 +5,7 @@
 pub mod app;
 pub mod clock;
 pub mod fault_proxy;
+pub mod keys;
 pub mod otlp;
 pub mod postgres;
 pub mod process;

@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use adapters::crypto::jwt::{JwtSigner, JwtVerifier};
@@ -21,6 +21,7 @@ use application::{AuthConfig, AuthService, ClientInfo};
 use async_tungstenite::tungstenite::Message;
 use base64::Engine as _;
 use domain::{AccessClaims, SessionId, UserId};
+use integration_tests::keys;
 use integration_tests::ws_client::{Connect, Incoming, Refused, WsClient};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -31,9 +32,7 @@ const SECOND: Duration = Duration::from_secs(1);
 const PASSWORD: &str = "correct horse battery";
 
 fn key() -> PrivateKey {
-    static KEY: OnceLock<PrivateKey> = OnceLock::new();
-    KEY.get_or_init(|| PrivateKey::generate(2048).expect("key generation"))
-        .clone()
+    keys::fixed_key(keys::SERVICE)
 }
 
 /// A running WebSocket service on its own port.
@@ -241,7 +240,7 @@ async fn handshake_refuses_bad_tokens_with_401_before_the_upgrade() {
         "{}.{payload}.",
         b64(&json!({"alg":"none","typ":"at+jwt","kid": ws.signer.kid()}))
     );
-    let other_key = tokio::task::spawn_blocking(|| PrivateKey::generate(2048).unwrap())
+    let other_key = tokio::task::spawn_blocking(|| keys::fixed_key(keys::STRANGER))
         .await
         .unwrap();
     let other_signer = JwtSigner::new(other_key);

@@ -89,10 +89,11 @@ pub async fn forged_tokens_are_refused(backend: Backend) {
     assert_refused(&app, &hs256, "HS256 with the public key").await;
 
     assert_refused(&app, &rs256(&good, "unknown-kid"), "unknown kid").await;
-    let other =
-        tokio::task::spawn_blocking(|| adapters::crypto::keys::PrivateKey::generate(2048).unwrap())
-            .await
-            .unwrap();
+    let other = tokio::task::spawn_blocking(|| {
+        integration_tests::keys::fixed_key(integration_tests::keys::STRANGER)
+    })
+    .await
+    .unwrap();
     let other_pem = other.to_pkcs8_pem().unwrap();
     let other_key = EncodingKey::from_rsa_pem(other_pem.expose_secret().as_bytes()).unwrap();
     let mut other_header = Header::new(Algorithm::RS256);
