@@ -173,7 +173,7 @@ pub async fn spawn_app(options: TestOptions) -> TestApp {
     init_test_log();
     let database_url = match options.backend {
         Backend::Sqlite => crate::postgres::fresh_sqlite_url(),
-        Backend::Postgres => crate::postgres::fresh_postgres_url().await,
+        Backend::Postgres => crate::postgres::fresh_migrated_postgres_url().await,
     };
     let config = Config {
         database_url,

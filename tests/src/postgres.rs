@@ -35,8 +35,21 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// # Panics
 /// When the binaries are missing or the server cannot be started.
 pub async fn fresh_postgres_url() -> String {
-    let server = SHARED.get_or_init(|| PostgresServer::start_blocking("shared"));
-    server.fresh_database_url().await
+    shared().fresh_database_url().await
+}
+
+/// A URL of a new database with every migration applied, on this process's
+/// shared PostgreSQL server: a copy of a template migrated once per server,
+/// so the tests that need the schema do not each migrate.
+///
+/// # Panics
+/// When the binaries are missing, or the template cannot be made or copied.
+pub async fn fresh_migrated_postgres_url() -> String {
+    shared().fresh_migrated_database_url().await
+}
+
+fn shared() -> &'static PostgresServer {
+    SHARED.get_or_init(|| PostgresServer::start_blocking("shared"))
 }
 
 /// A URL of a new SQLite file in this process's temporary directory (deleted
@@ -64,6 +77,8 @@ pub struct PostgresServer {
     dir: PathBuf,
     port: u16,
     as_postgres_user: bool,
+    /// The migrated template's name, once made.
+    template: tokio::sync::OnceCell<String>,
 }
 
 impl PostgresServer {
@@ -93,6 +108,7 @@ impl PostgresServer {
             dir,
             port: 0,
             as_postgres_user,
+            template: tokio::sync::OnceCell::new(),
         };
         if as_postgres_user {
             run(Command::new("chown")
@@ -166,10 +182,44 @@ impl PostgresServer {
     /// # Panics
     /// When the database cannot be created.
     pub async fn fresh_database_url(&self) -> String {
+        self.create_database(None).await
+    }
+
+    /// A URL of a new database with every migration applied: a copy of a
+    /// template this server migrates once (`CREATE DATABASE .. TEMPLATE`).
+    ///
+    /// # Panics
+    /// When the template cannot be migrated or copied.
+    pub async fn fresh_migrated_database_url(&self) -> String {
+        let template = self
+            .template
+            .get_or_init(|| async {
+                let url = self.create_database(None).await;
+                let db = adapters::persistence::Database::connect(&url)
+                    .await
+                    .expect("connecting to the template");
+                db.migrate().await.expect("migrating the template");
+                // A template is copied only while nobody is connected to it.
+                db.connection()
+                    .clone()
+                    .close()
+                    .await
+                    .expect("closing the template's connections");
+                url.rsplit('/').next().expect("a database name").to_owned()
+            })
+            .await;
+        self.create_database(Some(template)).await
+    }
+
+    async fn create_database(&self, template: Option<&str>) -> String {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("test_{}_{n}", std::process::id());
         let port = self.port.to_string();
         let psql = self.bin.join("psql");
+        let create = match template {
+            None => format!("CREATE DATABASE {name}"),
+            Some(template) => format!("CREATE DATABASE {name} TEMPLATE {template}"),
+        };
         let status = tokio::process::Command::new(psql)
             .args([
                 "-X",
@@ -183,17 +233,12 @@ impl PostgresServer {
                 "-d",
                 "postgres",
             ])
-            .args([
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                &format!("CREATE DATABASE {name}"),
-            ])
+            .args(["-v", "ON_ERROR_STOP=1", "-c", &create])
             .stdout(Stdio::null())
             .status()
             .await
             .expect("running psql");
-        assert!(status.success(), "CREATE DATABASE {name} failed");
+        assert!(status.success(), "{create} failed");
         format!("postgres://postgres@127.0.0.1:{port}/{name}")
     }
 

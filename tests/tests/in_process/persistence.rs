@@ -24,7 +24,9 @@ use domain::{
     Family, PasswordHash, RevokeReason, RotationDecision, Session, SessionId, Timestamp, TokenHash,
     TokenPolicy, User, UserId, Username,
 };
-use integration_tests::postgres::{PostgresServer, fresh_postgres_url, fresh_sqlite_url};
+use integration_tests::postgres::{
+    PostgresServer, fresh_migrated_postgres_url, fresh_postgres_url, fresh_sqlite_url,
+};
 use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use uuid::Uuid;
@@ -44,7 +46,7 @@ async fn sqlite_db() -> Database {
 }
 
 async fn postgres_db() -> Database {
-    let url = fresh_postgres_url().await;
+    let url = fresh_migrated_postgres_url().await;
     let db = Database::connect(&url).await.expect("connect PostgreSQL");
     db.migrate().await.expect("migrate PostgreSQL");
     assert!(db.is_postgres());
