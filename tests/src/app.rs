@@ -1,11 +1,8 @@
 //! The application under test: the REAL wiring of the `authd` library,
 //! started in-process on port 0 (REST and WebSocket), on a fresh SQLite or
 //! PostgreSQL database, with a 2048-bit key generated once per process and
-//! short, configurable durations; plus typed request helpers.
-//!
-//! Every response that passes through [`TestApp::send`] is checked: no
-//! request of the suite may get a 5xx (except the documented `503` of the
-//! health check), so a 500 anywhere fails the test that caused it.
+//! short, configurable durations, a [`TestClock`] and cheap hashing. It
+//! derefs to its [`ApiClient`].
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -15,10 +12,10 @@ use adapters::crypto::password::Argon2Cost;
 use authd::wiring::KeyMaterial;
 use authd::{RunningApp, Seams, Services};
 
-use crate::clock::TestClock;
 use authd::{Config, ShutdownTrigger};
-use reqwest::{Method, StatusCode};
-use serde_json::{Value, json};
+
+pub use crate::client::{ApiClient, PASSWORD, SignedIn, TestRequest, TestResponse};
+use crate::clock::TestClock;
 
 /// Which database the app runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,8 +138,8 @@ fn init_test_log() {
 /// A running app and a client for it.
 #[derive(Debug)]
 pub struct TestApp {
-    /// `http://127.0.0.1:<port>`.
-    pub base: String,
+    /// The REST client (`http://127.0.0.1:<port>`); the app derefs to it.
+    pub api: ApiClient,
     /// The REST address.
     pub api_addr: SocketAddr,
     /// The WebSocket address.
@@ -155,8 +152,15 @@ pub struct TestApp {
     pub running: RunningApp,
     /// The time every use case and store of the app reads.
     pub clock: TestClock,
-    client: reqwest::Client,
     stop: ShutdownTrigger,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = ApiClient;
+
+    fn deref(&self) -> &ApiClient {
+        &self.api
+    }
 }
 
 impl Drop for TestApp {
@@ -219,263 +223,15 @@ pub async fn spawn_app(options: TestOptions) -> TestApp {
     let api_addr = running.api_addr.expect("the API runs");
     let ws_addr = running.ws_addr.expect("the WebSocket service runs");
     let metrics_addr = running.metrics_addr;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client");
     let stop = running.shutdown_trigger();
     TestApp {
-        base: format!("http://{api_addr}"),
+        api: ApiClient::new(format!("http://{api_addr}")),
         api_addr,
         ws_addr,
         metrics_addr,
         config,
         running,
         clock,
-        client,
         stop,
     }
-}
-
-/// A response, read completely.
-#[derive(Debug, Clone)]
-pub struct TestResponse {
-    /// Status.
-    pub status: StatusCode,
-    /// Headers.
-    pub headers: reqwest::header::HeaderMap,
-    /// Body text.
-    pub text: String,
-}
-
-impl TestResponse {
-    /// The body as JSON (`Null` when it is not JSON).
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text).unwrap_or(Value::Null)
-    }
-
-    /// One header as text.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The `Set-Cookie` header.
-    pub fn set_cookie(&self) -> Option<&str> {
-        self.header("set-cookie")
-    }
-
-    /// The value of the `refreshToken` cookie that was set.
-    pub fn refresh_cookie(&self) -> Option<String> {
-        let cookie = self.set_cookie()?;
-        let first = cookie.split(';').next()?;
-        first.strip_prefix("refreshToken=").map(str::to_owned)
-    }
-
-    /// The `accessToken` of a token response.
-    pub fn access_token(&self) -> String {
-        self.json()["accessToken"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no accessToken in {}", self.text))
-            .to_owned()
-    }
-
-    /// Asserts a problem+json error with `status` and `code`.
-    #[track_caller]
-    pub fn assert_problem(&self, status: u16, code: &str) {
-        assert_eq!(self.status.as_u16(), status, "status of {}", self.text);
-        assert!(
-            self.header("content-type")
-                .is_some_and(|c| c.starts_with("application/problem+json")),
-            "content type of a {status}: {:?}",
-            self.header("content-type")
-        );
-        let body = self.json();
-        assert_eq!(body["code"], code, "code in {}", self.text);
-        assert_eq!(body["status"], status, "status field in {}", self.text);
-        for field in ["type", "title", "detail"] {
-            assert!(
-                body[field].is_string(),
-                "problem field {field} in {}",
-                self.text
-            );
-        }
-    }
-}
-
-/// A request being built.
-#[derive(Debug)]
-pub struct TestRequest<'a> {
-    _app: &'a TestApp,
-    builder: reqwest::RequestBuilder,
-    path: String,
-}
-
-impl TestRequest<'_> {
-    /// Adds a header.
-    #[must_use]
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.builder = self.builder.header(name, value);
-        self
-    }
-
-    /// `Authorization: Bearer <token>`.
-    #[must_use]
-    pub fn bearer(self, token: &str) -> Self {
-        let value = format!("Bearer {token}");
-        self.header("authorization", &value)
-    }
-
-    /// `Cookie: refreshToken=<token>`.
-    #[must_use]
-    pub fn refresh_cookie(self, token: &str) -> Self {
-        let value = format!("refreshToken={token}");
-        self.header("cookie", &value)
-    }
-
-    /// A JSON body.
-    #[must_use]
-    pub fn json(mut self, body: &Value) -> Self {
-        self.builder = self.builder.json(body);
-        self
-    }
-
-    /// A raw body with a content type.
-    #[must_use]
-    pub fn body(mut self, content_type: &str, body: impl Into<reqwest::Body>) -> Self {
-        self.builder = self.builder.header("content-type", content_type).body(body);
-        self
-    }
-
-    /// Sends it; fails the test on a 5xx (other than the health check's 503).
-    pub async fn send(self) -> TestResponse {
-        let health = self.path == "/api/health";
-        let response = self.send_unchecked().await;
-        let allowed = response.status == StatusCode::SERVICE_UNAVAILABLE && health;
-        assert!(
-            !response.status.is_server_error() || allowed,
-            "the server answered {} ({})",
-            response.status,
-            response.text
-        );
-        response
-    }
-
-    /// Sends it without the 5xx check (for the sabotage tests).
-    pub async fn send_unchecked(self) -> TestResponse {
-        let response = self
-            .builder
-            .send()
-            .await
-            .expect("the request reaches the server");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let text = response.text().await.expect("a body");
-        TestResponse {
-            status,
-            headers,
-            text,
-        }
-    }
-}
-
-impl TestApp {
-    /// A request to `path` (e.g. `/api/login`).
-    pub fn request(&self, method: Method, path: &str) -> TestRequest<'_> {
-        TestRequest {
-            _app: self,
-            builder: self.client.request(method, format!("{}{path}", self.base)),
-            path: path.into(),
-        }
-    }
-
-    /// `GET path`.
-    pub fn get(&self, path: &str) -> TestRequest<'_> {
-        self.request(Method::GET, path)
-    }
-
-    /// `POST path`.
-    pub fn post(&self, path: &str) -> TestRequest<'_> {
-        self.request(Method::POST, path)
-    }
-
-    /// `DELETE path`.
-    pub fn delete(&self, path: &str) -> TestRequest<'_> {
-        self.request(Method::DELETE, path)
-    }
-
-    /// `POST /api/register`.
-    pub async fn register(&self, username: &str, password: &str) -> TestResponse {
-        self.post("/api/register")
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await
-    }
-
-    /// `POST /api/login`.
-    pub async fn login(&self, username: &str, password: &str) -> TestResponse {
-        self.post("/api/login")
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await
-    }
-
-    /// `POST /api/refresh` with this refresh token.
-    pub async fn refresh(&self, refresh: &str) -> TestResponse {
-        self.post("/api/refresh")
-            .refresh_cookie(refresh)
-            .send()
-            .await
-    }
-
-    /// `GET /api/protected` with this access token.
-    pub async fn protected(&self, access: &str) -> TestResponse {
-        self.get("/api/protected").bearer(access).send().await
-    }
-
-    /// Registers and logs in a fresh user; returns (access token, refresh token, user id).
-    pub async fn signed_in(&self, username: &str) -> Session {
-        let r = self.register(username, PASSWORD).await;
-        assert_eq!(r.status, StatusCode::CREATED, "register: {}", r.text);
-        let user_id = r.json()["id"].as_str().expect("id").to_owned();
-        let r = self.login(username, PASSWORD).await;
-        assert_eq!(r.status, StatusCode::OK, "login: {}", r.text);
-        Session {
-            access: r.access_token(),
-            refresh: r.refresh_cookie().expect("refresh cookie"),
-            user_id,
-        }
-    }
-}
-
-/// The password the helpers register users with.
-pub const PASSWORD: &str = "correct horse battery staple";
-
-/// A logged-in user's tokens.
-#[derive(Debug, Clone)]
-pub struct Session {
-    /// Access token.
-    pub access: String,
-    /// Refresh token (the cookie's value).
-    pub refresh: String,
-    /// The user's id.
-    pub user_id: String,
-}
-
-/// The `refreshToken` value from a response's `Set-Cookie`, with the raw
-/// header (for tests that drive the service with their own `reqwest` client).
-pub fn refresh_cookie_of(resp: &reqwest::Response) -> Option<(String, String)> {
-    resp.headers()
-        .get_all(reqwest::header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("refreshToken="))
-        .map(|raw| {
-            let value = raw["refreshToken=".len()..]
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .to_owned();
-            (value, raw.to_owned())
-        })
 }

@@ -3,6 +3,7 @@
 //! WebSocket clients, an OTLP/HTTP receiver.
 
 pub mod app;
+pub mod client;
 pub mod clock;
 pub mod fault_proxy;
 pub mod keys;
@@ -11,3 +12,27 @@ pub mod postgres;
 pub mod process;
 pub mod storage;
 pub mod ws_client;
+
+/// Runs each named suite function on both databases, as the tests
+/// `<name>::sqlite` and `<name>::postgres` (the latter ignored outside CI
+/// when PostgreSQL is not installed). `$arg` turns the
+/// [`app::Backend`] into the suite's argument, asynchronously:
+/// `std::future::ready` hands over the backend itself, a store helper a
+/// fresh database of that kind.
+#[macro_export]
+macro_rules! on_both {
+    ($arg:path; $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name($arg($crate::app::Backend::Sqlite).await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            #[cfg_attr(missing = "postgres", ignore = "needs PostgreSQL (postgresql-15)")]
+            async fn postgres() {
+                super::$name($arg($crate::app::Backend::Postgres).await).await;
+            }
+        }
+    )*};
+}

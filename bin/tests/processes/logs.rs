@@ -23,7 +23,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use integration_tests::app::refresh_cookie_of as refresh_cookie;
+use integration_tests::client::refresh_cookie_in;
 use integration_tests::process::{self, Proc};
 use integration_tests::ws_client::{Connect, Incoming, WsClient};
 use serde_json::{Value, json};
@@ -143,7 +143,8 @@ async fn login(
     }
     let resp = req.send().await?;
     ensure!(resp.status() == 200, "login: {}", resp.status());
-    let (cookie, raw) = refresh_cookie(&resp).context("login sets no refresh cookie")?;
+    let (cookie, raw) =
+        refresh_cookie_in(resp.headers()).context("login sets no refresh cookie")?;
     secrets.add("login Set-Cookie", &raw);
     secrets.add("login refresh token", &cookie);
     let body: Value = resp.json().await?;
@@ -170,7 +171,7 @@ async fn refresh(
         .send()
         .await?;
     let status = resp.status().as_u16();
-    let set = refresh_cookie(&resp);
+    let set = refresh_cookie_in(resp.headers());
     if let Some((value, raw)) = &set {
         secrets.add("refresh Set-Cookie", raw);
         if !value.is_empty() {
@@ -266,7 +267,7 @@ async fn scenario(server: &Server) -> Result<(Secrets, String, String)> {
         .send()
         .await?;
     ensure!(resp.status() == 204, "logout: {}", resp.status());
-    if let Some((_, raw)) = refresh_cookie(&resp) {
+    if let Some((_, raw)) = refresh_cookie_in(resp.headers()) {
         secrets.add("logout Set-Cookie", &raw);
     }
     // The socket of the revoked session is closed (4003).

@@ -22,6 +22,7 @@ use domain::{
     Family, PasswordHash, RevokeReason, Session, SessionId, Timestamp, TokenHash, TokenPolicy,
     User, UserId, Username,
 };
+use integration_tests::client::{ApiClient, SignedIn, refresh_cookie_in};
 use integration_tests::fault_proxy::FaultProxy;
 use integration_tests::postgres::{PostgresServer, fresh_postgres_url};
 use integration_tests::process::{self, Proc};
@@ -35,7 +36,6 @@ static SERIAL: Mutex<()> = Mutex::const_new(());
 
 /// The fault target, plus what a loaded CI machine may add to it.
 const AFTER_FAULT: Duration = Duration::from_millis(3500);
-const PASSWORD: &str = "correct horse battery staple";
 
 /// `url` with its host and port replaced by `addr`.
 fn via(url: &str, addr: SocketAddr) -> String {
@@ -139,59 +139,21 @@ fn http() -> reqwest::Client {
         .expect("client")
 }
 
+/// Registers and logs in `username` on `api`.
+async fn sign_in(api: &Node, username: &str) -> SignedIn {
+    ApiClient::new(format!("http://{}", api.addr))
+        .signed_in(username)
+        .await
+}
+
 /// The refresh token a response sets, if any.
 fn refresh_cookie(r: &reqwest::Response) -> Option<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.split(';').next()?.strip_prefix("refreshToken="))
-        .map(str::to_owned)
-}
-
-/// A signed-in user: access token and refresh token.
-struct Login {
-    access: String,
-    refresh: String,
-}
-
-async fn sign_in(api: &Node, username: &str) -> Login {
-    let client = http();
-    let base = format!("http://{}", api.addr);
-    let body = json!({"username": username, "password": PASSWORD});
-    let r = client
-        .post(format!("{base}/api/register"))
-        .json(&body)
-        .send()
-        .await
-        .expect("register");
-    assert_eq!(
-        r.status(),
-        201,
-        "register: {}",
-        r.text().await.unwrap_or_default()
-    );
-    let r = client
-        .post(format!("{base}/api/login"))
-        .json(&body)
-        .send()
-        .await
-        .expect("login");
-    assert_eq!(r.status(), 200, "login");
-    let refresh = refresh_cookie(&r).expect("refresh cookie");
-    let json: Value = r.json().await.expect("json");
-    Login {
-        access: json["accessToken"]
-            .as_str()
-            .expect("accessToken")
-            .to_owned(),
-        refresh,
-    }
+    refresh_cookie_in(r.headers()).map(|(value, _)| value)
 }
 
 /// `POST /api/logout` with the refresh cookie, retried while the database
 /// does not answer yet (after a restart).
-async fn logout(api: &Node, login: &Login) {
+async fn logout(api: &Node, login: &SignedIn) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let r = http()
@@ -304,7 +266,7 @@ impl Cluster {
     }
 
     /// A fresh user with a socket on each WebSocket process, accepted by both REST processes.
-    async fn user(&self, name: &str) -> (Login, WsClient, WsClient) {
+    async fn user(&self, name: &str) -> (SignedIn, WsClient, WsClient) {
         let login = sign_in(&self.api_a, name).await;
         for api in [&self.api_a, &self.api_b] {
             assert_eq!(
@@ -324,7 +286,7 @@ impl Cluster {
     async fn assert_revoked(
         &self,
         fault: &str,
-        login: &Login,
+        login: &SignedIn,
         mut sockets: (WsClient, WsClient),
         since: Instant,
         within: Duration,

@@ -31,8 +31,6 @@ pub fn https_client(cert_pem: &[u8]) -> Result<reqwest::Client> {
         .build()?)
 }
 
-pub use integration_tests::app::refresh_cookie_of as refresh_cookie;
-
 pub type Wss = WebSocketStream<TokioAdapter<TlsStream<TcpStream>>>;
 
 /// Opens `wss://127.0.0.1:PORT/ws?token=...` through Nginx.

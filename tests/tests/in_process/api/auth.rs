@@ -5,7 +5,8 @@ use std::time::Duration;
 use integration_tests::app::{Backend, PASSWORD, TestOptions, spawn_app};
 use serde_json::json;
 
-both!(
+integration_tests::on_both!(
+    std::future::ready;
     register_creates_a_user,
     register_errors,
     registration_closed,

@@ -4,7 +4,8 @@ use integration_tests::app::{Backend, PASSWORD, TestOptions, spawn_app};
 use reqwest::Method;
 use serde_json::json;
 
-both!(
+integration_tests::on_both!(
+    std::future::ready;
     body_limit,
     header_limit,
     malformed_bodies,

@@ -5,7 +5,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use integration_tests::app::{Backend, TestOptions, spawn_app};
 use serde_json::{Value, json};
 
-both!(
+integration_tests::on_both!(
+    std::future::ready;
     health_is_ok,
     jwks_publishes_the_signing_key,
     documents_are_served,

@@ -3,7 +3,8 @@
 use integration_tests::app::{Backend, PASSWORD, TestOptions, spawn_app};
 use serde_json::json;
 
-both!(
+integration_tests::on_both!(
+    std::future::ready;
     protected_answers_the_caller,
     bearer_errors,
     sessions_are_listed,

@@ -5,7 +5,8 @@ use std::time::Duration;
 use integration_tests::app::{Backend, PASSWORD, TestApp, TestOptions, TestResponse, spawn_app};
 use serde_json::json;
 
-both!(
+integration_tests::on_both!(
+    std::future::ready;
     simultaneous_guesses_get_at_most_the_limit,
     rate_limited_even_with_the_right_password,
     forwarded_for_only_from_trusted_proxies

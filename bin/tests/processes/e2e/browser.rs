@@ -1,0 +1,214 @@
+//! The demo page and Swagger UI in headless Chromium, through Nginx.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use super::client::{self};
+use super::stack::{Stack, StackOptions};
+use super::webdriver::Browser;
+use super::*;
+use integration_tests::process;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    any(
+        missing = "nginx",
+        missing = "openssl",
+        missing = "envsubst",
+        missing = "postgres",
+        missing = "chromium",
+        missing = "chromedriver"
+    ),
+    ignore = "needs nginx, openssl, envsubst, PostgreSQL, chromium and chromedriver"
+)]
+async fn demo_page_in_headless_chromium() -> Result<()> {
+    const TEST: &str = "demo_page_in_headless_chromium";
+    process::require_tools(TEST, &stack::TOOLS);
+    let (Some(chromium), Some(driver)) = webdriver::browser_tools() else {
+        panic!(
+            "{TEST}: chromium and chromedriver are required (apt-get install chromium chromium-driver)"
+        );
+    };
+    let db = integration_tests::postgres::fresh_postgres_url().await;
+    // Short tokens, so the page must refresh and reauth within the test.
+    let opts = StackOptions {
+        access_token_expiry: "20s",
+        ws_expiry_warning: "8s",
+    };
+    let stack = Stack::start(&db, opts).await?;
+    let origin = stack.origin();
+    let http = client::https_client(&stack.cert_pem)?;
+    let username = unique_username();
+    register(&http, &origin, &username).await?;
+
+    let port = process::free_ports(1)[0];
+    let browser = Browser::start(&chromium, &driver, port, &stack.dir).await?;
+    let mut result = drive_demo(&browser, &origin, &username).await;
+    if result.is_ok() {
+        result = swagger_ui_renders_under_its_policy(&browser, &origin).await;
+    }
+    let shot = stack.dir.join("logs/demo-page.png");
+    let _ = browser.screenshot(&shot).await;
+    if result.is_err() {
+        eprintln!("e2e: screenshot at {}", shot.display());
+    }
+    result
+}
+
+/// Event names in the page's log (`<li data-event>`), with their text.
+async fn page_events(browser: &Browser) -> Result<Vec<(String, String)>> {
+    let v = browser
+        .eval(
+            "return Array.from(document.querySelectorAll('#log li'))\
+             .map(li => [li.dataset.event, li.textContent]);",
+        )
+        .await?;
+    Ok(v.as_array()
+        .context("event list")?
+        .iter()
+        .map(|e| {
+            (
+                e[0].as_str().unwrap_or_default().to_owned(),
+                e[1].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect())
+}
+
+/// Waits until `pred` holds for the page's events.
+async fn wait_events(
+    browser: &Browser,
+    what: &str,
+    within: Duration,
+    pred: impl Fn(&[(String, String)]) -> bool,
+) -> Result<Vec<(String, String)>> {
+    let deadline = Instant::now() + within;
+    loop {
+        let events = page_events(browser).await?;
+        if pred(&events) {
+            return Ok(events);
+        }
+        if Instant::now() > deadline {
+            bail!("page never showed {what} within {within:?}; events: {events:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn position(events: &[(String, String)], name: &str) -> Option<usize> {
+    events.iter().position(|(e, _)| e == name)
+}
+
+async fn drive_demo(browser: &Browser, origin: &str, username: &str) -> Result<()> {
+    browser.goto(&format!("{origin}/")).await?;
+    // The page tries the (absent) refresh cookie first; wait for that to settle.
+    wait_events(
+        browser,
+        "the initial resume attempt",
+        Duration::from_secs(10),
+        |ev| position(ev, "not_signed_in").is_some(),
+    )
+    .await?;
+    browser.type_into("#username", username).await?;
+    browser.type_into("#password", PASSWORD).await?;
+    browser.click("#login-btn").await?;
+
+    let events = wait_events(browser, "connected", Duration::from_secs(15), |ev| {
+        position(ev, "connected").is_some() || position(ev, "failed").is_some()
+    })
+    .await?;
+    assert!(position(&events, "failed").is_none(), "{events:?}");
+    assert!(position(&events, "login").is_some(), "{events:?}");
+    let status = browser
+        .eval("return document.getElementById('status').dataset.state;")
+        .await?;
+    assert_eq!(status, "signed-in");
+
+    // The 20 s token is refreshed before it expires, and the open socket is
+    // re-authenticated in place (no reconnect, no close).
+    let events = wait_events(
+        browser,
+        "refreshed + reauth_success",
+        Duration::from_secs(40),
+        |ev| {
+            matches!(
+                (position(ev, "refreshed"), ev.iter().rposition(|(e, _)| e == "reauth_success")),
+                (Some(r), Some(s)) if s > r
+            )
+        },
+    )
+    .await?;
+    assert!(
+        !events.iter().any(|(e, _)| e.starts_with("closed")),
+        "the socket closed before logout: {events:?}"
+    );
+    assert_eq!(
+        events.iter().filter(|(e, _)| e == "connected").count(),
+        1,
+        "reauth must not reconnect: {events:?}"
+    );
+    let left = browser
+        .eval("return Number(document.getElementById('countdown').dataset.seconds);")
+        .await?;
+    assert!(left.as_u64().is_some_and(|s| s > 0), "countdown {left}");
+
+    // Logout: the server revokes the session and closes the socket (4003).
+    browser.click("#logout-btn").await?;
+    let events = wait_events(browser, "closed 4003", Duration::from_secs(5), |ev| {
+        ev.iter().any(|(e, _)| e.starts_with("closed"))
+    })
+    .await?;
+    let closed: Vec<&String> = events
+        .iter()
+        .map(|(e, _)| e)
+        .filter(|e| e.starts_with("closed"))
+        .collect();
+    assert_eq!(closed, ["closed 4003"], "{events:?}");
+    assert!(
+        position(&events, "error session_revoked").is_some(),
+        "{events:?}"
+    );
+    let status = browser
+        .eval("return document.getElementById('status').dataset.state;")
+        .await?;
+    assert_eq!(status, "signed-out");
+    Ok(())
+}
+
+/// Swagger UI, through Nginx, under its hash-only script policy: the page's
+/// own scripts run (the operations render) and no policy violation is reported.
+async fn swagger_ui_renders_under_its_policy(browser: &Browser, origin: &str) -> Result<()> {
+    browser.goto(&format!("{origin}/api/docs")).await?;
+    browser
+        .eval(
+            "window.__violations = [];\
+             document.addEventListener('securitypolicyviolation', \
+               e => window.__violations.push(e.violatedDirective + ' ' + e.blockedURI));\
+             return true;",
+        )
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let n = browser
+            .eval("return document.querySelectorAll('.opblock').length;")
+            .await?;
+        if n.as_u64().is_some_and(|n| n >= 9) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("Swagger UI did not render its operations ({n} blocks)");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Expand one operation: more of the UI's own code runs.
+    browser.click(".opblock-summary").await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let violations = browser.eval("return window.__violations;").await?;
+    assert_eq!(
+        violations,
+        serde_json::json!([]),
+        "CSP violations on /api/docs"
+    );
+    Ok(())
+}

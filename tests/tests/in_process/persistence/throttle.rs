@@ -1,0 +1,154 @@
+//! The login throttle store: windows, slots under concurrency.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+
+integration_tests::on_both!(
+    crate::persistence::database;
+    throttle_counts_in_windows,
+    concurrent_slots_all_count,
+);
+
+/// Contract v2 ("Brute force"): N simultaneous guesses for one key get at
+/// most `LOGIN_MAX_FAILURES` password checks, also across processes (two
+/// pools here, each with its own in-process write gate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(missing = "postgres", ignore = "needs PostgreSQL (postgresql-15)")]
+async fn throttle_slots_hold_under_concurrency_across_pools() {
+    for url in [fresh_sqlite_url(), fresh_postgres_url().await] {
+        let a = Database::connect(&url).await.unwrap();
+        a.migrate().await.unwrap();
+        let b = Database::connect(&url).await.unwrap();
+        let policy = ThrottlePolicy {
+            max_failures: 5,
+            window: Duration::from_secs(60),
+        };
+        let throttles = [
+            Arc::new(SeaLoginThrottle::new(a, policy)),
+            Arc::new(SeaLoginThrottle::new(b, policy)),
+        ];
+        let key = ThrottleKey {
+            username: "ivy".into(),
+            client: "10.0.0.9".into(),
+        };
+        let takers = (0..40).map(|i| {
+            let throttle = throttles[i % 2].clone();
+            let key = key.clone();
+            tokio::spawn(async move { throttle.take_slot(&key, t(1)).await.unwrap() })
+        });
+        let mut admitted = 0;
+        for taker in takers.collect::<Vec<_>>() {
+            if taker.await.unwrap().is_none() {
+                admitted += 1;
+            }
+        }
+        assert_eq!(admitted, 5, "{url}");
+    }
+}
+
+async fn throttle_counts_in_windows(db: Database) {
+    let policy = ThrottlePolicy {
+        max_failures: 3,
+        window: Duration::from_secs(60),
+    };
+    let throttle = SeaLoginThrottle::new(db.clone(), policy);
+    let key = ThrottleKey {
+        username: "henry".into(),
+        client: "10.0.0.1".into(),
+    };
+    let other = ThrottleKey {
+        username: "henry".into(),
+        client: "10.0.0.2".into(),
+    };
+
+    // Each login takes a slot before its password is checked; a failure keeps it.
+    assert_eq!(throttle.take_slot(&key, t(0)).await.unwrap(), None);
+    assert_eq!(throttle.take_slot(&key, t(10)).await.unwrap(), None);
+    assert_eq!(
+        throttle.take_slot(&key, t(20)).await.unwrap(),
+        None,
+        "3 of 3"
+    );
+    assert_eq!(
+        throttle.take_slot(&key, t(20)).await.unwrap(),
+        Some(Duration::from_secs(40))
+    );
+    assert_eq!(
+        throttle.take_slot(&key, t(59)).await.unwrap(),
+        Some(Duration::from_secs(1))
+    );
+    assert_eq!(
+        throttle.take_slot(&other, t(21)).await.unwrap(),
+        None,
+        "keys are independent"
+    );
+    // The window closes 60 s after its first attempt; the next opens a new one.
+    assert_eq!(throttle.take_slot(&key, t(60)).await.unwrap(), None);
+    assert_eq!(throttle.take_slot(&key, t(61)).await.unwrap(), None);
+    assert_eq!(throttle.take_slot(&key, t(62)).await.unwrap(), None);
+    assert_eq!(
+        throttle.take_slot(&key, t(64)).await.unwrap(),
+        Some(Duration::from_secs(56))
+    );
+    // A success clears the key.
+    throttle.clear(&key).await.unwrap();
+    assert_eq!(throttle.take_slot(&key, t(64)).await.unwrap(), None);
+    throttle.clear(&key).await.unwrap();
+    throttle.clear(&other).await.unwrap();
+
+    // Prune deletes only closed windows.
+    throttle.take_slot(&key, t(100)).await.unwrap();
+    throttle.take_slot(&other, t(150)).await.unwrap();
+    assert_eq!(throttle.prune(t(170)).await.unwrap(), 1);
+    assert_eq!(count_rows(&db, "login_failures").await, 1);
+    assert_eq!(throttle.prune(t(210)).await.unwrap(), 1);
+
+    // Keys can be anything: long, NUL, non-ASCII. They still count, never fail.
+    for odd in [
+        "evil\0name".repeat(500),
+        "caf\u{e9}".to_owned(),
+        "x".repeat(300),
+    ] {
+        let key = ThrottleKey {
+            username: odd,
+            client: "10.0.0.3".into(),
+        };
+        for at in 0..3 {
+            let taken = throttle.take_slot(&key, t(300 + at)).await;
+            assert_eq!(taken.expect("odd key counted"), None);
+        }
+        assert!(throttle.take_slot(&key, t(303)).await.unwrap().is_some());
+        throttle.clear(&key).await.unwrap();
+        assert_eq!(throttle.take_slot(&key, t(303)).await.unwrap(), None);
+    }
+}
+
+async fn concurrent_slots_all_count(db: Database) {
+    let policy = ThrottlePolicy {
+        max_failures: 30,
+        window: Duration::from_secs(60),
+    };
+    let throttle = Arc::new(SeaLoginThrottle::new(db.clone(), policy));
+    let key = ThrottleKey {
+        username: "ivan".into(),
+        client: "10.0.0.9".into(),
+    };
+    let tasks: Vec<_> = (0..29)
+        .map(|_| {
+            let (throttle, key) = (throttle.clone(), key.clone());
+            tokio::spawn(async move { throttle.take_slot(&key, t(1)).await })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().expect("take_slot"), None, "29 of 30");
+    }
+    assert_eq!(
+        throttle.take_slot(&key, t(2)).await.unwrap(),
+        None,
+        "30 of 30"
+    );
+    assert!(
+        throttle.take_slot(&key, t(2)).await.unwrap().is_some(),
+        "no slot was lost"
+    );
+}
