@@ -1,7 +1,10 @@
-//! The real clock, the operating system's CSPRNG, and the open-file limit.
+//! The real clock, the operating system's CSPRNG, the open-file limit and
+//! the allocator setting.
 
+mod allocator;
 mod fd_limit;
 
+pub use allocator::tune_allocator;
 pub use fd_limit::raise_open_file_limit;
 
 use application::ports::{Clock, RandomSource};

@@ -71,6 +71,8 @@ enum UserCommand {
 }
 
 fn main() -> std::process::ExitCode {
+    // Before any thread runs: argon2's freed memory goes back to the system.
+    adapters::system::tune_allocator();
     // `--help` lists every variable of the configuration's declaration.
     let matches = Cli::command()
         .after_help(authd::config::environment_help())

@@ -14,7 +14,7 @@
 //! A check answers no sooner than the slowest kind of hash in use would
 //! ([`timing`]), so its time tells nothing about the account.
 
-mod argon2_memory;
+mod argon2id;
 mod pool;
 mod timing;
 
@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use domain::PasswordHash;
 use secrecy::{ExposeSecret as _, SecretString};
 
-use argon2_memory::{argon2_needs_rehash, hash_argon2id, verify_argon2};
+use argon2id::{argon2_needs_rehash, hash_argon2id, verify_argon2};
 use pool::Pool;
 pub use pool::QueueStats;
 use timing::{Floor, kind_of};
@@ -240,7 +240,7 @@ fn check(params: &Params, password: &[u8], hash: &str) -> (PasswordCheck, bool) 
             Err(e) => return (unusable(hash, &e), false),
         };
         // The hash names its own variant, version and parameters.
-        let result = verify_argon2(params, password, &parsed);
+        let result = verify_argon2(password, &parsed);
         let ran = ran(&result);
         (
             phc_result(result, hash, argon2_needs_rehash(params, &parsed)),

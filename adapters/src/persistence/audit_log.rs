@@ -236,25 +236,12 @@ fn clean(value: &str, max: usize) -> String {
     value.chars().filter(|c| *c != '\0').take(max).collect()
 }
 
-/// `2026-11-26T19:04:05.123Z` for Unix milliseconds (proleptic Gregorian, UTC).
+/// `2026-11-26T19:04:05.123Z` for Unix milliseconds (UTC); the far ends
+/// chrono cannot represent (beyond ±262,000 years) print as the raw number.
 fn rfc3339_millis(ms: i64) -> String {
-    let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+        || ms.to_string(),
+        |at| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     )
 }
 

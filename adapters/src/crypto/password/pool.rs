@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use application::ports::{HashTicket, Overloaded};
 
-use super::argon2_memory::ARGON2_MEMORY;
 use crate::client_presence::Presence;
 
 /// What a refused request is told to wait: a place frees every few tens of
@@ -76,7 +75,6 @@ impl Pool {
             std::thread::Builder::new()
                 .name(format!("argon2-{i}"))
                 .spawn(move || {
-                    ARGON2_MEMORY.set(Some(Vec::new()));
                     loop {
                         let job = receiver
                             .lock()

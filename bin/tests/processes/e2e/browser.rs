@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use super::client::{self};
+use super::client;
 use super::stack::{Stack, StackOptions};
 use super::webdriver::Browser;
 use super::*;
