@@ -1,6 +1,7 @@
 //! A real WebSocket client for the tests and the load tool: connect (with a
 //! chosen source address, headers, query), send JSON, receive JSON or the
-//! close code, each with a deadline.
+//! close code, each with a deadline. Over plain TCP by default, or over any
+//! stream the caller opened ([`WsClient::handshake`]: TLS through Nginx).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use async_tungstenite::tungstenite::{self, Message};
 use futures_util::StreamExt;
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpSocket, TcpStream};
 
 /// A handshake the server refused: its HTTP status and body.
@@ -36,10 +38,10 @@ pub enum Incoming {
     Closed(Option<u16>),
 }
 
-/// An open WebSocket.
+/// An open WebSocket, over TCP unless `S` says otherwise.
 #[derive(Debug)]
-pub struct WsClient {
-    ws: WebSocketStream<TokioAdapter<TcpStream>>,
+pub struct WsClient<S = TcpStream> {
+    ws: WebSocketStream<TokioAdapter<S>>,
     request_id: Option<String>,
 }
 
@@ -95,8 +97,23 @@ impl<'a> Connect<'a> {
             None => TcpStream::connect(server).await.context("connecting")?,
         };
         stream.set_nodelay(true)?;
-        let mut request = format!("ws://{server}{}", self.path).into_client_request()?;
-        for (name, value) in self.headers {
+        WsClient::handshake(stream, &format!("ws://{server}{}", self.path), self.headers).await
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsClient<S> {
+    /// The WebSocket handshake for `url` over `stream`, which the caller
+    /// connected (a TLS stream, say), with extra request headers.
+    ///
+    /// # Errors
+    /// The handshake failed other than by an HTTP answer (which is `Refused`).
+    pub async fn handshake(
+        stream: S,
+        url: &str,
+        headers: Vec<(&'static str, String)>,
+    ) -> anyhow::Result<Result<Self, Refused>> {
+        let mut request = url.into_client_request()?;
+        for (name, value) in headers {
             request
                 .headers_mut()
                 .insert(name, HeaderValue::from_str(&value)?);
@@ -108,7 +125,7 @@ impl<'a> Connect<'a> {
         match async_tungstenite::tokio::client_async_with_config(request, stream, Some(config))
             .await
         {
-            Ok((ws, response)) => Ok(Ok(WsClient {
+            Ok((ws, response)) => Ok(Ok(Self {
                 ws,
                 request_id: response
                     .headers()
@@ -129,9 +146,7 @@ impl<'a> Connect<'a> {
             Err(e) => Err(e).context("websocket handshake"),
         }
     }
-}
 
-impl WsClient {
     /// The `X-Request-Id` of the handshake response.
     pub fn request_id(&self) -> Option<&str> {
         self.request_id.as_deref()

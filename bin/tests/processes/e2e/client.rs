@@ -4,14 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
-use async_tungstenite::WebSocketStream;
-use async_tungstenite::tokio::TokioAdapter;
-use async_tungstenite::tungstenite::Message;
-use async_tungstenite::tungstenite::client::IntoClientRequest;
+use anyhow::{Context, Result, bail};
 use base64::Engine;
-use futures_util::StreamExt;
-use serde_json::Value;
+use integration_tests::ws_client::WsClient;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -31,9 +26,11 @@ pub fn https_client(cert_pem: &[u8]) -> Result<reqwest::Client> {
         .build()?)
 }
 
-pub type Wss = WebSocketStream<TokioAdapter<TlsStream<TcpStream>>>;
+/// A WebSocket through Nginx: the shared test client over TLS.
+pub type Wss = WsClient<TlsStream<TcpStream>>;
 
-/// Opens `wss://127.0.0.1:PORT/ws?token=...` through Nginx.
+/// Opens `wss://127.0.0.1:PORT/ws?token=...` through Nginx; a refused
+/// handshake is an error naming its status.
 pub async fn connect_wss(cert_pem: &[u8], port: u16, token: &str) -> Result<Wss> {
     let der = pem_to_der(cert_pem)?;
     let mut roots = RootCertStore::empty();
@@ -49,55 +46,14 @@ pub async fn connect_wss(cert_pem: &[u8], port: u16, token: &str) -> Result<Wss>
         .connect(name, tcp)
         .await
         .context("TLS handshake with nginx")?;
-    let request = format!("wss://127.0.0.1:{port}/ws?token={token}").into_client_request()?;
-    let (ws, response) = async_tungstenite::tokio::client_async(request, tls)
+    let url = format!("wss://127.0.0.1:{port}/ws?token={token}");
+    match WsClient::handshake(tls, &url, Vec::new())
         .await
-        .context("WebSocket handshake through nginx")?;
-    if response.status() != 101 {
-        bail!("handshake answered {}", response.status());
+        .context("WebSocket handshake through nginx")?
+    {
+        Ok(ws) => Ok(ws),
+        Err(refused) => bail!("handshake answered {}", refused.status),
     }
-    Ok(ws)
-}
-
-/// What arrived on a socket.
-#[derive(Debug)]
-pub enum Received {
-    Json(Value),
-    Closed(Option<u16>),
-}
-
-/// Next JSON text frame or close, skipping pings/pongs, within `within`.
-pub async fn next_event(ws: &mut Wss, within: Duration) -> Result<Received> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .map_err(|_| anyhow!("no WebSocket message within {within:?}"))?;
-        match msg {
-            None => return Ok(Received::Closed(None)),
-            Some(Err(e)) => bail!("WebSocket error: {e}"),
-            Some(Ok(Message::Text(text))) => {
-                return Ok(Received::Json(serde_json::from_str(text.as_str())?));
-            }
-            Some(Ok(Message::Close(frame))) => {
-                return Ok(Received::Closed(frame.map(|f| u16::from(f.code))));
-            }
-            Some(Ok(_)) => continue,
-        }
-    }
-}
-
-/// Next JSON message; a close instead is an error.
-pub async fn next_json(ws: &mut Wss, within: Duration) -> Result<Value> {
-    match next_event(ws, within).await? {
-        Received::Json(v) => Ok(v),
-        Received::Closed(code) => bail!("socket closed ({code:?}) while a message was expected"),
-    }
-}
-
-pub async fn send_json(ws: &mut Wss, value: &Value) -> Result<()> {
-    ws.send(Message::Text(value.to_string().into())).await?;
-    Ok(())
 }
 
 fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>> {

@@ -3,14 +3,15 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use super::client::{self, Received};
+use super::client;
 use super::stack::{Stack, StackOptions};
 use super::*;
 use integration_tests::client::refresh_cookie_in;
 use integration_tests::process;
+use integration_tests::ws_client::Incoming;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
@@ -146,7 +147,7 @@ async fn nginx_fronts_two_api_and_two_ws_instances() -> Result<()> {
 
     // A socket on the first token, then reauth with the refreshed one.
     let mut first = client::connect_wss(&stack.cert_pem, stack.https_port, &access1).await?;
-    let hello = client::next_json(&mut first, Duration::from_secs(5)).await?;
+    let hello = first.recv_json(Duration::from_secs(5)).await?;
     assert_eq!(hello["type"], "connected", "{hello}");
     assert_eq!(hello["payload"]["username"], username.as_str());
 
@@ -161,19 +162,21 @@ async fn nginx_fronts_two_api_and_two_ws_instances() -> Result<()> {
         .to_owned();
     secrets.extend([access2.clone(), cookie2.clone()]);
 
-    client::send_json(&mut first, &json!({ "type": "reauth", "access": access2 })).await?;
-    let reauth = client::next_json(&mut first, Duration::from_secs(5)).await?;
+    first
+        .send_json(&json!({ "type": "reauth", "access": access2 }))
+        .await?;
+    let reauth = first.recv_json(Duration::from_secs(5)).await?;
     assert_eq!(reauth["type"], "reauth_success", "{reauth}");
     assert_eq!(reauth["payload"]["expiresAt"], tokens2["expiresAt"]);
-    client::send_json(&mut first, &json!({ "type": "ping" })).await?;
-    let pong = client::next_json(&mut first, Duration::from_secs(5)).await?;
+    first.send_json(&json!({ "type": "ping" })).await?;
+    let pong = first.recv_json(Duration::from_secs(5)).await?;
     assert_eq!(pong["type"], "pong", "{pong}");
 
     // More sockets: Nginx round-robins them over both WS instances.
     let mut sockets = vec![first];
     for _ in 0..3 {
         let mut ws = client::connect_wss(&stack.cert_pem, stack.https_port, &access2).await?;
-        let hello = client::next_json(&mut ws, Duration::from_secs(5)).await?;
+        let hello = ws.recv_json(Duration::from_secs(5)).await?;
         assert_eq!(hello["type"], "connected", "{hello}");
         sockets.push(ws);
     }
@@ -195,20 +198,22 @@ async fn nginx_fronts_two_api_and_two_ws_instances() -> Result<()> {
         let mut saw_error = false;
         loop {
             let left = Duration::from_secs(1).saturating_sub(revoked_at.elapsed());
-            match client::next_event(ws, left)
+            match ws
+                .recv(left)
                 .await
                 .with_context(|| format!("socket {i} not closed within 1 s of logout"))?
             {
-                Received::Json(msg) => {
+                Incoming::Json(msg) => {
                     if msg["type"] == "error" {
                         assert_eq!(msg["payload"]["code"], "session_revoked", "{msg}");
                         saw_error = true;
                     }
                 }
-                Received::Closed(code) => {
+                Incoming::Closed(code) => {
                     assert_eq!(code, Some(4003), "socket {i} close code");
                     break;
                 }
+                Incoming::Text(text) => bail!("socket {i}: a text frame that is not JSON: {text}"),
             }
         }
         assert!(
