@@ -28,8 +28,9 @@ use crate::telemetry::Metrics;
 /// How long `serve` waits at shutdown for connections to finish their close.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Read buffer per connection: messages are small JSON, and tungstenite
-/// allocates this eagerly for every socket (its default is 128 KiB).
-const READ_BUFFER: usize = 4 * 1024;
+/// allocates this eagerly for every socket and keeps it (its default is
+/// 128 KiB). A larger message grows it as far as that message needs.
+const READ_BUFFER: usize = 512;
 /// Writes below this size wait for the flush that every send ends with.
 const WRITE_BUFFER: usize = 8 * 1024;
 /// Settings of the WebSocket service.

@@ -25,7 +25,7 @@ use tungstenite::{Error as WsError, Message};
 
 use super::WsConfig;
 use super::admission::{Refusal, admit};
-use super::limits::Limits;
+use super::limits::{Limits, Slot};
 use super::protocol::{self, BadMessage, ClientMessage, ErrorCode};
 use super::registry::{Doorbell, Registry};
 use crate::net::{REQUEST_ID, request_id_of};
@@ -107,11 +107,13 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Rec
             }
         }
     };
-    let handshake = async_tungstenite::tokio::accept_hdr_async_with_config(
+    // Boxed: its state (the request being parsed, the callback) is freed
+    // once the handshake is over instead of sizing the connection's task.
+    let handshake = Box::pin(async_tungstenite::tokio::accept_hdr_async_with_config(
         stream,
         callback,
         Some(shared.ws_config),
-    );
+    ));
     let ws = match tokio::time::timeout(shared.config.handshake_timeout, handshake).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
@@ -132,11 +134,14 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Rec
         // Fails only when no OpenTelemetry layer is installed.
         let _ = span.set_parent(caller);
     }
-    Connection::new(ws, shared, claims)
-        .serve(stop)
-        .instrument(span)
-        .await;
-    drop((user_slot, address_slot));
+    let slots = [user_slot, address_slot.flatten()];
+    // A task of its own: this one, with everything the handshake needed,
+    // ends here, and the socket's long life costs only what serving needs.
+    tokio::spawn(
+        Connection::new(ws, shared, claims, slots)
+            .serve(stop)
+            .instrument(span),
+    );
 }
 
 /// How a connection ends.
@@ -182,10 +187,12 @@ struct Connection {
     /// The code of the peer's close frame, once one came (1005 when it
     /// carried none).
     peer_close: Option<u16>,
+    /// The user's and the address's places, given back when the connection ends.
+    _slots: [Option<Slot>; 2],
 }
 
 impl Connection {
-    fn new(ws: Ws, shared: Arc<Shared>, claims: AccessClaims) -> Self {
+    fn new(ws: Ws, shared: Arc<Shared>, claims: AccessClaims, slots: [Option<Slot>; 2]) -> Self {
         let now = Instant::now();
         let id = shared.registry.next_id();
         let next_ping = now + shared.config.ping_interval;
@@ -201,6 +208,7 @@ impl Connection {
             pings_sent: 0,
             next_ping,
             peer_close: None,
+            _slots: slots,
         };
         conn.arm_expiry();
         conn
@@ -256,7 +264,9 @@ impl Connection {
         tracing::debug!("websocket connected");
         let ending = self.live(&mut stop).await;
         self.shared.registry.remove(self.claims.sid, self.id);
-        self.finish(ending).await;
+        // Boxed: the goodbye runs once, and its state must not size the
+        // connection for its whole life.
+        Box::pin(self.finish(ending)).await;
         tracing::debug!("websocket closed");
     }
 
@@ -518,7 +528,9 @@ impl Connection {
                     // answer with a reset that could overtake our close frame.
                     let tcp = self.ws.get_mut().get_mut();
                     let _ = tcp.shutdown().await;
-                    let mut sink = [0_u8; 4096];
+                    // On the heap: a buffer in the future would cost every
+                    // connection its size for its whole life.
+                    let mut sink = vec![0_u8; 4096];
                     while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
                 };
                 let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
@@ -535,4 +547,38 @@ fn revoked() -> Ending {
 
 fn bad_message(bad: BadMessage) -> String {
     protocol::error(ErrorCode::BadMessage, &bad.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of what `f` returns, without calling it.
+    fn size_of_output<A, B, C, F>(_: impl Fn(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    fn size_of_output2<A, B, F>(_: impl Fn(A, B) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Issue #15: a task's future is allocated at its largest state for the
+    /// task's whole life. The connection's was 7.2 KB (a 4 KiB drain buffer of
+    /// the close path, and the handshake's state, kept by every idle socket);
+    /// the handshake now runs in a task that ends, the serving task keeps
+    /// only what serving needs, and the drain buffer is on the heap.
+    /// (Debug sizes; release ones are a little smaller.)
+    #[test]
+    fn a_held_socket_costs_a_small_task() {
+        let handshake = size_of_output(run);
+        let serving = size_of_output2(Connection::serve);
+        assert!(
+            handshake <= 1024,
+            "the handshake task's future: {handshake} bytes"
+        );
+        assert!(
+            serving <= 2560,
+            "the serving task's future: {serving} bytes"
+        );
+    }
 }
