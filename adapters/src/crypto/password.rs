@@ -99,7 +99,6 @@ impl Argon2Hasher {
     /// # Errors
     /// `limit` is 0, or the OS RNG failed.
     pub fn with_queue_limit(limit: usize) -> anyhow::Result<Self> {
-        anyhow::ensure!(limit > 0, "the password queue needs at least one place");
         let hasher = Self::build(Params::default(), limit)?;
         hasher.time_reference_imports();
         Ok(hasher)
@@ -121,13 +120,13 @@ impl Argon2Hasher {
     /// # Errors
     /// Parameters argon2 refuses, `limit` is 0, or the OS RNG failed.
     pub fn with_cost(cost: Argon2Cost, limit: usize) -> anyhow::Result<Self> {
-        anyhow::ensure!(limit > 0, "the password queue needs at least one place");
         let params = Params::new(cost.m_kib, cost.t, cost.p, None)
             .map_err(|e| anyhow::anyhow!("invalid argon2 parameters: {e}"))?;
         Self::build(params, limit)
     }
 
     fn build(params: Params, limit: usize) -> anyhow::Result<Self> {
+        anyhow::ensure!(limit > 0, "the password queue needs at least one place");
         let concurrency = std::thread::available_parallelism()
             .map_or(2, usize::from)
             .max(2);

@@ -46,14 +46,16 @@ mod tests {
             .unwrap()
     }
 
+    /// The test's name, which its child processes run (`--exact`).
+    const TEST: &str = "system::allocator::tests::freed_argon2_memory_goes_back_to_the_system";
+
     /// What is left resident after three argon2-sized buffers were written
     /// and freed on one thread, in a child process of its own (so no other
     /// test's allocations count), with or without the setting.
     fn kept_after_three_runs(tuned: bool) -> u64 {
         let exe = std::env::current_exe().unwrap();
         let out = std::process::Command::new(exe)
-            .args(["--exact", "system::allocator::tests::child", "--nocapture"])
-            .args(["--test-threads", "1"])
+            .args(["--exact", TEST, "--nocapture", "--test-threads", "1"])
             .env("ALLOCATOR_CHILD", if tuned { "tuned" } else { "default" })
             .output()
             .unwrap();
@@ -66,13 +68,10 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
+    /// The child's part: three runs, then what they left resident.
     #[allow(clippy::print_stdout)]
-    fn child() {
-        let Ok(mode) = std::env::var("ALLOCATOR_CHILD") else {
-            return;
-        };
-        if mode == "tuned" {
+    fn three_runs(tuned: bool) {
+        if tuned {
             assert!(tune_allocator());
         }
         std::thread::spawn(|| {
@@ -93,6 +92,9 @@ mod tests {
     #[test]
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     fn freed_argon2_memory_goes_back_to_the_system() {
+        if let Ok(mode) = std::env::var("ALLOCATOR_CHILD") {
+            return three_runs(mode == "tuned");
+        }
         let tuned = kept_after_three_runs(true);
         assert!(tuned < 4 * 1024, "{tuned} KiB kept with the setting");
         let default = kept_after_three_runs(false);

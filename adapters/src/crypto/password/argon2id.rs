@@ -1,13 +1,6 @@
-//! argon2 through the crate's own PHC functions, within caps.
-//!
-//! The crate allocates a run's memory afresh (19 MiB at our cost) and frees
-//! it after. Under glibc's default, a dynamic mmap threshold, those freed
-//! runs stayed in the per-thread arenas: 494 MiB after 300 hashes beside
-//! request-like allocation churn (`examples/argon2_arenas.rs`), against
-//! 106 MiB with one kept buffer per hashing thread, and 73 MiB with the
-//! threshold fixed, which [`crate::system::tune_allocator`] does at start:
-//! every run's memory is then mapped and returned to the system (34 MiB
-//! after the run), at the same speed. So no memory of our own is kept here.
+//! argon2 through the crate's own PHC functions, within caps. Each run
+//! allocates its memory afresh; [`crate::system::tune_allocator`] is what
+//! gives it back to the system (its module has the measurement).
 
 use anyhow::Context as _;
 use argon2::password_hash::phc;
