@@ -19,12 +19,20 @@ const PRUNE_BATCH: u64 = 1000;
 const SEAL_SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Starts the housekeeping tasks; they end when `stop` turns true. The seal
-/// sweep runs only where refresh tokens are rotated (`sweep_seals`: the API).
-pub fn spawn(auth: &Arc<AuthService>, stop: &watch::Sender<bool>, sweep: bool) {
+/// sweep runs only where refresh tokens are rotated (`sweep`: the API), the
+/// prune unless `scheduled_prune` is off (see [`crate::Seams`]).
+pub fn spawn(
+    auth: &Arc<AuthService>,
+    stop: &watch::Sender<bool>,
+    sweep: bool,
+    scheduled_prune: bool,
+) {
     if sweep {
         tokio::spawn(sweep_seals(auth.clone(), stop.subscribe()));
     }
-    tokio::spawn(prune(auth.clone(), stop.subscribe()));
+    if scheduled_prune {
+        tokio::spawn(prune(auth.clone(), stop.subscribe()));
+    }
 }
 
 /// Prunes every [`PRUNE_EVERY`] (first pass at start) until `stop`.

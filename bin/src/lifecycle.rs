@@ -282,7 +282,7 @@ pub async fn start_with(
         metrics_addr = Some(addr);
     }
 
-    crate::housekeeping::spawn(&auth, &stop, services.api());
+    crate::housekeeping::spawn(&auth, &stop, services.api(), seams.scheduled_prune);
 
     Ok(RunningApp {
         api_addr,

@@ -23,16 +23,20 @@ use domain::TokenPolicy;
 use crate::config::Config;
 pub use crate::key_files::{DEFAULT_KEY_BITS, KeyMaterial};
 
-/// What the real wiring lets a caller replace: what time it is and what a
-/// password hash costs. [`Seams::default`] is production (the system clock,
-/// the OWASP argon2id parameters); tests move a clock forward instead of
-/// sleeping, and hash cheaply.
+/// What the real wiring lets a caller replace: what time it is, what a
+/// password hash costs and whether the hourly prune runs. [`Seams::default`]
+/// is production (the system clock, the OWASP argon2id parameters, the
+/// prune on its schedule); tests move a clock forward instead of sleeping,
+/// hash cheaply, and a test that prunes by hand turns the schedule off so
+/// that the first pass at start cannot race it.
 #[derive(Clone)]
 pub struct Seams {
     /// Tells every use case and store the time.
     pub clock: Arc<dyn Clock>,
     /// argon2id's cost for new hashes; `None`: the OWASP parameters.
     pub argon2: Option<Argon2Cost>,
+    /// Whether housekeeping prunes on its schedule (first pass at start).
+    pub scheduled_prune: bool,
 }
 
 impl Default for Seams {
@@ -40,6 +44,7 @@ impl Default for Seams {
         Self {
             clock: Arc::new(SystemClock),
             argon2: None,
+            scheduled_prune: true,
         }
     }
 }
@@ -48,6 +53,7 @@ impl std::fmt::Debug for Seams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Seams")
             .field("argon2", &self.argon2)
+            .field("scheduled_prune", &self.scheduled_prune)
             .finish_non_exhaustive()
     }
 }

@@ -70,6 +70,9 @@ pub struct TestOptions {
     /// argon2id at the OWASP cost instead of [`CHEAP_HASHING`] (for the
     /// tests that need hashing to take as long as in production).
     pub production_hashing: bool,
+    /// Housekeeping's prune on its schedule (off for a test that calls
+    /// `prune` itself: the first pass at start could take its rows).
+    pub scheduled_prune: bool,
 }
 
 /// The argon2id cost of test apps: a millisecond, not tens.
@@ -104,6 +107,7 @@ impl TestOptions {
             demo_dir: d.demo_dir,
             api_docs: d.api_docs,
             production_hashing: false,
+            scheduled_prune: true,
         }
     }
 }
@@ -216,6 +220,7 @@ pub async fn spawn_app(options: TestOptions) -> TestApp {
     let seams = Seams {
         clock: Arc::new(clock.clone()),
         argon2: (!options.production_hashing).then_some(CHEAP_HASHING),
+        scheduled_prune: options.scheduled_prune,
     };
     let running = authd::start_with(&config, keys, Services::Both, &seams)
         .await
