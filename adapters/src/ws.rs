@@ -5,10 +5,12 @@
 //! - `connection`: one task per socket, one timer per socket (expiry warning,
 //!   expiry, ping, dead peer), live `reauth`;
 //! - `registry`: session id -> connections, rung by the revocation bus;
-//! - `protocol`: the JSON messages.
+//! - `protocol`: the JSON messages;
+//! - `deflate`: permessage-deflate (RFC 7692) under tungstenite.
 
 mod admission;
 mod connection;
+mod deflate;
 mod limits;
 mod protocol;
 mod registry;

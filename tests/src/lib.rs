@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod process;
 pub mod storage;
 pub mod ws_client;
+pub mod ws_raw;
 
 /// Runs each named suite function on both databases, as the tests
 /// `<name>::sqlite` and `<name>::postgres` (the latter ignored outside CI

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tungstenite::error::ProtocolError;
 use tungstenite::handshake::server::{Request, Response};
 use tungstenite::http::HeaderValue;
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -25,6 +26,7 @@ use tungstenite::{Error as WsError, Message};
 
 use super::WsConfig;
 use super::admission::{Refusal, admit};
+use super::deflate::{self, Deflating, Failure};
 use super::limits::{Limits, Slot};
 use super::protocol::{self, BadMessage, ClientMessage, ErrorCode};
 use super::registry::{Doorbell, Registry};
@@ -42,7 +44,7 @@ const CLOSE_NO_STATUS: u16 = 1005;
 /// RFC 6455 §7.4.1: the connection ended without a close frame (never sent).
 const CLOSE_ABNORMAL: u16 = 1006;
 
-type Ws = WebSocketStream<TokioAdapter<TcpStream>>;
+type Ws = WebSocketStream<TokioAdapter<Deflating>>;
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -70,6 +72,7 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Rec
     let mut admitted: Option<AccessClaims> = None;
     let mut request_id = String::new();
     let mut caller = None;
+    let mut compress = false;
     // The error type is tungstenite's HTTP response.
     #[allow(clippy::result_large_err)]
     let callback = |request: &Request, mut response: Response| {
@@ -98,6 +101,13 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Rec
                 if let Ok(id) = HeaderValue::from_str(&request_id) {
                     response.headers_mut().insert(REQUEST_ID, id);
                 }
+                if deflate::negotiate(request.headers()) {
+                    compress = true;
+                    response.headers_mut().insert(
+                        "sec-websocket-extensions",
+                        HeaderValue::from_static(deflate::ANSWER),
+                    );
+                }
                 Ok(response)
             }
             Err(refusal) => {
@@ -108,11 +118,11 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Rec
         }
     };
     let handshake = async_tungstenite::tokio::accept_hdr_async_with_config(
-        stream,
+        Deflating::new(stream),
         callback,
         Some(shared.ws_config),
     );
-    let ws = match tokio::time::timeout(shared.config.handshake_timeout, handshake).await {
+    let mut ws = match tokio::time::timeout(shared.config.handshake_timeout, handshake).await {
         Ok(Ok(ws)) => ws,
         Ok(Err(e)) => {
             tracing::trace!(error = %e, "websocket handshake ended");
@@ -121,6 +131,10 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Rec
         Err(_) => return,
     };
     let Some(claims) = admitted else { return };
+    let limit = compress.then_some(shared.config.max_message_size);
+    if ws.get_mut().get_mut().handshake_done(limit) != compress {
+        tracing::debug!("frames before our answer: compressed messages will be refused");
+    }
     let span = tracing::info_span!(
         "ws",
         user = %claims.sub,
@@ -152,8 +166,9 @@ enum Ending {
     Dropped,
     /// Send an optional `error` message, then close with this code.
     Close(CloseCode, Option<String>),
-    /// A message over the limit: close 1009 and stop reading frames.
-    Oversize,
+    /// A message over the limit (1009) or one we could not inflate (1007,
+    /// 1002): close with this code and reason, and stop reading frames.
+    Abort(CloseCode, &'static str),
 }
 
 /// What woke the connection.
@@ -365,10 +380,34 @@ impl Connection {
     ) -> Result<(), Ending> {
         let message = match frame {
             None => return Err(Ending::Gone),
-            Some(Err(WsError::Capacity(_))) => return Err(Ending::Oversize),
+            Some(Err(WsError::Capacity(_))) => return Err(too_big()),
+            // RFC 6455 §8.1: a text message that is not UTF-8 fails with 1007.
+            Some(Err(WsError::Utf8(_))) => {
+                return Err(Ending::Abort(CloseCode::Invalid, "text is not UTF-8"));
+            }
+            // A frame that breaks RFC 6455 (reserved bits, an unmasked
+            // frame, a control frame too long...): tungstenite refuses it
+            // without a close frame; we send one (1002).
+            Some(Err(WsError::Protocol(e)))
+                if !matches!(e, ProtocolError::ResetWithoutClosingHandshake) =>
+            {
+                tracing::debug!(error = %e, "protocol violation");
+                return Err(Ending::Abort(CloseCode::Protocol, "protocol violation"));
+            }
             Some(Err(e)) => {
-                tracing::debug!(error = %e, "websocket read failed");
-                return Err(Ending::Gone);
+                return Err(match Failure::of(&e) {
+                    Some(Failure::TooBig) => too_big(),
+                    Some(Failure::Invalid) => {
+                        Ending::Abort(CloseCode::Invalid, "invalid compressed data")
+                    }
+                    Some(Failure::Protocol) => {
+                        Ending::Abort(CloseCode::Protocol, "invalid compressed frames")
+                    }
+                    None => {
+                        tracing::debug!(error = %e, "websocket read failed");
+                        Ending::Gone
+                    }
+                });
             }
             Some(Ok(message)) => message,
         };
@@ -512,19 +551,19 @@ impl Connection {
                 };
                 let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
             }
-            Ending::Oversize => {
-                tracing::debug!("message over the size limit");
-                metrics.ws_close(CloseCode::Size.into(), ClosedBy::Server);
+            Ending::Abort(code, reason) => {
+                tracing::debug!(reason, "closing on a bad message");
+                metrics.ws_close(code.into(), ClosedBy::Server);
                 let goodbye = async {
                     let frame = CloseFrame {
-                        code: CloseCode::Size,
-                        reason: "message too big".into(),
+                        code,
+                        reason: reason.into(),
                     };
                     let _ = self.ws.close(Some(frame)).await;
-                    // The rest of the oversized message may still be arriving:
-                    // end our side, then swallow it, so the kernel does not
-                    // answer with a reset that could overtake our close frame.
-                    let tcp = self.ws.get_mut().get_mut();
+                    // The rest of the message may still be arriving: end our
+                    // side, then swallow it, so the kernel does not answer
+                    // with a reset that could overtake our close frame.
+                    let tcp = self.ws.get_mut().get_mut().tcp_mut();
                     let _ = tcp.shutdown().await;
                     // On the heap: a buffer in the future would cost every
                     // connection its size for its whole life.
@@ -541,6 +580,10 @@ fn revoked() -> Ending {
     tracing::debug!("session revoked, closing");
     let text = protocol::error(ErrorCode::SessionRevoked, "the session was revoked");
     Ending::Close(CloseCode::from(CLOSE_SESSION_REVOKED), Some(text))
+}
+
+fn too_big() -> Ending {
+    Ending::Abort(CloseCode::Size, "message too big")
 }
 
 fn bad_message(bad: BadMessage) -> String {

@@ -1,0 +1,253 @@
+//! permessage-deflate (RFC 7692, the contract's "Compression (v2)"): what is
+//! negotiated, compressed messages both ways, the limit after inflation, and
+//! every malformed case, with a client that writes the frames byte by byte
+//! and compresses with flate2.
+
+#[allow(clippy::wildcard_imports)]
+use super::*;
+use integration_tests::ws_raw::{self, CONTINUATION, PING, PONG, RawWs, TEXT};
+
+const ANSWER: &str = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+/// What Chromium offers.
+const BROWSER_OFFER: &str = "permessage-deflate; client_max_window_bits";
+
+/// Opens a socket for `login` offering `offer`; the `connected` message read.
+async fn open(ws: &TestWs, login: &Login, offer: Option<&str>) -> RawWs {
+    let path = format!("/ws?token={}", login.access);
+    let mut raw = RawWs::connect(ws.addr, &path, offer).await.unwrap();
+    let (hello, compressed) = raw.recv_text(2 * SECOND).await.unwrap();
+    assert!(hello.contains(r#""type":"connected""#), "{hello}");
+    assert!(!compressed, "a short message goes uncompressed");
+    raw
+}
+
+fn echo_of(payload: &Value) -> String {
+    json!({"type": "echo", "payload": payload}).to_string()
+}
+
+/// A 16 KiB JSON document like an application's.
+fn document() -> Value {
+    let items: Vec<Value> = (0..290)
+        .map(
+            |i| json!({"id": i, "name": format!("item {i}"), "tags": ["a", "b"], "ok": i % 3 == 0}),
+        )
+        .collect();
+    json!({ "items": items })
+}
+
+#[tokio::test]
+async fn compression_is_negotiated_only_when_offered_acceptably() {
+    let ws = default_ws().await;
+    let alice = ws.user("alice").await;
+    for (offer, answer) in [
+        (None, None),
+        (Some(BROWSER_OFFER), Some(ANSWER)),
+        (
+            Some("permessage-deflate; client_max_window_bits=15"),
+            Some(ANSWER),
+        ),
+        (Some("permessage-deflate"), Some(ANSWER)),
+        // Parameters we cannot honour or do not know: declined, not refused.
+        (Some("permessage-deflate; server_max_window_bits=10"), None),
+        (Some("permessage-deflate; x-unknown"), None),
+        (Some("x-webkit-deflate-frame"), None),
+        // The first acceptable of several offers.
+        (
+            Some(
+                "permessage-deflate; server_max_window_bits=9, permessage-deflate; client_max_window_bits",
+            ),
+            Some(ANSWER),
+        ),
+    ] {
+        let raw = open(&ws, &alice, offer).await;
+        assert_eq!(raw.extensions.as_deref(), answer, "offer {offer:?}");
+    }
+    ws.shutdown().await;
+}
+
+#[tokio::test]
+async fn compressed_messages_round_trip_and_large_answers_go_compressed() {
+    let ws = default_ws().await;
+    let alice = ws.user("alice").await;
+    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
+
+    let doc = document();
+    let text = echo_of(&doc);
+    assert!(text.len() > 12 * 1024, "{}", text.len());
+    raw.send_compressed(&text).await.unwrap();
+    let (answer, compressed) = raw.recv_text(2 * SECOND).await.unwrap();
+    assert!(compressed, "a 16 KiB answer goes compressed");
+    let answer: Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["payload"], doc);
+    assert!(
+        raw.wire_bytes_in * 4 < text.len(),
+        "{} bytes on the wire",
+        raw.wire_bytes_in
+    );
+
+    // Uncompressed messages stay allowed (RSV1 clear), and so do compressed
+    // short ones; short answers go uncompressed.
+    raw.send_frame(true, false, TEXT, br#"{"type":"ping"}"#)
+        .await
+        .unwrap();
+    let (pong, compressed) = raw.recv_text(2 * SECOND).await.unwrap();
+    assert!(pong.contains(r#""type":"pong""#) && !compressed, "{pong}");
+    raw.send_compressed(r#"{"type":"ping"}"#).await.unwrap();
+    let (pong, _) = raw.recv_text(2 * SECOND).await.unwrap();
+    assert!(pong.contains(r#""type":"pong""#), "{pong}");
+
+    // Without the extension, the same large answer goes plain.
+    let mut plain = open(&ws, &alice, None).await;
+    plain
+        .send_frame(true, false, TEXT, text.as_bytes())
+        .await
+        .unwrap();
+    let (answer, compressed) = plain.recv_text(2 * SECOND).await.unwrap();
+    assert!(!compressed);
+    assert_eq!(
+        serde_json::from_str::<Value>(&answer).unwrap()["payload"],
+        doc
+    );
+    ws.shutdown().await;
+}
+
+#[tokio::test]
+async fn fragmented_compressed_messages_with_control_frames_between() {
+    let ws = default_ws().await;
+    let alice = ws.user("alice").await;
+    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
+    let doc = document();
+    let compressed = ws_raw::compress(echo_of(&doc).as_bytes());
+    let third = compressed.len() / 3;
+    raw.send_frame(false, true, TEXT, &compressed[..third])
+        .await
+        .unwrap();
+    raw.send_frame(true, false, PING, b"between").await.unwrap();
+    raw.send_frame(false, false, CONTINUATION, &compressed[third..2 * third])
+        .await
+        .unwrap();
+    // An empty fragment is still a fragment.
+    raw.send_frame(false, false, CONTINUATION, b"")
+        .await
+        .unwrap();
+    raw.send_frame(true, false, CONTINUATION, &compressed[2 * third..])
+        .await
+        .unwrap();
+    let pong = raw.recv_frame(2 * SECOND).await.unwrap();
+    assert_eq!(
+        (pong.opcode, pong.payload.as_slice()),
+        (PONG, &b"between"[..])
+    );
+    let (answer, _) = raw.recv_text(2 * SECOND).await.unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&answer).unwrap()["payload"],
+        doc
+    );
+    ws.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_limit_applies_after_inflation_and_a_bomb_closes_1009() {
+    let ws = default_ws().await;
+    let alice = ws.user("alice").await;
+
+    // 60 KiB inflated: fine; 65 KiB: 1009, though both are small on the wire.
+    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
+    let fits = echo_of(&json!("x".repeat(60 * 1024)));
+    raw.send_compressed(&fits).await.unwrap();
+    let (answer, _) = raw.recv_text(2 * SECOND).await.unwrap();
+    assert_eq!(answer.len(), fits.len());
+    let too_big = echo_of(&json!("x".repeat(65 * 1024)));
+    let payload = ws_raw::compress(too_big.as_bytes());
+    assert!(payload.len() < 1024, "{}", payload.len());
+    raw.send_frame(true, true, TEXT, &payload).await.unwrap();
+    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1009);
+
+    // 1 MiB of zeros in about 1 KiB.
+    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
+    let zeros = vec![0_u8; 1024 * 1024];
+    let bomb = ws_raw::compress_with(&zeros, flate2::Compression::best());
+    assert!(bomb.len() < 1100, "{}", bomb.len());
+    raw.send_frame(true, true, TEXT, &bomb).await.unwrap();
+    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1009);
+
+    // The same split into fragments.
+    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
+    let (a, b) = bomb.split_at(bomb.len() / 2);
+    raw.send_frame(false, true, TEXT, a).await.unwrap();
+    raw.send_frame(true, false, CONTINUATION, b).await.unwrap();
+    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1009);
+
+    // The service is unharmed.
+    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
+    raw.send_compressed(r#"{"type":"ping"}"#).await.unwrap();
+    assert!(raw.recv_text(2 * SECOND).await.unwrap().0.contains("pong"));
+    ws.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_compressed_frames_fail_the_connection() {
+    let ws = default_ws().await;
+    let alice = ws.user("alice").await;
+    let ping = ws_raw::compress(br#"{"type":"ping"}"#);
+
+    // RSV1 on a control frame: 1002 (RFC 7692 §6.1).
+    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
+    raw.send_frame(true, true, PING, b"x").await.unwrap();
+    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1002);
+
+    // RSV1 on a continuation of a compressed message: 1002.
+    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
+    raw.send_frame(false, true, TEXT, &ping[..4]).await.unwrap();
+    raw.send_frame(true, true, CONTINUATION, &ping[4..])
+        .await
+        .unwrap();
+    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1002);
+
+    // RSV1 on a continuation of a plain message: 1002.
+    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
+    raw.send_frame(false, false, TEXT, br#"{"type":"#)
+        .await
+        .unwrap();
+    raw.send_frame(true, true, CONTINUATION, br#""ping"}"#)
+        .await
+        .unwrap();
+    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1002);
+
+    // A new message inside a compressed one: 1002.
+    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
+    raw.send_frame(false, true, TEXT, &ping[..4]).await.unwrap();
+    raw.send_frame(true, true, TEXT, &ping).await.unwrap();
+    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1002);
+
+    // Invalid DEFLATE data (a reserved block type): 1007.
+    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
+    raw.send_frame(true, true, TEXT, &[0xff, 0xff, 0xff])
+        .await
+        .unwrap();
+    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1007);
+
+    // Inflates to bytes that are not UTF-8 in a text message: 1007.
+    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
+    let not_utf8 = ws_raw::compress(&[0xc3, 0x28, 0xa0, 0xa1]);
+    raw.send_frame(true, true, TEXT, &not_utf8).await.unwrap();
+    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1007);
+
+    // The same uncompressed: 1007 too (RFC 6455 §8.1).
+    let mut raw = open(&ws, &alice, None).await;
+    raw.send_frame(true, false, TEXT, &[0xc3, 0x28, 0xa0, 0xa1])
+        .await
+        .unwrap();
+    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1007);
+
+    // RSV1 without the extension negotiated: 1002.
+    let mut raw = open(&ws, &alice, None).await;
+    raw.send_frame(true, true, TEXT, &ping).await.unwrap();
+    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1002);
+
+    // After all that, the service answers.
+    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
+    raw.send_frame(true, true, TEXT, &ping).await.unwrap();
+    assert!(raw.recv_text(2 * SECOND).await.unwrap().0.contains("pong"));
+    ws.shutdown().await;
+}
