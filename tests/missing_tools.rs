@@ -10,8 +10,10 @@
 
 use std::path::{Path, PathBuf};
 
-/// The tools: PostgreSQL's server binaries, and programs on `PATH`.
-const TOOLS: [&str; 8] = [
+/// The tools: PostgreSQL's server binaries, Python's `websockets` package
+/// (an independent WebSocket client), and programs on `PATH`.
+const TOOLS: [&str; 9] = [
+    "python-websockets",
     "postgres",
     "nginx",
     "openssl",
@@ -49,6 +51,7 @@ fn main() {
     for tool in TOOLS {
         let found = match tool {
             "postgres" => postgres_found(),
+            "python-websockets" => python_module("websockets"),
             "chromium" => ["chromium", "chromium-browser"]
                 .iter()
                 .any(|p| on_path(&dirs, p)),
@@ -71,6 +74,16 @@ fn search_path() -> Vec<PathBuf> {
 
 fn on_path(dirs: &[PathBuf], program: &str) -> bool {
     dirs.iter().any(|d| d.join(program).is_file())
+}
+
+/// Whether `python3` imports `module`.
+fn python_module(module: &str) -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// As `integration_tests::postgres`: `PG_BIN`, else any version under [`PG_ROOT`].

@@ -47,6 +47,7 @@
       this.socket = null;
       this.refreshTimer = null;
       this.refreshing = null;
+      this.echoWaiters = [];
     }
 
     /** True while an access token is held. */
@@ -150,6 +151,7 @@
       const socket = new WebSocket(url);
       this.socket = socket;
       this.onEvent('ws_connecting', '');
+      socket.addEventListener('open', () => this.onState());
       socket.addEventListener('message', (ev) => this.handleMessage(ev.data));
       socket.addEventListener('close', (ev) => {
         if (this.socket === socket) this.socket = null;
@@ -162,6 +164,21 @@
 
     disconnectWebSocket() {
       if (this.socket) this.socket.close(1000, 'bye');
+    }
+
+    /**
+     * Sends `payload` in an `echo` message; resolves with what the server
+     * sends back (echoes come back in order).
+     */
+    echo(payload) {
+      return new Promise((resolve, reject) => {
+        try {
+          this.sendWs({ type: 'echo', payload });
+          this.echoWaiters.push(resolve);
+        } catch (err) {
+          reject(err);
+        }
+      });
     }
 
     sendWs(message) {
@@ -181,9 +198,18 @@
       }
       const payload = msg.payload || {};
       switch (msg.type) {
-        case 'connected':
-          this.onEvent('connected', 'user ' + payload.username + ', session ' + payload.sessionId);
+        case 'connected': {
+          // The browser offers permessage-deflate; `extensions` says what the server answered.
+          const compression = (this.socket && this.socket.extensions) || 'none';
+          this.onEvent('connected', 'user ' + payload.username + ', session ' + payload.sessionId +
+            ', compression: ' + compression);
           break;
+        }
+        case 'echo': {
+          const waiter = this.echoWaiters.shift();
+          if (waiter) waiter(payload);
+          break;
+        }
         case 'reauth_success':
           this.onEvent('reauth_success', 'socket now valid until ' + formatTime(payload.expiresAt));
           break;

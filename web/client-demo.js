@@ -1,7 +1,7 @@
 // Page glue for client-demo.html: wires the form and buttons to AuthClient and
 // writes every event into #log as <li data-event="NAME">. Event names are
 // stable (the browser test reads them): login, refreshed, reauth_sent,
-// ws_connecting, connected, reauth_success, token_expiring, pong,
+// ws_connecting, connected, reauth_success, token_expiring, pong, echo_ok,
 // "error <code>", "closed <code>", logout, signed_out, not_signed_in.
 (function () {
   'use strict';
@@ -43,6 +43,7 @@
     for (const id of ['refresh-btn', 'protected-btn', 'logout-btn', 'sessions-btn']) $(id).disabled = !signedIn;
     $('connect-btn').disabled = !signedIn || client.socket !== null;
     $('ping-btn').disabled = !open;
+    $('echo-btn').disabled = !open;
     $('disconnect-btn').disabled = client.socket === null;
     tick();
   }
@@ -99,6 +100,17 @@
   $('connect-btn').addEventListener('click', () => guarded(async () => client.connectWebSocket()));
   $('disconnect-btn').addEventListener('click', () => client.disconnectWebSocket());
   $('ping-btn').addEventListener('click', () => guarded(async () => client.sendWs({ type: 'ping' })));
+  // A 16 KiB JSON document there and back (compressed both ways when the
+  // connection negotiated permessage-deflate): logs echo_ok if it came back whole.
+  $('echo-btn').addEventListener('click', () =>
+    guarded(async () => {
+      const items = [];
+      for (let i = 0; items.length < 290; i++) items.push({ id: i, name: 'item ' + i, ok: i % 3 === 0, tags: ['a', 'b'] });
+      const sent = JSON.stringify({ items });
+      // (Keys in sorted order: the server's JSON keeps objects sorted.)
+      const back = JSON.stringify(await client.echo({ items }));
+      logEvent(back === sent ? 'echo_ok' : 'echo_mismatch', sent.length + ' bytes');
+    }));
 
   $('sessions-btn').addEventListener('click', () =>
     guarded(async () => {

@@ -120,6 +120,32 @@ async fn drive_demo(browser: &Browser, origin: &str, username: &str) -> Result<(
     .await?;
     assert!(position(&events, "failed").is_none(), "{events:?}");
     assert!(position(&events, "login").is_some(), "{events:?}");
+    // Chromium offered permessage-deflate and the server (through Nginx) took it.
+    let connected = &events[position(&events, "connected").unwrap_or_default()].1;
+    assert!(
+        connected.ends_with(
+            "compression: permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        ),
+        "{connected}"
+    );
+    // A 16 KiB message there and back, compressed both ways.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while browser
+        .eval("return document.getElementById('echo-btn').disabled;")
+        .await?
+        == true
+    {
+        if Instant::now() > deadline {
+            bail!("the echo button stayed disabled with the socket open");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.click("#echo-btn").await?;
+    let events = wait_events(browser, "echo_ok", Duration::from_secs(5), |ev| {
+        position(ev, "echo_ok").is_some() || position(ev, "echo_mismatch").is_some()
+    })
+    .await?;
+    assert!(position(&events, "echo_mismatch").is_none(), "{events:?}");
     let status = browser
         .eval("return document.getElementById('status').dataset.state;")
         .await?;

@@ -251,3 +251,50 @@ async fn malformed_compressed_frames_fail_the_connection() {
     assert!(raw.recv_text(2 * SECOND).await.unwrap().0.contains("pong"));
     ws.shutdown().await;
 }
+
+/// An independent client nobody here wrote, compression on: Python's
+/// `websockets` (`tests/clients/ws_deflate.py`).
+#[tokio::test]
+#[cfg_attr(
+    missing = "python-websockets",
+    ignore = "needs Python websockets (pip install websockets)"
+)]
+async fn python_websockets_negotiates_and_round_trips_compressed() {
+    let ws = default_ws().await;
+    let alice = ws.user("alice").await;
+    let script = integration_tests::process::workspace_root().join("tests/clients/ws_deflate.py");
+    let url = format!("ws://{}/ws?token={}", ws.addr, alice.access);
+    let run = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg(&url)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(30 * SECOND, run)
+        .await
+        .expect("the client finished")
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(summary["header"], ANSWER, "{summary}");
+    assert_eq!(
+        summary["extensions"],
+        json!(["PerMessageDeflate"]),
+        "{summary}"
+    );
+    assert_eq!(summary["hello"], "connected");
+    assert_eq!(summary["echo_equal"], true, "{summary}");
+    assert_eq!(summary["pong"], "pong");
+    // Compressed both ways: the 16 KiB echo crossed in far fewer bytes.
+    let size = summary["echo_size"].as_u64().unwrap();
+    assert!(size > 16_000, "{summary}");
+    for way in ["echo_wire_in", "echo_wire_out"] {
+        let bytes = summary[way].as_u64().unwrap();
+        assert!(bytes * 4 < size, "{way}: {summary}");
+    }
+    ws.shutdown().await;
+}
