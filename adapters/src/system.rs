@@ -1,6 +1,8 @@
 //! The real clock, the operating system's CSPRNG, the open-file limit and
 //! the allocator setting.
 
+#[cfg(test)]
+pub(crate) mod alloc_meter;
 mod allocator;
 mod fd_limit;
 

@@ -10,7 +10,7 @@
 
 mod admission;
 mod connection;
-mod deflate;
+pub mod deflate;
 mod limits;
 mod protocol;
 mod registry;

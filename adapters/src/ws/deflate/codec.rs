@@ -1,4 +1,4 @@
-//! DEFLATE for whole messages, with one compressor and one decompressor per
+//! DEFLATE for whole messages (public for the `ws_deflate` benchmark), with one compressor and one decompressor per
 //! thread (uWebSockets' "shared compressor"): both sides negotiate
 //! `no_context_takeover`, so each message starts from a fresh state and no
 //! socket keeps one.
@@ -9,7 +9,7 @@ use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, 
 
 /// RFC 7692 §7.2.1: a sync flush ends with these four bytes; the sender
 /// drops them and the receiver appends them before inflating.
-pub(super) const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+pub const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// Compression level: the fastest. Our messages are short JSON; a higher
 /// level buys a few per cent of bytes for several times the CPU (see the
@@ -18,7 +18,7 @@ const LEVEL: Compression = Compression::fast();
 
 /// Why a compressed message could not be inflated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum InflateError {
+pub enum InflateError {
     /// It would pass the message limit (inflation stopped there).
     TooBig,
     /// Not valid DEFLATE data.
@@ -32,7 +32,7 @@ thread_local! {
 
 /// Compresses `payload` (one whole message) without the sync-flush tail;
 /// `None` when that would not make it smaller.
-pub(super) fn deflate(payload: &[u8]) -> Option<Vec<u8>> {
+pub fn deflate(payload: &[u8]) -> Option<Vec<u8>> {
     DEFLATER.with(|cell| {
         let mut cell = cell.borrow_mut();
         let compress = cell.get_or_insert_with(|| Compress::new(LEVEL, false));
@@ -65,7 +65,10 @@ pub(super) fn deflate(payload: &[u8]) -> Option<Vec<u8>> {
 /// and [`TAIL`] appended, into at most `limit` bytes: inflation stops the
 /// moment the output would pass `limit`, so a bomb costs `limit + 1` bytes
 /// of output, never what it would inflate to.
-pub(super) fn inflate(compressed: &[u8], limit: usize) -> Result<Vec<u8>, InflateError> {
+///
+/// # Errors
+/// [`InflateError`]: past `limit`, or not DEFLATE.
+pub fn inflate(compressed: &[u8], limit: usize) -> Result<Vec<u8>, InflateError> {
     INFLATER.with(|cell| {
         let mut cell = cell.borrow_mut();
         let decompress = cell.get_or_insert_with(|| Decompress::new(false));
@@ -182,7 +185,15 @@ mod tests {
         let zeros = vec![0_u8; 64 * 1024];
         let bomb = bomb();
         assert!(bomb.len() < 1100, "1 MiB of zeros in {} bytes", bomb.len());
-        assert_eq!(inflate(&bomb, 64 * 1024), Err(InflateError::TooBig));
+        // Warm the thread's decompressor first: its 43 KB state is made
+        // once per thread, not per message.
+        let _ = inflate(&framed(b"warm up the decompressor: warm up"), 100);
+        let (result, peak) = crate::system::alloc_meter::peak_during(|| inflate(&bomb, 64 * 1024));
+        assert_eq!(result, Err(InflateError::TooBig));
+        // The output stops at the limit: nothing near the bomb's 1 MiB.
+        assert!(peak <= 64 * 1024 + 1024, "{peak} bytes at the peak");
+        let (_, whole) = crate::system::alloc_meter::peak_during(|| inflate(&bomb, 2 << 20));
+        assert!(whole > 1 << 20, "the meter sees a full inflation: {whole}");
         // Exactly at the limit is fine.
         let at_limit = framed(&zeros[..64 * 1024]);
         assert_eq!(inflate(&at_limit, 64 * 1024).unwrap().len(), 64 * 1024);

@@ -11,11 +11,12 @@
 //! been open for years, and the forks that carry one are not on crates.io),
 //! so the layer works on the bytes: see [`stream`].
 
-mod codec;
+pub mod codec;
 pub(crate) mod stream;
 
 use tungstenite::http::HeaderMap;
 
+pub use self::stream::COMPRESS_FROM;
 pub(crate) use self::stream::Deflating;
 
 /// Our answer to an acceptable offer.

@@ -32,11 +32,11 @@ use tungstenite::protocol::frame::FrameHeader;
 use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use super::Failure;
-use super::codec::{self, InflateError, TAIL};
+use super::codec::{self, InflateError};
 
 /// Messages shorter than this go out uncompressed: on JSON this short,
 /// DEFLATE without context saves a few bytes at best (see the benchmark).
-pub(crate) const COMPRESS_FROM: usize = 256;
+pub const COMPRESS_FROM: usize = 256;
 
 /// The longest frame header (RFC 6455 §5.2, a masked client frame).
 const MAX_HEADER: usize = 14;
@@ -477,7 +477,7 @@ impl Codec {
         let Some(mut incoming) = self.incoming.take() else {
             return;
         };
-        incoming.data.extend_from_slice(&TAIL);
+        incoming.data.extend_from_slice(&codec::TAIL);
         match codec::inflate(&incoming.data, self.limit) {
             Ok(payload) => {
                 let header = FrameHeader {
