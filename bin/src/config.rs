@@ -45,6 +45,10 @@ pub struct Config {
     /// Where the WebSocket service listens.
     #[arg(long, env = "WS_ADDR", default_value = "127.0.0.1:3001", value_parser = socket_addr)]
     pub ws_addr: SocketAddr,
+    /// `true` binds `WS_ADDR` with `SO_REUSEPORT`, so several `authd ws`
+    /// processes share one port (Linux spreads new connections among them).
+    #[arg(long, env = "WS_REUSE_PORT", default_value = "false", value_parser = boolean, action = ArgAction::Set)]
+    pub ws_reuse_port: bool,
     /// The signing key (PKCS#8 PEM; PKCS#1 also read), readable by its owner only.
     #[arg(long, env = "PRIVATE_KEY_PATH", default_value = "keys/private.pem")]
     pub private_key_path: PathBuf,

@@ -248,8 +248,7 @@ pub async fn start_with(
         api_addr = Some(addr);
     }
     if services.ws() {
-        let listener = tokio::net::TcpListener::bind(config.ws_addr)
-            .await
+        let listener = bind_ws(config.ws_addr, config.ws_reuse_port)
             .with_context(|| format!("binding WS_ADDR {}", config.ws_addr))?;
         let addr = listener.local_addr()?;
         let shutdown = stopped(stop.subscribe());
@@ -294,4 +293,25 @@ pub async fn start_with(
         stop,
         tasks,
     })
+}
+
+/// Binds the WebSocket listener, with `SO_REUSEPORT` when several processes
+/// are to share the port (`WS_REUSE_PORT`).
+fn bind_ws(
+    addr: std::net::SocketAddr,
+    reuse_port: bool,
+) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind`: a restarted process rebinds past TIME_WAIT.
+    socket.set_reuseaddr(true)?;
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
+    socket.bind(addr)?;
+    // The kernel caps it at net.core.somaxconn.
+    socket.listen(4096)
 }

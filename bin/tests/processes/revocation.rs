@@ -31,6 +31,8 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
+mod shared_port;
+
 /// The processes of these tests share two cores: one test at a time.
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
