@@ -20,6 +20,14 @@
 //! `CONNECTED` with the count, the time it took and the server's RSS, holds
 //! them for SECONDS, prints `HELD`, and exits. `tests/load/hundred_k.sh` runs
 //! six of these side by side to hold 100,000 connections at once.
+//!
+//! `ws_load connect ADDR TOKEN N SECONDS [deflate]` is the client half
+//! alone, against a server already running (the real `authd ws`): N
+//! sockets with TOKEN (offering permessage-deflate with `deflate`), held
+//! SECONDS while answering pings; then `HELD`, and it waits up to 60 s for
+//! the server to close them (a logout), printing `CLOSED` with the codes.
+//! `tests/load/hundred_k_authd.sh` runs six against six `authd ws` on one
+//! port (`WS_REUSE_PORT`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -50,6 +58,23 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     if args.get(1).map(String::as_str) == Some("serve") {
         runtime.block_on(server())
+    } else if args.get(1).map(String::as_str) == Some("connect") {
+        let (Some(addr), Some(token)) = (args.get(2), args.get(3)) else {
+            anyhow::bail!("usage: ws_load connect ADDR TOKEN [COUNT] [SECONDS] [deflate]");
+        };
+        let count = args
+            .get(4)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(17_000_usize);
+        let seconds = args.get(5).and_then(|a| a.parse().ok()).unwrap_or(120_u64);
+        let deflate = args.get(6).map(String::as_str) == Some("deflate");
+        runtime.block_on(connect(
+            addr.parse()?,
+            token,
+            count.clamp(1, 19_000),
+            seconds.clamp(1, 3_600),
+            deflate,
+        ))
     } else if args.get(1).map(String::as_str) == Some("hold") {
         let count = args
             .get(2)
@@ -467,5 +492,101 @@ async fn hold(count: usize, seconds: u64) -> anyhow::Result<()> {
     drop(kept);
     let _ = server.command("quit").await;
     let _ = tokio::time::timeout(Duration::from_secs(30), server.child.wait()).await;
+    Ok(())
+}
+
+/// The client half against a running server: see the module.
+async fn connect(
+    addr: SocketAddr,
+    token: &str,
+    count: usize,
+    seconds: u64,
+    deflate: bool,
+) -> anyhow::Result<()> {
+    let path = format!("/ws?token={token}");
+    let started = Instant::now();
+    let clients: Vec<WsClient> = futures_util::stream::iter(0..count)
+        .map(|i| {
+            let path = path.clone();
+            async move {
+                let mut connect = Connect::with_token(&path).from(source(i));
+                if deflate {
+                    connect = connect.header(
+                        "sec-websocket-extensions",
+                        "permessage-deflate; client_max_window_bits",
+                    );
+                }
+                let opening = async {
+                    let mut client = connect.open(addr).await.ok()?.ok()?;
+                    let hello = client.recv_json(Duration::from_secs(60)).await.ok()?;
+                    (hello["type"] == "connected").then_some(client)
+                };
+                tokio::time::timeout(Duration::from_secs(90), opening)
+                    .await
+                    .ok()
+                    .flatten()
+            }
+        })
+        .buffer_unordered(CONNECT_CONCURRENCY)
+        .filter_map(std::future::ready)
+        .collect()
+        .await;
+    let secs = started.elapsed().as_secs_f64();
+    let compressed = clients.iter().filter(|c| c.extensions().is_some()).count();
+    println!(
+        "CONNECTED {} of {count} in {secs:.2} s, {compressed} with permessage-deflate",
+        clients.len()
+    );
+    let hold_until = Instant::now() + Duration::from_secs(seconds);
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            tokio::spawn(async move {
+                // Held: read (so pings get their pongs) until the deadline.
+                loop {
+                    let left = hold_until.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    match client.recv(left).await {
+                        Ok(Incoming::Closed(code)) => return (false, code, 0),
+                        Ok(_) => {}
+                        Err(_) if Instant::now() >= hold_until => break,
+                        Err(_) => return (false, None, 0),
+                    }
+                }
+                // Then wait for the server to close it.
+                let wait_until = Instant::now() + Duration::from_secs(60);
+                loop {
+                    let left = wait_until.saturating_duration_since(Instant::now());
+                    match client.recv(left).await {
+                        Ok(Incoming::Closed(code)) => return (true, code, unix_millis()),
+                        Ok(_) => {}
+                        Err(_) => return (true, None, 0),
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep_until(hold_until.into()).await;
+    println!("HOLD_OVER at {}", unix_millis());
+    let mut held = 0;
+    let mut codes: HashMap<String, usize> = HashMap::new();
+    let mut last_close = 0;
+    for reader in readers {
+        let (was_held, code, at) = reader.await?;
+        held += usize::from(was_held);
+        let code = code.map_or_else(|| "none".to_owned(), |c| c.to_string());
+        *codes
+            .entry(if was_held {
+                code
+            } else {
+                format!("early-{code}")
+            })
+            .or_default() += 1;
+        last_close = last_close.max(at);
+    }
+    println!("HELD {held} for {seconds} s");
+    println!("CLOSED {codes:?}, last at {last_close}");
     Ok(())
 }

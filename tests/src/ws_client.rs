@@ -43,6 +43,7 @@ pub enum Incoming {
 pub struct WsClient<S = TcpStream> {
     ws: WebSocketStream<TokioAdapter<S>>,
     request_id: Option<String>,
+    extensions: Option<String>,
 }
 
 /// Options of a connection attempt.
@@ -125,14 +126,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsClient<S> {
         match async_tungstenite::tokio::client_async_with_config(request, stream, Some(config))
             .await
         {
-            Ok((ws, response)) => Ok(Ok(Self {
-                ws,
-                request_id: response
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned),
-            })),
+            Ok((ws, response)) => {
+                let header = |name: &str| {
+                    response
+                        .headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                };
+                Ok(Ok(Self {
+                    ws,
+                    request_id: header("x-request-id"),
+                    extensions: header("sec-websocket-extensions"),
+                }))
+            }
             Err(tungstenite::Error::Http(response)) => {
                 let status = response.status().as_u16();
                 let body = response
@@ -145,6 +152,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsClient<S> {
             }
             Err(e) => Err(e).context("websocket handshake"),
         }
+    }
+
+    /// The `Sec-WebSocket-Extensions` of the handshake response. (This
+    /// client cannot inflate: a server that compressed a message to it
+    /// would fail it. Load tests offer compression only to hold sockets.)
+    pub fn extensions(&self) -> Option<&str> {
+        self.extensions.as_deref()
     }
 
     /// The `X-Request-Id` of the handshake response.
