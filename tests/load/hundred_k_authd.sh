@@ -49,6 +49,7 @@ login=$(api login -d '{"username":"holder","password":"hold them all 100k"}' -D 
 TOKEN=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["accessToken"])' "$login")
 COOKIE=$(grep -io 'refreshToken=[^;]*' "$DIR/login.headers" | head -1)
 
+echo "idle authd ws RSS: $(for p in "${ws_pids[@]}"; do awk '/^VmRSS:/ {printf "%s ", $2}' /proc/$p/status; done)KiB"
 started=$(date +%s.%N)
 clients=()
 for i in $(seq 1 "$PROCS"); do
@@ -67,9 +68,11 @@ grep -h "^CONNECTED" "$DIR"/client*.log
 sleep 5
 snapshot() {
     local total_rss=0 total_est=0
+    # One pass over the sockets (ss per process would take a minute at 100k).
+    ss -Htnp state established "( sport = :$WS_PORT )" | grep -o 'pid=[0-9]*' | sort | uniq -c >"$DIR/est"
     for pid in "${ws_pids[@]}"; do
         rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
-        est=$(ss -Htnp state established "( sport = :$WS_PORT )" | grep -c "pid=$pid," || true)
+        est=$(awk -v p="pid=$pid" '$2 == p {print $1}' "$DIR/est"); est=${est:-0}
         echo "  authd ws pid $pid: $est ESTABLISHED, VmRSS $rss KiB"
         total_rss=$((total_rss + rss)); total_est=$((total_est + est))
     done
@@ -81,7 +84,7 @@ for _ in $(seq 1 $((HOLD * 2 + 1200))); do
     [ "$over" -ge "$PROCS" ] && break
     sleep 0.5
 done
-snapshot "AFTER THE HOLD"
+# The clients wait 60 s for the closes: log out at once, look after.
 logout_ms=$(python3 -c 'import time; print(int(time.time() * 1000))')
 curl -fsS -X POST -H "cookie: $COOKIE" "http://127.0.0.1:$API_PORT/api/logout" -o /dev/null -w 'logout: HTTP %{http_code}\n'
 status=0

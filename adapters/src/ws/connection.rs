@@ -9,7 +9,7 @@ use std::time::Duration;
 use application::AuthService;
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tokio::TokioAdapter;
-use domain::AccessClaims;
+use domain::{AccessClaims, SessionId, UserId};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -149,9 +149,15 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Rec
     let slots = [user_slot, address_slot.flatten()];
     // A task of its own: this one, with everything the handshake needed,
     // ends here, and the socket's long life costs only what serving needs.
+    let hello = protocol::connected(
+        &claims.sub.to_string(),
+        &claims.username,
+        &claims.sid.to_string(),
+        claims.exp,
+    );
     tokio::spawn(
-        Connection::new(ws, shared, claims, slots)
-            .serve(stop)
+        Connection::new(ws, shared, Held::of(&claims), slots)
+            .serve(stop, hello)
             .instrument(span),
     );
 }
@@ -179,12 +185,31 @@ enum Event {
     Frame(Option<Result<Message, WsError>>),
 }
 
+/// What a connection keeps of its token's claims.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    sub: UserId,
+    sid: SessionId,
+    exp: i64,
+}
+
+impl Held {
+    fn of(claims: &AccessClaims) -> Self {
+        Self {
+            sub: claims.sub,
+            sid: claims.sid,
+            exp: claims.exp,
+        }
+    }
+}
+
 struct Connection {
     ws: Ws,
     shared: Arc<Shared>,
     id: u64,
     bell: Doorbell,
-    claims: AccessClaims,
+    /// Of the current token (the last accepted `reauth`'s).
+    claims: Held,
     /// When `token_expiring` is due; `None` once sent for this token.
     warn_at: Option<Instant>,
     /// The token's `exp` as an instant.
@@ -205,7 +230,7 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(ws: Ws, shared: Arc<Shared>, claims: AccessClaims, slots: [Option<Slot>; 2]) -> Self {
+    fn new(ws: Ws, shared: Arc<Shared>, claims: Held, slots: [Option<Slot>; 2]) -> Self {
         let now = Instant::now();
         let id = shared.registry.next_id();
         let next_ping = now + shared.config.ping_interval;
@@ -270,12 +295,13 @@ impl Connection {
         next
     }
 
-    async fn serve(mut self, mut stop: watch::Receiver<bool>) {
+    /// Serves the socket, `connected` (`hello`) first.
+    async fn serve(mut self, mut stop: watch::Receiver<bool>, hello: String) {
         let sid = self.claims.sid;
         self.shared.registry.insert(sid, self.id, self.bell.clone());
         let _open = self.shared.config.metrics.ws_connection();
         tracing::debug!("websocket connected");
-        let ending = self.live(&mut stop).await;
+        let ending = self.live(&mut stop, hello).await;
         self.shared.registry.remove(self.claims.sid, self.id);
         // Boxed: the goodbye runs once, and its state must not size the
         // connection for its whole life.
@@ -284,20 +310,14 @@ impl Connection {
     }
 
     /// The connection's life until it must end.
-    async fn live(&mut self, stop: &mut watch::Receiver<bool>) -> Ending {
+    async fn live(&mut self, stop: &mut watch::Receiver<bool>, hello: String) -> Ending {
         // Revoked between the handshake and the registration: the bell was not rung for us.
         if self.auth().is_session_revoked(&self.claims.sid) {
             return revoked();
         }
-        let hello = protocol::connected(
-            &self.claims.sub.to_string(),
-            &self.claims.username,
-            &self.claims.sid.to_string(),
-            self.claims.exp,
-        );
         let sleep = tokio::time::sleep_until(self.next_deadline());
         tokio::pin!(sleep);
-        if let Err(ending) = self.send(hello, sleep.as_mut(), stop).await {
+        if let Err(ending) = Box::pin(self.send(hello, sleep.as_mut(), stop)).await {
             return ending;
         }
         loop {
@@ -313,11 +333,14 @@ impl Connection {
                 () = &mut sleep => Event::Timer,
                 frame = self.ws.next() => Event::Frame(frame),
             };
+            // Boxed: handling an event (and the send it may wait on) is
+            // brief, and its state would otherwise size every idle socket's
+            // task for its whole life (one small allocation per event instead).
             let step = match event {
                 Event::Shutdown => return Ending::Close(CloseCode::Away, None),
                 Event::Revoked => return revoked(),
-                Event::Timer => self.on_timer(sleep.as_mut(), stop).await,
-                Event::Frame(frame) => self.on_frame(frame, sleep.as_mut(), stop).await,
+                Event::Timer => Box::pin(self.on_timer(sleep.as_mut(), stop)).await,
+                Event::Frame(frame) => Box::pin(self.on_frame(frame, sleep.as_mut(), stop)).await,
             };
             if let Err(ending) = step {
                 return ending;
@@ -485,7 +508,7 @@ impl Connection {
                 self.bell.notify_one();
             }
         }
-        self.claims = claims;
+        self.claims = Held::of(&claims);
         self.arm_expiry();
         tracing::debug!(expires_at = self.claims.exp, "reauth");
         (true, protocol::reauth_success(self.claims.exp))
@@ -595,7 +618,7 @@ mod tests {
     use super::*;
 
     /// The size of what `f` returns, without calling it.
-    fn size_of_output<A, B, F>(_: impl Fn(A, B) -> F) -> usize {
+    fn size_of_output<A, B, C, F>(_: impl Fn(A, B, C) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 
