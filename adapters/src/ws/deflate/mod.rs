@@ -4,6 +4,7 @@
 //!
 //! - `negotiate`: the handshake's offer and our answer;
 //! - `stream`: the layer under tungstenite that inflates and compresses;
+//! - `frames`: its frame-following state, once the extension is on;
 //! - `codec`: DEFLATE itself (flate2 on miniz_oxide), one compressor and
 //!   one decompressor per thread.
 //!
@@ -12,6 +13,7 @@
 //! so the layer works on the bytes: see [`stream`].
 
 pub mod codec;
+mod frames;
 pub(crate) mod stream;
 
 use tungstenite::http::HeaderMap;
