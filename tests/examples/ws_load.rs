@@ -409,15 +409,10 @@ fn open_files(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
 }
 
-/// One connection for `hold`: `None` if it failed or was refused.
-async fn open_one(addr: SocketAddr, path: &str, i: usize) -> Option<WsClient> {
+/// One connection for `hold` and `connect`: `None` if it failed or was refused.
+async fn open_one(addr: SocketAddr, connect: Connect<'_>) -> Option<WsClient> {
     let opening = async {
-        let mut client = Connect::with_token(path)
-            .from(source(i))
-            .open(addr)
-            .await
-            .ok()?
-            .ok()?;
+        let mut client = connect.open(addr).await.ok()?.ok()?;
         let hello = client.recv_json(Duration::from_secs(60)).await.ok()?;
         (hello["type"] == "connected").then_some(client)
     };
@@ -440,7 +435,7 @@ async fn hold(count: usize, seconds: u64) -> anyhow::Result<()> {
     let path = format!("/ws?token={token}");
     let started = Instant::now();
     let clients: Vec<WsClient> = futures_util::stream::iter(0..count)
-        .map(|i| open_one(server.addr, &path, i))
+        .map(|i| open_one(server.addr, Connect::with_token(&path).from(source(i))))
         .buffer_unordered(CONNECT_CONCURRENCY)
         .filter_map(std::future::ready)
         .collect()
@@ -516,15 +511,7 @@ async fn connect(
                         "permessage-deflate; client_max_window_bits",
                     );
                 }
-                let opening = async {
-                    let mut client = connect.open(addr).await.ok()?.ok()?;
-                    let hello = client.recv_json(Duration::from_secs(60)).await.ok()?;
-                    (hello["type"] == "connected").then_some(client)
-                };
-                tokio::time::timeout(Duration::from_secs(90), opening)
-                    .await
-                    .ok()
-                    .flatten()
+                open_one(addr, connect).await
             }
         })
         .buffer_unordered(CONNECT_CONCURRENCY)

@@ -131,9 +131,10 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Rec
         Err(_) => return,
     };
     let Some(claims) = admitted else { return };
-    let limit = compress.then_some(shared.config.max_message_size);
-    if ws.get_mut().get_mut().handshake_done(limit) != compress {
-        tracing::debug!("frames before our answer: compressed messages will be refused");
+    if compress {
+        ws.get_mut()
+            .get_mut()
+            .deflate_from_now(shared.config.max_message_size);
     }
     let span = tracing::info_span!(
         "ws",

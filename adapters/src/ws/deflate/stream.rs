@@ -14,13 +14,14 @@
 //!   message of at least [`COMPRESS_FROM`] bytes goes out compressed (RSV1)
 //!   when that makes it smaller; everything else passes untouched.
 //!
-//! Until the handshake is done both directions pass untouched; the end of the
-//! client's request is found as it passes, so the frame parser starts on the
-//! first byte after it. A client that sends frames before the server's answer
-//! (RFC 6455 §4.1 forbids it) gets no inflation. Without the extension the
-//! stream stays a plain pass-through for the socket's whole life, and with it
-//! an idle socket holds no buffers: the parser's state is a few words, boxed
-//! only where compression was negotiated.
+//! Until the handshake is done both directions pass untouched. The frame
+//! parser then starts on a frame boundary: tungstenite reads nothing past
+//! the request (it refuses a request that arrives with bytes after it, and
+//! reads no more until its answer is written), so the first byte read after
+//! the handshake is the client's first frame. Without the extension the
+//! stream stays a plain pass-through for the socket's whole life, and with
+//! it an idle socket holds no buffers: the parser's state is a few words,
+//! boxed only where compression was negotiated.
 
 use std::io;
 use std::pin::Pin;
@@ -35,33 +36,18 @@ use super::frames::Codec;
 /// DEFLATE without context saves a few bytes at best (see the benchmark).
 pub const COMPRESS_FROM: usize = 256;
 
-/// A TCP stream that, once [`Deflating::handshake_done`] says so, speaks
+/// A TCP stream that, once [`Deflating::deflate_from_now`] says so, speaks
 /// permessage-deflate underneath tungstenite.
 #[derive(Debug)]
 pub(crate) struct Deflating {
     io: TcpStream,
-    mode: Mode,
-}
-
-#[derive(Debug)]
-enum Mode {
-    /// Reading the client's request: where it ends (`lf` says how much of
-    /// a blank line has been seen).
-    Request { lf: u8 },
-    /// The request was read; `clean` while nothing followed it.
-    Requested { clean: bool },
-    /// Everything passes (no extension).
-    Plain,
-    /// The extension is on.
-    Deflate(Box<Codec>),
+    /// `None`: everything passes (the handshake, or no extension).
+    codec: Option<Box<Codec>>,
 }
 
 impl Deflating {
     pub(crate) fn new(io: TcpStream) -> Self {
-        Self {
-            io,
-            mode: Mode::Request { lf: 0 },
-        }
+        Self { io, codec: None }
     }
 
     /// The socket (for the close paths that end it below tungstenite).
@@ -69,31 +55,11 @@ impl Deflating {
         &mut self.io
     }
 
-    /// After the handshake: the extension was negotiated (`Some` with the
-    /// message limit) or not. Returns whether it is on; it is not when the
-    /// client sent bytes before our answer.
-    pub(crate) fn handshake_done(&mut self, deflate: Option<usize>) -> bool {
-        let clean = matches!(self.mode, Mode::Requested { clean: true });
-        self.mode = match deflate {
-            Some(limit) if clean => Mode::Deflate(Box::new(Codec::new(limit))),
-            _ => Mode::Plain,
-        };
-        matches!(self.mode, Mode::Deflate(_))
+    /// After the handshake: the extension was negotiated, with this message
+    /// limit (it stays off otherwise).
+    pub(crate) fn deflate_from_now(&mut self, limit: usize) {
+        self.codec = Some(Box::new(Codec::new(limit)));
     }
-}
-
-/// Where the blank line ending an HTTP request (`\n\n` or `\n\r\n`, as
-/// httparse accepts) ends in `bytes`, carrying `lf` over reads.
-fn request_end(lf: &mut u8, bytes: &[u8]) -> Option<usize> {
-    for (i, &b) in bytes.iter().enumerate() {
-        *lf = match (*lf, b) {
-            (1 | 2, b'\n') => return Some(i + 1),
-            (_, b'\n') => 1,
-            (1, b'\r') => 2,
-            _ => 0,
-        };
-    }
-    None
 }
 
 impl AsyncRead for Deflating {
@@ -103,28 +69,9 @@ impl AsyncRead for Deflating {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match &mut this.mode {
-            Mode::Request { lf } => {
-                let start = buf.filled().len();
-                ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
-                let read = &buf.filled()[start..];
-                if let Some(end) = request_end(lf, read) {
-                    this.mode = Mode::Requested {
-                        clean: end == read.len(),
-                    };
-                }
-                Poll::Ready(Ok(()))
-            }
-            Mode::Requested { clean } => {
-                let start = buf.filled().len();
-                ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
-                if buf.filled().len() > start {
-                    *clean = false;
-                }
-                Poll::Ready(Ok(()))
-            }
-            Mode::Plain => Pin::new(&mut this.io).poll_read(cx, buf),
-            Mode::Deflate(codec) => codec.poll_read(&mut this.io, cx, buf),
+        match &mut this.codec {
+            None => Pin::new(&mut this.io).poll_read(cx, buf),
+            Some(codec) => codec.poll_read(&mut this.io, cx, buf),
         }
     }
 }
@@ -136,15 +83,15 @@ impl AsyncWrite for Deflating {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        match &mut this.mode {
-            Mode::Deflate(codec) => codec.poll_write(&mut this.io, cx, buf),
-            _ => Pin::new(&mut this.io).poll_write(cx, buf),
+        match &mut this.codec {
+            None => Pin::new(&mut this.io).poll_write(cx, buf),
+            Some(codec) => codec.poll_write(&mut this.io, cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Mode::Deflate(codec) = &mut this.mode {
+        if let Some(codec) = &mut this.codec {
             ready!(codec.out.poll_drain(&mut this.io, cx))?;
         }
         Pin::new(&mut this.io).poll_flush(cx)
@@ -152,35 +99,9 @@ impl AsyncWrite for Deflating {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Mode::Deflate(codec) = &mut this.mode {
+        if let Some(codec) = &mut this.codec {
             ready!(codec.out.poll_drain(&mut this.io, cx))?;
         }
         Pin::new(&mut this.io).poll_shutdown(cx)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::request_end;
-
-    #[test]
-    fn finds_the_end_of_a_request() {
-        let mut lf = 0;
-        let request = b"GET /ws HTTP/1.1\r\nHost: x\r\n\r\n";
-        assert_eq!(request_end(&mut lf, request), Some(request.len()));
-        let mut lf = 0;
-        assert_eq!(
-            request_end(&mut lf, b"GET / HTTP/1.1\nHost: x\n\nabc"),
-            Some(24)
-        );
-        // Split over reads.
-        let mut lf = 0;
-        assert_eq!(
-            request_end(&mut lf, b"GET / HTTP/1.1\r\nHost: x\r\n\r"),
-            None
-        );
-        assert_eq!(request_end(&mut lf, b"\n\x81"), Some(1));
-        let mut lf = 0;
-        assert_eq!(request_end(&mut lf, b"a\rb\r\nc\r\r\n"), None);
     }
 }

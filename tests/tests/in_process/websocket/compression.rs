@@ -21,6 +21,24 @@ async fn open(ws: &TestWs, login: &Login, offer: Option<&str>) -> RawWs {
     raw
 }
 
+/// A frame to send: FIN, RSV1, opcode, payload.
+type RawFrame<'a> = (bool, bool, u8, &'a [u8]);
+
+/// Opens a socket offering `offer`, sends `frames` and returns the code of
+/// the server's close frame.
+async fn close_code(
+    ws: &TestWs,
+    login: &Login,
+    offer: Option<&str>,
+    frames: &[RawFrame<'_>],
+) -> u16 {
+    let mut raw = open(ws, login, offer).await;
+    for &(fin, rsv1, opcode, payload) in frames {
+        raw.send_frame(fin, rsv1, opcode, payload).await.unwrap();
+    }
+    raw.expect_close(2 * SECOND).await.unwrap()
+}
+
 fn echo_of(payload: &Value) -> String {
     json!({"type": "echo", "payload": payload}).to_string()
 }
@@ -164,19 +182,19 @@ async fn the_limit_applies_after_inflation_and_a_bomb_closes_1009() {
     assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1009);
 
     // 1 MiB of zeros in about 1 KiB.
-    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
     let zeros = vec![0_u8; 1024 * 1024];
     let bomb = ws_raw::compress_with(&zeros, flate2::Compression::best());
     assert!(bomb.len() < 1100, "{}", bomb.len());
-    raw.send_frame(true, true, TEXT, &bomb).await.unwrap();
-    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1009);
+    let offer = Some(BROWSER_OFFER);
+    assert_eq!(
+        close_code(&ws, &alice, offer, &[(true, true, TEXT, &bomb)]).await,
+        1009
+    );
 
     // The same split into fragments.
-    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
     let (a, b) = bomb.split_at(bomb.len() / 2);
-    raw.send_frame(false, true, TEXT, a).await.unwrap();
-    raw.send_frame(true, false, CONTINUATION, b).await.unwrap();
-    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1009);
+    let fragments = [(false, true, TEXT, a), (true, false, CONTINUATION, b)];
+    assert_eq!(close_code(&ws, &alice, offer, &fragments).await, 1009);
 
     // The service is unharmed.
     let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
@@ -191,59 +209,75 @@ async fn malformed_compressed_frames_fail_the_connection() {
     let alice = ws.user("alice").await;
     let ping = ws_raw::compress(br#"{"type":"ping"}"#);
 
-    // RSV1 on a control frame: 1002 (RFC 7692 §6.1).
-    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
-    raw.send_frame(true, true, PING, b"x").await.unwrap();
-    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1002);
-
-    // RSV1 on a continuation of a compressed message: 1002.
-    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
-    raw.send_frame(false, true, TEXT, &ping[..4]).await.unwrap();
-    raw.send_frame(true, true, CONTINUATION, &ping[4..])
-        .await
-        .unwrap();
-    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1002);
-
-    // RSV1 on a continuation of a plain message: 1002.
-    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
-    raw.send_frame(false, false, TEXT, br#"{"type":"#)
-        .await
-        .unwrap();
-    raw.send_frame(true, true, CONTINUATION, br#""ping"}"#)
-        .await
-        .unwrap();
-    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1002);
-
-    // A new message inside a compressed one: 1002.
-    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
-    raw.send_frame(false, true, TEXT, &ping[..4]).await.unwrap();
-    raw.send_frame(true, true, TEXT, &ping).await.unwrap();
-    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1002);
-
-    // Invalid DEFLATE data (a reserved block type): 1007.
-    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
-    raw.send_frame(true, true, TEXT, &[0xff, 0xff, 0xff])
-        .await
-        .unwrap();
-    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1007);
-
-    // Inflates to bytes that are not UTF-8 in a text message: 1007.
-    let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
-    let not_utf8 = ws_raw::compress(&[0xc3, 0x28, 0xa0, 0xa1]);
-    raw.send_frame(true, true, TEXT, &not_utf8).await.unwrap();
-    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1007);
-
-    // The same uncompressed: 1007 too (RFC 6455 §8.1).
-    let mut raw = open(&ws, &alice, None).await;
-    raw.send_frame(true, false, TEXT, &[0xc3, 0x28, 0xa0, 0xa1])
-        .await
-        .unwrap();
-    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1007);
-
-    // RSV1 without the extension negotiated: 1002.
-    let mut raw = open(&ws, &alice, None).await;
-    raw.send_frame(true, true, TEXT, &ping).await.unwrap();
-    assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1002);
+    let not_utf8: &[u8] = &[0xc3, 0x28, 0xa0, 0xa1];
+    let compressed_not_utf8 = ws_raw::compress(not_utf8);
+    let deflate = Some(BROWSER_OFFER);
+    let cases: [(&str, Option<&str>, Vec<RawFrame>, u16); 8] = [
+        // RFC 7692 §6.1.
+        (
+            "RSV1 on a control frame",
+            deflate,
+            vec![(true, true, PING, b"x")],
+            1002,
+        ),
+        (
+            "RSV1 on a continuation of a compressed message",
+            deflate,
+            vec![
+                (false, true, TEXT, &ping[..4]),
+                (true, true, CONTINUATION, &ping[4..]),
+            ],
+            1002,
+        ),
+        (
+            "RSV1 on a continuation of a plain message",
+            deflate,
+            vec![
+                (false, false, TEXT, br#"{"type":"#),
+                (true, true, CONTINUATION, br#""ping"}"#),
+            ],
+            1002,
+        ),
+        (
+            "a new message inside a compressed one",
+            deflate,
+            vec![(false, true, TEXT, &ping[..4]), (true, true, TEXT, &ping)],
+            1002,
+        ),
+        // A reserved block type.
+        (
+            "invalid DEFLATE data",
+            deflate,
+            vec![(true, true, TEXT, &[0xff, 0xff, 0xff])],
+            1007,
+        ),
+        (
+            "inflates to text that is not UTF-8",
+            deflate,
+            vec![(true, true, TEXT, &compressed_not_utf8)],
+            1007,
+        ),
+        // RFC 6455 §8.1.
+        (
+            "text that is not UTF-8, uncompressed",
+            None,
+            vec![(true, false, TEXT, not_utf8)],
+            1007,
+        ),
+        (
+            "RSV1 without the extension",
+            None,
+            vec![(true, true, TEXT, &ping)],
+            1002,
+        ),
+    ];
+    for (case, offer, frames, code) in &cases {
+        assert_eq!(
+            close_code(&ws, &alice, *offer, frames).await,
+            *code,
+            "{case}"
+        );
+    }
 
     // After all that, the service answers.
     let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
