@@ -51,6 +51,10 @@ pub struct WsConfig {
     pub peer_timeout: Duration,
     /// Largest message after reassembly (64 KiB).
     pub max_message_size: usize,
+    /// A connection idle this long (1 s) parks: it drops tungstenite's
+    /// buffers and state and waits on the bare socket until something
+    /// happens (see `connection::parking`).
+    pub park_after: Duration,
     /// `WS_MAX_CONNECTIONS_PER_USER` (100): one more is refused `429
     /// too_many_connections` before the upgrade.
     pub max_connections_per_user: usize,
@@ -72,6 +76,7 @@ impl Default for WsConfig {
             ping_interval: Duration::from_secs(30),
             peer_timeout: Duration::from_secs(60),
             max_message_size: 64 * 1024,
+            park_after: Duration::from_secs(1),
             max_connections_per_user: 100,
             max_connections_per_address: 1000,
             trusted_proxies: Vec::new(),
@@ -125,14 +130,13 @@ pub async fn serve(
         tracing::info!(%addr, "websocket service listening");
     }
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    tokio::spawn(connection::run(stream, shared.clone(), stop_rx.clone()));
+                    tokio::spawn(connection::run(stream, shared.clone()));
                 }
                 Err(e) => {
                     // Out of descriptors or an aborted connection: the listener
@@ -145,19 +149,21 @@ pub async fn serve(
     }
 
     drop(listener);
-    drop(stop_rx);
     let open = shared.registry.len();
     tracing::info!(connections = open, "websocket service shutting down");
-    let _ = stop_tx.send(true);
-    // Every connection holds a receiver: all gone means all closed.
-    if tokio::time::timeout(SHUTDOWN_GRACE, stop_tx.closed())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            left = shared.registry.len(),
-            "connections still closing at the end of the grace"
-        );
+    shared.registry.shut_down();
+    // Every connection's task (its handshake included) holds the shared
+    // state: only ours left means all closed.
+    let grace = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    while Arc::strong_count(&shared) > 1 {
+        if tokio::time::Instant::now() >= grace {
+            tracing::warn!(
+                left = shared.registry.len(),
+                "connections still closing at the end of the grace"
+            );
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(())
 }

@@ -105,21 +105,15 @@ impl RawWs {
         opcode: u8,
         payload: &[u8],
     ) -> Result<()> {
-        let mut frame = vec![u8::from(fin) << 7 | u8::from(rsv1) << 6 | opcode];
-        let len = payload.len();
-        if len < 126 {
-            frame.push(0x80 | u8::try_from(len)?);
-        } else if let Ok(len) = u16::try_from(len) {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&len.to_be_bytes());
-        } else {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-        let mask = [0x37, 0xfa, 0x21, 0x3d];
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        self.tcp.write_all(&frame).await?;
+        self.send_bytes(&frame(fin, rsv1, opcode, payload)).await
+    }
+
+    /// Sends bytes as they are (a frame cut anywhere, with [`frame`]).
+    ///
+    /// # Errors
+    /// The socket failed.
+    pub async fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        self.tcp.write_all(bytes).await?;
         Ok(())
     }
 
@@ -222,6 +216,28 @@ fn parse(buf: &[u8]) -> Result<Option<(Frame, usize)>> {
         payload: buf[start..start + len].to_vec(),
     };
     Ok(Some((frame, start + len)))
+}
+
+/// One client frame's bytes, masked: FIN, RSV1, opcode, payload.
+#[must_use]
+pub fn frame(fin: bool, rsv1: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![u8::from(fin) << 7 | u8::from(rsv1) << 6 | opcode];
+    let len = payload.len();
+    if let Ok(short) = u8::try_from(len)
+        && short < 126
+    {
+        frame.push(0x80 | short);
+    } else if let Ok(len) = u16::try_from(len) {
+        frame.push(0x80 | 126);
+        frame.extend_from_slice(&len.to_be_bytes());
+    } else {
+        frame.push(0x80 | 127);
+        frame.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
 }
 
 /// Raw DEFLATE of `data` with a sync flush, the tail dropped, fresh context.

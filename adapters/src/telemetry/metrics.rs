@@ -15,6 +15,7 @@
 //! | `authd_sessions_revoked_total` | counter | `reason`: `logout`, `user`, `reuse` |
 //! | `authd_ws_connections` | gauge | |
 //! | `authd_ws_connections_total` | counter | |
+//! | `authd_ws_parked` | gauge | (open connections parked while idle) |
 //! | `authd_ws_reauths_total` | counter | `outcome`: `success`, `failure` |
 //! | `authd_ws_closes_total` | counter | `by`: `server`, `client`; `code` |
 //! | `authd_db_pool_connections` | gauge | `state`: `idle`, `in_use` |
@@ -128,6 +129,7 @@ struct Inner {
     refreshes: Counter<u64>,
     sessions_revoked: Counter<u64>,
     ws_open: UpDownCounter<i64>,
+    ws_parked: UpDownCounter<i64>,
     ws_accepted: Counter<u64>,
     ws_reauths: Counter<u64>,
     ws_closes: Counter<u64>,
@@ -242,6 +244,12 @@ impl Metrics {
                 .i64_up_down_counter("authd_ws_connections")
                 .with_description("WebSocket connections open now")
                 .build(),
+            ws_parked: meter
+                .i64_up_down_counter("authd_ws_parked")
+                .with_description(
+                    "WebSocket connections parked while idle (holding no protocol state)",
+                )
+                .build(),
             ws_accepted: counter(
                 "authd_ws_connections_total",
                 "WebSocket connections accepted (authenticated handshakes)",
@@ -278,6 +286,7 @@ impl Metrics {
                 .add(0, &[KeyValue::new("outcome", outcome)]);
         }
         inner.ws_open.add(0, &[]);
+        inner.ws_parked.add(0, &[]);
         inner.ws_accepted.add(0, &[]);
         Ok(Self {
             inner: Some(Arc::new(inner)),
@@ -330,6 +339,16 @@ impl Metrics {
             inner.ws_open.add(1, &[]);
         }
         WsOpen(self.clone())
+    }
+
+    /// A WebSocket connection parked; the returned guard counts it as
+    /// parked until dropped.
+    #[must_use = "the connection counts as parked while the guard lives"]
+    pub fn ws_parked(&self) -> WsParked {
+        if let Some(inner) = &self.inner {
+            inner.ws_parked.add(1, &[]);
+        }
+        WsParked(self.clone())
     }
 
     /// Counts a WebSocket `reauth` message by outcome.
@@ -497,6 +516,18 @@ impl Drop for WsOpen {
     fn drop(&mut self) {
         if let Some(inner) = &self.0.inner {
             inner.ws_open.add(-1, &[]);
+        }
+    }
+}
+
+/// Counts one parked WebSocket connection until dropped (see [`Metrics::ws_parked`]).
+#[derive(Debug)]
+pub struct WsParked(Metrics);
+
+impl Drop for WsParked {
+    fn drop(&mut self) {
+        if let Some(inner) = &self.0.inner {
+            inner.ws_parked.add(-1, &[]);
         }
     }
 }

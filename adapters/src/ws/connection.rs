@@ -1,6 +1,7 @@
 //! One connection: handshake, then a single task that reads frames, answers
 //! them, and keeps one timer re-armed to the next deadline (expiry warning,
-//! expiry, server ping, dead peer).
+//! expiry, server ping, dead peer, parking). An idle connection parks: it
+//! drops tungstenite's state and waits on the bare socket (see `parking`).
 
 use std::hash::{BuildHasher as _, RandomState};
 use std::sync::Arc;
@@ -12,11 +13,9 @@ use async_tungstenite::tokio::TokioAdapter;
 use domain::{AccessClaims, SessionId, UserId};
 use futures_util::StreamExt;
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tungstenite::error::ProtocolError;
 use tungstenite::handshake::server::{Request, Response};
 use tungstenite::http::HeaderValue;
 use tungstenite::protocol::WebSocketConfig;
@@ -24,13 +23,15 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Error as WsError, Message};
 
 mod goodbye;
+mod messages;
+mod parking;
 
 use super::WsConfig;
 use super::admission::{Refusal, admit};
-use super::deflate::{self, Deflating, Failure};
+use super::deflate::{self, Deflating};
 use super::limits::{Limits, Slot};
-use super::protocol::{self, BadMessage, ClientMessage, ErrorCode};
-use super::registry::{Doorbell, Registry};
+use super::protocol::{self, BadMessage, ErrorCode};
+use super::registry::{Doorbell, Registry, Rung};
 use crate::net::{REQUEST_ID, request_id_of};
 
 /// After our close frame, how long we wait for the peer's.
@@ -61,7 +62,7 @@ pub(crate) struct Shared {
 }
 
 /// Runs one accepted socket to its end.
-pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nodelay(true);
     // The address's slot is held from now (a handshake in progress counts);
     // `None`: the address is at its bound, refused once the request is read.
@@ -131,11 +132,9 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Rec
         Err(_) => return,
     };
     let Some(claims) = admitted else { return };
-    if compress {
-        ws.get_mut()
-            .get_mut()
-            .deflate_from_now(shared.config.max_message_size);
-    }
+    ws.get_mut()
+        .get_mut()
+        .after_handshake(compress.then_some(shared.config.max_message_size));
     let span = tracing::info_span!(
         "ws",
         user = %claims.sub,
@@ -157,8 +156,8 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>, stop: watch::Rec
         claims.exp,
     );
     tokio::spawn(
-        Connection::new(ws, shared, Held::of(&claims), slots)
-            .serve(stop, hello)
+        Connection::new(shared, Held::of(&claims), slots)
+            .serve(Box::new(ws), hello)
             .instrument(span),
     );
 }
@@ -180,10 +179,24 @@ enum Ending {
 
 /// What woke the connection.
 enum Event {
-    Shutdown,
-    Revoked,
-    Timer,
+    Woken(Woken),
     Frame(Option<Result<Message, WsError>>),
+}
+
+/// What wakes a connection besides a frame (all that wakes a parked one).
+#[derive(Debug, Clone, Copy)]
+enum Woken {
+    Bell(Rung),
+    Timer,
+    /// A parked connection's socket has something to read.
+    Readable,
+}
+
+/// Why the active part of a connection's life ended.
+enum Flow {
+    End(Ending),
+    /// Idle with nothing held: park until something happens.
+    Park,
 }
 
 /// What a connection keeps of its token's claims.
@@ -205,7 +218,6 @@ impl Held {
 }
 
 struct Connection {
-    ws: Ws,
     shared: Arc<Shared>,
     id: u64,
     bell: Doorbell,
@@ -223,6 +235,9 @@ struct Connection {
     pings_sent: u64,
     /// Next server ping.
     next_ping: Instant,
+    /// Not before then may the connection park (`park_after` past the
+    /// client's last frame, or its wake-up); `None`: as soon as it is at rest.
+    park_at: Option<Instant>,
     /// The code of the peer's close frame, once one came (1005 when it
     /// carried none).
     peer_close: Option<u16>,
@@ -231,12 +246,11 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(ws: Ws, shared: Arc<Shared>, claims: Held, slots: [Option<Slot>; 2]) -> Self {
+    fn new(shared: Arc<Shared>, claims: Held, slots: [Option<Slot>; 2]) -> Self {
         let now = Instant::now();
         let id = shared.registry.next_id();
         let next_ping = now + shared.config.ping_interval;
         let mut conn = Self {
-            ws,
             shared,
             id,
             bell: Doorbell::default(),
@@ -246,6 +260,7 @@ impl Connection {
             last_seen: now,
             pings_sent: 0,
             next_ping,
+            park_at: None,
             peer_close: None,
             _slots: slots,
         };
@@ -290,69 +305,112 @@ impl Connection {
     fn next_deadline(&self) -> Instant {
         let dead_at = self.last_seen + self.shared.config.peer_timeout;
         let mut next = self.expire_at.min(self.next_ping).min(dead_at);
-        if let Some(warn_at) = self.warn_at {
-            next = next.min(warn_at);
+        for at in [self.warn_at, self.park_at].into_iter().flatten() {
+            next = next.min(at);
         }
         next
     }
 
     /// Serves the socket, `connected` (`hello`) first.
-    async fn serve(mut self, mut stop: watch::Receiver<bool>, hello: String) {
+    async fn serve(mut self, ws: Box<Ws>, hello: String) {
         let sid = self.claims.sid;
         self.shared.registry.insert(sid, self.id, self.bell.clone());
         let _open = self.shared.config.metrics.ws_connection();
         tracing::debug!("websocket connected");
-        let ending = self.live(&mut stop, hello).await;
+        let (ending, ws) = self.live(ws, hello).await;
         self.shared.registry.remove(self.claims.sid, self.id);
         // Boxed: the goodbye runs once, and its state must not size the
         // connection for its whole life.
-        Box::pin(self.finish(ending)).await;
+        Box::pin(self.finish(ending, ws)).await;
         tracing::debug!("websocket closed");
     }
 
-    /// The connection's life until it must end.
-    async fn live(&mut self, stop: &mut watch::Receiver<bool>, hello: String) -> Ending {
+    /// The connection's life until it must end: active, parked, active...
+    /// Only the parked part's state sizes the task: the active part, with
+    /// tungstenite's, is on the heap while it lasts.
+    async fn live(&mut self, mut ws: Box<Ws>, hello: String) -> (Ending, Box<Ws>) {
         // Revoked between the handshake and the registration: the bell was not rung for us.
         if self.auth().is_session_revoked(&self.claims.sid) {
-            return revoked();
+            return (revoked(), ws);
         }
+        let mut hello = Some(hello);
+        let mut woken = None;
+        loop {
+            match Box::pin(self.active(&mut ws, hello.take(), woken.take())).await {
+                Flow::End(ending) => return (ending, ws),
+                Flow::Park => {}
+            }
+            let (tcp, deflate) = self.park(ws);
+            woken = Some(self.parked(&tcp).await);
+            ws = Box::pin(self.resume(tcp, deflate)).await;
+        }
+    }
+
+    /// The active part: frames read and answered, until the connection must
+    /// end or may park.
+    /// `hello` to send first, or what woke it while parked to handle.
+    async fn active(&mut self, ws: &mut Ws, hello: Option<String>, woken: Option<Woken>) -> Flow {
+        let park_after = self.shared.config.park_after;
         let sleep = tokio::time::sleep_until(self.next_deadline());
         tokio::pin!(sleep);
-        if let Err(ending) = Box::pin(self.send(hello, sleep.as_mut(), stop)).await {
-            return ending;
+        if let Some(hello) = hello
+            && let Err(ending) = self.send(ws, hello, sleep.as_mut()).await
+        {
+            return Flow::End(ending);
         }
+        let mut event = woken.map(Event::Woken);
         loop {
-            let deadline = self.next_deadline();
-            if sleep.deadline() != deadline {
-                sleep.as_mut().reset(deadline);
-            }
-            let bell = self.bell.clone();
-            let event = tokio::select! {
-                biased;
-                _ = stop.changed() => Event::Shutdown,
-                () = bell.notified() => Event::Revoked,
-                () = &mut sleep => Event::Timer,
-                frame = self.ws.next() => Event::Frame(frame),
+            let event = match event.take() {
+                Some(event) => event,
+                None => {
+                    // At once after the `connected` message or a timer's
+                    // errand, `park_after` after the client's last frame.
+                    if self.park_at.is_none_or(|at| Instant::now() >= at) {
+                        if self.may_park(ws) {
+                            return Flow::Park;
+                        }
+                        self.park_at = Some(Instant::now() + park_after);
+                    }
+                    let deadline = self.next_deadline();
+                    if sleep.deadline() != deadline {
+                        sleep.as_mut().reset(deadline);
+                    }
+                    let bell = self.bell.clone();
+                    tokio::select! {
+                        biased;
+                        rung = bell.rung() => Event::Woken(Woken::Bell(rung)),
+                        () = &mut sleep => Event::Woken(Woken::Timer),
+                        frame = ws.next() => Event::Frame(frame),
+                    }
+                }
             };
-            // Boxed: handling an event (and the send it may wait on) is
-            // brief, and its state would otherwise size every idle socket's
-            // task for its whole life (one small allocation per event instead).
             let step = match event {
-                Event::Shutdown => return Ending::Close(CloseCode::Away, None),
-                Event::Revoked => return revoked(),
-                Event::Timer => Box::pin(self.on_timer(sleep.as_mut(), stop)).await,
-                Event::Frame(frame) => Box::pin(self.on_frame(frame, sleep.as_mut(), stop)).await,
+                Event::Woken(Woken::Bell(Rung::Shutdown)) => {
+                    return Flow::End(Ending::Close(CloseCode::Away, None));
+                }
+                Event::Woken(Woken::Bell(Rung::Revoked)) => return Flow::End(revoked()),
+                Event::Woken(Woken::Timer) => self.on_timer(ws, sleep.as_mut()).await,
+                Event::Frame(frame) => {
+                    let step = self.on_frame(ws, frame, sleep.as_mut()).await;
+                    self.park_at = Some(Instant::now() + park_after);
+                    step
+                }
+                // The client has something to say: wait for it.
+                Event::Woken(Woken::Readable) => {
+                    self.park_at = Some(Instant::now() + park_after);
+                    Ok(())
+                }
             };
             if let Err(ending) = step {
-                return ending;
+                return Flow::End(ending);
             }
         }
     }
 
     async fn on_timer(
         &mut self,
+        ws: &mut Ws,
         sleep: std::pin::Pin<&mut Sleep>,
-        stop: &mut watch::Receiver<bool>,
     ) -> Result<(), Ending> {
         let now = Instant::now();
         if now >= self.expire_at {
@@ -385,143 +443,24 @@ impl Connection {
                 .saturating_sub(self.auth().now().unix_seconds())
                 .max(0);
             let text = protocol::token_expiring(self.claims.exp, expires_in);
-            self.send(text, sleep.as_mut(), stop).await?;
+            self.send(ws, text, sleep.as_mut()).await?;
         }
         if ping_due {
             self.pings_sent += 1;
             let payload = self.ping_payload(self.pings_sent).to_vec();
-            self.send_message(Message::Ping(payload.into()), sleep, stop)
+            self.send_message(ws, Message::Ping(payload.into()), sleep)
                 .await?;
         }
         Ok(())
     }
 
-    async fn on_frame(
-        &mut self,
-        frame: Option<Result<Message, WsError>>,
-        sleep: std::pin::Pin<&mut Sleep>,
-        stop: &mut watch::Receiver<bool>,
-    ) -> Result<(), Ending> {
-        let message = match frame {
-            None => return Err(Ending::Gone),
-            Some(Err(WsError::Capacity(_))) => return Err(too_big()),
-            // RFC 6455 §8.1: a text message that is not UTF-8 fails with 1007.
-            Some(Err(WsError::Utf8(_))) => {
-                return Err(Ending::Abort(CloseCode::Invalid, "text is not UTF-8"));
-            }
-            // A frame that breaks RFC 6455 (reserved bits, an unmasked
-            // frame, a control frame too long...): tungstenite refuses it
-            // without a close frame; we send one (1002).
-            Some(Err(WsError::Protocol(e)))
-                if !matches!(e, ProtocolError::ResetWithoutClosingHandshake) =>
-            {
-                tracing::debug!(error = %e, "protocol violation");
-                return Err(Ending::Abort(CloseCode::Protocol, "protocol violation"));
-            }
-            Some(Err(e)) => {
-                return Err(match Failure::of(&e) {
-                    Some(Failure::TooBig) => too_big(),
-                    Some(Failure::Invalid) => {
-                        Ending::Abort(CloseCode::Invalid, "invalid compressed data")
-                    }
-                    Some(Failure::Protocol) => {
-                        Ending::Abort(CloseCode::Protocol, "invalid compressed frames")
-                    }
-                    None => {
-                        tracing::debug!(error = %e, "websocket read failed");
-                        Ending::Gone
-                    }
-                });
-            }
-            Some(Ok(message)) => message,
-        };
-        let reply = match message {
-            Message::Text(text) => match ClientMessage::parse(text.as_str()) {
-                Ok(message) => self.answer(message),
-                Err(bad) => bad_message(bad),
-            },
-            Message::Binary(_) => bad_message(BadMessage::Binary),
-            // A close is answered by tungstenite, and then the stream ends.
-            Message::Close(frame) => {
-                self.peer_close = Some(frame.map_or(CLOSE_NO_STATUS, |f| f.code.into()));
-                return Ok(());
-            }
-            Message::Pong(payload) => {
-                if self.answers_a_ping(&payload) {
-                    self.last_seen = Instant::now();
-                }
-                return Ok(());
-            }
-            // Pings are answered by tungstenite.
-            Message::Ping(_) | Message::Frame(_) => return Ok(()),
-        };
-        self.send(reply, sleep, stop).await
-    }
-
-    fn answer(&mut self, message: ClientMessage) -> String {
-        match message {
-            ClientMessage::Ping => protocol::pong(self.auth().now().unix_millis()),
-            ClientMessage::Echo(payload) => protocol::echo(payload),
-            ClientMessage::Reauth(token) => self.reauth(&token),
-        }
-    }
-
-    /// A `reauth`, in a span of its own under the connection's (exported
-    /// when it ends, not when the socket closes), counted by outcome.
-    fn reauth(&mut self, token: &str) -> String {
-        let span = tracing::info_span!("ws.reauth", outcome = tracing::field::Empty);
-        let _entered = span.enter();
-        let (accepted, reply) = self.check_reauth(token);
-        self.shared.config.metrics.ws_reauth(accepted);
-        span.record("outcome", if accepted { "success" } else { "failure" });
-        reply
-    }
-
-    /// Checks a `reauth` token and adopts its claims: whether it was
-    /// accepted, and the answer.
-    fn check_reauth(&mut self, token: &str) -> (bool, String) {
-        let claims = match self.auth().verify_access_with_leeway(token, 0) {
-            Ok(claims) => claims,
-            Err(e) => {
-                tracing::debug!(reason = %e, "reauth refused");
-                let text =
-                    protocol::error(ErrorCode::ReauthFailed, "the access token is not valid");
-                return (false, text);
-            }
-        };
-        if claims.sub != self.claims.sub {
-            tracing::warn!(other_user = %claims.sub, "reauth with another user's token refused");
-            return (
-                false,
-                protocol::error(
-                    ErrorCode::ReauthFailed,
-                    "the access token belongs to another user",
-                ),
-            );
-        }
-        if claims.sid != self.claims.sid {
-            tracing::debug!(new_session = %claims.sid, "reauth moved the connection to another session");
-            self.shared
-                .registry
-                .move_to(self.claims.sid, claims.sid, self.id, self.bell.clone());
-            if self.auth().is_session_revoked(&claims.sid) {
-                // Revoked between the check and the move: ring ourselves.
-                self.bell.notify_one();
-            }
-        }
-        self.claims = Held::of(&claims);
-        self.arm_expiry();
-        tracing::debug!(expires_at = self.claims.exp, "reauth");
-        (true, protocol::reauth_success(self.claims.exp))
-    }
-
     async fn send(
         &mut self,
+        ws: &mut Ws,
         text: String,
         sleep: std::pin::Pin<&mut Sleep>,
-        stop: &mut watch::Receiver<bool>,
     ) -> Result<(), Ending> {
-        self.send_message(Message::text(text), sleep, stop).await
+        self.send_message(ws, Message::text(text), sleep).await
     }
 
     /// Sends a message. A send only waits when the peer stopped reading; if
@@ -529,20 +468,19 @@ impl Connection {
     /// dropped (a close frame could not reach it either).
     async fn send_message(
         &mut self,
+        ws: &mut Ws,
         message: Message,
         sleep: std::pin::Pin<&mut Sleep>,
-        stop: &mut watch::Receiver<bool>,
     ) -> Result<(), Ending> {
         let bell = self.bell.clone();
         tokio::select! {
             biased;
-            sent = self.ws.send(message) => sent.map_err(|e| {
+            sent = ws.send(message) => sent.map_err(|e| {
                 tracing::debug!(error = %e, "websocket write failed");
                 Ending::Gone
             }),
             () = sleep => Err(Ending::Dropped),
-            () = bell.notified() => Err(Ending::Dropped),
-            _ = stop.changed() => Err(Ending::Dropped),
+            _ = bell.rung() => Err(Ending::Dropped),
         }
     }
 }
@@ -575,12 +513,14 @@ mod tests {
     /// the close path, the goodbye, the handshake); the handshake now runs in
     /// a task that ends, the goodbye is boxed and the drain buffer is on the
     /// heap; the handlers of each event are boxed (2,232 -> 1,616 bytes).
-    /// (Debug size; the release one is smaller.)
+    /// Now only the parked part of the life sizes it: the active part is
+    /// boxed, and the parked wait holds its timer only (1,616 -> 768).
+    /// (Debug size; the release one is the same or smaller.)
     #[test]
     fn a_held_socket_costs_a_small_task() {
         let serving = size_of_output(Connection::serve);
         assert!(
-            serving <= 1792,
+            serving <= 832,
             "the serving task's future: {serving} bytes"
         );
     }

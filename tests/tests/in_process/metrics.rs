@@ -219,6 +219,8 @@ async fn websocket_connections_reauths_and_closes() {
     let text = scrape(addr).await;
     assert_series(&text, "authd_ws_connections", 1.0);
     assert_series(&text, "authd_ws_connections_total", 1.0);
+    // Idle after its `connected` message, the socket parks.
+    wait_for(addr, "authd_ws_parked", 1.0).await;
 
     let renewed = app.refresh(&session.refresh).await.access_token();
     client
@@ -243,6 +245,7 @@ async fn websocket_connections_reauths_and_closes() {
     assert_eq!(error["payload"]["code"], "session_revoked", "{error}");
     assert_eq!(client.expect_close(5 * SECOND).await.unwrap(), Some(4003));
     let text = wait_for(addr, "authd_ws_connections", 0.0).await;
+    assert_series(&text, "authd_ws_parked", 0.0);
     assert_series(
         &text,
         r#"authd_ws_closes_total{by="server",code="4003"}"#,

@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 mod compression;
 mod handshake;
 mod limits;
+mod parking;
 mod session;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -60,7 +61,15 @@ struct Login {
     expires_at: i64,
 }
 
+/// Every connection here parks after 20 ms idle (1 s in production), so
+/// every test of the file also runs through parking and waking.
+const PARK_AFTER: Duration = Duration::from_millis(20);
+
 async fn spawn_ws(access_ttl: Duration, config: WsConfig) -> TestWs {
+    let config = WsConfig {
+        park_after: PARK_AFTER,
+        ..config
+    };
     let key = tokio::task::spawn_blocking(key).await.unwrap();
     let signer = Arc::new(JwtSigner::new(key.clone()));
     let verifier = Arc::new(JwtVerifier::new(

@@ -8,12 +8,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Error as WsError, Message};
 
-use super::{CLOSE_ABNORMAL, CLOSE_GRACE, Connection, Ending};
+use super::{CLOSE_ABNORMAL, CLOSE_GRACE, Connection, Ending, Ws};
 use crate::telemetry::metrics::ClosedBy;
 
 impl Connection {
     /// Says goodbye the way `ending` asks.
-    pub(super) async fn finish(mut self, ending: Ending) {
+    pub(super) async fn finish(self, ending: Ending, mut ws: Box<Ws>) {
         let shared = Arc::clone(&self.shared);
         let metrics = &shared.config.metrics;
         match ending {
@@ -27,16 +27,15 @@ impl Connection {
                 let goodbye = async {
                     if let Some(text) = text {
                         // Queued, then flushed with the close frame: one write.
-                        futures_util::SinkExt::feed(&mut self.ws, Message::text(text)).await?;
+                        futures_util::SinkExt::feed(&mut ws, Message::text(text)).await?;
                     }
-                    self.ws
-                        .close(Some(CloseFrame {
-                            code,
-                            reason: Default::default(),
-                        }))
-                        .await?;
+                    ws.close(Some(CloseFrame {
+                        code,
+                        reason: Default::default(),
+                    }))
+                    .await?;
                     // Read until the peer's close (tungstenite then ends the stream).
-                    while self.ws.next().await.is_some() {}
+                    while ws.next().await.is_some() {}
                     Ok::<(), WsError>(())
                 };
                 let _ = tokio::time::timeout(CLOSE_GRACE, goodbye).await;
@@ -49,11 +48,11 @@ impl Connection {
                         code,
                         reason: reason.into(),
                     };
-                    let _ = self.ws.close(Some(frame)).await;
+                    let _ = ws.close(Some(frame)).await;
                     // The rest of the message may still be arriving: end our
                     // side, then swallow it, so the kernel does not answer
                     // with a reset that could overtake our close frame.
-                    let tcp = self.ws.get_mut().get_mut().tcp_mut();
+                    let tcp = ws.get_mut().get_mut().tcp_mut();
                     let _ = tcp.shutdown().await;
                     // On the heap: a buffer in the future would cost every
                     // connection its size for its whole life.

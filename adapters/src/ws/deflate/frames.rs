@@ -13,10 +13,8 @@ use tungstenite::protocol::frame::coding::{Data, OpCode};
 
 use super::Failure;
 use super::codec::{self, InflateError};
+use super::header::{HeaderReader, MAX_HEADER, Read, clamp, fragmenting};
 use super::stream::COMPRESS_FROM;
-
-/// The longest frame header (RFC 6455 §5.2, a masked client frame).
-const MAX_HEADER: usize = 14;
 
 /// Bytes made here that wait for their turn (inflated frames for
 /// tungstenite, compressed frames for the socket). Empty and unallocated
@@ -117,8 +115,7 @@ pub(super) struct Codec {
     limit: usize,
     // Reading.
     read_at: ReadAt,
-    header: [u8; MAX_HEADER],
-    header_len: usize,
+    header: HeaderReader,
     incoming: Option<Incoming>,
     /// A plain message's fragments are passing (a compressed first frame
     /// now is an error).
@@ -136,8 +133,7 @@ impl Codec {
         Self {
             limit,
             read_at: ReadAt::Header,
-            header: [0; MAX_HEADER],
-            header_len: 0,
+            header: HeaderReader::default(),
             incoming: None,
             plain_fragments: false,
             ready: Queue::default(),
@@ -146,6 +142,20 @@ impl Codec {
             out_fragments: false,
             out: Queue::default(),
         }
+    }
+
+    /// Nothing of a frame or a message is held in either direction: what
+    /// tungstenite was given ends its frames, and what it wrote is out.
+    pub(super) fn at_rest(&self) -> bool {
+        matches!(self.read_at, ReadAt::Header)
+            && self.header.is_empty()
+            && self.incoming.is_none()
+            && !self.plain_fragments
+            && self.ready.is_empty()
+            && self.failed.is_none()
+            && matches!(self.write_at, WriteAt::Header)
+            && !self.out_fragments
+            && self.out.is_empty()
     }
 
     /// The most compressed bytes a message may take: DEFLATE's stored
@@ -229,31 +239,19 @@ impl Codec {
                         }
                     }
                 }
-                ReadAt::Header => {
-                    let n = (MAX_HEADER - self.header_len).min(bytes.len());
-                    self.header[self.header_len..self.header_len + n].copy_from_slice(&bytes[..n]);
-                    let have = self.header_len + n;
-                    let mut cursor = Cursor::new(&self.header[..have]);
-                    match FrameHeader::parse(&mut cursor) {
-                        Ok(None) => {
-                            self.header_len = have;
-                            bytes = &bytes[n..];
-                        }
-                        Ok(Some((header, len))) => {
-                            let size = usize::try_from(cursor.position()).unwrap_or(MAX_HEADER);
-                            bytes = &bytes[size - self.header_len..];
-                            self.header_len = 0;
-                            self.on_header(&header, len, size);
-                        }
-                        // A reserved opcode: tungstenite refuses it.
-                        Err(_) => {
-                            self.ready.push(&self.header[..have]);
-                            self.header_len = 0;
-                            self.read_at = ReadAt::Passing(u64::MAX);
-                            bytes = &bytes[n..];
-                        }
+                ReadAt::Header => match self.header.read(&mut bytes) {
+                    Read::More => {}
+                    Read::Header {
+                        header,
+                        payload,
+                        size,
+                    } => self.on_header(&header, payload, size),
+                    // A reserved opcode: tungstenite refuses it.
+                    Read::Bad { have } => {
+                        self.ready.push(&self.header.bytes[..have]);
+                        self.read_at = ReadAt::Passing(u64::MAX);
                     }
-                }
+                },
             }
         }
     }
@@ -288,15 +286,11 @@ impl Codec {
             });
             true
         } else {
-            if first_data {
-                self.plain_fragments = !header.is_final;
-            } else if continuation && header.is_final {
-                self.plain_fragments = false;
-            }
+            self.plain_fragments = fragmenting(self.plain_fragments, header);
             false
         };
         if !compressed {
-            self.ready.push(&self.header[..size]);
+            self.ready.push(&self.header.bytes[..size]);
             self.read_at = if len == 0 {
                 ReadAt::Header
             } else {
@@ -397,13 +391,7 @@ impl Codec {
                 let whole = matches!(header.opcode, OpCode::Data(Data::Text | Data::Binary))
                     && header.is_final
                     && !self.out_fragments;
-                match header.opcode {
-                    OpCode::Data(Data::Text | Data::Binary) => {
-                        self.out_fragments = !header.is_final;
-                    }
-                    OpCode::Data(Data::Continue) if header.is_final => self.out_fragments = false,
-                    _ => {}
-                }
+                self.out_fragments = fragmenting(self.out_fragments, &header);
                 let payload_len = usize::try_from(len).unwrap_or(usize::MAX);
                 if whole && payload_len >= COMPRESS_FROM {
                     if buf.len() >= size + payload_len {
@@ -458,9 +446,4 @@ fn push_frame(out: &mut Vec<u8>, header: &FrameHeader, payload: &[u8]) {
         }
         _ => out.extend_from_slice(payload),
     }
-}
-
-/// `left` capped at `len`.
-fn clamp(left: u64, len: usize) -> usize {
-    usize::try_from(left).map_or(len, |left| left.min(len))
 }

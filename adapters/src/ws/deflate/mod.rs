@@ -5,6 +5,7 @@
 //! - `negotiate`: the handshake's offer and our answer;
 //! - `stream`: the layer under tungstenite that inflates and compresses;
 //! - `frames`: its frame-following state, once the extension is on;
+//! - `header`: frame headers cut anywhere, and where frames end without it;
 //! - `codec`: DEFLATE itself (flate2 on miniz_oxide), one compressor and
 //!   one decompressor per thread.
 //!
@@ -14,6 +15,7 @@
 
 pub mod codec;
 mod frames;
+mod header;
 pub(crate) mod stream;
 
 use tungstenite::http::HeaderMap;

@@ -1,0 +1,71 @@
+//! Parking: an idle connection drops tungstenite's state (its buffers, its
+//! wakers, the stream layers) and waits on the bare socket, the doorbell,
+//! shutdown and its timer; whichever comes first makes it active again,
+//! on a fresh tungstenite over the same socket.
+//!
+//! It parks only when nothing would be lost: tungstenite's last read found
+//! the socket empty, every byte it was given ends a frame, no fragmented
+//! message is open, everything it wrote has gone out, and the peer has not
+//! begun to close (see `Deflating::at_rest`). Then a fresh tungstenite is
+//! in the very state the old one was, and the socket holds the rest.
+
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tokio::TokioAdapter;
+use std::future::Future as _;
+use std::task::Poll;
+
+use tokio::net::TcpStream;
+use tungstenite::protocol::Role;
+
+use super::{Connection, Woken, Ws};
+use crate::ws::deflate::Deflating;
+
+impl Connection {
+    /// Whether the connection may park now (see the module).
+    pub(super) fn may_park(&self, ws: &Ws) -> bool {
+        self.peer_close.is_none() && ws.get_ref().get_ref().at_rest()
+    }
+
+    /// Gives tungstenite's state up: the socket, and whether the extension
+    /// is on.
+    pub(super) fn park(&mut self, ws: Box<Ws>) -> (TcpStream, bool) {
+        self.park_at = None;
+        let stream = ws.into_inner().into_inner();
+        let deflate = stream.compressing();
+        (stream.into_tcp(), deflate)
+    }
+
+    /// Waits, parked, for what wakes the connection: its doorbell, its
+    /// timer, or its socket. Polled by hand: the bell and the socket's
+    /// readiness keep their wakers where they live (in the bell, in tokio's
+    /// registration), so this future holds the timer and nothing else.
+    pub(super) async fn parked(&self, tcp: &TcpStream) -> Woken {
+        let _parked = self.shared.config.metrics.ws_parked();
+        let sleep = tokio::time::sleep_until(self.next_deadline());
+        tokio::pin!(sleep);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(rung) = self.bell.poll_rung(cx) {
+                return Poll::Ready(Woken::Bell(rung));
+            }
+            if sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Woken::Timer);
+            }
+            // An error is the next read's to report.
+            if tcp.poll_read_ready(cx).is_ready() {
+                return Poll::Ready(Woken::Readable);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// A fresh tungstenite on the parked socket.
+    pub(super) async fn resume(&self, tcp: TcpStream, deflate: bool) -> Box<Ws> {
+        let limit = deflate.then_some(self.shared.config.max_message_size);
+        let stream = TokioAdapter::new(Deflating::resumed(tcp, limit));
+        let ws =
+            WebSocketStream::from_raw_socket(stream, Role::Server, Some(self.shared.ws_config))
+                .await;
+        Box::new(ws)
+    }
+}
