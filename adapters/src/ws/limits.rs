@@ -54,7 +54,8 @@ impl<K: Hash + Eq + Copy + Send + Sync + 'static> Counts<K> {
     }
 }
 
-/// A taken slot; dropping it gives it back.
+/// A taken slot; dropping it gives it back (the default: none taken).
+#[derive(Default)]
 pub(crate) struct Slot(Option<Box<dyn FnOnce() + Send + Sync>>);
 
 impl Drop for Slot {
