@@ -6,18 +6,34 @@ use application::AuthService;
 use application::ports::InvalidToken;
 use domain::AccessClaims;
 use poem::Request;
+use poem::error::ResponseError;
+use poem::http::StatusCode;
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 use tokio::sync::Semaphore;
 
 /// An RS256 access token from `POST /api/login` or `POST /api/refresh`.
 ///
-/// Holds the verified claims, or why the presented token was refused (the
-/// operation answers `401 invalid_token` with `WWW-Authenticate: Bearer error="invalid_token"`).
-/// A request without a bearer token is refused before the operation runs.
+/// A request without one, or whose token is refused, gets `401 invalid_token`
+/// before the operation runs, with `WWW-Authenticate: Bearer` or
+/// `Bearer error="invalid_token"` respectively.
+// Holds the verified claims, so an operation taking it runs only for a valid
+// token; a refused one is a [`RefusedToken`] error, which the edge's
+// catch-all answers.
 #[derive(Debug, SecurityScheme)]
 #[oai(ty = "bearer", bearer_format = "JWT", checker = "verify")]
-pub struct BearerAuth(pub Result<AccessClaims, InvalidToken>);
+pub struct BearerAuth(pub AccessClaims);
+
+/// A presented access token was refused (invalid, expired, revoked).
+#[derive(Debug, thiserror::Error)]
+#[error("the access token was refused: {0}")]
+pub struct RefusedToken(pub InvalidToken);
+
+impl ResponseError for RefusedToken {
+    fn status(&self) -> StatusCode {
+        StatusCode::UNAUTHORIZED
+    }
+}
 
 /// Signature checks that may run at once on the async threads: one fewer
 /// than there are threads (at least one), so that a flood of well-formed
@@ -29,18 +45,19 @@ static SIGNATURE_CHECKS: LazyLock<Semaphore> = LazyLock::new(|| {
     Semaphore::new(threads.saturating_sub(1).max(1))
 });
 
-async fn verify(req: &Request, bearer: Bearer) -> Option<Result<AccessClaims, InvalidToken>> {
-    let auth = req.data::<Arc<AuthService>>()?;
+async fn verify(req: &Request, bearer: Bearer) -> poem::Result<AccessClaims> {
+    let auth = req.data::<Arc<AuthService>>().ok_or_else(|| {
+        poem::Error::from_string("no AuthService", StatusCode::INTERNAL_SERVER_ERROR)
+    })?;
     let _permit = if auth.is_access_cached(&bearer.token) {
         None
     } else {
         SIGNATURE_CHECKS.acquire().await.ok()
     };
-    let verified = auth.verify_access(&bearer.token);
-    if let Err(reason) = &verified {
+    auth.verify_access(&bearer.token).map_err(|reason| {
         tracing::info!(%reason, "access token refused");
-    }
-    Some(verified)
+        RefusedToken(reason).into()
+    })
 }
 
 /// The raw bearer token of a request, for operations where it is optional.

@@ -78,7 +78,7 @@ pub fn internal(error: &anyhow::Error) -> Problem {
 
 /// Turns any error that escaped the operations into problem+json: malformed
 /// or wrongly typed input is `400 bad_request`, unknown paths `404`, wrong
-/// methods `405`, big bodies `413`, a missing bearer token `401`.
+/// methods `405`, big bodies `413`, a missing or refused bearer token `401`.
 pub async fn from_poem_error(error: poem::Error) -> Response {
     let status = error.status();
     match status {
@@ -96,10 +96,15 @@ pub async fn from_poem_error(error: poem::Error) -> Response {
         )
         .into_poem_response(),
         StatusCode::UNAUTHORIZED => {
+            let challenge = if error.is::<super::bearer::RefusedToken>() {
+                CHALLENGE_INVALID
+            } else {
+                CHALLENGE
+            };
             let mut r = Problem::invalid_token().into_poem_response();
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(CHALLENGE),
+                HeaderValue::from_static(challenge),
             );
             r
         }

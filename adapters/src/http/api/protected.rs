@@ -1,12 +1,11 @@
 //! `GET /api/protected`: what a resource behind the access token looks like.
 
-use application::ports::InvalidToken;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
 use super::{ApiTags, UserBody};
 use crate::http::bearer::BearerAuth;
-use crate::http::problem::{CHALLENGE_INVALID, Problem};
+use crate::http::problem::Problem;
 
 /// The protected example resource.
 #[derive(Debug, Clone, Copy, Default)]
@@ -31,6 +30,7 @@ pub enum ProtectedResponse {
     #[oai(status = 200)]
     Ok(Json<ProtectedBody>),
     /// `invalid_token`: missing, invalid, expired, or of a revoked session.
+    // Answered by the bearer checker before the operation runs.
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(
         Json<Problem>,
@@ -40,23 +40,14 @@ pub enum ProtectedResponse {
     ),
 }
 
-impl From<InvalidToken> for ProtectedResponse {
-    fn from(_: InvalidToken) -> Self {
-        Self::Unauthorized(Json(Problem::invalid_token()), CHALLENGE_INVALID.into())
-    }
-}
-
 #[OpenApi(tag = "ApiTags::Protected")]
 impl ProtectedApi {
     /// A protected resource.
     ///
     /// Answers who the access token belongs to and when it expires.
     #[oai(path = "/protected", method = "get", operation_id = "protected")]
-    async fn protected(&self, auth: BearerAuth) -> ProtectedResponse {
-        let claims = match auth.0 {
-            Ok(claims) => claims,
-            Err(e) => return e.into(),
-        };
+    async fn protected(&self, bearer: BearerAuth) -> ProtectedResponse {
+        let BearerAuth(claims) = bearer;
         ProtectedResponse::Ok(Json(ProtectedBody {
             message: format!("Hello, {}! This is protected data.", claims.username),
             user: UserBody {

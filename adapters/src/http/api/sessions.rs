@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use application::AuthService;
-use application::ports::InvalidToken;
 use application::use_cases::{RevokeSessionError, SessionView};
 use domain::SessionId;
 use poem::Request;
@@ -15,7 +14,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use super::ApiTags;
 use crate::http::HttpConfig;
 use crate::http::bearer::BearerAuth;
-use crate::http::problem::{CHALLENGE_INVALID, Code, Problem, internal};
+use crate::http::problem::{Code, Problem, internal};
 
 /// The caller's sessions.
 #[derive(Debug, Clone, Copy, Default)]
@@ -56,10 +55,6 @@ impl From<SessionView> for SessionBody {
     }
 }
 
-fn unauthorized() -> (Json<Problem>, String) {
-    (Json(Problem::invalid_token()), CHALLENGE_INVALID.into())
-}
-
 /// Answers of `GET /api/sessions`.
 #[derive(Debug, ApiResponse)]
 pub enum ListSessionsResponse {
@@ -67,6 +62,7 @@ pub enum ListSessionsResponse {
     #[oai(status = 200)]
     Ok(Json<Vec<SessionBody>>),
     /// `invalid_token`.
+    // Answered by the bearer checker before the operation runs.
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(
         Json<Problem>,
@@ -79,13 +75,6 @@ pub enum ListSessionsResponse {
     Internal(Json<Problem>),
 }
 
-impl From<InvalidToken> for ListSessionsResponse {
-    fn from(_: InvalidToken) -> Self {
-        let (p, c) = unauthorized();
-        Self::Unauthorized(p, c)
-    }
-}
-
 /// Answers of `DELETE /api/sessions/{id}`.
 #[derive(Debug, ApiResponse)]
 pub enum RevokeSessionResponse {
@@ -93,6 +82,7 @@ pub enum RevokeSessionResponse {
     #[oai(status = 204)]
     NoContent,
     /// `invalid_token`.
+    // Answered by the bearer checker before the operation runs.
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(
         Json<Problem>,
@@ -106,13 +96,6 @@ pub enum RevokeSessionResponse {
     /// Something went wrong on our side.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
-}
-
-impl From<InvalidToken> for RevokeSessionResponse {
-    fn from(_: InvalidToken) -> Self {
-        let (p, c) = unauthorized();
-        Self::Unauthorized(p, c)
-    }
 }
 
 impl From<RevokeSessionError> for RevokeSessionResponse {
@@ -138,10 +121,7 @@ impl SessionsApi {
         auth: Data<&Arc<AuthService>>,
         bearer: BearerAuth,
     ) -> ListSessionsResponse {
-        let claims = match bearer.0 {
-            Ok(claims) => claims,
-            Err(e) => return e.into(),
-        };
+        let BearerAuth(claims) = bearer;
         match auth.list_sessions(&claims).await {
             Ok(views) => {
                 ListSessionsResponse::Ok(Json(views.into_iter().map(SessionBody::from).collect()))
@@ -169,10 +149,7 @@ impl SessionsApi {
         /// The session id.
         id: Path<String>,
     ) -> RevokeSessionResponse {
-        let claims = match bearer.0 {
-            Ok(claims) => claims,
-            Err(e) => return e.into(),
-        };
+        let BearerAuth(claims) = bearer;
         let Ok(id) = uuid::Uuid::parse_str(&id.0) else {
             return RevokeSessionError::NotFound.into();
         };
