@@ -17,7 +17,7 @@ use adapters::ws::WsConfig;
 use anyhow::Context;
 use application::ports::{Clock, RevocationBus, SessionStore, ThrottlePolicy};
 use application::use_cases::UserAccounts;
-use application::{AuthConfig, AuthService, Ports};
+use application::{AuthConfig, AuthService, Ports, SealKey};
 use domain::TokenPolicy;
 
 use crate::config::Config;
@@ -129,10 +129,6 @@ pub async fn build_service(
             clock.clone(),
         ))
     };
-    let throttle_policy = ThrottlePolicy {
-        max_failures: config.login_max_failures,
-        window: config.login_failure_window,
-    };
     let hasher = Arc::new(seams.hasher(config)?);
     let queue = Arc::clone(&hasher);
     metrics.observe_password_queue(Arc::new(move || {
@@ -156,11 +152,27 @@ pub async fn build_service(
         clock,
         random: Arc::new(OsRandom),
         bus,
-        throttle: Arc::new(SeaLoginThrottle::new(db.clone(), throttle_policy)),
+        throttle: Arc::new(SeaLoginThrottle::new(db.clone(), throttle_policy(config))),
         health: Arc::new(db.clone()),
         events: Arc::new(EventRecorder::new(metrics).with_store(SeaAuditLog::new(db.clone()))),
     };
-    let auth_config = AuthConfig {
+    Ok(Arc::new(AuthService::new(
+        ports,
+        auth_config(config, keys.seal.clone()),
+    )))
+}
+
+/// The login throttle's policy of `config`.
+pub fn throttle_policy(config: &Config) -> ThrottlePolicy {
+    ThrottlePolicy {
+        max_failures: config.login_max_failures,
+        window: config.login_failure_window,
+    }
+}
+
+/// The use cases' settings of `config`, sealing with `seal_key`.
+pub fn auth_config(config: &Config, seal_key: SealKey) -> AuthConfig {
+    AuthConfig {
         issuer: config.jwt_issuer.clone(),
         audience: config.jwt_audience.clone(),
         access_ttl: config.access_token_expiry,
@@ -172,9 +184,8 @@ pub async fn build_service(
         allow_registration: config.allow_registration,
         token_cache_size: config.token_cache_size,
         audit_retention: config.audit_retention,
-        seal_key: keys.seal.clone(),
-    };
-    Ok(Arc::new(AuthService::new(ports, auth_config)))
+        seal_key,
+    }
 }
 
 /// The REST settings of `config`; request counts go to `metrics`.
@@ -199,5 +210,62 @@ pub fn ws_config(config: &Config, metrics: Metrics) -> WsConfig {
         trusted_proxies: config.trusted_proxies.clone(),
         metrics,
         ..WsConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The configuration's declared defaults (`config.rs`, what `authd
+    /// --help` and the README show) are the ones the library types fall back
+    /// to, so tests built on those types run with production's settings.
+    #[test]
+    fn declared_defaults_are_the_libraries_defaults() {
+        let config = Config::default();
+        assert_eq!(throttle_policy(&config), ThrottlePolicy::default());
+        let seal = || SealKey::from_bytes([7; SealKey::LEN]);
+        let ours = auth_config(&config, seal());
+        let theirs = AuthConfig {
+            seal_key: seal(),
+            ..AuthConfig::default()
+        };
+        assert_eq!(ours, theirs);
+        let ws = ws_config(&config, Metrics::disabled());
+        let defaults = WsConfig::default();
+        assert_eq!(
+            (
+                ws.expiry_warning,
+                ws.allowed_origins,
+                ws.max_connections_per_user,
+                ws.max_connections_per_address,
+                ws.trusted_proxies
+            ),
+            (
+                defaults.expiry_warning,
+                defaults.allowed_origins,
+                defaults.max_connections_per_user,
+                defaults.max_connections_per_address,
+                defaults.trusted_proxies
+            )
+        );
+        let http = http_config(&config, Metrics::disabled());
+        let defaults = HttpConfig::default();
+        assert_eq!(
+            (
+                http.cookie_secure,
+                http.trusted_proxies,
+                http.cors_origins,
+                http.demo_dir,
+                http.docs
+            ),
+            (
+                defaults.cookie_secure,
+                defaults.trusted_proxies,
+                defaults.cors_origins,
+                defaults.demo_dir,
+                defaults.docs
+            )
+        );
     }
 }
