@@ -26,3 +26,9 @@ pub use polling_revocation_bus::PollingRevocationBus;
 pub use revocation_feed::{READ_EVERY, READ_TIMEOUT};
 pub use session_store::SeaSessionStore;
 pub use user_repository::SeaUserRepository;
+
+/// Client-supplied text fit for a column: no NUL (PostgreSQL refuses it), at
+/// most `max` characters.
+fn clean(value: &str, max: usize) -> String {
+    value.chars().filter(|c| *c != '\0').take(max).collect()
+}

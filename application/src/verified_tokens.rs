@@ -59,17 +59,12 @@ impl VerifiedTokens {
         map.insert(key, claims);
     }
 
-    /// How many tokens are cached.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.claims
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .len()
-    }
-
-    /// Whether none are.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

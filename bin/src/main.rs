@@ -168,8 +168,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Openapi => {
-            println!("{}", adapters::http::openapi_json());
-            Ok(())
+            unreachable!("main prints the document before reading the configuration")
         }
     }
 }

@@ -1,4 +1,9 @@
 //! A directory of static demo files (a browser client), served at `/`.
+//!
+//! Not poem's `StaticFilesEndpoint`: it serves hidden files (a `.env` left in
+//! the directory would be public), walks subdirectories, refuses `HEAD` and
+//! checks the disk with blocking calls on the async threads; this serves one
+//! flat directory of plain names and nothing else.
 
 use std::path::PathBuf;
 

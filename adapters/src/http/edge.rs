@@ -236,6 +236,12 @@ async fn limit_body(req: &mut Request) -> Result<(), Response> {
 }
 
 /// The request's `Origin` when it is one of `CORS_ORIGINS`.
+///
+/// Not poem's `Cors` middleware: it answers `403` to any request whose
+/// `Origin` is not listed, and browsers send `Origin` on same-origin `POST`s
+/// too, so the demo page and Swagger UI served by this API would be refused
+/// unless their own origin were configured. Here an unlisted origin only gets
+/// no CORS headers, and the browser enforces the rest.
 fn allowed_origin(req: &Request, allowed: &[String]) -> Option<HeaderValue> {
     let origin = req.headers().get(header::ORIGIN)?;
     let text = origin.to_str().ok()?;

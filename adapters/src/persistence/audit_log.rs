@@ -12,8 +12,8 @@ use sea_orm::{
 };
 use serde_json::{Value, json};
 
-use super::Database;
 use super::entities::audit_event;
+use super::{Database, clean};
 
 /// Longest `User-Agent` stored, in characters.
 pub const MAX_USER_AGENT_CHARS: usize = 512;
@@ -231,11 +231,6 @@ fn from_row(row: audit_event::Model) -> anyhow::Result<StoredAuditEvent> {
     })
 }
 
-/// Client-supplied text fit for the column: no NUL (PostgreSQL refuses it), at most `max` characters.
-fn clean(value: &str, max: usize) -> String {
-    value.chars().filter(|c| *c != '\0').take(max).collect()
-}
-
 /// `2026-11-26T19:04:05.123Z` for Unix milliseconds (UTC); the far ends
 /// chrono cannot represent (beyond ±262,000 years) print as the raw number.
 fn rfc3339_millis(ms: i64) -> String {
@@ -259,7 +254,8 @@ impl AuditTrail for SeaAuditLog {
 
 #[cfg(test)]
 mod tests {
-    use super::{clean, rfc3339_millis};
+    use super::rfc3339_millis;
+    use crate::persistence::clean;
 
     #[test]
     fn timestamps_format_as_rfc3339() {

@@ -16,8 +16,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::Database;
 use super::entities::{refresh_token, session};
+use super::{Database, clean};
 
 /// [`SessionStore`] on PostgreSQL or SQLite.
 ///
@@ -56,7 +56,7 @@ impl SessionStore for SeaSessionStore {
             .exec_without_returning(tx.txn())
             .await
             .context("inserting a session")?;
-        refresh_token::Entity::insert(token_row(first, None))
+        refresh_token::Entity::insert(token_row(first))
             .exec_without_returning(tx.txn())
             .await
             .context("inserting a refresh token")?;
@@ -153,7 +153,7 @@ impl SessionStore for SeaSessionStore {
                     now,
                     successor_expires_at,
                 );
-                refresh_token::Entity::insert(token_row(&minted, None))
+                refresh_token::Entity::insert(token_row(&minted))
                     .exec_without_returning(tx.txn())
                     .await
                     .context("inserting the successor")?;
@@ -492,7 +492,7 @@ fn session_row(s: &Session) -> session::ActiveModel {
     }
 }
 
-fn token_row(t: &RefreshToken, seal: Option<[u8; 32]>) -> refresh_token::ActiveModel {
+fn token_row(t: &RefreshToken) -> refresh_token::ActiveModel {
     refresh_token::ActiveModel {
         hash: Set(t.hash.as_bytes().to_vec()),
         session_id: Set(*t.session_id.as_uuid()),
@@ -500,13 +500,9 @@ fn token_row(t: &RefreshToken, seal: Option<[u8; 32]>) -> refresh_token::ActiveM
         issued_at: Set(t.issued_at.unix_millis()),
         expires_at: Set(t.expires_at.unix_millis()),
         rotated_at: Set(t.rotated_at.map(Timestamp::unix_millis)),
-        successor_seal: Set(seal.map(|s| s.to_vec())),
+        // Written when the token is rotated (the seal of its successor).
+        successor_seal: Set(None),
     }
-}
-
-/// Client-supplied text fit for the column: no NUL (PostgreSQL refuses it), at most `max` characters.
-fn clean(value: &str, max: usize) -> String {
-    value.chars().filter(|c| *c != '\0').take(max).collect()
 }
 
 fn session_from_row(row: session::Model) -> anyhow::Result<Session> {
