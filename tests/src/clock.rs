@@ -27,3 +27,8 @@ impl Clock for TestClock {
         Timestamp::from_unix_millis(real.unix_millis() + self.0.load(Ordering::SeqCst))
     }
 }
+
+/// The wall clock's Unix seconds (for claims a test forges or checks).
+pub fn unix_now() -> i64 {
+    adapters::system::SystemClock.now().unix_seconds()
+}

@@ -34,6 +34,19 @@ pub(super) async fn login(w: &World) -> LoginOutcome {
         .expect("login")
 }
 
+/// Logs out of the session of `s` with its refresh token.
+async fn log_out(w: &World, s: &LoginOutcome) {
+    w.service
+        .logout(
+            Some(s.refresh.secret.expose()),
+            None,
+            LogoutScope::ThisSession,
+            &client(),
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn logout_revokes_all_families_or_just_this_one() {
     let w = world_with_alice().await;
@@ -169,15 +182,7 @@ async fn revocations_heard_on_the_bus_and_at_start_are_enforced() {
 
     // A new process warms its cache from storage.
     let b = login(&w).await;
-    w.service
-        .logout(
-            Some(b.refresh.secret.expose()),
-            None,
-            LogoutScope::ThisSession,
-            &client(),
-        )
-        .await
-        .unwrap();
+    log_out(&w, &b).await;
     let fresh = crate::AuthService::new(w.service.ports.clone(), AuthConfig::default());
     assert!(
         fresh.verify_access(&b.access.token).is_ok(),
@@ -196,15 +201,7 @@ async fn prune_works_in_batches_until_done() {
     let w = world_with_alice().await;
     for _ in 0..5 {
         let s = login(&w).await;
-        w.service
-            .logout(
-                Some(s.refresh.secret.expose()),
-                None,
-                LogoutScope::ThisSession,
-                &client(),
-            )
-            .await
-            .unwrap();
+        log_out(&w, &s).await;
     }
     w.clock.advance(Duration::from_secs(61));
     let pruned = w.service.prune(Duration::from_secs(60), 2).await.unwrap();
@@ -217,15 +214,7 @@ async fn prune_removes_only_long_ended_sessions() {
     let w = world_with_alice().await;
     let a = login(&w).await;
     let b = login(&w).await;
-    w.service
-        .logout(
-            Some(a.refresh.secret.expose()),
-            None,
-            LogoutScope::ThisSession,
-            &client(),
-        )
-        .await
-        .unwrap();
+    log_out(&w, &a).await;
     w.service
         .login("alice", secret("wrong password"), &client())
         .await

@@ -132,27 +132,25 @@ async fn login(
 
 /// `SELECT COUNT(*) FROM refresh_tokens WHERE <column> = <value>`.
 async fn count_tokens(db: &Database, column: &str, value: sea_orm::Value) -> i64 {
-    let query = Query::select()
-        .expr(Expr::col(Asterisk).count())
-        .from(Alias::new("refresh_tokens"))
-        .and_where(Expr::col(Alias::new(column)).eq(value))
-        .to_owned();
-    let stmt = db.connection().get_database_backend().build(&query);
-    let row = db
-        .connection()
-        .query_one_raw(stmt)
-        .await
-        .expect("count")
-        .expect("a row");
-    row.try_get_by_index::<i64>(0).expect("count value")
+    let mut query = count_of("refresh_tokens");
+    query.and_where(Expr::col(Alias::new(column)).eq(value));
+    count(db, &query).await
 }
 
+/// `SELECT COUNT(*) FROM <table>`.
 async fn count_rows(db: &Database, table: &str) -> i64 {
-    let query = Query::select()
+    count(db, &count_of(table)).await
+}
+
+fn count_of(table: &str) -> sea_orm::sea_query::SelectStatement {
+    Query::select()
         .expr(Expr::col(Asterisk).count())
         .from(Alias::new(table))
-        .to_owned();
-    let stmt = db.connection().get_database_backend().build(&query);
+        .to_owned()
+}
+
+async fn count(db: &Database, query: &sea_orm::sea_query::SelectStatement) -> i64 {
+    let stmt = db.connection().get_database_backend().build(query);
     let row = db
         .connection()
         .query_one_raw(stmt)

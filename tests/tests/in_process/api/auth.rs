@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use integration_tests::app::{Backend, PASSWORD, TestOptions, spawn_app};
+use integration_tests::clock::unix_now;
 use serde_json::json;
 
 integration_tests::on_both!(
@@ -421,14 +422,4 @@ pub async fn imported_bcrypt_hash_is_upgraded(backend: Backend) {
         stored.password_hash
     );
     assert_eq!(app.login("legacy", "password123").await.status, 200);
-}
-
-fn unix_now() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
 }

@@ -3,6 +3,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use integration_tests::app::{Backend, TestApp, TestOptions, spawn_app, test_keys};
+use integration_tests::clock::unix_now;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -13,18 +14,8 @@ fn b64(v: &Value) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap())
 }
 
-fn now() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
-}
-
 fn claims(user_id: &str, sid: &str) -> Value {
-    let now = now();
+    let now = unix_now();
     json!({
         "iss": "auth", "aud": "api", "sub": user_id, "sid": sid, "jti": uuid::Uuid::new_v4().to_string(),
         "iat": now, "nbf": now, "exp": now + 600, "username": "alice",
@@ -108,10 +99,10 @@ pub async fn forged_tokens_are_refused(backend: Backend) {
         assert_refused(&app, &rs256(&c, &kid), &format!("missing {missing}")).await;
     }
     let mut c = good.clone();
-    c["exp"] = json!(now() - 120);
+    c["exp"] = json!(unix_now() - 120);
     assert_refused(&app, &rs256(&c, &kid), "expired").await;
     let mut c = good.clone();
-    c["nbf"] = json!(now() + 600);
+    c["nbf"] = json!(unix_now() + 600);
     assert_refused(&app, &rs256(&c, &kid), "not yet valid").await;
     let mut c = good.clone();
     c["iss"] = json!("someone-else");
