@@ -9,6 +9,7 @@ pub mod refresh_token;
 pub mod revocation;
 pub mod rotation;
 pub mod session;
+pub mod signing_keys;
 pub mod throttle;
 pub mod time;
 pub mod user;
@@ -23,6 +24,7 @@ pub use rotation::{
     decide_logout, decide_refresh,
 };
 pub use session::{RevokeReason, Session, SessionId};
+pub use signing_keys::{Algorithm, KeyRecord, KeyState};
 pub use throttle::{Admission, ThrottlePolicy, ThrottleWindow, admit};
 pub use time::Timestamp;
 pub use user::{PasswordHash, User, UserId, Username, UsernameError, fold_name};
