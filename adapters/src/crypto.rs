@@ -2,6 +2,8 @@
 //! (no JWT library), the JWKS document, and password hashing.
 //!
 //! - [`keys`]: RSA key pairs from/to PEM, with their RFC 7638 key ids.
+//! - [`key_ring`]: the signing-key set of a process, followed in the shared store.
+//! - [`key_seal`]: private signing keys sealed for the store.
 //! - [`jwks`]: the public keys as a JSON Web Key Set.
 //! - [`jwt`]: the [`AccessTokenSigner`](application::ports::AccessTokenSigner) and
 //!   [`AccessTokenVerifier`](application::ports::AccessTokenVerifier).
@@ -10,6 +12,8 @@
 
 pub mod jwks;
 pub mod jwt;
+pub mod key_ring;
+pub mod key_seal;
 pub mod keys;
 pub mod password;
 

@@ -15,6 +15,7 @@ mod pg_revocation_bus;
 mod polling_revocation_bus;
 mod revocation_feed;
 mod session_store;
+mod signing_key_store;
 mod user_repository;
 
 pub use audit_log::{AuditFilter, SeaAuditLog, StoredAuditEvent};
@@ -25,6 +26,7 @@ pub use pg_revocation_bus::{FEED_APPLICATION_NAME, PgRevocationBus, REVOCATION_C
 pub use polling_revocation_bus::PollingRevocationBus;
 pub use revocation_feed::{READ_EVERY, READ_TIMEOUT};
 pub use session_store::SeaSessionStore;
+pub use signing_key_store::SeaSigningKeyStore;
 pub use user_repository::SeaUserRepository;
 
 /// Client-supplied text fit for a column: no NUL (PostgreSQL refuses it), at

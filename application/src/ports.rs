@@ -9,6 +9,7 @@ pub mod random_source;
 pub mod revocation_bus;
 pub mod security_events;
 pub mod session_store;
+pub mod signing_keys;
 pub mod user_repository;
 
 pub use access_token::{AccessTokenSigner, AccessTokenVerifier, InvalidToken, PublishedKey};
@@ -22,4 +23,5 @@ pub use security_events::{AuditTrail, SecurityEvent, SecurityEventKind, Security
 pub use session_store::{
     RefreshOutcome, RefreshRefusal, SessionStore, SuccessorToken, TokenFamily,
 };
+pub use signing_keys::{KeyMinter, MintedKey, SigningKeyStore, StoredKey};
 pub use user_repository::{InsertUserError, UserRepository};

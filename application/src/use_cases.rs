@@ -5,6 +5,7 @@ pub mod logout;
 pub mod refresh;
 pub mod register;
 pub mod sessions;
+pub mod signing_keys;
 pub mod verify_access;
 
 #[cfg(test)]
@@ -15,6 +16,7 @@ pub use logout::LogoutScope;
 pub use refresh::{RefreshError, RefreshResult};
 pub use register::{RegisterError, UserAccounts};
 pub use sessions::{RevokeSessionError, SessionView};
+pub use signing_keys::{KeyView, RetireKeyError, Retired, SigningKeys};
 
 #[cfg(test)]
 mod login_tests;

@@ -3,6 +3,7 @@
 //! verification (0.15 ms at 2048 bits, 1.1 ms at 4096 here).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use domain::{AccessClaims, Timestamp};
@@ -18,6 +19,8 @@ use sha2::{Digest, Sha256};
 pub struct VerifiedTokens {
     claims: RwLock<HashMap<[u8; 32], AccessClaims>>,
     capacity: usize,
+    /// The verifier's key-set version the cached claims were verified under.
+    key_set: AtomicU64,
 }
 
 impl VerifiedTokens {
@@ -26,6 +29,17 @@ impl VerifiedTokens {
         Self {
             claims: RwLock::default(),
             capacity,
+            key_set: AtomicU64::new(0),
+        }
+    }
+
+    /// Forgets every entry when the verifier's keys changed since they were
+    /// cached (a retired key's tokens must not live on here).
+    pub fn follow_key_set(&self, version: u64) {
+        if self.key_set.load(Ordering::Acquire) != version {
+            let mut map = self.claims.write().unwrap_or_else(PoisonError::into_inner);
+            map.clear();
+            self.key_set.store(version, Ordering::Release);
         }
     }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use adapters::net::IpNet;
 use adapters::telemetry::otlp::OtlpConfig;
 use clap::{ArgAction, CommandFactory as _, FromArgMatches as _};
+use domain::Algorithm;
 
 /// The default database: an embedded SQLite file under `data/`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/authd.db?mode=rwc";
@@ -49,7 +50,9 @@ pub struct Config {
     /// processes share one port (Linux spreads new connections among them).
     #[arg(long, env = "WS_REUSE_PORT", default_value = "false", value_parser = boolean, action = ArgAction::Set)]
     pub ws_reuse_port: bool,
-    /// The signing key (PKCS#8 PEM; PKCS#1 also read), readable by its owner only.
+    /// A signing key from before the key set (PKCS#8 PEM; PKCS#1 also read),
+    /// readable by its owner only: it becomes the first key of an empty set,
+    /// with its kid; not read otherwise.
     #[arg(long, env = "PRIVATE_KEY_PATH", default_value = "keys/private.pem")]
     pub private_key_path: PathBuf,
     /// Its public half (SPKI PEM), published in the JWKS.
@@ -81,6 +84,12 @@ pub struct Config {
     /// `aud` of access tokens.
     #[arg(long, env = "JWT_AUDIENCE", default_value = "api")]
     pub jwt_audience: String,
+    /// The algorithm of signing keys created from now on.
+    #[arg(long, env = "JWT_ALG", default_value = "RS256", value_parser = jwt_alg)]
+    pub jwt_alg: Algorithm,
+    /// How long a key added by `authd keys rotate` is published before it signs.
+    #[arg(long, env = "KEY_PUBLISH_AHEAD", default_value = "10m", value_parser = parse_duration)]
+    pub key_publish_ahead: Duration,
     /// `false` drops `Secure` from the refresh cookie (plain-HTTP development only).
     #[arg(long, env = "COOKIE_SECURE", default_value = "true", value_parser = boolean, action = ArgAction::Set)]
     pub cookie_secure: bool,
@@ -347,6 +356,16 @@ fn database_url(text: &str) -> Result<String, String> {
 fn socket_addr(text: &str) -> Result<SocketAddr, String> {
     text.parse()
         .map_err(|e| format!("expected host:port with an IP address ({e})"))
+}
+
+fn jwt_alg(text: &str) -> Result<Algorithm, String> {
+    match Algorithm::parse(text) {
+        Ok(Algorithm::Rs256) => Ok(Algorithm::Rs256),
+        Ok(other) => Err(format!(
+            "{other} is not supported by this version yet (RS256 is)"
+        )),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn nonzero_duration(text: &str) -> Result<Duration, String> {

@@ -1,10 +1,12 @@
-//! The key files: the signing key pair and the refresh-grace seal key.
+//! The key files: the server secret, and a signing key from before the key set.
 //!
-//! All three live in one directory (by default `keys/`), which every API and
-//! WebSocket process of a deployment reads: the signing key signs and
-//! verifies access tokens, the seal key keys the refresh-grace seals
-//! (`application::SealKey`). A process creates what is missing at its first
-//! start, the directory `0700` and the secrets `0600`.
+//! The signing keys live in the database (the key set, `authd keys`); what a
+//! process reads from its key directory (by default `keys/`) is the server
+//! secret `refresh-seal.key`, which keys the refresh-grace seals and seals
+//! the private signing keys in the database, and, only while the key set is
+//! empty, a key pair of an earlier version to import with its kid. A process
+//! creates the secret at its first start, the directory `0700` and the file
+//! `0600`.
 
 use std::path::{Path, PathBuf};
 
@@ -18,22 +20,20 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::config::Config;
 
-/// Key size of a key pair created at first start.
+/// Key size of RSA keys the service creates (`authd keys generate` too).
 pub const DEFAULT_KEY_BITS: usize = 4096;
 
 /// The file name of the seal key, next to the signing key unless
 /// `REFRESH_SEAL_KEY_PATH` names another.
 pub const SEAL_KEY_FILE: &str = "refresh-seal.key";
 
-/// The signing key, every public key that verifies tokens, and the seal key.
+/// What the key files hold.
 #[derive(Debug, Clone)]
 pub struct KeyMaterial {
-    /// Signs access tokens.
-    pub private: PrivateKey,
-    /// Verify access tokens and are published in the JWKS: the signing key's
-    /// public half, derived from it (a `PUBLIC_KEY_PATH` file must match it).
-    pub public: Vec<PublicKey>,
-    /// Keys the refresh-grace seals (`REFRESH_SEAL_KEY_PATH`).
+    /// A signing key of an earlier version (`PRIVATE_KEY_PATH`), the first
+    /// key of an empty key set; `None` when there is no such file.
+    pub import: Option<PrivateKey>,
+    /// The server secret (`REFRESH_SEAL_KEY_PATH`).
     pub seal: SealKey,
 }
 
@@ -47,19 +47,16 @@ impl KeyMaterial {
         Ok(Self::from_private(private, SealKey::generate(&OsRandom)))
     }
 
-    /// The pair of `private`, with `seal`.
+    /// `private` to import, with `seal`.
     pub fn from_private(private: PrivateKey, seal: SealKey) -> Self {
-        let public = vec![private.public_key()];
         Self {
-            private,
-            public,
+            import: Some(private),
             seal,
         }
     }
 
-    /// Reads the keys at the configured paths, or creates what is missing: a
-    /// 4096-bit pair when neither key file exists, a seal key when its file
-    /// does not exist.
+    /// Reads the seal key, creating it when its file does not exist, and the
+    /// key pair at the configured paths when there is one.
     ///
     /// # Errors
     /// Unreadable or invalid key files; a public key without its private key
@@ -71,22 +68,12 @@ impl KeyMaterial {
         if !priv_path.exists() {
             if pub_path.exists() {
                 anyhow::bail!(
-                    "PRIVATE_KEY_PATH {} does not exist but PUBLIC_KEY_PATH {} does; refusing to replace the key pair",
+                    "PRIVATE_KEY_PATH {} does not exist but PUBLIC_KEY_PATH {} does; refusing to guess which key it was",
                     priv_path.display(),
                     pub_path.display()
                 );
             }
-            tracing::warn!(
-                private = %priv_path.display(),
-                public = %pub_path.display(),
-                bits = DEFAULT_KEY_BITS,
-                "no signing key found: generating a new RSA key pair"
-            );
-            let private = PrivateKey::generate(DEFAULT_KEY_BITS)?;
-            let keys = Self::from_private(private, seal);
-            keys.write(priv_path, pub_path)?;
-            tracing::info!(kid = keys.private.kid(), "key pair written");
-            return Ok(keys);
+            return Ok(Self { import: None, seal });
         }
         refuse_loose(priv_path, "PRIVATE_KEY_PATH", Secret::Yes)?;
         let pem = std::fs::read_to_string(priv_path)
@@ -95,46 +82,49 @@ impl KeyMaterial {
             .with_context(|| format!("parsing PRIVATE_KEY_PATH {}", priv_path.display()))?;
         // The verifying key is the private key's own half; a public key file
         // beside it is only checked, never trusted on its own.
-        let keys = Self::from_private(private, seal);
         if pub_path.exists() {
             refuse_loose(pub_path, "PUBLIC_KEY_PATH", Secret::No)?;
             let pem = std::fs::read_to_string(pub_path)
                 .with_context(|| format!("reading PUBLIC_KEY_PATH {}", pub_path.display()))?;
             let public = PublicKey::from_pem(&pem)
                 .with_context(|| format!("parsing PUBLIC_KEY_PATH {}", pub_path.display()))?;
-            if public.kid() != keys.private.kid() {
+            if public.kid() != private.kid() {
                 anyhow::bail!(
                     "PUBLIC_KEY_PATH {} holds another key (kid {}) than PRIVATE_KEY_PATH {} \
                      (kid {}): refusing to start; replace both files together, or delete the \
-                     public key to have it written again",
+                     public key",
                     pub_path.display(),
                     public.kid(),
                     priv_path.display(),
-                    keys.private.kid()
+                    private.kid()
                 );
             }
         }
-        Ok(keys)
+        Ok(Self::from_private(private, seal))
     }
+}
 
-    /// Writes the pair as PKCS#8 (mode 0600) and SPKI PEM files, creating
-    /// directories (mode 0700).
-    ///
-    /// # Errors
-    /// The files cannot be written.
-    pub fn write(&self, priv_path: &Path, pub_path: &Path) -> anyhow::Result<()> {
-        use secrecy::ExposeSecret;
-        for path in [priv_path, pub_path] {
-            create_parent(path)?;
-        }
-        let pem = self.private.to_pkcs8_pem()?;
-        write_new(priv_path, pem.expose_secret().as_bytes(), 0o600)
-            .with_context(|| format!("writing {}", priv_path.display()))?;
-        let public = self.private.public_key().to_spki_pem()?;
-        write_new(pub_path, public.as_bytes(), 0o644)
-            .with_context(|| format!("writing {}", pub_path.display()))?;
-        Ok(())
+/// Writes `private` as PKCS#8 (mode 0600) and its public half as SPKI PEM
+/// files, creating directories (mode 0700).
+///
+/// # Errors
+/// The files cannot be written.
+pub fn write_key_pair(
+    private: &PrivateKey,
+    priv_path: &Path,
+    pub_path: &Path,
+) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
+    for path in [priv_path, pub_path] {
+        create_parent(path)?;
     }
+    let pem = private.to_pkcs8_pem()?;
+    write_new(priv_path, pem.expose_secret().as_bytes(), 0o600)
+        .with_context(|| format!("writing {}", priv_path.display()))?;
+    let public = private.public_key().to_spki_pem()?;
+    write_new(pub_path, public.as_bytes(), 0o644)
+        .with_context(|| format!("writing {}", pub_path.display()))?;
+    Ok(())
 }
 
 /// Reads the seal key at `path`, or creates it there (mode 0600).

@@ -4,6 +4,7 @@
 pub mod config;
 mod housekeeping;
 pub mod key_files;
+pub mod keys_cli;
 pub mod lifecycle;
 pub mod observability;
 pub mod wiring;

@@ -1,7 +1,6 @@
 //! `authd`: the auth service's command line.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 
 use anyhow::Context;
 use authd::Services;
@@ -37,7 +36,7 @@ enum Command {
     /// Manage signing keys.
     Keys {
         #[command(subcommand)]
-        command: KeysCommand,
+        command: authd::keys_cli::KeysCommand,
     },
     /// Manage users.
     User {
@@ -46,19 +45,6 @@ enum Command {
     },
     /// Print the OpenAPI document of the REST API.
     Openapi,
-}
-
-#[derive(Debug, Subcommand)]
-enum KeysCommand {
-    /// Generate an RSA key pair: `<out>/private.pem` (PKCS#8, mode 0600) and `<out>/public.pem` (SPKI).
-    Generate {
-        /// Key size in bits.
-        #[arg(long, default_value_t = wiring::DEFAULT_KEY_BITS)]
-        bits: usize,
-        /// Output directory.
-        #[arg(long, default_value = "keys")]
-        out: PathBuf,
-    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,26 +121,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Audit(args) => audit::run(&config.database_url, &args).await,
-        Command::Keys {
-            command: KeysCommand::Generate { bits, out },
-        } => {
-            let (private, public) = (out.join("private.pem"), out.join("public.pem"));
-            if private.exists() {
-                anyhow::bail!("{} exists; move it away first", private.display());
-            }
-            let keys = tokio::task::spawn_blocking(move || KeyMaterial::generate(bits)).await??;
-            keys.write(&private, &public)?;
-            let seal = out.join(authd::key_files::SEAL_KEY_FILE);
-            authd::key_files::load_or_create_seal(&seal)?;
-            println!(
-                "wrote {} and {} (kid {}); the refresh seal key is {}",
-                private.display(),
-                public.display(),
-                keys.private.kid(),
-                seal.display()
-            );
-            Ok(())
-        }
+        Command::Keys { command } => authd::keys_cli::run(command, &config).await,
         Command::User {
             command: UserCommand::Add { name },
         } => {
@@ -234,7 +201,6 @@ async fn serve(config: &Config, services: Services) -> anyhow::Result<()> {
         let config = config.clone();
         tokio::task::spawn_blocking(move || KeyMaterial::load_or_create(&config)).await??
     };
-    tracing::info!(kid = keys.private.kid(), "signing key loaded");
     let app = authd::start(config, &keys, services).await?;
     let trigger = app.shutdown_trigger();
     tokio::spawn(async move {

@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use adapters::crypto::jwt::{JwtSigner, JwtVerifier};
+use adapters::crypto::key_ring::{self, KeyRing, KeyRingConfig, RsaMinter};
+use adapters::crypto::key_seal::KeySeal;
 use adapters::crypto::password::{Argon2Cost, Argon2Hasher};
 use adapters::http::HttpConfig;
 use adapters::persistence::{
     Database, PgRevocationBus, PollingRevocationBus, SeaAuditLog, SeaLoginThrottle,
-    SeaSessionStore, SeaUserRepository,
+    SeaSessionStore, SeaSigningKeyStore, SeaUserRepository,
 };
 use adapters::system::{OsRandom, SystemClock};
 use adapters::telemetry::metrics::PasswordQueueStatus;
@@ -16,9 +17,9 @@ use adapters::telemetry::{EventRecorder, Metrics};
 use adapters::ws::WsConfig;
 use anyhow::Context;
 use application::ports::{Clock, RevocationBus, SessionStore, ThrottlePolicy};
-use application::use_cases::UserAccounts;
+use application::use_cases::{SigningKeys, UserAccounts};
 use application::{AuthConfig, AuthService, Ports, SealKey};
-use domain::TokenPolicy;
+use domain::{Algorithm, TokenPolicy};
 
 use crate::config::Config;
 pub use crate::key_files::{DEFAULT_KEY_BITS, KeyMaterial};
@@ -139,16 +140,13 @@ pub async fn build_service(
             skipped: stats.skipped,
         }
     }));
+    let ring = key_ring(config, db, keys, &clock).await?;
     let ports = Ports {
         users: Arc::new(SeaUserRepository::new(db.clone())),
         sessions,
         hasher,
-        signer: Arc::new(JwtSigner::new(keys.private.clone())),
-        verifier: Arc::new(JwtVerifier::new(
-            keys.public.clone(),
-            config.jwt_issuer.clone(),
-            config.jwt_audience.clone(),
-        )),
+        signer: ring.clone(),
+        verifier: ring,
         clock,
         random: Arc::new(OsRandom),
         bus,
@@ -160,6 +158,66 @@ pub async fn build_service(
         ports,
         auth_config(config, keys.seal.clone()),
     )))
+}
+
+/// The key-set operations (`authd keys ...`, and the first key of an empty set).
+pub fn signing_keys(
+    config: &Config,
+    db: &Database,
+    seal: &SealKey,
+    clock: Arc<dyn Clock>,
+) -> SigningKeys {
+    SigningKeys {
+        store: Arc::new(SeaSigningKeyStore::new(db.clone())),
+        minter: Arc::new(RsaMinter::new(KeySeal::new(seal), DEFAULT_KEY_BITS)),
+        clock,
+        alg: config.jwt_alg,
+        publish_ahead: config.key_publish_ahead,
+        access_ttl: config.access_token_expiry,
+    }
+}
+
+/// The key set of this process, after giving an empty set its first key
+/// (the key files' pair, or a new key), followed in the database from now on.
+async fn key_ring(
+    config: &Config,
+    db: &Database,
+    keys: &KeyMaterial,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<Arc<KeyRing>> {
+    let seal = KeySeal::new(&keys.seal);
+    let added = signing_keys(config, db, &keys.seal, clock.clone())
+        .ensure_first(|| {
+            keys.import
+                .as_ref()
+                .map(|private| Ok((Algorithm::Rs256, key_ring::seal_private(&seal, private)?)))
+                .transpose()
+        })
+        .await
+        .context("creating the first signing key")?;
+    if let Some(kid) = added {
+        let from = if keys.import.is_some() {
+            "the key files"
+        } else {
+            "a new key"
+        };
+        tracing::info!(kid, from, "the key set was empty: first signing key added");
+    }
+    let ring = KeyRing::load(
+        Arc::new(SeaSigningKeyStore::new(db.clone())),
+        Some(seal),
+        clock.clone(),
+        KeyRingConfig {
+            issuer: config.jwt_issuer.clone(),
+            audience: config.jwt_audience.clone(),
+            access_ttl: config.access_token_expiry,
+        },
+    )
+    .await
+    .context("loading the signing keys")?;
+    let ring = Arc::new(ring);
+    tokio::spawn(KeyRing::follow(Arc::downgrade(&ring)));
+    Ok(ring)
 }
 
 /// The login throttle's policy of `config`.

@@ -11,6 +11,7 @@ mod m20261126_000003_create_refresh_tokens;
 mod m20261126_000004_create_login_failures;
 mod m20261126_000005_create_audit_events;
 mod m20261202_000006_seal_index;
+mod m20261203_000007_create_signing_keys;
 
 /// Applies the migrations in order (`Migrator::up(db, None)`).
 #[derive(Debug)]
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000004_create_login_failures::Migration),
             Box::new(m20261126_000005_create_audit_events::Migration),
             Box::new(m20261202_000006_seal_index::Migration),
+            Box::new(m20261203_000007_create_signing_keys::Migration),
         ]
     }
 }

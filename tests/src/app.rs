@@ -124,6 +124,14 @@ pub fn test_keys() -> &'static KeyMaterial {
     })
 }
 
+/// The test signing key, which every test app's key set starts with.
+pub fn test_signing_key() -> &'static adapters::crypto::keys::PrivateKey {
+    test_keys()
+        .import
+        .as_ref()
+        .expect("the test keys carry a key to import")
+}
+
 /// Installs a log subscriber when `TEST_LOG` is set (once per process).
 fn init_test_log() {
     static ONCE: OnceLock<()> = OnceLock::new();

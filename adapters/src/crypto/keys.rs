@@ -84,6 +84,28 @@ impl PrivateKey {
         Ok(SecretString::from(pem.as_str()))
     }
 
+    /// The key as PKCS#8 DER, for sealing (`crypto::key_seal`).
+    ///
+    /// # Errors
+    /// The encoder failed.
+    pub fn to_pkcs8_der(&self) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+        let der = self
+            .inner
+            .to_pkcs8_der()
+            .context("PKCS#8 encoding failed")?;
+        Ok(zeroize::Zeroizing::new(der.as_bytes().to_vec()))
+    }
+
+    /// Reads PKCS#8 DER (as [`Self::to_pkcs8_der`] wrote it).
+    ///
+    /// # Errors
+    /// Not an RSA key, an invalid key, or a modulus under [`MIN_KEY_BITS`].
+    pub fn from_pkcs8_der(der: &[u8]) -> anyhow::Result<Self> {
+        let inner =
+            rsa::PrivateKey::from_pkcs8_der(der).context("invalid PKCS#8 RSA private key")?;
+        Self::from_rsa(inner)
+    }
+
     /// The public half.
     pub fn public_key(&self) -> PublicKey {
         self.public.clone()

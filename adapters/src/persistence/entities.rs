@@ -5,4 +5,5 @@ pub mod audit_event;
 pub mod login_failure;
 pub mod refresh_token;
 pub mod session;
+pub mod signing_key;
 pub mod user;

@@ -85,6 +85,12 @@ pub trait AccessTokenVerifier: Send + Sync + 'static {
     /// The keys it verifies with, for the JWKS.
     fn published_keys(&self) -> Vec<PublishedKey>;
 
+    /// A number that changes whenever the keys it accepts change, so that
+    /// claims verified under an earlier set are not trusted from a cache.
+    fn key_set_version(&self) -> u64 {
+        0
+    }
+
     /// Checks format, algorithm, key, signature, `typ`, `iss`, `aud`, and
     /// `exp`/`nbf` against `now` with `leeway_secs` of clock leeway.
     ///

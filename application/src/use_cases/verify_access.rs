@@ -27,6 +27,8 @@ impl AuthService {
         leeway_secs: i64,
     ) -> Result<AccessClaims, InvalidToken> {
         let now = self.ports.clock.now();
+        self.verified
+            .follow_key_set(self.ports.verifier.key_set_version());
         let key = self.verified.key(token);
         let claims = match key.and_then(|k| self.verified.get(&k)) {
             // The signature was checked before; the times are checked again.
@@ -48,6 +50,8 @@ impl AuthService {
     /// Whether `token`'s signature was checked before and its claims are
     /// kept (a [`Self::verify_access`] of it costs no signature check).
     pub fn is_access_cached(&self, token: &str) -> bool {
+        self.verified
+            .follow_key_set(self.ports.verifier.key_set_version());
         self.verified
             .key(token)
             .is_some_and(|k| self.verified.get(&k).is_some())

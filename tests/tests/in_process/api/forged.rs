@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use integration_tests::app::{Backend, TestApp, TestOptions, spawn_app, test_keys};
+use integration_tests::app::{Backend, TestApp, TestOptions, spawn_app, test_signing_key};
 use integration_tests::clock::unix_now;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::ExposeSecret;
@@ -23,7 +23,7 @@ fn claims(user_id: &str, sid: &str) -> Value {
 }
 
 fn rs256(claims: &Value, kid: &str) -> String {
-    let pem = test_keys().private.to_pkcs8_pem().unwrap();
+    let pem = test_signing_key().to_pkcs8_pem().unwrap();
     let key = EncodingKey::from_rsa_pem(pem.expose_secret().as_bytes()).unwrap();
     let mut header = Header::new(Algorithm::RS256);
     header.typ = Some("at+jwt".into());
@@ -54,7 +54,7 @@ pub async fn forged_tokens_are_refused(backend: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
-    let kid = test_keys().private.kid().to_owned();
+    let kid = test_signing_key().kid().to_owned();
     let good = claims(&s.user_id, &sid);
 
     // The crafting itself is right: a well-formed token of ours passes.
@@ -71,7 +71,7 @@ pub async fn forged_tokens_are_refused(backend: Backend) {
     );
     assert_refused(&app, &none, "alg none").await;
 
-    let public_pem = test_keys().private.public_key().to_spki_pem().unwrap();
+    let public_pem = test_signing_key().public_key().to_spki_pem().unwrap();
     let mut hs = Header::new(Algorithm::HS256);
     hs.typ = Some("at+jwt".into());
     hs.kid = Some(kid.clone());
