@@ -85,6 +85,27 @@ impl Default for WsConfig {
     }
 }
 
+/// How often the service looks whether the accepted signing keys changed.
+const KEYS_CHECKED_EVERY: Duration = Duration::from_millis(500);
+
+/// Rings every connection when the accepted signing keys change, so that
+/// the sockets of tokens signed by a retired key close. Holds the shared
+/// state only for a moment at each check (shutdown waits for its last holder).
+async fn follow_keys(shared: std::sync::Weak<Shared>) {
+    let mut seen = None;
+    loop {
+        let Some(now) = shared.upgrade() else { return };
+        let version = now.auth.key_set_version();
+        if seen.is_some_and(|seen| seen != version) {
+            tracing::info!("the signing keys changed: every socket checks its key");
+            now.registry.ring_all(registry::Rung::Keys);
+        }
+        seen = Some(version);
+        drop(now);
+        tokio::time::sleep(KEYS_CHECKED_EVERY).await;
+    }
+}
+
 /// Serves WebSocket clients on `listener` until `shutdown` completes, then
 /// closes every connection with code 1001.
 ///
@@ -116,7 +137,9 @@ pub async fn serve(
         ws_config,
         ping_keys: std::hash::RandomState::new(),
         limits,
+        kids: connection::KidNames::default(),
     });
+    tokio::spawn(follow_keys(Arc::downgrade(&shared)));
     let weak = Arc::downgrade(&shared);
     shared.auth.on_revocation(Arc::new(move |sid| {
         if let Some(shared) = weak.upgrade() {

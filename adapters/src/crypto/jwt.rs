@@ -229,6 +229,20 @@ impl AccessTokenVerifier for JwtVerifier {
         self.published.clone()
     }
 
+    fn kid_of(&self, token: &str) -> Option<String> {
+        if token.len() > domain::MAX_ACCESS_TOKEN_BYTES {
+            return None;
+        }
+        let header = base64url::decode(token.split('.').next()?)?;
+        parse_json::<Header>(&header, InvalidToken::Malformed)
+            .ok()?
+            .kid
+    }
+
+    fn accepts_key(&self, kid: &str) -> bool {
+        self.keys.contains_key(kid)
+    }
+
     fn verify(
         &self,
         token: &str,

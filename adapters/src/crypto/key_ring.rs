@@ -234,6 +234,14 @@ impl AccessTokenVerifier for KeyRing {
     fn key_set_version(&self) -> u64 {
         self.version.load(Ordering::SeqCst)
     }
+
+    fn kid_of(&self, token: &str) -> Option<String> {
+        self.snapshot().verifier.kid_of(token)
+    }
+
+    fn accepts_key(&self, kid: &str) -> bool {
+        self.snapshot().verifier.accepts_key(kid)
+    }
 }
 
 /// Seals `private` for the store: a key of the set, under `seal`.

@@ -84,7 +84,8 @@ impl Refusal {
 }
 
 /// Decides a handshake: `/ws` only, browser origin checked before the token,
-/// token verified without leeway and against revoked sessions.
+/// token verified without leeway and against revoked sessions. The claims
+/// come with the kid of the key that signed the token.
 ///
 /// # Errors
 /// The [`Refusal`].
@@ -92,7 +93,7 @@ pub(crate) fn admit(
     request: &Request,
     auth: &AuthService,
     allowed_origins: &[String],
-) -> Result<AccessClaims, Refusal> {
+) -> Result<(AccessClaims, Option<String>), Refusal> {
     if request.uri().path() != "/ws" {
         return Err(Refusal::NotFound);
     }
@@ -108,8 +109,10 @@ pub(crate) fn admit(
     let token = token_from_query(request.uri().query())
         .or_else(|| token_from_header(request.headers().get(header::AUTHORIZATION)))
         .ok_or(Refusal::MissingToken)?;
-    auth.verify_access_with_leeway(&token, 0)
-        .map_err(Refusal::InvalidToken)
+    let claims = auth
+        .verify_access_with_leeway(&token, 0)
+        .map_err(Refusal::InvalidToken)?;
+    Ok((claims, auth.token_kid(&token)))
 }
 
 /// `?token=` (form-decoded: `%XX` and `+`), if present and not empty.

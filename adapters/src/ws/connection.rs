@@ -59,6 +59,31 @@ pub(crate) struct Shared {
     pub(crate) ping_keys: RandomState,
     /// Sockets per user and per client address.
     pub(crate) limits: Limits,
+    /// The kids of the connections' tokens, one allocation per key.
+    pub(crate) kids: KidNames,
+}
+
+/// Interned key ids: a connection holds an `Arc<str>` of its token's kid,
+/// shared by every connection of that key.
+#[derive(Debug, Default)]
+pub(crate) struct KidNames(std::sync::Mutex<Vec<Arc<str>>>);
+
+impl KidNames {
+    fn name(&self, kid: Option<String>) -> Option<Arc<str>> {
+        let kid = kid?;
+        let mut names = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(name) = names.iter().find(|n| ***n == *kid) {
+            return Some(Arc::clone(name));
+        }
+        // Few keys live at once; forget those no connection holds.
+        names.retain(|n| Arc::strong_count(n) > 1);
+        let name: Arc<str> = kid.into();
+        names.push(Arc::clone(&name));
+        Some(name)
+    }
 }
 
 /// Runs one accepted socket to its end.
@@ -70,7 +95,7 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
         .peer_addr()
         .map_or(Some(None), |peer| shared.limits.take_address(peer.ip()));
     let mut user_slot = None;
-    let mut admitted: Option<AccessClaims> = None;
+    let mut admitted: Option<(AccessClaims, Option<String>)> = None;
     let mut request_id = String::new();
     let mut caller = None;
     let mut compress = false;
@@ -83,8 +108,8 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
         caller = Some(opentelemetry::global::get_text_map_propagator(|p| {
             p.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
         }));
-        let admitted_here =
-            admit(request, &shared.auth, &shared.config.allowed_origins).and_then(|claims| {
+        let admitted_here = admit(request, &shared.auth, &shared.config.allowed_origins).and_then(
+            |(claims, kid)| {
                 if address_slot.is_none() {
                     return Err(Refusal::TooManyFromAddress);
                 }
@@ -94,8 +119,9 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
                         .take_user(claims.sub)
                         .ok_or(Refusal::TooManyForUser)?,
                 );
-                Ok(claims)
-            });
+                Ok((claims, kid))
+            },
+        );
         match admitted_here {
             Ok(claims) => {
                 admitted = Some(claims);
@@ -131,7 +157,9 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
         }
         Err(_) => return,
     };
-    let Some(claims) = admitted else { return };
+    let Some((claims, kid)) = admitted else {
+        return;
+    };
     ws.get_mut()
         .get_mut()
         .after_handshake(compress.then_some(shared.config.max_message_size));
@@ -158,8 +186,9 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
         &claims.sid.to_string(),
         claims.exp,
     );
+    let kid = shared.kids.name(kid);
     tokio::spawn(
-        Connection::new(shared, Held::of(&claims), slots)
+        Connection::new(shared, Held::of(&claims, kid), slots)
             .serve(Box::new(ws), hello)
             .instrument(span),
     );
@@ -202,20 +231,22 @@ enum Flow {
     Park,
 }
 
-/// What a connection keeps of its token's claims.
-#[derive(Debug, Clone, Copy)]
+/// What a connection keeps of its token's claims, and the key that signed it.
+#[derive(Debug, Clone)]
 struct Held {
     sub: UserId,
     sid: SessionId,
     exp: i64,
+    kid: Option<Arc<str>>,
 }
 
 impl Held {
-    fn of(claims: &AccessClaims) -> Self {
+    fn of(claims: &AccessClaims, kid: Option<Arc<str>>) -> Self {
         Self {
             sub: claims.sub,
             sid: claims.sid,
             exp: claims.exp,
+            kid,
         }
     }
 }
@@ -273,6 +304,14 @@ impl Connection {
 
     fn auth(&self) -> &AuthService {
         &self.shared.auth
+    }
+
+    /// Whether the key that signed the current token still verifies.
+    fn key_accepted(&self) -> bool {
+        self.claims
+            .kid
+            .as_deref()
+            .is_none_or(|kid| self.auth().accepts_key(kid))
     }
 
     /// Sets `expire_at` from the current claims (wall clock of the Clock
@@ -416,6 +455,13 @@ impl Connection {
                     return Flow::End(Ending::Close(CloseCode::Away, None));
                 }
                 Event::Woken(Woken::Bell(Rung::Revoked)) => return Flow::End(revoked()),
+                Event::Woken(Woken::Bell(Rung::Keys)) => {
+                    self.bell.answered_keys();
+                    if !self.key_accepted() {
+                        return Flow::End(key_retired());
+                    }
+                    Ok(())
+                }
                 Event::Woken(Woken::Timer) => self.on_timer(ws, sleep.as_mut()).await,
                 Event::Frame(frame) => {
                     let step = self.on_frame(ws, frame, sleep.as_mut()).await;
@@ -510,6 +556,18 @@ impl Connection {
             _ = bell.rung() => Err(Ending::Dropped),
         }
     }
+}
+
+/// The token's signing key was retired: the token is no longer valid, as at
+/// its expiry (the session is not revoked: a refresh gives a token to
+/// reconnect with).
+fn key_retired() -> Ending {
+    tracing::info!("the token's signing key was retired, closing");
+    let text = protocol::error(
+        ErrorCode::TokenExpired,
+        "the signing key of the access token was retired",
+    );
+    Ending::Close(CloseCode::from(CLOSE_TOKEN_EXPIRED), Some(text))
 }
 
 fn revoked() -> Ending {

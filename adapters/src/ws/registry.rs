@@ -24,10 +24,13 @@ pub(crate) enum Rung {
     Revoked,
     /// The service is shutting down.
     Shutdown,
+    /// The accepted signing keys changed: is the connection's still one?
+    Keys,
 }
 
 const REVOKED: u8 = 1;
 const SHUTDOWN: u8 = 2;
+const KEYS: u8 = 4;
 
 /// A connection's doorbell. A ring stays (a connection it rang for ends),
 /// so it is never lost between two polls; polling it needs no state of its
@@ -45,6 +48,7 @@ impl Bell {
         let bit = match why {
             Rung::Revoked => REVOKED,
             Rung::Shutdown => SHUTDOWN,
+            Rung::Keys => KEYS,
         };
         self.rung.fetch_or(bit, Ordering::SeqCst);
         self.waker.wake();
@@ -56,8 +60,15 @@ impl Bell {
         match self.rung.load(Ordering::SeqCst) {
             0 => Poll::Pending,
             bits if bits & SHUTDOWN != 0 => Poll::Ready(Rung::Shutdown),
-            _ => Poll::Ready(Rung::Revoked),
+            bits if bits & REVOKED != 0 => Poll::Ready(Rung::Revoked),
+            _ => Poll::Ready(Rung::Keys),
         }
+    }
+
+    /// Takes back a [`Rung::Keys`] ring once the connection has looked at
+    /// its key (the others stay: the connection ends on them).
+    pub(crate) fn answered_keys(&self) {
+        self.rung.fetch_and(!KEYS, Ordering::SeqCst);
     }
 
     /// Waits until it rings.
@@ -116,10 +127,15 @@ impl Registry {
     /// Rings every connection for shutdown, and every one filed later.
     pub(crate) fn shut_down(&self) {
         self.closing.store(true, Ordering::SeqCst);
+        self.ring_all(Rung::Shutdown);
+    }
+
+    /// Rings every filed connection.
+    pub(crate) fn ring_all(&self, why: Rung) {
         for shard in &self.shards {
             let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
             for bell in shard.values().flat_map(HashMap::values) {
-                bell.ring(Rung::Shutdown);
+                bell.ring(why);
             }
         }
     }

@@ -91,6 +91,13 @@ pub trait AccessTokenVerifier: Send + Sync + 'static {
         0
     }
 
+    /// The `kid` in `token`'s header, read without any check (for a holder
+    /// of verified claims that must later ask [`Self::accepts_key`]).
+    fn kid_of(&self, token: &str) -> Option<String>;
+
+    /// Whether tokens signed by key `kid` still verify.
+    fn accepts_key(&self, kid: &str) -> bool;
+
     /// Checks format, algorithm, key, signature, `typ`, `iss`, `aud`, and
     /// `exp`/`nbf` against `now` with `leeway_secs` of clock leeway.
     ///

@@ -304,6 +304,14 @@ impl AccessTokenVerifier for Tokens {
         Vec::new()
     }
 
+    fn kid_of(&self, _token: &str) -> Option<String> {
+        None
+    }
+
+    fn accepts_key(&self, _kid: &str) -> bool {
+        true
+    }
+
     fn verify(
         &self,
         token: &str,

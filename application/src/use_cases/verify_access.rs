@@ -57,6 +57,22 @@ impl AuthService {
             .is_some_and(|k| self.verified.get(&k).is_some())
     }
 
+    /// The signing key `token` names (its header's `kid`, unchecked: for
+    /// claims verified already, to ask [`Self::accepts_key`] later).
+    pub fn token_kid(&self, token: &str) -> Option<String> {
+        self.ports.verifier.kid_of(token)
+    }
+
+    /// Whether tokens signed by key `kid` still verify (a retired key's do not).
+    pub fn accepts_key(&self, kid: &str) -> bool {
+        self.ports.verifier.accepts_key(kid)
+    }
+
+    /// Changes whenever the accepted signing keys change.
+    pub fn key_set_version(&self) -> u64 {
+        self.ports.verifier.key_set_version()
+    }
+
     /// Whether a session was revoked (as far as this process has heard).
     pub fn is_session_revoked(&self, id: &domain::SessionId) -> bool {
         self.revocations.revoked.contains(id)

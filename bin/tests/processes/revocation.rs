@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
+mod key_rotation;
 mod shared_port;
 
 /// The processes of these tests share two cores: one test at a time.
@@ -113,8 +114,23 @@ fn spawn_unchecked(
     env: &[(&str, &str)],
 ) -> anyhow::Result<(Proc, u16)> {
     let ports = process::free_ports(2);
+    let (api, ws) = (
+        format!("127.0.0.1:{}", ports[0]),
+        format!("127.0.0.1:{}", ports[1]),
+    );
+    // The caller's environment last: it may name the addresses itself.
+    let mut all = vec![("API_ADDR", api.as_str()), ("WS_ADDR", ws.as_str())];
+    all.extend_from_slice(env);
+    let cmd = authd(command, database_url, keys, &all);
+    let proc = Proc::spawn(name, cmd, keys.dir.join(format!("{name}.log")))?;
+    let port = if command == "ws" { ports[1] } else { ports[0] };
+    Ok((proc, port))
+}
+
+/// `authd <args>` on `database_url` with `keys`, the environment `env` on top.
+fn authd(args: &str, database_url: &str, keys: &Keys, env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(crate::authd());
-    cmd.arg(command)
+    cmd.args(args.split_whitespace())
         .current_dir(&keys.dir)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -123,15 +139,11 @@ fn spawn_unchecked(
         .env("DATABASE_URL", database_url)
         .env("PRIVATE_KEY_PATH", &keys.private)
         .env("PUBLIC_KEY_PATH", &keys.public)
-        .env("COOKIE_SECURE", "false")
-        .env("API_ADDR", format!("127.0.0.1:{}", ports[0]))
-        .env("WS_ADDR", format!("127.0.0.1:{}", ports[1]));
+        .env("COOKIE_SECURE", "false");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let proc = Proc::spawn(name, cmd, keys.dir.join(format!("{name}.log")))?;
-    let port = if command == "ws" { ports[1] } else { ports[0] };
-    Ok((proc, port))
+    cmd
 }
 
 fn http() -> reqwest::Client {

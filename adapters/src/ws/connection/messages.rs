@@ -124,7 +124,8 @@ impl Connection {
                 self.bell.ring(Rung::Revoked);
             }
         }
-        self.claims = Held::of(&claims);
+        let kid = self.shared.kids.name(self.auth().token_kid(token));
+        self.claims = Held::of(&claims, kid);
         self.arm_expiry();
         tracing::debug!(expires_at = self.claims.exp, "reauth");
         (true, protocol::reauth_success(self.claims.exp))
