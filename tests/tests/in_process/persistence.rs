@@ -40,6 +40,7 @@ mod buses;
 mod migrations;
 mod rotation;
 mod sessions;
+mod signing_keys;
 mod throttle;
 mod users;
 
