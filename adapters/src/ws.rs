@@ -11,6 +11,7 @@
 mod admission;
 mod connection;
 pub mod deflate;
+mod kid_names;
 mod limits;
 mod protocol;
 mod registry;
@@ -137,7 +138,7 @@ pub async fn serve(
         ws_config,
         ping_keys: std::hash::RandomState::new(),
         limits,
-        kids: connection::KidNames::default(),
+        kids: kid_names::KidNames::default(),
     });
     tokio::spawn(follow_keys(Arc::downgrade(&shared)));
     let weak = Arc::downgrade(&shared);
