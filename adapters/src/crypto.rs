@@ -1,16 +1,17 @@
-//! Crypto adapter: RS256 access tokens written by hand on the `rsa` crate
-//! (no JWT library), the JWKS document, and password hashing.
+//! Crypto adapter: access tokens written by hand (no JWT library) on the
+//! RustCrypto crates, in RS256, PS256, ES256 or EdDSA, the signing-key set,
+//! and password hashing.
 //!
-//! - [`keys`]: RSA key pairs from/to PEM, with their RFC 7638 key ids.
+//! - [`keys`]: RSA key pairs from/to PEM (the key files of `authd keys generate`).
+//! - [`jws_keys`]: the keys of each algorithm, their JWK members and RFC 7638 key ids.
 //! - [`key_ring`]: the signing-key set of a process, followed in the shared store.
 //! - [`key_seal`]: private signing keys sealed for the store.
-//! - [`jwks`]: the public keys as a JSON Web Key Set.
 //! - [`jwt`]: the [`AccessTokenSigner`](application::ports::AccessTokenSigner) and
 //!   [`AccessTokenVerifier`](application::ports::AccessTokenVerifier).
 //! - [`password`]: the [`PasswordHasher`](application::ports::PasswordHasher)
 //!   (argon2id; bcrypt and PBKDF2 accepted for imported users).
 
-pub mod jwks;
+pub mod jws_keys;
 pub mod jwt;
 pub mod key_ring;
 pub mod key_seal;

@@ -12,7 +12,9 @@ pub mod session_store;
 pub mod signing_keys;
 pub mod user_repository;
 
-pub use access_token::{AccessTokenSigner, AccessTokenVerifier, InvalidToken, PublishedKey};
+pub use access_token::{
+    AccessTokenSigner, AccessTokenVerifier, InvalidToken, KeyParams, PublishedKey,
+};
 pub use clock::Clock;
 pub use health_check::{HealthCheck, PoolStats};
 pub use login_throttle::{LoginThrottle, ThrottleKey, ThrottlePolicy};

@@ -1,55 +1,51 @@
-//! RS256 access tokens (JWS compact serialization, RFC 7515/7519/9068),
-//! written on the `rsa` crate without a JWT library.
+//! Access tokens (JWS compact serialization, RFC 7515/7519/9068) signed
+//! with the keys of `crypto::jws_keys`, without a JWT library.
 //!
-//! The verifier decides only from what it was configured with: the algorithm
-//! is fixed to RS256 whatever the header says (a header is only ever checked
-//! against it), the key comes from our own `kid` table, and no claim is read
-//! before the signature has been checked.
+//! The verifier decides only from what it was configured with: the key comes
+//! from our own `kid` table and the algorithm is that key's (a header's `alg`
+//! is only ever checked against it), and no claim is read before the
+//! signature has been checked.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use application::ports::{AccessTokenSigner, AccessTokenVerifier, InvalidToken, PublishedKey};
 use async_trait::async_trait;
-use domain::{AccessClaims, SessionId, Timestamp, UserId};
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
-use rsa::signature::{RandomizedSigner as _, SignatureEncoding as _, Verifier as _};
-use rsa::traits::PublicKeyParts as _;
+use domain::{AccessClaims, Algorithm, SessionId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::error::Category;
-use sha2::Sha256;
 use uuid::Uuid;
 
 use super::base64url;
-use super::keys::{PrivateKey, PublicKey};
-use super::os_rng::OsRng;
-
-/// The only `alg` we sign with and accept.
-const ALG: &str = "RS256";
+use super::jws_keys::{KeyPair, PublicJwk};
 
 /// The `typ` of access tokens (RFC 9068).
 const TYP: &str = "at+jwt";
 
-/// Signs access tokens with one RSA key (RS256, PKCS#1 v1.5, SHA-256).
+/// Signs access tokens with one key, in its algorithm.
 #[derive(Clone)]
 pub struct JwtSigner {
-    key: Arc<SigningKey<Sha256>>,
+    key: KeyPair,
     kid: String,
-    /// `{"alg":"RS256","typ":"at+jwt","kid":"<kid>"}`, encoded once.
+    /// `{"alg":"<alg>","typ":"at+jwt","kid":"<kid>"}`, encoded once.
     header_b64: String,
 }
 
 impl JwtSigner {
-    /// A signer whose tokens carry `key`'s id in their `kid` header.
-    pub fn new(key: PrivateKey) -> Self {
+    /// A signer whose tokens carry `key`'s algorithm and id in their header
+    /// (an RSA [`PrivateKey`](super::keys::PrivateKey) signs RS256).
+    pub fn new(key: impl Into<KeyPair>) -> Self {
+        let key = key.into();
         let kid = key.kid().to_owned();
         // The kid is base64url, so it needs no JSON escaping.
-        let header = format!(r#"{{"alg":"{ALG}","typ":"{TYP}","kid":"{kid}"}}"#);
+        let header = format!(
+            r#"{{"alg":"{}","typ":"{TYP}","kid":"{kid}"}}"#,
+            key.alg().as_str()
+        );
         let header_b64 = base64url::encode(header);
         Self {
-            key: Arc::new(SigningKey::new(key.rsa().clone())),
+            key,
             kid,
             header_b64,
         }
@@ -64,6 +60,7 @@ impl JwtSigner {
 impl fmt::Debug for JwtSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtSigner")
+            .field("alg", &self.key.alg())
             .field("kid", &self.kid)
             .finish_non_exhaustive()
     }
@@ -106,18 +103,24 @@ impl AccessTokenSigner for JwtSigner {
         let payload =
             serde_json::to_vec(&OutgoingClaims::from(claims)).context("encoding claims")?;
         let mut token = format!("{}.{}", self.header_b64, base64url::encode(payload));
-        let key = Arc::clone(&self.key);
-        // A private-key operation takes milliseconds: keep it off the async
-        // workers. The RNG blinds it against timing side channels.
-        let (mut token, signature) = tokio::task::spawn_blocking(move || {
-            let signature = key.try_sign_with_rng(&mut OsRng, token.as_bytes());
-            (std::mem::take(&mut token), signature)
-        })
-        .await
-        .context("signing task failed")?;
-        let signature = signature.map_err(|e| anyhow::anyhow!("RS256 signing failed: {e}"))?;
+        let signature = if self.key.is_slow() {
+            // An RSA private-key operation takes milliseconds: keep it off
+            // the async workers.
+            let key = self.key.clone();
+            let (back, signature) = tokio::task::spawn_blocking(move || {
+                let signature = key.sign(token.as_bytes());
+                (token, signature)
+            })
+            .await
+            .context("signing task failed")?;
+            token = back;
+            signature?
+        } else {
+            // Microseconds: a hop to the blocking pool would cost more.
+            self.key.sign(token.as_bytes())?
+        };
         token.push('.');
-        token.push_str(&base64url::encode(signature.to_bytes()));
+        token.push_str(&base64url::encode(signature));
         Ok(token)
     }
 }
@@ -125,7 +128,7 @@ impl AccessTokenSigner for JwtSigner {
 /// Verifies access tokens against a set of public keys, an issuer and an audience.
 #[derive(Clone)]
 pub struct JwtVerifier {
-    keys: HashMap<String, VerifyingKey<Sha256>>,
+    keys: HashMap<String, PublicJwk>,
     /// The keys as the JWKS shows them, in the order given.
     published: Vec<PublishedKey>,
     issuer: String,
@@ -134,13 +137,13 @@ pub struct JwtVerifier {
 
 impl JwtVerifier {
     /// A verifier that accepts tokens signed by any of `keys` (found by
-    /// their `kid`), issued by `issuer` for `audience`.
-    pub fn new(keys: Vec<PublicKey>, issuer: String, audience: String) -> Self {
-        let published = keys.iter().map(super::jwks::published).collect();
-        let keys = keys
-            .into_iter()
-            .map(|k| (k.kid().to_owned(), VerifyingKey::new(k.rsa().clone())))
-            .collect();
+    /// their `kid`, each in its own algorithm; an RSA
+    /// [`PublicKey`](super::keys::PublicKey) verifies RS256), issued by
+    /// `issuer` for `audience`.
+    pub fn new<K: Into<PublicJwk>>(keys: Vec<K>, issuer: String, audience: String) -> Self {
+        let keys: Vec<PublicJwk> = keys.into_iter().map(Into::into).collect();
+        let published = keys.iter().map(|k| k.published().clone()).collect();
+        let keys = keys.into_iter().map(|k| (k.kid().to_owned(), k)).collect();
         Self {
             keys,
             published,
@@ -203,16 +206,6 @@ struct IncomingClaims {
     username: String,
 }
 
-/// Checks an RS256 signature over `signing_input`. The `rsa` verifier compares
-/// the whole encoded message, so where a forgery differs leaks no timing.
-fn rs256_verifies(key: &VerifyingKey<Sha256>, signing_input: &[u8], signature: &[u8]) -> bool {
-    // A PKCS#1 v1.5 signature is exactly as long as the modulus.
-    if signature.len() != key.as_ref().size() {
-        return false;
-    }
-    Signature::try_from(signature).is_ok_and(|sig| key.verify(signing_input, &sig).is_ok())
-}
-
 /// Reads JSON, telling bad JSON (`Malformed`) from the wrong shape (`shape`).
 fn parse_json<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
@@ -267,9 +260,8 @@ impl AccessTokenVerifier for JwtVerifier {
         if header.crit.is_some() {
             return Err(InvalidToken::Malformed);
         }
-        if header.alg != ALG {
-            return Err(InvalidToken::Algorithm);
-        }
+        // `none`, `HS256` and every name we never sign with stop here.
+        let alg = Algorithm::parse(&header.alg).map_err(|_| InvalidToken::Algorithm)?;
         if header.typ.as_deref() != Some(TYP) {
             return Err(InvalidToken::Type);
         }
@@ -277,9 +269,13 @@ impl AccessTokenVerifier for JwtVerifier {
             .kid
             .and_then(|kid| self.keys.get(&kid))
             .ok_or(InvalidToken::UnknownKey)?;
+        // A token verifies only with the algorithm of the key its kid names.
+        if alg != key.alg() {
+            return Err(InvalidToken::Algorithm);
+        }
         // The signing input is the two parts exactly as received.
         let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
-        if !rs256_verifies(key, signing_input.as_bytes(), &signature) {
+        if !key.verifies(signing_input.as_bytes(), &signature) {
             return Err(InvalidToken::Signature);
         }
 

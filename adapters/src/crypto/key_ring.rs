@@ -20,9 +20,9 @@ use application::ports::{
 use async_trait::async_trait;
 use domain::{AccessClaims, Algorithm, KeyRecord, Timestamp, signing_keys};
 
+use super::jws_keys::{KeyPair, PublicJwk};
 use super::jwt::{JwtSigner, JwtVerifier};
 use super::key_seal::KeySeal;
-use super::keys::{PrivateKey, PublicKey};
 
 /// How often a process re-reads the key set: every process follows a
 /// rotation or a retirement within this (the contract allows 10 s).
@@ -163,16 +163,13 @@ fn build(
     let mut publics = Vec::new();
     for key in keys.iter().filter(|k| published.contains(&k.record.kid)) {
         let kid = &key.record.kid;
-        let public = PublicKey::from_pem(&key.public_pem)
-            .with_context(|| format!("the public key of signing key {kid}"))?;
+        let alg = key.record.alg;
+        // The key is read as a key of its record's algorithm, and only
+        // verifies that algorithm's signatures.
+        let public = PublicJwk::from_pem(alg, &key.public_pem)
+            .with_context(|| format!("the public key of signing key {kid} ({alg})"))?;
         if public.kid() != kid {
             bail!("signing key {kid}: its public key has kid {}", public.kid());
-        }
-        if key.record.alg != Algorithm::Rs256 {
-            bail!(
-                "signing key {kid}: {} is not supported by this version",
-                key.record.alg
-            );
         }
         publics.push(public);
         let Some(seal) = seal else { continue };
@@ -180,9 +177,9 @@ fn build(
             signers.insert(kid.clone(), signer.clone());
             continue;
         }
-        let der = seal.open(kid, key.record.alg, &key.sealed_private)?;
-        let private = PrivateKey::from_pkcs8_der(&der)
-            .with_context(|| format!("the private key of signing key {kid}"))?;
+        let der = seal.open(kid, alg, &key.sealed_private)?;
+        let private = KeyPair::from_pkcs8_der(alg, &der)
+            .with_context(|| format!("the private key of signing key {kid} ({alg})"))?;
         if private.kid() != kid {
             bail!(
                 "signing key {kid}: its private key has kid {}",
@@ -248,37 +245,36 @@ impl AccessTokenVerifier for KeyRing {
 ///
 /// # Errors
 /// Encoding or sealing failed.
-pub fn seal_private(seal: &KeySeal, private: &PrivateKey) -> anyhow::Result<MintedKey> {
+pub fn seal_private(seal: &KeySeal, private: &KeyPair) -> anyhow::Result<MintedKey> {
     let der = private.to_pkcs8_der()?;
     Ok(MintedKey {
         kid: private.kid().to_owned(),
-        public_pem: private.public_key().to_spki_pem()?,
-        sealed_private: seal.seal(private.kid(), Algorithm::Rs256, &der)?,
+        public_pem: private.public().to_spki_pem()?,
+        sealed_private: seal.seal(private.kid(), private.alg(), &der)?,
     })
 }
 
-/// Makes RSA key pairs of `bits` bits, sealed under the server secret.
+/// Makes key pairs of any algorithm (RSA keys of `rsa_bits` bits), sealed
+/// under the server secret.
 #[derive(Debug, Clone)]
-pub struct RsaMinter {
+pub struct Minter {
     seal: KeySeal,
-    bits: usize,
+    rsa_bits: usize,
 }
 
-impl RsaMinter {
-    /// Keys of `bits` bits (4096 in production), sealed by `seal`.
-    pub fn new(seal: KeySeal, bits: usize) -> Self {
-        Self { seal, bits }
+impl Minter {
+    /// RSA keys of `rsa_bits` bits (4096 in production), every key sealed by `seal`.
+    pub fn new(seal: KeySeal, rsa_bits: usize) -> Self {
+        Self { seal, rsa_bits }
     }
 }
 
 #[async_trait]
-impl KeyMinter for RsaMinter {
+impl KeyMinter for Minter {
     async fn mint(&self, alg: Algorithm) -> anyhow::Result<MintedKey> {
-        if alg != Algorithm::Rs256 {
-            bail!("{alg} keys are not supported by this version");
-        }
-        let bits = self.bits;
-        let private = tokio::task::spawn_blocking(move || PrivateKey::generate(bits))
+        let bits = self.rsa_bits;
+        // Seconds for a 4096-bit RSA key: off the async threads.
+        let private = tokio::task::spawn_blocking(move || KeyPair::generate(alg, bits))
             .await
             .context("key generation task failed")??;
         seal_private(&self.seal, &private)

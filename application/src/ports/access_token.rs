@@ -24,7 +24,7 @@ pub enum InvalidToken {
     /// Longer than the 8 KiB limit.
     #[error("token too large")]
     Oversized,
-    /// `alg` other than RS256.
+    /// `alg` not one of ours, or not the algorithm of the key its `kid` names.
     #[error("algorithm not accepted")]
     Algorithm,
     /// `typ` other than `at+jwt`.
@@ -59,16 +59,52 @@ pub enum InvalidToken {
 /// A verifying key as the JWKS publishes it (RFC 7517), public members only.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishedKey {
-    /// Key type: `RSA`.
-    pub kty: &'static str,
     /// Key id: the `kid` of the tokens it verifies.
     pub kid: String,
-    /// Algorithm: `RS256`.
+    /// Algorithm: `RS256`, `PS256`, `ES256` or `EdDSA`.
     pub alg: &'static str,
-    /// Modulus, base64url (unpadded, big-endian, no leading zeros).
-    pub n: String,
-    /// Public exponent, base64url (unpadded, big-endian).
-    pub e: String,
+    /// The key type's public members.
+    pub params: KeyParams,
+}
+
+impl PublishedKey {
+    /// The JWK `kty`: `RSA`, `EC` or `OKP`.
+    pub fn kty(&self) -> &'static str {
+        match self.params {
+            KeyParams::Rsa { .. } => "RSA",
+            KeyParams::Ec { .. } => "EC",
+            KeyParams::Okp { .. } => "OKP",
+        }
+    }
+}
+
+/// The public members of a JWK by key type, every value base64url
+/// (unpadded, big-endian).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyParams {
+    /// RFC 7518 section 6.3: modulus `n` (no leading zeros) and exponent `e`.
+    Rsa {
+        /// Modulus.
+        n: String,
+        /// Public exponent.
+        e: String,
+    },
+    /// RFC 7518 section 6.2: curve `P-256` and the point's coordinates.
+    Ec {
+        /// `P-256`.
+        crv: &'static str,
+        /// x coordinate, 32 bytes.
+        x: String,
+        /// y coordinate, 32 bytes.
+        y: String,
+    },
+    /// RFC 8037 section 2: curve `Ed25519` and the public key.
+    Okp {
+        /// `Ed25519`.
+        crv: &'static str,
+        /// The public key, 32 bytes.
+        x: String,
+    },
 }
 
 impl From<domain::TimeRefusal> for InvalidToken {

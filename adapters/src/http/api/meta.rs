@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use application::AuthService;
-use application::ports::PublishedKey;
+use application::ports::{KeyParams, PublishedKey};
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -42,22 +42,35 @@ pub enum HealthResponse {
     Degraded(Json<HealthBody>),
 }
 
-/// An RSA public key (RFC 7517).
+/// A public key that verifies access tokens (RFC 7517): an `RSA` key
+/// (`n`, `e`; RFC 7518 section 6.3), an `EC` key (`crv`, `x`, `y`; RFC 7518
+/// section 6.2) or an `OKP` key (`crv`, `x`; RFC 8037).
 #[derive(Debug, Clone, Object)]
 pub struct JwkBody {
-    /// `RSA`.
+    /// `RSA`, `EC` or `OKP`.
     pub kty: String,
-    /// The key id, the `kid` of the tokens it verifies.
+    /// The key id, the `kid` of the tokens it verifies (its RFC 7638 thumbprint).
     pub kid: String,
-    /// `RS256`.
+    /// `RS256`, `PS256`, `ES256` or `EdDSA`: the only algorithm this key verifies.
     pub alg: String,
     /// `sig`.
     #[oai(rename = "use")]
     pub use_: String,
-    /// The modulus, base64url.
-    pub n: String,
-    /// The public exponent, base64url.
-    pub e: String,
+    /// RSA: the modulus, base64url.
+    #[oai(skip_serializing_if_is_none)]
+    pub n: Option<String>,
+    /// RSA: the public exponent, base64url.
+    #[oai(skip_serializing_if_is_none)]
+    pub e: Option<String>,
+    /// EC: `P-256`; OKP: `Ed25519`.
+    #[oai(skip_serializing_if_is_none)]
+    pub crv: Option<String>,
+    /// EC: the x coordinate; OKP: the public key; base64url.
+    #[oai(skip_serializing_if_is_none)]
+    pub x: Option<String>,
+    /// EC: the y coordinate, base64url.
+    #[oai(skip_serializing_if_is_none)]
+    pub y: Option<String>,
 }
 
 /// The public keys that verify access tokens.
@@ -69,14 +82,25 @@ pub struct JwksBody {
 
 impl From<PublishedKey> for JwkBody {
     fn from(key: PublishedKey) -> Self {
-        Self {
-            kty: key.kty.to_owned(),
+        let mut body = Self {
+            kty: key.kty().to_owned(),
             kid: key.kid,
             alg: key.alg.to_owned(),
             use_: "sig".to_owned(),
-            n: key.n,
-            e: key.e,
+            n: None,
+            e: None,
+            crv: None,
+            x: None,
+            y: None,
+        };
+        match key.params {
+            KeyParams::Rsa { n, e } => (body.n, body.e) = (Some(n), Some(e)),
+            KeyParams::Ec { crv, x, y } => {
+                (body.crv, body.x, body.y) = (Some(crv.to_owned()), Some(x), Some(y));
+            }
+            KeyParams::Okp { crv, x } => (body.crv, body.x) = (Some(crv.to_owned()), Some(x)),
         }
+        body
     }
 }
 
