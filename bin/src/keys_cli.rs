@@ -55,7 +55,13 @@ pub async fn run(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || KeyMaterial::load_or_create(&config)).await??
     };
     let db = wiring::connect(config).await?;
-    let manage = wiring::signing_keys(config, &db, &keys.seal, Arc::new(SystemClock));
+    let manage = wiring::signing_keys(
+        config,
+        &db,
+        &keys.seal,
+        Arc::new(SystemClock),
+        DEFAULT_KEY_BITS,
+    );
     match command {
         KeysCommand::Rotate => {
             let record = manage.rotate().await?;

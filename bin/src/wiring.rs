@@ -3,7 +3,8 @@
 
 use std::sync::Arc;
 
-use adapters::crypto::key_ring::{self, KeyRing, KeyRingConfig, RsaMinter};
+use adapters::crypto::jws_keys::KeyPair;
+use adapters::crypto::key_ring::{self, KeyRing, KeyRingConfig, Minter};
 use adapters::crypto::key_seal::KeySeal;
 use adapters::crypto::password::{Argon2Cost, Argon2Hasher};
 use adapters::http::HttpConfig;
@@ -38,6 +39,9 @@ pub struct Seams {
     pub argon2: Option<Argon2Cost>,
     /// Whether housekeeping prunes on its schedule (first pass at start).
     pub scheduled_prune: bool,
+    /// The size of RSA signing keys the service makes (4096; tests use 2048,
+    /// which generates in a fraction of the time).
+    pub rsa_key_bits: usize,
 }
 
 impl Default for Seams {
@@ -46,6 +50,7 @@ impl Default for Seams {
             clock: Arc::new(SystemClock),
             argon2: None,
             scheduled_prune: true,
+            rsa_key_bits: DEFAULT_KEY_BITS,
         }
     }
 }
@@ -55,6 +60,7 @@ impl std::fmt::Debug for Seams {
         f.debug_struct("Seams")
             .field("argon2", &self.argon2)
             .field("scheduled_prune", &self.scheduled_prune)
+            .field("rsa_key_bits", &self.rsa_key_bits)
             .finish_non_exhaustive()
     }
 }
@@ -140,7 +146,7 @@ pub async fn build_service(
             skipped: stats.skipped,
         }
     }));
-    let ring = key_ring(config, db, keys, &clock).await?;
+    let ring = key_ring(config, db, keys, seams).await?;
     let ports = Ports {
         users: Arc::new(SeaUserRepository::new(db.clone())),
         sessions,
@@ -161,15 +167,17 @@ pub async fn build_service(
 }
 
 /// The key-set operations (`authd keys ...`, and the first key of an empty set).
+/// New RSA keys have `rsa_bits` bits ([`DEFAULT_KEY_BITS`] but in tests).
 pub fn signing_keys(
     config: &Config,
     db: &Database,
     seal: &SealKey,
     clock: Arc<dyn Clock>,
+    rsa_bits: usize,
 ) -> SigningKeys {
     SigningKeys {
         store: Arc::new(SeaSigningKeyStore::new(db.clone())),
-        minter: Arc::new(RsaMinter::new(KeySeal::new(seal), DEFAULT_KEY_BITS)),
+        minter: Arc::new(Minter::new(KeySeal::new(seal), rsa_bits)),
         clock,
         alg: config.jwt_alg,
         publish_ahead: config.key_publish_ahead,
@@ -183,14 +191,18 @@ async fn key_ring(
     config: &Config,
     db: &Database,
     keys: &KeyMaterial,
-    clock: &Arc<dyn Clock>,
+    seams: &Seams,
 ) -> anyhow::Result<Arc<KeyRing>> {
+    let clock = &seams.clock;
     let seal = KeySeal::new(&keys.seal);
-    let added = signing_keys(config, db, &keys.seal, clock.clone())
+    let added = signing_keys(config, db, &keys.seal, clock.clone(), seams.rsa_key_bits)
         .ensure_first(|| {
             keys.import
                 .as_ref()
-                .map(|private| Ok((Algorithm::Rs256, key_ring::seal_private(&seal, private)?)))
+                .map(|private| {
+                    let pair = KeyPair::from(private.clone());
+                    Ok((Algorithm::Rs256, key_ring::seal_private(&seal, &pair)?))
+                })
                 .transpose()
         })
         .await

@@ -73,6 +73,10 @@ pub struct TestOptions {
     /// Housekeeping's prune on its schedule (off for a test that calls
     /// `prune` itself: the first pass at start could take its rows).
     pub scheduled_prune: bool,
+    /// `JWT_ALG`. RS256 starts the key set with the fixed test key (as an
+    /// upgrade from key files would); another algorithm lets the service
+    /// make its first key (RSA keys of 2048 bits).
+    pub jwt_alg: domain::Algorithm,
 }
 
 /// The argon2id cost of test apps: a millisecond, not tens.
@@ -108,6 +112,7 @@ impl TestOptions {
             api_docs: d.api_docs,
             production_hashing: false,
             scheduled_prune: true,
+            jwt_alg: d.jwt_alg,
         }
     }
 }
@@ -219,18 +224,24 @@ pub async fn spawn_app(options: TestOptions) -> TestApp {
             .then(|| "127.0.0.1:0".parse().expect("address")),
         demo_dir: options.demo_dir.clone(),
         api_docs: options.api_docs,
+        jwt_alg: options.jwt_alg,
         ..Config::default()
     };
-    let keys = tokio::task::spawn_blocking(test_keys)
+    let mut keys = tokio::task::spawn_blocking(test_keys)
         .await
-        .expect("key generation");
+        .expect("key generation")
+        .clone();
+    if options.jwt_alg != domain::Algorithm::Rs256 {
+        keys.import = None;
+    }
     let clock = TestClock::default();
     let seams = Seams {
         clock: Arc::new(clock.clone()),
         argon2: (!options.production_hashing).then_some(CHEAP_HASHING),
         scheduled_prune: options.scheduled_prune,
+        rsa_key_bits: 2048,
     };
-    let running = authd::start_with(&config, keys, Services::Both, &seams)
+    let running = authd::start_with(&config, &keys, Services::Both, &seams)
         .await
         .expect("starting the app");
     let api_addr = running.api_addr.expect("the API runs");

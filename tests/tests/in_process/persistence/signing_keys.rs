@@ -73,7 +73,7 @@ async fn private_keys_are_stored_sealed() {
     let db = crate::persistence::database(Backend::Sqlite).await;
     let secret = SealKey::from_bytes([9; SealKey::LEN]);
     let private = integration_tests::app::test_signing_key();
-    let minted = seal_private(&KeySeal::new(&secret), private).unwrap();
+    let minted = seal_private(&KeySeal::new(&secret), &private.clone().into()).unwrap();
     let stored = StoredKey {
         record: KeyRecord::first(
             minted.kid.clone(),
