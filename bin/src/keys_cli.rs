@@ -26,7 +26,9 @@ pub enum KeysCommand {
     /// verifying everywhere within seconds). Retiring the signing key first
     /// makes the newest published key current.
     Retire {
-        /// The key's kid (see `authd keys list`).
+        /// The key's kid (see `authd keys list`). A kid is base64url, so it
+        /// may start with `-`: it is taken as the kid, not as an option.
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
     /// Write an RSA key pair to files: `<out>/private.pem` (PKCS#8, mode
@@ -133,4 +135,27 @@ fn generate(bits: usize, out: &std::path::Path) -> anyhow::Result<()> {
         seal.display()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    }
+
+    #[test]
+    fn a_kid_that_starts_with_a_hyphen_is_a_kid() {
+        // Found by the rotation test: one kid in 64 starts with '-'.
+        let kid = "-D3ggk18fTMzlaSc9QwpM47C_K-57o_5gr13ovG2slk";
+        let parsed = Keys::try_parse_from(["keys", "retire", kid]).expect("parsed");
+        assert!(
+            matches!(&parsed.command, KeysCommand::Retire { kid: k } if k == kid),
+            "{parsed:?}"
+        );
+    }
 }

@@ -143,14 +143,17 @@ async fn until_ready(
     keys: &KeyMaterial,
     metrics: &Metrics,
     seams: &Seams,
+    services: Services,
 ) -> (Database, Arc<AuthService>) {
     let mut backoff = Duration::from_millis(250);
     tracing::info!("not serving yet: connecting to the database to load the revoked sessions");
     loop {
         let attempt = async {
             let database = wiring::connect(config).await?;
+            let signs = services.api();
             let auth =
-                wiring::build_service(config, &database, keys, metrics.clone(), seams).await?;
+                wiring::build_service(config, &database, keys, metrics.clone(), seams, signs)
+                    .await?;
             let revoked = auth
                 .warm_revocations()
                 .instrument(tracing::info_span!("warm_revocations"))
@@ -216,7 +219,7 @@ pub async fn start_with(
     } else {
         Metrics::disabled()
     };
-    let (database, auth) = until_ready(config, keys, &metrics, seams).await;
+    let (database, auth) = until_ready(config, keys, &metrics, seams, services).await;
     let pool = database.clone();
     metrics.observe_pool(Arc::new(move || pool.pool_stats()));
     let feed = auth.clone();

@@ -11,7 +11,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 mod audit;
 
-/// Authentication service: RS256 access tokens, rotating refresh tokens, WebSocket sessions.
+/// Authentication service: signed access tokens (RS256, PS256, ES256 or EdDSA), rotating
+/// refresh tokens, WebSocket sessions.
 ///
 /// Configuration comes from the environment and a `.env` file (see the README).
 #[derive(Debug, Parser)]

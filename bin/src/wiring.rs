@@ -17,7 +17,9 @@ use adapters::telemetry::metrics::PasswordQueueStatus;
 use adapters::telemetry::{EventRecorder, Metrics};
 use adapters::ws::WsConfig;
 use anyhow::Context;
-use application::ports::{Clock, RevocationBus, SessionStore, ThrottlePolicy};
+use application::ports::{
+    AccessTokenVerifier as _, Clock, RevocationBus, SessionStore, ThrottlePolicy,
+};
 use application::use_cases::{SigningKeys, UserAccounts};
 use application::{AuthConfig, AuthService, Ports, SealKey};
 use domain::{Algorithm, TokenPolicy};
@@ -114,6 +116,7 @@ pub async fn build_service(
     keys: &KeyMaterial,
     metrics: Metrics,
     seams: &Seams,
+    signs: bool,
 ) -> anyhow::Result<Arc<AuthService>> {
     let clock = seams.clock.clone();
     let sessions: Arc<dyn SessionStore> = Arc::new(SeaSessionStore::new(db.clone()));
@@ -146,7 +149,7 @@ pub async fn build_service(
             skipped: stats.skipped,
         }
     }));
-    let ring = key_ring(config, db, keys, seams).await?;
+    let ring = key_ring(config, db, keys, seams, signs).await?;
     let ports = Ports {
         users: Arc::new(SeaUserRepository::new(db.clone())),
         sessions,
@@ -185,16 +188,51 @@ pub fn signing_keys(
     }
 }
 
-/// The key set of this process, after giving an empty set its first key
-/// (the key files' pair, or a new key), followed in the database from now on.
+/// How often a verify-only process looks for the first key of an empty set.
+const FIRST_KEY_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// The key set of this process, followed in the database from now on.
+///
+/// A process that `signs` (one that serves the REST API) first gives an
+/// empty set its first key (the key files' pair, or a new key) and opens
+/// the private keys; one that only verifies (`authd ws`) opens no private
+/// key and creates none: it picks up the API's first key when it follows.
 async fn key_ring(
     config: &Config,
     db: &Database,
     keys: &KeyMaterial,
     seams: &Seams,
+    signs: bool,
 ) -> anyhow::Result<Arc<KeyRing>> {
     let clock = &seams.clock;
     let seal = KeySeal::new(&keys.seal);
+    let store = Arc::new(SeaSigningKeyStore::new(db.clone()));
+    let ring_config = KeyRingConfig {
+        issuer: config.jwt_issuer.clone(),
+        audience: config.jwt_audience.clone(),
+        access_ttl: config.access_token_expiry,
+    };
+    if !signs {
+        let ring = KeyRing::load(store, None, clock.clone(), ring_config)
+            .await
+            .context("loading the signing keys")?;
+        // Serving before the first key exists would refuse the first tokens
+        // the API signs until the next re-read: wait for it instead.
+        if ring.published_keys().is_empty() {
+            tracing::info!(
+                "not serving yet: waiting for the REST API to create the first signing key"
+            );
+            while ring.published_keys().is_empty() {
+                tokio::time::sleep(FIRST_KEY_POLL).await;
+                ring.refresh()
+                    .await
+                    .context("re-reading the signing keys")?;
+            }
+        }
+        let ring = Arc::new(ring);
+        tokio::spawn(KeyRing::follow(Arc::downgrade(&ring)));
+        return Ok(ring);
+    }
     let added = signing_keys(config, db, &keys.seal, clock.clone(), seams.rsa_key_bits)
         .ensure_first(|| {
             keys.import
@@ -215,18 +253,9 @@ async fn key_ring(
         };
         tracing::info!(kid, from, "the key set was empty: first signing key added");
     }
-    let ring = KeyRing::load(
-        Arc::new(SeaSigningKeyStore::new(db.clone())),
-        Some(seal),
-        clock.clone(),
-        KeyRingConfig {
-            issuer: config.jwt_issuer.clone(),
-            audience: config.jwt_audience.clone(),
-            access_ttl: config.access_token_expiry,
-        },
-    )
-    .await
-    .context("loading the signing keys")?;
+    let ring = KeyRing::load(store, Some(seal), clock.clone(), ring_config)
+        .await
+        .context("loading the signing keys")?;
     let ring = Arc::new(ring);
     tokio::spawn(KeyRing::follow(Arc::downgrade(&ring)));
     Ok(ring)

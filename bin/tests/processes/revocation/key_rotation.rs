@@ -1,6 +1,8 @@
 //! Signing-key rotation and retirement while two REST and two WebSocket
-//! processes run on one PostgreSQL (contract: "Signing keys"): here for the
-//! cluster helpers; retiring a key is revoking every token it signed.
+//! processes run on one database (contract: "Signing keys"): on PostgreSQL
+//! to a new RS256 key, on one SQLite file to an ES256 key (a change of
+//! algorithm). Here for the cluster helpers; retiring a key is revoking
+//! every token it signed.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,11 +17,17 @@ const AHEAD: Duration = Duration::from_secs(6);
 /// a loaded CI machine may add to it.
 const FOLLOW: Duration = Duration::from_secs(12);
 
-fn kid_of(token: &str) -> String {
+fn header_of(token: &str) -> Value {
     let header = token.split('.').next().expect("a JWS");
-    let header: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("base64url")).expect("JSON");
-    header["kid"].as_str().expect("a kid").to_owned()
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("base64url")).expect("JSON")
+}
+
+fn kid_of(token: &str) -> String {
+    header_of(token)["kid"].as_str().expect("a kid").to_owned()
+}
+
+fn alg_of(token: &str) -> String {
+    header_of(token)["alg"].as_str().expect("an alg").to_owned()
 }
 
 async fn published(api: &Node) -> (Vec<String>, Option<String>) {
@@ -44,16 +52,11 @@ async fn published(api: &Node) -> (Vec<String>, Option<String>) {
 }
 
 /// Runs `authd keys <args>` against the cluster's database; its output.
-fn keys_cli(args: &str, url: &str, keys: &Keys) -> String {
-    let out = authd(
-        &format!("keys {args}"),
-        url,
-        keys,
-        &[("KEY_PUBLISH_AHEAD", "6s")],
-    )
-    .env("RUST_LOG", "warn")
-    .output()
-    .expect("authd keys");
+fn keys_cli(args: &str, url: &str, keys: &Keys, env: &[(&str, &str)]) -> String {
+    let out = authd(&format!("keys {args}"), url, keys, env)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("authd keys");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -85,12 +88,41 @@ async fn a_rotation_and_a_retirement_reach_every_process_without_a_restart() {
     let _serial = SERIAL.lock().await;
     let server = PostgresServer::start().await;
     let url = server.fresh_database_url().await;
+    rotation_and_retirement(&url, &Keys::new(), "RS256").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_one_sqlite_file_a_rotation_to_es256_and_a_retirement_reach_every_process() {
+    let _serial = SERIAL.lock().await;
     let keys = Keys::new();
-    let env = [("KEY_PUBLISH_AHEAD", "6s")];
-    let api_a = spawn("api-a", "api", &url, &keys, &env).expect("api-a");
-    let api_b = spawn("api-b", "api", &url, &keys, &env).expect("api-b");
-    let ws_a = spawn("ws-a", "ws", &url, &keys, &env).expect("ws-a");
-    let ws_b = spawn("ws-b", "ws", &url, &keys, &env).expect("ws-b");
+    let url = format!("sqlite://{}?mode=rwc", keys.dir.join("authd.db").display());
+    rotation_and_retirement(&url, &keys, "ES256").await;
+}
+
+/// Four processes on `url` from the key files' RS256 key; `authd keys
+/// rotate` with `JWT_ALG=rotate_to`, then `authd keys retire` of the first key.
+async fn rotation_and_retirement(url: &str, keys: &Keys, rotate_to: &str) {
+    let env = [("KEY_PUBLISH_AHEAD", "6s"), ("JWT_ALG", rotate_to)];
+    // A WebSocket process only verifies: started first, on an empty set,
+    // it creates no key (and opens no private key), and waits for the
+    // API's first key before it serves.
+    let (proc, port) = spawn_unchecked("ws-a", "ws", url, keys, &env).expect("ws-a");
+    let mut ws_a = Node {
+        name: "ws-a".into(),
+        proc,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let listed = keys_cli("list", url, keys, &env);
+    assert_eq!(listed.lines().count(), 1, "only the header: {listed}");
+    assert!(
+        std::net::TcpStream::connect(ws_a.addr).is_err(),
+        "ws-a serves before there is a key to verify with"
+    );
+    let api_a = spawn("api-a", "api", url, keys, &env).expect("api-a");
+    process::wait_listening(&mut ws_a.proc, port, Duration::from_secs(60)).expect("ws-a serves");
+    let api_b = spawn("api-b", "api", url, keys, &env).expect("api-b");
+    let ws_b = spawn("ws-b", "ws", url, keys, &env).expect("ws-b");
 
     // The upgrade: the key files' key is the first key, with its kid.
     let file_kid = {
@@ -107,14 +139,14 @@ async fn a_rotation_and_a_retirement_reach_every_process_without_a_restart() {
         assert_eq!(kids, std::slice::from_ref(&file_kid), "{}", api.name);
         assert_eq!(cache.as_deref(), Some("public, max-age=300"));
     }
-    let listed = keys_cli("list", &url, &keys);
+    let listed = keys_cli("list", url, keys, &env);
     assert!(
         listed.contains(&file_kid) && listed.contains("current"),
         "{listed}"
     );
 
     // Rotate: published everywhere within the bound, signing only after the delay.
-    let added = keys_cli("rotate", &url, &keys);
+    let added = keys_cli("rotate", url, keys, &env);
     let rotated_at = Instant::now();
     let new_kid = added
         .split_whitespace()
@@ -122,6 +154,7 @@ async fn a_rotation_and_a_retirement_reach_every_process_without_a_restart() {
         .expect("added <kid>")
         .to_owned();
     assert_ne!(new_kid, file_kid);
+    assert!(added.contains(rotate_to), "{added}");
     for api in [&api_a, &api_b] {
         let took = within("the new key in the JWKS", FOLLOW, || async {
             published(api).await.0.contains(&new_kid)
@@ -164,13 +197,15 @@ async fn a_rotation_and_a_retirement_reach_every_process_without_a_restart() {
     let mut old_b = open_socket(&ws_b, &old.access).await;
     let fresh = sign_in(&api_a, "fresh").await;
     assert_eq!(kid_of(&fresh.access), new_kid);
+    assert_eq!(alg_of(&fresh.access), rotate_to);
+    assert_eq!(alg_of(&old.access), "RS256");
     let mut fresh_a = open_socket(&ws_a, &fresh.access).await;
 
     // Retire the old key: its tokens are refused and its sockets closed
     // everywhere within the bound; the new key's are not touched.
-    let listed = keys_cli("list", &url, &keys);
+    let listed = keys_cli("list", url, keys, &env);
     assert!(listed.contains("retiring"), "{listed}");
-    keys_cli(&format!("retire {file_kid}"), &url, &keys);
+    keys_cli(&format!("retire {file_kid}"), url, keys, &env);
     let retired_at = Instant::now();
     for api in [&api_a, &api_b] {
         refused(api, &old.access, FOLLOW).await;
