@@ -34,6 +34,7 @@ use connections::LimitedAcceptor;
 
 use crate::telemetry::Metrics;
 
+use api::account::AccountApi;
 use api::auth::AuthApi;
 use api::meta::MetaApi;
 use api::protected::ProtectedApi;
@@ -70,11 +71,11 @@ impl Default for HttpConfig {
     }
 }
 
-type Apis = (AuthApi, SessionsApi, ProtectedApi, MetaApi);
+type Apis = (AuthApi, SessionsApi, AccountApi, ProtectedApi, MetaApi);
 
 fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (AuthApi, SessionsApi, ProtectedApi, MetaApi),
+        (AuthApi, SessionsApi, AccountApi, ProtectedApi, MetaApi),
         "authd",
         "1.0.0",
     )

@@ -1,5 +1,6 @@
 //! One file per use case; each adds methods to [`crate::AuthService`].
 
+pub mod account;
 pub mod login;
 pub mod logout;
 pub mod refresh;
@@ -11,6 +12,7 @@ pub mod verify_access;
 #[cfg(test)]
 pub(crate) mod fakes;
 
+pub use account::AccountError;
 pub use login::{LoginError, LoginOutcome};
 pub use logout::LogoutScope;
 pub use refresh::{RefreshError, RefreshResult};

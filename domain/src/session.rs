@@ -36,6 +36,8 @@ pub enum RevokeReason {
     UserRevoked,
     /// A rotated refresh token was presented again.
     ReuseDetected,
+    /// The user changed the password: every other session ends.
+    PasswordChanged,
 }
 
 impl RevokeReason {
@@ -45,14 +47,20 @@ impl RevokeReason {
             Self::Logout => "logout",
             Self::UserRevoked => "user_revoked",
             Self::ReuseDetected => "reuse_detected",
+            Self::PasswordChanged => "password_changed",
         }
     }
 
     /// Reads the stored spelling back; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Logout, Self::UserRevoked, Self::ReuseDetected]
-            .into_iter()
-            .find(|r| r.as_str() == s)
+        [
+            Self::Logout,
+            Self::UserRevoked,
+            Self::ReuseDetected,
+            Self::PasswordChanged,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The operations, one `#[OpenApi]` impl per area, and the bodies they share.
 
+pub mod account;
 pub mod auth;
 pub mod meta;
 pub mod protected;
@@ -20,6 +21,8 @@ pub enum ApiTags {
     Protected,
     /// Health and the public keys.
     Meta,
+    /// The caller's account: password.
+    Account,
 }
 
 /// A user as clients see it.

@@ -12,7 +12,7 @@ use domain::{
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, QueryTrait as _,
 };
 use uuid::Uuid;
 
@@ -327,6 +327,7 @@ impl SessionStore for SeaSessionStore {
     async fn revoke_all_for_user(
         &self,
         user: UserId,
+        except: Option<SessionId>,
         reason: RevokeReason,
         now: Timestamp,
     ) -> anyhow::Result<Vec<SessionId>> {
@@ -342,6 +343,9 @@ impl SessionStore for SeaSessionStore {
             .filter(session::Column::UserId.eq(*user.as_uuid()))
             .filter(session::Column::RevokedAt.is_null())
             .filter(session::Column::ExpiresAt.gt(now.unix_millis()))
+            .apply_if(except, |q, keep| {
+                q.filter(session::Column::Id.ne(*keep.as_uuid()))
+            })
             .order_by_asc(session::Column::Id)
             .lock_exclusive()
             .into_tuple()
@@ -349,7 +353,7 @@ impl SessionStore for SeaSessionStore {
             .await
             .context("finding the user's sessions")?;
         if !ids.is_empty() {
-            revoke_rows(tx.txn(), None, Some(user), reason, now).await?;
+            revoke_rows(tx.txn(), None, Some((user, except)), reason, now).await?;
         }
         tx.commit().await.context("committing revocations")?;
         Ok(ids.into_iter().map(SessionId::from_uuid).collect())
@@ -456,7 +460,7 @@ async fn erase_family_seals(conn: &impl ConnectionTrait, family: SessionId) -> a
 async fn revoke_rows(
     conn: &impl ConnectionTrait,
     id: Option<SessionId>,
-    user: Option<UserId>,
+    user_but: Option<(UserId, Option<SessionId>)>,
     reason: RevokeReason,
     now: Timestamp,
 ) -> anyhow::Result<u64> {
@@ -468,8 +472,11 @@ async fn revoke_rows(
     if let Some(id) = id {
         update = update.filter(session::Column::Id.eq(*id.as_uuid()));
     }
-    if let Some(user) = user {
+    if let Some((user, except)) = user_but {
         update = update.filter(session::Column::UserId.eq(*user.as_uuid()));
+        if let Some(keep) = except {
+            update = update.filter(session::Column::Id.ne(*keep.as_uuid()));
+        }
     }
     Ok(update
         .exec(conn)

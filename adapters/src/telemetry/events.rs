@@ -99,8 +99,9 @@ impl SecurityEvents for EventRecorder {
     }
 }
 
-/// One line on the `audit` target: `warn` for a reuse detection or a
-/// throttled login (someone may be attacking), `info` otherwise.
+/// One line on the `audit` target: `warn` for a reuse detection, a
+/// throttled login or a wrong password presented with a valid access token
+/// (someone may be attacking), `info` otherwise.
 fn log(event: &SecurityEvent) {
     macro_rules! audit {
         ($level:ident) => {
@@ -118,7 +119,9 @@ fn log(event: &SecurityEvent) {
         };
     }
     match event.kind {
-        SecurityEventKind::ReuseDetected | SecurityEventKind::LoginThrottled => audit!(warn),
+        SecurityEventKind::ReuseDetected
+        | SecurityEventKind::LoginThrottled
+        | SecurityEventKind::PasswordCheckFailed => audit!(warn),
         _ => audit!(info),
     }
 }
@@ -242,7 +245,10 @@ mod tests {
         assert_eq!(lines.len(), audited.len(), "{lines:?}");
         for ((_, level, fields), kind) in lines.iter().zip(&audited) {
             assert_eq!(fields["kind"], kind.as_str());
-            let warn = matches!(kind, K::ReuseDetected | K::LoginThrottled);
+            let warn = matches!(
+                kind,
+                K::ReuseDetected | K::LoginThrottled | K::PasswordCheckFailed
+            );
             let expected = if warn {
                 tracing::Level::WARN
             } else {
@@ -259,21 +265,22 @@ mod tests {
         let kinds: Vec<K> = store.of(None).iter().map(|e| e.kind).collect();
         assert_eq!(kinds, audited, "only audited kinds are stored");
 
-        // Pruning goes to the store; without one there is nothing to prune.
+        // Pruning goes to the store, in batches; without one there is nothing to prune.
+        let cutoff = at.plus(std::time::Duration::from_millis(1));
+        let mut pruned = Vec::new();
+        loop {
+            let n = recorder.prune(cutoff, 4).await.unwrap();
+            pruned.push(n);
+            if n < 4 {
+                break;
+            }
+        }
         assert_eq!(
-            recorder
-                .prune(at.plus(std::time::Duration::from_millis(1)), 4)
-                .await
-                .unwrap(),
-            4
+            pruned.iter().sum::<u64>(),
+            audited.len() as u64,
+            "{pruned:?}"
         );
-        assert_eq!(
-            recorder
-                .prune(at.plus(std::time::Duration::from_millis(1)), 4)
-                .await
-                .unwrap(),
-            2
-        );
+        assert!(pruned.iter().all(|n| *n <= 4), "{pruned:?}");
         let bare = EventRecorder::new(Metrics::disabled());
         assert_eq!(
             bare.prune(at.plus(std::time::Duration::from_secs(1)), 4)

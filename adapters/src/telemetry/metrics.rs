@@ -63,7 +63,7 @@ const REFRESH_OUTCOMES: [&str; 6] = [
     "invalid",
 ];
 /// Every `reason` of `authd_sessions_revoked_total`.
-const REVOKE_REASONS: [&str; 3] = ["logout", "user", "reuse"];
+const REVOKE_REASONS: [&str; 4] = ["logout", "user", "reuse", "password_changed"];
 /// Every `outcome` of `authd_ws_reauths_total`.
 const REAUTH_OUTCOMES: [&str; 2] = ["success", "failure"];
 
@@ -71,7 +71,11 @@ const REAUTH_OUTCOMES: [&str; 2] = ["success", "failure"];
 fn login_outcome(kind: SecurityEventKind) -> Option<&'static str> {
     match kind {
         SecurityEventKind::LoginSucceeded => Some("success"),
-        SecurityEventKind::LoginFailed => Some("bad_credentials"),
+        // A wrong password is a wrong password, at the login form or when
+        // a signed-in user confirms a change: one series, like one throttle.
+        SecurityEventKind::LoginFailed | SecurityEventKind::PasswordCheckFailed => {
+            Some("bad_credentials")
+        }
         SecurityEventKind::LoginThrottled => Some("throttled"),
         _ => None,
     }
@@ -96,6 +100,7 @@ fn revoke_reason(kind: SecurityEventKind) -> Option<&'static str> {
         SecurityEventKind::Logout => Some("logout"),
         SecurityEventKind::SessionRevoked => Some("user"),
         SecurityEventKind::ReuseDetected => Some("reuse"),
+        SecurityEventKind::PasswordChanged => Some("password_changed"),
         _ => None,
     }
 }

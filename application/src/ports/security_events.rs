@@ -32,11 +32,16 @@ pub enum SecurityEventKind {
     RefreshRevoked,
     /// A refresh presented no token, or one that is malformed or unknown.
     RefreshInvalid,
+    /// A user changed their password; `sessions_revoked` other sessions ended.
+    PasswordChanged,
+    /// A password change or an account deletion was refused: the password
+    /// presented with a valid access token was wrong.
+    PasswordCheckFailed,
 }
 
 impl SecurityEventKind {
     /// Every kind, for exporters that pre-register their series.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 13] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
@@ -48,6 +53,8 @@ impl SecurityEventKind {
         Self::RefreshExpired,
         Self::RefreshRevoked,
         Self::RefreshInvalid,
+        Self::PasswordChanged,
+        Self::PasswordCheckFailed,
     ];
 
     /// The stable snake_case name (stored in the audit table, used as a metric label).
@@ -64,6 +71,8 @@ impl SecurityEventKind {
             Self::RefreshExpired => "refresh_expired",
             Self::RefreshRevoked => "refresh_revoked",
             Self::RefreshInvalid => "refresh_invalid",
+            Self::PasswordChanged => "password_changed",
+            Self::PasswordCheckFailed => "password_check_failed",
         }
     }
 
@@ -83,6 +92,8 @@ impl SecurityEventKind {
                 | Self::Logout
                 | Self::SessionRevoked
                 | Self::ReuseDetected
+                | Self::PasswordChanged
+                | Self::PasswordCheckFailed
         )
     }
 }

@@ -149,14 +149,15 @@ pub trait SessionStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> anyhow::Result<bool>;
 
-    /// Revokes every live session of a user ([`domain::Session::revoke`]'s
-    /// rule); returns their ids.
+    /// Revokes every live session of a user but `except`
+    /// ([`domain::Session::revoke`]'s rule); returns their ids.
     ///
     /// # Errors
     /// Storage failures.
     async fn revoke_all_for_user(
         &self,
         user: UserId,
+        except: Option<SessionId>,
         reason: RevokeReason,
         now: Timestamp,
     ) -> anyhow::Result<Vec<SessionId>>;

@@ -177,12 +177,14 @@ impl SessionStore for Sessions {
     async fn revoke_all_for_user(
         &self,
         user: UserId,
+        except: Option<SessionId>,
         reason: RevokeReason,
         now: Timestamp,
     ) -> anyhow::Result<Vec<SessionId>> {
         let mut families = self.families.lock().unwrap();
         let mut ids = Vec::new();
-        for f in families.values_mut().filter(|f| f.session.user_id == user) {
+        let revocable = |f: &&mut Family| f.session.user_id == user && Some(f.session.id) != except;
+        for f in families.values_mut().filter(revocable) {
             if f.session.revoke(now, reason) {
                 ids.push(f.session.id);
             }

@@ -57,7 +57,7 @@ impl AuthService {
             LogoutScope::AllSessions => {
                 self.ports
                     .sessions
-                    .revoke_all_for_user(user, RevokeReason::Logout, now)
+                    .revoke_all_for_user(user, None, RevokeReason::Logout, now)
                     .await?
             }
         };

@@ -2,6 +2,7 @@
 //! `integration_tests::app`), every row of the contract's REST table, on
 //! SQLite and on PostgreSQL (each test body runs once per backend).
 
+mod account;
 mod algorithms;
 mod audit;
 mod auth;

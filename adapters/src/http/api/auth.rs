@@ -211,7 +211,7 @@ pub enum LoginResponse {
 }
 
 /// The `503 overloaded` answer and its `Retry-After` seconds.
-fn overloaded(e: application::ports::Overloaded) -> (Problem, u64) {
+pub(super) fn overloaded(e: application::ports::Overloaded) -> (Problem, u64) {
     let secs = retry_after_secs(e.retry_after);
     let problem = Problem::new(
         Code::Overloaded,
@@ -222,7 +222,7 @@ fn overloaded(e: application::ports::Overloaded) -> (Problem, u64) {
 
 /// Whole seconds, rounded up (a client that waits exactly this long must
 /// get through), at least 1.
-fn retry_after_secs(d: std::time::Duration) -> u64 {
+pub(super) fn retry_after_secs(d: std::time::Duration) -> u64 {
     (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 

@@ -117,7 +117,7 @@ async fn sessions_lifecycle(db: Database) {
     // Revoke all: every live session of the owner (not the ended one), none
     // of the other user's.
     let mut ids = store
-        .revoke_all_for_user(owner, RevokeReason::Logout, t(90))
+        .revoke_all_for_user(owner, None, RevokeReason::Logout, t(90))
         .await
         .unwrap();
     ids.sort();
@@ -126,7 +126,7 @@ async fn sessions_lifecycle(db: Database) {
     assert_eq!(ids, expected);
     assert!(
         store
-            .revoke_all_for_user(owner, RevokeReason::Logout, t(91))
+            .revoke_all_for_user(owner, None, RevokeReason::Logout, t(91))
             .await
             .unwrap()
             .is_empty()

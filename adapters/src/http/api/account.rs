@@ -1,0 +1,155 @@
+//! `POST /api/password`.
+
+use std::sync::Arc;
+
+use application::AuthService;
+use application::use_cases::AccountError;
+use poem::Request;
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use secrecy::SecretString;
+
+use super::ApiTags;
+use super::auth::{client_info, overloaded, retry_after_secs};
+use super::strict_string::{PasswordRules, StrictString};
+use crate::http::HttpConfig;
+use crate::http::bearer::BearerAuth;
+use crate::http::problem::{CHALLENGE_INVALID, Code, Problem, internal};
+
+/// The caller's account.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccountApi;
+
+/// The current password and the new one.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct PasswordChange {
+    /// The password in use now.
+    pub current_password: StrictString<PasswordRules>,
+    /// The new password: 8 to 1024 characters; every one of them counts.
+    pub new_password: StrictString<PasswordRules>,
+}
+
+impl std::fmt::Debug for PasswordChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordChange").finish_non_exhaustive()
+    }
+}
+
+/// Answers of `POST /api/password`.
+#[derive(Debug, ApiResponse)]
+pub enum PasswordResponse {
+    /// The password is changed; every other session of the user is revoked
+    /// (their WebSocket connections close with `4003`), the caller's stays.
+    #[oai(status = 204)]
+    NoContent,
+    /// `weak_password`, or `bad_request` for a malformed body.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// `invalid_token` (answered by the bearer checker before the operation
+    /// runs), or `invalid_credentials`: the current password is wrong.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(
+        Json<Problem>,
+        /// `Bearer error="invalid_token"` (just `Bearer` when no token was presented).
+        #[oai(header = "WWW-Authenticate")]
+        String,
+    ),
+    /// `rate_limited`: too many wrong passwords for this user from this
+    /// address (the login throttle's counter).
+    #[oai(status = 429, content_type = "application/problem+json")]
+    RateLimited(
+        Json<Problem>,
+        /// Seconds until the password is checked again.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// `overloaded`: every place in the password-hashing queue is taken.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Overloaded(
+        Json<Problem>,
+        /// Seconds to wait before trying again.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// Something went wrong on our side.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+impl From<AccountError> for PasswordResponse {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::InvalidCredentials => Self::Unauthorized(
+                Json(Problem::new(
+                    Code::InvalidCredentials,
+                    "The password is not correct.",
+                )),
+                CHALLENGE_INVALID.into(),
+            ),
+            AccountError::UserGone => Self::Unauthorized(
+                Json(Problem::new(
+                    Code::InvalidToken,
+                    "The access token's user does not exist.",
+                )),
+                CHALLENGE_INVALID.into(),
+            ),
+            AccountError::WeakPassword(e) => {
+                Self::BadRequest(Json(Problem::new(Code::WeakPassword, e.to_string())))
+            }
+            AccountError::RateLimited { retry_after } => {
+                let secs = retry_after_secs(retry_after);
+                Self::RateLimited(
+                    Json(Problem::new(
+                        Code::RateLimited,
+                        format!("Too many wrong passwords; try again in {secs} seconds."),
+                    )),
+                    secs,
+                )
+            }
+            AccountError::Overloaded(e) => {
+                let (problem, secs) = overloaded(e);
+                Self::Overloaded(Json(problem), secs)
+            }
+            AccountError::Unexpected(e) => Self::Internal(Json(internal(&e))),
+        }
+    }
+}
+
+#[OpenApi(tag = "ApiTags::Account")]
+impl AccountApi {
+    /// Change my password.
+    ///
+    /// Checks the current password (through the login throttle: wrong ones
+    /// count towards `LOGIN_MAX_FAILURES` for this user and address), stores
+    /// the new one, and ends every other session of the user.
+    #[oai(path = "/password", method = "post", operation_id = "changePassword")]
+    async fn change_password(
+        &self,
+        req: &Request,
+        auth: Data<&Arc<AuthService>>,
+        config: Data<&Arc<HttpConfig>>,
+        bearer: BearerAuth,
+        body: Json<PasswordChange>,
+    ) -> PasswordResponse {
+        let BearerAuth(claims) = bearer;
+        let PasswordChange {
+            current_password: StrictString(current, _),
+            new_password: StrictString(new, _),
+        } = body.0;
+        let client = client_info(req, &config);
+        match auth
+            .change_password(
+                &claims,
+                SecretString::from(current),
+                SecretString::from(new),
+                &client,
+            )
+            .await
+        {
+            Ok(()) => PasswordResponse::NoContent,
+            Err(e) => e.into(),
+        }
+    }
+}
