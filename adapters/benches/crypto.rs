@@ -1,17 +1,17 @@
-//! Criterion benchmarks of the crypto adapter: RS256 signing and verification
-//! at 2048 and 4096 bits, argon2id hashing and verification at the default
-//! (OWASP) parameters.
+//! Criterion benchmarks of the crypto adapter: access-token signing and
+//! verification in each `JWT_ALG` (RSA at 2048 and 4096 bits), argon2id
+//! hashing and verification at the default (OWASP) parameters.
 //!
 //! `cargo bench -p adapters --bench crypto -- --warm-up-time 1 --measurement-time 5`
 
 use std::hint::black_box;
 
+use adapters::crypto::jws_keys::KeyPair;
 use adapters::crypto::jwt::{JwtSigner, JwtVerifier};
-use adapters::crypto::keys::PrivateKey;
 use adapters::crypto::password::Argon2Hasher;
 use application::ports::{AccessTokenSigner as _, AccessTokenVerifier as _, PasswordHasher as _};
 use criterion::{Criterion, criterion_group, criterion_main};
-use domain::{AccessClaims, SessionId, Timestamp, UserId};
+use domain::{AccessClaims, Algorithm, SessionId, Timestamp, UserId};
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -36,23 +36,40 @@ fn claims(now: i64) -> AccessClaims {
     }
 }
 
-fn rs256(c: &mut Criterion) {
+fn tokens(c: &mut Criterion) {
     let rt = runtime();
     let now = 1_800_000_000;
-    let mut group = c.benchmark_group("rs256");
+    let mut group = c.benchmark_group("jwt");
     group.sample_size(20);
-    for bits in [2048, 4096] {
-        let key = PrivateKey::generate(bits).expect("key generation");
+    let keys = [
+        (Algorithm::Rs256, 2048),
+        (Algorithm::Rs256, 4096),
+        (Algorithm::Ps256, 4096),
+        (Algorithm::Es256, 0),
+        (Algorithm::EdDsa, 0),
+    ];
+    for (alg, bits) in keys {
+        let key = KeyPair::generate(alg, bits).expect("key generation");
+        let name = if bits == 0 {
+            alg.to_string()
+        } else {
+            format!("{alg}-{bits}")
+        };
         let signer = JwtSigner::new(key.clone());
-        let verifier = JwtVerifier::new(vec![key.public_key()], "auth".into(), "api".into());
+        let verifier = JwtVerifier::new(vec![key.public().clone()], "auth".into(), "api".into());
         let claims = claims(now);
-        // Includes the hop to the blocking pool, as a login pays it.
-        group.bench_function(format!("sign/{bits}"), |b| {
+        // The whole signature as a login pays it (with the hop to the
+        // blocking pool for RSA), and the bare signature of a token's input.
+        group.bench_function(format!("{name}/sign"), |b| {
             b.iter(|| rt.block_on(signer.sign(black_box(&claims))).expect("sign"));
         });
         let token = rt.block_on(signer.sign(&claims)).expect("sign");
+        let input = &token[..token.rfind('.').expect("three parts")];
+        group.bench_function(format!("{name}/bare-signature"), |b| {
+            b.iter(|| key.sign(black_box(input.as_bytes())).expect("sign"));
+        });
         let at = Timestamp::from_unix_seconds(now);
-        group.bench_function(format!("verify/{bits}"), |b| {
+        group.bench_function(format!("{name}/verify"), |b| {
             b.iter(|| verifier.verify(black_box(&token), at, 30).expect("verify"));
         });
     }
@@ -83,5 +100,5 @@ fn argon2id(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, rs256, argon2id);
+criterion_group!(benches, tokens, argon2id);
 criterion_main!(benches);
