@@ -55,6 +55,13 @@ enum UserCommand {
         /// The username.
         name: String,
     },
+    /// Delete a user with their sessions (every process closes their
+    /// sockets and refuses their tokens within seconds); the audit trail
+    /// keeps its events and records the deletion.
+    Delete {
+        /// The username.
+        name: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -135,6 +142,18 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("added user {} ({})", user.username, user.id);
             Ok(())
         }
+        Command::User {
+            command: UserCommand::Delete { name },
+        } => match wiring::user_accounts(&config).await?.delete(&name).await? {
+            Some((user, sessions)) => {
+                println!(
+                    "deleted user {} ({}); {sessions} sessions ended",
+                    user.username, user.id
+                );
+                Ok(())
+            }
+            None => anyhow::bail!("no user is named {name:?}"),
+        },
         Command::Openapi => {
             unreachable!("main prints the document before reading the configuration")
         }

@@ -99,10 +99,11 @@ pub async fn connect(config: &Config) -> anyhow::Result<Database> {
 pub async fn user_accounts(config: &Config) -> anyhow::Result<UserAccounts> {
     let db = connect(config).await?;
     Ok(UserAccounts {
-        users: Arc::new(SeaUserRepository::new(db)),
+        users: Arc::new(SeaUserRepository::new(db.clone())),
         hasher: Arc::new(Argon2Hasher::with_queue_limit(config.password_queue_limit)?),
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
+        events: Arc::new(EventRecorder::new(Metrics::disabled()).with_store(SeaAuditLog::new(db))),
     })
 }
 

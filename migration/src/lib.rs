@@ -12,6 +12,7 @@ mod m20261126_000004_create_login_failures;
 mod m20261126_000005_create_audit_events;
 mod m20261202_000006_seal_index;
 mod m20261203_000007_create_signing_keys;
+mod m20261204_000008_create_revoked_sessions;
 
 /// Applies the migrations in order (`Migrator::up(db, None)`).
 #[derive(Debug)]
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_create_audit_events::Migration),
             Box::new(m20261202_000006_seal_index::Migration),
             Box::new(m20261203_000007_create_signing_keys::Migration),
+            Box::new(m20261204_000008_create_revoked_sessions::Migration),
         ]
     }
 }

@@ -21,7 +21,7 @@ pub enum ApiTags {
     Protected,
     /// Health and the public keys.
     Meta,
-    /// The caller's account: password.
+    /// The caller's account: password change and deletion.
     Account,
 }
 

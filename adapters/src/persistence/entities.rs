@@ -4,6 +4,7 @@
 pub mod audit_event;
 pub mod login_failure;
 pub mod refresh_token;
+pub mod revoked_session;
 pub mod session;
 pub mod signing_key;
 pub mod user;

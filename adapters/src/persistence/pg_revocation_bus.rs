@@ -241,16 +241,19 @@ fn parse(payload: &str) -> Vec<SessionId> {
         .collect()
 }
 
-/// The sessions revoked at or after `since`, read on the listening connection.
+/// The sessions revoked at or after `since`, read on the listening
+/// connection: those with a row, and those of deleted accounts.
 async fn revoked_since(
     conn: &mut PgListener,
     since: Timestamp,
 ) -> Result<Vec<SessionId>, sea_orm::sqlx::Error> {
-    let rows: Vec<(Uuid,)> =
-        sea_orm::sqlx::query_as("SELECT id FROM sessions WHERE revoked_at >= $1")
-            .bind(since.unix_millis())
-            .fetch_all(conn)
-            .await?;
+    let rows: Vec<(Uuid,)> = sea_orm::sqlx::query_as(
+        "SELECT id FROM sessions WHERE revoked_at >= $1 \
+         UNION ALL SELECT session_id FROM revoked_sessions WHERE revoked_at >= $1",
+    )
+    .bind(since.unix_millis())
+    .fetch_all(conn)
+    .await?;
     Ok(rows
         .into_iter()
         .map(|(id,)| SessionId::from_uuid(id))

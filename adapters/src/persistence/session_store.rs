@@ -16,7 +16,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::entities::{refresh_token, session};
+use super::entities::{refresh_token, revoked_session, session};
 use super::{Database, clean};
 
 /// [`SessionStore`] on PostgreSQL or SQLite.
@@ -365,7 +365,7 @@ impl SessionStore for SeaSessionStore {
         fields(db.system = self.db.system(), otel.kind = "client")
     )]
     async fn revoked_since(&self, since: Timestamp) -> anyhow::Result<Vec<SessionId>> {
-        let ids: Vec<Uuid> = session::Entity::find()
+        let mut ids: Vec<Uuid> = session::Entity::find()
             .select_only()
             .column(session::Column::Id)
             .filter(session::Column::RevokedAt.gte(since.unix_millis()))
@@ -373,6 +373,16 @@ impl SessionStore for SeaSessionStore {
             .all(self.db.connection())
             .await
             .context("listing revoked sessions")?;
+        // And the sessions of deleted accounts, whose rows are gone.
+        let gone: Vec<Uuid> = revoked_session::Entity::find()
+            .select_only()
+            .column(revoked_session::Column::SessionId)
+            .filter(revoked_session::Column::RevokedAt.gte(since.unix_millis()))
+            .into_tuple()
+            .all(self.db.connection())
+            .await
+            .context("listing revoked sessions of deleted accounts")?;
+        ids.extend(gone);
         Ok(ids.into_iter().map(SessionId::from_uuid).collect())
     }
 
@@ -383,6 +393,13 @@ impl SessionStore for SeaSessionStore {
     )]
     async fn prune(&self, ended_before: Timestamp, batch: u64) -> anyhow::Result<u64> {
         let before = ended_before.unix_millis();
+        // Revocations of deleted accounts' sessions past the horizon: no
+        // token of theirs can be valid any more.
+        revoked_session::Entity::delete_many()
+            .filter(revoked_session::Column::RevokedAt.lt(before))
+            .exec(self.db.connection())
+            .await
+            .context("pruning revocations of deleted accounts")?;
         // One short transaction per batch: the caller loops while it returns `batch`.
         let tx = self
             .db

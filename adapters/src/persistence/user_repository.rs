@@ -3,12 +3,13 @@
 use anyhow::Context;
 use application::ports::{InsertUserError, UserRepository};
 use async_trait::async_trait;
-use domain::{PasswordHash, Timestamp, User, UserId, Username};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, SqlErr};
+use domain::{PasswordHash, SessionId, Timestamp, User, UserId, Username};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, SqlErr};
+use uuid::Uuid;
 
 use super::Database;
-use super::entities::user;
+use super::entities::{login_failure, revoked_session, session, user};
 
 /// [`UserRepository`] on PostgreSQL or SQLite.
 #[derive(Debug, Clone)]
@@ -103,6 +104,69 @@ impl UserRepository for SeaUserRepository {
             .await
             .context("updating a password hash")?;
         Ok(())
+    }
+
+    #[tracing::instrument(
+        name = "db.users.delete",
+        skip(self),
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
+    async fn delete(&self, id: UserId, now: Timestamp) -> anyhow::Result<Option<Vec<SessionId>>> {
+        let tx = self
+            .db
+            .begin_write()
+            .await
+            .context("starting a transaction")?;
+        let Some(row) = user::Entity::find_by_id(*id.as_uuid())
+            .lock_exclusive()
+            .one(tx.txn())
+            .await
+            .context("finding the user")?
+        else {
+            return Ok(None);
+        };
+        // Every session whose access tokens may still be valid (an access
+        // token never outlives its session): revoked or not, its revocation
+        // must outlive the row.
+        let sessions: Vec<Uuid> = session::Entity::find()
+            .select_only()
+            .column(session::Column::Id)
+            .filter(session::Column::UserId.eq(*id.as_uuid()))
+            .filter(session::Column::ExpiresAt.gt(now.unix_millis()))
+            .lock_exclusive()
+            .into_tuple()
+            .all(tx.txn())
+            .await
+            .context("finding the user's sessions")?;
+        if !sessions.is_empty() {
+            let rows = sessions.iter().map(|sid| revoked_session::ActiveModel {
+                session_id: Set(*sid),
+                revoked_at: Set(now.unix_millis()),
+            });
+            revoked_session::Entity::insert_many(rows)
+                .on_conflict(
+                    OnConflict::column(revoked_session::Column::SessionId)
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .exec_without_returning(tx.txn())
+                .await
+                .context("remembering the revoked sessions")?;
+        }
+        login_failure::Entity::delete_many()
+            .filter(login_failure::Column::Username.eq(row.username_canonical.clone()))
+            .exec(tx.txn())
+            .await
+            .context("deleting the failed-login counters")?;
+        // Sessions and their refresh tokens go by ON DELETE CASCADE.
+        user::Entity::delete_by_id(*id.as_uuid())
+            .exec(tx.txn())
+            .await
+            .context("deleting the user")?;
+        tx.commit().await.context("committing the deletion")?;
+        Ok(Some(
+            sessions.into_iter().map(SessionId::from_uuid).collect(),
+        ))
     }
 }
 

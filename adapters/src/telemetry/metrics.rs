@@ -63,7 +63,13 @@ const REFRESH_OUTCOMES: [&str; 6] = [
     "invalid",
 ];
 /// Every `reason` of `authd_sessions_revoked_total`.
-const REVOKE_REASONS: [&str; 4] = ["logout", "user", "reuse", "password_changed"];
+const REVOKE_REASONS: [&str; 5] = [
+    "logout",
+    "user",
+    "reuse",
+    "password_changed",
+    "account_deleted",
+];
 /// Every `outcome` of `authd_ws_reauths_total`.
 const REAUTH_OUTCOMES: [&str; 2] = ["success", "failure"];
 
@@ -101,6 +107,7 @@ fn revoke_reason(kind: SecurityEventKind) -> Option<&'static str> {
         SecurityEventKind::SessionRevoked => Some("user"),
         SecurityEventKind::ReuseDetected => Some("reuse"),
         SecurityEventKind::PasswordChanged => Some("password_changed"),
+        SecurityEventKind::AccountDeleted => Some("account_deleted"),
         _ => None,
     }
 }

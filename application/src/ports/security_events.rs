@@ -37,11 +37,14 @@ pub enum SecurityEventKind {
     /// A password change or an account deletion was refused: the password
     /// presented with a valid access token was wrong.
     PasswordCheckFailed,
+    /// A user's account was deleted (by the user, or by an operator with
+    /// `authd user delete`); `sessions_revoked` sessions ended with it.
+    AccountDeleted,
 }
 
 impl SecurityEventKind {
     /// Every kind, for exporters that pre-register their series.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
@@ -55,6 +58,7 @@ impl SecurityEventKind {
         Self::RefreshInvalid,
         Self::PasswordChanged,
         Self::PasswordCheckFailed,
+        Self::AccountDeleted,
     ];
 
     /// The stable snake_case name (stored in the audit table, used as a metric label).
@@ -73,6 +77,7 @@ impl SecurityEventKind {
             Self::RefreshInvalid => "refresh_invalid",
             Self::PasswordChanged => "password_changed",
             Self::PasswordCheckFailed => "password_check_failed",
+            Self::AccountDeleted => "account_deleted",
         }
     }
 
@@ -94,6 +99,7 @@ impl SecurityEventKind {
                 | Self::ReuseDetected
                 | Self::PasswordChanged
                 | Self::PasswordCheckFailed
+                | Self::AccountDeleted
         )
     }
 }

@@ -1,7 +1,7 @@
 //! Where users are kept.
 
 use async_trait::async_trait;
-use domain::{PasswordHash, User, UserId, Username};
+use domain::{PasswordHash, SessionId, Timestamp, User, UserId, Username};
 
 /// Why a user could not be inserted.
 #[derive(Debug, thiserror::Error)]
@@ -41,4 +41,15 @@ pub trait UserRepository: Send + Sync + 'static {
     /// # Errors
     /// Storage failures.
     async fn update_password_hash(&self, id: UserId, hash: &PasswordHash) -> anyhow::Result<()>;
+
+    /// Deletes a user and everything kept about them but the audit trail,
+    /// in one transaction: their sessions and refresh tokens, their
+    /// failed-login counters, the user row. The sessions that had not ended
+    /// are remembered as revoked at `now` (the revocation feed still hands
+    /// them out, so every process refuses their access tokens until they
+    /// expire). Returns those sessions, or `None` when there is no such user.
+    ///
+    /// # Errors
+    /// Storage failures (nothing is deleted then).
+    async fn delete(&self, id: UserId, now: Timestamp) -> anyhow::Result<Option<Vec<SessionId>>>;
 }

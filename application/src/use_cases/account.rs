@@ -1,4 +1,4 @@
-//! The signed-in user's account: changing the password.
+//! The signed-in user's account: changing the password, deleting the account.
 //!
 //! Every operation here asks for the password again, and checks it through
 //! the login throttle (the same counter as a login for that user from that
@@ -7,10 +7,16 @@
 
 use std::time::Duration;
 
-use domain::{AccessClaims, PasswordPolicyError, RevokeReason, User, check_password_policy};
+use domain::{
+    AccessClaims, PasswordPolicyError, RevokeReason, SessionId, Timestamp, User,
+    check_password_policy,
+};
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::ports::{Overloaded, PasswordCheck, SecurityEvent, SecurityEventKind, ThrottleKey};
+use crate::ports::{
+    Overloaded, PasswordCheck, SecurityEvent, SecurityEventKind, SecurityEvents, ThrottleKey,
+    UserRepository,
+};
 use crate::{AuthService, ClientInfo};
 
 /// Why an account operation was refused.
@@ -89,6 +95,40 @@ impl AuthService {
         Ok(())
     }
 
+    /// Deletes the caller's account: `password` must be theirs (checked
+    /// through the login throttle). Every session ends (their WebSocket
+    /// connections close), and the user's rows go in one transaction; the
+    /// audit trail keeps its events and records the deletion. The name can
+    /// be registered again, as a new user.
+    ///
+    /// # Errors
+    /// See [`AccountError`] (never `WeakPassword`).
+    #[tracing::instrument(skip_all, fields(user = %caller.sub, session = %caller.sid))]
+    pub async fn delete_account(
+        &self,
+        caller: &AccessClaims,
+        password: SecretString,
+        client: &ClientInfo,
+    ) -> Result<(), AccountError> {
+        let user = self.check_own_password(caller, password, client).await?;
+        self.erase_user(&user, client).await
+    }
+
+    /// Deletes `user` (see [`erase_user`]) and tells every process at once
+    /// that their sessions ended.
+    async fn erase_user(&self, user: &User, client: &ClientInfo) -> Result<(), AccountError> {
+        let ended = erase_user(
+            self.ports.users.as_ref(),
+            self.ports.events.as_ref(),
+            self.ports.clock.now(),
+            user,
+            client,
+        )
+        .await?;
+        self.announce_revoked(&ended).await;
+        Ok(())
+    }
+
     /// Checks that `password` is the caller's, as a login would: a place in
     /// the hashing queue, a slot of the login throttle for (user, client
     /// address) taken before the check and kept on a failure, the same
@@ -135,4 +175,33 @@ impl AuthService {
         self.ports.throttle.clear(&key).await?;
         Ok(user)
     }
+}
+
+/// Deletes `user` with everything kept about them but the audit trail, and
+/// records the deletion there; returns the sessions that ended. The
+/// revocation feed reports those sessions to every process within its poll
+/// (the API also announces them at once; `authd user delete` cannot).
+///
+/// # Errors
+/// [`AccountError::UserGone`] when it was deleted meanwhile; storage failures.
+pub(crate) async fn erase_user(
+    users: &dyn UserRepository,
+    events: &dyn SecurityEvents,
+    now: Timestamp,
+    user: &User,
+    client: &ClientInfo,
+) -> Result<Vec<SessionId>, AccountError> {
+    let ended = users
+        .delete(user.id, now)
+        .await?
+        .ok_or(AccountError::UserGone)?;
+    tracing::info!(user = %user.id, sessions = ended.len(), "account deleted");
+    let event = SecurityEvent::new(SecurityEventKind::AccountDeleted, now, client)
+        .user(user.id)
+        .username(&user.username.canonical())
+        .revoked(ended.len());
+    if let Err(e) = events.record(&event).await {
+        tracing::error!(error = ?e, kind = event.kind.as_str(), "could not record a security event");
+    }
+    Ok(ended)
 }

@@ -46,6 +46,14 @@ impl UserRepository for Users {
         }
         Ok(())
     }
+    /// Removes the user only: these fakes keep sessions apart, so no
+    /// session is reported (the SQL store's deletion is tested on both databases).
+    async fn delete(&self, id: UserId, _now: Timestamp) -> anyhow::Result<Option<Vec<SessionId>>> {
+        let mut users = self.0.lock().unwrap();
+        let before = users.len();
+        users.retain(|_, u| u.id != id);
+        Ok((users.len() < before).then(Vec::new))
+    }
 }
 
 /// Families by id, plus the seal stored on each rotated token.

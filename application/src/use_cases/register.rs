@@ -3,11 +3,12 @@
 use domain::{PasswordPolicyError, User, UserId, Username, UsernameError, check_password_policy};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::AuthService;
+use crate::{AuthService, ClientInfo};
 use std::sync::Arc;
 
 use crate::ports::{
-    Clock, InsertUserError, Overloaded, PasswordHasher, RandomSource, UserRepository,
+    Clock, InsertUserError, Overloaded, PasswordHasher, RandomSource, SecurityEvents,
+    UserRepository,
 };
 
 /// Why a registration was refused.
@@ -45,6 +46,8 @@ pub struct UserAccounts {
     pub clock: Arc<dyn Clock>,
     /// Makes the user id.
     pub random: Arc<dyn RandomSource>,
+    /// The audit trail (a deletion is recorded there).
+    pub events: Arc<dyn SecurityEvents>,
 }
 
 impl std::fmt::Debug for UserAccounts {
@@ -77,6 +80,40 @@ impl UserAccounts {
             Err(InsertUserError::Unexpected(e)) => Err(RegisterError::Unexpected(e)),
         }
     }
+
+    /// Deletes the user named `username` with everything kept about them
+    /// but the audit trail (`authd user delete`); their sessions end, and
+    /// every process hears of it within its revocation poll. `Ok(None)`
+    /// when no user has that name.
+    ///
+    /// # Errors
+    /// Storage failures.
+    #[tracing::instrument(skip(self))]
+    pub async fn delete(&self, username: &str) -> anyhow::Result<Option<(User, usize)>> {
+        let Ok(name) = Username::parse(username) else {
+            return Ok(None);
+        };
+        let Some(user) = self.users.find_by_username(&name).await? else {
+            return Ok(None);
+        };
+        let operator = ClientInfo {
+            ip: None,
+            user_agent: Some("authd user delete".into()),
+        };
+        match super::account::erase_user(
+            self.users.as_ref(),
+            self.events.as_ref(),
+            self.clock.now(),
+            &user,
+            &operator,
+        )
+        .await
+        {
+            Ok(ended) => Ok(Some((user, ended.len()))),
+            Err(super::AccountError::UserGone) => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e)),
+        }
+    }
 }
 
 impl AuthService {
@@ -104,6 +141,7 @@ impl AuthService {
             hasher: self.ports.hasher.clone(),
             clock: self.ports.clock.clone(),
             random: self.ports.random.clone(),
+            events: self.ports.events.clone(),
         }
     }
 }

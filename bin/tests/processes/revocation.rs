@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
+mod account_deletion;
 mod key_rotation;
 mod shared_port;
 

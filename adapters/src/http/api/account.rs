@@ -1,4 +1,4 @@
-//! `POST /api/password`.
+//! `POST /api/password` and `DELETE /api/account`.
 
 use std::sync::Arc;
 
@@ -34,6 +34,77 @@ pub struct PasswordChange {
 impl std::fmt::Debug for PasswordChange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PasswordChange").finish_non_exhaustive()
+    }
+}
+
+/// The password, to confirm an account deletion.
+#[derive(Object)]
+pub struct PasswordConfirmation {
+    /// The account's password.
+    pub password: StrictString<PasswordRules>,
+}
+
+impl std::fmt::Debug for PasswordConfirmation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordConfirmation")
+            .finish_non_exhaustive()
+    }
+}
+
+/// Answers of `DELETE /api/account`.
+#[derive(Debug, ApiResponse)]
+pub enum DeleteAccountResponse {
+    /// The account is deleted: every session is revoked (WebSocket
+    /// connections close with `4003`), the user's data is gone, and the
+    /// name can be registered again (as a new user id).
+    #[oai(status = 204)]
+    NoContent,
+    /// `bad_request`: a malformed body.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// `invalid_token` (answered by the bearer checker before the operation
+    /// runs), or `invalid_credentials`: the password is wrong.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(
+        Json<Problem>,
+        /// `Bearer error="invalid_token"` (just `Bearer` when no token was presented).
+        #[oai(header = "WWW-Authenticate")]
+        String,
+    ),
+    /// `rate_limited`: too many wrong passwords for this user from this
+    /// address (the login throttle's counter).
+    #[oai(status = 429, content_type = "application/problem+json")]
+    RateLimited(
+        Json<Problem>,
+        /// Seconds until the password is checked again.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// `overloaded`: every place in the password-hashing queue is taken.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Overloaded(
+        Json<Problem>,
+        /// Seconds to wait before trying again.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// Something went wrong on our side.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+impl From<AccountError> for DeleteAccountResponse {
+    fn from(e: AccountError) -> Self {
+        // The same answers as a password change's, but for a weak password
+        // (there is no new password here).
+        match PasswordResponse::from(e) {
+            PasswordResponse::NoContent => Self::NoContent,
+            PasswordResponse::BadRequest(p) => Self::BadRequest(p),
+            PasswordResponse::Unauthorized(p, h) => Self::Unauthorized(p, h),
+            PasswordResponse::RateLimited(p, s) => Self::RateLimited(p, s),
+            PasswordResponse::Overloaded(p, s) => Self::Overloaded(p, s),
+            PasswordResponse::Internal(p) => Self::Internal(p),
+        }
     }
 }
 
@@ -149,6 +220,35 @@ impl AccountApi {
             .await
         {
             Ok(()) => PasswordResponse::NoContent,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Delete my account.
+    ///
+    /// Checks the password (through the login throttle, as a password change
+    /// does), ends every session of the user and deletes the user's data in
+    /// one transaction. The audit trail keeps its events and records the
+    /// deletion.
+    #[oai(path = "/account", method = "delete", operation_id = "deleteAccount")]
+    async fn delete_account(
+        &self,
+        req: &Request,
+        auth: Data<&Arc<AuthService>>,
+        config: Data<&Arc<HttpConfig>>,
+        bearer: BearerAuth,
+        body: Json<PasswordConfirmation>,
+    ) -> DeleteAccountResponse {
+        let BearerAuth(claims) = bearer;
+        let PasswordConfirmation {
+            password: StrictString(password, _),
+        } = body.0;
+        let client = client_info(req, &config);
+        match auth
+            .delete_account(&claims, SecretString::from(password), &client)
+            .await
+        {
+            Ok(()) => DeleteAccountResponse::NoContent,
             Err(e) => e.into(),
         }
     }
