@@ -131,6 +131,22 @@
       }
     }
 
+    /** Changes the password; every other session of the user ends. */
+    async changePassword(currentPassword, newPassword) {
+      await this.request('POST', '/password', {
+        token: this.accessToken,
+        json: { currentPassword, newPassword },
+      });
+      this.onEvent('password_changed', 'other sessions ended');
+    }
+
+    /** Deletes the account; the server ends every session and closes the socket (4003). */
+    async deleteAccount(password) {
+      await this.request('DELETE', '/account', { token: this.accessToken, json: { password } });
+      this.onEvent('account_deleted', '');
+      this.signOutLocally(false);
+    }
+
     async listSessions() {
       return this.request('GET', '/sessions', { token: this.accessToken });
     }

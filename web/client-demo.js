@@ -2,7 +2,8 @@
 // writes every event into #log as <li data-event="NAME">. Event names are
 // stable (the browser test reads them): login, refreshed, reauth_sent,
 // ws_connecting, connected, reauth_success, token_expiring, pong, echo_ok,
-// "error <code>", "closed <code>", logout, signed_out, not_signed_in.
+// "error <code>", "closed <code>", logout, signed_out, not_signed_in,
+// password_changed, account_deleted, failed.
 (function () {
   'use strict';
 
@@ -40,7 +41,9 @@
     const wsState = $('ws-state');
     wsState.dataset.state = client.socket === null ? 'closed' : (open ? 'open' : 'connecting');
     wsState.textContent = wsState.dataset.state;
-    for (const id of ['refresh-btn', 'protected-btn', 'logout-btn', 'sessions-btn']) $(id).disabled = !signedIn;
+    for (const id of ['refresh-btn', 'protected-btn', 'logout-btn', 'sessions-btn', 'password-btn', 'delete-btn']) {
+      $(id).disabled = !signedIn;
+    }
     $('connect-btn').disabled = !signedIn || client.socket !== null;
     $('ping-btn').disabled = !open;
     $('echo-btn').disabled = !open;
@@ -96,6 +99,30 @@
       await client.logout();
       $('sessions').replaceChildren();
     }));
+
+  $('password-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      try {
+        await client.changePassword($('current-password').value, $('new-password').value);
+      } finally {
+        $('current-password').value = '';
+        $('new-password').value = '';
+      }
+    });
+  });
+
+  $('delete-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      try {
+        await client.deleteAccount($('delete-password').value);
+        $('sessions').replaceChildren();
+      } finally {
+        $('delete-password').value = '';
+      }
+    });
+  });
 
   $('connect-btn').addEventListener('click', () => guarded(async () => client.connectWebSocket()));
   $('disconnect-btn').addEventListener('click', () => client.disconnectWebSocket());

@@ -46,6 +46,18 @@ async fn demo_page_in_headless_chromium() -> Result<()> {
     let browser = Browser::start(&chromium, &driver, port, &stack.dir).await?;
     let mut result = drive_demo(&browser, &origin, &username).await;
     if result.is_ok() {
+        result = change_password_then_delete_the_account(&browser).await;
+    }
+    if result.is_ok() {
+        // The account is gone: its name logs in no more.
+        let r = http
+            .post(format!("{origin}/api/login"))
+            .json(&serde_json::json!({"username": username, "password": NEW_PASSWORD}))
+            .send()
+            .await?;
+        assert_eq!(r.status(), 401, "the deleted account still logs in");
+    }
+    if result.is_ok() {
         result = swagger_ui_renders_under_its_policy(&browser, &origin).await;
     }
     let shot = stack.dir.join("logs/demo-page.png");
@@ -195,6 +207,87 @@ async fn drive_demo(browser: &Browser, origin: &str, username: &str) -> Result<(
         position(&events, "error session_revoked").is_some(),
         "{events:?}"
     );
+    let status = browser
+        .eval("return document.getElementById('status').dataset.state;")
+        .await?;
+    assert_eq!(status, "signed-out");
+    Ok(())
+}
+
+/// The password the page changes to.
+const NEW_PASSWORD: &str = "a different passphrase";
+
+/// Signed out by `drive_demo`: logs in again (the socket opens), changes
+/// the password (a wrong current one first: the page shows the error),
+/// then deletes the account (the socket closes 4003, the page signs out).
+async fn change_password_then_delete_the_account(browser: &Browser) -> Result<()> {
+    let before = page_events(browser).await?.len();
+    let after = |ev: &[(String, String)]| ev[before.min(ev.len())..].to_vec();
+    // The username field still holds the name.
+    browser.type_into("#password", PASSWORD).await?;
+    browser.click("#login-btn").await?;
+    wait_events(browser, "connected again", Duration::from_secs(15), |ev| {
+        position(&after(ev), "connected").is_some()
+    })
+    .await?;
+
+    browser
+        .type_into("#current-password", "not the password")
+        .await?;
+    browser.type_into("#new-password", NEW_PASSWORD).await?;
+    browser.click("#password-btn").await?;
+    wait_events(
+        browser,
+        "the refused change",
+        Duration::from_secs(10),
+        |ev| {
+            after(ev)
+                .iter()
+                .any(|(e, d)| e == "failed" && d.contains("invalid_credentials"))
+        },
+    )
+    .await?;
+    let shown = browser
+        .eval("return document.getElementById('form-error').textContent;")
+        .await?;
+    assert!(
+        shown
+            .as_str()
+            .is_some_and(|t| t.starts_with("invalid_credentials")),
+        "{shown}"
+    );
+    browser.type_into("#current-password", PASSWORD).await?;
+    browser.type_into("#new-password", NEW_PASSWORD).await?;
+    browser.click("#password-btn").await?;
+    wait_events(browser, "password_changed", Duration::from_secs(10), |ev| {
+        position(&after(ev), "password_changed").is_some()
+    })
+    .await?;
+    // The page's own session (and socket) live on.
+    let status = browser
+        .eval("return document.getElementById('status').dataset.state;")
+        .await?;
+    assert_eq!(status, "signed-in");
+
+    browser.type_into("#delete-password", NEW_PASSWORD).await?;
+    browser.click("#delete-btn").await?;
+    let events = wait_events(
+        browser,
+        "account_deleted + closed",
+        Duration::from_secs(10),
+        |ev| {
+            let ev = after(ev);
+            position(&ev, "account_deleted").is_some()
+                && ev.iter().any(|(e, _)| e.starts_with("closed"))
+        },
+    )
+    .await?;
+    let closed: Vec<String> = after(&events)
+        .into_iter()
+        .map(|(e, _)| e)
+        .filter(|e| e.starts_with("closed"))
+        .collect();
+    assert_eq!(closed, ["closed 4003"], "{events:?}");
     let status = browser
         .eval("return document.getElementById('status').dataset.state;")
         .await?;
