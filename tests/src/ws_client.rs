@@ -102,6 +102,28 @@ impl<'a> Connect<'a> {
     }
 }
 
+impl WsClient {
+    /// `GET /ws?token=<access>` on `server`, admitted, and its `connected`
+    /// welcome read.
+    ///
+    /// # Panics
+    /// The handshake was refused or failed, or no welcome came within 5 s.
+    pub async fn connected(server: SocketAddr, access: &str) -> Self {
+        let path = format!("/ws?token={access}");
+        let mut client = Connect::with_token(&path)
+            .open(server)
+            .await
+            .expect("connecting")
+            .unwrap_or_else(|refused| panic!("the handshake was refused: {refused:?}"));
+        let hello = client
+            .recv_json(Duration::from_secs(5))
+            .await
+            .expect("the welcome");
+        assert_eq!(hello["type"], "connected", "{hello}");
+        client
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> WsClient<S> {
     /// The WebSocket handshake for `url` over `stream`, which the caller
     /// connected (a TLS stream, say), with extra request headers.

@@ -13,7 +13,7 @@ use authd::Config;
 use authd::Services;
 use integration_tests::app::{Backend, PASSWORD, TestApp, TestOptions, spawn_app, test_keys};
 use integration_tests::otlp::OtlpReceiver;
-use integration_tests::ws_client::{Connect, WsClient};
+use integration_tests::ws_client::WsClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::metric;
@@ -195,15 +195,7 @@ async fn rest_scenario_counts_logins_refreshes_revocations_and_requests() {
 
 /// A socket opened with `access`, past its `connected` message.
 async fn connected(app: &TestApp, access: &str) -> WsClient {
-    let path = format!("/ws?token={access}");
-    let mut client = Connect::with_token(&path)
-        .open(app.ws_addr)
-        .await
-        .unwrap()
-        .expect("admitted");
-    let hello = client.recv_json(5 * SECOND).await.unwrap();
-    assert_eq!(hello["type"], "connected", "{hello}");
-    client
+    WsClient::connected(app.ws_addr, access).await
 }
 
 #[tokio::test]

@@ -293,25 +293,8 @@ fn typ_must_be_at_jwt() {
     }
 }
 
-#[tokio::test]
-async fn tampered_payload_is_refused() {
-    let token = signer().sign(&claims()).await.unwrap();
-    let parts: Vec<&str> = token.split('.').collect();
-    let mut payload = b64_json(parts[1]);
-    payload["username"] = json!("admin");
-    let tampered = format!(
-        "{}.{}.{}",
-        parts[0],
-        base64url::encode(payload.to_string()),
-        parts[2]
-    );
-    assert_eq!(check(&tampered), Err(InvalidToken::Signature));
-    // Flipping one signature bit is caught too.
-    let mut sig = base64url::decode(parts[2]).unwrap();
-    sig[0] ^= 1;
-    let flipped = format!("{}.{}.{}", parts[0], parts[1], base64url::encode(sig));
-    assert_eq!(check(&flipped), Err(InvalidToken::Signature));
-}
+// Tampering (payload, signature bits, a swapped signature): for every
+// algorithm in `every_algorithm`.
 
 #[test]
 fn issuer_and_audience_are_ours() {

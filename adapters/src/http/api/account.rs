@@ -51,19 +51,21 @@ impl std::fmt::Debug for PasswordConfirmation {
     }
 }
 
-/// Answers of `DELETE /api/account`.
+/// Answers of `POST /api/password` and `DELETE /api/account`.
 #[derive(Debug, ApiResponse)]
-pub enum DeleteAccountResponse {
-    /// The account is deleted: every session is revoked (WebSocket
-    /// connections close with `4003`), the user's data is gone, and the
-    /// name can be registered again (as a new user id).
+pub enum AccountResponse {
+    /// Done. A password change revokes every other session of the user
+    /// (their WebSocket connections close with `4003`) and keeps the
+    /// caller's; a deletion revokes every session, deletes the user's data,
+    /// and frees the name (a new registration gets a new user id).
     #[oai(status = 204)]
     NoContent,
-    /// `bad_request`: a malformed body.
+    /// `bad_request` for a malformed body; `weak_password` (a password
+    /// change only) when the new password is out of policy.
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
     /// `invalid_token` (answered by the bearer checker before the operation
-    /// runs), or `invalid_credentials`: the password is wrong.
+    /// runs), or `invalid_credentials`: the password presented is wrong.
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(
         Json<Problem>,
@@ -93,63 +95,7 @@ pub enum DeleteAccountResponse {
     Internal(Json<Problem>),
 }
 
-impl From<AccountError> for DeleteAccountResponse {
-    fn from(e: AccountError) -> Self {
-        // The same answers as a password change's, but for a weak password
-        // (there is no new password here).
-        match PasswordResponse::from(e) {
-            PasswordResponse::NoContent => Self::NoContent,
-            PasswordResponse::BadRequest(p) => Self::BadRequest(p),
-            PasswordResponse::Unauthorized(p, h) => Self::Unauthorized(p, h),
-            PasswordResponse::RateLimited(p, s) => Self::RateLimited(p, s),
-            PasswordResponse::Overloaded(p, s) => Self::Overloaded(p, s),
-            PasswordResponse::Internal(p) => Self::Internal(p),
-        }
-    }
-}
-
-/// Answers of `POST /api/password`.
-#[derive(Debug, ApiResponse)]
-pub enum PasswordResponse {
-    /// The password is changed; every other session of the user is revoked
-    /// (their WebSocket connections close with `4003`), the caller's stays.
-    #[oai(status = 204)]
-    NoContent,
-    /// `weak_password`, or `bad_request` for a malformed body.
-    #[oai(status = 400, content_type = "application/problem+json")]
-    BadRequest(Json<Problem>),
-    /// `invalid_token` (answered by the bearer checker before the operation
-    /// runs), or `invalid_credentials`: the current password is wrong.
-    #[oai(status = 401, content_type = "application/problem+json")]
-    Unauthorized(
-        Json<Problem>,
-        /// `Bearer error="invalid_token"` (just `Bearer` when no token was presented).
-        #[oai(header = "WWW-Authenticate")]
-        String,
-    ),
-    /// `rate_limited`: too many wrong passwords for this user from this
-    /// address (the login throttle's counter).
-    #[oai(status = 429, content_type = "application/problem+json")]
-    RateLimited(
-        Json<Problem>,
-        /// Seconds until the password is checked again.
-        #[oai(header = "Retry-After")]
-        u64,
-    ),
-    /// `overloaded`: every place in the password-hashing queue is taken.
-    #[oai(status = 503, content_type = "application/problem+json")]
-    Overloaded(
-        Json<Problem>,
-        /// Seconds to wait before trying again.
-        #[oai(header = "Retry-After")]
-        u64,
-    ),
-    /// Something went wrong on our side.
-    #[oai(status = 500, content_type = "application/problem+json")]
-    Internal(Json<Problem>),
-}
-
-impl From<AccountError> for PasswordResponse {
+impl From<AccountError> for AccountResponse {
     fn from(e: AccountError) -> Self {
         match e {
             AccountError::InvalidCredentials => Self::Unauthorized(
@@ -203,7 +149,7 @@ impl AccountApi {
         config: Data<&Arc<HttpConfig>>,
         bearer: BearerAuth,
         body: Json<PasswordChange>,
-    ) -> PasswordResponse {
+    ) -> AccountResponse {
         let BearerAuth(claims) = bearer;
         let PasswordChange {
             current_password: StrictString(current, _),
@@ -219,7 +165,7 @@ impl AccountApi {
             )
             .await
         {
-            Ok(()) => PasswordResponse::NoContent,
+            Ok(()) => AccountResponse::NoContent,
             Err(e) => e.into(),
         }
     }
@@ -238,7 +184,7 @@ impl AccountApi {
         config: Data<&Arc<HttpConfig>>,
         bearer: BearerAuth,
         body: Json<PasswordConfirmation>,
-    ) -> DeleteAccountResponse {
+    ) -> AccountResponse {
         let BearerAuth(claims) = bearer;
         let PasswordConfirmation {
             password: StrictString(password, _),
@@ -248,7 +194,7 @@ impl AccountApi {
             .delete_account(&claims, SecretString::from(password), &client)
             .await
         {
-            Ok(()) => DeleteAccountResponse::NoContent,
+            Ok(()) => AccountResponse::NoContent,
             Err(e) => e.into(),
         }
     }

@@ -11,7 +11,7 @@ use application::ports::{SecurityEventKind, SessionStore as _, UserRepository as
 use domain::{SessionId, Timestamp, UserId};
 use integration_tests::app::{Backend, TestApp, TestOptions, spawn_app};
 use integration_tests::client::PASSWORD;
-use integration_tests::ws_client::{Connect, WsClient};
+use integration_tests::ws_client::WsClient;
 use serde_json::json;
 
 const NEW: &str = "a brand new passphrase";
@@ -26,15 +26,7 @@ integration_tests::on_both!(
 );
 
 async fn socket(app: &TestApp, access: &str) -> WsClient {
-    let path = format!("/ws?token={access}");
-    let mut client = Connect::with_token(&path)
-        .open(app.ws_addr)
-        .await
-        .unwrap()
-        .expect("admitted");
-    let hello = client.recv_json(Duration::from_secs(5)).await.unwrap();
-    assert_eq!(hello["type"], "connected", "{hello}");
-    client
+    WsClient::connected(app.ws_addr, access).await
 }
 
 async fn change(
