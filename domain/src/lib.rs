@@ -12,6 +12,7 @@ pub mod session;
 pub mod signing_keys;
 pub mod throttle;
 pub mod time;
+pub mod totp;
 pub mod user;
 
 pub use claims::{

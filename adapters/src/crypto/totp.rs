@@ -1,0 +1,178 @@
+//! TOTP codes (RFC 6238: HOTP of RFC 4226 over HMAC-SHA-1 and the 30-second
+//! step counter, 6 digits), base32 secrets (RFC 4648) and the `otpauth://`
+//! URI authenticator apps scan (Google's Key Uri Format). Which steps a code
+//! may match is decided in `domain::totp`.
+//!
+//! Written here rather than taken from a TOTP crate: the algorithm is some
+//! thirty lines on the RustCrypto `hmac` already in use, and the RFC's own
+//! test vectors pin it down (below).
+
+use hmac::{Hmac, KeyInit as _, Mac as _};
+use sha1::Sha1;
+
+/// The code of `secret` for TOTP step `step`, as the 6 digits a user types.
+pub fn code(secret: &[u8], step: u64) -> String {
+    let digits = domain::totp::DIGITS;
+    format!(
+        "{:0width$}",
+        hotp(secret, step) % 10u32.pow(digits),
+        width = digits as usize
+    )
+}
+
+/// Whether `typed` is the code of `secret` at `step`, compared in constant
+/// time (a typed code is exactly 6 ASCII digits, or it matches nothing).
+pub fn matches(secret: &[u8], step: u64, typed: &str) -> bool {
+    let expected = code(secret, step);
+    typed.len() == expected.len()
+        && typed.bytes().all(|b| b.is_ascii_digit())
+        && typed
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+/// RFC 4226 section 5.3: HMAC-SHA-1 of the counter, dynamic truncation to 31 bits.
+fn hotp(secret: &[u8], counter: u64) -> u32 {
+    let mut mac = Hmac::<Sha1>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(&counter.to_be_bytes());
+    let digest = mac.finalize().into_bytes();
+    let offset = usize::from(digest[digest.len() - 1] & 0x0f);
+    let word = [
+        digest[offset],
+        digest[offset + 1],
+        digest[offset + 2],
+        digest[offset + 3],
+    ];
+    u32::from_be_bytes(word) & 0x7fff_ffff
+}
+
+const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
+/// RFC 4648 base32, upper case, without padding (as authenticator apps take it).
+pub fn base32_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
+    for chunk in bytes.chunks(5) {
+        let mut buf = [0u8; 5];
+        buf[..chunk.len()].copy_from_slice(chunk);
+        let bits = buf.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+        let chars = (chunk.len() * 8).div_ceil(5);
+        for i in 0..chars {
+            let index = (bits >> (35 - 5 * i)) & 0x1f;
+            out.push(char::from(BASE32[index as usize]));
+        }
+    }
+    out
+}
+
+/// `otpauth://totp/<issuer>:<account>?secret=...&issuer=...&algorithm=SHA1&digits=6&period=30`.
+pub fn otpauth_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
+    format!(
+        "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm=SHA1&digits={}&period={}",
+        percent(issuer),
+        percent(account),
+        base32_encode(secret),
+        percent(issuer),
+        domain::totp::DIGITS,
+        domain::totp::STEP_SECONDS
+    )
+}
+
+/// Percent-encoding of everything but RFC 3986's unreserved characters.
+fn percent(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The seed of RFC 4226 Appendix D and RFC 6238 Appendix B (SHA-1).
+    const SEED: &[u8] = b"12345678901234567890";
+
+    #[test]
+    fn rfc4226_appendix_d() {
+        let expected = [
+            755_224, 287_082, 359_152, 969_429, 338_314, 254_676, 287_922, 162_583, 399_871,
+            520_489,
+        ];
+        for (counter, want) in expected.into_iter().enumerate() {
+            assert_eq!(
+                hotp(SEED, counter as u64) % 1_000_000,
+                want,
+                "counter {counter}"
+            );
+        }
+    }
+
+    #[test]
+    fn rfc6238_appendix_b_sha1() {
+        // The RFC lists 8 digits; 6-digit codes are their last 6.
+        let vectors = [
+            (59, "94287082"),
+            (1_111_111_109, "07081804"),
+            (1_111_111_111, "14050471"),
+            (1_234_567_890, "89005924"),
+            (2_000_000_000, "69279037"),
+            (20_000_000_000, "65353130"),
+        ];
+        for (time, eight) in vectors {
+            let step = domain::totp::step_of(domain::Timestamp::from_unix_seconds(time));
+            assert_eq!(
+                format!("{:08}", hotp(SEED, step) % 100_000_000),
+                eight,
+                "T = {time}"
+            );
+            assert_eq!(code(SEED, step), eight[2..], "T = {time}");
+            assert!(matches(SEED, step, &eight[2..]));
+        }
+    }
+
+    #[test]
+    fn only_the_exact_six_digits_match() {
+        let step = 37_037_036; // 1111111109: 081804
+        assert!(matches(SEED, step, "081804"));
+        for typed in [
+            "81804", "0818040", "081805", " 081804", "08180４", "", "abcdef",
+        ] {
+            assert!(!matches(SEED, step, typed), "{typed:?}");
+        }
+        assert!(!matches(SEED, step + 1, "081804"), "another step");
+    }
+
+    #[test]
+    fn base32_is_rfc4648_without_padding() {
+        let vectors = [
+            ("", ""),
+            ("f", "MY"),
+            ("fo", "MZXQ"),
+            ("foo", "MZXW6"),
+            ("foob", "MZXW6YQ"),
+            ("fooba", "MZXW6YTB"),
+            ("foobar", "MZXW6YTBOI"),
+        ];
+        for (plain, encoded) in vectors {
+            assert_eq!(base32_encode(plain.as_bytes()), encoded, "{plain:?}");
+        }
+        assert_eq!(base32_encode(SEED), "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+    }
+
+    #[test]
+    fn the_otpauth_uri_names_the_issuer_and_the_account() {
+        let uri = otpauth_uri("authd demo", "alice@example", SEED);
+        assert_eq!(
+            uri,
+            "otpauth://totp/authd%20demo:alice%40example?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\
+             &issuer=authd%20demo&algorithm=SHA1&digits=6&period=30"
+        );
+    }
+}
