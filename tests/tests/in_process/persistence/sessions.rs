@@ -176,6 +176,37 @@ async fn sessions_lifecycle(db: Database) {
     assert_eq!(stored.user_agent.as_deref().map(str::len), Some(512));
     assert!(!stored.user_agent.unwrap().contains('\0'));
     assert_eq!(stored.ip.map(|ip| ip.len()), Some(64));
+    // All but one (a password change keeps the caller's session).
+    let keep = login(&store, owner, t(93), &policy).await;
+    let gone = login(&store, owner, t(94), &policy).await;
+    assert_eq!(
+        store
+            .revoke_all_for_user(
+                owner,
+                Some(keep.session.id),
+                RevokeReason::PasswordChanged,
+                t(95)
+            )
+            .await
+            .unwrap(),
+        vec![gone.session.id]
+    );
+    let revoked = store.find(gone.session.id).await.unwrap().unwrap();
+    assert_eq!(revoked.revoke_reason, Some(RevokeReason::PasswordChanged));
+    assert_eq!(
+        store
+            .find(keep.session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
+    store
+        .revoke(keep.session.id, RevokeReason::Logout, t(96))
+        .await
+        .unwrap();
+    assert!(store.list_live(owner, t(97)).await.unwrap().is_empty());
 }
 
 async fn prune_deletes_ended_sessions_in_batches(db: Database) {
