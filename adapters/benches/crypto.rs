@@ -33,6 +33,7 @@ fn claims(now: i64) -> AccessClaims {
         nbf: now,
         exp: now + 900,
         username: "alice".to_owned(),
+        amr: domain::AuthMethods::Password,
     }
 }
 

@@ -99,6 +99,7 @@ mod tests {
             nbf: 0,
             exp,
             username: "alice".into(),
+            amr: domain::AuthMethods::Password,
         }
     }
 

@@ -59,7 +59,37 @@ pub fn check_token_times(
     }
 }
 
-/// Claims of an RS256 access token. Times are Unix seconds.
+/// How a session began: the access token's `amr` (RFC 8176 method names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMethods {
+    /// A password alone: `["pwd"]`.
+    #[default]
+    Password,
+    /// A password, then a TOTP or recovery code: `["pwd","otp"]`.
+    PasswordAndOtp,
+}
+
+impl AuthMethods {
+    /// The `amr` values, in order.
+    pub const fn names(self) -> &'static [&'static str] {
+        match self {
+            Self::Password => &["pwd"],
+            Self::PasswordAndOtp => &["pwd", "otp"],
+        }
+    }
+
+    /// The methods `names` spell (exactly one of the two lists above).
+    pub fn parse<S: AsRef<str>>(names: &[S]) -> Option<Self> {
+        [Self::Password, Self::PasswordAndOtp]
+            .into_iter()
+            .find(|m| {
+                m.names().len() == names.len()
+                    && m.names().iter().zip(names).all(|(a, b)| *a == b.as_ref())
+            })
+    }
+}
+
+/// Claims of an access token. Times are Unix seconds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessClaims {
     /// Issuer (`JWT_ISSUER`).
@@ -80,11 +110,32 @@ pub struct AccessClaims {
     pub exp: i64,
     /// The username, for display.
     pub username: String,
+    /// How the session began (`amr`).
+    pub amr: AuthMethods,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amr_names_round_trip_and_nothing_else_parses() {
+        for m in [AuthMethods::Password, AuthMethods::PasswordAndOtp] {
+            assert_eq!(AuthMethods::parse(m.names()), Some(m));
+        }
+        assert_eq!(AuthMethods::Password.names(), ["pwd"]);
+        assert_eq!(AuthMethods::PasswordAndOtp.names(), ["pwd", "otp"]);
+        for bad in [
+            &[][..],
+            &["otp"],
+            &["otp", "pwd"],
+            &["pwd", "pwd"],
+            &["PWD"],
+            &["pwd", "otp", "mfa"],
+        ] {
+            assert_eq!(AuthMethods::parse(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn token_times_hold_from_nbf_to_exp_within_the_leeway() {

@@ -16,7 +16,8 @@ pub mod totp;
 pub mod user;
 
 pub use claims::{
-    AccessClaims, MAX_ACCESS_TOKEN_BYTES, TimeRefusal, access_token_exp, check_token_times,
+    AccessClaims, AuthMethods, MAX_ACCESS_TOKEN_BYTES, TimeRefusal, access_token_exp,
+    check_token_times,
 };
 pub use password::{PasswordPolicyError, check_password_policy};
 pub use refresh_token::{RefreshToken, TokenHash};

@@ -78,6 +78,7 @@ struct OutgoingClaims<'a> {
     nbf: i64,
     exp: i64,
     username: &'a str,
+    amr: &'static [&'static str],
 }
 
 impl<'a> From<&'a AccessClaims> for OutgoingClaims<'a> {
@@ -92,6 +93,7 @@ impl<'a> From<&'a AccessClaims> for OutgoingClaims<'a> {
             nbf: c.nbf,
             exp: c.exp,
             username: &c.username,
+            amr: c.amr.names(),
         }
     }
 }
@@ -192,7 +194,8 @@ impl Audience {
     }
 }
 
-/// The claims as read, every one required.
+/// The claims as read, every one required but `amr`: a token of a version
+/// before `amr` began with a password alone.
 #[derive(Deserialize)]
 struct IncomingClaims {
     iss: String,
@@ -204,6 +207,7 @@ struct IncomingClaims {
     nbf: i64,
     exp: i64,
     username: String,
+    amr: Option<Vec<String>>,
 }
 
 /// Reads JSON, telling bad JSON (`Malformed`) from the wrong shape (`shape`).
@@ -289,6 +293,10 @@ impl AccessTokenVerifier for JwtVerifier {
         }
         domain::check_token_times(claims.exp, claims.nbf, now, leeway_secs)
             .map_err(InvalidToken::from)?;
+        let amr = match &claims.amr {
+            None => domain::AuthMethods::Password,
+            Some(names) => domain::AuthMethods::parse(names).ok_or(InvalidToken::Claims)?,
+        };
         Ok(AccessClaims {
             iss: claims.iss,
             aud: self.audience.clone(),
@@ -299,6 +307,7 @@ impl AccessTokenVerifier for JwtVerifier {
             nbf: claims.nbf,
             exp: claims.exp,
             username: claims.username,
+            amr,
         })
     }
 }

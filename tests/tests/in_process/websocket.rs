@@ -233,5 +233,6 @@ fn claims_for(login: &Login, iat: i64, exp: i64) -> AccessClaims {
         nbf: iat,
         exp,
         username: login.username.clone(),
+        amr: domain::AuthMethods::Password,
     }
 }

@@ -32,6 +32,7 @@ fn claims() -> AccessClaims {
         nbf: NOW,
         exp: NOW + 900,
         username: "Alice".to_owned(),
+        amr: domain::AuthMethods::Password,
     }
 }
 
@@ -108,7 +109,8 @@ async fn header_and_claims_match_the_contract_exactly() {
     );
     let payload = b64_json(parts[1]);
     let keys: Vec<&String> = payload.as_object().unwrap().keys().collect();
-    assert_eq!(keys.len(), 9, "{payload}");
+    assert_eq!(keys.len(), 10, "{payload}");
+    assert_eq!(payload["amr"], json!(["pwd"]));
     assert_eq!(payload["sub"], c.sub.to_string());
     assert_eq!(payload["sid"], c.sid.to_string());
     assert_eq!(payload["jti"], c.jti.to_string());
@@ -391,6 +393,42 @@ fn every_claim_is_required_and_typed() {
         Err(InvalidToken::Claims),
         "not an object"
     );
+}
+
+#[tokio::test]
+async fn amr_says_how_the_session_began() {
+    // Both methods round trip through a signed token.
+    for amr in [
+        domain::AuthMethods::Password,
+        domain::AuthMethods::PasswordAndOtp,
+    ] {
+        let c = AccessClaims { amr, ..claims() };
+        let token = signer().sign(&c).await.unwrap();
+        assert_eq!(
+            b64_json(token.split('.').nth(1).unwrap())["amr"],
+            json!(amr.names())
+        );
+        assert_eq!(check(&token).map(|v| v.amr), Ok(amr));
+    }
+    // A token of a version before amr began with a password alone.
+    let mut p = claims_json(&claims());
+    p.as_object_mut().unwrap().remove("amr");
+    assert_eq!(
+        check_claims(p).map(|c| c.amr),
+        Ok(domain::AuthMethods::Password)
+    );
+    // Anything but the two lists is a bad claim, even signed by us.
+    for bad in [
+        json!([]),
+        json!(["otp"]),
+        json!(["pwd", "otp", "hwk"]),
+        json!("pwd"),
+        json!([1]),
+    ] {
+        let mut p = claims_json(&claims());
+        p["amr"] = bad.clone();
+        assert_eq!(check_claims(p), Err(InvalidToken::Claims), "amr {bad}");
+    }
 }
 
 #[tokio::test]

@@ -133,6 +133,9 @@ async fn end_to_end(backend: Backend, alg: Algorithm) {
     assert_eq!(r.status, 200, "{}", r.text);
     let refreshed = r.access_token();
     assert_eq!(part(&refreshed, 0)["alg"], alg.as_str());
+    // A password login: `amr` says so, and a refresh keeps it.
+    assert_eq!(part(&alice.access, 1)["amr"], json!(["pwd"]));
+    assert_eq!(part(&refreshed, 1)["amr"], json!(["pwd"]));
     assert!(library_verifies(jwk, &refreshed, alg));
     assert_eq!(app.protected(&refreshed).await.status, 200);
 
