@@ -116,8 +116,8 @@ impl KeyPair {
 
     fn from_secret(secret: Secret) -> Self {
         let public = match &secret {
-            Secret::Rs256(key, _) => PublicJwk::rsa(Algorithm::Rs256, key.public_key()),
-            Secret::Ps256(key, _) => PublicJwk::rsa(Algorithm::Ps256, key.public_key()),
+            Secret::Rs256(key, _) => PublicJwk::rsa(false, key.public_key()),
+            Secret::Ps256(key, _) => PublicJwk::rsa(true, key.public_key()),
             Secret::Es256(key) => PublicJwk::es256(*key.verifying_key()),
             Secret::EdDsa(key) => PublicJwk::ed25519(key.verifying_key()),
         };
@@ -234,17 +234,15 @@ enum Verifying {
 }
 
 impl PublicJwk {
-    fn rsa(alg: Algorithm, key: PublicKey) -> Self {
-        let verifying = match alg {
-            Algorithm::Ps256 => {
-                // Exactly the 32-byte salt we sign with (RFC 7518 section 3.5).
-                let verifying = rsa::pss::VerifyingKey::new(key.rsa().clone());
-                Verifying::Ps256(key.clone(), verifying)
-            }
-            _ => Verifying::Rs256(
-                key.clone(),
-                rsa::pkcs1v15::VerifyingKey::new(key.rsa().clone()),
-            ),
+    /// An RSA key for PKCS#1 v1.5 (RS256) or, with `pss`, for PSS (PS256).
+    fn rsa(pss: bool, key: PublicKey) -> Self {
+        let (alg, verifying) = if pss {
+            // Exactly the 32-byte salt we sign with (RFC 7518 section 3.5).
+            let verifying = rsa::pss::VerifyingKey::new(key.rsa().clone());
+            (Algorithm::Ps256, Verifying::Ps256(key.clone(), verifying))
+        } else {
+            let verifying = rsa::pkcs1v15::VerifyingKey::new(key.rsa().clone());
+            (Algorithm::Rs256, Verifying::Rs256(key.clone(), verifying))
         };
         let params = KeyParams::Rsa {
             n: key.modulus().to_owned(),
@@ -295,7 +293,9 @@ impl PublicJwk {
     pub fn from_pem(alg: Algorithm, pem: &str) -> anyhow::Result<Self> {
         let pem = pem.trim();
         Ok(match alg {
-            Algorithm::Rs256 | Algorithm::Ps256 => Self::rsa(alg, PublicKey::from_pem(pem)?),
+            Algorithm::Rs256 | Algorithm::Ps256 => {
+                Self::rsa(alg == Algorithm::Ps256, PublicKey::from_pem(pem)?)
+            }
             Algorithm::Es256 => Self::es256(
                 p256::ecdsa::VerifyingKey::from_public_key_pem(pem)
                     .map_err(|e| anyhow::anyhow!("invalid SPKI P-256 public key: {e}"))?,
@@ -371,7 +371,7 @@ impl PublicJwk {
 impl From<PublicKey> for PublicJwk {
     /// An RS256 key: the service's algorithm before `JWT_ALG`.
     fn from(key: PublicKey) -> Self {
-        Self::rsa(Algorithm::Rs256, key)
+        Self::rsa(false, key)
     }
 }
 
