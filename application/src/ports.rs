@@ -4,6 +4,7 @@ pub mod access_token;
 pub mod clock;
 pub mod health_check;
 pub mod login_throttle;
+pub mod mfa_store;
 pub mod password_hasher;
 pub mod random_source;
 pub mod revocation_bus;
@@ -18,6 +19,7 @@ pub use access_token::{
 pub use clock::Clock;
 pub use health_check::{HealthCheck, PoolStats};
 pub use login_throttle::{LoginThrottle, ThrottleKey, ThrottlePolicy};
+pub use mfa_store::{MfaChallenge, MfaStore, TotpSecret};
 pub use password_hasher::{HashTicket, Overloaded, PasswordCheck, PasswordHasher};
 pub use random_source::RandomSource;
 pub use revocation_bus::{FeedStatus, RevocationBus, RevocationListener};

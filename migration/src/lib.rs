@@ -13,6 +13,7 @@ mod m20261126_000005_create_audit_events;
 mod m20261202_000006_seal_index;
 mod m20261203_000007_create_signing_keys;
 mod m20261204_000008_create_revoked_sessions;
+mod m20261204_000009_create_mfa;
 
 /// Applies the migrations in order (`Migrator::up(db, None)`).
 #[derive(Debug)]
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_seal_index::Migration),
             Box::new(m20261203_000007_create_signing_keys::Migration),
             Box::new(m20261204_000008_create_revoked_sessions::Migration),
+            Box::new(m20261204_000009_create_mfa::Migration),
         ]
     }
 }

@@ -3,8 +3,11 @@
 
 pub mod audit_event;
 pub mod login_failure;
+pub mod mfa_token;
+pub mod recovery_code;
 pub mod refresh_token;
 pub mod revoked_session;
 pub mod session;
 pub mod signing_key;
+pub mod totp_secret;
 pub mod user;

@@ -1,0 +1,280 @@
+//! [`MfaStore`] on PostgreSQL or SQLite: `totp_secrets`, `recovery_codes`
+//! and `mfa_tokens`. Every decision that must hold across processes is one
+//! conditional write (a code's step, a recovery code, a token's end), whose
+//! affected-row count says who won.
+
+use anyhow::Context as _;
+use application::ports::{MfaChallenge, MfaStore, TotpSecret};
+use async_trait::async_trait;
+use domain::{Timestamp, TokenHash, UserId};
+use sea_orm::sea_query::{Expr, ExprTrait as _};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+
+use super::entities::{mfa_token, recovery_code, totp_secret};
+use super::{Database, clean};
+
+/// [`MfaStore`] on a [`Database`].
+#[derive(Debug, Clone)]
+pub struct SeaMfaStore {
+    db: Database,
+}
+
+impl SeaMfaStore {
+    /// The store on `db`.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+fn step_value(step: u64) -> i64 {
+    i64::try_from(step).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl MfaStore for SeaMfaStore {
+    async fn totp(&self, user: UserId) -> anyhow::Result<Option<TotpSecret>> {
+        let row = totp_secret::Entity::find_by_id(*user.as_uuid())
+            .one(self.db.connection())
+            .await
+            .context("reading the TOTP secret")?;
+        Ok(row.map(|r| TotpSecret {
+            sealed: r.sealed_secret,
+            created_at: Timestamp::from_unix_millis(r.created_at),
+            confirmed_at: r.confirmed_at.map(Timestamp::from_unix_millis),
+            last_step: r.last_step.and_then(|s| u64::try_from(s).ok()),
+        }))
+    }
+
+    async fn begin_totp(
+        &self,
+        user: UserId,
+        sealed: &[u8],
+        now: Timestamp,
+    ) -> anyhow::Result<bool> {
+        let tx = self
+            .db
+            .begin_write()
+            .await
+            .context("starting a transaction")?;
+        // A pending enrolment is replaced; a confirmed one stays.
+        totp_secret::Entity::delete_many()
+            .filter(totp_secret::Column::UserId.eq(*user.as_uuid()))
+            .filter(totp_secret::Column::ConfirmedAt.is_null())
+            .exec(tx.txn())
+            .await
+            .context("replacing a pending enrolment")?;
+        let confirmed = totp_secret::Entity::find_by_id(*user.as_uuid())
+            .one(tx.txn())
+            .await
+            .context("reading the TOTP secret")?
+            .is_some();
+        if confirmed {
+            return Ok(false);
+        }
+        totp_secret::Entity::insert(totp_secret::ActiveModel {
+            user_id: Set(*user.as_uuid()),
+            sealed_secret: Set(sealed.to_vec()),
+            created_at: Set(now.unix_millis()),
+            confirmed_at: Set(None),
+            last_step: Set(None),
+        })
+        .exec_without_returning(tx.txn())
+        .await
+        .context("storing the pending enrolment")?;
+        tx.commit().await.context("committing the enrolment")?;
+        Ok(true)
+    }
+
+    async fn confirm_totp(
+        &self,
+        user: UserId,
+        began: Timestamp,
+        step: u64,
+        recovery: &[TokenHash],
+        now: Timestamp,
+    ) -> anyhow::Result<bool> {
+        let tx = self
+            .db
+            .begin_write()
+            .await
+            .context("starting a transaction")?;
+        let confirmed = totp_secret::Entity::update_many()
+            .col_expr(
+                totp_secret::Column::ConfirmedAt,
+                Expr::value(now.unix_millis()),
+            )
+            .col_expr(totp_secret::Column::LastStep, Expr::value(step_value(step)))
+            .filter(totp_secret::Column::UserId.eq(*user.as_uuid()))
+            .filter(totp_secret::Column::CreatedAt.eq(began.unix_millis()))
+            .filter(totp_secret::Column::ConfirmedAt.is_null())
+            .exec(tx.txn())
+            .await
+            .context("confirming the enrolment")?
+            .rows_affected;
+        if confirmed != 1 {
+            return Ok(false);
+        }
+        recovery_code::Entity::delete_many()
+            .filter(recovery_code::Column::UserId.eq(*user.as_uuid()))
+            .exec(tx.txn())
+            .await
+            .context("replacing recovery codes")?;
+        if !recovery.is_empty() {
+            let rows = recovery.iter().map(|hash| recovery_code::ActiveModel {
+                user_id: Set(*user.as_uuid()),
+                code_hash: Set(hash.as_bytes().to_vec()),
+                used_at: Set(None),
+            });
+            recovery_code::Entity::insert_many(rows)
+                .exec_without_returning(tx.txn())
+                .await
+                .context("storing recovery codes")?;
+        }
+        tx.commit().await.context("committing the confirmation")?;
+        Ok(true)
+    }
+
+    async fn remove_totp(&self, user: UserId) -> anyhow::Result<bool> {
+        let tx = self
+            .db
+            .begin_write()
+            .await
+            .context("starting a transaction")?;
+        recovery_code::Entity::delete_many()
+            .filter(recovery_code::Column::UserId.eq(*user.as_uuid()))
+            .exec(tx.txn())
+            .await
+            .context("deleting recovery codes")?;
+        let removed = totp_secret::Entity::delete_many()
+            .filter(totp_secret::Column::UserId.eq(*user.as_uuid()))
+            .exec(tx.txn())
+            .await
+            .context("deleting the TOTP secret")?
+            .rows_affected;
+        tx.commit().await.context("committing the removal")?;
+        Ok(removed == 1)
+    }
+
+    async fn use_step(&self, user: UserId, step: u64) -> anyhow::Result<bool> {
+        let _turn = self.db.write_turn().await;
+        let step = step_value(step);
+        let won = totp_secret::Entity::update_many()
+            .col_expr(totp_secret::Column::LastStep, Expr::value(step))
+            .filter(totp_secret::Column::UserId.eq(*user.as_uuid()))
+            .filter(totp_secret::Column::ConfirmedAt.is_not_null())
+            .filter(
+                sea_orm::Condition::any()
+                    .add(totp_secret::Column::LastStep.is_null())
+                    .add(totp_secret::Column::LastStep.lt(step)),
+            )
+            .exec(self.db.connection())
+            .await
+            .context("recording the code's step")?
+            .rows_affected;
+        Ok(won == 1)
+    }
+
+    async fn use_recovery_code(
+        &self,
+        user: UserId,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> anyhow::Result<bool> {
+        let _turn = self.db.write_turn().await;
+        let won = recovery_code::Entity::update_many()
+            .col_expr(
+                recovery_code::Column::UsedAt,
+                Expr::value(now.unix_millis()),
+            )
+            .filter(recovery_code::Column::UserId.eq(*user.as_uuid()))
+            .filter(recovery_code::Column::CodeHash.eq(hash.as_bytes().to_vec()))
+            .filter(recovery_code::Column::UsedAt.is_null())
+            .exec(self.db.connection())
+            .await
+            .context("spending a recovery code")?
+            .rows_affected;
+        Ok(won == 1)
+    }
+
+    async fn create_challenge(&self, c: &MfaChallenge) -> anyhow::Result<()> {
+        let _turn = self.db.write_turn().await;
+        mfa_token::Entity::insert(mfa_token::ActiveModel {
+            token_hash: Set(c.hash.as_bytes().to_vec()),
+            user_id: Set(*c.user.as_uuid()),
+            client_ip: Set(c.client_ip.as_deref().map(|v| clean(v, 64))),
+            user_agent: Set(c.user_agent.as_deref().map(|v| clean(v, 512))),
+            expires_at: Set(c.expires_at.unix_millis()),
+            wrong_codes: Set(i32::try_from(c.wrong_codes).unwrap_or(i32::MAX)),
+        })
+        .exec_without_returning(self.db.connection())
+        .await
+        .context("storing the mfaToken")?;
+        Ok(())
+    }
+
+    async fn challenge(
+        &self,
+        hash: &TokenHash,
+        now: Timestamp,
+    ) -> anyhow::Result<Option<MfaChallenge>> {
+        let row = mfa_token::Entity::find_by_id(hash.as_bytes().to_vec())
+            .filter(mfa_token::Column::ExpiresAt.gt(now.unix_millis()))
+            .one(self.db.connection())
+            .await
+            .context("reading the mfaToken")?;
+        Ok(row.map(|r| MfaChallenge {
+            hash: *hash,
+            user: UserId::from_uuid(r.user_id),
+            client_ip: r.client_ip,
+            user_agent: r.user_agent,
+            expires_at: Timestamp::from_unix_millis(r.expires_at),
+            wrong_codes: u32::try_from(r.wrong_codes).unwrap_or(0),
+        }))
+    }
+
+    async fn count_wrong_code(&self, hash: &TokenHash) -> anyhow::Result<u32> {
+        let tx = self
+            .db
+            .begin_write()
+            .await
+            .context("starting a transaction")?;
+        mfa_token::Entity::update_many()
+            .col_expr(
+                mfa_token::Column::WrongCodes,
+                Expr::col(mfa_token::Column::WrongCodes).add(1),
+            )
+            .filter(mfa_token::Column::TokenHash.eq(hash.as_bytes().to_vec()))
+            .exec(tx.txn())
+            .await
+            .context("counting a wrong code")?;
+        let count = mfa_token::Entity::find_by_id(hash.as_bytes().to_vec())
+            .one(tx.txn())
+            .await
+            .context("reading the count")?
+            .map_or(u32::MAX, |r| {
+                u32::try_from(r.wrong_codes).unwrap_or(u32::MAX)
+            });
+        tx.commit().await.context("committing the count")?;
+        Ok(count)
+    }
+
+    async fn end_challenge(&self, hash: &TokenHash) -> anyhow::Result<bool> {
+        let _turn = self.db.write_turn().await;
+        let ended = mfa_token::Entity::delete_by_id(hash.as_bytes().to_vec())
+            .exec(self.db.connection())
+            .await
+            .context("ending the mfaToken")?
+            .rows_affected;
+        Ok(ended == 1)
+    }
+
+    async fn prune_challenges(&self, now: Timestamp) -> anyhow::Result<u64> {
+        let _turn = self.db.write_turn().await;
+        Ok(mfa_token::Entity::delete_many()
+            .filter(mfa_token::Column::ExpiresAt.lte(now.unix_millis()))
+            .exec(self.db.connection())
+            .await
+            .context("pruning mfaTokens")?
+            .rows_affected)
+    }
+}
