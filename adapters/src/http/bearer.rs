@@ -12,7 +12,7 @@ use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 use tokio::sync::Semaphore;
 
-/// An RS256 access token from `POST /api/login` or `POST /api/refresh`.
+/// An access token from `POST /api/login` or `POST /api/refresh`.
 ///
 /// A request without one, or whose token is refused, gets `401 invalid_token`
 /// before the operation runs, with `WWW-Authenticate: Bearer` or
@@ -37,7 +37,7 @@ impl ResponseError for RefusedToken {
 
 /// Signature checks that may run at once on the async threads: one fewer
 /// than there are threads (at least one), so that a flood of well-formed
-/// forged tokens, each a cache miss costing a full RS256 verification, always
+/// forged tokens, each a cache miss costing a full signature verification, always
 /// leaves a thread for requests whose tokens are cached. The rest wait for a
 /// permit without holding a thread.
 static SIGNATURE_CHECKS: LazyLock<Semaphore> = LazyLock::new(|| {

@@ -42,7 +42,7 @@ impl std::fmt::Debug for Credentials {
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
 pub struct TokenResponse {
-    /// The RS256 access token (JWS compact serialization).
+    /// The access token (JWS compact serialization, signed with the current key: RS256 unless `JWT_ALG` says otherwise).
     pub access_token: String,
     /// Always `Bearer`.
     pub token_type: String,

@@ -154,7 +154,7 @@ impl MetaApi {
 
     /// Public keys.
     ///
-    /// The JWK set of the keys that sign access tokens (RS256).
+    /// The JWK set: every key a valid access token may be signed by.
     #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
     async fn jwks(&self, auth: Data<&Arc<AuthService>>) -> JwksResponse {
         let keys = auth.published_keys().into_iter().map(JwkBody::from);
