@@ -146,11 +146,7 @@ impl SeaAuditLog {
         fields(db.system = self.db.system(), otel.kind = "client")
     )]
     pub async fn prune(&self, before: Timestamp, batch: u64) -> anyhow::Result<u64> {
-        let tx = self
-            .db
-            .begin_write()
-            .await
-            .context("starting a transaction")?;
+        let tx = self.db.write_transaction().await?;
         let ids: Vec<i64> = audit_event::Entity::find()
             .select_only()
             .column(audit_event::Column::Id)

@@ -198,6 +198,12 @@ impl Database {
         let txn = self.conn.begin_with_options(options).await?;
         Ok(WriteTx { txn, _gate: gate })
     }
+
+    /// [`Self::begin_write`], its error said for the logs.
+    pub(crate) async fn write_transaction(&self) -> anyhow::Result<WriteTx> {
+        use anyhow::Context as _;
+        self.begin_write().await.context("starting a transaction")
+    }
 }
 
 /// A write transaction (see [`Database::begin_write`]); rolled back on drop.

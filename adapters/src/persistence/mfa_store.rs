@@ -51,11 +51,7 @@ impl MfaStore for SeaMfaStore {
         sealed: &[u8],
         now: Timestamp,
     ) -> anyhow::Result<bool> {
-        let tx = self
-            .db
-            .begin_write()
-            .await
-            .context("starting a transaction")?;
+        let tx = self.db.write_transaction().await?;
         // A pending enrolment is replaced; a confirmed one stays.
         totp_secret::Entity::delete_many()
             .filter(totp_secret::Column::UserId.eq(*user.as_uuid()))
@@ -93,11 +89,7 @@ impl MfaStore for SeaMfaStore {
         recovery: &[TokenHash],
         now: Timestamp,
     ) -> anyhow::Result<bool> {
-        let tx = self
-            .db
-            .begin_write()
-            .await
-            .context("starting a transaction")?;
+        let tx = self.db.write_transaction().await?;
         let confirmed = totp_secret::Entity::update_many()
             .col_expr(
                 totp_secret::Column::ConfirmedAt,
@@ -135,11 +127,7 @@ impl MfaStore for SeaMfaStore {
     }
 
     async fn remove_totp(&self, user: UserId) -> anyhow::Result<bool> {
-        let tx = self
-            .db
-            .begin_write()
-            .await
-            .context("starting a transaction")?;
+        let tx = self.db.write_transaction().await?;
         recovery_code::Entity::delete_many()
             .filter(recovery_code::Column::UserId.eq(*user.as_uuid()))
             .exec(tx.txn())
@@ -233,11 +221,7 @@ impl MfaStore for SeaMfaStore {
     }
 
     async fn count_wrong_code(&self, hash: &TokenHash) -> anyhow::Result<u32> {
-        let tx = self
-            .db
-            .begin_write()
-            .await
-            .context("starting a transaction")?;
+        let tx = self.db.write_transaction().await?;
         mfa_token::Entity::update_many()
             .col_expr(
                 mfa_token::Column::WrongCodes,

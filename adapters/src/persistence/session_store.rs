@@ -47,11 +47,7 @@ impl SessionStore for SeaSessionStore {
         fields(db.system = self.db.system(), otel.kind = "client", session = %s.id)
     )]
     async fn create(&self, s: &Session, first: &RefreshToken) -> anyhow::Result<()> {
-        let tx = self
-            .db
-            .begin_write()
-            .await
-            .context("starting a transaction")?;
+        let tx = self.db.write_transaction().await?;
         session::Entity::insert(session_row(s))
             .exec_without_returning(tx.txn())
             .await
@@ -331,11 +327,7 @@ impl SessionStore for SeaSessionStore {
         reason: RevokeReason,
         now: Timestamp,
     ) -> anyhow::Result<Vec<SessionId>> {
-        let tx = self
-            .db
-            .begin_write()
-            .await
-            .context("starting a transaction")?;
+        let tx = self.db.write_transaction().await?;
         // Lock them so that the ids returned are exactly the ones revoked here.
         let ids: Vec<Uuid> = session::Entity::find()
             .select_only()
@@ -401,11 +393,7 @@ impl SessionStore for SeaSessionStore {
             .await
             .context("pruning revocations of deleted accounts")?;
         // One short transaction per batch: the caller loops while it returns `batch`.
-        let tx = self
-            .db
-            .begin_write()
-            .await
-            .context("starting a transaction")?;
+        let tx = self.db.write_transaction().await?;
         let ids: Vec<Uuid> = session::Entity::find()
             .select_only()
             .column(session::Column::Id)

@@ -112,11 +112,7 @@ impl UserRepository for SeaUserRepository {
         fields(db.system = self.db.system(), otel.kind = "client")
     )]
     async fn delete(&self, id: UserId, now: Timestamp) -> anyhow::Result<Option<Vec<SessionId>>> {
-        let tx = self
-            .db
-            .begin_write()
-            .await
-            .context("starting a transaction")?;
+        let tx = self.db.write_transaction().await?;
         let Some(row) = user::Entity::find_by_id(*id.as_uuid())
             .lock_exclusive()
             .one(tx.txn())
