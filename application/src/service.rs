@@ -283,9 +283,7 @@ impl AuthService {
             nbf: iat,
             exp,
             username: user.username.as_str().to_owned(),
-            // Every session begins with a password alone until two-factor
-            // login lands (#17); the session will then carry how it began.
-            amr: domain::AuthMethods::Password,
+            amr: session.methods,
         };
         let token = self.ports.signer.sign(&claims).await?;
         Ok(IssuedAccessToken {

@@ -2,6 +2,7 @@
 
 use uuid::Uuid;
 
+use crate::claims::AuthMethods;
 use crate::time::Timestamp;
 use crate::user::UserId;
 
@@ -85,6 +86,9 @@ pub struct Session {
     pub user_agent: Option<String>,
     /// The client's address at login, for the session list.
     pub ip: Option<String>,
+    /// How it began: with a password alone, or with a second factor too
+    /// (the `amr` of every access token of the family).
+    pub methods: AuthMethods,
 }
 
 impl Session {
@@ -107,7 +111,15 @@ impl Session {
             revoke_reason: None,
             user_agent,
             ip,
+            methods: AuthMethods::Password,
         }
+    }
+
+    /// The same family, begun with `methods` (a two-factor login).
+    #[must_use]
+    pub fn begun_with(mut self, methods: AuthMethods) -> Self {
+        self.methods = methods;
+        self
     }
 
     /// Whether it was revoked.

@@ -6,8 +6,8 @@ use application::ports::{
 };
 use async_trait::async_trait;
 use domain::{
-    FamilyState, RefreshToken, RevokeReason, RotationDecision, Session, SessionId, Timestamp,
-    TokenHash, TokenPolicy, UserId, decide_refresh,
+    AuthMethods, FamilyState, RefreshToken, RevokeReason, RotationDecision, Session, SessionId,
+    Timestamp, TokenHash, TokenPolicy, UserId, decide_refresh,
 };
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
@@ -501,6 +501,7 @@ fn session_row(s: &Session) -> session::ActiveModel {
         revoke_reason: Set(s.revoke_reason.map(|r| r.as_str().to_owned())),
         user_agent: Set(s.user_agent.as_deref().map(|v| clean(v, 512))),
         ip: Set(s.ip.as_deref().map(|v| clean(v, 64))),
+        mfa: Set(s.methods == AuthMethods::PasswordAndOtp),
     }
 }
 
@@ -536,6 +537,11 @@ fn session_from_row(row: session::Model) -> anyhow::Result<Session> {
         revoke_reason,
         user_agent: row.user_agent,
         ip: row.ip,
+        methods: if row.mfa {
+            AuthMethods::PasswordAndOtp
+        } else {
+            AuthMethods::Password
+        },
     })
 }
 

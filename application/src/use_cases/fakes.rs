@@ -296,6 +296,13 @@ pub struct Tokens {
     pub verifications: AtomicUsize,
 }
 
+impl Tokens {
+    /// The claims `token` was signed with.
+    pub fn claims_of(&self, token: &str) -> Option<AccessClaims> {
+        self.issued.lock().unwrap().get(token).cloned()
+    }
+}
+
 #[async_trait]
 impl AccessTokenSigner for Tokens {
     async fn sign(&self, claims: &AccessClaims) -> anyhow::Result<String> {

@@ -308,3 +308,27 @@ async fn refreshes_report_rotation_grace_reuse_and_refusals() {
         "{kinds:?}"
     );
 }
+
+#[tokio::test]
+async fn every_access_token_of_a_family_says_how_it_began() {
+    let w = world_with_alice().await;
+    let first = login(&w).await;
+    let amr = |token: &str| w.tokens.claims_of(token).expect("signed here").amr;
+    assert_eq!(amr(&first.access.token), domain::AuthMethods::Password);
+    // A family begun with two factors (as a two-factor login will store it).
+    w.sessions
+        .families
+        .lock()
+        .unwrap()
+        .get_mut(&first.session.id)
+        .expect("stored")
+        .session
+        .methods = domain::AuthMethods::PasswordAndOtp;
+    w.clock.advance(Duration::from_secs(60));
+    let next = w
+        .service
+        .refresh(Some(first.refresh.secret.expose()), &client())
+        .await
+        .expect("rotates");
+    assert_eq!(amr(&next.access.token), domain::AuthMethods::PasswordAndOtp);
+}

@@ -38,6 +38,9 @@ pub struct SessionBody {
     pub ip: Option<String>,
     /// Whether this is the session of the token that asks.
     pub current: bool,
+    /// Whether the session began with two factors (a password, then a TOTP
+    /// or recovery code).
+    pub mfa: bool,
 }
 
 impl From<SessionView> for SessionBody {
@@ -51,6 +54,7 @@ impl From<SessionView> for SessionBody {
             user_agent: s.user_agent,
             ip: s.ip,
             current: view.current,
+            mfa: s.methods == domain::AuthMethods::PasswordAndOtp,
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct Model {
     pub user_agent: Option<String>,
     /// Client address at login.
     pub ip: Option<String>,
+    /// The session began with a second factor.
+    pub mfa: bool,
 }
 
 /// No relations are navigated through the ORM.

@@ -89,6 +89,7 @@ pub async fn sessions_are_listed(backend: Backend) {
             assert!(s[field].as_i64().unwrap() > 1_600_000_000, "{field} in {s}");
         }
         assert_eq!(s["ip"], "127.0.0.1");
+        assert_eq!(s["mfa"], false, "password logins: {s}");
         assert_eq!(
             s["expiresAt"].as_i64().unwrap() - s["createdAt"].as_i64().unwrap(),
             30 * 86_400

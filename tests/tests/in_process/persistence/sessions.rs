@@ -23,6 +23,30 @@ async fn sessions_lifecycle(db: Database) {
         store.find(a.session.id).await.unwrap(),
         Some(a.session.clone())
     );
+    // How a family began is stored with it.
+    let two_factor = Session::start(
+        SessionId::from_uuid(Uuid::new_v4()),
+        other,
+        t(41),
+        policy.session_max_age,
+        None,
+        None,
+    )
+    .begun_with(domain::AuthMethods::PasswordAndOtp);
+    let family = Family::start(two_factor.clone(), hash(7), &policy);
+    store
+        .create(&family.session, &family.tokens[0])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.find(two_factor.id).await.unwrap(),
+        Some(two_factor.clone())
+    );
+    assert_eq!(a.session.methods, domain::AuthMethods::Password);
+    store
+        .revoke(two_factor.id, RevokeReason::Logout, t(42))
+        .await
+        .unwrap();
     assert_eq!(
         store
             .find(SessionId::from_uuid(Uuid::new_v4()))
