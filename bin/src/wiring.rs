@@ -213,50 +213,42 @@ async fn key_ring(
         audience: config.jwt_audience.clone(),
         access_ttl: config.access_token_expiry,
     };
-    if !signs {
-        let ring = KeyRing::load(store, None, clock.clone(), ring_config)
+    if signs {
+        let added = signing_keys(config, db, &keys.seal, clock.clone(), seams.rsa_key_bits)
+            .ensure_first(|| {
+                keys.import
+                    .as_ref()
+                    .map(|private| {
+                        let pair = KeyPair::from(private.clone());
+                        Ok((Algorithm::Rs256, key_ring::seal_private(&seal, &pair)?))
+                    })
+                    .transpose()
+            })
             .await
-            .context("loading the signing keys")?;
-        // Serving before the first key exists would refuse the first tokens
-        // the API signs until the next re-read: wait for it instead.
-        if ring.published_keys().is_empty() {
-            tracing::info!(
-                "not serving yet: waiting for the REST API to create the first signing key"
-            );
-            while ring.published_keys().is_empty() {
-                tokio::time::sleep(FIRST_KEY_POLL).await;
-                ring.refresh()
-                    .await
-                    .context("re-reading the signing keys")?;
-            }
+            .context("creating the first signing key")?;
+        if let Some(kid) = added {
+            let from = if keys.import.is_some() {
+                "the key files"
+            } else {
+                "a new key"
+            };
+            tracing::info!(kid, from, "the key set was empty: first signing key added");
         }
-        let ring = Arc::new(ring);
-        tokio::spawn(KeyRing::follow(Arc::downgrade(&ring)));
-        return Ok(ring);
     }
-    let added = signing_keys(config, db, &keys.seal, clock.clone(), seams.rsa_key_bits)
-        .ensure_first(|| {
-            keys.import
-                .as_ref()
-                .map(|private| {
-                    let pair = KeyPair::from(private.clone());
-                    Ok((Algorithm::Rs256, key_ring::seal_private(&seal, &pair)?))
-                })
-                .transpose()
-        })
-        .await
-        .context("creating the first signing key")?;
-    if let Some(kid) = added {
-        let from = if keys.import.is_some() {
-            "the key files"
-        } else {
-            "a new key"
-        };
-        tracing::info!(kid, from, "the key set was empty: first signing key added");
-    }
-    let ring = KeyRing::load(store, Some(seal), clock.clone(), ring_config)
+    let ring = KeyRing::load(store, signs.then_some(seal), clock.clone(), ring_config)
         .await
         .context("loading the signing keys")?;
+    // Serving before the first key exists would refuse the first tokens the
+    // API signs until the next re-read: a verify-only process waits for it.
+    if ring.published_keys().is_empty() {
+        tracing::info!("not serving yet: waiting for the REST API to create the first signing key");
+        while ring.published_keys().is_empty() {
+            tokio::time::sleep(FIRST_KEY_POLL).await;
+            ring.refresh()
+                .await
+                .context("re-reading the signing keys")?;
+        }
+    }
     let ring = Arc::new(ring);
     tokio::spawn(KeyRing::follow(Arc::downgrade(&ring)));
     Ok(ring)

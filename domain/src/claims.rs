@@ -78,6 +78,20 @@ impl AuthMethods {
         }
     }
 
+    /// Whether a second factor was used.
+    pub const fn two_factor(self) -> bool {
+        matches!(self, Self::PasswordAndOtp)
+    }
+
+    /// The methods of a login that did (`true`) or did not use a second factor.
+    pub const fn from_two_factor(two_factor: bool) -> Self {
+        if two_factor {
+            Self::PasswordAndOtp
+        } else {
+            Self::Password
+        }
+    }
+
     /// The methods `names` spell (exactly one of the two lists above).
     pub fn parse<S: AsRef<str>>(names: &[S]) -> Option<Self> {
         [Self::Password, Self::PasswordAndOtp]

@@ -55,10 +55,7 @@ impl KeyPair {
     /// `alg` is not an RSA algorithm.
     pub fn rsa(alg: Algorithm, key: PrivateKey) -> anyhow::Result<Self> {
         let secret = match alg {
-            Algorithm::Rs256 => Secret::Rs256(
-                key.clone(),
-                rsa::pkcs1v15::SigningKey::new(key.rsa().clone()),
-            ),
+            Algorithm::Rs256 => return Ok(Self::from(key)),
             // The salt is as long as the hash, as RFC 7518 section 3.5 asks.
             Algorithm::Ps256 => {
                 Secret::Ps256(key.clone(), rsa::pss::SigningKey::new(key.rsa().clone()))

@@ -27,7 +27,6 @@ const TYP: &str = "at+jwt";
 #[derive(Clone)]
 pub struct JwtSigner {
     key: KeyPair,
-    kid: String,
     /// `{"alg":"<alg>","typ":"at+jwt","kid":"<kid>"}`, encoded once.
     header_b64: String,
 }
@@ -44,16 +43,12 @@ impl JwtSigner {
             key.alg().as_str()
         );
         let header_b64 = base64url::encode(header);
-        Self {
-            key,
-            kid,
-            header_b64,
-        }
+        Self { key, header_b64 }
     }
 
     /// The key id in the tokens' headers.
     pub fn kid(&self) -> &str {
-        &self.kid
+        self.key.kid()
     }
 }
 
@@ -61,7 +56,7 @@ impl fmt::Debug for JwtSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtSigner")
             .field("alg", &self.key.alg())
-            .field("kid", &self.kid)
+            .field("kid", &self.kid())
             .finish_non_exhaustive()
     }
 }
@@ -100,7 +95,7 @@ impl<'a> From<&'a AccessClaims> for OutgoingClaims<'a> {
 
 #[async_trait]
 impl AccessTokenSigner for JwtSigner {
-    #[tracing::instrument(name = "jwt.sign", skip_all, fields(kid = %self.kid))]
+    #[tracing::instrument(name = "jwt.sign", skip_all, fields(kid = %self.kid()))]
     async fn sign(&self, claims: &AccessClaims) -> anyhow::Result<String> {
         let payload =
             serde_json::to_vec(&OutgoingClaims::from(claims)).context("encoding claims")?;

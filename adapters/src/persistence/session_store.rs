@@ -183,8 +183,7 @@ impl SessionStore for SeaSessionStore {
                 erase_family_seals(tx.txn(), family.id).await?;
                 revoke_rows(
                     tx.txn(),
-                    Some(family.id),
-                    None,
+                    &[*family.id.as_uuid()],
                     RevokeReason::ReuseDetected,
                     now,
                 )
@@ -311,7 +310,7 @@ impl SessionStore for SeaSessionStore {
         now: Timestamp,
     ) -> anyhow::Result<bool> {
         let _turn = self.db.write_turn().await;
-        let revoked = revoke_rows(self.db.connection(), Some(id), None, reason, now).await?;
+        let revoked = revoke_rows(self.db.connection(), &[*id.as_uuid()], reason, now).await?;
         Ok(revoked == 1)
     }
 
@@ -345,7 +344,7 @@ impl SessionStore for SeaSessionStore {
             .await
             .context("finding the user's sessions")?;
         if !ids.is_empty() {
-            revoke_rows(tx.txn(), None, Some((user, except)), reason, now).await?;
+            revoke_rows(tx.txn(), &ids, reason, now).await?;
         }
         tx.commit().await.context("committing revocations")?;
         Ok(ids.into_iter().map(SessionId::from_uuid).collect())
@@ -464,26 +463,16 @@ async fn erase_family_seals(conn: &impl ConnectionTrait, family: SessionId) -> a
 /// [`domain::Session::revoke`]'s rule in SQL.
 async fn revoke_rows(
     conn: &impl ConnectionTrait,
-    id: Option<SessionId>,
-    user_but: Option<(UserId, Option<SessionId>)>,
+    ids: &[Uuid],
     reason: RevokeReason,
     now: Timestamp,
 ) -> anyhow::Result<u64> {
-    let mut update = session::Entity::update_many()
+    Ok(session::Entity::update_many()
         .col_expr(session::Column::RevokedAt, Expr::value(now.unix_millis()))
         .col_expr(session::Column::RevokeReason, Expr::value(reason.as_str()))
+        .filter(session::Column::Id.is_in(ids.iter().copied()))
         .filter(session::Column::RevokedAt.is_null())
-        .filter(session::Column::ExpiresAt.gt(now.unix_millis()));
-    if let Some(id) = id {
-        update = update.filter(session::Column::Id.eq(*id.as_uuid()));
-    }
-    if let Some((user, except)) = user_but {
-        update = update.filter(session::Column::UserId.eq(*user.as_uuid()));
-        if let Some(keep) = except {
-            update = update.filter(session::Column::Id.ne(*keep.as_uuid()));
-        }
-    }
-    Ok(update
+        .filter(session::Column::ExpiresAt.gt(now.unix_millis()))
         .exec(conn)
         .await
         .context("revoking sessions")?
@@ -501,7 +490,7 @@ fn session_row(s: &Session) -> session::ActiveModel {
         revoke_reason: Set(s.revoke_reason.map(|r| r.as_str().to_owned())),
         user_agent: Set(s.user_agent.as_deref().map(|v| clean(v, 512))),
         ip: Set(s.ip.as_deref().map(|v| clean(v, 64))),
-        mfa: Set(s.methods == AuthMethods::PasswordAndOtp),
+        mfa: Set(s.methods.two_factor()),
     }
 }
 
@@ -537,11 +526,7 @@ fn session_from_row(row: session::Model) -> anyhow::Result<Session> {
         revoke_reason,
         user_agent: row.user_agent,
         ip: row.ip,
-        methods: if row.mfa {
-            AuthMethods::PasswordAndOtp
-        } else {
-            AuthMethods::Password
-        },
+        methods: AuthMethods::from_two_factor(row.mfa),
     })
 }
 

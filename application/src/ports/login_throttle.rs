@@ -15,6 +15,16 @@ pub struct ThrottleKey {
     pub client: String,
 }
 
+impl ThrottleKey {
+    /// `username` from `client`'s address (`unknown` when the edge saw none).
+    pub fn new(username: String, client: &crate::ClientInfo) -> Self {
+        Self {
+            username,
+            client: client.ip.clone().unwrap_or_else(|| "unknown".into()),
+        }
+    }
+}
+
 pub use domain::ThrottlePolicy;
 
 /// Slots per key in fixed windows, decided by [`domain::throttle::admit`]:

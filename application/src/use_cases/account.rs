@@ -111,20 +111,15 @@ impl AuthService {
         client: &ClientInfo,
     ) -> Result<(), AccountError> {
         let user = self.check_own_password(caller, password, client).await?;
-        self.erase_user(&user, client).await
-    }
-
-    /// Deletes `user` (see [`erase_user`]) and tells every process at once
-    /// that their sessions ended.
-    async fn erase_user(&self, user: &User, client: &ClientInfo) -> Result<(), AccountError> {
         let ended = erase_user(
             self.ports.users.as_ref(),
             self.ports.events.as_ref(),
             self.ports.clock.now(),
-            user,
+            &user,
             client,
         )
         .await?;
+        // At once here; the revocation feed would bring it within its poll.
         self.announce_revoked(&ended).await;
         Ok(())
     }
@@ -154,10 +149,7 @@ impl AuthService {
                 .username(&username)
                 .session(caller.sid)
         };
-        let key = ThrottleKey {
-            username: username.clone(),
-            client: client.ip.clone().unwrap_or_else(|| "unknown".into()),
-        };
+        let key = ThrottleKey::new(username.clone(), client);
         if let Some(retry_after) = self.ports.throttle.take_slot(&key, now).await? {
             self.report(event(SecurityEventKind::LoginThrottled)).await;
             return Err(AccountError::RateLimited { retry_after });

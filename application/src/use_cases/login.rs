@@ -76,10 +76,7 @@ impl AuthService {
         );
         tracing::Span::current().record("username", audit_name.as_str());
         let event = |kind| SecurityEvent::new(kind, now, client).username(&audit_name);
-        let key = ThrottleKey {
-            username: audit_name.clone(),
-            client: client.ip.clone().unwrap_or_else(|| "unknown".into()),
-        };
+        let key = ThrottleKey::new(audit_name.clone(), client);
         // The slot is taken before the password is checked: N simultaneous
         // guesses get at most LOGIN_MAX_FAILURES checks. A failure keeps it.
         if let Some(retry_after) = self.ports.throttle.take_slot(&key, now).await? {

@@ -54,7 +54,7 @@ impl From<SessionView> for SessionBody {
             user_agent: s.user_agent,
             ip: s.ip,
             current: view.current,
-            mfa: s.methods == domain::AuthMethods::PasswordAndOtp,
+            mfa: s.methods.two_factor(),
         }
     }
 }
