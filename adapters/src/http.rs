@@ -35,6 +35,7 @@ use connections::LimitedAcceptor;
 use crate::telemetry::Metrics;
 
 use api::account::AccountApi;
+use api::mfa::MfaApi;
 use api::auth::AuthApi;
 use api::meta::MetaApi;
 use api::protected::ProtectedApi;
@@ -71,11 +72,11 @@ impl Default for HttpConfig {
     }
 }
 
-type Apis = (AuthApi, SessionsApi, AccountApi, ProtectedApi, MetaApi);
+type Apis = (AuthApi, MfaApi, SessionsApi, AccountApi, ProtectedApi, MetaApi);
 
 fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (AuthApi, SessionsApi, AccountApi, ProtectedApi, MetaApi),
+        (AuthApi, MfaApi, SessionsApi, AccountApi, ProtectedApi, MetaApi),
         "authd",
         "1.0.0",
     )

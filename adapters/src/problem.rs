@@ -37,6 +37,15 @@ pub enum Code {
     RefreshReused,
     /// `401`: the session (token family) has been revoked.
     SessionRevoked,
+    /// `401`: a login's second factor is wrong, replayed or used.
+    InvalidMfaCode,
+    /// `400`: the code confirming a TOTP enrolment is wrong (the same name
+    /// as [`Self::InvalidMfaCode`]; the contract answers it with `400`).
+    InvalidEnrolmentCode,
+    /// `401`: the `mfaToken` is unknown, expired, used up or another client's.
+    MfaTokenInvalid,
+    /// `403`: the password is right; the login needs its second factor.
+    MfaRequired,
     /// `403`: registration is closed on this server.
     RegistrationClosed,
     /// `403`: the browser origin may not open WebSockets here.
@@ -47,6 +56,8 @@ pub enum Code {
     MethodNotAllowed,
     /// `409`: the username is taken.
     UsernameTaken,
+    /// `409`: two-factor login is on already.
+    MfaAlreadyEnabled,
     /// `413`: the request body is too large.
     PayloadTooLarge,
     /// `429`: too many failed logins; `Retry-After` says when to try again.
@@ -63,7 +74,7 @@ pub enum Code {
 
 impl Code {
     /// Every code.
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 26] = [
         Self::BadRequest,
         Self::InvalidUsername,
         Self::WeakPassword,
@@ -74,11 +85,16 @@ impl Code {
         Self::RefreshExpired,
         Self::RefreshReused,
         Self::SessionRevoked,
+        Self::InvalidMfaCode,
+        Self::InvalidEnrolmentCode,
+        Self::MfaTokenInvalid,
+        Self::MfaRequired,
         Self::RegistrationClosed,
         Self::OriginNotAllowed,
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::UsernameTaken,
+        Self::MfaAlreadyEnabled,
         Self::PayloadTooLarge,
         Self::RateLimited,
         Self::TooManyConnections,
@@ -100,6 +116,10 @@ impl Code {
             Self::RefreshExpired => "refresh_expired",
             Self::RefreshReused => "refresh_reused",
             Self::SessionRevoked => "session_revoked",
+            Self::InvalidMfaCode | Self::InvalidEnrolmentCode => "invalid_mfa_code",
+            Self::MfaTokenInvalid => "mfa_token_invalid",
+            Self::MfaRequired => "mfa_required",
+            Self::MfaAlreadyEnabled => "mfa_already_enabled",
             Self::RegistrationClosed => "registration_closed",
             Self::OriginNotAllowed => "origin_not_allowed",
             Self::NotFound => "not_found",
@@ -117,18 +137,23 @@ impl Code {
     /// The HTTP status it is answered with.
     pub const fn status(self) -> u16 {
         match self {
-            Self::BadRequest | Self::InvalidUsername | Self::WeakPassword => 400,
+            Self::BadRequest
+            | Self::InvalidUsername
+            | Self::WeakPassword
+            | Self::InvalidEnrolmentCode => 400,
             Self::InvalidCredentials
             | Self::InvalidToken
             | Self::RefreshMissing
             | Self::RefreshInvalid
             | Self::RefreshExpired
             | Self::RefreshReused
-            | Self::SessionRevoked => 401,
-            Self::RegistrationClosed | Self::OriginNotAllowed => 403,
+            | Self::SessionRevoked
+            | Self::InvalidMfaCode
+            | Self::MfaTokenInvalid => 401,
+            Self::RegistrationClosed | Self::OriginNotAllowed | Self::MfaRequired => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::UsernameTaken => 409,
+            Self::UsernameTaken | Self::MfaAlreadyEnabled => 409,
             Self::PayloadTooLarge => 413,
             Self::RateLimited | Self::TooManyConnections => 429,
             Self::HeadersTooLarge => 431,
@@ -190,11 +215,16 @@ mod tests {
             ("refresh_expired", 401),
             ("refresh_reused", 401),
             ("session_revoked", 401),
+            ("invalid_mfa_code", 401),
+            ("invalid_mfa_code", 400),
+            ("mfa_token_invalid", 401),
+            ("mfa_required", 403),
             ("registration_closed", 403),
             ("origin_not_allowed", 403),
             ("not_found", 404),
             ("method_not_allowed", 405),
             ("username_taken", 409),
+            ("mfa_already_enabled", 409),
             ("payload_too_large", 413),
             ("rate_limited", 429),
             ("too_many_connections", 429),

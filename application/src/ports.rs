@@ -11,6 +11,7 @@ pub mod revocation_bus;
 pub mod security_events;
 pub mod session_store;
 pub mod signing_keys;
+pub mod totp_codes;
 pub mod user_repository;
 
 pub use access_token::{
@@ -28,4 +29,5 @@ pub use session_store::{
     RefreshOutcome, RefreshRefusal, SessionStore, SuccessorToken, TokenFamily,
 };
 pub use signing_keys::{KeyMinter, MintedKey, SigningKeyStore, StoredKey};
+pub use totp_codes::{NewTotpSecret, TotpCodes};
 pub use user_repository::{InsertUserError, UserRepository};

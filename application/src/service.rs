@@ -8,8 +8,8 @@ use domain::{AccessClaims, Session, SessionId, Timestamp, TokenPolicy, User, acc
 
 use crate::ports::{
     AccessTokenSigner, AccessTokenVerifier, Clock, FeedStatus, HealthCheck, LoginThrottle,
-    PasswordHasher, RandomSource, RevocationBus, RevocationListener, SecurityEvent,
-    SecurityEventKind, SecurityEvents, SessionStore, UserRepository,
+    MfaStore, PasswordHasher, RandomSource, RevocationBus, RevocationListener, SecurityEvent,
+    SecurityEventKind, SecurityEvents, SessionStore, TotpCodes, UserRepository,
 };
 use crate::{RefreshSecret, RevokedSessions, SealKey, VerifiedTokens};
 
@@ -42,6 +42,10 @@ pub struct Ports {
     pub health: Arc<dyn HealthCheck>,
     /// Security events: audit trail and outcome metrics.
     pub events: Arc<dyn SecurityEvents>,
+    /// Two-factor login's state.
+    pub mfa: Arc<dyn MfaStore>,
+    /// TOTP secrets and codes.
+    pub totp: Arc<dyn TotpCodes>,
 }
 
 impl std::fmt::Debug for Ports {
@@ -134,6 +138,8 @@ pub struct Pruned {
     pub sessions: u64,
     /// Closed login-throttle windows.
     pub login_windows: u64,
+    /// Ended `mfaToken`s (logins that never got their second factor).
+    pub mfa_tokens: u64,
     /// Security events past `AUDIT_RETENTION`.
     pub audit_events: u64,
 }
@@ -230,7 +236,8 @@ impl AuthService {
 
     /// Housekeeping: deletes sessions (with their tokens) that ended more than
     /// `keep` ago, in batches of `batch` so that no statement holds locks for
-    /// long, and the login-throttle windows that have closed.
+    /// long, the login-throttle windows that have closed and the `mfaToken`s
+    /// that have ended.
     ///
     /// # Errors
     /// Storage failures (what was deleted before stays deleted).
@@ -239,12 +246,14 @@ impl AuthService {
         let before = now.minus(keep);
         let sessions = in_batches(batch, || self.ports.sessions.prune(before, batch)).await?;
         let login_windows = self.ports.throttle.prune(now).await?;
+        let mfa_tokens = self.ports.mfa.prune_challenges(now).await?;
         let audit_before = now.minus(self.config.audit_retention);
         let audit_events =
             in_batches(batch, || self.ports.events.prune(audit_before, batch)).await?;
         Ok(Pruned {
             sessions,
             login_windows,
+            mfa_tokens,
             audit_events,
         })
     }

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod login;
 pub mod logout;
+pub mod mfa;
 pub mod refresh;
 pub mod register;
 pub mod sessions;
@@ -15,6 +16,7 @@ pub(crate) mod fakes;
 pub use account::AccountError;
 pub use login::{LoginError, LoginOutcome};
 pub use logout::LogoutScope;
+pub use mfa::{MfaError, MfaLoginError, SecondFactor, TotpEnrolment};
 pub use refresh::{RefreshError, RefreshResult};
 pub use register::{RegisterError, UserAccounts};
 pub use sessions::{RevokeSessionError, SessionView};

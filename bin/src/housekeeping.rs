@@ -52,8 +52,9 @@ async fn prune(auth: Arc<AuthService>, mut stop: watch::Receiver<bool>) {
             Ok(pruned) => tracing::info!(
                 sessions = pruned.sessions,
                 login_windows = pruned.login_windows,
+                mfa_tokens = pruned.mfa_tokens,
                 audit_events = pruned.audit_events,
-                "pruned ended sessions, closed throttle windows and old security events"
+                "pruned ended sessions, closed throttle windows, ended mfaTokens and old security events"
             ),
             Err(e) => tracing::warn!(error = ?e, "housekeeping failed"),
         }

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use adapters::crypto::jws_keys::KeyPair;
 use adapters::crypto::key_ring::{self, KeyRing, KeyRingConfig, Minter};
 use adapters::crypto::key_seal::KeySeal;
+use adapters::crypto::totp::TotpSecrets;
 use adapters::crypto::password::{Argon2Cost, Argon2Hasher};
 use adapters::http::HttpConfig;
 use adapters::persistence::{
-    Database, PgRevocationBus, PollingRevocationBus, SeaAuditLog, SeaLoginThrottle,
+    Database, PgRevocationBus, PollingRevocationBus, SeaAuditLog, SeaLoginThrottle, SeaMfaStore,
     SeaSessionStore, SeaSigningKeyStore, SeaUserRepository,
 };
 use adapters::system::{OsRandom, SystemClock};
@@ -163,6 +164,8 @@ pub async fn build_service(
         throttle: Arc::new(SeaLoginThrottle::new(db.clone(), throttle_policy(config))),
         health: Arc::new(db.clone()),
         events: Arc::new(EventRecorder::new(metrics).with_store(SeaAuditLog::new(db.clone()))),
+        mfa: Arc::new(SeaMfaStore::new(db.clone())),
+        totp: Arc::new(TotpSecrets::new(&keys.seal)),
     };
     Ok(Arc::new(AuthService::new(
         ports,

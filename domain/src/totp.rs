@@ -49,6 +49,12 @@ pub fn candidate_steps(now: Timestamp, last_used: Option<u64>) -> Vec<u64> {
         .collect()
 }
 
+/// Whether an enrolment that began at `began` still waits for its
+/// confirming code at `now` (it lasts [`ENROLMENT_TTL`]).
+pub fn enrolment_open(began: Timestamp, now: Timestamp) -> bool {
+    now < began.plus(ENROLMENT_TTL)
+}
+
 /// Whether an `mfaToken` that has seen `wrong` wrong codes still takes one.
 pub fn mfa_token_usable(wrong: u32) -> bool {
     wrong < MFA_TOKEN_MAX_WRONG
@@ -92,6 +98,13 @@ mod tests {
         assert!(candidate_steps(now, Some(33_333_335)).is_empty());
         // A clock set back does not reopen old steps.
         assert!(candidate_steps(at(1_000_000_000 - 3_000), Some(33_333_335)).is_empty());
+    }
+
+    #[test]
+    fn an_enrolment_waits_ten_minutes() {
+        assert!(enrolment_open(at(1_000), at(1_000)));
+        assert!(enrolment_open(at(1_000), at(1_599)));
+        assert!(!enrolment_open(at(1_000), at(1_600)));
     }
 
     #[test]

@@ -6,11 +6,13 @@ use std::sync::Arc;
 use adapters::crypto::jwt::{JwtSigner, JwtVerifier};
 use adapters::crypto::password::Argon2Hasher;
 use adapters::persistence::{
-    Database, LocalRevocationBus, SeaAuditLog, SeaLoginThrottle, SeaSessionStore, SeaUserRepository,
+    Database, LocalRevocationBus, SeaAuditLog, SeaLoginThrottle, SeaMfaStore, SeaSessionStore,
+    SeaUserRepository,
 };
 use adapters::system::{OsRandom, SystemClock};
 use adapters::telemetry::{EventRecorder, Metrics};
-use application::Ports;
+use adapters::crypto::totp::TotpSecrets;
+use application::{Ports, SealKey};
 use application::ports::ThrottlePolicy;
 
 use crate::postgres::fresh_sqlite_url;
@@ -37,6 +39,10 @@ pub async fn sqlite_ports(signer: Arc<JwtSigner>, verifier: Arc<JwtVerifier>) ->
         bus: Arc::new(LocalRevocationBus::new()),
         throttle: Arc::new(SeaLoginThrottle::new(db.clone(), ThrottlePolicy::default())),
         health: Arc::new(db.clone()),
-        events: Arc::new(EventRecorder::new(Metrics::disabled()).with_store(SeaAuditLog::new(db))),
+        events: Arc::new(
+            EventRecorder::new(Metrics::disabled()).with_store(SeaAuditLog::new(db.clone())),
+        ),
+        mfa: Arc::new(SeaMfaStore::new(db)),
+        totp: Arc::new(TotpSecrets::new(&SealKey::from_bytes([0; SealKey::LEN]))),
     }
 }

@@ -20,28 +20,76 @@ const WRAP_LABEL: &[u8] = b"authd/signing-key-wrap/v1\0";
 const AAD_LABEL: &[u8] = b"authd/signing-key/v1\0";
 const NONCE_LEN: usize = 24;
 
-/// Seals and opens private signing keys; `Debug` is redacted.
+/// XChaCha20-Poly1305 under a key derived from the server secret for one
+/// purpose (its wrap label), with that purpose's label before every
+/// associated data: a value sealed for one purpose or one context (a row)
+/// opens for no other. `Debug` is redacted.
 #[derive(Clone)]
-pub struct KeySeal {
+pub(crate) struct SecretSeal {
     cipher: XChaCha20Poly1305,
+    aad_label: &'static [u8],
 }
 
-impl std::fmt::Debug for KeySeal {
+impl std::fmt::Debug for SecretSeal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("KeySeal([redacted])")
+        f.write_str("SecretSeal([redacted])")
     }
 }
+
+impl SecretSeal {
+    /// The seal of one purpose: the wrapping key is HMAC-SHA-256(server
+    /// secret, `wrap_label`).
+    pub(crate) fn new(secret: &SealKey, wrap_label: &[u8], aad_label: &'static [u8]) -> Self {
+        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(secret.expose())
+            .expect("HMAC takes a key of any length");
+        mac.update(wrap_label);
+        let wrap = Zeroizing::new(<[u8; 32]>::from(mac.finalize().into_bytes()));
+        Self {
+            cipher: XChaCha20Poly1305::new((&*wrap).into()),
+            aad_label,
+        }
+    }
+
+    /// `msg` sealed for `context`: a random nonce, then the ciphertext and its tag.
+    pub(crate) fn seal(&self, context: &[u8], msg: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let aad = [self.aad_label, context].concat();
+        let sealed = self
+            .cipher
+            .encrypt(&XNonce::from(nonce), Payload { msg, aad: &aad })
+            .map_err(|_| anyhow::anyhow!("sealing failed"))?;
+        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// What [`Self::seal`] sealed for the same context; `None` when it is
+    /// too short or its tag does not verify (another server secret, another
+    /// context, altered bytes).
+    pub(crate) fn open(&self, context: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        if sealed.len() < NONCE_LEN + 16 {
+            return None;
+        }
+        let (nonce, body) = sealed.split_at(NONCE_LEN);
+        let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
+        let aad = [self.aad_label, context].concat();
+        self.cipher
+            .decrypt(&XNonce::from(nonce), Payload { msg: body, aad: &aad })
+            .ok()
+            .map(Zeroizing::new)
+    }
+}
+
+/// Seals and opens private signing keys; `Debug` is redacted.
+#[derive(Clone, Debug)]
+pub struct KeySeal(SecretSeal);
 
 impl KeySeal {
     /// The seal keyed from the server secret.
     pub fn new(secret: &SealKey) -> Self {
-        let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(secret.expose())
-            .expect("HMAC takes a key of any length");
-        mac.update(WRAP_LABEL);
-        let wrap = Zeroizing::new(<[u8; 32]>::from(mac.finalize().into_bytes()));
-        Self {
-            cipher: XChaCha20Poly1305::new((&*wrap).into()),
-        }
+        Self(SecretSeal::new(secret, WRAP_LABEL, AAD_LABEL))
     }
 
     /// `der` (the private key's PKCS#8 DER) sealed for the key `kid` of `alg`:
@@ -50,23 +98,9 @@ impl KeySeal {
     /// # Errors
     /// The OS random number generator failed.
     pub fn seal(&self, kid: &str, alg: Algorithm, der: &[u8]) -> anyhow::Result<Vec<u8>> {
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-        let aad = aad(kid, alg);
-        let sealed = self
-            .cipher
-            .encrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: der,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| anyhow::anyhow!("sealing the signing key failed"))?;
-        let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&sealed);
-        Ok(out)
+        self.0
+            .seal(&context(kid, alg), der)
+            .context("sealing the signing key")
     }
 
     /// The PKCS#8 DER sealed by [`Self::seal`] for the same kid and algorithm.
@@ -83,29 +117,18 @@ impl KeySeal {
         if sealed.len() < NONCE_LEN + 16 {
             bail!("the sealed signing key {kid} is truncated");
         }
-        let (nonce, body) = sealed.split_at(NONCE_LEN);
-        let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("split at its length");
-        let aad = aad(kid, alg);
-        self.cipher
-            .decrypt(
-                &XNonce::from(nonce),
-                Payload {
-                    msg: body,
-                    aad: &aad,
-                },
-            )
-            .map(Zeroizing::new)
-            .map_err(|_| anyhow::anyhow!("the signing key {kid} does not open"))
+        self.0
+            .open(&context(kid, alg), sealed)
+            .ok_or_else(|| anyhow::anyhow!("the signing key {kid} does not open"))
             .context("is REFRESH_SEAL_KEY_PATH the deployment's server secret?")
     }
 }
 
-fn aad(kid: &str, alg: Algorithm) -> Vec<u8> {
-    let mut aad = AAD_LABEL.to_vec();
-    aad.extend_from_slice(alg.as_str().as_bytes());
-    aad.push(0);
-    aad.extend_from_slice(kid.as_bytes());
-    aad
+fn context(kid: &str, alg: Algorithm) -> Vec<u8> {
+    let mut context = alg.as_str().as_bytes().to_vec();
+    context.push(0);
+    context.extend_from_slice(kid.as_bytes());
+    context
 }
 
 #[cfg(test)]

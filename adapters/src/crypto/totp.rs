@@ -7,8 +7,72 @@
 //! thirty lines on the RustCrypto `hmac` already in use, and the RFC's own
 //! test vectors pin it down (below).
 
+use application::SealKey;
+use application::ports::{NewTotpSecret, TotpCodes};
+use domain::UserId;
 use hmac::{Hmac, KeyInit as _, Mac as _};
+use secrecy::SecretString;
 use sha1::Sha1;
+
+use super::key_seal::SecretSeal;
+
+const WRAP_LABEL: &[u8] = b"authd/totp-secret-wrap/v1\0";
+const AAD_LABEL: &[u8] = b"authd/totp-secret/v1\0";
+/// Bytes of a new secret: 160 bits, HMAC-SHA-1's block of key (RFC 4226 section 4).
+const SECRET_BYTES: usize = 20;
+
+/// The [`TotpCodes`] port: secrets made from the OS random number
+/// generator and sealed (XChaCha20-Poly1305, see [`super::key_seal`]) under a
+/// key derived from the server secret with a label of their own, the user
+/// id authenticated with them; codes by [`code`]. A copy of the database
+/// alone reads no secret, and a sealed secret moved to another user's row
+/// does not open.
+#[derive(Debug, Clone)]
+pub struct TotpSecrets {
+    seal: SecretSeal,
+}
+
+impl TotpSecrets {
+    /// The secrets sealed under the deployment's server secret.
+    pub fn new(secret: &SealKey) -> Self {
+        Self {
+            seal: SecretSeal::new(secret, WRAP_LABEL, AAD_LABEL),
+        }
+    }
+}
+
+impl TotpCodes for TotpSecrets {
+    fn generate(&self, user: UserId, issuer: &str, account: &str) -> anyhow::Result<NewTotpSecret> {
+        let mut secret = zeroize::Zeroizing::new([0u8; SECRET_BYTES]);
+        getrandom::fill(&mut *secret).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        Ok(NewTotpSecret {
+            sealed: self.seal.seal(user.as_uuid().as_bytes(), &*secret)?,
+            base32: SecretString::from(base32_encode(&*secret)),
+            uri: SecretString::from(otpauth_uri(issuer, account, &*secret)),
+        })
+    }
+
+    fn matching_step(
+        &self,
+        user: UserId,
+        sealed: &[u8],
+        steps: &[u64],
+        typed: &str,
+    ) -> anyhow::Result<Option<u64>> {
+        let secret = self
+            .seal
+            .open(user.as_uuid().as_bytes(), sealed)
+            .ok_or_else(|| anyhow::anyhow!("the TOTP secret of user {user} does not open"))?;
+        // Every candidate is computed, matched or not: the time taken does
+        // not say which step matched.
+        Ok(steps
+            .iter()
+            .fold(None, |found, step| {
+                let hit = matches(&secret, *step, typed);
+                found.or(hit.then_some(*step))
+            }))
+    }
+}
 
 /// The code of `secret` for TOTP step `step`, as the 6 digits a user types.
 pub fn code(secret: &[u8], step: u64) -> String {
@@ -95,6 +159,48 @@ fn percent(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sealed_secret_opens_for_its_user_only_and_its_codes_match() {
+        let secrets = TotpSecrets::new(&SealKey::from_bytes([7; SealKey::LEN]));
+        let kim = UserId::from_uuid(uuid::Uuid::from_u128(1));
+        let lee = UserId::from_uuid(uuid::Uuid::from_u128(2));
+        let new = secrets.generate(kim, "auth", "kim").unwrap();
+        use secrecy::ExposeSecret as _;
+        let base32 = new.base32.expose_secret();
+        assert_eq!(base32.len(), 32, "160 bits");
+        assert!(new.uri.expose_secret().contains(base32));
+        assert!(!new.sealed.windows(4).any(|w| base32.as_bytes().windows(4).any(|b| b == w)));
+        // Recover the raw secret from its base32 to compute the expected codes.
+        let raw: Vec<u8> = {
+            let mut bits = 0u64;
+            let mut n = 0;
+            let mut out = Vec::new();
+            for c in base32.bytes() {
+                let v = BASE32.iter().position(|x| *x == c).unwrap() as u64;
+                bits = (bits << 5) | v;
+                n += 5;
+                if n >= 8 {
+                    n -= 8;
+                    out.push((bits >> n) as u8);
+                }
+            }
+            out
+        };
+        let steps = [100, 101, 102];
+        let typed = code(&raw, 101);
+        assert_eq!(
+            secrets.matching_step(kim, &new.sealed, &steps, &typed).unwrap(),
+            Some(101)
+        );
+        assert_eq!(
+            secrets.matching_step(kim, &new.sealed, &[100, 102], &typed).unwrap(),
+            None
+        );
+        assert!(secrets.matching_step(lee, &new.sealed, &steps, &typed).is_err(), "another user's row");
+        let other = TotpSecrets::new(&SealKey::from_bytes([8; SealKey::LEN]));
+        assert!(other.matching_step(kim, &new.sealed, &steps, &typed).is_err(), "another server secret");
+    }
 
     /// The seed of RFC 4226 Appendix D and RFC 6238 Appendix B (SHA-1).
     const SEED: &[u8] = b"12345678901234567890";

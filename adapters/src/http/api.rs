@@ -3,6 +3,7 @@
 pub mod account;
 pub mod auth;
 pub mod meta;
+pub mod mfa;
 pub mod protected;
 pub mod sessions;
 pub mod strict_string;
@@ -23,6 +24,8 @@ pub enum ApiTags {
     Meta,
     /// The caller's account: password change and deletion.
     Account,
+    /// Two-factor login (TOTP): enrolment, confirmation, turning it off.
+    TwoFactor,
 }
 
 /// A user as clients see it.

@@ -121,7 +121,8 @@ fn log(event: &SecurityEvent) {
     match event.kind {
         SecurityEventKind::ReuseDetected
         | SecurityEventKind::LoginThrottled
-        | SecurityEventKind::PasswordCheckFailed => audit!(warn),
+        | SecurityEventKind::PasswordCheckFailed
+        | SecurityEventKind::MfaFailed => audit!(warn),
         _ => audit!(info),
     }
 }
@@ -247,7 +248,7 @@ mod tests {
             assert_eq!(fields["kind"], kind.as_str());
             let warn = matches!(
                 kind,
-                K::ReuseDetected | K::LoginThrottled | K::PasswordCheckFailed
+                K::ReuseDetected | K::LoginThrottled | K::PasswordCheckFailed | K::MfaFailed
             );
             let expected = if warn {
                 tracing::Level::WARN

@@ -10,9 +10,10 @@
 //! |---|---|---|
 //! | `authd_http_requests_total` | counter | `method`, `route`, `status` |
 //! | `authd_http_request_duration_seconds` | histogram | `method`, `route`, `status` |
-//! | `authd_logins_total` | counter | `outcome`: `success`, `bad_credentials`, `throttled` |
+//! | `authd_logins_total` | counter | `outcome`: `success`, `bad_credentials`, `throttled`, `mfa_required`, `bad_second_factor` |
 //! | `authd_refreshes_total` | counter | `outcome`: `rotated`, `grace_replay`, `reuse_detected`, `expired`, `revoked`, `invalid` |
-//! | `authd_sessions_revoked_total` | counter | `reason`: `logout`, `user`, `reuse` |
+//! | `authd_sessions_revoked_total` | counter | `reason`: `logout`, `user`, `reuse`, `password_changed`, `account_deleted` |
+//! | `authd_two_factor_total` | counter | `event`: `enabled`, `disabled`, `recovery_code_used` |
 //! | `authd_ws_connections` | gauge | |
 //! | `authd_ws_connections_total` | counter | |
 //! | `authd_ws_parked` | gauge | (open connections parked while idle) |
@@ -52,7 +53,13 @@ const LATENCY_BUCKETS: [f64; 14] = [
 ];
 
 /// Every `outcome` of `authd_logins_total`.
-const LOGIN_OUTCOMES: [&str; 3] = ["success", "bad_credentials", "throttled"];
+const LOGIN_OUTCOMES: [&str; 5] = [
+    "success",
+    "bad_credentials",
+    "throttled",
+    "mfa_required",
+    "bad_second_factor",
+];
 /// Every `outcome` of `authd_refreshes_total`.
 const REFRESH_OUTCOMES: [&str; 6] = [
     "rotated",
@@ -70,6 +77,8 @@ const REVOKE_REASONS: [&str; 5] = [
     "password_changed",
     "account_deleted",
 ];
+/// Every `event` of `authd_two_factor_total`.
+const TWO_FACTOR_EVENTS: [&str; 3] = ["enabled", "disabled", "recovery_code_used"];
 /// Every `outcome` of `authd_ws_reauths_total`.
 const REAUTH_OUTCOMES: [&str; 2] = ["success", "failure"];
 
@@ -83,6 +92,8 @@ fn login_outcome(kind: SecurityEventKind) -> Option<&'static str> {
             Some("bad_credentials")
         }
         SecurityEventKind::LoginThrottled => Some("throttled"),
+        SecurityEventKind::MfaChallenged => Some("mfa_required"),
+        SecurityEventKind::MfaFailed => Some("bad_second_factor"),
         _ => None,
     }
 }
@@ -108,6 +119,16 @@ fn revoke_reason(kind: SecurityEventKind) -> Option<&'static str> {
         SecurityEventKind::ReuseDetected => Some("reuse"),
         SecurityEventKind::PasswordChanged => Some("password_changed"),
         SecurityEventKind::AccountDeleted => Some("account_deleted"),
+        _ => None,
+    }
+}
+
+/// The `event` of `authd_two_factor_total` that `kind` counts in, if any.
+fn two_factor_event(kind: SecurityEventKind) -> Option<&'static str> {
+    match kind {
+        SecurityEventKind::MfaEnabled => Some("enabled"),
+        SecurityEventKind::MfaDisabled => Some("disabled"),
+        SecurityEventKind::RecoveryCodeUsed => Some("recovery_code_used"),
         _ => None,
     }
 }
@@ -140,6 +161,7 @@ struct Inner {
     logins: Counter<u64>,
     refreshes: Counter<u64>,
     sessions_revoked: Counter<u64>,
+    two_factor: Counter<u64>,
     ws_open: UpDownCounter<i64>,
     ws_parked: UpDownCounter<i64>,
     ws_accepted: Counter<u64>,
@@ -252,6 +274,10 @@ impl Metrics {
                 "authd_sessions_revoked_total",
                 "Sessions (token families) revoked, by reason",
             ),
+            two_factor: counter(
+                "authd_two_factor_total",
+                "Two-factor login turned on or off, and recovery codes spent",
+            ),
             ws_open: meter
                 .i64_up_down_counter("authd_ws_connections")
                 .with_description("WebSocket connections open now")
@@ -292,6 +318,9 @@ impl Metrics {
                 .sessions_revoked
                 .add(0, &[KeyValue::new("reason", reason)]);
         }
+        for event in TWO_FACTOR_EVENTS {
+            inner.two_factor.add(0, &[KeyValue::new("event", event)]);
+        }
         for outcome in REAUTH_OUTCOMES {
             inner
                 .ws_reauths
@@ -318,6 +347,9 @@ impl Metrics {
         }
         if let Some(outcome) = refresh_outcome(event.kind) {
             inner.refreshes.add(1, &[KeyValue::new("outcome", outcome)]);
+        }
+        if let Some(name) = two_factor_event(event.kind) {
+            inner.two_factor.add(1, &[KeyValue::new("event", name)]);
         }
         if let Some(reason) = revoke_reason(event.kind)
             && event.sessions_revoked > 0

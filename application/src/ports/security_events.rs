@@ -40,11 +40,23 @@ pub enum SecurityEventKind {
     /// A user's account was deleted (by the user, or by an operator with
     /// `authd user delete`); `sessions_revoked` sessions ended with it.
     AccountDeleted,
+    /// A right password for a user with two-factor login: an `mfaToken`
+    /// was handed out, and the login waits for its second factor.
+    MfaChallenged,
+    /// A login's second factor was refused: a wrong, replayed or used
+    /// recovery code.
+    MfaFailed,
+    /// A login's second factor was a recovery code (one fewer is left).
+    RecoveryCodeUsed,
+    /// A user turned two-factor login on (confirmed a TOTP enrolment).
+    MfaEnabled,
+    /// A user turned two-factor login off.
+    MfaDisabled,
 }
 
 impl SecurityEventKind {
     /// Every kind, for exporters that pre-register their series.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 19] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
@@ -59,6 +71,11 @@ impl SecurityEventKind {
         Self::PasswordChanged,
         Self::PasswordCheckFailed,
         Self::AccountDeleted,
+        Self::MfaChallenged,
+        Self::MfaFailed,
+        Self::RecoveryCodeUsed,
+        Self::MfaEnabled,
+        Self::MfaDisabled,
     ];
 
     /// The stable snake_case name (stored in the audit table, used as a metric label).
@@ -78,6 +95,11 @@ impl SecurityEventKind {
             Self::PasswordChanged => "password_changed",
             Self::PasswordCheckFailed => "password_check_failed",
             Self::AccountDeleted => "account_deleted",
+            Self::MfaChallenged => "mfa_challenged",
+            Self::MfaFailed => "mfa_failed",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
         }
     }
 
@@ -100,6 +122,11 @@ impl SecurityEventKind {
                 | Self::PasswordChanged
                 | Self::PasswordCheckFailed
                 | Self::AccountDeleted
+                | Self::MfaChallenged
+                | Self::MfaFailed
+                | Self::RecoveryCodeUsed
+                | Self::MfaEnabled
+                | Self::MfaDisabled
         )
     }
 }

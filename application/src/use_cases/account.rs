@@ -128,7 +128,7 @@ impl AuthService {
     /// the hashing queue, a slot of the login throttle for (user, client
     /// address) taken before the check and kept on a failure, the same
     /// timing; a success clears the user's failures from that address.
-    async fn check_own_password(
+    pub(crate) async fn check_own_password(
         &self,
         caller: &AccessClaims,
         password: SecretString,

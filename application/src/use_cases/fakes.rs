@@ -478,6 +478,9 @@ impl SecurityEvents for Events {
     }
 }
 
+mod mfa;
+pub use mfa::{Mfa, Totp};
+
 /// A service on fakes, with handles on the fakes.
 pub struct World {
     pub service: AuthService,
@@ -488,6 +491,7 @@ pub struct World {
     pub clock: Arc<Clock>,
     pub bus: Arc<Bus>,
     pub events: Arc<Events>,
+    pub mfa: Arc<Mfa>,
 }
 
 impl World {
@@ -499,6 +503,7 @@ impl World {
         let clock = Arc::new(Clock(AtomicI64::new(1_700_000_000_000)));
         let bus = Arc::new(Bus::default());
         let events = Arc::new(Events::default());
+        let mfa = Arc::new(Mfa::default());
         let ports = Ports {
             users: users.clone(),
             sessions: sessions.clone(),
@@ -514,6 +519,8 @@ impl World {
             }),
             health: Arc::new(Health),
             events: events.clone(),
+            mfa: mfa.clone(),
+            totp: Arc::new(Totp),
         };
         Self {
             service: AuthService::new(ports, config),
@@ -524,6 +531,7 @@ impl World {
             clock,
             bus,
             events,
+            mfa,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use domain::{RefreshToken, Session, SessionId, User, Username};
+use domain::{AuthMethods, RefreshToken, Session, SessionId, Timestamp, User, Username};
 use secrecy::SecretString;
 
 use crate::ports::{Overloaded, PasswordCheck, SecurityEvent, SecurityEventKind, ThrottleKey};
@@ -27,6 +27,14 @@ pub enum LoginError {
     /// Unknown user or wrong password: the two are indistinguishable.
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// The password is right and the user has two-factor login: the login
+    /// goes on at `POST /api/login/mfa` with this token and a code.
+    #[error("a second factor is required")]
+    MfaRequired {
+        /// The `mfaToken`: opaque, 5 minutes, bound to the user and the
+        /// client; stored only as a hash.
+        mfa_token: SecretString,
+    },
     /// Too many failures for this username from this client.
     #[error("too many failed logins")]
     RateLimited {
@@ -43,6 +51,11 @@ pub enum LoginError {
 
 impl AuthService {
     /// Logs `username` in.
+    ///
+    /// For a user with two-factor login, a right password does not start a
+    /// session: it answers [`LoginError::MfaRequired`], and the throttle slot
+    /// it took stays taken until the second factor succeeds, so that wrong
+    /// codes and repeated passwords share one budget.
     ///
     /// Unknown usernames cost a password verification against a dummy hash,
     /// so the response time does not tell which usernames exist. An imported
@@ -102,13 +115,32 @@ impl AuthService {
                 return Err(LoginError::InvalidCredentials);
             }
         };
-        self.ports.throttle.clear(&key).await?;
         let user = if needs_rehash {
             self.upgrade_hash(user, password).await
         } else {
             user
         };
+        if self.has_two_factor(&user).await? {
+            let mfa_token = self.challenge_second_factor(&user, now, client).await?;
+            self.report(event(SecurityEventKind::MfaChallenged).user(user.id))
+                .await;
+            return Err(LoginError::MfaRequired { mfa_token });
+        }
+        self.ports.throttle.clear(&key).await?;
+        Ok(self
+            .start_session(user, AuthMethods::Password, now, client)
+            .await?)
+    }
 
+    /// Starts a token family for `user`, who proved `methods`, and hands out
+    /// its first tokens (the end of a login, with one factor or two).
+    pub(crate) async fn start_session(
+        &self,
+        user: User,
+        methods: AuthMethods,
+        now: Timestamp,
+        client: &ClientInfo,
+    ) -> anyhow::Result<LoginOutcome> {
         let policy = &self.config.token_policy;
         let session = Session::start(
             SessionId::from_uuid(self.ports.random.uuid()),
@@ -117,7 +149,8 @@ impl AuthService {
             policy.session_max_age,
             client.user_agent.clone(),
             client.ip.clone(),
-        );
+        )
+        .begun_with(methods);
         let secret = RefreshSecret::generate(self.ports.random.as_ref());
         let first = RefreshToken::first(&session, secret.hash(), policy);
         self.ports.sessions.create(&session, &first).await?;
@@ -127,10 +160,11 @@ impl AuthService {
             expires_at: first.expires_at,
             secret,
         };
-        tracing::info!(user = %user.id, session = %session.id, "login");
+        tracing::info!(user = %user.id, session = %session.id, mfa = methods.two_factor(), "login");
         self.report(
-            event(SecurityEventKind::LoginSucceeded)
+            SecurityEvent::new(SecurityEventKind::LoginSucceeded, now, client)
                 .user(user.id)
+                .username(&user.username.canonical())
                 .session(session.id),
         )
         .await;

@@ -236,6 +236,7 @@ async fn prune_removes_only_long_ended_sessions() {
         crate::Pruned {
             sessions: 1,
             login_windows: 1,
+            mfa_tokens: 0,
             audit_events: 0,
         }
     );

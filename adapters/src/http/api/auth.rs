@@ -10,7 +10,7 @@ use poem::web::Data;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use super::strict_string::{PasswordRules, StrictString, UsernameRules};
 use super::{ApiTags, UserBody};
@@ -55,7 +55,58 @@ pub struct TokenResponse {
 }
 
 /// What `Debug` shows instead of a token or a cookie that carries one.
-const REDACTED: &str = "[redacted]";
+pub(super) const REDACTED: &str = "[redacted]";
+
+/// The `403 mfa_required` body: a problem with the login's `mfaToken` and
+/// the second factors it takes.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct MfaRequiredProblem {
+    /// `urn:authd:problem:mfa_required`.
+    #[oai(rename = "type")]
+    pub kind: String,
+    /// `Forbidden`.
+    pub title: String,
+    /// `403`.
+    pub status: u16,
+    /// `mfa_required`.
+    pub code: String,
+    /// A human-readable explanation.
+    pub detail: String,
+    /// Opaque; valid for 5 minutes, from this client only, for 5 wrong
+    /// codes. Send it to `POST /api/login/mfa` with a code.
+    pub mfa_token: String,
+    /// The second factors this user has: `["totp"]`.
+    pub methods: Vec<String>,
+}
+
+impl std::fmt::Debug for MfaRequiredProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MfaRequiredProblem")
+            .field("code", &self.code)
+            .field("mfa_token", &REDACTED)
+            .field("methods", &self.methods)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MfaRequiredProblem {
+    fn new(mfa_token: &SecretString) -> Self {
+        let problem = Problem::new(
+            Code::MfaRequired,
+            "The password is right; this account also needs a code from its authenticator app.",
+        );
+        Self {
+            kind: problem.kind,
+            title: problem.title,
+            status: problem.status,
+            code: problem.code,
+            detail: problem.detail,
+            mfa_token: mfa_token.expose_secret().to_owned(),
+            methods: vec!["totp".to_owned()],
+        }
+    }
+}
 
 // Redacted by hand: a `?response` in a log line must never print a token.
 impl std::fmt::Debug for TokenResponse {
@@ -76,6 +127,7 @@ impl std::fmt::Debug for LoginResponse {
             Self::Ok(body, _cookie) => f.debug_tuple("Ok").field(&body.0).field(&REDACTED).finish(),
             Self::BadRequest(p) => f.debug_tuple("BadRequest").field(&p.0).finish(),
             Self::Unauthorized(p, h) => f.debug_tuple("Unauthorized").field(&p.0).field(h).finish(),
+            Self::MfaRequired(p) => f.debug_tuple("MfaRequired").field(&p.0).finish(),
             Self::RateLimited(p, after) => f
                 .debug_tuple("RateLimited")
                 .field(&p.0)
@@ -102,7 +154,7 @@ impl std::fmt::Debug for RefreshResponse {
 }
 
 impl TokenResponse {
-    fn new(user: &User, access: IssuedAccessToken) -> Self {
+    pub(super) fn new(user: &User, access: IssuedAccessToken) -> Self {
         Self {
             access_token: access.token,
             token_type: "Bearer".into(),
@@ -189,6 +241,11 @@ pub enum LoginResponse {
         #[oai(header = "WWW-Authenticate")]
         String,
     ),
+    /// `mfa_required`: the password is right and the user has two-factor
+    /// login. No session starts and no cookie is set: the login goes on at
+    /// `POST /api/login/mfa` with the `mfaToken` and a code.
+    #[oai(status = 403, content_type = "application/problem+json")]
+    MfaRequired(Json<MfaRequiredProblem>),
     /// `rate_limited`: too many failed logins for this username from this address.
     #[oai(status = 429, content_type = "application/problem+json")]
     RateLimited(
@@ -220,6 +277,16 @@ pub(super) fn overloaded(e: application::ports::Overloaded) -> (Problem, u64) {
     (problem, secs)
 }
 
+/// The `429 rate_limited` answer of a throttled login and its `Retry-After` seconds.
+pub(super) fn login_throttled(retry_after: std::time::Duration) -> (Problem, u64) {
+    let secs = retry_after_secs(retry_after);
+    let problem = Problem::new(
+        Code::RateLimited,
+        format!("Too many failed logins; try again in {secs} seconds."),
+    );
+    (problem, secs)
+}
+
 /// Whole seconds, rounded up (a client that waits exactly this long must
 /// get through), at least 1.
 pub(super) fn retry_after_secs(d: std::time::Duration) -> u64 {
@@ -236,15 +303,12 @@ impl From<LoginError> for LoginResponse {
                 )),
                 CHALLENGE.into(),
             ),
+            LoginError::MfaRequired { mfa_token } => {
+                Self::MfaRequired(Json(MfaRequiredProblem::new(&mfa_token)))
+            }
             LoginError::RateLimited { retry_after } => {
-                let secs = retry_after_secs(retry_after);
-                Self::RateLimited(
-                    Json(Problem::new(
-                        Code::RateLimited,
-                        format!("Too many failed logins; try again in {secs} seconds."),
-                    )),
-                    secs,
-                )
+                let (problem, secs) = login_throttled(retry_after);
+                Self::RateLimited(Json(problem), secs)
             }
             LoginError::Overloaded(e) => {
                 let (problem, secs) = overloaded(e);
@@ -356,7 +420,9 @@ impl AuthApi {
     /// Log in.
     ///
     /// Starts a session: answers an access token and sets the `refreshToken`
-    /// cookie. After `LOGIN_MAX_FAILURES` failures for one username from one
+    /// cookie. For a user with two-factor login, a right password answers
+    /// `403 mfa_required` with an `mfaToken` for `POST /api/login/mfa`
+    /// instead. After `LOGIN_MAX_FAILURES` failures for one username from one
     /// address within `LOGIN_FAILURE_WINDOW`, logins for that pair get `429`
     /// until the window has passed, even with the right password.
     #[oai(path = "/login", method = "post", operation_id = "login")]

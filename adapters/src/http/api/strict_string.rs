@@ -42,6 +42,28 @@ impl StringRules for PasswordRules {
     const MAX_LENGTH: Option<usize> = Some(domain::password::MAX_PASSWORD_CHARS);
 }
 
+/// A TOTP code: six digits (spaces around them are ignored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TotpCodeRules;
+impl StringRules for TotpCodeRules {
+    const MAX_LENGTH: Option<usize> = Some(16);
+}
+
+/// A recovery code: 20 hex digits, dashes and spaces ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryCodeRules;
+impl StringRules for RecoveryCodeRules {
+    const MAX_LENGTH: Option<usize> = Some(64);
+}
+
+/// An `mfaToken`: 43 base64url characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MfaTokenRules;
+impl StringRules for MfaTokenRules {
+    const MIN_LENGTH: Option<usize> = Some(43);
+    const MAX_LENGTH: Option<usize> = Some(43);
+}
+
 /// A string that was a JSON string on the wire; `R` is what its schema states.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StrictString<R: StringRules = AnyString>(pub String, pub PhantomData<R>);

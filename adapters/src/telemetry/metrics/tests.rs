@@ -29,13 +29,15 @@ fn every_event_kind_counts_in_its_series() {
         let login = login_outcome(kind);
         let refresh = refresh_outcome(kind);
         let revoke = revoke_reason(kind);
+        let two_factor = two_factor_event(kind);
         assert!(
-            login.is_some() || refresh.is_some() || revoke.is_some(),
+            login.is_some() || refresh.is_some() || revoke.is_some() || two_factor.is_some(),
             "{kind:?} is counted nowhere"
         );
         assert!(login.is_none_or(|o| LOGIN_OUTCOMES.contains(&o)));
         assert!(refresh.is_none_or(|o| REFRESH_OUTCOMES.contains(&o)));
         assert!(revoke.is_none_or(|r| REVOKE_REASONS.contains(&r)));
+        assert!(two_factor.is_none_or(|e| TWO_FACTOR_EVENTS.contains(&e)));
     }
     assert_eq!(
         refresh_outcome(SecurityEventKind::ReuseDetected),

@@ -1,0 +1,478 @@
+//! Two-factor login: `POST /api/mfa/totp`, `POST /api/mfa/totp/confirm`,
+//! `DELETE /api/mfa/totp` and `POST /api/login/mfa`.
+
+use std::sync::Arc;
+
+use application::AuthService;
+use application::use_cases::{MfaError, MfaLoginError, SecondFactor};
+use poem::Request;
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use secrecy::{ExposeSecret as _, SecretString};
+
+use super::ApiTags;
+use super::account::PasswordConfirmation;
+use super::auth::{REDACTED, TokenResponse, client_info, login_throttled, overloaded, retry_after_secs};
+use super::strict_string::{
+    MfaTokenRules, RecoveryCodeRules, StrictString, TotpCodeRules,
+};
+use crate::http::bearer::BearerAuth;
+use crate::http::problem::{CHALLENGE, CHALLENGE_INVALID, Code, Problem, internal};
+use crate::http::{HttpConfig, cookie};
+
+/// Two-factor login.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MfaApi;
+
+/// A pending TOTP enrolment: the secret, shown once.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct TotpEnrolmentBody {
+    /// The secret in base32 (160 bits), to type into an authenticator app.
+    pub secret: String,
+    /// `otpauth://totp/<issuer>:<username>?secret=...`: the QR code's content.
+    pub otpauth_uri: String,
+    /// Seconds the enrolment waits for its confirming code (600).
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for TotpEnrolmentBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpEnrolmentBody")
+            .field("secret", &REDACTED)
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A code from the authenticator app.
+#[derive(Object)]
+pub struct TotpCode {
+    /// Six digits.
+    pub code: StrictString<TotpCodeRules>,
+}
+
+impl std::fmt::Debug for TotpCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpCode").finish_non_exhaustive()
+    }
+}
+
+/// The recovery codes of a confirmed enrolment.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct RecoveryCodes {
+    /// Ten codes, each good for one login instead of a TOTP code. They are
+    /// shown only now; the server keeps only their hashes.
+    pub recovery_codes: Vec<String>,
+}
+
+impl std::fmt::Debug for RecoveryCodes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveryCodes")
+            .field("count", &self.recovery_codes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The second step of a login: the `mfaToken` and exactly one of `code`
+/// and `recoveryCode`.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct SecondFactorBody {
+    /// From the `403 mfa_required` answer of `POST /api/login`.
+    pub mfa_token: StrictString<MfaTokenRules>,
+    /// A code from the authenticator app.
+    pub code: Option<StrictString<TotpCodeRules>>,
+    /// One of the recovery codes (each works once).
+    pub recovery_code: Option<StrictString<RecoveryCodeRules>>,
+}
+
+impl std::fmt::Debug for SecondFactorBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecondFactorBody").finish_non_exhaustive()
+    }
+}
+
+/// Answers of `POST /api/mfa/totp`.
+#[derive(Debug, ApiResponse)]
+pub enum BeginTotpResponse {
+    /// A pending enrolment (a pending one before it is replaced).
+    #[oai(status = 200)]
+    Ok(Json<TotpEnrolmentBody>),
+    /// `invalid_token`.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(
+        Json<Problem>,
+        /// `Bearer error="invalid_token"` (just `Bearer` when no token was presented).
+        #[oai(header = "WWW-Authenticate")]
+        String,
+    ),
+    /// `mfa_already_enabled`: turn it off first.
+    #[oai(status = 409, content_type = "application/problem+json")]
+    Conflict(Json<Problem>),
+    /// Something went wrong on our side.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+/// Answers of `POST /api/mfa/totp/confirm`.
+#[derive(Debug, ApiResponse)]
+pub enum ConfirmTotpResponse {
+    /// Two-factor login is on.
+    #[oai(status = 200)]
+    Ok(Json<RecoveryCodes>),
+    /// `invalid_mfa_code`: not the code of the pending secret now; or
+    /// `bad_request` for a malformed body.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// `invalid_token`.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(
+        Json<Problem>,
+        /// `Bearer error="invalid_token"` (just `Bearer` when no token was presented).
+        #[oai(header = "WWW-Authenticate")]
+        String,
+    ),
+    /// `not_found`: no pending enrolment (none was begun, it expired after
+    /// 10 minutes, or it was confirmed already).
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
+    /// Something went wrong on our side.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+/// Answers of `DELETE /api/mfa/totp`.
+#[derive(Debug, ApiResponse)]
+pub enum DisableTotpResponse {
+    /// Two-factor login is off; the secret and the recovery codes are deleted.
+    #[oai(status = 204)]
+    NoContent,
+    /// `bad_request` for a malformed body.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// `invalid_token`, or `invalid_credentials`: the password is wrong.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(
+        Json<Problem>,
+        /// `Bearer error="invalid_token"` (just `Bearer` when no token was presented).
+        #[oai(header = "WWW-Authenticate")]
+        String,
+    ),
+    /// `not_found`: two-factor login is not on.
+    #[oai(status = 404, content_type = "application/problem+json")]
+    NotFound(Json<Problem>),
+    /// `rate_limited`: too many wrong passwords for this user from this
+    /// address (the login throttle's counter).
+    #[oai(status = 429, content_type = "application/problem+json")]
+    RateLimited(
+        Json<Problem>,
+        /// Seconds until the password is checked again.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// `overloaded`: every place in the password-hashing queue is taken.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Overloaded(
+        Json<Problem>,
+        /// Seconds to wait before trying again.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// Something went wrong on our side.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+/// Answers of `POST /api/login/mfa`.
+#[derive(ApiResponse)]
+pub enum LoginMfaResponse {
+    /// Logged in with two factors (`amr` `["pwd","otp"]`): an access token,
+    /// and the refresh token in the `refreshToken` cookie.
+    #[oai(status = 200)]
+    Ok(
+        Json<TokenResponse>,
+        /// `refreshToken=<token>; HttpOnly; Secure; SameSite=Strict; Path=/api; Max-Age=<seconds>`
+        #[oai(header = "Set-Cookie")]
+        String,
+    ),
+    /// `bad_request`: a malformed body, or not exactly one of `code` and `recoveryCode`.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// `invalid_mfa_code` (wrong, already used, or a used recovery code;
+    /// it counts towards the login throttle and the token's 5), or
+    /// `mfa_token_invalid` (unknown, expired, used up, or another client's).
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(
+        Json<Problem>,
+        /// `Bearer`
+        #[oai(header = "WWW-Authenticate")]
+        String,
+    ),
+    /// `rate_limited`: too many failed logins for this user from this address.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    RateLimited(
+        Json<Problem>,
+        /// Seconds until logins are accepted again.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// Something went wrong on our side.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
+}
+
+impl std::fmt::Debug for LoginMfaResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ok(body, _cookie) => f.debug_tuple("Ok").field(&body.0).field(&REDACTED).finish(),
+            Self::BadRequest(p) | Self::Internal(p) => f.debug_tuple("Error").field(&p.0).finish(),
+            Self::Unauthorized(p, _) | Self::RateLimited(p, _) => {
+                f.debug_tuple("Refused").field(&p.0).finish()
+            }
+        }
+    }
+}
+
+fn not_found(detail: &str) -> Json<Problem> {
+    Json(Problem::new(Code::NotFound, detail))
+}
+
+/// The `401 invalid_token` of a token whose user is gone.
+fn user_gone() -> (Json<Problem>, String) {
+    (
+        Json(Problem::new(
+            Code::InvalidToken,
+            "The access token's user does not exist.",
+        )),
+        CHALLENGE_INVALID.into(),
+    )
+}
+
+impl From<MfaError> for BeginTotpResponse {
+    fn from(e: MfaError) -> Self {
+        match e {
+            MfaError::AlreadyEnabled => Self::Conflict(Json(Problem::new(
+                Code::MfaAlreadyEnabled,
+                "Two-factor login is already on; turn it off first.",
+            ))),
+            MfaError::UserGone => {
+                let (p, h) = user_gone();
+                Self::Unauthorized(p, h)
+            }
+            other => Self::Internal(Json(internal(&anyhow::Error::from(other)))),
+        }
+    }
+}
+
+impl From<MfaError> for ConfirmTotpResponse {
+    fn from(e: MfaError) -> Self {
+        match e {
+            MfaError::InvalidCode => Self::BadRequest(Json(Problem::new(
+                Code::InvalidEnrolmentCode,
+                "That is not the current code of the new secret.",
+            ))),
+            MfaError::NotFound => Self::NotFound(not_found(
+                "No enrolment is waiting for confirmation (or it expired); begin a new one.",
+            )),
+            MfaError::UserGone => {
+                let (p, h) = user_gone();
+                Self::Unauthorized(p, h)
+            }
+            other => Self::Internal(Json(internal(&anyhow::Error::from(other)))),
+        }
+    }
+}
+
+impl From<MfaError> for DisableTotpResponse {
+    fn from(e: MfaError) -> Self {
+        match e {
+            MfaError::NotFound => Self::NotFound(not_found("Two-factor login is not on.")),
+            MfaError::InvalidCredentials => Self::Unauthorized(
+                Json(Problem::new(
+                    Code::InvalidCredentials,
+                    "The password is not correct.",
+                )),
+                CHALLENGE_INVALID.into(),
+            ),
+            MfaError::UserGone => {
+                let (p, h) = user_gone();
+                Self::Unauthorized(p, h)
+            }
+            MfaError::RateLimited { retry_after } => {
+                let secs = retry_after_secs(retry_after);
+                Self::RateLimited(
+                    Json(Problem::new(
+                        Code::RateLimited,
+                        format!("Too many wrong passwords; try again in {secs} seconds."),
+                    )),
+                    secs,
+                )
+            }
+            MfaError::Overloaded(e) => {
+                let (problem, secs) = overloaded(e);
+                Self::Overloaded(Json(problem), secs)
+            }
+            other => Self::Internal(Json(internal(&anyhow::Error::from(other)))),
+        }
+    }
+}
+
+impl From<MfaLoginError> for LoginMfaResponse {
+    fn from(e: MfaLoginError) -> Self {
+        let (code, detail) = match e {
+            MfaLoginError::InvalidCode => (
+                Code::InvalidMfaCode,
+                "The code is wrong or was used already.",
+            ),
+            MfaLoginError::TokenInvalid => (
+                Code::MfaTokenInvalid,
+                "The mfaToken is unknown, expired or used up; log in again.",
+            ),
+            MfaLoginError::RateLimited { retry_after } => {
+                let (problem, secs) = login_throttled(retry_after);
+                return Self::RateLimited(Json(problem), secs);
+            }
+            MfaLoginError::Unexpected(e) => return Self::Internal(Json(internal(&e))),
+        };
+        Self::Unauthorized(Json(Problem::new(code, detail)), CHALLENGE.into())
+    }
+}
+
+fn secret(value: String) -> SecretString {
+    SecretString::from(value)
+}
+
+#[OpenApi(tag = "ApiTags::TwoFactor")]
+impl MfaApi {
+    /// Begin a TOTP enrolment.
+    ///
+    /// Makes a new TOTP secret (RFC 6238: SHA-1, 6 digits, 30 s) for the
+    /// caller, pending until `POST /api/mfa/totp/confirm` proves an
+    /// authenticator app holds it, for at most 10 minutes. Beginning again
+    /// replaces a pending enrolment.
+    #[oai(path = "/mfa/totp", method = "post", operation_id = "beginTotp")]
+    async fn begin_totp(
+        &self,
+        auth: Data<&Arc<AuthService>>,
+        bearer: BearerAuth,
+    ) -> BeginTotpResponse {
+        match auth.begin_totp(&bearer.0).await {
+            Ok(enrolment) => BeginTotpResponse::Ok(Json(TotpEnrolmentBody {
+                secret: enrolment.secret.expose_secret().to_owned(),
+                otpauth_uri: enrolment.otpauth_uri.expose_secret().to_owned(),
+                expires_in: enrolment.expires_in.as_secs(),
+            })),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Confirm the TOTP enrolment.
+    ///
+    /// With a current code of the pending secret, turns two-factor login on
+    /// and answers ten recovery codes, shown this once. Existing sessions go
+    /// on; the confirming code cannot log in.
+    #[oai(path = "/mfa/totp/confirm", method = "post", operation_id = "confirmTotp")]
+    async fn confirm_totp(
+        &self,
+        req: &Request,
+        auth: Data<&Arc<AuthService>>,
+        config: Data<&Arc<HttpConfig>>,
+        bearer: BearerAuth,
+        body: Json<TotpCode>,
+    ) -> ConfirmTotpResponse {
+        let client = client_info(req, &config);
+        match auth
+            .confirm_totp(&bearer.0, secret(body.0.code.0), &client)
+            .await
+        {
+            Ok(codes) => ConfirmTotpResponse::Ok(Json(RecoveryCodes {
+                recovery_codes: codes
+                    .iter()
+                    .map(|c| c.expose_secret().to_owned())
+                    .collect(),
+            })),
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Turn two-factor login off.
+    ///
+    /// Checks the password (through the login throttle, as a password
+    /// change does) and deletes the TOTP secret and the recovery codes.
+    /// Existing sessions go on.
+    #[oai(path = "/mfa/totp", method = "delete", operation_id = "disableTotp")]
+    async fn disable_totp(
+        &self,
+        req: &Request,
+        auth: Data<&Arc<AuthService>>,
+        config: Data<&Arc<HttpConfig>>,
+        bearer: BearerAuth,
+        body: Json<PasswordConfirmation>,
+    ) -> DisableTotpResponse {
+        let client = client_info(req, &config);
+        match auth
+            .disable_totp(&bearer.0, secret(body.0.password.0), &client)
+            .await
+        {
+            Ok(()) => DisableTotpResponse::NoContent,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// Log in: the second factor.
+    ///
+    /// Completes a login that answered `403 mfa_required`: the `mfaToken`
+    /// with a TOTP code (accepted once: a replay is refused) or a recovery
+    /// code (each works once). Starts a session as `POST /api/login` does,
+    /// its tokens with `amr` `["pwd","otp"]`. Wrong codes count towards the
+    /// login throttle; after 5 the `mfaToken` is used up.
+    #[oai(
+        path = "/login/mfa",
+        method = "post",
+        operation_id = "loginMfa",
+        tag = "ApiTags::Auth"
+    )]
+    async fn login_mfa(
+        &self,
+        req: &Request,
+        auth: Data<&Arc<AuthService>>,
+        config: Data<&Arc<HttpConfig>>,
+        body: Json<SecondFactorBody>,
+    ) -> LoginMfaResponse {
+        let SecondFactorBody {
+            mfa_token,
+            code,
+            recovery_code,
+        } = body.0;
+        let proof = match (code, recovery_code) {
+            (Some(code), None) => SecondFactor::Code(secret(code.0)),
+            (None, Some(code)) => SecondFactor::RecoveryCode(secret(code.0)),
+            _ => {
+                return LoginMfaResponse::BadRequest(Json(Problem::bad_request(
+                    "Send exactly one of `code` and `recoveryCode`.",
+                )));
+            }
+        };
+        let client = client_info(req, &config);
+        match auth
+            .login_second_factor(&mfa_token.0, proof, &client)
+            .await
+        {
+            Ok(outcome) => {
+                let cookie = cookie::set_refresh(
+                    outcome.refresh.secret.expose(),
+                    outcome.refresh.max_age,
+                    config.cookie_secure,
+                );
+                LoginMfaResponse::Ok(
+                    Json(TokenResponse::new(&outcome.user, outcome.access)),
+                    cookie,
+                )
+            }
+            Err(e) => e.into(),
+        }
+    }
+}
