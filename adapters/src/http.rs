@@ -35,9 +35,9 @@ use connections::LimitedAcceptor;
 use crate::telemetry::Metrics;
 
 use api::account::AccountApi;
-use api::mfa::MfaApi;
 use api::auth::AuthApi;
 use api::meta::MetaApi;
+use api::mfa::MfaApi;
 use api::protected::ProtectedApi;
 use api::sessions::SessionsApi;
 
@@ -72,11 +72,25 @@ impl Default for HttpConfig {
     }
 }
 
-type Apis = (AuthApi, MfaApi, SessionsApi, AccountApi, ProtectedApi, MetaApi);
+type Apis = (
+    AuthApi,
+    MfaApi,
+    SessionsApi,
+    AccountApi,
+    ProtectedApi,
+    MetaApi,
+);
 
 fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (AuthApi, MfaApi, SessionsApi, AccountApi, ProtectedApi, MetaApi),
+        (
+            AuthApi,
+            MfaApi,
+            SessionsApi,
+            AccountApi,
+            ProtectedApi,
+            MetaApi,
+        ),
         "authd",
         "1.0.0",
     )

@@ -25,6 +25,8 @@ pub use signing_keys::{KeyView, RetireKeyError, Retired, SigningKeys};
 #[cfg(test)]
 mod login_tests;
 #[cfg(test)]
+mod mfa_tests;
+#[cfg(test)]
 mod refresh_tests;
 #[cfg(test)]
 mod tests;

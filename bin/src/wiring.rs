@@ -6,8 +6,8 @@ use std::sync::Arc;
 use adapters::crypto::jws_keys::KeyPair;
 use adapters::crypto::key_ring::{self, KeyRing, KeyRingConfig, Minter};
 use adapters::crypto::key_seal::KeySeal;
-use adapters::crypto::totp::TotpSecrets;
 use adapters::crypto::password::{Argon2Cost, Argon2Hasher};
+use adapters::crypto::totp::TotpSecrets;
 use adapters::http::HttpConfig;
 use adapters::persistence::{
     Database, PgRevocationBus, PollingRevocationBus, SeaAuditLog, SeaLoginThrottle, SeaMfaStore,

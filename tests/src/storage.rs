@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use adapters::crypto::jwt::{JwtSigner, JwtVerifier};
 use adapters::crypto::password::Argon2Hasher;
+use adapters::crypto::totp::TotpSecrets;
 use adapters::persistence::{
     Database, LocalRevocationBus, SeaAuditLog, SeaLoginThrottle, SeaMfaStore, SeaSessionStore,
     SeaUserRepository,
 };
 use adapters::system::{OsRandom, SystemClock};
 use adapters::telemetry::{EventRecorder, Metrics};
-use adapters::crypto::totp::TotpSecrets;
-use application::{Ports, SealKey};
 use application::ports::ThrottlePolicy;
+use application::{Ports, SealKey};
 
 use crate::postgres::fresh_sqlite_url;
 

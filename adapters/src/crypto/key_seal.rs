@@ -76,7 +76,13 @@ impl SecretSeal {
         let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
         let aad = [self.aad_label, context].concat();
         self.cipher
-            .decrypt(&XNonce::from(nonce), Payload { msg: body, aad: &aad })
+            .decrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: body,
+                    aad: &aad,
+                },
+            )
             .ok()
             .map(Zeroizing::new)
     }

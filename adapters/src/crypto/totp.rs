@@ -65,12 +65,10 @@ impl TotpCodes for TotpSecrets {
             .ok_or_else(|| anyhow::anyhow!("the TOTP secret of user {user} does not open"))?;
         // Every candidate is computed, matched or not: the time taken does
         // not say which step matched.
-        Ok(steps
-            .iter()
-            .fold(None, |found, step| {
-                let hit = matches(&secret, *step, typed);
-                found.or(hit.then_some(*step))
-            }))
+        Ok(steps.iter().fold(None, |found, step| {
+            let hit = matches(&secret, *step, typed);
+            found.or(hit.then_some(*step))
+        }))
     }
 }
 
@@ -170,7 +168,11 @@ mod tests {
         let base32 = new.base32.expose_secret();
         assert_eq!(base32.len(), 32, "160 bits");
         assert!(new.uri.expose_secret().contains(base32));
-        assert!(!new.sealed.windows(4).any(|w| base32.as_bytes().windows(4).any(|b| b == w)));
+        assert!(
+            !new.sealed
+                .windows(4)
+                .any(|w| base32.as_bytes().windows(4).any(|b| b == w))
+        );
         // Recover the raw secret from its base32 to compute the expected codes.
         let raw: Vec<u8> = {
             let mut bits = 0u64;
@@ -190,16 +192,30 @@ mod tests {
         let steps = [100, 101, 102];
         let typed = code(&raw, 101);
         assert_eq!(
-            secrets.matching_step(kim, &new.sealed, &steps, &typed).unwrap(),
+            secrets
+                .matching_step(kim, &new.sealed, &steps, &typed)
+                .unwrap(),
             Some(101)
         );
         assert_eq!(
-            secrets.matching_step(kim, &new.sealed, &[100, 102], &typed).unwrap(),
+            secrets
+                .matching_step(kim, &new.sealed, &[100, 102], &typed)
+                .unwrap(),
             None
         );
-        assert!(secrets.matching_step(lee, &new.sealed, &steps, &typed).is_err(), "another user's row");
+        assert!(
+            secrets
+                .matching_step(lee, &new.sealed, &steps, &typed)
+                .is_err(),
+            "another user's row"
+        );
         let other = TotpSecrets::new(&SealKey::from_bytes([8; SealKey::LEN]));
-        assert!(other.matching_step(kim, &new.sealed, &steps, &typed).is_err(), "another server secret");
+        assert!(
+            other
+                .matching_step(kim, &new.sealed, &steps, &typed)
+                .is_err(),
+            "another server secret"
+        );
     }
 
     /// The seed of RFC 4226 Appendix D and RFC 6238 Appendix B (SHA-1).

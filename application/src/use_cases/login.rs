@@ -53,9 +53,10 @@ impl AuthService {
     /// Logs `username` in.
     ///
     /// For a user with two-factor login, a right password does not start a
-    /// session: it answers [`LoginError::MfaRequired`], and the throttle slot
-    /// it took stays taken until the second factor succeeds, so that wrong
-    /// codes and repeated passwords share one budget.
+    /// session: it answers [`LoginError::MfaRequired`]. Its failures are
+    /// cleared as for any right password; each wrong code then takes a slot,
+    /// so that one window allows `LOGIN_MAX_FAILURES` codes, the `mfaToken`'s
+    /// five included.
     ///
     /// Unknown usernames cost a password verification against a dummy hash,
     /// so the response time does not tell which usernames exist. An imported
@@ -115,6 +116,7 @@ impl AuthService {
                 return Err(LoginError::InvalidCredentials);
             }
         };
+        self.ports.throttle.clear(&key).await?;
         let user = if needs_rehash {
             self.upgrade_hash(user, password).await
         } else {
@@ -126,7 +128,6 @@ impl AuthService {
                 .await;
             return Err(LoginError::MfaRequired { mfa_token });
         }
-        self.ports.throttle.clear(&key).await?;
         Ok(self
             .start_session(user, AuthMethods::Password, now, client)
             .await?)

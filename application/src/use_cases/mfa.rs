@@ -141,10 +141,10 @@ impl AuthService {
         {
             return Err(MfaError::AlreadyEnabled);
         }
-        let new =
-            self.ports
-                .totp
-                .generate(user.id, &self.config.issuer, user.username.as_str())?;
+        let new = self
+            .ports
+            .totp
+            .generate(user.id, &self.config.issuer, user.username.as_str())?;
         if !self.ports.mfa.begin_totp(user.id, &new.sealed, now).await? {
             return Err(MfaError::AlreadyEnabled);
         }
@@ -241,10 +241,14 @@ impl AuthService {
         }
         tracing::info!(user = %user.id, "two-factor login turned off");
         self.report(
-            SecurityEvent::new(SecurityEventKind::MfaDisabled, self.ports.clock.now(), client)
-                .user(user.id)
-                .username(&user.username.canonical())
-                .session(caller.sid),
+            SecurityEvent::new(
+                SecurityEventKind::MfaDisabled,
+                self.ports.clock.now(),
+                client,
+            )
+            .user(user.id)
+            .username(&user.username.canonical())
+            .session(caller.sid),
         )
         .await;
         Ok(())
@@ -255,8 +259,9 @@ impl AuthService {
     /// session whose tokens say `amr: ["pwd","otp"]`.
     ///
     /// A wrong code takes a slot of the login throttle for the user and the
-    /// client (the password's slot is still taken) and one of the token's
-    /// five; a code's step, once accepted, never matches again.
+    /// client and one of the token's five; a code's step, once accepted,
+    /// never matches again. The token is checked first: a used-up token is
+    /// `TokenInvalid`, and the next login with the password is throttled.
     ///
     /// # Errors
     /// See [`MfaLoginError`].
@@ -301,7 +306,10 @@ impl AuthService {
             SecondFactor::RecoveryCode(code) => match normal_recovery_code(&code) {
                 Some(code) => {
                     let hash = recovery_hash(user.id, &code);
-                    self.ports.mfa.use_recovery_code(user.id, &hash, now).await?
+                    self.ports
+                        .mfa
+                        .use_recovery_code(user.id, &hash, now)
+                        .await?
                 }
                 None => false,
             },
@@ -502,10 +510,7 @@ mod tests {
         assert_ne!(here, challenge_hash(&token, &client("10.0.0.2", "curl")));
         assert_ne!(here, challenge_hash(&token, &client("10.0.0.1", "wget")));
         // The parts are length-prefixed: moving a byte across does not collide.
-        assert_ne!(
-            challenge_hash(&token, &client("10.0.0.1c", "url")),
-            here
-        );
+        assert_ne!(challenge_hash(&token, &client("10.0.0.1c", "url")), here);
     }
 
     #[test]

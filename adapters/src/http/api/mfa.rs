@@ -13,10 +13,10 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use super::ApiTags;
 use super::account::PasswordConfirmation;
-use super::auth::{REDACTED, TokenResponse, client_info, login_throttled, overloaded, retry_after_secs};
-use super::strict_string::{
-    MfaTokenRules, RecoveryCodeRules, StrictString, TotpCodeRules,
+use super::auth::{
+    REDACTED, TokenResponse, client_info, login_throttled, overloaded, retry_after_secs,
 };
+use super::strict_string::{MfaTokenRules, RecoveryCodeRules, StrictString, TotpCodeRules};
 use crate::http::bearer::BearerAuth;
 use crate::http::problem::{CHALLENGE, CHALLENGE_INVALID, Code, Problem, internal};
 use crate::http::{HttpConfig, cookie};
@@ -374,7 +374,11 @@ impl MfaApi {
     /// With a current code of the pending secret, turns two-factor login on
     /// and answers ten recovery codes, shown this once. Existing sessions go
     /// on; the confirming code cannot log in.
-    #[oai(path = "/mfa/totp/confirm", method = "post", operation_id = "confirmTotp")]
+    #[oai(
+        path = "/mfa/totp/confirm",
+        method = "post",
+        operation_id = "confirmTotp"
+    )]
     async fn confirm_totp(
         &self,
         req: &Request,
@@ -389,10 +393,7 @@ impl MfaApi {
             .await
         {
             Ok(codes) => ConfirmTotpResponse::Ok(Json(RecoveryCodes {
-                recovery_codes: codes
-                    .iter()
-                    .map(|c| c.expose_secret().to_owned())
-                    .collect(),
+                recovery_codes: codes.iter().map(|c| c.expose_secret().to_owned()).collect(),
             })),
             Err(e) => e.into(),
         }
@@ -457,10 +458,7 @@ impl MfaApi {
             }
         };
         let client = client_info(req, &config);
-        match auth
-            .login_second_factor(&mfa_token.0, proof, &client)
-            .await
-        {
+        match auth.login_second_factor(&mfa_token.0, proof, &client).await {
             Ok(outcome) => {
                 let cookie = cookie::set_refresh(
                     outcome.refresh.secret.expose(),

@@ -1,0 +1,272 @@
+//! Two-factor login on fakes: enrolment, the second step, its limits.
+
+use std::time::Duration;
+
+use domain::AuthMethods;
+use domain::totp::step_of;
+use secrecy::{ExposeSecret as _, SecretString};
+
+use super::fakes::{Totp, World, secret};
+use super::tests::{client, login, world_with_alice};
+use super::*;
+use crate::ClientInfo;
+use crate::ports::SecurityEventKind;
+
+/// The code of the current step, and of the one after it.
+fn code_now(w: &World) -> SecretString {
+    secret(&Totp::code(step_of(w.service.now())))
+}
+
+/// Alice with two-factor login on; returns her recovery codes.
+async fn alice_with_totp() -> (World, Vec<SecretString>) {
+    let w = world_with_alice().await;
+    let caller = claims(&w, &login(&w).await);
+    w.service.begin_totp(&caller).await.expect("begin");
+    let codes = w
+        .service
+        .confirm_totp(&caller, code_now(&w), &client())
+        .await
+        .expect("confirm");
+    (w, codes)
+}
+
+fn claims(w: &World, s: &LoginOutcome) -> domain::AccessClaims {
+    w.tokens.claims_of(&s.access.token).expect("issued here")
+}
+
+/// The `mfaToken` of a login with the right password.
+async fn password_step(w: &World, from: &ClientInfo) -> String {
+    match w
+        .service
+        .login("alice", secret("correct horse"), from)
+        .await
+    {
+        Err(LoginError::MfaRequired { mfa_token }) => mfa_token.expose_secret().to_owned(),
+        other => panic!("expected mfa_required, got {other:?}"),
+    }
+}
+
+async fn second(
+    w: &World,
+    token: &str,
+    proof: SecondFactor,
+) -> Result<LoginOutcome, MfaLoginError> {
+    w.service.login_second_factor(token, proof, &client()).await
+}
+
+#[tokio::test]
+async fn enrolment_is_confirmed_by_a_code_and_login_then_takes_two_steps() {
+    let w = world_with_alice().await;
+    let caller = claims(&w, &login(&w).await);
+    assert!(matches!(
+        w.service
+            .confirm_totp(&caller, code_now(&w), &client())
+            .await,
+        Err(MfaError::NotFound)
+    ));
+    let enrolment = w.service.begin_totp(&caller).await.unwrap();
+    assert_eq!(enrolment.expires_in, Duration::from_secs(600));
+    assert!(
+        enrolment
+            .otpauth_uri
+            .expose_secret()
+            .starts_with("otpauth://totp/")
+    );
+    assert!(matches!(
+        w.service
+            .confirm_totp(&caller, secret("000000x"), &client())
+            .await,
+        Err(MfaError::InvalidCode)
+    ));
+    let wrong = Totp::code(step_of(w.service.now()) + 5);
+    assert!(matches!(
+        w.service
+            .confirm_totp(&caller, secret(&wrong), &client())
+            .await,
+        Err(MfaError::InvalidCode)
+    ));
+    // Not on until confirmed: the password alone still logs in.
+    login(&w).await;
+    let codes = w
+        .service
+        .confirm_totp(&caller, code_now(&w), &client())
+        .await
+        .unwrap();
+    assert_eq!(codes.len(), 10);
+    let distinct: std::collections::HashSet<_> =
+        codes.iter().map(|c| c.expose_secret().to_owned()).collect();
+    assert_eq!(distinct.len(), 10);
+    assert!(matches!(
+        w.service.begin_totp(&caller).await,
+        Err(MfaError::AlreadyEnabled)
+    ));
+
+    let token = password_step(&w, &client()).await;
+    assert_eq!(token.len(), 43);
+    // The confirming code's step is used: it cannot log in.
+    assert!(matches!(
+        second(&w, &token, SecondFactor::Code(code_now(&w))).await,
+        Err(MfaLoginError::InvalidCode)
+    ));
+    w.clock.advance(Duration::from_secs(30));
+    let outcome = second(&w, &token, SecondFactor::Code(code_now(&w)))
+        .await
+        .expect("the next step's code");
+    assert_eq!(outcome.session.methods, AuthMethods::PasswordAndOtp);
+    assert_eq!(claims(&w, &outcome).amr, AuthMethods::PasswordAndOtp);
+    // One session per token, and a code once per step.
+    assert!(matches!(
+        second(&w, &token, SecondFactor::Code(code_now(&w))).await,
+        Err(MfaLoginError::TokenInvalid)
+    ));
+    let again = password_step(&w, &client()).await;
+    assert!(matches!(
+        second(&w, &again, SecondFactor::Code(code_now(&w))).await,
+        Err(MfaLoginError::InvalidCode)
+    ));
+    let kinds = w.events.kinds();
+    assert!(kinds.contains(&SecurityEventKind::MfaEnabled));
+    assert!(kinds.contains(&SecurityEventKind::MfaChallenged));
+    assert!(kinds.contains(&SecurityEventKind::MfaFailed));
+}
+
+#[tokio::test]
+async fn five_wrong_codes_use_the_token_up_and_the_next_login_is_throttled() {
+    let (w, _) = alice_with_totp().await;
+    w.clock.advance(Duration::from_secs(60));
+    let token = password_step(&w, &client()).await;
+    let wrong = secret(&Totp::code(step_of(w.service.now()) + 10));
+    for _ in 0..5 {
+        assert!(matches!(
+            second(&w, &token, SecondFactor::Code(wrong.clone())).await,
+            Err(MfaLoginError::InvalidCode)
+        ));
+    }
+    // Used up: even the right code is refused now.
+    assert!(matches!(
+        second(&w, &token, SecondFactor::Code(code_now(&w))).await,
+        Err(MfaLoginError::TokenInvalid)
+    ));
+    // The five counted towards the login throttle (LOGIN_MAX_FAILURES = 5).
+    assert!(matches!(
+        w.service
+            .login("alice", secret("correct horse"), &client())
+            .await,
+        Err(LoginError::RateLimited { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_recovery_code_works_once() {
+    let (w, codes) = alice_with_totp().await;
+    let token = password_step(&w, &client()).await;
+    let typed = secret(&codes[3].expose_secret().to_uppercase().replace('-', " "));
+    let outcome = second(&w, &token, SecondFactor::RecoveryCode(typed))
+        .await
+        .expect("recovery code");
+    assert_eq!(outcome.session.methods, AuthMethods::PasswordAndOtp);
+    assert_eq!(
+        w.events.kinds().last(),
+        Some(&SecurityEventKind::LoginSucceeded)
+    );
+    assert!(
+        w.events
+            .kinds()
+            .contains(&SecurityEventKind::RecoveryCodeUsed)
+    );
+    let token = password_step(&w, &client()).await;
+    assert!(matches!(
+        second(&w, &token, SecondFactor::RecoveryCode(codes[3].clone())).await,
+        Err(MfaLoginError::InvalidCode)
+    ));
+    second(&w, &token, SecondFactor::RecoveryCode(codes[4].clone()))
+        .await
+        .expect("another code");
+}
+
+#[tokio::test]
+async fn the_token_is_bound_to_its_client_and_lasts_five_minutes() {
+    let (w, codes) = alice_with_totp().await;
+    let token = password_step(&w, &client()).await;
+    let elsewhere = ClientInfo {
+        ip: Some("198.51.100.1".into()),
+        ..client()
+    };
+    assert!(matches!(
+        w.service
+            .login_second_factor(
+                &token,
+                SecondFactor::RecoveryCode(codes[0].clone()),
+                &elsewhere
+            )
+            .await,
+        Err(MfaLoginError::TokenInvalid)
+    ));
+    for junk in ["", "short", &"A".repeat(44), &token[..42]] {
+        assert!(matches!(
+            second(&w, junk, SecondFactor::RecoveryCode(codes[0].clone())).await,
+            Err(MfaLoginError::TokenInvalid)
+        ));
+    }
+    w.clock.advance(Duration::from_secs(300));
+    assert!(matches!(
+        second(&w, &token, SecondFactor::RecoveryCode(codes[0].clone())).await,
+        Err(MfaLoginError::TokenInvalid)
+    ));
+    // None of those spent the recovery code.
+    let token = password_step(&w, &client()).await;
+    second(&w, &token, SecondFactor::RecoveryCode(codes[0].clone()))
+        .await
+        .expect("unspent");
+}
+
+#[tokio::test]
+async fn a_pending_enrolment_expires_after_ten_minutes() {
+    let w = world_with_alice().await;
+    let caller = claims(&w, &login(&w).await);
+    w.service.begin_totp(&caller).await.unwrap();
+    w.clock.advance(Duration::from_secs(600));
+    assert!(matches!(
+        w.service
+            .confirm_totp(&caller, code_now(&w), &client())
+            .await,
+        Err(MfaError::NotFound)
+    ));
+    // Beginning again replaces it.
+    w.service.begin_totp(&caller).await.unwrap();
+    w.service
+        .confirm_totp(&caller, code_now(&w), &client())
+        .await
+        .expect("a fresh enrolment");
+}
+
+#[tokio::test]
+async fn turning_it_off_needs_the_password_and_keeps_sessions() {
+    let (w, _) = alice_with_totp().await;
+    let token = password_step(&w, &client()).await;
+    w.clock.advance(Duration::from_secs(30));
+    let session = second(&w, &token, SecondFactor::Code(code_now(&w)))
+        .await
+        .unwrap();
+    let caller = claims(&w, &session);
+    assert!(matches!(
+        w.service
+            .disable_totp(&caller, secret("wrong horse"), &client())
+            .await,
+        Err(MfaError::InvalidCredentials)
+    ));
+    w.service
+        .disable_totp(&caller, secret("correct horse"), &client())
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.service
+            .disable_totp(&caller, secret("correct horse"), &client())
+            .await,
+        Err(MfaError::NotFound)
+    ));
+    assert!(w.mfa.recovery.lock().unwrap().is_empty());
+    let plain = login(&w).await;
+    assert_eq!(plain.session.methods, AuthMethods::Password);
+    assert!(w.service.verify_access(&session.access.token).is_ok());
+}
