@@ -11,6 +11,7 @@ pub mod otlp;
 pub mod postgres;
 pub mod process;
 pub mod storage;
+pub mod totp;
 pub mod ws_client;
 pub mod ws_raw;
 

@@ -53,22 +53,31 @@ impl LoginThrottle for SeaLoginThrottle {
             .begin_write()
             .await
             .context("starting the throttle transaction")?;
-        login_failure::Entity::insert(login_failure::ActiveModel {
-            username: Set(username.clone()),
-            client: Set(client.clone()),
-            window_start: Set(now.unix_millis()),
-            failures: Set(0),
-        })
-        .on_conflict_do_nothing()
-        .exec_without_returning(tx.txn())
-        .await
-        .context("creating the throttle row")?;
-        let row = login_failure::Entity::find_by_id((username.clone(), client.clone()))
-            .lock_exclusive()
-            .one(tx.txn())
+        // A success's `clear` may delete the row between the insert and the
+        // lock (PostgreSQL, READ COMMITTED: the lock then finds no row);
+        // inserting again in the same transaction sees the deletion.
+        let mut row = None;
+        for _ in 0..5 {
+            login_failure::Entity::insert(login_failure::ActiveModel {
+                username: Set(username.clone()),
+                client: Set(client.clone()),
+                window_start: Set(now.unix_millis()),
+                failures: Set(0),
+            })
+            .on_conflict_do_nothing()
+            .exec_without_returning(tx.txn())
             .await
-            .context("locking the throttle row")?
-            .context("the throttle row vanished under its lock")?;
+            .context("creating the throttle row")?;
+            row = login_failure::Entity::find_by_id((username.clone(), client.clone()))
+                .lock_exclusive()
+                .one(tx.txn())
+                .await
+                .context("locking the throttle row")?;
+            if row.is_some() {
+                break;
+            }
+        }
+        let row = row.context("the throttle row vanished under its lock five times")?;
         let current = ThrottleWindow {
             start: Timestamp::from_unix_millis(row.window_start),
             attempts: u32::try_from(row.failures).unwrap_or(0),

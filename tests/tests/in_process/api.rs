@@ -10,6 +10,7 @@ mod connections;
 mod edge;
 mod forged;
 mod meta;
+mod mfa;
 mod overload;
 mod seals;
 mod sessions;

@@ -7,6 +7,7 @@ integration_tests::on_both!(
     crate::persistence::database;
     throttle_counts_in_windows,
     concurrent_slots_all_count,
+    a_slot_taken_while_a_success_clears_never_fails,
 );
 
 /// Contract v2 ("Brute force"): N simultaneous guesses for one key get at
@@ -151,4 +152,39 @@ async fn concurrent_slots_all_count(db: Database) {
         throttle.take_slot(&key, t(2)).await.unwrap().is_some(),
         "no slot was lost"
     );
+}
+
+/// A success clears the key while other requests take slots (the second
+/// step of a two-factor login races like this): on PostgreSQL the row could
+/// be deleted between a taker's insert and its lock, which failed the taker
+/// with a 500 before it inserted again.
+async fn a_slot_taken_while_a_success_clears_never_fails(db: Database) {
+    let policy = ThrottlePolicy {
+        max_failures: 1000,
+        window: Duration::from_secs(60),
+    };
+    let throttle = Arc::new(SeaLoginThrottle::new(db.clone(), policy));
+    let key = ThrottleKey {
+        username: "iris".into(),
+        client: "10.0.0.9".into(),
+    };
+    for round in 0..30 {
+        let tasks: Vec<_> = (0..6)
+            .map(|i| {
+                let (throttle, key) = (throttle.clone(), key.clone());
+                tokio::spawn(async move {
+                    if i % 3 == 0 {
+                        throttle.clear(&key).await.map(|()| None)
+                    } else {
+                        throttle.take_slot(&key, t(1)).await
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("round {round}: {e:#}"));
+        }
+    }
 }

@@ -1,0 +1,358 @@
+//! Two-factor login (contract v2, "Two-factor login") on both databases:
+//! enrolment and its confirmation, `403 mfa_required`, `POST /api/login/mfa`
+//! with codes and recovery codes, replays, the `mfaToken`'s limits, the
+//! login throttle, turning it off, and what the database holds.
+
+use application::ports::Clock as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use integration_tests::app::{Backend, TestApp, TestOptions, spawn_app};
+use integration_tests::client::{PASSWORD, SignedIn, TestResponse};
+use integration_tests::totp::{code_at, decode_base32};
+use serde_json::{Value, json};
+
+integration_tests::on_both!(
+    std::future::ready;
+    enrolment_then_a_login_in_two_steps,
+    the_database_holds_no_readable_secret_or_recovery_code,
+    five_wrong_codes_use_the_token_up_and_count_towards_the_throttle,
+    recovery_codes_work_once_and_bodies_are_checked,
+    one_code_logs_in_once_however_many_requests_race,
+    the_token_is_bound_to_the_client,
+    turning_it_off_needs_the_password_and_keeps_sessions
+);
+
+/// The step's length, to move the clock to the next code.
+const STEP: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn now(app: &TestApp) -> i64 {
+    app.clock.now().unix_seconds()
+}
+
+fn code_now(app: &TestApp, secret: &str) -> String {
+    code_at(secret, now(app))
+}
+
+fn claims(token: &str) -> Value {
+    let part = token.split('.').nth(1).expect("three parts");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
+}
+
+async fn begin(app: &TestApp, access: &str) -> TestResponse {
+    app.post("/api/mfa/totp").bearer(access).send().await
+}
+
+async fn confirm(app: &TestApp, access: &str, code: &str) -> TestResponse {
+    app.post("/api/mfa/totp/confirm")
+        .bearer(access)
+        .json(&json!({ "code": code }))
+        .send()
+        .await
+}
+
+async fn second(app: &TestApp, body: &Value) -> TestResponse {
+    app.post("/api/login/mfa").json(body).send().await
+}
+
+/// Signs `name` up with two-factor login on; returns the session, the
+/// base32 secret and the recovery codes.
+async fn enrolled(app: &TestApp, name: &str) -> (SignedIn, String, Vec<String>) {
+    let user = app.signed_in(name).await;
+    let r = begin(app, &user.access).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let secret = r.json()["secret"].as_str().expect("secret").to_owned();
+    let r = confirm(app, &user.access, &code_now(app, &secret)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let codes = r.json()["recoveryCodes"]
+        .as_array()
+        .expect("codes")
+        .iter()
+        .map(|c| c.as_str().expect("a string").to_owned())
+        .collect();
+    (user, secret, codes)
+}
+
+/// A login with the right password: the `mfaToken` of its `403 mfa_required`.
+async fn password_step(app: &TestApp, name: &str) -> String {
+    let r = app.login(name, PASSWORD).await;
+    r.assert_problem(403, "mfa_required");
+    assert_eq!(r.set_cookie(), None, "no cookie before the second factor");
+    assert_eq!(r.json()["methods"], json!(["totp"]), "{}", r.text);
+    r.json()["mfaToken"].as_str().expect("mfaToken").to_owned()
+}
+
+pub async fn enrolment_then_a_login_in_two_steps(backend: Backend) {
+    let app = spawn_app(TestOptions::new(backend)).await;
+    let alice = app.signed_in("alice").await;
+    app.post("/api/mfa/totp")
+        .send()
+        .await
+        .assert_problem(401, "invalid_token");
+    confirm(&app, &alice.access, "123456")
+        .await
+        .assert_problem(404, "not_found");
+
+    let r = begin(&app, &alice.access).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = r.json();
+    assert_eq!(body["expiresIn"], 600);
+    let secret = body["secret"].as_str().unwrap().to_owned();
+    assert_eq!(decode_base32(&secret).len(), 20, "160 bits");
+    let uri = body["otpauthUri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/") && uri.contains(&format!("secret={secret}")),
+        "{uri}"
+    );
+    let wrong = code_at(&secret, now(&app) + 300);
+    confirm(&app, &alice.access, &wrong)
+        .await
+        .assert_problem(400, "invalid_mfa_code");
+    // Pending: the password alone still logs in.
+    assert_eq!(app.login("alice", PASSWORD).await.status, 200);
+    let confirming = code_now(&app, &secret);
+    let r = confirm(&app, &alice.access, &confirming).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["recoveryCodes"].as_array().map(Vec::len), Some(10));
+    begin(&app, &alice.access)
+        .await
+        .assert_problem(409, "mfa_already_enabled");
+    confirm(&app, &alice.access, &confirming)
+        .await
+        .assert_problem(404, "not_found");
+
+    let token = password_step(&app, "alice").await;
+    // The confirming code's step is spent.
+    second(&app, &json!({"mfaToken": token, "code": confirming}))
+        .await
+        .assert_problem(401, "invalid_mfa_code");
+    app.clock.advance(STEP);
+    let code = code_now(&app, &secret);
+    let r = second(&app, &json!({"mfaToken": token, "code": code})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let access = r.access_token();
+    let refresh = r.refresh_cookie().expect("the refresh cookie");
+    assert_eq!(claims(&access)["amr"], json!(["pwd", "otp"]));
+    assert_eq!(app.protected(&access).await.status, 200);
+    // The token is spent, and so is the code.
+    second(&app, &json!({"mfaToken": token, "code": code}))
+        .await
+        .assert_problem(401, "mfa_token_invalid");
+    let again = password_step(&app, "alice").await;
+    second(&app, &json!({"mfaToken": again, "code": code}))
+        .await
+        .assert_problem(401, "invalid_mfa_code");
+
+    // The family keeps its two factors through a refresh; the list says which.
+    let r = app.refresh(&refresh).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(claims(&r.access_token())["amr"], json!(["pwd", "otp"]));
+    let r = app.get("/api/sessions").bearer(&access).send().await;
+    let rows = r.json();
+    let rows = rows.as_array().expect("rows");
+    let mfa: Vec<bool> = rows.iter().map(|s| s["mfa"].as_bool().unwrap()).collect();
+    assert_eq!(
+        (
+            mfa.iter().filter(|m| **m).count(),
+            mfa.iter().filter(|m| !**m).count()
+        ),
+        (1, 2),
+        "{rows:?}"
+    );
+    // Turning it on ended no session.
+    assert_eq!(app.protected(&alice.access).await.status, 200);
+}
+
+/// Every byte string stored in `table.column`.
+async fn stored_bytes(app: &TestApp, table: &str, column: &str) -> Vec<Vec<u8>> {
+    use sea_orm::ConnectionTrait as _;
+    let db = app.running.database.connection();
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT {column} FROM {table}"),
+        ))
+        .await
+        .expect("select");
+    rows.iter()
+        .map(|r| r.try_get_by_index::<Vec<u8>>(0).expect("bytes"))
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+pub async fn the_database_holds_no_readable_secret_or_recovery_code(backend: Backend) {
+    let app = spawn_app(TestOptions::new(backend)).await;
+    let (_, secret, codes) = enrolled(&app, "dora").await;
+    let raw = decode_base32(&secret);
+    let sealed = stored_bytes(&app, "totp_secrets", "sealed_secret").await;
+    let hashes = stored_bytes(&app, "recovery_codes", "code_hash").await;
+    assert_eq!((sealed.len(), hashes.len()), (1, 10));
+    let mut needles: Vec<Vec<u8>> = vec![raw.clone(), secret.as_bytes().to_vec()];
+    for code in &codes {
+        needles.push(code.as_bytes().to_vec());
+        needles.push(code.replace('-', "").into_bytes());
+    }
+    for stored in sealed.iter().chain(&hashes) {
+        for needle in &needles {
+            assert!(!contains(stored, needle), "a readable secret is stored");
+        }
+        // Not even a third of the secret in the clear.
+        assert!(!raw.windows(7).any(|w| contains(stored, w)));
+    }
+    // The SQLite file (and its write-ahead log) as a thief would copy it.
+    if let Some(path) = app.config.database_url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap();
+        for file in [path.to_owned(), format!("{path}-wal")] {
+            let Ok(bytes) = std::fs::read(&file) else {
+                continue;
+            };
+            for needle in &needles {
+                assert!(!contains(&bytes, needle), "{file} holds a readable secret");
+            }
+        }
+    }
+}
+
+pub async fn five_wrong_codes_use_the_token_up_and_count_towards_the_throttle(backend: Backend) {
+    let app = spawn_app(TestOptions::new(backend)).await;
+    let (_, secret, _) = enrolled(&app, "erin").await;
+    app.clock.advance(STEP * 2);
+    let token = password_step(&app, "erin").await;
+    let wrong = code_at(&secret, now(&app) + 600);
+    for _ in 0..5 {
+        second(&app, &json!({"mfaToken": token, "code": wrong}))
+            .await
+            .assert_problem(401, "invalid_mfa_code");
+    }
+    // Used up: the right code no longer helps.
+    second(
+        &app,
+        &json!({"mfaToken": token, "code": code_now(&app, &secret)}),
+    )
+    .await
+    .assert_problem(401, "mfa_token_invalid");
+    // The five wrong codes were five failed logins (LOGIN_MAX_FAILURES).
+    let r = app.login("erin", PASSWORD).await;
+    r.assert_problem(429, "rate_limited");
+    assert!(r.header("retry-after").is_some());
+}
+
+pub async fn recovery_codes_work_once_and_bodies_are_checked(backend: Backend) {
+    let app = spawn_app(TestOptions::new(backend)).await;
+    let (_, secret, codes) = enrolled(&app, "fred").await;
+    assert!(
+        codes
+            .iter()
+            .all(|c| c.len() == 23 && c.matches('-').count() == 3),
+        "{codes:?}"
+    );
+    let token = password_step(&app, "fred").await;
+    for bad in [
+        json!({"mfaToken": token}),
+        json!({"mfaToken": token, "code": "123456", "recoveryCode": codes[0]}),
+        json!({"mfaToken": token, "code": 123_456}),
+        json!({"code": "123456"}),
+    ] {
+        second(&app, &bad).await.assert_problem(400, "bad_request");
+    }
+    let typed = codes[0].to_uppercase();
+    let r = second(&app, &json!({"mfaToken": token, "recoveryCode": typed})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(claims(&r.access_token())["amr"], json!(["pwd", "otp"]));
+    let token = password_step(&app, "fred").await;
+    second(&app, &json!({"mfaToken": token, "recoveryCode": codes[0]}))
+        .await
+        .assert_problem(401, "invalid_mfa_code");
+    // The TOTP secret still works beside the codes.
+    app.clock.advance(STEP);
+    let r = second(
+        &app,
+        &json!({"mfaToken": token, "code": code_now(&app, &secret)}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+pub async fn one_code_logs_in_once_however_many_requests_race(backend: Backend) {
+    let app = spawn_app(TestOptions {
+        login_max_failures: 50,
+        ..TestOptions::new(backend)
+    })
+    .await;
+    let (_, secret, _) = enrolled(&app, "gina").await;
+    app.clock.advance(STEP);
+    let mut tokens = Vec::new();
+    for _ in 0..8 {
+        tokens.push(password_step(&app, "gina").await);
+    }
+    let code = code_now(&app, &secret);
+    let bodies: Vec<Value> = tokens
+        .iter()
+        .map(|t| json!({"mfaToken": t, "code": code}))
+        .collect();
+    let answers = futures_util::future::join_all(bodies.iter().map(|b| second(&app, b))).await;
+    let statuses: Vec<u16> = answers.iter().map(|r| r.status.as_u16()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    for r in answers.iter().filter(|r| r.status != 200) {
+        r.assert_problem(401, "invalid_mfa_code");
+    }
+}
+
+pub async fn the_token_is_bound_to_the_client(backend: Backend) {
+    let app = spawn_app(TestOptions::new(backend)).await;
+    let (_, _, codes) = enrolled(&app, "hana").await;
+    let token = password_step(&app, "hana").await;
+    let r = app
+        .post("/api/login/mfa")
+        .header("user-agent", "another browser")
+        .json(&json!({"mfaToken": token, "recoveryCode": codes[0]}))
+        .send()
+        .await;
+    r.assert_problem(401, "mfa_token_invalid");
+    for junk in ["", "not a token", &"A".repeat(43)] {
+        second(&app, &json!({"mfaToken": junk, "recoveryCode": codes[0]}))
+            .await
+            .assert_problem(401, "mfa_token_invalid");
+    }
+    // Five minutes.
+    app.clock.advance(std::time::Duration::from_secs(300));
+    second(&app, &json!({"mfaToken": token, "recoveryCode": codes[0]}))
+        .await
+        .assert_problem(401, "mfa_token_invalid");
+    // None of it spent the code.
+    let token = password_step(&app, "hana").await;
+    let r = second(&app, &json!({"mfaToken": token, "recoveryCode": codes[0]})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+pub async fn turning_it_off_needs_the_password_and_keeps_sessions(backend: Backend) {
+    let app = spawn_app(TestOptions::new(backend)).await;
+    let (ivan, _, _) = enrolled(&app, "ivan").await;
+    let off = |password: &'static str| {
+        app.delete("/api/mfa/totp")
+            .bearer(&ivan.access)
+            .json(&json!({ "password": password }))
+            .send()
+    };
+    off("not the password")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    let r = off(PASSWORD).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    off(PASSWORD).await.assert_problem(404, "not_found");
+    assert_eq!(app.protected(&ivan.access).await.status, 200);
+    assert!(
+        stored_bytes(&app, "recovery_codes", "code_hash")
+            .await
+            .is_empty()
+    );
+    let r = app.login("ivan", PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(claims(&r.access_token())["amr"], json!(["pwd"]));
+}
