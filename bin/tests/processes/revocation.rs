@@ -35,6 +35,7 @@ mod account_deletion;
 mod catch_up;
 mod key_rotation;
 mod shared_port;
+mod two_factor;
 
 /// The processes of these tests share two cores: one test at a time.
 static SERIAL: Mutex<()> = Mutex::const_new(());

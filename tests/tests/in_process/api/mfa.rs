@@ -19,7 +19,8 @@ integration_tests::on_both!(
     recovery_codes_work_once_and_bodies_are_checked,
     one_code_logs_in_once_however_many_requests_race,
     the_token_is_bound_to_the_client,
-    turning_it_off_needs_the_password_and_keeps_sessions
+    turning_it_off_needs_the_password_and_keeps_sessions,
+    deleting_the_account_deletes_its_second_factor
 );
 
 /// The step's length, to move the clock to the next code.
@@ -355,4 +356,40 @@ pub async fn turning_it_off_needs_the_password_and_keeps_sessions(backend: Backe
     let r = app.login("ivan", PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(claims(&r.access_token())["amr"], json!(["pwd"]));
+}
+
+pub async fn deleting_the_account_deletes_its_second_factor(backend: Backend) {
+    let app = spawn_app(TestOptions::new(backend)).await;
+    let (jane, _, _) = enrolled(&app, "jane").await;
+    let (_, _, kept) = enrolled(&app, "kurt").await;
+    password_step(&app, "jane").await;
+    let r = app
+        .delete("/api/account")
+        .bearer(&jane.access)
+        .json(&json!({ "password": PASSWORD }))
+        .send()
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    // One transaction took the secret, the codes and the pending login;
+    // the other user's are untouched.
+    assert_eq!(
+        stored_bytes(&app, "totp_secrets", "sealed_secret")
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        stored_bytes(&app, "recovery_codes", "code_hash")
+            .await
+            .len(),
+        kept.len()
+    );
+    assert!(
+        stored_bytes(&app, "mfa_tokens", "token_hash")
+            .await
+            .is_empty()
+    );
+    // The name registers again, as a user without two-factor login.
+    let again = app.signed_in("jane").await;
+    assert_eq!(claims(&again.access)["amr"], json!(["pwd"]));
 }

@@ -1,0 +1,103 @@
+//! Two-factor login across processes: an enrolment begun at one API is
+//! confirmed at another, and a TOTP code accepted by one API process is a
+//! replay for every other (the last used step is stored with the secret,
+//! and its update is a compare-and-set), on one SQLite file and on
+//! PostgreSQL.
+
+use integration_tests::client::PASSWORD;
+use integration_tests::totp::code_at;
+
+use super::*;
+
+async fn post(api: &Node, path: &str, access: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut request = http().post(format!("http://{}{path}", api.addr)).json(body);
+    if let Some(access) = access {
+        request = request.bearer_auth(access);
+    }
+    let r = request.send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// The `mfaToken` of a right password at `api`.
+async fn password_step(api: &Node, username: &str) -> String {
+    let (status, body) = post(
+        api,
+        "/api/login",
+        None,
+        &json!({"username": username, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (403, &json!("mfa_required")),
+        "{body}"
+    );
+    body["mfaToken"].as_str().expect("mfaToken").to_owned()
+}
+
+fn unix_now() -> i64 {
+    integration_tests::clock::unix_now()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_sqlite_a_code_accepted_by_one_process_is_a_replay_for_the_other() {
+    let _serial = SERIAL.lock().await;
+    let keys = Keys::new();
+    let url = format!("sqlite://{}?mode=rwc", keys.dir.join("authd.db").display());
+    one_code_once_across_processes(&url, &keys).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(missing = "postgres", ignore = "needs PostgreSQL (postgresql-15)")]
+async fn on_postgres_a_code_accepted_by_one_process_is_a_replay_for_the_other() {
+    let _serial = SERIAL.lock().await;
+    let server = PostgresServer::start().await;
+    let url = server.fresh_database_url().await;
+    one_code_once_across_processes(&url, &Keys::new()).await;
+}
+
+async fn one_code_once_across_processes(url: &str, keys: &Keys) {
+    let api_a = spawn("api-a", "api", url, keys, &[]).expect("api-a");
+    let api_b = spawn("api-b", "api", url, keys, &[]).expect("api-b");
+
+    let lena = sign_in(&api_a, "lena").await;
+    let (status, body) = post(&api_a, "/api/mfa/totp", Some(&lena.access), &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let secret = body["secret"].as_str().expect("secret").to_owned();
+    // Confirmed at the other process: it opens the secret A sealed.
+    let now = unix_now();
+    let (status, body) = post(
+        &api_b,
+        "/api/mfa/totp/confirm",
+        Some(&lena.access),
+        &json!({"code": code_at(&secret, now)}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The next step's code (one step of drift is allowed): accepted once.
+    let code = code_at(&secret, now + 30);
+    let at_a = password_step(&api_a, "lena").await;
+    let at_b = password_step(&api_b, "lena").await;
+    let (status, body) = post(
+        &api_b,
+        "/api/login/mfa",
+        None,
+        &json!({"mfaToken": at_a, "code": code}),
+    )
+    .await;
+    assert_eq!(status, 200, "a token from A, used at B: {body}");
+    let (status, body) = post(
+        &api_a,
+        "/api/login/mfa",
+        None,
+        &json!({"mfaToken": at_b, "code": code}),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["code"]),
+        (401, &json!("invalid_mfa_code")),
+        "the replay at A: {body}"
+    );
+}
