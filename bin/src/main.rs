@@ -62,6 +62,13 @@ enum UserCommand {
         /// The username.
         name: String,
     },
+    /// Turn two-factor login off for a user who lost both the authenticator
+    /// app and the recovery codes (their sessions go on; the audit trail
+    /// records `mfa_disabled`). Check who is asking first.
+    ResetMfa {
+        /// The username.
+        name: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -149,6 +156,29 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 println!(
                     "deleted user {} ({}); {sessions} sessions ended",
                     user.username, user.id
+                );
+                Ok(())
+            }
+            None => anyhow::bail!("no user is named {name:?}"),
+        },
+        Command::User {
+            command: UserCommand::ResetMfa { name },
+        } => match wiring::user_accounts(&config)
+            .await?
+            .reset_two_factor(&name)
+            .await?
+        {
+            Some((user, true)) => {
+                println!(
+                    "two-factor login turned off for user {} ({})",
+                    user.username, user.id
+                );
+                Ok(())
+            }
+            Some((user, false)) => {
+                println!(
+                    "user {} has no two-factor login; nothing changed",
+                    user.username
                 );
                 Ok(())
             }

@@ -91,7 +91,8 @@ pub async fn connect(config: &Config) -> anyhow::Result<Database> {
     Ok(db)
 }
 
-/// What `authd user add` needs: the users table and the password hasher,
+/// What `authd user add|delete|reset-mfa` needs: the users and two-factor
+/// tables, the audit trail and the password hasher,
 /// on a connected (and, unless `AUTO_MIGRATE=false`, migrated) database.
 /// No key is read or created, no revocation feed started.
 ///
@@ -104,7 +105,10 @@ pub async fn user_accounts(config: &Config) -> anyhow::Result<UserAccounts> {
         hasher: Arc::new(Argon2Hasher::with_queue_limit(config.password_queue_limit)?),
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
-        events: Arc::new(EventRecorder::new(Metrics::disabled()).with_store(SeaAuditLog::new(db))),
+        events: Arc::new(
+            EventRecorder::new(Metrics::disabled()).with_store(SeaAuditLog::new(db.clone())),
+        ),
+        mfa: Arc::new(SeaMfaStore::new(db)),
     })
 }
 

@@ -7,8 +7,8 @@ use crate::{AuthService, ClientInfo};
 use std::sync::Arc;
 
 use crate::ports::{
-    Clock, InsertUserError, Overloaded, PasswordHasher, RandomSource, SecurityEvents,
-    UserRepository,
+    Clock, InsertUserError, MfaStore, Overloaded, PasswordHasher, RandomSource, SecurityEvent,
+    SecurityEventKind, SecurityEvents, UserRepository,
 };
 
 /// Why a registration was refused.
@@ -48,6 +48,8 @@ pub struct UserAccounts {
     pub random: Arc<dyn RandomSource>,
     /// The audit trail (a deletion is recorded there).
     pub events: Arc<dyn SecurityEvents>,
+    /// Two-factor login's state (an operator may turn it off).
+    pub mfa: Arc<dyn MfaStore>,
 }
 
 impl std::fmt::Debug for UserAccounts {
@@ -116,6 +118,41 @@ impl UserAccounts {
     }
 }
 
+impl UserAccounts {
+    /// Turns two-factor login off for the user named `username` (`authd user
+    /// reset-mfa`, for a user who lost both the authenticator and the
+    /// recovery codes): the TOTP secret and the recovery codes are deleted,
+    /// the audit trail records `mfa_disabled`. Sessions go on. `Ok(None)`
+    /// when no user has that name; `Some((user, false))` when two-factor
+    /// login was off.
+    ///
+    /// # Errors
+    /// Storage failures.
+    #[tracing::instrument(skip(self))]
+    pub async fn reset_two_factor(&self, username: &str) -> anyhow::Result<Option<(User, bool)>> {
+        let Ok(name) = Username::parse(username) else {
+            return Ok(None);
+        };
+        let Some(user) = self.users.find_by_username(&name).await? else {
+            return Ok(None);
+        };
+        if !self.mfa.remove_totp(user.id).await? {
+            return Ok(Some((user, false)));
+        }
+        let operator = ClientInfo {
+            ip: None,
+            user_agent: Some("authd user reset-mfa".into()),
+        };
+        let event = SecurityEvent::new(SecurityEventKind::MfaDisabled, self.clock.now(), &operator)
+            .user(user.id)
+            .username(&user.username.canonical());
+        if let Err(e) = self.events.record(&event).await {
+            tracing::error!(error = ?e, kind = event.kind.as_str(), "could not record a security event");
+        }
+        Ok(Some((user, true)))
+    }
+}
+
 impl AuthService {
     /// Registers `username` with `password` (hashed with argon2id).
     ///
@@ -142,6 +179,7 @@ impl AuthService {
             clock: self.ports.clock.clone(),
             random: self.ports.random.clone(),
             events: self.ports.events.clone(),
+            mfa: self.ports.mfa.clone(),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! confirmed at another, and a TOTP code accepted by one API process is a
 //! replay for every other (the last used step is stored with the secret,
 //! and its update is a compare-and-set), on one SQLite file and on
-//! PostgreSQL.
+//! PostgreSQL. An operator's `authd user reset-mfa` turns it off for every
+//! process.
 
 use integration_tests::client::PASSWORD;
 use integration_tests::totp::code_at;
@@ -100,4 +101,40 @@ async fn one_code_once_across_processes(url: &str, keys: &Keys) {
         (401, &json!("invalid_mfa_code")),
         "the replay at A: {body}"
     );
+
+    // The operator's way out for a lost phone and lost recovery codes.
+    let out = authd("user reset-mfa lena", url, keys, &[])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("authd user reset-mfa");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("two-factor login turned off for user lena"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for api in [&api_a, &api_b] {
+        let (status, body) = post(
+            api,
+            "/api/login",
+            None,
+            &json!({"username": "lena", "password": PASSWORD}),
+        )
+        .await;
+        assert_eq!(status, 200, "the password alone again: {body}");
+    }
+    let out = authd("user reset-mfa lena", url, keys, &[])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("authd user reset-mfa");
+    assert!(
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains("has no two-factor login"),
+        "{out:?}"
+    );
+    let out = authd("user reset-mfa nobody", url, keys, &[])
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("authd user reset-mfa");
+    assert!(!out.status.success(), "an unknown user is an error");
 }
