@@ -92,16 +92,10 @@ impl UserAccounts {
     /// Storage failures.
     #[tracing::instrument(skip(self))]
     pub async fn delete(&self, username: &str) -> anyhow::Result<Option<(User, usize)>> {
-        let Ok(name) = Username::parse(username) else {
+        let Some(user) = self.named(username).await? else {
             return Ok(None);
         };
-        let Some(user) = self.users.find_by_username(&name).await? else {
-            return Ok(None);
-        };
-        let operator = ClientInfo {
-            ip: None,
-            user_agent: Some("authd user delete".into()),
-        };
+        let operator = operator("authd user delete");
         match super::account::erase_user(
             self.users.as_ref(),
             self.events.as_ref(),
@@ -116,9 +110,15 @@ impl UserAccounts {
             Err(e) => Err(anyhow::Error::new(e)),
         }
     }
-}
 
-impl UserAccounts {
+    /// The user named `username`, if the name is valid and taken.
+    async fn named(&self, username: &str) -> anyhow::Result<Option<User>> {
+        match Username::parse(username) {
+            Ok(name) => self.users.find_by_username(&name).await,
+            Err(_) => Ok(None),
+        }
+    }
+
     /// Turns two-factor login off for the user named `username` (`authd user
     /// reset-mfa`, for a user who lost both the authenticator and the
     /// recovery codes): the TOTP secret and the recovery codes are deleted,
@@ -130,19 +130,13 @@ impl UserAccounts {
     /// Storage failures.
     #[tracing::instrument(skip(self))]
     pub async fn reset_two_factor(&self, username: &str) -> anyhow::Result<Option<(User, bool)>> {
-        let Ok(name) = Username::parse(username) else {
-            return Ok(None);
-        };
-        let Some(user) = self.users.find_by_username(&name).await? else {
+        let Some(user) = self.named(username).await? else {
             return Ok(None);
         };
         if !self.mfa.remove_totp(user.id).await? {
             return Ok(Some((user, false)));
         }
-        let operator = ClientInfo {
-            ip: None,
-            user_agent: Some("authd user reset-mfa".into()),
-        };
+        let operator = operator("authd user reset-mfa");
         let event = SecurityEvent::new(SecurityEventKind::MfaDisabled, self.clock.now(), &operator)
             .user(user.id)
             .username(&user.username.canonical());
@@ -150,6 +144,14 @@ impl UserAccounts {
             tracing::error!(error = ?e, kind = event.kind.as_str(), "could not record a security event");
         }
         Ok(Some((user, true)))
+    }
+}
+
+/// The "client" an operator command's audit events name.
+fn operator(command: &str) -> ClientInfo {
+    ClientInfo {
+        ip: None,
+        user_agent: Some(command.to_owned()),
     }
 }
 
