@@ -12,9 +12,16 @@
 //
 // Usage:
 //   const client = new AuthClient({ onEvent: (name, detail) => ..., onState: (state) => ... });
-//   await client.login(username, password);
+//   const outcome = await client.login(username, password);
+//   if (outcome.mfaRequired) await client.loginMfa(outcome.mfaToken, { code: '123456' });
 //   client.connectWebSocket();
 //   await client.logout();
+//
+// Two-factor login (TOTP): beginTotp() gives the secret and its otpauth://
+// URI to show once, confirmTotp(code) turns it on and gives the recovery
+// codes to show once, disableTotp(password) turns it off. None of them, nor
+// the mfaToken of a login's second step, is logged or stored: they live in
+// the caller's variables only.
 (function (global) {
   'use strict';
 
@@ -31,6 +38,22 @@
       this.name = 'AuthError';
       this.status = status;
       this.code = problem && problem.code;
+      // The whole problem, for members beyond `code` (not enumerable: the
+      // mfa_required problem carries an mfaToken, and an error object that
+      // is serialised somewhere should not take it along).
+      Object.defineProperty(this, 'problem', { value: problem || null, enumerable: false });
+    }
+  }
+
+  /** The `amr` claim of a JWT access token (read, not verified: for display only). */
+  function authMethodsOf(token) {
+    try {
+      const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      const amr = JSON.parse(atob(part)).amr;
+      // A token without amr is from before two-factor login: a password login.
+      return Array.isArray(amr) ? amr.map(String) : ['pwd'];
+    } catch (_) {
+      return null;
     }
   }
 
@@ -44,6 +67,7 @@
       this.accessToken = null;
       this.expiresAt = null; // unix seconds
       this.user = null;
+      this.authMethods = null; // the access token's amr, e.g. ['pwd', 'otp']
       this.socket = null;
       this.refreshTimer = null;
       this.refreshing = null;
@@ -67,11 +91,80 @@
       return body;
     }
 
+    /** True while signed in on a session that began with a password and a second factor. */
+    get twoFactor() {
+      return Array.isArray(this.authMethods) && this.authMethods.includes('otp');
+    }
+
+    /**
+     * Logs in with a password. Resolves to the token response, or, when the
+     * user has two-factor login on (403 mfa_required), to
+     * `{ mfaRequired: true, mfaToken, methods }`: nothing is signed in yet,
+     * and `loginMfa(mfaToken, ...)` completes the login. Other errors throw
+     * an AuthError.
+     */
     async login(username, password) {
-      const body = await this.request('POST', '/login', { json: { username, password } });
+      let body;
+      try {
+        body = await this.request('POST', '/login', { json: { username, password } });
+      } catch (err) {
+        if (err instanceof AuthError && err.status === 403 && err.code === 'mfa_required' &&
+            err.problem && typeof err.problem.mfaToken === 'string') {
+          const methods = Array.isArray(err.problem.methods) ? err.problem.methods : ['totp'];
+          this.onEvent('mfa_required', 'second factor: ' + methods.join(', '));
+          return { mfaRequired: true, mfaToken: err.problem.mfaToken, methods };
+        }
+        throw err;
+      }
       this.acceptTokens(body);
-      this.onEvent('login', body.user.username);
+      this.onEvent('login', body.user.username + ', ' + (this.authMethods || ['?']).join('+'));
       return body;
+    }
+
+    /**
+     * The second step of a login: the mfaToken from `login` and either
+     * `{ code }` (from the authenticator app) or `{ recoveryCode }`.
+     * Resolves to the token response. Errors: invalid_mfa_code (the token
+     * stays good for a few more tries), mfa_token_invalid (log in again),
+     * rate_limited.
+     */
+    async loginMfa(mfaToken, factor) {
+      const f = factor || {};
+      const hasCode = typeof f.code === 'string';
+      const hasRecovery = typeof f.recoveryCode === 'string';
+      if (hasCode === hasRecovery) throw new Error('loginMfa takes exactly one of code and recoveryCode');
+      const json = hasCode ? { mfaToken, code: f.code } : { mfaToken, recoveryCode: f.recoveryCode };
+      const body = await this.request('POST', '/login/mfa', { json });
+      this.acceptTokens(body);
+      this.onEvent('login', body.user.username + ', ' + (this.authMethods || ['?']).join('+') +
+        (hasRecovery ? ' (recovery code)' : ''));
+      return body;
+    }
+
+    /**
+     * Begins a TOTP enrolment: resolves to `{ secret, otpauthUri, expiresIn }`,
+     * to show once (QR code and text). Throws mfa_already_enabled when it is on.
+     */
+    async beginTotp() {
+      const body = await this.request('POST', '/mfa/totp', { token: this.accessToken });
+      this.onEvent('totp_begun', 'confirm within ' + body.expiresIn + ' s');
+      return body;
+    }
+
+    /** Confirms the pending enrolment with a code: resolves to the 10 recovery codes, to show once. */
+    async confirmTotp(code) {
+      const body = await this.request('POST', '/mfa/totp/confirm', {
+        token: this.accessToken,
+        json: { code },
+      });
+      this.onEvent('totp_enabled', body.recoveryCodes.length + ' recovery codes');
+      return body.recoveryCodes;
+    }
+
+    /** Turns two-factor login off (the password confirms it). */
+    async disableTotp(password) {
+      await this.request('DELETE', '/mfa/totp', { token: this.accessToken, json: { password } });
+      this.onEvent('totp_disabled', '');
     }
 
     /** Tries the refresh cookie, e.g. on page load. Resolves to true when signed in. */
@@ -254,6 +347,7 @@
       this.accessToken = body.accessToken;
       this.expiresAt = body.expiresAt;
       this.user = body.user;
+      this.authMethods = authMethodsOf(body.accessToken);
       this.scheduleRefresh(body.expiresIn);
       this.onState();
     }
@@ -272,6 +366,7 @@
       this.accessToken = null;
       this.expiresAt = null;
       this.user = null;
+      this.authMethods = null;
       if (notify !== false) this.onEvent('signed_out', '');
       this.onState();
     }
