@@ -3,7 +3,12 @@
 // stable (the browser test reads them): login, refreshed, reauth_sent,
 // ws_connecting, connected, reauth_success, token_expiring, pong, echo_ok,
 // "error <code>", "closed <code>", logout, signed_out, not_signed_in,
-// password_changed, account_deleted, failed.
+// password_changed, account_deleted, mfa_required, totp_begun, totp_enabled,
+// totp_disabled, failed.
+//
+// Secrets shown here (a TOTP secret, recovery codes) go into the page's text
+// only, never into the log or storage, and are removed once done with or on
+// sign-out; a login's mfaToken stays in a variable of this script.
 (function () {
   'use strict';
 
@@ -41,8 +46,19 @@
     const wsState = $('ws-state');
     wsState.dataset.state = client.socket === null ? 'closed' : (open ? 'open' : 'connecting');
     wsState.textContent = wsState.dataset.state;
-    for (const id of ['refresh-btn', 'protected-btn', 'logout-btn', 'sessions-btn', 'password-btn', 'delete-btn']) {
+    for (const id of ['refresh-btn', 'protected-btn', 'logout-btn', 'sessions-btn', 'password-btn', 'delete-btn',
+      'totp-begin-btn', 'totp-confirm-btn', 'totp-disable-btn']) {
       $(id).disabled = !signedIn;
+    }
+    // How this session began: from the access token's amr.
+    const factors = $('factors');
+    factors.dataset.mfa = signedIn ? String(client.twoFactor) : '';
+    factors.textContent = !signedIn ? 'no session'
+      : client.twoFactor ? 'this session began with two factors (' + client.authMethods.join(' + ') + ')'
+        : 'this session began with a password only';
+    if (!signedIn) {
+      endEnrolment();
+      hideRecoveryCodes();
     }
     $('connect-btn').disabled = !signedIn || client.socket !== null;
     $('ping-btn').disabled = !open;
@@ -74,12 +90,149 @@
     render();
   }
 
+  // The second step of a login, while one is pending: the mfaToken from the
+  // 403 mfa_required answer (kept here only, never shown or logged).
+  let mfaToken = null;
+
+  function afterLogin() {
+    if ($('auto-connect').checked) client.connectWebSocket();
+  }
+
+  function askSecondFactor(token) {
+    mfaToken = token;
+    $('login-form').hidden = true;
+    $('mfa-form').hidden = false;
+    $('mfa-use-recovery').checked = false;
+    showFactorField();
+    $('mfa-code').focus();
+  }
+
+  function endSecondFactor() {
+    mfaToken = null;
+    $('mfa-code').value = '';
+    $('mfa-recovery').value = '';
+    $('mfa-form').hidden = true;
+    $('login-form').hidden = false;
+  }
+
+  function showFactorField() {
+    const recovery = $('mfa-use-recovery').checked;
+    $('mfa-code-label').hidden = recovery;
+    $('mfa-recovery-label').hidden = !recovery;
+  }
+
   $('login-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     guarded(async () => {
-      await client.login($('username').value, $('password').value);
+      const outcome = await client.login($('username').value, $('password').value);
       $('password').value = '';
-      if ($('auto-connect').checked) client.connectWebSocket();
+      if (outcome.mfaRequired) {
+        askSecondFactor(outcome.mfaToken);
+        return;
+      }
+      afterLogin();
+    });
+  });
+
+  $('mfa-use-recovery').addEventListener('change', showFactorField);
+
+  $('mfa-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      const factor = $('mfa-use-recovery').checked
+        ? { recoveryCode: $('mfa-recovery').value.trim() }
+        : { code: $('mfa-code').value.trim() };
+      if (!(factor.code || factor.recoveryCode)) throw new Error('Enter a code first.');
+      $('mfa-code').value = '';
+      $('mfa-recovery').value = '';
+      try {
+        await client.loginMfa(mfaToken, factor);
+      } catch (err) {
+        // A wrong code may be retried with the same token; an ended token
+        // (expired, used up) or the throttle means logging in again.
+        if (err.code === 'mfa_token_invalid' || err.code === 'rate_limited') endSecondFactor();
+        throw err;
+      }
+      endSecondFactor();
+      afterLogin();
+    });
+  });
+
+  $('mfa-cancel-btn').addEventListener('click', () => {
+    endSecondFactor();
+    showError(null);
+  });
+
+  // -- Two-factor enrolment ------------------------------------------------
+
+  /** Draws `text` as a QR code: an <svg> from qrcode-generator, parsed as SVG (never as HTML). */
+  function qrSvg(text) {
+    const qr = qrcode(0, 'M'); // 0: the smallest version that holds the text
+    qr.addData(text);
+    qr.make();
+    const markup = qr.createSvgTag({ cellSize: 4, margin: 16, title: 'QR code of the otpauth URI' });
+    const doc = new DOMParser().parseFromString(markup, 'image/svg+xml');
+    const svg = document.importNode(doc.documentElement, true);
+    svg.dataset.modules = String(qr.getModuleCount());
+    return svg;
+  }
+
+  function endEnrolment() {
+    $('totp-enrolment').hidden = true;
+    $('totp-qr').replaceChildren();
+    $('totp-secret').textContent = '';
+    $('totp-uri').textContent = '';
+    $('totp-expiry').textContent = '';
+    $('totp-code').value = '';
+  }
+
+  function hideRecoveryCodes() {
+    $('recovery').hidden = true;
+    $('recovery-codes').replaceChildren();
+  }
+
+  $('totp-begin-btn').addEventListener('click', () =>
+    guarded(async () => {
+      hideRecoveryCodes();
+      const enrolment = await client.beginTotp();
+      $('totp-qr').replaceChildren(qrSvg(enrolment.otpauthUri));
+      $('totp-secret').textContent = enrolment.secret;
+      $('totp-uri').textContent = enrolment.otpauthUri;
+      const until = new Date(Date.now() + enrolment.expiresIn * 1000);
+      $('totp-expiry').textContent = 'Enter a code before ' + until.toLocaleTimeString() + '.';
+      $('totp-enrolment').hidden = false;
+      $('totp-code').focus();
+    }));
+
+  $('totp-confirm-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      const code = $('totp-code').value.trim();
+      $('totp-code').value = '';
+      const codes = await client.confirmTotp(code);
+      endEnrolment();
+      const list = $('recovery-codes');
+      list.replaceChildren(...codes.map((c) => {
+        const li = document.createElement('li');
+        li.textContent = c;
+        return li;
+      }));
+      $('recovery').hidden = false;
+    });
+  });
+
+  $('recovery-done-btn').addEventListener('click', hideRecoveryCodes);
+
+  $('totp-disable-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      try {
+        await client.disableTotp($('totp-disable-password').value);
+        endEnrolment();
+        hideRecoveryCodes();
+      } finally {
+        $('totp-disable-password').value = '';
+      }
     });
   });
 
@@ -147,9 +300,11 @@
       for (const s of sessions) {
         const li = document.createElement('li');
         li.dataset.sessionId = s.id;
+        li.dataset.mfa = String(s.mfa === true);
         if (s.current) li.className = 'current';
         li.textContent = (s.current ? 'this session' : 'session') + ' from ' + (s.ip || '?') + ', ' +
-          (s.userAgent || 'unknown agent').slice(0, 40) + ', last used ' +
+          (s.userAgent || 'unknown agent').slice(0, 40) + ', ' +
+          (s.mfa ? 'two factors' : 'password only') + ', last used ' +
           new Date(s.lastUsedAt * 1000).toLocaleString() + ' ';
         const btn = document.createElement('button');
         btn.type = 'button';
