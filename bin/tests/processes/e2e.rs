@@ -11,6 +11,7 @@
 //! `E2E_KEEP=1` keeps the temporary directory with every log.
 
 mod browser;
+mod browser_mfa;
 pub mod client;
 mod deployment;
 mod nginx;

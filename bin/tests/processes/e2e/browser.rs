@@ -58,6 +58,9 @@ async fn demo_page_in_headless_chromium() -> Result<()> {
         assert_eq!(r.status(), 401, "the deleted account still logs in");
     }
     if result.is_ok() {
+        result = super::browser_mfa::enrol_log_in_with_two_factors_turn_off(&browser).await;
+    }
+    if result.is_ok() {
         result = swagger_ui_renders_under_its_policy(&browser, &origin).await;
     }
     let shot = stack.dir.join("logs/demo-page.png");
@@ -69,7 +72,7 @@ async fn demo_page_in_headless_chromium() -> Result<()> {
 }
 
 /// Event names in the page's log (`<li data-event>`), with their text.
-async fn page_events(browser: &Browser) -> Result<Vec<(String, String)>> {
+pub(super) async fn page_events(browser: &Browser) -> Result<Vec<(String, String)>> {
     let v = browser
         .eval(
             "return Array.from(document.querySelectorAll('#log li'))\
@@ -89,7 +92,7 @@ async fn page_events(browser: &Browser) -> Result<Vec<(String, String)>> {
 }
 
 /// Waits until `pred` holds for the page's events.
-async fn wait_events(
+pub(super) async fn wait_events(
     browser: &Browser,
     what: &str,
     within: Duration,
@@ -108,7 +111,7 @@ async fn wait_events(
     }
 }
 
-fn position(events: &[(String, String)], name: &str) -> Option<usize> {
+pub(super) fn position(events: &[(String, String)], name: &str) -> Option<usize> {
     events.iter().position(|(e, _)| e == name)
 }
 

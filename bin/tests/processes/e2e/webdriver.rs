@@ -143,6 +143,18 @@ impl Browser {
         .map(|_| ())
     }
 
+    /// Empties an input (typing appends to what it holds).
+    pub async fn clear(&self, css: &str) -> Result<()> {
+        let id = self.element(css).await?;
+        self.cmd(
+            reqwest::Method::POST,
+            &format!("/element/{id}/clear"),
+            Some(json!({})),
+        )
+        .await
+        .map(|_| ())
+    }
+
     pub async fn click(&self, css: &str) -> Result<()> {
         let id = self.element(css).await?;
         self.cmd(
