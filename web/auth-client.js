@@ -145,6 +145,11 @@
      * Begins a TOTP enrolment: resolves to `{ secret, otpauthUri, expiresIn }`,
      * to show once (QR code and text). Throws mfa_already_enabled when it is on.
      */
+    /** The caller's two-factor state: { enabled, enabledAt, pending, recoveryCodesLeft }. */
+    async twoFactorStatus() {
+      return this.request('GET', '/mfa/totp', { token: this.accessToken });
+    }
+
     async beginTotp() {
       const body = await this.request('POST', '/mfa/totp', { token: this.accessToken });
       this.onEvent('totp_begun', 'confirm within ' + body.expiresIn + ' s');

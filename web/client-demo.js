@@ -60,6 +60,7 @@
       endEnrolment();
       hideRecoveryCodes();
     }
+    showTwoFactorState();
     $('connect-btn').disabled = !signedIn || client.socket !== null;
     $('ping-btn').disabled = !open;
     $('echo-btn').disabled = !open;
@@ -130,6 +131,7 @@
         askSecondFactor(outcome.mfaToken);
         return;
       }
+      twoFactorChanged();
       afterLogin();
     });
   });
@@ -154,6 +156,7 @@
         throw err;
       }
       endSecondFactor();
+      twoFactorChanged();
       afterLogin();
     });
   });
@@ -164,6 +167,39 @@
   });
 
   // -- Two-factor enrolment ------------------------------------------------
+
+  // GET /api/mfa/totp, read again whenever the signed-in user or the state
+  // may have changed (a login, a confirmation, turning it off).
+  let twoFactorChanges = 0;
+  let shownStateKey = null;
+
+  function showTwoFactorState() {
+    const state = $('totp-state');
+    const key = client.signedIn ? client.user.id + '/' + twoFactorChanges : null;
+    if (key === shownStateKey) return;
+    shownStateKey = key;
+    if (key === null) {
+      state.dataset.enabled = '';
+      state.textContent = 'no session';
+      return;
+    }
+    client.twoFactorStatus().then((s) => {
+      if (shownStateKey !== key) return;
+      state.dataset.enabled = String(s.enabled);
+      state.dataset.codesLeft = String(s.recoveryCodesLeft);
+      state.textContent = s.enabled
+        ? 'on since ' + new Date(s.enabledAt * 1000).toLocaleString() + '; ' + s.recoveryCodesLeft + ' recovery codes left'
+        : (s.pending ? 'off (an enrolment waits for its code)' : 'off');
+    }, (err) => {
+      state.dataset.enabled = '';
+      state.textContent = 'unknown (' + (err.code || err.message) + ')';
+    });
+  }
+
+  /** After anything that may change the two-factor state. */
+  function twoFactorChanged() {
+    twoFactorChanges += 1;
+  }
 
   /** Draws `text` as a QR code: an <svg> from qrcode-generator, parsed as SVG (never as HTML). */
   function qrSvg(text) {
@@ -195,6 +231,7 @@
     guarded(async () => {
       hideRecoveryCodes();
       const enrolment = await client.beginTotp();
+      twoFactorChanged();
       $('totp-qr').replaceChildren(qrSvg(enrolment.otpauthUri));
       $('totp-secret').textContent = enrolment.secret;
       $('totp-uri').textContent = enrolment.otpauthUri;
@@ -210,6 +247,7 @@
       const code = $('totp-code').value.trim();
       $('totp-code').value = '';
       const codes = await client.confirmTotp(code);
+      twoFactorChanged();
       endEnrolment();
       const list = $('recovery-codes');
       list.replaceChildren(...codes.map((c) => {
@@ -228,6 +266,7 @@
     guarded(async () => {
       try {
         await client.disableTotp($('totp-disable-password').value);
+        twoFactorChanged();
         endEnrolment();
         hideRecoveryCodes();
       } finally {

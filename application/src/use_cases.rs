@@ -16,7 +16,7 @@ pub(crate) mod fakes;
 pub use account::AccountError;
 pub use login::{LoginError, LoginOutcome};
 pub use logout::LogoutScope;
-pub use mfa::{MfaError, MfaLoginError, SecondFactor, TotpEnrolment};
+pub use mfa::{MfaError, MfaLoginError, SecondFactor, TotpEnrolment, TwoFactorStatus};
 pub use refresh::{RefreshError, RefreshResult};
 pub use register::{RegisterError, UserAccounts};
 pub use sessions::{RevokeSessionError, SessionView};

@@ -8,7 +8,7 @@ use application::ports::{MfaChallenge, MfaStore, TotpSecret};
 use async_trait::async_trait;
 use domain::{Timestamp, TokenHash, UserId};
 use sea_orm::sea_query::{Expr, ExprTrait as _};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::entities::{mfa_token, recovery_code, totp_secret};
 use super::{Database, clean};
@@ -182,6 +182,16 @@ impl MfaStore for SeaMfaStore {
             .context("spending a recovery code")?
             .rows_affected;
         Ok(won == 1)
+    }
+
+    async fn recovery_codes_left(&self, user: UserId) -> anyhow::Result<u32> {
+        let left = recovery_code::Entity::find()
+            .filter(recovery_code::Column::UserId.eq(*user.as_uuid()))
+            .filter(recovery_code::Column::UsedAt.is_null())
+            .count(self.db.connection())
+            .await
+            .context("counting recovery codes")?;
+        Ok(u32::try_from(left).unwrap_or(u32::MAX))
     }
 
     async fn create_challenge(&self, c: &MfaChallenge) -> anyhow::Result<()> {

@@ -98,6 +98,12 @@ pub trait MfaStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> anyhow::Result<bool>;
 
+    /// How many of the user's recovery codes are unused.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn recovery_codes_left(&self, user: UserId) -> anyhow::Result<u32>;
+
     /// Stores a new challenge.
     ///
     /// # Errors

@@ -37,6 +37,17 @@ pub struct TotpEnrolment {
     pub expires_in: Duration,
 }
 
+/// Whether the caller has two-factor login, for their account page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwoFactorStatus {
+    /// When it was turned on; `None` when it is off.
+    pub enabled_at: Option<Timestamp>,
+    /// Whether an enrolment waits for its confirming code.
+    pub pending: bool,
+    /// Unused recovery codes (0 when it is off).
+    pub recovery_codes_left: u32,
+}
+
 /// The second factor of a login.
 pub enum SecondFactor {
     /// A code from the authenticator app.
@@ -122,6 +133,34 @@ pub enum MfaLoginError {
 }
 
 impl AuthService {
+    /// Whether the caller has two-factor login on, an enrolment pending, and
+    /// how many recovery codes are left.
+    ///
+    /// # Errors
+    /// `UserGone`; storage failures.
+    pub async fn two_factor_status(
+        &self,
+        caller: &AccessClaims,
+    ) -> Result<TwoFactorStatus, MfaError> {
+        let user = self.caller(caller).await?;
+        let now = self.ports.clock.now();
+        let secret = self.ports.mfa.totp(user.id).await?;
+        let enabled_at = secret.as_ref().and_then(|t| t.confirmed_at);
+        let pending = secret
+            .as_ref()
+            .is_some_and(|t| t.confirmed_at.is_none() && enrolment_open(t.created_at, now));
+        let recovery_codes_left = if enabled_at.is_some() {
+            self.ports.mfa.recovery_codes_left(user.id).await?
+        } else {
+            0
+        };
+        Ok(TwoFactorStatus {
+            enabled_at,
+            pending,
+            recovery_codes_left,
+        })
+    }
+
     /// Begins a TOTP enrolment for the caller: a new secret, pending until a
     /// code of it is confirmed within [`ENROLMENT_TTL`]. A pending enrolment
     /// is replaced; a confirmed one is [`MfaError::AlreadyEnabled`].

@@ -1,4 +1,5 @@
-//! Two-factor login: `POST /api/mfa/totp`, `POST /api/mfa/totp/confirm`,
+//! Two-factor login: `GET /api/mfa/totp` (not in the contract: the
+//! caller's state, for an account page), `POST /api/mfa/totp`, `POST /api/mfa/totp/confirm`,
 //! `DELETE /api/mfa/totp` and `POST /api/login/mfa`.
 
 use std::sync::Arc;
@@ -44,6 +45,39 @@ impl std::fmt::Debug for TotpEnrolmentBody {
             .field("expires_in", &self.expires_in)
             .finish_non_exhaustive()
     }
+}
+
+/// The caller's two-factor login.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct TwoFactorStatusBody {
+    /// Whether logins ask for a second factor.
+    pub enabled: bool,
+    /// When it was turned on, Unix seconds (`null` when it is off).
+    pub enabled_at: Option<i64>,
+    /// Whether an enrolment waits for its confirming code.
+    pub pending: bool,
+    /// Unused recovery codes (0 when it is off).
+    pub recovery_codes_left: u32,
+}
+
+/// Answers of `GET /api/mfa/totp`.
+#[derive(Debug, ApiResponse)]
+pub enum TwoFactorStatusResponse {
+    /// The caller's two-factor login.
+    #[oai(status = 200)]
+    Ok(Json<TwoFactorStatusBody>),
+    /// `invalid_token`.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(
+        Json<Problem>,
+        /// `Bearer error="invalid_token"` (just `Bearer` when no token was presented).
+        #[oai(header = "WWW-Authenticate")]
+        String,
+    ),
+    /// Something went wrong on our side.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
 }
 
 /// A code from the authenticator app.
@@ -347,6 +381,31 @@ fn secret(value: String) -> SecretString {
 
 #[OpenApi(tag = "ApiTags::TwoFactor")]
 impl MfaApi {
+    /// My two-factor login.
+    ///
+    /// Whether logins ask the caller for a second factor, whether an
+    /// enrolment is pending, and how many recovery codes are left.
+    #[oai(path = "/mfa/totp", method = "get", operation_id = "twoFactorStatus")]
+    async fn two_factor_status(
+        &self,
+        auth: Data<&Arc<AuthService>>,
+        bearer: BearerAuth,
+    ) -> TwoFactorStatusResponse {
+        match auth.two_factor_status(&bearer.0).await {
+            Ok(status) => TwoFactorStatusResponse::Ok(Json(TwoFactorStatusBody {
+                enabled: status.enabled_at.is_some(),
+                enabled_at: status.enabled_at.map(domain::Timestamp::unix_seconds),
+                pending: status.pending,
+                recovery_codes_left: status.recovery_codes_left,
+            })),
+            Err(MfaError::UserGone) => {
+                let (p, h) = user_gone();
+                TwoFactorStatusResponse::Unauthorized(p, h)
+            }
+            Err(e) => TwoFactorStatusResponse::Internal(Json(internal(&anyhow::Error::from(e)))),
+        }
+    }
+
     /// Begin a TOTP enrolment.
     ///
     /// Makes a new TOTP secret (RFC 6238: SHA-1, 6 digits, 30 s) for the

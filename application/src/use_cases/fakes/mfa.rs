@@ -100,6 +100,14 @@ impl MfaStore for Mfa {
         }
     }
 
+    async fn recovery_codes_left(&self, user: UserId) -> anyhow::Result<u32> {
+        let codes = self.recovery.lock().unwrap();
+        Ok(codes
+            .iter()
+            .filter(|((u, _), used)| *u == user && !**used)
+            .count() as u32)
+    }
+
     async fn create_challenge(&self, challenge: &MfaChallenge) -> anyhow::Result<()> {
         self.challenges
             .lock()

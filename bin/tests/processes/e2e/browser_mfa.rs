@@ -39,9 +39,11 @@ pub(super) async fn enrol_log_in_with_two_factors_turn_off(browser: &Browser) ->
     let ev = log_in(browser).await?;
     ensure!(position(&ev, "mfa_required").is_none(), "{ev:?}");
     assert_eq!(factors(browser).await?, "false", "a password login");
+    two_factor_state(browser, "false", None).await?;
 
     let (key, confirmed_step) = enrol(browser, &username).await?;
     let recovery = recovery_codes(browser).await?;
+    two_factor_state(browser, "true", Some("10")).await?;
     log_out(browser).await?;
     ensure!(
         browser
@@ -51,8 +53,9 @@ pub(super) async fn enrol_log_in_with_two_factors_turn_off(browser: &Browser) ->
         "the recovery codes are still on the page after logout"
     );
 
-    // A recovery code instead of the app's code.
+    // A recovery code instead of the app's code: one fewer is left.
     log_in_with_second_factor(browser, Factor::RecoveryCode(&recovery[0])).await?;
+    two_factor_state(browser, "true", Some("9")).await?;
     // The sessions list says so too.
     act(browser, "#sessions-btn", "sessions").await?;
     let mfa = browser
@@ -101,6 +104,7 @@ pub(super) async fn enrol_log_in_with_two_factors_turn_off(browser: &Browser) ->
         .type_into("#totp-disable-password", PASSWORD)
         .await?;
     act(browser, "#totp-disable-btn", "totp_disabled").await?;
+    two_factor_state(browser, "false", None).await?;
     log_out(browser).await?;
     let ev = log_in(browser).await?;
     ensure!(
@@ -331,6 +335,33 @@ async fn status(browser: &Browser) -> Result<Value> {
     browser
         .eval("return document.getElementById('status').dataset.state;")
         .await
+}
+
+/// Waits until `#totp-state` (from `GET /api/mfa/totp`) says `enabled`
+/// and, when given, that many recovery codes are left.
+async fn two_factor_state(
+    browser: &Browser,
+    enabled: &str,
+    codes_left: Option<&str>,
+) -> Result<()> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let v = browser
+            .eval(
+                "const e = document.getElementById('totp-state');\
+                 return [e.dataset.enabled, e.dataset.codesLeft || '', e.textContent];",
+            )
+            .await?;
+        let field = |i: usize| v[i].as_str().unwrap_or_default().to_owned();
+        if field(0) == enabled && codes_left.is_none_or(|n| field(1) == n) {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "two-factor state: want enabled={enabled} codes={codes_left:?}, page shows {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// `#factors`' `data-mfa`: "true", "false", or "" when signed out.

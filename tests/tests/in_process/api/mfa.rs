@@ -20,7 +20,8 @@ integration_tests::on_both!(
     one_code_logs_in_once_however_many_requests_race,
     the_token_is_bound_to_the_client,
     turning_it_off_needs_the_password_and_keeps_sessions,
-    deleting_the_account_deletes_its_second_factor
+    deleting_the_account_deletes_its_second_factor,
+    the_status_says_what_is_on_and_how_many_codes_are_left
 );
 
 /// The step's length, to move the clock to the next code.
@@ -392,4 +393,52 @@ pub async fn deleting_the_account_deletes_its_second_factor(backend: Backend) {
     // The name registers again, as a user without two-factor login.
     let again = app.signed_in("jane").await;
     assert_eq!(claims(&again.access)["amr"], json!(["pwd"]));
+}
+
+async fn status(app: &TestApp, access: &str) -> Value {
+    let r = app.get("/api/mfa/totp").bearer(access).send().await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.json()
+}
+
+pub async fn the_status_says_what_is_on_and_how_many_codes_are_left(backend: Backend) {
+    let app = spawn_app(TestOptions::new(backend)).await;
+    app.get("/api/mfa/totp")
+        .send()
+        .await
+        .assert_problem(401, "invalid_token");
+    let lars = app.signed_in("lars").await;
+    let off =
+        json!({"enabled": false, "enabledAt": null, "pending": false, "recoveryCodesLeft": 0});
+    assert_eq!(status(&app, &lars.access).await, off);
+    let r = begin(&app, &lars.access).await;
+    let secret = r.json()["secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        status(&app, &lars.access).await,
+        json!({"enabled": false, "enabledAt": null, "pending": true, "recoveryCodesLeft": 0})
+    );
+    let r = confirm(&app, &lars.access, &code_now(&app, &secret)).await;
+    let codes = r.json()["recoveryCodes"].clone();
+    let on = status(&app, &lars.access).await;
+    assert_eq!(
+        (&on["enabled"], &on["pending"], &on["recoveryCodesLeft"]),
+        (&json!(true), &json!(false), &json!(10)),
+        "{on}"
+    );
+    assert!(
+        (on["enabledAt"].as_i64().unwrap() - now(&app)).abs() <= 1,
+        "{on}"
+    );
+    let token = password_step(&app, "lars").await;
+    let r = second(&app, &json!({"mfaToken": token, "recoveryCode": codes[2]})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(status(&app, &lars.access).await["recoveryCodesLeft"], 9);
+    let r = app
+        .delete("/api/mfa/totp")
+        .bearer(&lars.access)
+        .json(&json!({ "password": PASSWORD }))
+        .send()
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(status(&app, &lars.access).await, off);
 }
