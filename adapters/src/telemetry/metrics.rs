@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use application::ports::{FeedStatus, PoolStats, SecurityEvent, SecurityEventKind};
+use application::ports::{FeedStatus, PoolStats, SecurityEvent};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider, UpDownCounter};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
@@ -44,6 +44,12 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
 use super::otlp::{OtlpConfig, TokioHttpClient};
 
+mod series;
+use series::{
+    LOGIN_OUTCOMES, REAUTH_OUTCOMES, REFRESH_OUTCOMES, REVOKE_REASONS, TWO_FACTOR_EVENTS,
+    login_outcome, refresh_outcome, revoke_reason, two_factor_event,
+};
+
 /// The content type of [`Metrics::render`].
 pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -51,87 +57,6 @@ pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=ut
 const LATENCY_BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
-
-/// Every `outcome` of `authd_logins_total`.
-const LOGIN_OUTCOMES: [&str; 5] = [
-    "success",
-    "bad_credentials",
-    "throttled",
-    "mfa_required",
-    "bad_second_factor",
-];
-/// Every `outcome` of `authd_refreshes_total`.
-const REFRESH_OUTCOMES: [&str; 6] = [
-    "rotated",
-    "grace_replay",
-    "reuse_detected",
-    "expired",
-    "revoked",
-    "invalid",
-];
-/// Every `reason` of `authd_sessions_revoked_total`.
-const REVOKE_REASONS: [&str; 5] = [
-    "logout",
-    "user",
-    "reuse",
-    "password_changed",
-    "account_deleted",
-];
-/// Every `event` of `authd_two_factor_total`.
-const TWO_FACTOR_EVENTS: [&str; 3] = ["enabled", "disabled", "recovery_code_used"];
-/// Every `outcome` of `authd_ws_reauths_total`.
-const REAUTH_OUTCOMES: [&str; 2] = ["success", "failure"];
-
-/// The `outcome` of `authd_logins_total` that `kind` counts in, if any.
-fn login_outcome(kind: SecurityEventKind) -> Option<&'static str> {
-    match kind {
-        SecurityEventKind::LoginSucceeded => Some("success"),
-        // A wrong password is a wrong password, at the login form or when
-        // a signed-in user confirms a change: one series, like one throttle.
-        SecurityEventKind::LoginFailed | SecurityEventKind::PasswordCheckFailed => {
-            Some("bad_credentials")
-        }
-        SecurityEventKind::LoginThrottled => Some("throttled"),
-        SecurityEventKind::MfaChallenged => Some("mfa_required"),
-        SecurityEventKind::MfaFailed => Some("bad_second_factor"),
-        _ => None,
-    }
-}
-
-/// The `outcome` of `authd_refreshes_total` that `kind` counts in, if any.
-fn refresh_outcome(kind: SecurityEventKind) -> Option<&'static str> {
-    match kind {
-        SecurityEventKind::RefreshRotated => Some("rotated"),
-        SecurityEventKind::RefreshGraceReplay => Some("grace_replay"),
-        SecurityEventKind::ReuseDetected => Some("reuse_detected"),
-        SecurityEventKind::RefreshExpired => Some("expired"),
-        SecurityEventKind::RefreshRevoked => Some("revoked"),
-        SecurityEventKind::RefreshInvalid => Some("invalid"),
-        _ => None,
-    }
-}
-
-/// The `reason` of `authd_sessions_revoked_total` that `kind` counts in, if any.
-fn revoke_reason(kind: SecurityEventKind) -> Option<&'static str> {
-    match kind {
-        SecurityEventKind::Logout => Some("logout"),
-        SecurityEventKind::SessionRevoked => Some("user"),
-        SecurityEventKind::ReuseDetected => Some("reuse"),
-        SecurityEventKind::PasswordChanged => Some("password_changed"),
-        SecurityEventKind::AccountDeleted => Some("account_deleted"),
-        _ => None,
-    }
-}
-
-/// The `event` of `authd_two_factor_total` that `kind` counts in, if any.
-fn two_factor_event(kind: SecurityEventKind) -> Option<&'static str> {
-    match kind {
-        SecurityEventKind::MfaEnabled => Some("enabled"),
-        SecurityEventKind::MfaDisabled => Some("disabled"),
-        SecurityEventKind::RecoveryCodeUsed => Some("recovery_code_used"),
-        _ => None,
-    }
-}
 
 /// The HTTP method as a static label value (no allocation for the usual ones).
 fn method_label(method: &str) -> opentelemetry::Value {

@@ -1,6 +1,7 @@
 //! Tests of [`super`].
 
 use application::ClientInfo;
+use application::ports::SecurityEventKind;
 use domain::Timestamp;
 use poem::{Endpoint, Request};
 

@@ -1,0 +1,85 @@
+//! The label values of the security-event series, and which event kind
+//! counts in which (every kind counts somewhere: `tests.rs` checks it).
+
+use application::ports::SecurityEventKind;
+
+/// Every `outcome` of `authd_logins_total`.
+pub(super) const LOGIN_OUTCOMES: [&str; 5] = [
+    "success",
+    "bad_credentials",
+    "throttled",
+    "mfa_required",
+    "bad_second_factor",
+];
+/// Every `outcome` of `authd_refreshes_total`.
+pub(super) const REFRESH_OUTCOMES: [&str; 6] = [
+    "rotated",
+    "grace_replay",
+    "reuse_detected",
+    "expired",
+    "revoked",
+    "invalid",
+];
+/// Every `reason` of `authd_sessions_revoked_total`.
+pub(super) const REVOKE_REASONS: [&str; 5] = [
+    "logout",
+    "user",
+    "reuse",
+    "password_changed",
+    "account_deleted",
+];
+/// Every `event` of `authd_two_factor_total`.
+pub(super) const TWO_FACTOR_EVENTS: [&str; 3] = ["enabled", "disabled", "recovery_code_used"];
+/// Every `outcome` of `authd_ws_reauths_total`.
+pub(super) const REAUTH_OUTCOMES: [&str; 2] = ["success", "failure"];
+
+/// The `outcome` of `authd_logins_total` that `kind` counts in, if any.
+pub(super) fn login_outcome(kind: SecurityEventKind) -> Option<&'static str> {
+    match kind {
+        SecurityEventKind::LoginSucceeded => Some("success"),
+        // A wrong password is a wrong password, at the login form or when
+        // a signed-in user confirms a change: one series, like one throttle.
+        SecurityEventKind::LoginFailed | SecurityEventKind::PasswordCheckFailed => {
+            Some("bad_credentials")
+        }
+        SecurityEventKind::LoginThrottled => Some("throttled"),
+        SecurityEventKind::MfaChallenged => Some("mfa_required"),
+        SecurityEventKind::MfaFailed => Some("bad_second_factor"),
+        _ => None,
+    }
+}
+
+/// The `outcome` of `authd_refreshes_total` that `kind` counts in, if any.
+pub(super) fn refresh_outcome(kind: SecurityEventKind) -> Option<&'static str> {
+    match kind {
+        SecurityEventKind::RefreshRotated => Some("rotated"),
+        SecurityEventKind::RefreshGraceReplay => Some("grace_replay"),
+        SecurityEventKind::ReuseDetected => Some("reuse_detected"),
+        SecurityEventKind::RefreshExpired => Some("expired"),
+        SecurityEventKind::RefreshRevoked => Some("revoked"),
+        SecurityEventKind::RefreshInvalid => Some("invalid"),
+        _ => None,
+    }
+}
+
+/// The `reason` of `authd_sessions_revoked_total` that `kind` counts in, if any.
+pub(super) fn revoke_reason(kind: SecurityEventKind) -> Option<&'static str> {
+    match kind {
+        SecurityEventKind::Logout => Some("logout"),
+        SecurityEventKind::SessionRevoked => Some("user"),
+        SecurityEventKind::ReuseDetected => Some("reuse"),
+        SecurityEventKind::PasswordChanged => Some("password_changed"),
+        SecurityEventKind::AccountDeleted => Some("account_deleted"),
+        _ => None,
+    }
+}
+
+/// The `event` of `authd_two_factor_total` that `kind` counts in, if any.
+pub(super) fn two_factor_event(kind: SecurityEventKind) -> Option<&'static str> {
+    match kind {
+        SecurityEventKind::MfaEnabled => Some("enabled"),
+        SecurityEventKind::MfaDisabled => Some("disabled"),
+        SecurityEventKind::RecoveryCodeUsed => Some("recovery_code_used"),
+        _ => None,
+    }
+}
