@@ -6,7 +6,7 @@ use anyhow::Context;
 use application::ports::{LoginThrottle, ThrottleKey, ThrottlePolicy};
 use async_trait::async_trait;
 use domain::{Admission, ThrottleWindow, Timestamp, admit};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use sha2::{Digest, Sha256};
 
@@ -104,6 +104,28 @@ impl LoginThrottle for SeaLoginThrottle {
         };
         tx.commit().await.context("committing the throttle slot")?;
         Ok(refused)
+    }
+
+    #[tracing::instrument(
+        name = "db.login_throttle.release",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
+    async fn release(&self, key: &ThrottleKey) -> anyhow::Result<()> {
+        let _turn = self.db.write_turn().await;
+        let (username, client) = row_key(key);
+        login_failure::Entity::update_many()
+            .col_expr(
+                login_failure::Column::Failures,
+                Expr::col(login_failure::Column::Failures).sub(1),
+            )
+            .filter(login_failure::Column::Username.eq(username))
+            .filter(login_failure::Column::Client.eq(client))
+            .filter(login_failure::Column::Failures.gt(0))
+            .exec(self.db.connection())
+            .await
+            .context("giving back a throttle slot")?;
+        Ok(())
     }
 
     #[tracing::instrument(

@@ -45,6 +45,14 @@ pub trait LoginThrottle: Send + Sync + 'static {
         now: Timestamp,
     ) -> anyhow::Result<Option<Duration>>;
 
+    /// Gives back one slot taken in the key's window (a right password whose
+    /// login still waits for its second factor: it is no failure, and it
+    /// must not clear the failures either). Nothing when none is taken.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn release(&self, key: &ThrottleKey) -> anyhow::Result<()>;
+
     /// Forgets the key's failures (after a successful login).
     ///
     /// # Errors

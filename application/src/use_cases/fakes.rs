@@ -420,6 +420,12 @@ impl LoginThrottle for Throttle {
             domain::Admission::Refuse { retry_after } => Some(retry_after),
         })
     }
+    async fn release(&self, key: &ThrottleKey) -> anyhow::Result<()> {
+        if let Some((_, attempts)) = self.windows.lock().unwrap().get_mut(key) {
+            *attempts = attempts.saturating_sub(1);
+        }
+        Ok(())
+    }
     async fn clear(&self, key: &ThrottleKey) -> anyhow::Result<()> {
         self.windows.lock().unwrap().remove(key);
         Ok(())

@@ -53,10 +53,11 @@ impl AuthService {
     /// Logs `username` in.
     ///
     /// For a user with two-factor login, a right password does not start a
-    /// session: it answers [`LoginError::MfaRequired`]. Its failures are
-    /// cleared as for any right password; each wrong code then takes a slot,
-    /// so that one window allows `LOGIN_MAX_FAILURES` codes, the `mfaToken`'s
-    /// five included.
+    /// session: it answers [`LoginError::MfaRequired`]. Its throttle slot is
+    /// given back but the failures are not cleared: wrong codes take slots
+    /// too, and only the second factor's success clears them, so a window
+    /// allows `LOGIN_MAX_FAILURES` wrong passwords and codes together,
+    /// however many right passwords come between.
     ///
     /// Unknown usernames cost a password verification against a dummy hash,
     /// so the response time does not tell which usernames exist. An imported
@@ -116,18 +117,23 @@ impl AuthService {
                 return Err(LoginError::InvalidCredentials);
             }
         };
-        self.ports.throttle.clear(&key).await?;
         let user = if needs_rehash {
             self.upgrade_hash(user, password).await
         } else {
             user
         };
         if self.has_two_factor(&user).await? {
+            // Half a login: its slot goes back, the failures stay (wrong
+            // codes among them) until the second factor succeeds. Clearing
+            // here would let a holder of the password guess codes without
+            // end, a password between every few codes.
+            self.ports.throttle.release(&key).await?;
             let mfa_token = self.challenge_second_factor(&user, now, client).await?;
             self.report(event(SecurityEventKind::MfaChallenged).user(user.id))
                 .await;
             return Err(LoginError::MfaRequired { mfa_token });
         }
+        self.ports.throttle.clear(&key).await?;
         Ok(self
             .start_session(user, AuthMethods::Password, now, client)
             .await?)

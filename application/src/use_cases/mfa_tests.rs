@@ -157,6 +157,30 @@ async fn five_wrong_codes_use_the_token_up_and_the_next_login_is_throttled() {
 }
 
 #[tokio::test]
+async fn a_right_password_between_codes_does_not_reset_the_throttle() {
+    let (w, _) = alice_with_totp().await;
+    w.clock.advance(Duration::from_secs(60));
+    let wrong = || secret(&Totp::code(step_of(w.service.now()) + 10));
+    let first = password_step(&w, &client()).await;
+    for _ in 0..4 {
+        assert!(matches!(
+            second(&w, &first, SecondFactor::Code(wrong())).await,
+            Err(MfaLoginError::InvalidCode)
+        ));
+    }
+    // A fresh token after the right password again: the four still count.
+    let next = password_step(&w, &client()).await;
+    assert!(matches!(
+        second(&w, &next, SecondFactor::Code(wrong())).await,
+        Err(MfaLoginError::InvalidCode)
+    ));
+    assert!(matches!(
+        second(&w, &next, SecondFactor::Code(code_now(&w))).await,
+        Err(MfaLoginError::RateLimited { .. })
+    ));
+}
+
+#[tokio::test]
 async fn a_recovery_code_works_once() {
     let (w, codes) = alice_with_totp().await;
     let token = password_step(&w, &client()).await;

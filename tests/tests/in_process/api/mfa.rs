@@ -16,6 +16,7 @@ integration_tests::on_both!(
     enrolment_then_a_login_in_two_steps,
     the_database_holds_no_readable_secret_or_recovery_code,
     five_wrong_codes_use_the_token_up_and_count_towards_the_throttle,
+    right_passwords_between_wrong_codes_do_not_reset_the_throttle,
     recovery_codes_work_once_and_bodies_are_checked,
     one_code_logs_in_once_however_many_requests_race,
     the_token_is_bound_to_the_client,
@@ -239,6 +240,33 @@ pub async fn five_wrong_codes_use_the_token_up_and_count_towards_the_throttle(ba
     let r = app.login("erin", PASSWORD).await;
     r.assert_problem(429, "rate_limited");
     assert!(r.header("retry-after").is_some());
+}
+
+pub async fn right_passwords_between_wrong_codes_do_not_reset_the_throttle(backend: Backend) {
+    let app = spawn_app(TestOptions::new(backend)).await;
+    let (_, secret, _) = enrolled(&app, "olga").await;
+    app.clock.advance(STEP * 2);
+    let wrong = code_at(&secret, now(&app) + 600);
+    // Two wrong codes per token, a right password for each new token.
+    for _ in 0..2 {
+        let token = password_step(&app, "olga").await;
+        for _ in 0..2 {
+            second(&app, &json!({"mfaToken": token, "code": wrong}))
+                .await
+                .assert_problem(401, "invalid_mfa_code");
+        }
+    }
+    let token = password_step(&app, "olga").await;
+    second(&app, &json!({"mfaToken": token, "code": wrong}))
+        .await
+        .assert_problem(401, "invalid_mfa_code");
+    // Five wrong codes in the window: even the right code waits now.
+    second(
+        &app,
+        &json!({"mfaToken": token, "code": code_now(&app, &secret)}),
+    )
+    .await
+    .assert_problem(429, "rate_limited");
 }
 
 pub async fn recovery_codes_work_once_and_bodies_are_checked(backend: Backend) {

@@ -8,6 +8,7 @@ integration_tests::on_both!(
     throttle_counts_in_windows,
     concurrent_slots_all_count,
     a_slot_taken_while_a_success_clears_never_fails,
+    a_released_slot_is_given_back_and_failures_stay,
 );
 
 /// Contract v2 ("Brute force"): N simultaneous guesses for one key get at
@@ -187,4 +188,49 @@ async fn a_slot_taken_while_a_success_clears_never_fails(db: Database) {
                 .unwrap_or_else(|e| panic!("round {round}: {e:#}"));
         }
     }
+}
+
+/// `release` (a right password whose login waits for its second factor)
+/// gives one slot back, never goes below none, and keeps the failures.
+async fn a_released_slot_is_given_back_and_failures_stay(db: Database) {
+    let policy = ThrottlePolicy {
+        max_failures: 3,
+        window: Duration::from_secs(60),
+    };
+    let throttle = SeaLoginThrottle::new(db, policy);
+    let key = ThrottleKey {
+        username: "ines".into(),
+        client: "10.0.0.9".into(),
+    };
+    throttle
+        .release(&key)
+        .await
+        .expect("no row: nothing to give back");
+    for _ in 0..3 {
+        assert_eq!(throttle.take_slot(&key, t(1)).await.unwrap(), None);
+    }
+    assert!(
+        throttle.take_slot(&key, t(1)).await.unwrap().is_some(),
+        "3 of 3"
+    );
+    throttle.release(&key).await.unwrap();
+    assert_eq!(
+        throttle.take_slot(&key, t(2)).await.unwrap(),
+        None,
+        "one back"
+    );
+    assert!(
+        throttle.take_slot(&key, t(2)).await.unwrap().is_some(),
+        "only one"
+    );
+    for _ in 0..5 {
+        throttle.release(&key).await.unwrap();
+    }
+    for _ in 0..3 {
+        assert_eq!(throttle.take_slot(&key, t(3)).await.unwrap(), None);
+    }
+    assert!(
+        throttle.take_slot(&key, t(3)).await.unwrap().is_some(),
+        "never below none"
+    );
 }
