@@ -4,7 +4,8 @@
 //!
 //! Every response that passes through [`TestRequest::send`] is checked: no
 //! request of the suite may get a 5xx (except the documented `503` of the
-//! health check), so a 500 anywhere fails the test that caused it.
+//! health check), so a 500 anywhere fails the test that caused it, and every
+//! answer must match the OpenAPI document (see [`crate::document`]).
 
 use std::time::Duration;
 
@@ -46,7 +47,10 @@ impl ApiClient {
     /// A request to `path` (e.g. `/api/login`).
     pub fn request(&self, method: Method, path: &str) -> TestRequest {
         TestRequest {
-            builder: self.http.request(method, format!("{}{path}", self.base)),
+            builder: self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base)),
+            method,
             path: path.into(),
         }
     }
@@ -177,6 +181,7 @@ impl TestResponse {
 #[derive(Debug)]
 pub struct TestRequest {
     builder: reqwest::RequestBuilder,
+    method: Method,
     path: String,
 }
 
@@ -216,17 +221,27 @@ impl TestRequest {
         self
     }
 
-    /// Sends it; fails the test on a 5xx (other than the health check's 503).
+    /// Sends it; fails the test on a 5xx (other than the health check's 503)
+    /// and on an answer that does not match the OpenAPI document.
     pub async fn send(self) -> TestResponse {
-        let health = self.path == "/api/health";
+        let (method, path) = (self.method.clone(), self.path.clone());
         let response = self.send_unchecked().await;
-        let allowed = response.status == StatusCode::SERVICE_UNAVAILABLE && health;
+        let allowed = response.status == StatusCode::SERVICE_UNAVAILABLE && path == "/api/health";
         assert!(
             !response.status.is_server_error() || allowed,
             "the server answered {} ({})",
             response.status,
             response.text
         );
+        if let Err(e) = crate::document::check(
+            method.as_str(),
+            &path,
+            response.status.as_u16(),
+            &response.headers,
+            &response.text,
+        ) {
+            panic!("{method} {path}: the answer is not the documented one: {e}");
+        }
         response
     }
 

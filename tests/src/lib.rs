@@ -5,6 +5,7 @@
 pub mod app;
 pub mod client;
 pub mod clock;
+pub mod document;
 pub mod fault_proxy;
 pub mod keys;
 pub mod otlp;

@@ -54,6 +54,7 @@ pub struct TwoFactorStatusBody {
     /// Whether logins ask for a second factor.
     pub enabled: bool,
     /// When it was turned on, Unix seconds (`null` when it is off).
+    #[oai(nullable)]
     pub enabled_at: Option<i64>,
     /// Whether an enrolment waits for its confirming code.
     pub pending: bool,

@@ -32,9 +32,11 @@ pub struct SessionBody {
     pub last_used_at: i64,
     /// The session's absolute end, Unix seconds.
     pub expires_at: i64,
-    /// The `User-Agent` at login.
+    /// The `User-Agent` at login (`null` when the client sent none).
+    #[oai(nullable)]
     pub user_agent: Option<String>,
-    /// The client address at login.
+    /// The client address at login (`null` when it was not known).
+    #[oai(nullable)]
     pub ip: Option<String>,
     /// Whether this is the session of the token that asks.
     pub current: bool,
