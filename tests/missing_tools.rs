@@ -11,9 +11,11 @@
 use std::path::{Path, PathBuf};
 
 /// The tools: PostgreSQL's server binaries, Python's `websockets` package
-/// (an independent WebSocket client), and programs on `PATH`.
-const TOOLS: [&str; 9] = [
+/// (an independent WebSocket client) and `schemathesis` (a schema-driven
+/// HTTP fuzzer), and programs on `PATH`.
+const TOOLS: [&str; 10] = [
     "python-websockets",
+    "python-schemathesis",
     "postgres",
     "nginx",
     "openssl",
@@ -52,6 +54,7 @@ fn main() {
         let found = match tool {
             "postgres" => postgres_found(),
             "python-websockets" => python_module("websockets"),
+            "python-schemathesis" => python_module("schemathesis"),
             "chromium" => ["chromium", "chromium-browser"]
                 .iter()
                 .any(|p| on_path(&dirs, p)),

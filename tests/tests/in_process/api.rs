@@ -9,6 +9,7 @@ mod auth;
 mod connections;
 mod edge;
 mod forged;
+mod fuzzed;
 mod meta;
 mod mfa;
 mod overload;
