@@ -138,3 +138,71 @@ async fn one_code_once_across_processes(url: &str, keys: &Keys) {
         .expect("authd user reset-mfa");
     assert!(!out.status.success(), "an unknown user is an error");
 }
+
+/// Fault: PostgreSQL restarts (every pooled connection is cut) between the
+/// steps of two logins. What two-factor login decided before the restart
+/// holds after it, at the other process too: an `mfaToken` handed out before
+/// it still works, a code accepted before it is still a replay, a recovery
+/// code used before it is still spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[cfg_attr(missing = "postgres", ignore = "needs PostgreSQL (postgresql-15)")]
+async fn on_postgres_two_factor_decisions_outlive_a_database_restart() {
+    let _serial = SERIAL.lock().await;
+    let server = PostgresServer::start().await;
+    let url = server.fresh_database_url().await;
+    let keys = Keys::new();
+    let api_a = spawn("api-a", "api", &url, &keys, &[]).expect("api-a");
+    let api_b = spawn("api-b", "api", &url, &keys, &[]).expect("api-b");
+
+    let mira = sign_in(&api_a, "mira").await;
+    let (status, body) = post(&api_a, "/api/mfa/totp", Some(&mira.access), &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let secret = body["secret"].as_str().expect("secret").to_owned();
+    let now = unix_now();
+    let (status, body) = post(
+        &api_a,
+        "/api/mfa/totp/confirm",
+        Some(&mira.access),
+        &json!({"code": code_at(&secret, now)}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let recovery = body["recoveryCodes"][0].as_str().expect("codes").to_owned();
+    let unused = body["recoveryCodes"][1].as_str().expect("codes").to_owned();
+
+    // Before the restart, at A: a code and a recovery code log in once each.
+    let code = code_at(&secret, now + 30);
+    for proof in [json!({"code": code}), json!({"recoveryCode": recovery})] {
+        let mut body = proof.clone();
+        body["mfaToken"] = json!(password_step(&api_a, "mira").await);
+        let (status, answer) = post(&api_a, "/api/login/mfa", None, &body).await;
+        assert_eq!(status, 200, "{proof}: {answer}");
+    }
+    let waiting = password_step(&api_a, "mira").await;
+
+    server.restart().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while health(&api_b).await.0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "api-b never reached the database"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // After it, at B, with the token A handed out before it: both proofs
+    // are spent, and the token still counts and still works.
+    for proof in [json!({"code": code}), json!({"recoveryCode": recovery})] {
+        let mut body = proof.clone();
+        body["mfaToken"] = json!(waiting);
+        let (status, answer) = post(&api_b, "/api/login/mfa", None, &body).await;
+        assert_eq!(
+            (status, &answer["code"]),
+            (401, &json!("invalid_mfa_code")),
+            "{proof} again after the restart: {answer}"
+        );
+    }
+    let last = json!({"mfaToken": waiting, "recoveryCode": unused});
+    let (status, answer) = post(&api_b, "/api/login/mfa", None, &last).await;
+    assert_eq!(status, 200, "the token from before the restart: {answer}");
+}
