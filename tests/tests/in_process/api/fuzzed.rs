@@ -1,12 +1,13 @@
 //! A hostile client nobody here wrote: schemathesis reads the served OpenAPI
-//! document and sends every operation a few hundred generated requests,
-//! valid and invalid (wrong types, missing members, huge and odd strings,
-//! no token, a foreign token). It fails on a 5xx, an answer its operation
-//! does not document, a body or header that differs from the document, a
-//! secured operation that answers without its token, and the like (its
-//! checks `all`, less `positive_data_acceptance`: the contract itself
-//! answers some schema-valid bodies with 400, such as a wrong confirming
-//! code or both `code` and `recoveryCode`).
+//! document and sends its operations about 800 generated requests (some
+//! fifty each, in its coverage, fuzzing and stateful phases), valid and
+//! invalid (wrong types, missing members, huge and odd strings, no token, a
+//! foreign token). It fails on a 5xx, an answer its operation does not
+//! document, a body or header that differs from the document, a secured
+//! operation that answers without its token, and the like (its checks
+//! `all`, less `positive_data_acceptance`: the contract itself answers some
+//! schema-valid bodies with 400, such as a wrong confirming code or both
+//! `code` and `recoveryCode`).
 //!
 //! `POST /api/logout` is left out: it would end the token the run uses
 //! before most operations had their turn.
