@@ -21,6 +21,13 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(15);
 const SQLITE_POOL: u32 = 8;
 /// Pool size for PostgreSQL.
 const POSTGRES_POOL: u32 = 16;
+/// How long a request waits for a PostgreSQL connection before it fails.
+/// sqlx keeps retrying a refused connection until then (it takes a refusal
+/// for a server still starting), so with the database stopped this is how
+/// long every request that needs it waits for its `500`: it must stay well
+/// below `API_REQUEST_TIMEOUT` (10 s by default), or the client is cut off
+/// without an answer instead.
+const POSTGRES_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a pooled PostgreSQL connection may take to answer its checkout ping.
 const CHECKOUT_PING_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long the health probe may take before the database counts as down.
@@ -76,8 +83,9 @@ impl Database {
                             .is_ok_and(|pong| pong.is_ok()))
                     })
                 })
-                .connect_timeout(Duration::from_secs(5))
-                .acquire_timeout(Duration::from_secs(10))
+                // Also bounds a connection attempt: SeaORM gives sqlx one
+                // deadline for both (its connect_timeout is the same knob).
+                .acquire_timeout(POSTGRES_ACQUIRE_TIMEOUT)
                 .sqlx_logging(false);
             let conn = sea_orm::Database::connect(opts)
                 .await

@@ -33,6 +33,7 @@ use uuid::Uuid;
 
 mod account_deletion;
 mod catch_up;
+mod database_outage;
 mod key_rotation;
 mod shared_port;
 mod two_factor;
