@@ -41,6 +41,36 @@ fn unix_now() -> i64 {
     integration_tests::clock::unix_now()
 }
 
+/// Signs `username` up at `begin_at` and turns two-factor login on, begun
+/// there and confirmed at `confirm_at`; returns the base32 secret, the time
+/// of the confirming code (its step is used) and the recovery codes.
+async fn enrolled(
+    begin_at: &Node,
+    confirm_at: &Node,
+    username: &str,
+) -> (String, i64, Vec<String>) {
+    let user = sign_in(begin_at, username).await;
+    let (status, body) = post(begin_at, "/api/mfa/totp", Some(&user.access), &json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let secret = body["secret"].as_str().expect("secret").to_owned();
+    let now = unix_now();
+    let (status, body) = post(
+        confirm_at,
+        "/api/mfa/totp/confirm",
+        Some(&user.access),
+        &json!({"code": code_at(&secret, now)}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let codes = body["recoveryCodes"]
+        .as_array()
+        .expect("recovery codes")
+        .iter()
+        .map(|c| c.as_str().expect("a string").to_owned())
+        .collect();
+    (secret, now, codes)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_sqlite_a_code_accepted_by_one_process_is_a_replay_for_the_other() {
     let _serial = SERIAL.lock().await;
@@ -62,20 +92,8 @@ async fn one_code_once_across_processes(url: &str, keys: &Keys) {
     let api_a = spawn("api-a", "api", url, keys, &[]).expect("api-a");
     let api_b = spawn("api-b", "api", url, keys, &[]).expect("api-b");
 
-    let lena = sign_in(&api_a, "lena").await;
-    let (status, body) = post(&api_a, "/api/mfa/totp", Some(&lena.access), &json!({})).await;
-    assert_eq!(status, 200, "{body}");
-    let secret = body["secret"].as_str().expect("secret").to_owned();
     // Confirmed at the other process: it opens the secret A sealed.
-    let now = unix_now();
-    let (status, body) = post(
-        &api_b,
-        "/api/mfa/totp/confirm",
-        Some(&lena.access),
-        &json!({"code": code_at(&secret, now)}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    let (secret, now, _) = enrolled(&api_a, &api_b, "lena").await;
 
     // The next step's code (one step of drift is allowed): accepted once.
     let code = code_at(&secret, now + 30);
@@ -154,21 +172,8 @@ async fn on_postgres_two_factor_decisions_outlive_a_database_restart() {
     let api_a = spawn("api-a", "api", &url, &keys, &[]).expect("api-a");
     let api_b = spawn("api-b", "api", &url, &keys, &[]).expect("api-b");
 
-    let mira = sign_in(&api_a, "mira").await;
-    let (status, body) = post(&api_a, "/api/mfa/totp", Some(&mira.access), &json!({})).await;
-    assert_eq!(status, 200, "{body}");
-    let secret = body["secret"].as_str().expect("secret").to_owned();
-    let now = unix_now();
-    let (status, body) = post(
-        &api_a,
-        "/api/mfa/totp/confirm",
-        Some(&mira.access),
-        &json!({"code": code_at(&secret, now)}),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let recovery = body["recoveryCodes"][0].as_str().expect("codes").to_owned();
-    let unused = body["recoveryCodes"][1].as_str().expect("codes").to_owned();
+    let (secret, now, codes) = enrolled(&api_a, &api_a, "mira").await;
+    let (recovery, unused) = (codes[0].clone(), codes[1].clone());
 
     // Before the restart, at A: a code and a recovery code log in once each.
     let code = code_at(&secret, now + 30);
