@@ -13,7 +13,11 @@ use std::sync::OnceLock;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-fn document() -> &'static Value {
+/// The service's OpenAPI document, parsed once.
+///
+/// # Panics
+/// If the generated document is not JSON.
+pub fn document() -> &'static Value {
     static DOCUMENT: OnceLock<Value> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
         serde_json::from_str(&adapters::http::openapi_json()).expect("the OpenAPI document")

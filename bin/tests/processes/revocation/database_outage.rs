@@ -4,7 +4,7 @@
 //! off without an answer; requests that need no database (a token check)
 //! go on; and once PostgreSQL is back, so is the service, without a restart.
 
-use integration_tests::client::{ApiClient, PASSWORD, TestResponse};
+use integration_tests::client::{ApiClient, PASSWORD, TestRequest, TestResponse};
 
 use super::*;
 
@@ -12,7 +12,7 @@ use super::*;
 /// request timeout (10 s) is what used to answer instead.
 const PROMPT: Duration = Duration::from_secs(6);
 
-async fn timed(label: &str, request: integration_tests::client::TestRequest) -> TestResponse {
+async fn timed(label: &str, request: TestRequest) -> TestResponse {
     let started = Instant::now();
     let r = request.send_unchecked().await;
     let took = started.elapsed();

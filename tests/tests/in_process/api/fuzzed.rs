@@ -72,9 +72,7 @@ async fn a_schema_driven_fuzzer_finds_nothing(backend: Backend) {
         "schemathesis found something:\n{report}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let doc: serde_json::Value =
-        serde_json::from_str(&adapters::http::openapi_json()).expect("the document");
-    let operations: usize = doc["paths"]
+    let operations: usize = integration_tests::document::document()["paths"]
         .as_object()
         .expect("paths")
         .values()
