@@ -4,12 +4,12 @@
 //!
 //! Every hash and verification is CPU- and memory-hard on purpose, so it runs
 //! off the async threads on a small pool of its own ([`pool`],
-//! [`Argon2Hasher::concurrency`] threads behind a bounded queue): each argon2
-//! run holds its whole memory cost (19 MiB by default), and the allocator
-//! keeps that memory with the thread that used it. On tokio's blocking pool,
-//! whose threads come and go by the dozen, a burst of logins left the process
-//! at 400-700 MB; with a fixed pool it stays at a few of those buffers, which
-//! each thread reuses ([`argon2_memory`]).
+//! [`Argon2Hasher::concurrency`] threads behind a bounded queue): at most that
+//! many argon2 runs, each holding its whole memory cost (19 MiB by default),
+//! are under way together, and a full queue refuses more work right away
+//! instead of letting it pile up. Each run allocates its memory afresh and
+//! frees it after; [`crate::system::tune_allocator`] makes glibc give it back
+//! to the system (its module has the measurement).
 //!
 //! A check answers no sooner than the slowest kind of hash in use would
 //! ([`timing`]), so its time tells nothing about the account.

@@ -36,9 +36,11 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::{ClientConfig, RootCertStore};
 
-/// The resource every exported signal carries: `service.name` (from
+/// The resource exported spans carry: `service.name` (from
 /// `OTEL_SERVICE_NAME`) and `service.version` (this build), plus what the
-/// SDK detects (`telemetry.sdk.*`, `OTEL_RESOURCE_ATTRIBUTES`).
+/// SDK detects (`telemetry.sdk.*`, `OTEL_RESOURCE_ATTRIBUTES`). Exported
+/// metrics carry a resource of their own, built in [`super::metrics`]: the
+/// same `service.name` and detected attributes, without `service.version`.
 pub fn resource(config: &OtlpConfig) -> Resource {
     Resource::builder()
         .with_service_name(config.service_name.clone())

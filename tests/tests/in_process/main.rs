@@ -6,10 +6,12 @@
 //! - [`websocket`]: the WebSocket half of the contract.
 //! - [`persistence`]: the stores on both databases, migrations, faults.
 //! - [`metrics`]: `/metrics` and OTLP export after real scenarios.
+//! - [`docs`]: every repository path README.md and SECURITY.md name exists.
 //!
 //! The `authd` binary as separate processes is tested in `bin/tests/processes/`.
 
 mod api;
+mod docs;
 mod metrics;
 mod persistence;
 mod websocket;
