@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use application::AuthService;
+use application::{AccessCheck, Account, Logins, Readiness, Registration, Sessions};
 /// What [`serve`] runs (poem's trait, so that callers can name the bound).
 pub use poem::IntoEndpoint;
 use poem::listener::TcpAcceptor;
@@ -107,13 +107,31 @@ pub fn openapi_json() -> String {
     service().spec()
 }
 
+/// The use cases the REST API serves, composed by `bin`; each operation
+/// takes the one it needs.
+#[derive(Debug, Clone)]
+pub struct RestUseCases {
+    /// `POST /api/register`.
+    pub registration: Arc<Registration>,
+    /// `POST /api/login`, `POST /api/login/mfa`.
+    pub logins: Arc<Logins>,
+    /// Refresh, logout, the sessions list.
+    pub sessions: Arc<Sessions>,
+    /// Password change, account deletion, two-factor enrolment.
+    pub account: Arc<Account>,
+    /// Bearer tokens; the JWKS.
+    pub access: Arc<AccessCheck>,
+    /// `GET /api/health`.
+    pub readiness: Arc<Readiness>,
+}
+
 /// The REST API under `/api`, with the OpenAPI document at `/api/openapi.json`
 /// and Swagger UI at `/api/docs`.
 ///
 /// # Errors
 /// The OpenAPI document cannot be read back (a bug, caught by the tests).
 pub fn routes(
-    auth: Arc<AuthService>,
+    use_cases: RestUseCases,
     config: HttpConfig,
 ) -> anyhow::Result<impl Endpoint<Output = poem::Response>> {
     let api = service();
@@ -132,7 +150,22 @@ pub fn routes(
         allow = allow.outside_api("GET, HEAD");
     }
     let config = Arc::new(config);
-    let app = route.data(auth).data(config.clone());
+    let RestUseCases {
+        registration,
+        logins,
+        sessions,
+        account,
+        access,
+        readiness,
+    } = use_cases;
+    let app = route
+        .data(registration)
+        .data(logins)
+        .data(sessions)
+        .data(account)
+        .data(access)
+        .data(readiness)
+        .data(config.clone());
     Ok(edge::Edge::new(app, config).with_allowed_methods(allow))
 }
 

@@ -20,7 +20,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use application::AuthService;
+use application::AccessCheck;
 use tungstenite::protocol::WebSocketConfig;
 
 use self::connection::Shared;
@@ -78,8 +78,8 @@ impl Default for WsConfig {
             peer_timeout: Duration::from_secs(60),
             max_message_size: 64 * 1024,
             park_after: Duration::from_secs(1),
-            max_connections_per_user: 100,
-            max_connections_per_address: 1000,
+            max_connections_per_user: domain::sockets::DEFAULT_MAX_SOCKETS_PER_USER,
+            max_connections_per_address: domain::sockets::DEFAULT_MAX_SOCKETS_PER_ADDRESS,
             trusted_proxies: Vec::new(),
             metrics: Metrics::disabled(),
         }
@@ -114,7 +114,7 @@ async fn follow_keys(shared: std::sync::Weak<Shared>) {
 /// The listener failed.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    auth: Arc<AuthService>,
+    auth: Arc<AccessCheck>,
     config: WsConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -142,7 +142,7 @@ pub async fn serve(
     });
     tokio::spawn(follow_keys(Arc::downgrade(&shared)));
     let weak = Arc::downgrade(&shared);
-    shared.auth.on_revocation(Arc::new(move |sid| {
+    shared.auth.revocations().on_revocation(Arc::new(move |sid| {
         if let Some(shared) = weak.upgrade() {
             let closed = shared.registry.revoke(sid);
             if closed > 0 {

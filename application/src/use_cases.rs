@@ -1,10 +1,10 @@
-//! One file per use case; each adds methods to [`crate::AuthService`].
+//! The use cases: each a type that holds exactly the ports it uses, composed
+//! by `bin`.
 
 pub mod account;
+pub mod housekeeping;
 pub mod login;
-pub mod logout;
-pub mod mfa;
-pub mod refresh;
+pub mod readiness;
 pub mod register;
 pub mod sessions;
 pub mod signing_keys;
@@ -13,14 +13,16 @@ pub mod verify_access;
 #[cfg(test)]
 pub(crate) mod fakes;
 
-pub use account::AccountError;
-pub use login::{LoginError, LoginOutcome};
-pub use logout::LogoutScope;
-pub use mfa::{MfaError, MfaLoginError, SecondFactor, TotpEnrolment, TwoFactorStatus};
-pub use refresh::{RefreshError, RefreshResult};
-pub use register::{RegisterError, UserAccounts};
-pub use sessions::{RevokeSessionError, SessionView};
+pub use account::{Account, AccountError, MfaError, TotpEnrolment, TwoFactorStatus};
+pub use housekeeping::{Housekeeping, Pruned};
+pub use login::{LoginError, LoginOutcome, LoginStep, Logins, MfaLoginError};
+pub use readiness::Readiness;
+pub use register::{RegisterError, Registration, UserAccounts};
+pub use sessions::{
+    LogoutScope, RefreshError, RefreshResult, RevokeSessionError, SessionView, Sessions,
+};
 pub use signing_keys::{KeyView, RetireKeyError, Retired, SigningKeys};
+pub use verify_access::{AccessCheck, CLOCK_LEEWAY_SECS};
 
 #[cfg(test)]
 mod login_tests;

@@ -110,10 +110,10 @@ pub struct Config {
     #[arg(long, env = "API_REQUEST_TIMEOUT", default_value = "10s", value_parser = nonzero_duration)]
     pub api_request_timeout: Duration,
     /// Open WebSockets per user; one more is refused `429 too_many_connections`.
-    #[arg(long, env = "WS_MAX_CONNECTIONS_PER_USER", default_value = "100", value_parser = positive::<usize>)]
+    #[arg(long, env = "WS_MAX_CONNECTIONS_PER_USER", default_value_t = domain::sockets::DEFAULT_MAX_SOCKETS_PER_USER, value_parser = positive::<usize>)]
     pub ws_max_connections_per_user: usize,
     /// The same per client address (loopback and `TRUSTED_PROXIES` are not bounded).
-    #[arg(long, env = "WS_MAX_CONNECTIONS_PER_ADDRESS", default_value = "1000", value_parser = positive::<usize>)]
+    #[arg(long, env = "WS_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = domain::sockets::DEFAULT_MAX_SOCKETS_PER_ADDRESS, value_parser = positive::<usize>)]
     pub ws_max_connections_per_address: usize,
     /// Password checks and hashes that may wait for a hashing thread; one
     /// more is refused `503 overloaded`.

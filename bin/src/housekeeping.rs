@@ -3,26 +3,18 @@
 //! refresh-grace seals whose grace has passed.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use application::{AuthService, Pruned};
+use application::{Housekeeping, Pruned};
 use tokio::sync::watch;
 use tracing::Instrument as _;
 
-/// How often ended sessions are pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
-/// How long ended sessions are kept before pruning.
-const PRUNE_KEEP: Duration = Duration::from_secs(7 * 86_400);
-/// Rows deleted per prune statement.
-const PRUNE_BATCH: u64 = 1000;
-/// How often the refresh-grace seals whose grace has passed are erased.
-const SEAL_SWEEP_EVERY: Duration = Duration::from_secs(1);
+use domain::housekeeping::{PRUNE_BATCH, PRUNE_EVERY, PRUNE_KEEP, SEAL_SWEEP_EVERY};
 
 /// Starts the housekeeping tasks; they end when `stop` turns true. The seal
 /// sweep runs only where refresh tokens are rotated (`sweep`: the API), the
 /// prune unless `scheduled_prune` is off (see [`crate::Seams`]).
 pub fn spawn(
-    auth: &Arc<AuthService>,
+    auth: &Arc<Housekeeping>,
     stop: &watch::Sender<bool>,
     sweep: bool,
     scheduled_prune: bool,
@@ -36,7 +28,7 @@ pub fn spawn(
 }
 
 /// Prunes every [`PRUNE_EVERY`] (first pass at start) until `stop`.
-async fn prune(auth: Arc<AuthService>, mut stop: watch::Receiver<bool>) {
+async fn prune(auth: Arc<Housekeeping>, mut stop: watch::Receiver<bool>) {
     let mut every = tokio::time::interval(PRUNE_EVERY);
     loop {
         tokio::select! {
@@ -63,7 +55,7 @@ async fn prune(auth: Arc<AuthService>, mut stop: watch::Receiver<bool>) {
 
 /// Erases the refresh-grace seals whose grace has passed, every
 /// [`SEAL_SWEEP_EVERY`] until `stop` (one indexed statement, usually a no-op).
-async fn sweep_seals(auth: Arc<AuthService>, mut stop: watch::Receiver<bool>) {
+async fn sweep_seals(auth: Arc<Housekeeping>, mut stop: watch::Receiver<bool>) {
     let mut every = tokio::time::interval(SEAL_SWEEP_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;

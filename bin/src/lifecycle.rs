@@ -14,14 +14,13 @@ use adapters::persistence::Database;
 use adapters::telemetry::Metrics;
 use adapters::ws;
 use anyhow::Context;
-use application::AuthService;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
 use crate::config::Config;
 use crate::key_files::KeyMaterial;
-use crate::wiring::{self, Seams};
+use crate::wiring::{self, Seams, UseCases};
 
 /// Which servers to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,8 +54,8 @@ pub struct RunningApp {
     pub metrics_addr: Option<SocketAddr>,
     /// The metric instruments (disabled without `METRICS_ADDR` and OTLP).
     pub metrics: Metrics,
-    /// The service (tests call use cases directly with it).
-    pub auth: Arc<AuthService>,
+    /// The use cases (tests call them directly).
+    pub use_cases: UseCases,
     /// The database (tests close it to sabotage).
     pub database: Database,
     stop: Arc<watch::Sender<bool>>,
@@ -144,7 +143,7 @@ async fn until_ready(
     metrics: &Metrics,
     seams: &Seams,
     services: Services,
-) -> (Database, Arc<AuthService>) {
+) -> (Database, UseCases) {
     let mut backoff = Duration::from_millis(250);
     tracing::info!("not serving yet: connecting to the database to load the revoked sessions");
     loop {
@@ -155,7 +154,8 @@ async fn until_ready(
                 wiring::build_service(config, &database, keys, metrics.clone(), seams, signs)
                     .await?;
             let revoked = auth
-                .warm_revocations()
+                .revocations
+                .warm()
                 .instrument(tracing::info_span!("warm_revocations"))
                 .await
                 .context("loading the revoked sessions")?;
@@ -222,8 +222,8 @@ pub async fn start_with(
     let (database, auth) = until_ready(config, keys, &metrics, seams, services).await;
     let pool = database.clone();
     metrics.observe_pool(Arc::new(move || pool.pool_stats()));
-    let feed = auth.clone();
-    metrics.observe_revocation_feed(Arc::new(move || feed.revocation_feed()));
+    let feed = auth.revocations.clone();
+    metrics.observe_revocation_feed(Arc::new(move || feed.feed()));
 
     let (stop, _) = watch::channel(false);
     let stop = Arc::new(stop);
@@ -236,7 +236,7 @@ pub async fn start_with(
             .await
             .with_context(|| format!("binding API_ADDR {}", config.api_addr))?;
         let addr = listener.local_addr()?;
-        let endpoint = http::routes(auth.clone(), wiring::http_config(config, metrics.clone()))?;
+        let endpoint = http::routes(auth.rest(), wiring::http_config(config, metrics.clone()))?;
         let limits = ConnectionLimits {
             max_connections: config.api_max_connections.unwrap_or_else(|| {
                 ConnectionLimits::cap_for(adapters::system::raise_open_file_limit())
@@ -255,10 +255,13 @@ pub async fn start_with(
             .with_context(|| format!("binding WS_ADDR {}", config.ws_addr))?;
         let addr = listener.local_addr()?;
         let shutdown = stopped(stop.subscribe());
-        let (auth, ws_config) = (auth.clone(), wiring::ws_config(config, metrics.clone()));
+        let (access, ws_config) = (
+            auth.access.clone(),
+            wiring::ws_config(config, metrics.clone()),
+        );
         tasks.push((
             "ws",
-            tokio::spawn(async move { ws::serve(listener, auth, ws_config, shutdown).await }),
+            tokio::spawn(async move { ws::serve(listener, access, ws_config, shutdown).await }),
         ));
         tracing::info!(%addr, "WebSocket service listening");
         ws_addr = Some(addr);
@@ -284,14 +287,19 @@ pub async fn start_with(
         metrics_addr = Some(addr);
     }
 
-    crate::housekeeping::spawn(&auth, &stop, services.api(), seams.scheduled_prune);
+    crate::housekeeping::spawn(
+        &auth.housekeeping,
+        &stop,
+        services.api(),
+        seams.scheduled_prune,
+    );
 
     Ok(RunningApp {
         api_addr,
         ws_addr,
         metrics_addr,
         metrics,
-        auth,
+        use_cases: auth,
         database,
         stop,
         tasks,

@@ -3,13 +3,16 @@
 //! Time and randomness come in as values: every function here is pure, so the
 //! rotation state machine can be tested exhaustively (see `rotation.rs`).
 
+pub mod audit;
 pub mod claims;
+pub mod housekeeping;
 pub mod password;
 pub mod refresh_token;
 pub mod revocation;
 pub mod rotation;
 pub mod session;
 pub mod signing_keys;
+pub mod sockets;
 pub mod throttle;
 pub mod time;
 pub mod totp;

@@ -4,10 +4,10 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PasswordPolicyError {
     /// Fewer than [`MIN_PASSWORD_CHARS`] characters.
-    #[error("a password needs at least 8 characters")]
+    #[error("a password needs at least {MIN_PASSWORD_CHARS} characters")]
     TooShort,
     /// More than [`MAX_PASSWORD_CHARS`] characters.
-    #[error("a password may have at most 1024 characters")]
+    #[error("a password may have at most {MAX_PASSWORD_CHARS} characters")]
     TooLong,
 }
 
@@ -16,7 +16,8 @@ pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Longest accepted password, in Unicode scalar values.
 pub const MAX_PASSWORD_CHARS: usize = 1024;
 
-/// Checks a new password against the policy (8 to 1024 Unicode scalar values).
+/// Checks a new password against the policy ([`MIN_PASSWORD_CHARS`] to
+/// [`MAX_PASSWORD_CHARS`] Unicode scalar values).
 ///
 /// # Errors
 /// [`PasswordPolicyError`] naming the violated bound.

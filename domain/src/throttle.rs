@@ -84,6 +84,16 @@ pub fn admit(
     }
 }
 
+/// A window after one of its slots is given back (a right password whose
+/// login still waits for its second factor): one attempt fewer, never below
+/// none, same start. Stores apply it as one conditional update.
+pub fn release(window: ThrottleWindow) -> ThrottleWindow {
+    ThrottleWindow {
+        start: window.start,
+        attempts: window.attempts.saturating_sub(1),
+    }
+}
+
 /// Whether a window stored as `start` has closed at `now` (prunable).
 pub fn window_closed(start: Timestamp, now: Timestamp, policy: &ThrottlePolicy) -> bool {
     now >= start.plus(policy.window)
@@ -127,6 +137,15 @@ mod tests {
                     attempts: 1
                 }
             }
+        );
+        assert_eq!(release(w.unwrap()).attempts, 2);
+        assert_eq!(
+            release(ThrottleWindow {
+                start: t(0),
+                attempts: 0
+            })
+            .attempts,
+            0
         );
         assert!(!window_closed(t(0), t(59), &P));
         assert!(window_closed(t(0), t(60), &P));

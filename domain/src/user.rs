@@ -29,8 +29,12 @@ impl std::fmt::Display for UserId {
 /// Why a string is not a username.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UsernameError {
-    /// Fewer than 3 or more than 64 characters.
-    #[error("a username has 3 to 64 characters")]
+    /// Fewer than [`Username::MIN_LEN`] or more than [`Username::MAX_LEN`] characters.
+    #[error(
+        "a username has {} to {} characters",
+        Username::MIN_LEN,
+        Username::MAX_LEN
+    )]
     Length,
     /// A character outside `A-Z a-z 0-9 _ . -`.
     #[error("a username may only contain letters A-Z, digits and _ . -")]

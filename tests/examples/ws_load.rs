@@ -41,7 +41,7 @@ use adapters::crypto::jwt::{JwtSigner, JwtVerifier};
 use adapters::crypto::keys::PrivateKey;
 use adapters::ws::{WsConfig, serve};
 use application::use_cases::LogoutScope;
-use application::{AuthConfig, AuthService, ClientInfo};
+use application::{AuthConfig, ClientInfo};
 use futures_util::StreamExt;
 use integration_tests::ws_client::{Connect, Incoming, WsClient};
 use serde_json::json;
@@ -103,13 +103,18 @@ async fn server() -> anyhow::Result<()> {
         "api".into(),
     ));
     let ports = integration_tests::storage::sqlite_ports(signer, verifier).await;
-    let auth = Arc::new(AuthService::new(ports, AuthConfig::default()));
+    let auth = authd::wiring::compose(ports, &AuthConfig::default());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(serve(listener, auth.clone(), WsConfig::default(), async {
-        let _ = stopped.await;
-    }));
+    let serving = tokio::spawn(serve(
+        listener,
+        auth.access.clone(),
+        WsConfig::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     println!("READY {addr} {}", std::process::id());
 
     let mut refresh_tokens = HashMap::new();
@@ -118,10 +123,16 @@ async fn server() -> anyhow::Result<()> {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
             (Some("login"), Some(name)) => {
-                let _ = auth.register(name, PASSWORD.to_owned().into()).await;
+                let _ = auth
+                    .registration
+                    .register(name, PASSWORD.to_owned().into())
+                    .await;
                 let out = auth
+                    .logins
                     .login(name, PASSWORD.to_owned().into(), &ClientInfo::default())
-                    .await?;
+                    .await?
+                    .done()
+                    .ok_or_else(|| anyhow::anyhow!("{name} needs a second factor"))?;
                 refresh_tokens.insert(name.to_owned(), out.refresh.secret.expose().to_owned());
                 println!("TOKEN {}", out.access.token);
             }
@@ -129,6 +140,7 @@ async fn server() -> anyhow::Result<()> {
                 let started = unix_millis();
                 let refresh = refresh_tokens.get(name).map(String::as_str);
                 let revoked = auth
+                    .sessions
                     .logout(
                         refresh,
                         None,

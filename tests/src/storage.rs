@@ -12,8 +12,9 @@ use adapters::persistence::{
 };
 use adapters::system::{OsRandom, SystemClock};
 use adapters::telemetry::{EventRecorder, Metrics};
+use application::SealKey;
 use application::ports::ThrottlePolicy;
-use application::{Ports, SealKey};
+use authd::wiring::Ports;
 
 use crate::postgres::fresh_sqlite_url;
 

@@ -45,3 +45,54 @@ impl From<&User> for UserBody {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use domain::Username;
+    use domain::password::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
+
+    /// Every "N to M characters" in a description of the OpenAPI document.
+    fn stated_bounds(value: &serde_json::Value, out: &mut Vec<(usize, usize)>) {
+        match value {
+            serde_json::Value::String(text) => {
+                let words: Vec<&str> = text.split_whitespace().collect();
+                for w in words.windows(4) {
+                    if w[1] == "to"
+                        && w[3].starts_with("characters")
+                        && let (Ok(lo), Ok(hi)) = (w[0].parse(), w[2].parse())
+                    {
+                        out.push((lo, hi));
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| stated_bounds(v, out)),
+            serde_json::Value::Object(map) => map.values().for_each(|v| stated_bounds(v, out)),
+            _ => {}
+        }
+    }
+
+    /// The bounds are `domain`'s constants; the texts that state them
+    /// (doc comments, which poem-openapi reads only as literals) must say
+    /// the same numbers, so a changed bound fails here until they do.
+    #[test]
+    fn the_document_states_the_domain_bounds() {
+        let doc: serde_json::Value = serde_json::from_str(&crate::http::openapi_json()).unwrap();
+        let mut stated = Vec::new();
+        stated_bounds(&doc, &mut stated);
+        let username = (Username::MIN_LEN, Username::MAX_LEN);
+        let password = (MIN_PASSWORD_CHARS, MAX_PASSWORD_CHARS);
+        assert!(stated.contains(&username), "{stated:?}");
+        assert!(stated.contains(&password), "{stated:?}");
+        for pair in &stated {
+            assert!(
+                *pair == username || *pair == password,
+                "{pair:?} in {stated:?}"
+            );
+        }
+        assert!(
+            Username::PATTERN.ends_with(&format!("{{{},{}}}$", username.0, username.1)),
+            "{}",
+            Username::PATTERN
+        );
+    }
+}

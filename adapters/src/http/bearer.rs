@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use application::AuthService;
+use application::AccessCheck;
 use application::ports::InvalidToken;
 use domain::AccessClaims;
 use poem::Request;
@@ -46,15 +46,15 @@ static SIGNATURE_CHECKS: LazyLock<Semaphore> = LazyLock::new(|| {
 });
 
 async fn verify(req: &Request, bearer: Bearer) -> poem::Result<AccessClaims> {
-    let auth = req.data::<Arc<AuthService>>().ok_or_else(|| {
-        poem::Error::from_string("no AuthService", StatusCode::INTERNAL_SERVER_ERROR)
+    let auth = req.data::<Arc<AccessCheck>>().ok_or_else(|| {
+        poem::Error::from_string("no AccessCheck", StatusCode::INTERNAL_SERVER_ERROR)
     })?;
-    let _permit = if auth.is_access_cached(&bearer.token) {
+    let _permit = if auth.is_cached(&bearer.token) {
         None
     } else {
         SIGNATURE_CHECKS.acquire().await.ok()
     };
-    auth.verify_access(&bearer.token).map_err(|reason| {
+    auth.verify(&bearer.token).map_err(|reason| {
         tracing::info!(%reason, "access token refused");
         RefusedToken(reason).into()
     })

@@ -7,17 +7,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use application::ports::{AuditTrail, SecurityEvent, SecurityEventKind, SecurityEvents};
 use async_trait::async_trait;
 use domain::Timestamp;
+use domain::audit::audit_throttled;
 
 use super::Metrics;
 
-/// After a throttled attempt of a (username, client address) pair is logged
-/// and stored, the pair's further throttled attempts are only counted for
-/// this long. Someone retrying a locked name as fast as they can would
-/// otherwise write one row and one warning per request, where a rejected
-/// attempt costs the server no hashing.
-const THROTTLED_QUIET_MS: i64 = 60_000;
-/// Pairs remembered for [`THROTTLED_QUIET_MS`]; past this many (a spread
-/// attack), the expired ones are forgotten, then all of them.
+/// Pairs remembered for [`domain::audit::THROTTLED_QUIET`]; past this many
+/// (a spread attack), the expired ones are forgotten, then all of them.
 const THROTTLED_PAIRS: usize = 4096;
 
 /// Records security events.
@@ -25,7 +20,7 @@ const THROTTLED_PAIRS: usize = 4096;
 pub struct EventRecorder {
     metrics: Metrics,
     store: Option<Arc<dyn AuditTrail>>,
-    throttled: Arc<Mutex<HashMap<(String, String), i64>>>,
+    throttled: Arc<Mutex<HashMap<(String, String), Timestamp>>>,
 }
 
 impl EventRecorder {
@@ -39,8 +34,7 @@ impl EventRecorder {
     }
 
     /// Whether `event` should be logged and stored: always, but for a
-    /// throttled attempt of a pair already reported within
-    /// [`THROTTLED_QUIET_MS`].
+    /// throttled attempt of a pair quieted by [`audit_throttled`] (the rule).
     fn worth_reporting(&self, event: &SecurityEvent) -> bool {
         if event.kind != SecurityEventKind::LoginThrottled {
             return true;
@@ -50,13 +44,13 @@ impl EventRecorder {
             event.username.clone().unwrap_or_default(),
             event.client.ip.clone().unwrap_or_default(),
         );
-        let now = event.at.unix_millis();
-        let quiet = |at: i64| (0..THROTTLED_QUIET_MS).contains(&(now - at));
+        let now = event.at;
+        let quiet = |at: Timestamp| !audit_throttled(Some(at), now);
         let mut reported = self
             .throttled
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if reported.get(&pair).is_some_and(|&at| quiet(at)) {
+        if !audit_throttled(reported.get(&pair).copied(), now) {
             return false;
         }
         if reported.len() >= THROTTLED_PAIRS {

@@ -1,7 +1,7 @@
 //! The handshake decision: path, browser `Origin`, access token. Refusals are
 //! plain HTTP answers written before the upgrade.
 
-use application::AuthService;
+use application::AccessCheck;
 use application::ports::InvalidToken;
 use domain::AccessClaims;
 use tungstenite::handshake::server::{ErrorResponse, Request};
@@ -91,7 +91,7 @@ impl Refusal {
 /// The [`Refusal`].
 pub(crate) fn admit(
     request: &Request,
-    auth: &AuthService,
+    auth: &AccessCheck,
     allowed_origins: &[String],
 ) -> Result<(AccessClaims, Option<String>), Refusal> {
     if request.uri().path() != "/ws" {
@@ -110,7 +110,7 @@ pub(crate) fn admit(
         .or_else(|| token_from_header(request.headers().get(header::AUTHORIZATION)))
         .ok_or(Refusal::MissingToken)?;
     let claims = auth
-        .verify_access_with_leeway(&token, 0)
+        .verify_with_leeway(&token, domain::sockets::SOCKET_TOKEN_LEEWAY_SECS)
         .map_err(Refusal::InvalidToken)?;
     Ok((claims, auth.token_kid(&token)))
 }

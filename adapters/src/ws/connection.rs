@@ -7,7 +7,7 @@ use std::hash::{BuildHasher as _, RandomState};
 use std::sync::Arc;
 use std::time::Duration;
 
-use application::AuthService;
+use application::AccessCheck;
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tokio::TokioAdapter;
 use domain::{AccessClaims, SessionId, UserId};
@@ -50,7 +50,7 @@ type Ws = WebSocketStream<TokioAdapter<Deflating>>;
 /// What every connection shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub(crate) auth: Arc<AuthService>,
+    pub(crate) auth: Arc<AccessCheck>,
     pub(crate) config: WsConfig,
     pub(crate) registry: Registry,
     pub(crate) ws_config: WebSocketConfig,
@@ -279,7 +279,7 @@ impl Connection {
         conn
     }
 
-    fn auth(&self) -> &AuthService {
+    fn auth(&self) -> &AccessCheck {
         &self.shared.auth
     }
 

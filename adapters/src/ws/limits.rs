@@ -35,7 +35,7 @@ impl<K: Hash + Eq + Copy + Send + Sync + 'static> Counts<K> {
     fn take(self: &Arc<Self>, key: K) -> Option<Slot> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let n = open.get(&key).copied().unwrap_or(0);
-        if n >= self.max {
+        if !domain::sockets::slot_free(n, self.max) {
             return None;
         }
         open.insert(key, n + 1);
@@ -98,7 +98,8 @@ impl Limits {
     /// not bounded, `None` when it holds the maximum.
     pub(crate) fn take_address(&self, peer: IpAddr) -> Option<Option<Slot>> {
         let peer = peer.to_canonical();
-        if peer.is_loopback() || self.unbounded.iter().any(|net| net.contains(peer)) {
+        let trusted = self.unbounded.iter().any(|net| net.contains(peer));
+        if !domain::sockets::address_bounded(peer.is_loopback(), trusted) {
             return Some(None);
         }
         self.per_address.take(peer).map(Some)

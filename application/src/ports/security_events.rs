@@ -230,3 +230,11 @@ pub trait AuditTrail: Send + Sync + std::fmt::Debug + 'static {
     /// Storage failures.
     async fn prune(&self, before: Timestamp, batch: u64) -> anyhow::Result<u64>;
 }
+
+/// Hands `event` to `events`; a failure is logged, never returned: the audit
+/// trail must not make logins or refreshes fail.
+pub(crate) async fn report(events: &dyn SecurityEvents, event: SecurityEvent) {
+    if let Err(e) = events.record(&event).await {
+        tracing::error!(error = ?e, kind = event.kind.as_str(), "could not record a security event");
+    }
+}

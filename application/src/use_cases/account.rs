@@ -1,23 +1,63 @@
-//! The signed-in user's account: changing the password, deleting the account.
+//! The signed-in user's account: changing the password, deleting the
+//! account, and turning two-factor login on and off.
 //!
-//! Every operation here asks for the password again, and checks it through
-//! the login throttle (the same counter as a login for that user from that
-//! address): a stolen access token must not become a way to guess the
-//! password faster than the login form allows.
+//! Every operation that changes what protects the account asks for the
+//! password again, and checks it through the login throttle (the same
+//! counter as a login for that user from that address): a stolen access
+//! token must not become a way to guess the password faster than the login
+//! form allows.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use domain::totp::{ENROLMENT_TTL, RECOVERY_CODES, candidate_steps, enrolment_open};
 use domain::{
-    AccessClaims, PasswordPolicyError, RevokeReason, SessionId, Timestamp, User,
+    AccessClaims, PasswordPolicyError, RevokeReason, SessionId, Timestamp, TokenHash, User,
     check_password_policy,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 
+use crate::ports::security_events::report;
 use crate::ports::{
-    Overloaded, PasswordCheck, SecurityEvent, SecurityEventKind, SecurityEvents, ThrottleKey,
+    Clock, LoginThrottle, MfaStore, Overloaded, PasswordCheck, PasswordHasher, RandomSource,
+    SecurityEvent, SecurityEventKind, SecurityEvents, SessionStore, ThrottleKey, TotpCodes,
     UserRepository,
 };
-use crate::{AuthService, ClientInfo};
+use crate::second_factor::{code_digits, new_recovery_code, normal_recovery_code, recovery_hash};
+use crate::{ClientInfo, Revocations};
+
+/// The account operations, on exactly the ports they need.
+#[derive(Clone)]
+pub struct Account {
+    /// The user; the new password hash; the deletion.
+    pub users: Arc<dyn UserRepository>,
+    /// Checks the password, hashes a new one.
+    pub hasher: Arc<dyn PasswordHasher>,
+    /// Counts wrong passwords as a login does.
+    pub throttle: Arc<dyn LoginThrottle>,
+    /// Ends the other sessions at a password change.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Tells every process of the sessions that ended.
+    pub revocations: Revocations,
+    /// Two-factor state: the TOTP secret and the recovery codes.
+    pub mfa: Arc<dyn MfaStore>,
+    /// New TOTP secrets; checks their codes.
+    pub totp: Arc<dyn TotpCodes>,
+    /// The audit trail and the outcome metrics.
+    pub events: Arc<dyn SecurityEvents>,
+    /// Now.
+    pub clock: Arc<dyn Clock>,
+    /// Recovery codes.
+    pub random: Arc<dyn RandomSource>,
+    /// `JWT_ISSUER`: the issuer an authenticator app shows.
+    pub issuer: String,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account").finish_non_exhaustive()
+    }
+}
 
 /// Why an account operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -45,7 +85,75 @@ pub enum AccountError {
     Unexpected(#[from] anyhow::Error),
 }
 
-impl AuthService {
+/// A pending enrolment, shown to the user once.
+#[derive(Debug)]
+pub struct TotpEnrolment {
+    /// The secret in base32, to type into an authenticator app.
+    pub secret: SecretString,
+    /// The `otpauth://` URI, for the QR code.
+    pub otpauth_uri: SecretString,
+    /// How long the enrolment waits for its confirming code.
+    pub expires_in: Duration,
+}
+
+/// Whether the caller has two-factor login, for their account page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwoFactorStatus {
+    /// When it was turned on; `None` when it is off.
+    pub enabled_at: Option<Timestamp>,
+    /// Whether an enrolment waits for its confirming code.
+    pub pending: bool,
+    /// Unused recovery codes (0 when it is off).
+    pub recovery_codes_left: u32,
+}
+
+/// Why an enrolment, a confirmation or turning two-factor login off was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MfaError {
+    /// Two-factor login is on already.
+    #[error("two-factor login is already on")]
+    AlreadyEnabled,
+    /// No pending enrolment to confirm (none, or it expired), or nothing to
+    /// turn off.
+    #[error("no such enrolment")]
+    NotFound,
+    /// The confirming code is not the secret's.
+    #[error("wrong code")]
+    InvalidCode,
+    /// The password presented is not the user's.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Too many wrong passwords for this user from this client.
+    #[error("too many failed password checks")]
+    RateLimited {
+        /// When to try again.
+        retry_after: Duration,
+    },
+    /// The token's user no longer exists.
+    #[error("no such user")]
+    UserGone,
+    /// The password-hashing queue is full.
+    #[error(transparent)]
+    Overloaded(#[from] Overloaded),
+    /// Anything else.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<AccountError> for MfaError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::InvalidCredentials => Self::InvalidCredentials,
+            AccountError::RateLimited { retry_after } => Self::RateLimited { retry_after },
+            AccountError::UserGone => Self::UserGone,
+            AccountError::Overloaded(e) => Self::Overloaded(e),
+            AccountError::Unexpected(e) => Self::Unexpected(e),
+            AccountError::WeakPassword(e) => Self::Unexpected(anyhow::anyhow!(e)),
+        }
+    }
+}
+
+impl Account {
     /// Changes the caller's password: `current` must be theirs (checked
     /// through the login throttle), `new` must pass the password policy and
     /// is stored as argon2id. Every other session of the user ends (reason
@@ -65,15 +173,11 @@ impl AuthService {
         // The policy first: refusing a weak password needs no password check.
         check_password_policy(new.expose_secret())?;
         let user = self.check_own_password(caller, current, client).await?;
-        let ticket = self.ports.hasher.reserve()?;
-        let hash = self.ports.hasher.hash(ticket, new).await?;
-        self.ports
-            .users
-            .update_password_hash(user.id, &hash)
-            .await?;
-        let now = self.ports.clock.now();
+        let ticket = self.hasher.reserve()?;
+        let hash = self.hasher.hash(ticket, new).await?;
+        self.users.update_password_hash(user.id, &hash).await?;
+        let now = self.clock.now();
         let revoked = self
-            .ports
             .sessions
             .revoke_all_for_user(
                 user.id,
@@ -83,15 +187,15 @@ impl AuthService {
             )
             .await?;
         tracing::info!(user = %user.id, sessions = revoked.len(), "password changed");
-        self.announce_revoked(&revoked).await;
-        self.report(
-            SecurityEvent::new(SecurityEventKind::PasswordChanged, now, client)
-                .user(user.id)
-                .username(&user.username.canonical())
-                .session(caller.sid)
-                .revoked(revoked.len()),
-        )
-        .await;
+        self.revocations.announce(&revoked).await;
+        let event = self.event(
+            SecurityEventKind::PasswordChanged,
+            &user,
+            caller,
+            now,
+            client,
+        );
+        self.report(event.revoked(revoked.len())).await;
         Ok(())
     }
 
@@ -104,7 +208,7 @@ impl AuthService {
     /// # Errors
     /// See [`AccountError`] (never `WeakPassword`).
     #[tracing::instrument(skip_all, fields(user = %caller.sub, session = %caller.sid))]
-    pub async fn delete_account(
+    pub async fn delete(
         &self,
         caller: &AccessClaims,
         password: SecretString,
@@ -112,15 +216,146 @@ impl AuthService {
     ) -> Result<(), AccountError> {
         let user = self.check_own_password(caller, password, client).await?;
         let ended = erase_user(
-            self.ports.users.as_ref(),
-            self.ports.events.as_ref(),
-            self.ports.clock.now(),
+            self.users.as_ref(),
+            self.events.as_ref(),
+            self.clock.now(),
             &user,
             client,
         )
         .await?;
         // At once here; the revocation feed would bring it within its poll.
-        self.announce_revoked(&ended).await;
+        self.revocations.announce(&ended).await;
+        Ok(())
+    }
+
+    /// Whether the caller has two-factor login on, an enrolment pending, and
+    /// how many recovery codes are left.
+    ///
+    /// # Errors
+    /// `UserGone`; storage failures.
+    pub async fn two_factor_status(
+        &self,
+        caller: &AccessClaims,
+    ) -> Result<TwoFactorStatus, MfaError> {
+        let user = self.caller(caller).await?;
+        let now = self.clock.now();
+        let secret = self.mfa.totp(user.id).await?;
+        let enabled_at = secret.as_ref().and_then(|t| t.confirmed_at);
+        let pending = secret
+            .as_ref()
+            .is_some_and(|t| t.confirmed_at.is_none() && enrolment_open(t.created_at, now));
+        let recovery_codes_left = if enabled_at.is_some() {
+            self.mfa.recovery_codes_left(user.id).await?
+        } else {
+            0
+        };
+        Ok(TwoFactorStatus {
+            enabled_at,
+            pending,
+            recovery_codes_left,
+        })
+    }
+
+    /// Begins a TOTP enrolment for the caller: a new secret, pending until a
+    /// code of it is confirmed within [`ENROLMENT_TTL`]. A pending enrolment
+    /// is replaced; a confirmed one is [`MfaError::AlreadyEnabled`].
+    ///
+    /// # Errors
+    /// See [`MfaError`].
+    #[tracing::instrument(skip_all, fields(user = %caller.sub))]
+    pub async fn begin_totp(&self, caller: &AccessClaims) -> Result<TotpEnrolment, MfaError> {
+        let user = self.caller(caller).await?;
+        let now = self.clock.now();
+        if self.has_two_factor(&user).await? {
+            return Err(MfaError::AlreadyEnabled);
+        }
+        let new = self
+            .totp
+            .generate(user.id, &self.issuer, user.username.as_str())?;
+        if !self.mfa.begin_totp(user.id, &new.sealed, now).await? {
+            return Err(MfaError::AlreadyEnabled);
+        }
+        tracing::info!(user = %user.id, "TOTP enrolment begun");
+        Ok(TotpEnrolment {
+            secret: new.base32,
+            otpauth_uri: new.uri,
+            expires_in: ENROLMENT_TTL,
+        })
+    }
+
+    /// Confirms the caller's pending enrolment with a code of its secret:
+    /// two-factor login is on, and the [`RECOVERY_CODES`] recovery codes are
+    /// returned (shown once; only their hashes are stored). The code's step
+    /// is used: it cannot log in afterwards. Existing sessions go on.
+    ///
+    /// # Errors
+    /// See [`MfaError`]: `NotFound` without a pending enrolment (or after it
+    /// expired), `InvalidCode`.
+    #[tracing::instrument(skip_all, fields(user = %caller.sub))]
+    pub async fn confirm_totp(
+        &self,
+        caller: &AccessClaims,
+        code: SecretString,
+        client: &ClientInfo,
+    ) -> Result<Vec<SecretString>, MfaError> {
+        let user = self.caller(caller).await?;
+        let now = self.clock.now();
+        let pending = self
+            .mfa
+            .totp(user.id)
+            .await?
+            .filter(|t| t.confirmed_at.is_none() && enrolment_open(t.created_at, now))
+            .ok_or(MfaError::NotFound)?;
+        let step = self
+            .totp
+            .matching_step(
+                user.id,
+                &pending.sealed,
+                &candidate_steps(now, None),
+                code_digits(&code).ok_or(MfaError::InvalidCode)?,
+            )?
+            .ok_or(MfaError::InvalidCode)?;
+        let codes: Vec<SecretString> = (0..RECOVERY_CODES)
+            .map(|_| new_recovery_code(self.random.as_ref()))
+            .collect();
+        let hashes: Vec<TokenHash> = codes
+            .iter()
+            .map(|c| recovery_hash(user.id, &normal_recovery_code(c).unwrap_or_default()))
+            .collect();
+        if !self
+            .mfa
+            .confirm_totp(user.id, pending.created_at, step, &hashes, now)
+            .await?
+        {
+            return Err(MfaError::NotFound);
+        }
+        tracing::info!(user = %user.id, "two-factor login turned on");
+        self.report(self.event(SecurityEventKind::MfaEnabled, &user, caller, now, client))
+            .await;
+        Ok(codes)
+    }
+
+    /// Turns the caller's two-factor login off (`password` checked through
+    /// the login throttle, as a password change does): the secret and the
+    /// recovery codes go. Existing sessions go on.
+    ///
+    /// # Errors
+    /// See [`MfaError`]: `NotFound` when two-factor login is off.
+    #[tracing::instrument(skip_all, fields(user = %caller.sub))]
+    pub async fn disable_totp(
+        &self,
+        caller: &AccessClaims,
+        password: SecretString,
+        client: &ClientInfo,
+    ) -> Result<(), MfaError> {
+        let user = self.check_own_password(caller, password, client).await?;
+        if !self.has_two_factor(&user).await? || !self.mfa.remove_totp(user.id).await? {
+            return Err(MfaError::NotFound);
+        }
+        tracing::info!(user = %user.id, "two-factor login turned off");
+        let now = self.clock.now();
+        self.report(self.event(SecurityEventKind::MfaDisabled, &user, caller, now, client))
+            .await;
         Ok(())
     }
 
@@ -128,44 +363,80 @@ impl AuthService {
     /// the hashing queue, a slot of the login throttle for (user, client
     /// address) taken before the check and kept on a failure, the same
     /// timing; a success clears the user's failures from that address.
-    pub(crate) async fn check_own_password(
+    async fn check_own_password(
         &self,
         caller: &AccessClaims,
         password: SecretString,
         client: &ClientInfo,
     ) -> Result<User, AccountError> {
-        let ticket = self.ports.hasher.reserve()?;
-        let now = self.ports.clock.now();
+        let ticket = self.hasher.reserve()?;
+        let now = self.clock.now();
         let user = self
-            .ports
             .users
             .find_by_id(caller.sub)
             .await?
             .ok_or(AccountError::UserGone)?;
-        let username = user.username.canonical();
-        let event = |kind| {
-            SecurityEvent::new(kind, now, client)
-                .user(user.id)
-                .username(&username)
-                .session(caller.sid)
-        };
-        let key = ThrottleKey::new(username.clone(), client);
-        if let Some(retry_after) = self.ports.throttle.take_slot(&key, now).await? {
-            self.report(event(SecurityEventKind::LoginThrottled)).await;
+        let key = ThrottleKey::new(user.username.canonical(), client);
+        if let Some(retry_after) = self.throttle.take_slot(&key, now).await? {
+            self.report(self.event(
+                SecurityEventKind::LoginThrottled,
+                &user,
+                caller,
+                now,
+                client,
+            ))
+            .await;
             return Err(AccountError::RateLimited { retry_after });
         }
         let check = self
-            .ports
             .hasher
             .verify(ticket, password, user.password_hash.clone())
             .await?;
         if !matches!(check, PasswordCheck::Match { .. }) {
-            self.report(event(SecurityEventKind::PasswordCheckFailed))
+            let kind = SecurityEventKind::PasswordCheckFailed;
+            self.report(self.event(kind, &user, caller, now, client))
                 .await;
             return Err(AccountError::InvalidCredentials);
         }
-        self.ports.throttle.clear(&key).await?;
+        self.throttle.clear(&key).await?;
         Ok(user)
+    }
+
+    /// Whether `user` logs in with two factors (a confirmed TOTP secret).
+    async fn has_two_factor(&self, user: &User) -> anyhow::Result<bool> {
+        Ok(self
+            .mfa
+            .totp(user.id)
+            .await?
+            .is_some_and(|t| t.confirmed_at.is_some()))
+    }
+
+    /// The caller's user.
+    async fn caller(&self, caller: &AccessClaims) -> Result<User, MfaError> {
+        self.users
+            .find_by_id(caller.sub)
+            .await?
+            .ok_or(MfaError::UserGone)
+    }
+
+    /// An event of `kind` about the caller's account.
+    fn event(
+        &self,
+        kind: SecurityEventKind,
+        user: &User,
+        caller: &AccessClaims,
+        now: Timestamp,
+        client: &ClientInfo,
+    ) -> SecurityEvent {
+        SecurityEvent::new(kind, now, client)
+            .user(user.id)
+            .username(&user.username.canonical())
+            .session(caller.sid)
+    }
+
+    /// Every event of an account operation goes out here.
+    async fn report(&self, event: SecurityEvent) {
+        report(self.events.as_ref(), event).await;
     }
 }
 
@@ -192,8 +463,6 @@ pub(crate) async fn erase_user(
         .user(user.id)
         .username(&user.username.canonical())
         .revoked(ended.len());
-    if let Err(e) = events.record(&event).await {
-        tracing::error!(error = ?e, kind = event.kind.as_str(), "could not record a security event");
-    }
+    report(events, event).await;
     Ok(ended)
 }

@@ -13,7 +13,10 @@ use domain::{
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::ports::*;
-use crate::{AuthConfig, AuthService, Ports};
+use crate::{
+    AccessCheck, AccessTokenIssuer, Account, AuthConfig, Housekeeping, Logins, Registration,
+    Revocations, UserAccounts,
+};
 
 #[derive(Default)]
 pub struct Users(Mutex<HashMap<String, User>>);
@@ -58,12 +61,12 @@ impl UserRepository for Users {
 
 /// Families by id, plus the seal stored on each rotated token.
 #[derive(Default)]
-pub struct Sessions {
+pub struct SessionTable {
     pub families: Mutex<HashMap<SessionId, Family>>,
     seals: Mutex<HashMap<TokenHash, [u8; 32]>>,
 }
 
-impl Sessions {
+impl SessionTable {
     fn forget_seals(&self, family: &Family) {
         let mut seals = self.seals.lock().unwrap();
         for t in &family.tokens {
@@ -78,7 +81,7 @@ impl Sessions {
 }
 
 #[async_trait]
-impl SessionStore for Sessions {
+impl SessionStore for SessionTable {
     async fn create(&self, session: &Session, first: &domain::RefreshToken) -> anyhow::Result<()> {
         let family = Family {
             session: session.clone(),
@@ -421,8 +424,12 @@ impl LoginThrottle for Throttle {
         })
     }
     async fn release(&self, key: &ThrottleKey) -> anyhow::Result<()> {
-        if let Some((_, attempts)) = self.windows.lock().unwrap().get_mut(key) {
-            *attempts = attempts.saturating_sub(1);
+        if let Some((start, attempts)) = self.windows.lock().unwrap().get_mut(key) {
+            *attempts = domain::throttle::release(domain::ThrottleWindow {
+                start: *start,
+                attempts: *attempts,
+            })
+            .attempts;
         }
         Ok(())
     }
@@ -435,15 +442,6 @@ impl LoginThrottle for Throttle {
         let before = windows.len();
         windows.retain(|_, (start, _)| !domain::throttle::window_closed(*start, now, &self.policy));
         Ok((before - windows.len()) as u64)
-    }
-}
-
-pub struct Health;
-
-#[async_trait]
-impl HealthCheck for Health {
-    async fn ping(&self) -> anyhow::Result<()> {
-        Ok(())
     }
 }
 
@@ -487,57 +485,164 @@ impl SecurityEvents for Events {
 mod mfa;
 pub use mfa::{Mfa, Totp};
 
-/// A service on fakes, with handles on the fakes.
+/// The use cases on fakes, with handles on the fakes.
 pub struct World {
-    pub service: AuthService,
+    pub logins: Logins,
+    pub sessions: crate::Sessions,
+    pub account: Account,
+    pub registration: Registration,
+    pub access: AccessCheck,
+    pub housekeeping: Housekeeping,
+    pub revocations: Revocations,
+    pub config: AuthConfig,
     pub users: Arc<Users>,
-    pub sessions: Arc<Sessions>,
+    pub store: Arc<SessionTable>,
     pub hasher: Arc<Hasher>,
     pub tokens: Arc<Tokens>,
     pub clock: Arc<Clock>,
     pub bus: Arc<Bus>,
     pub events: Arc<Events>,
     pub mfa: Arc<Mfa>,
+    throttle: Arc<Throttle>,
 }
 
 impl World {
     pub fn new(config: AuthConfig) -> Self {
-        let users = Arc::new(Users::default());
-        let sessions = Arc::new(Sessions::default());
-        let hasher = Arc::new(Hasher::default());
-        let tokens = Arc::new(Tokens::default());
-        let clock = Arc::new(Clock(AtomicI64::new(1_700_000_000_000)));
-        let bus = Arc::new(Bus::default());
-        let events = Arc::new(Events::default());
-        let mfa = Arc::new(Mfa::default());
-        let ports = Ports {
-            users: users.clone(),
-            sessions: sessions.clone(),
-            hasher: hasher.clone(),
-            signer: tokens.clone(),
-            verifier: tokens.clone(),
-            clock: clock.clone(),
-            random: Arc::new(Random::default()),
-            bus: bus.clone(),
-            throttle: Arc::new(Throttle {
+        Self::compose(
+            config,
+            Arc::new(Users::default()),
+            Arc::new(SessionTable::default()),
+            Arc::new(Hasher::default()),
+            Arc::new(Tokens::default()),
+            Arc::new(Clock(AtomicI64::new(1_700_000_000_000))),
+            Arc::new(Bus::default()),
+            Arc::new(Events::default()),
+            Arc::new(Mfa::default()),
+            Arc::new(Throttle {
                 policy: ThrottlePolicy::default(),
                 windows: Mutex::default(),
             }),
-            health: Arc::new(Health),
+        )
+    }
+
+    /// Another process on the same storage and bus, with `config`.
+    pub fn another_process(&self, config: AuthConfig) -> Self {
+        Self::compose(
+            config,
+            self.users.clone(),
+            self.store.clone(),
+            self.hasher.clone(),
+            self.tokens.clone(),
+            self.clock.clone(),
+            self.bus.clone(),
+            self.events.clone(),
+            self.mfa.clone(),
+            self.throttle.clone(),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn compose(
+        config: AuthConfig,
+        users: Arc<Users>,
+        store: Arc<SessionTable>,
+        hasher: Arc<Hasher>,
+        tokens: Arc<Tokens>,
+        clock: Arc<Clock>,
+        bus: Arc<Bus>,
+        events: Arc<Events>,
+        mfa: Arc<Mfa>,
+        throttle: Arc<Throttle>,
+    ) -> Self {
+        let random: Arc<dyn RandomSource> = Arc::new(Random::default());
+        let revocations =
+            Revocations::new(bus.clone(), store.clone(), clock.clone(), config.access_ttl);
+        let access = AccessCheck::new(
+            tokens.clone(),
+            clock.clone(),
+            revocations.clone(),
+            config.token_cache_size,
+        );
+        let issuer = AccessTokenIssuer {
+            signer: tokens.clone(),
+            random: random.clone(),
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            access_ttl: config.access_ttl,
+        };
+        let accounts = UserAccounts {
+            users: users.clone(),
+            hasher: hasher.clone(),
+            clock: clock.clone(),
+            random: random.clone(),
             events: events.clone(),
             mfa: mfa.clone(),
-            totp: Arc::new(Totp),
         };
         Self {
-            service: AuthService::new(ports, config),
+            logins: Logins {
+                users: users.clone(),
+                hasher: hasher.clone(),
+                throttle: throttle.clone(),
+                mfa: mfa.clone(),
+                totp: Arc::new(Totp),
+                sessions: store.clone(),
+                issuer: issuer.clone(),
+                events: events.clone(),
+                clock: clock.clone(),
+                random: random.clone(),
+                seal_key: config.seal_key.clone(),
+                token_policy: config.token_policy,
+            },
+            sessions: crate::Sessions {
+                sessions: store.clone(),
+                users: users.clone(),
+                issuer,
+                access: access.clone(),
+                revocations: revocations.clone(),
+                events: events.clone(),
+                clock: clock.clone(),
+                random: random.clone(),
+                seal_key: config.seal_key.clone(),
+                token_policy: config.token_policy,
+            },
+            account: Account {
+                users: users.clone(),
+                hasher: hasher.clone(),
+                throttle: throttle.clone(),
+                sessions: store.clone(),
+                revocations: revocations.clone(),
+                mfa: mfa.clone(),
+                totp: Arc::new(Totp),
+                events: events.clone(),
+                clock: clock.clone(),
+                random,
+                issuer: config.issuer.clone(),
+            },
+            registration: Registration {
+                accounts,
+                open: config.allow_registration,
+            },
+            housekeeping: Housekeeping {
+                sessions: store.clone(),
+                throttle: throttle.clone(),
+                mfa: mfa.clone(),
+                events: events.clone(),
+                clock: clock.clone(),
+                token_policy: config.token_policy,
+                audit_retention: config.audit_retention,
+            },
+            access,
+            revocations,
+            config,
             users,
-            sessions,
+            store,
             hasher,
             tokens,
             clock,
             bus,
             events,
             mfa,
+            throttle,
         }
     }
 }

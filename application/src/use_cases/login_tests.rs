@@ -16,24 +16,26 @@ use crate::{AuthConfig, ClientInfo};
 async fn register_parses_and_refuses_by_policy() {
     let w = world_with_alice().await;
     assert!(matches!(
-        w.service.register("ALICE", secret("another one")).await,
+        w.registration
+            .register("ALICE", secret("another one"))
+            .await,
         Err(RegisterError::UsernameTaken)
     ));
     assert!(matches!(
-        w.service.register("a b", secret("long enough")).await,
+        w.registration.register("a b", secret("long enough")).await,
         Err(RegisterError::InvalidUsername(_))
     ));
     assert!(matches!(
-        w.service.register("bob", secret("short")).await,
+        w.registration.register("bob", secret("short")).await,
         Err(RegisterError::WeakPassword(_))
     ));
     let long = "p".repeat(1025);
     assert!(matches!(
-        w.service.register("bob", secret(&long)).await,
+        w.registration.register("bob", secret(&long)).await,
         Err(RegisterError::WeakPassword(_))
     ));
     let user = w
-        .service
+        .registration
         .register("bob", secret(&"p".repeat(1024)))
         .await
         .expect("1024 chars is fine");
@@ -53,11 +55,13 @@ async fn closed_registration_still_allows_the_admin_command() {
         ..AuthConfig::default()
     });
     assert!(matches!(
-        w.service.register("carol", secret("long enough")).await,
+        w.registration
+            .register("carol", secret("long enough"))
+            .await,
         Err(RegisterError::Closed)
     ));
-    w.service
-        .accounts()
+    w.registration
+        .accounts
         .add("carol", secret("long enough"))
         .await
         .expect("admin add");
@@ -67,7 +71,7 @@ async fn closed_registration_still_allows_the_admin_command() {
 async fn login_issues_claims_and_a_cookie_lifetime() {
     let w = world_with_alice().await;
     let out = login(&w).await;
-    let claims = w.service.verify_access(&out.access.token).expect("valid");
+    let claims = w.access.verify(&out.access.token).expect("valid");
     assert_eq!(claims.iss, "auth");
     assert_eq!(claims.aud, "api");
     assert_eq!(claims.sub, out.user.id);
@@ -90,7 +94,7 @@ async fn unknown_users_cost_a_verification_too() {
             .verifications
             .load(std::sync::atomic::Ordering::SeqCst);
         let err = w
-            .service
+            .logins
             .login(name, secret("correct horse"), &client())
             .await
             .unwrap_err();
@@ -104,7 +108,7 @@ async fn unknown_users_cost_a_verification_too() {
         );
     }
     let err = w
-        .service
+        .logins
         .login("alice", secret("wrong password"), &client())
         .await
         .unwrap_err();
@@ -116,14 +120,14 @@ async fn throttle_blocks_even_the_right_password_until_the_window_passes() {
     let w = world_with_alice().await;
     for _ in 0..5 {
         let err = w
-            .service
+            .logins
             .login("alice", secret("wrong password"), &client())
             .await
             .unwrap_err();
         assert!(matches!(err, LoginError::InvalidCredentials));
     }
     let err = w
-        .service
+        .logins
         .login("ALICE", secret("correct horse"), &client())
         .await
         .unwrap_err();
@@ -136,7 +140,7 @@ async fn throttle_blocks_even_the_right_password_until_the_window_passes() {
         ip: Some("198.51.100.1".into()),
         user_agent: None,
     };
-    w.service
+    w.logins
         .login("alice", secret("correct horse"), &other)
         .await
         .expect("other client");
@@ -153,14 +157,14 @@ async fn a_full_hashing_queue_sheds_logins_and_registrations_before_any_work() {
     // More shed logins than the throttle allows: none of them counts.
     for _ in 0..10 {
         let err = w
-            .service
+            .logins
             .login("alice", secret("wrong password"), &client())
             .await
             .unwrap_err();
         assert!(matches!(err, LoginError::Overloaded(_)), "{err:?}");
     }
     let err = w
-        .service
+        .registration
         .register("bob", secret("correct horse"))
         .await
         .unwrap_err();
@@ -169,7 +173,7 @@ async fn a_full_hashing_queue_sheds_logins_and_registrations_before_any_work() {
     w.hasher.overloaded.store(false, SeqCst);
     // No throttle slot was taken and bob was not created.
     login(&w).await;
-    w.service
+    w.registration
         .register("bob", secret("correct horse"))
         .await
         .expect("bob after the load");
@@ -182,14 +186,16 @@ async fn imported_hashes_are_upgraded_after_login() {
         id: UserId::from_uuid(Uuid::from_u128(7)),
         username: Username::parse("legacy").unwrap(),
         password_hash: PasswordHash::new("legacy$password123"),
-        created_at: w.service.now(),
+        created_at: w.access.now(),
     };
     w.users.insert(&user).await.unwrap();
     let out = w
-        .service
+        .logins
         .login("legacy", secret("password123"), &client())
         .await
-        .expect("login");
+        .expect("login")
+        .done()
+        .expect("one factor");
     assert_eq!(out.user.password_hash.as_str(), "plain$password123");
     let stored = w.users.find_by_id(user.id).await.unwrap().unwrap();
     assert_eq!(stored.password_hash.as_str(), "plain$password123");

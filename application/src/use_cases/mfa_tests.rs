@@ -9,21 +9,21 @@ use secrecy::{ExposeSecret as _, SecretString};
 use super::fakes::{Totp, World, secret};
 use super::tests::{client, login, world_with_alice};
 use super::*;
-use crate::ClientInfo;
 use crate::ports::SecurityEventKind;
+use crate::{ClientInfo, SecondFactor};
 
 /// The code of the current step, and of the one after it.
 fn code_now(w: &World) -> SecretString {
-    secret(&Totp::code(step_of(w.service.now())))
+    secret(&Totp::code(step_of(w.access.now())))
 }
 
 /// Alice with two-factor login on; returns her recovery codes.
 async fn alice_with_totp() -> (World, Vec<SecretString>) {
     let w = world_with_alice().await;
     let caller = claims(&w, &login(&w).await);
-    w.service.begin_totp(&caller).await.expect("begin");
+    w.account.begin_totp(&caller).await.expect("begin");
     let codes = w
-        .service
+        .account
         .confirm_totp(&caller, code_now(&w), &client())
         .await
         .expect("confirm");
@@ -36,12 +36,8 @@ fn claims(w: &World, s: &LoginOutcome) -> domain::AccessClaims {
 
 /// The `mfaToken` of a login with the right password.
 async fn password_step(w: &World, from: &ClientInfo) -> String {
-    match w
-        .service
-        .login("alice", secret("correct horse"), from)
-        .await
-    {
-        Err(LoginError::MfaRequired { mfa_token }) => mfa_token.expose_secret().to_owned(),
+    match w.logins.login("alice", secret("correct horse"), from).await {
+        Ok(LoginStep::SecondFactor { mfa_token }) => mfa_token.expose().to_owned(),
         other => panic!("expected mfa_required, got {other:?}"),
     }
 }
@@ -51,7 +47,7 @@ async fn second(
     token: &str,
     proof: SecondFactor,
 ) -> Result<LoginOutcome, MfaLoginError> {
-    w.service.login_second_factor(token, proof, &client()).await
+    w.logins.login_second_factor(token, proof, &client()).await
 }
 
 #[tokio::test]
@@ -59,12 +55,12 @@ async fn enrolment_is_confirmed_by_a_code_and_login_then_takes_two_steps() {
     let w = world_with_alice().await;
     let caller = claims(&w, &login(&w).await);
     assert!(matches!(
-        w.service
+        w.account
             .confirm_totp(&caller, code_now(&w), &client())
             .await,
         Err(MfaError::NotFound)
     ));
-    let enrolment = w.service.begin_totp(&caller).await.unwrap();
+    let enrolment = w.account.begin_totp(&caller).await.unwrap();
     assert_eq!(enrolment.expires_in, Duration::from_secs(600));
     assert!(
         enrolment
@@ -73,14 +69,14 @@ async fn enrolment_is_confirmed_by_a_code_and_login_then_takes_two_steps() {
             .starts_with("otpauth://totp/")
     );
     assert!(matches!(
-        w.service
+        w.account
             .confirm_totp(&caller, secret("000000x"), &client())
             .await,
         Err(MfaError::InvalidCode)
     ));
-    let wrong = Totp::code(step_of(w.service.now()) + 5);
+    let wrong = Totp::code(step_of(w.access.now()) + 5);
     assert!(matches!(
-        w.service
+        w.account
             .confirm_totp(&caller, secret(&wrong), &client())
             .await,
         Err(MfaError::InvalidCode)
@@ -88,7 +84,7 @@ async fn enrolment_is_confirmed_by_a_code_and_login_then_takes_two_steps() {
     // Not on until confirmed: the password alone still logs in.
     login(&w).await;
     let codes = w
-        .service
+        .account
         .confirm_totp(&caller, code_now(&w), &client())
         .await
         .unwrap();
@@ -97,7 +93,7 @@ async fn enrolment_is_confirmed_by_a_code_and_login_then_takes_two_steps() {
         codes.iter().map(|c| c.expose_secret().to_owned()).collect();
     assert_eq!(distinct.len(), 10);
     assert!(matches!(
-        w.service.begin_totp(&caller).await,
+        w.account.begin_totp(&caller).await,
         Err(MfaError::AlreadyEnabled)
     ));
 
@@ -135,7 +131,7 @@ async fn five_wrong_codes_use_the_token_up_and_the_next_login_is_throttled() {
     let (w, _) = alice_with_totp().await;
     w.clock.advance(Duration::from_secs(60));
     let token = password_step(&w, &client()).await;
-    let wrong = secret(&Totp::code(step_of(w.service.now()) + 10));
+    let wrong = secret(&Totp::code(step_of(w.access.now()) + 10));
     for _ in 0..5 {
         assert!(matches!(
             second(&w, &token, SecondFactor::Code(wrong.clone())).await,
@@ -149,7 +145,7 @@ async fn five_wrong_codes_use_the_token_up_and_the_next_login_is_throttled() {
     ));
     // The five counted towards the login throttle (LOGIN_MAX_FAILURES = 5).
     assert!(matches!(
-        w.service
+        w.logins
             .login("alice", secret("correct horse"), &client())
             .await,
         Err(LoginError::RateLimited { .. })
@@ -160,7 +156,7 @@ async fn five_wrong_codes_use_the_token_up_and_the_next_login_is_throttled() {
 async fn a_right_password_between_codes_does_not_reset_the_throttle() {
     let (w, _) = alice_with_totp().await;
     w.clock.advance(Duration::from_secs(60));
-    let wrong = || secret(&Totp::code(step_of(w.service.now()) + 10));
+    let wrong = || secret(&Totp::code(step_of(w.access.now()) + 10));
     let first = password_step(&w, &client()).await;
     for _ in 0..4 {
         assert!(matches!(
@@ -217,7 +213,7 @@ async fn the_token_is_bound_to_its_client_and_lasts_five_minutes() {
         ..client()
     };
     assert!(matches!(
-        w.service
+        w.logins
             .login_second_factor(
                 &token,
                 SecondFactor::RecoveryCode(codes[0].clone()),
@@ -248,17 +244,17 @@ async fn the_token_is_bound_to_its_client_and_lasts_five_minutes() {
 async fn a_pending_enrolment_expires_after_ten_minutes() {
     let w = world_with_alice().await;
     let caller = claims(&w, &login(&w).await);
-    w.service.begin_totp(&caller).await.unwrap();
+    w.account.begin_totp(&caller).await.unwrap();
     w.clock.advance(Duration::from_secs(600));
     assert!(matches!(
-        w.service
+        w.account
             .confirm_totp(&caller, code_now(&w), &client())
             .await,
         Err(MfaError::NotFound)
     ));
     // Beginning again replaces it.
-    w.service.begin_totp(&caller).await.unwrap();
-    w.service
+    w.account.begin_totp(&caller).await.unwrap();
+    w.account
         .confirm_totp(&caller, code_now(&w), &client())
         .await
         .expect("a fresh enrolment");
@@ -274,17 +270,17 @@ async fn turning_it_off_needs_the_password_and_keeps_sessions() {
         .unwrap();
     let caller = claims(&w, &session);
     assert!(matches!(
-        w.service
+        w.account
             .disable_totp(&caller, secret("wrong horse"), &client())
             .await,
         Err(MfaError::InvalidCredentials)
     ));
-    w.service
+    w.account
         .disable_totp(&caller, secret("correct horse"), &client())
         .await
         .unwrap();
     assert!(matches!(
-        w.service
+        w.account
             .disable_totp(&caller, secret("correct horse"), &client())
             .await,
         Err(MfaError::NotFound)
@@ -292,5 +288,5 @@ async fn turning_it_off_needs_the_password_and_keeps_sessions() {
     assert!(w.mfa.recovery.lock().unwrap().is_empty());
     let plain = login(&w).await;
     assert_eq!(plain.session.methods, AuthMethods::Password);
-    assert!(w.service.verify_access(&session.access.token).is_ok());
+    assert!(w.access.verify(&session.access.token).is_ok());
 }

@@ -15,7 +15,7 @@ async fn refresh_rotates_and_the_old_token_is_then_the_grace_parent() {
     let first = login(&w).await;
     w.clock.advance(Duration::from_secs(60));
     let second = w
-        .service
+        .sessions
         .refresh(Some(first.refresh.secret.expose()), &client())
         .await
         .expect("rotates");
@@ -33,7 +33,7 @@ async fn refresh_rotates_and_the_old_token_is_then_the_grace_parent() {
     // A parallel tab presents the parent 5 s later: same current token, fresh access token.
     w.clock.advance(Duration::from_secs(5));
     let replay = w
-        .service
+        .sessions
         .refresh(Some(first.refresh.secret.expose()), &client())
         .await
         .expect("grace");
@@ -49,11 +49,11 @@ async fn refresh_rotates_and_the_old_token_is_then_the_grace_parent() {
             .load(std::sync::atomic::Ordering::SeqCst),
         signed_before + 1
     );
-    let family = w.sessions.families.lock().unwrap()[&first.session.id].clone();
+    let family = w.store.families.lock().unwrap()[&first.session.id].clone();
     assert_eq!(family.tokens.len(), 2, "the grace mints nothing");
 
     // The successor keeps working.
-    w.service
+    w.sessions
         .refresh(Some(second.refresh.secret.expose()), &client())
         .await
         .expect("rotates again");
@@ -64,13 +64,13 @@ async fn replay_after_the_grace_revokes_the_family_everywhere() {
     let w = world_with_alice().await;
     let first = login(&w).await;
     let second = w
-        .service
+        .sessions
         .refresh(Some(first.refresh.secret.expose()), &client())
         .await
         .unwrap();
     w.clock.advance(Duration::from_secs(10));
     let err = w
-        .service
+        .sessions
         .refresh(Some(first.refresh.secret.expose()), &client())
         .await
         .unwrap_err();
@@ -78,11 +78,11 @@ async fn replay_after_the_grace_revokes_the_family_everywhere() {
     assert_eq!(*w.bus.published.lock().unwrap(), vec![first.session.id]);
     // Its access tokens stop working, and so does the current refresh token.
     assert_eq!(
-        w.service.verify_access(&second.access.token).unwrap_err(),
+        w.access.verify(&second.access.token).unwrap_err(),
         InvalidToken::Revoked
     );
     let err = w
-        .service
+        .sessions
         .refresh(Some(second.refresh.secret.expose()), &client())
         .await
         .unwrap_err();
@@ -95,22 +95,18 @@ async fn a_family_keeps_one_seal_and_only_inside_the_grace() {
     let mut token = login(&w).await.refresh.secret;
     for _ in 0..4 {
         token = w
-            .service
+            .sessions
             .refresh(Some(token.expose()), &client())
             .await
             .unwrap()
             .refresh
             .secret;
-        assert_eq!(
-            w.sessions.seal_count(),
-            1,
-            "only the current token's parent"
-        );
+        assert_eq!(w.store.seal_count(), 1, "only the current token's parent");
     }
-    assert_eq!(w.service.erase_stale_seals().await.unwrap(), 0);
+    assert_eq!(w.housekeeping.erase_stale_seals().await.unwrap(), 0);
     w.clock.advance(Duration::from_secs(11));
-    assert_eq!(w.service.erase_stale_seals().await.unwrap(), 1);
-    assert_eq!(w.sessions.seal_count(), 0);
+    assert_eq!(w.housekeeping.erase_stale_seals().await.unwrap(), 1);
+    assert_eq!(w.store.seal_count(), 0);
 }
 
 #[tokio::test]
@@ -118,34 +114,31 @@ async fn a_grace_replay_whose_seal_does_not_open_is_refused_and_revokes_nothing(
     let w = world_with_alice().await;
     let t0 = login(&w).await.refresh.secret;
     let t1 = w
-        .service
+        .sessions
         .refresh(Some(t0.expose()), &client())
         .await
         .unwrap()
         .refresh
         .secret;
     // A process with another REFRESH_SEAL_KEY_PATH key cannot open the seal.
-    let foreign = crate::AuthService::new(
-        w.service.ports.clone(),
-        AuthConfig {
-            seal_key: crate::SealKey::from_bytes([9; crate::SealKey::LEN]),
-            ..AuthConfig::default()
-        },
-    );
-    let err = foreign.refresh(Some(t0.expose()), &client()).await;
+    let foreign = w.another_process(AuthConfig {
+        seal_key: crate::SealKey::from_bytes([9; crate::SealKey::LEN]),
+        ..AuthConfig::default()
+    });
+    let err = foreign.sessions.refresh(Some(t0.expose()), &client()).await;
     assert!(matches!(err, Err(RefreshError::Invalid)), "{err:?}");
     // An erased seal (the grace ended on another process's clock): the same.
-    let later = w.service.now().plus(Duration::from_secs(1));
-    SessionStore::erase_seals(w.sessions.as_ref(), later)
+    let later = w.access.now().plus(Duration::from_secs(1));
+    SessionStore::erase_seals(w.store.as_ref(), later)
         .await
         .unwrap();
-    let err = w.service.refresh(Some(t0.expose()), &client()).await;
+    let err = w.sessions.refresh(Some(t0.expose()), &client()).await;
     assert!(matches!(err, Err(RefreshError::Invalid)), "{err:?}");
     assert!(
         w.bus.published.lock().unwrap().is_empty(),
         "nothing revoked"
     );
-    w.service
+    w.sessions
         .refresh(Some(t1.expose()), &client())
         .await
         .expect("the current token still rotates");
@@ -156,18 +149,18 @@ async fn a_grandparent_is_reuse_inside_the_grace() {
     let w = world_with_alice().await;
     let t0 = login(&w).await.refresh.secret;
     let t1 = w
-        .service
+        .sessions
         .refresh(Some(t0.expose()), &client())
         .await
         .unwrap()
         .refresh
         .secret;
-    w.service
+    w.sessions
         .refresh(Some(t1.expose()), &client())
         .await
         .unwrap();
     let err = w
-        .service
+        .sessions
         .refresh(Some(t0.expose()), &client())
         .await
         .unwrap_err();
@@ -178,20 +171,20 @@ async fn a_grandparent_is_reuse_inside_the_grace() {
 async fn missing_and_invalid_tokens() {
     let w = world_with_alice().await;
     assert!(matches!(
-        w.service.refresh(None, &client()).await,
+        w.sessions.refresh(None, &client()).await,
         Err(RefreshError::Missing)
     ));
     assert!(matches!(
-        w.service.refresh(Some(""), &client()).await,
+        w.sessions.refresh(Some(""), &client()).await,
         Err(RefreshError::Missing)
     ));
     assert!(matches!(
-        w.service.refresh(Some("junk"), &client()).await,
+        w.sessions.refresh(Some("junk"), &client()).await,
         Err(RefreshError::Invalid)
     ));
     let unknown = "A".repeat(42) + "A";
     assert!(matches!(
-        w.service.refresh(Some(&unknown), &client()).await,
+        w.sessions.refresh(Some(&unknown), &client()).await,
         Err(RefreshError::Invalid)
     ));
 }
@@ -202,7 +195,7 @@ async fn idle_timeout_and_absolute_lifetime() {
     config.token_policy.refresh_ttl = Duration::from_secs(100);
     config.token_policy.session_max_age = Duration::from_secs(250);
     let w = World::new(config);
-    w.service
+    w.registration
         .register("alice", secret("correct horse"))
         .await
         .unwrap();
@@ -210,7 +203,7 @@ async fn idle_timeout_and_absolute_lifetime() {
     let idle = login(&w).await;
     w.clock.advance(Duration::from_secs(100));
     assert!(matches!(
-        w.service
+        w.sessions
             .refresh(Some(idle.refresh.secret.expose()), &client())
             .await,
         Err(RefreshError::Expired)
@@ -221,7 +214,7 @@ async fn idle_timeout_and_absolute_lifetime() {
     for _ in 0..3 {
         w.clock.advance(Duration::from_secs(80));
         let r = w
-            .service
+            .sessions
             .refresh(Some(token.expose()), &client())
             .await
             .expect("within both limits");
@@ -232,7 +225,7 @@ async fn idle_timeout_and_absolute_lifetime() {
     assert_eq!(max_ages, vec![100, 90, 10]);
     w.clock.advance(Duration::from_secs(10));
     assert!(matches!(
-        w.service.refresh(Some(token.expose()), &client()).await,
+        w.sessions.refresh(Some(token.expose()), &client()).await,
         Err(RefreshError::Expired)
     ));
 }
@@ -242,26 +235,26 @@ async fn access_tokens_end_no_later_than_their_session() {
     let mut config = AuthConfig::default();
     config.token_policy.session_max_age = Duration::from_secs(20);
     let w = World::new(config);
-    w.service
+    w.registration
         .register("alice", secret("correct horse"))
         .await
         .unwrap();
     let out = login(&w).await;
-    let claims = w.service.verify_access(&out.access.token).expect("valid");
+    let claims = w.access.verify(&out.access.token).expect("valid");
     assert_eq!(claims.exp, claims.iat + 20, "capped at the session's end");
     assert_eq!(out.access.expires_in, 20);
     assert_eq!(out.access.expires_at, claims.exp);
     // A refresh 15 s in gets what is left: 5 s.
     w.clock.advance(Duration::from_secs(15));
     let r = w
-        .service
+        .sessions
         .refresh(Some(out.refresh.secret.expose()), &client())
         .await
         .expect("refresh");
     assert_eq!(r.access.expires_in, 5);
     // Past the session's end (and the leeway) the token from login is refused.
     w.clock.advance(Duration::from_secs(6 + 30));
-    assert!(w.service.verify_access(&out.access.token).is_err());
+    assert!(w.access.verify(&out.access.token).is_err());
 }
 
 #[tokio::test]
@@ -270,12 +263,12 @@ async fn refreshes_report_rotation_grace_reuse_and_refusals() {
     let w = world_with_alice().await;
     let first = login(&w).await;
     let t0 = first.refresh.secret.expose().to_owned();
-    let second = w.service.refresh(Some(&t0), &client()).await.unwrap();
+    let second = w.sessions.refresh(Some(&t0), &client()).await.unwrap();
     assert_eq!(w.events.last().kind, K::RefreshRotated);
-    w.service.refresh(Some(&t0), &client()).await.unwrap();
+    w.sessions.refresh(Some(&t0), &client()).await.unwrap();
     assert_eq!(w.events.last().kind, K::RefreshGraceReplay);
 
-    w.service
+    w.sessions
         .refresh(Some(second.refresh.secret.expose()), &client())
         .await
         .unwrap();
@@ -285,7 +278,7 @@ async fn refreshes_report_rotation_grace_reuse_and_refusals() {
         user_agent: Some("curl/8".into()),
     };
     assert!(matches!(
-        w.service.refresh(Some(&t0), &thief).await,
+        w.sessions.refresh(Some(&t0), &thief).await,
         Err(RefreshError::Reused)
     ));
     let e = w.events.last();
@@ -296,9 +289,9 @@ async fn refreshes_report_rotation_grace_reuse_and_refusals() {
     assert_eq!(e.client, thief, "the presenter's address and agent");
     assert_eq!(e.sessions_revoked, 1);
 
-    let _ = w.service.refresh(Some(&t0), &client()).await;
+    let _ = w.sessions.refresh(Some(&t0), &client()).await;
     assert_eq!(w.events.last().kind, K::RefreshRevoked);
-    let _ = w.service.refresh(Some("junk"), &client()).await;
+    let _ = w.sessions.refresh(Some("junk"), &client()).await;
     assert_eq!(w.events.last().kind, K::RefreshInvalid);
     assert!(!K::RefreshRotated.is_audited() && !K::RefreshInvalid.is_audited());
     let kinds = w.events.kinds();
@@ -316,7 +309,7 @@ async fn every_access_token_of_a_family_says_how_it_began() {
     let amr = |token: &str| w.tokens.claims_of(token).expect("signed here").amr;
     assert_eq!(amr(&first.access.token), domain::AuthMethods::Password);
     // A family begun with two factors (as a two-factor login will store it).
-    w.sessions
+    w.store
         .families
         .lock()
         .unwrap()
@@ -326,7 +319,7 @@ async fn every_access_token_of_a_family_says_how_it_began() {
         .methods = domain::AuthMethods::PasswordAndOtp;
     w.clock.advance(Duration::from_secs(60));
     let next = w
-        .service
+        .sessions
         .refresh(Some(first.refresh.secret.expose()), &client())
         .await
         .expect("rotates");

@@ -3,9 +3,10 @@
 use domain::{PasswordPolicyError, User, UserId, Username, UsernameError, check_password_policy};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::{AuthService, ClientInfo};
 use std::sync::Arc;
 
+use crate::ClientInfo;
+use crate::ports::security_events::report;
 use crate::ports::{
     Clock, InsertUserError, MfaStore, Overloaded, PasswordHasher, RandomSource, SecurityEvent,
     SecurityEventKind, SecurityEvents, UserRepository,
@@ -140,9 +141,7 @@ impl UserAccounts {
         let event = SecurityEvent::new(SecurityEventKind::MfaDisabled, self.clock.now(), &operator)
             .user(user.id)
             .username(&user.username.canonical());
-        if let Err(e) = self.events.record(&event).await {
-            tracing::error!(error = ?e, kind = event.kind.as_str(), "could not record a security event");
-        }
+        report(self.events.as_ref(), event).await;
         Ok(Some((user, true)))
     }
 }
@@ -155,7 +154,17 @@ fn operator(command: &str) -> ClientInfo {
     }
 }
 
-impl AuthService {
+/// Registration (`POST /api/register`): [`UserAccounts::add`] while
+/// `ALLOW_REGISTRATION` is on.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// Creates the user.
+    pub accounts: UserAccounts,
+    /// `ALLOW_REGISTRATION`.
+    pub open: bool,
+}
+
+impl Registration {
     /// Registers `username` with `password` (hashed with argon2id).
     ///
     /// # Errors
@@ -166,22 +175,9 @@ impl AuthService {
         username: &str,
         password: SecretString,
     ) -> Result<User, RegisterError> {
-        if !self.config.allow_registration {
+        if !self.open {
             return Err(RegisterError::Closed);
         }
-        self.accounts().add(username, password).await
-    }
-
-    /// Creating users on this service's ports (the operators' way in,
-    /// whether or not registration is open).
-    pub fn accounts(&self) -> UserAccounts {
-        UserAccounts {
-            users: self.ports.users.clone(),
-            hasher: self.ports.hasher.clone(),
-            clock: self.ports.clock.clone(),
-            random: self.ports.random.clone(),
-            events: self.ports.events.clone(),
-            mfa: self.ports.mfa.clone(),
-        }
+        self.accounts.add(username, password).await
     }
 }

@@ -20,7 +20,7 @@ pub(super) fn client() -> ClientInfo {
 
 pub(super) async fn world_with_alice() -> World {
     let w = World::new(AuthConfig::default());
-    w.service
+    w.registration
         .register("Alice", secret("correct horse"))
         .await
         .expect("register");
@@ -28,15 +28,17 @@ pub(super) async fn world_with_alice() -> World {
 }
 
 pub(super) async fn login(w: &World) -> LoginOutcome {
-    w.service
+    w.logins
         .login("alice", secret("correct horse"), &client())
         .await
         .expect("login")
+        .done()
+        .expect("one factor")
 }
 
 /// Logs out of the session of `s` with its refresh token.
 async fn log_out(w: &World, s: &LoginOutcome) {
-    w.service
+    w.sessions
         .logout(
             Some(s.refresh.secret.expose()),
             None,
@@ -55,7 +57,7 @@ async fn logout_revokes_all_families_or_just_this_one() {
     let c = login(&w).await;
 
     let revoked = w
-        .service
+        .sessions
         .logout(
             Some(a.refresh.secret.expose()),
             None,
@@ -66,15 +68,15 @@ async fn logout_revokes_all_families_or_just_this_one() {
         .unwrap();
     assert_eq!(revoked, vec![a.session.id]);
     assert_eq!(
-        w.service.verify_access(&a.access.token).unwrap_err(),
+        w.access.verify(&a.access.token).unwrap_err(),
         InvalidToken::Revoked
     );
-    w.service
-        .verify_access(&b.access.token)
+    w.access
+        .verify(&b.access.token)
         .expect("other sessions live on");
 
     let mut revoked = w
-        .service
+        .sessions
         .logout(
             None,
             Some(&b.access.token),
@@ -87,23 +89,23 @@ async fn logout_revokes_all_families_or_just_this_one() {
     let mut expected = vec![b.session.id, c.session.id];
     expected.sort();
     assert_eq!(revoked, expected);
-    assert!(w.service.verify_access(&c.access.token).is_err());
+    assert!(w.access.verify(&c.access.token).is_err());
     assert!(matches!(
-        w.service
+        w.sessions
             .refresh(Some(c.refresh.secret.expose()), &client())
             .await,
         Err(RefreshError::SessionRevoked)
     ));
 
     assert!(
-        w.service
+        w.sessions
             .logout(None, None, LogoutScope::AllSessions, &client())
             .await
             .unwrap()
             .is_empty()
     );
     assert!(
-        w.service
+        w.sessions
             .logout(
                 Some("junk"),
                 Some("junk"),
@@ -119,7 +121,7 @@ async fn logout_revokes_all_families_or_just_this_one() {
 #[tokio::test]
 async fn sessions_are_listed_and_revoked_by_their_owner_only() {
     let w = world_with_alice().await;
-    w.service
+    w.registration
         .register("mallory", secret("correct horse"))
         .await
         .unwrap();
@@ -127,25 +129,27 @@ async fn sessions_are_listed_and_revoked_by_their_owner_only() {
     w.clock.advance(Duration::from_secs(1));
     let b = login(&w).await;
     let m = w
-        .service
+        .logins
         .login("mallory", secret("correct horse"), &client())
         .await
+        .unwrap()
+        .done()
         .unwrap();
-    let caller = w.service.verify_access(&b.access.token).unwrap();
+    let caller = w.access.verify(&b.access.token).unwrap();
 
-    let list = w.service.list_sessions(&caller).await.unwrap();
+    let list = w.sessions.list(&caller).await.unwrap();
     let ids: Vec<(SessionId, bool)> = list.iter().map(|v| (v.session.id, v.current)).collect();
     assert_eq!(ids, vec![(b.session.id, true), (a.session.id, false)]);
 
     let err = w
-        .service
-        .revoke_session(&caller, m.session.id, &client())
+        .sessions
+        .revoke(&caller, m.session.id, &client())
         .await
         .unwrap_err();
     assert!(matches!(err, RevokeSessionError::NotFound));
     let err = w
-        .service
-        .revoke_session(
+        .sessions
+        .revoke(
             &caller,
             SessionId::from_uuid(Uuid::from_u128(99)),
             &client(),
@@ -154,18 +158,16 @@ async fn sessions_are_listed_and_revoked_by_their_owner_only() {
         .unwrap_err();
     assert!(matches!(err, RevokeSessionError::NotFound));
 
-    w.service
-        .revoke_session(&caller, a.session.id, &client())
+    w.sessions
+        .revoke(&caller, a.session.id, &client())
         .await
         .expect("own session");
     assert!(w.bus.published.lock().unwrap().contains(&a.session.id));
     assert!(matches!(
-        w.service
-            .revoke_session(&caller, a.session.id, &client())
-            .await,
+        w.sessions.revoke(&caller, a.session.id, &client()).await,
         Err(RevokeSessionError::NotFound)
     ));
-    assert_eq!(w.service.list_sessions(&caller).await.unwrap().len(), 1);
+    assert_eq!(w.sessions.list(&caller).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -176,22 +178,22 @@ async fn revocations_heard_on_the_bus_and_at_start_are_enforced() {
     use crate::ports::RevocationBus;
     w.bus.publish(&[a.session.id]).await.unwrap();
     assert_eq!(
-        w.service.verify_access(&a.access.token).unwrap_err(),
+        w.access.verify(&a.access.token).unwrap_err(),
         InvalidToken::Revoked
     );
 
     // A new process warms its cache from storage.
     let b = login(&w).await;
     log_out(&w, &b).await;
-    let fresh = crate::AuthService::new(w.service.ports.clone(), AuthConfig::default());
+    let fresh = w.another_process(AuthConfig::default());
     assert!(
-        fresh.verify_access(&b.access.token).is_ok(),
+        fresh.access.verify(&b.access.token).is_ok(),
         "it started after the announcement"
     );
-    assert!(fresh.warm_revocations().await.unwrap() >= 1);
-    assert!(fresh.is_session_revoked(&b.session.id));
+    assert!(fresh.revocations.warm().await.unwrap() >= 1);
+    assert!(fresh.access.is_session_revoked(&b.session.id));
     assert_eq!(
-        fresh.verify_access(&b.access.token).unwrap_err(),
+        fresh.access.verify(&b.access.token).unwrap_err(),
         InvalidToken::Revoked
     );
 }
@@ -204,9 +206,13 @@ async fn prune_works_in_batches_until_done() {
         log_out(&w, &s).await;
     }
     w.clock.advance(Duration::from_secs(61));
-    let pruned = w.service.prune(Duration::from_secs(60), 2).await.unwrap();
+    let pruned = w
+        .housekeeping
+        .prune(Duration::from_secs(60), 2)
+        .await
+        .unwrap();
     assert_eq!(pruned.sessions, 5);
-    assert!(w.sessions.families.lock().unwrap().is_empty());
+    assert!(w.store.families.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -215,19 +221,19 @@ async fn prune_removes_only_long_ended_sessions() {
     let a = login(&w).await;
     let b = login(&w).await;
     log_out(&w, &a).await;
-    w.service
+    w.logins
         .login("alice", secret("wrong password"), &client())
         .await
         .unwrap_err();
     let pruned = w
-        .service
+        .housekeeping
         .prune(Duration::from_secs(3600), 100)
         .await
         .unwrap();
     assert_eq!(pruned, crate::Pruned::default());
     w.clock.advance(Duration::from_secs(3601));
     let pruned = w
-        .service
+        .housekeeping
         .prune(Duration::from_secs(3600), 100)
         .await
         .unwrap();
@@ -240,13 +246,7 @@ async fn prune_removes_only_long_ended_sessions() {
             audit_events: 0,
         }
     );
-    assert!(
-        w.sessions
-            .families
-            .lock()
-            .unwrap()
-            .contains_key(&b.session.id)
-    );
+    assert!(w.store.families.lock().unwrap().contains_key(&b.session.id));
 }
 
 #[tokio::test]
@@ -254,7 +254,7 @@ async fn verified_tokens_are_cached_but_expiry_and_revocation_still_apply() {
     let w = world_with_alice().await;
     let out = login(&w).await;
     for _ in 0..3 {
-        w.service.verify_access(&out.access.token).expect("valid");
+        w.access.verify(&out.access.token).expect("valid");
     }
     assert_eq!(
         w.tokens
@@ -266,25 +266,23 @@ async fn verified_tokens_are_cached_but_expiry_and_revocation_still_apply() {
     // Cached, yet no leeway for the WebSocket side at exp, 30 s for REST.
     w.clock.advance(Duration::from_secs(900));
     assert_eq!(
-        w.service
-            .verify_access_with_leeway(&out.access.token, 0)
+        w.access
+            .verify_with_leeway(&out.access.token, 0)
             .unwrap_err(),
         InvalidToken::Expired
     );
-    w.service
-        .verify_access(&out.access.token)
+    w.access
+        .verify(&out.access.token)
         .expect("within the REST leeway");
     w.clock.advance(Duration::from_secs(30));
     assert_eq!(
-        w.service.verify_access(&out.access.token).unwrap_err(),
+        w.access.verify(&out.access.token).unwrap_err(),
         InvalidToken::Expired
     );
 
     let fresh = login(&w).await;
-    w.service
-        .verify_access(&fresh.access.token)
-        .expect("cached now");
-    w.service
+    w.access.verify(&fresh.access.token).expect("cached now");
+    w.sessions
         .logout(
             None,
             Some(&fresh.access.token),
@@ -294,7 +292,7 @@ async fn verified_tokens_are_cached_but_expiry_and_revocation_still_apply() {
         .await
         .unwrap();
     assert_eq!(
-        w.service.verify_access(&fresh.access.token).unwrap_err(),
+        w.access.verify(&fresh.access.token).unwrap_err(),
         InvalidToken::Revoked
     );
 }
@@ -305,13 +303,13 @@ async fn a_zero_sized_cache_verifies_every_time() {
         token_cache_size: 0,
         ..AuthConfig::default()
     });
-    w.service
+    w.registration
         .register("alice", secret("correct horse"))
         .await
         .unwrap();
     let out = login(&w).await;
     for _ in 0..3 {
-        w.service.verify_access(&out.access.token).expect("valid");
+        w.access.verify(&out.access.token).expect("valid");
     }
     assert_eq!(
         w.tokens
@@ -332,7 +330,7 @@ async fn logins_report_their_outcome_with_the_user_name_and_client() {
     assert_eq!(e.client, client());
     assert_eq!(e.username.as_deref(), Some("alice"));
 
-    w.service
+    w.logins
         .login("ALICE", secret("wrong password"), &client())
         .await
         .unwrap_err();
@@ -342,7 +340,7 @@ async fn logins_report_their_outcome_with_the_user_name_and_client() {
     assert_eq!(e.username.as_deref(), Some("alice"));
     // A name that matches no user (perhaps a password typed in the wrong
     // field) is kept as its keyed pseudonym, never as typed.
-    w.service
+    w.logins
         .login("Hunter2-Secret", secret("wrong password"), &client())
         .await
         .unwrap_err();
@@ -352,13 +350,13 @@ async fn logins_report_their_outcome_with_the_user_name_and_client() {
     assert!(kept.starts_with('#') && !kept.contains("hunter2"), "{kept}");
     assert_eq!(
         kept,
-        w.service.config().seal_key.pseudonym("hunter2-secret"),
+        w.config.seal_key.pseudonym("hunter2-secret"),
         "attempts on one name group together"
     );
 
     for _ in 0..5 {
         let _ = w
-            .service
+            .logins
             .login("alice", secret("wrong password"), &client())
             .await;
     }
@@ -379,14 +377,14 @@ async fn logout_and_session_revocation_are_audited_and_old_events_pruned() {
     let w = world_with_alice().await;
     let a = login(&w).await;
     let b = login(&w).await;
-    let caller = w.service.verify_access(&a.access.token).unwrap();
-    w.service
-        .revoke_session(&caller, b.session.id, &client())
+    let caller = w.access.verify(&a.access.token).unwrap();
+    w.sessions
+        .revoke(&caller, b.session.id, &client())
         .await
         .unwrap();
     let e = w.events.last();
     assert_eq!((e.kind, e.session), (K::SessionRevoked, Some(b.session.id)));
-    w.service
+    w.sessions
         .logout(
             Some(a.refresh.secret.expose()),
             None,
@@ -401,10 +399,35 @@ async fn logout_and_session_revocation_are_audited_and_old_events_pruned() {
 
     let stored = w.events.0.lock().unwrap().len() as u64;
     w.clock.advance(Duration::from_secs(89 * 86_400));
-    let pruned = w.service.prune(Duration::from_secs(3600), 2).await.unwrap();
+    let pruned = w
+        .housekeeping
+        .prune(Duration::from_secs(3600), 2)
+        .await
+        .unwrap();
     assert_eq!(pruned.audit_events, 0, "within AUDIT_RETENTION");
     w.clock.advance(Duration::from_secs(2 * 86_400));
-    let pruned = w.service.prune(Duration::from_secs(3600), 2).await.unwrap();
+    let pruned = w
+        .housekeeping
+        .prune(Duration::from_secs(3600), 2)
+        .await
+        .unwrap();
     assert_eq!(pruned.audit_events, stored, "batches until none is left");
     assert!(w.events.0.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_dropped_process_frees_its_adapters() {
+    // The bus keeps a subscriber; it must not keep the bus, the store or
+    // anything else of the process alive (a cycle leaked a database pool
+    // per process in the integration tests: PostgreSQL ran out of clients).
+    let w = world_with_alice().await;
+    login(&w).await;
+    let store = std::sync::Arc::downgrade(&w.store);
+    let bus = std::sync::Arc::downgrade(&w.bus);
+    drop(w);
+    assert!(
+        store.upgrade().is_none(),
+        "the session store outlived its process"
+    );
+    assert!(bus.upgrade().is_none(), "the bus outlived its process");
 }

@@ -1,57 +1,99 @@
 //! Verify an access token, including the revocation of its session.
 
-use domain::{AccessClaims, Timestamp};
+use std::sync::Arc;
 
-use crate::AuthService;
-use crate::ports::InvalidToken;
-use crate::service::CLOCK_LEEWAY_SECS;
+use domain::{AccessClaims, SessionId, Timestamp};
 
-impl AuthService {
+use crate::ports::{AccessTokenVerifier, Clock, InvalidToken, PublishedKey};
+use crate::{Revocations, VerifiedTokens};
+
+/// Clock leeway for `exp` and `nbf`, in seconds ([`domain::revocation::CLOCK_LEEWAY`]).
+#[allow(clippy::cast_possible_wrap)]
+pub const CLOCK_LEEWAY_SECS: i64 = domain::revocation::CLOCK_LEEWAY.as_secs() as i64;
+
+/// Checking access tokens (REST bearer tokens and WebSocket tokens), on
+/// exactly the ports it needs. Cheap to clone: clones share the caches.
+#[derive(Clone)]
+pub struct AccessCheck {
+    /// Signatures and claims.
+    pub verifier: Arc<dyn AccessTokenVerifier>,
+    /// Now.
+    pub clock: Arc<dyn Clock>,
+    /// Sessions revoked since their tokens were signed.
+    pub revocations: Revocations,
+    /// Claims verified before (`TOKEN_CACHE_SIZE`).
+    pub verified: Arc<VerifiedTokens>,
+}
+
+impl std::fmt::Debug for AccessCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessCheck")
+            .field("revocations", &self.revocations)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AccessCheck {
+    /// A check on `verifier` that keeps up to `cache_size` verified claims.
+    pub fn new(
+        verifier: Arc<dyn AccessTokenVerifier>,
+        clock: Arc<dyn Clock>,
+        revocations: Revocations,
+        cache_size: usize,
+    ) -> Self {
+        Self {
+            verifier,
+            clock,
+            revocations,
+            verified: Arc::new(VerifiedTokens::new(cache_size)),
+        }
+    }
+
     /// Verifies an access token: signature and claims, then that its session
     /// was not revoked (from memory, kept current by the revocation bus).
     ///
     /// # Errors
     /// [`InvalidToken`] naming the failed check.
-    pub fn verify_access(&self, token: &str) -> Result<AccessClaims, InvalidToken> {
-        self.verify_access_with_leeway(token, CLOCK_LEEWAY_SECS)
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, InvalidToken> {
+        self.verify_with_leeway(token, CLOCK_LEEWAY_SECS)
     }
 
-    /// Like [`Self::verify_access`] with a chosen leeway (the WebSocket side
+    /// Like [`Self::verify`] with a chosen leeway (the WebSocket side
     /// closes at `exp` exactly, so it checks with none).
     ///
     /// # Errors
     /// [`InvalidToken`] naming the failed check.
-    pub fn verify_access_with_leeway(
+    pub fn verify_with_leeway(
         &self,
         token: &str,
         leeway_secs: i64,
     ) -> Result<AccessClaims, InvalidToken> {
-        let now = self.ports.clock.now();
+        let now = self.clock.now();
         self.verified
-            .follow_key_set(self.ports.verifier.key_set_version());
+            .follow_key_set(self.verifier.key_set_version());
         let key = self.verified.key(token);
         let claims = match key.and_then(|k| self.verified.get(&k)) {
             // The signature was checked before; the times are checked again.
             Some(claims) => check_times(claims, now, leeway_secs)?,
             None => {
-                let claims = self.ports.verifier.verify(token, now, leeway_secs)?;
+                let claims = self.verifier.verify(token, now, leeway_secs)?;
                 if let Some(k) = key {
                     self.verified.insert(k, claims.clone(), now);
                 }
                 claims
             }
         };
-        if self.revocations.revoked.contains(&claims.sid) {
+        if self.revocations.is_revoked(&claims.sid) {
             return Err(InvalidToken::Revoked);
         }
         Ok(claims)
     }
 
     /// Whether `token`'s signature was checked before and its claims are
-    /// kept (a [`Self::verify_access`] of it costs no signature check).
-    pub fn is_access_cached(&self, token: &str) -> bool {
+    /// kept (a [`Self::verify`] of it costs no signature check).
+    pub fn is_cached(&self, token: &str) -> bool {
         self.verified
-            .follow_key_set(self.ports.verifier.key_set_version());
+            .follow_key_set(self.verifier.key_set_version());
         self.verified
             .key(token)
             .is_some_and(|k| self.verified.get(&k).is_some())
@@ -60,22 +102,37 @@ impl AuthService {
     /// The signing key `token` names (its header's `kid`, unchecked: for
     /// claims verified already, to ask [`Self::accepts_key`] later).
     pub fn token_kid(&self, token: &str) -> Option<String> {
-        self.ports.verifier.kid_of(token)
+        self.verifier.kid_of(token)
     }
 
     /// Whether tokens signed by key `kid` still verify (a retired key's do not).
     pub fn accepts_key(&self, kid: &str) -> bool {
-        self.ports.verifier.accepts_key(kid)
+        self.verifier.accepts_key(kid)
     }
 
     /// Changes whenever the accepted signing keys change.
     pub fn key_set_version(&self) -> u64 {
-        self.ports.verifier.key_set_version()
+        self.verifier.key_set_version()
+    }
+
+    /// The keys access tokens are verified with, for the JWKS.
+    pub fn published_keys(&self) -> Vec<PublishedKey> {
+        self.verifier.published_keys()
     }
 
     /// Whether a session was revoked (as far as this process has heard).
-    pub fn is_session_revoked(&self, id: &domain::SessionId) -> bool {
-        self.revocations.revoked.contains(id)
+    pub fn is_session_revoked(&self, id: &SessionId) -> bool {
+        self.revocations.is_revoked(id)
+    }
+
+    /// The revocations this check reads (to listen to them).
+    pub fn revocations(&self) -> &Revocations {
+        &self.revocations
+    }
+
+    /// The current time from the clock port.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
     }
 }
 

@@ -17,8 +17,9 @@ use adapters::crypto::keys::PrivateKey;
 use adapters::ws::{WsConfig, serve};
 use application::ports::AccessTokenSigner;
 use application::use_cases::LogoutScope;
-use application::{AuthConfig, AuthService, ClientInfo};
+use application::{AuthConfig, ClientInfo};
 use async_tungstenite::tungstenite::Message;
+use authd::wiring::UseCases;
 use base64::Engine as _;
 use domain::{AccessClaims, SessionId, UserId};
 use integration_tests::keys;
@@ -44,7 +45,7 @@ fn key() -> PrivateKey {
 /// A running WebSocket service on its own port.
 struct TestWs {
     addr: SocketAddr,
-    auth: Arc<AuthService>,
+    auth: UseCases,
     signer: Arc<JwtSigner>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
@@ -78,17 +79,17 @@ async fn spawn_ws(access_ttl: Duration, config: WsConfig) -> TestWs {
         "api".into(),
     ));
     let ports = integration_tests::storage::sqlite_ports(signer.clone(), verifier).await;
-    let auth = Arc::new(AuthService::new(
+    let auth = authd::wiring::compose(
         ports,
-        AuthConfig {
+        &AuthConfig {
             access_ttl,
             ..AuthConfig::default()
         },
-    ));
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, auth.clone(), config, async {
+    let task = tokio::spawn(serve(listener, auth.access.clone(), config, async {
         let _ = stopped.await;
     }));
     TestWs {
@@ -114,6 +115,7 @@ fn unix_millis() -> i64 {
 impl TestWs {
     async fn user(&self, name: &str) -> Login {
         self.auth
+            .registration
             .register(name, PASSWORD.to_owned().into())
             .await
             .unwrap();
@@ -123,9 +125,12 @@ impl TestWs {
     async fn login(&self, name: &str) -> Login {
         let out = self
             .auth
+            .logins
             .login(name, PASSWORD.to_owned().into(), &ClientInfo::default())
             .await
-            .unwrap();
+            .unwrap()
+            .done()
+            .expect("one factor");
         Login {
             access: out.access.token.clone(),
             refresh: out.refresh.secret.expose().to_owned(),
@@ -140,6 +145,7 @@ impl TestWs {
     async fn refresh(&self, login: &Login) -> Login {
         let out = self
             .auth
+            .sessions
             .refresh(Some(&login.refresh), &ClientInfo::default())
             .await
             .unwrap();

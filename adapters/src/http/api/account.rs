@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use application::AuthService;
+use application::Account;
 use application::use_cases::AccountError;
 use poem::Request;
 use poem::web::Data;
@@ -145,7 +145,7 @@ impl AccountApi {
     async fn change_password(
         &self,
         req: &Request,
-        auth: Data<&Arc<AuthService>>,
+        auth: Data<&Arc<Account>>,
         config: Data<&Arc<HttpConfig>>,
         bearer: BearerAuth,
         body: Json<PasswordChange>,
@@ -180,7 +180,7 @@ impl AccountApi {
     async fn delete_account(
         &self,
         req: &Request,
-        auth: Data<&Arc<AuthService>>,
+        auth: Data<&Arc<Account>>,
         config: Data<&Arc<HttpConfig>>,
         bearer: BearerAuth,
         body: Json<PasswordConfirmation>,
@@ -191,7 +191,7 @@ impl AccountApi {
         } = body.0;
         let client = client_info(req, &config);
         match auth
-            .delete_account(&claims, SecretString::from(password), &client)
+            .delete(&claims, SecretString::from(password), &client)
             .await
         {
             Ok(()) => AccountResponse::NoContent,

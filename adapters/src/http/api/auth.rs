@@ -2,15 +2,16 @@
 
 use std::sync::Arc;
 
+use application::use_cases::LoginStep;
 use application::use_cases::{LoginError, LogoutScope, RefreshError, RegisterError};
-use application::{AuthService, ClientInfo, IssuedAccessToken};
+use application::{ClientInfo, IssuedAccessToken, Logins, MfaToken, Registration, Sessions};
 use domain::User;
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 
 use super::strict_string::{PasswordRules, StrictString, UsernameRules};
 use super::{ApiTags, UserBody};
@@ -91,7 +92,7 @@ impl std::fmt::Debug for MfaRequiredProblem {
 }
 
 impl MfaRequiredProblem {
-    fn new(mfa_token: &SecretString) -> Self {
+    fn new(mfa_token: &MfaToken) -> Self {
         let problem = Problem::new(
             Code::MfaRequired,
             "The password is right; this account also needs a code from its authenticator app.",
@@ -102,7 +103,7 @@ impl MfaRequiredProblem {
             status: problem.status,
             code: problem.code,
             detail: problem.detail,
-            mfa_token: mfa_token.expose_secret().to_owned(),
+            mfa_token: mfa_token.expose().to_owned(),
             methods: vec!["totp".to_owned()],
         }
     }
@@ -303,9 +304,6 @@ impl From<LoginError> for LoginResponse {
                 )),
                 CHALLENGE.into(),
             ),
-            LoginError::MfaRequired { mfa_token } => {
-                Self::MfaRequired(Json(MfaRequiredProblem::new(&mfa_token)))
-            }
             LoginError::RateLimited { retry_after } => {
                 let (problem, secs) = login_throttled(retry_after);
                 Self::RateLimited(Json(problem), secs)
@@ -404,7 +402,7 @@ impl AuthApi {
     #[oai(path = "/register", method = "post", operation_id = "register")]
     async fn register(
         &self,
-        auth: Data<&Arc<AuthService>>,
+        auth: Data<&Arc<Registration>>,
         body: Json<Credentials>,
     ) -> RegisterResponse {
         let Credentials {
@@ -429,7 +427,7 @@ impl AuthApi {
     async fn login(
         &self,
         req: &Request,
-        auth: Data<&Arc<AuthService>>,
+        auth: Data<&Arc<Logins>>,
         config: Data<&Arc<HttpConfig>>,
         body: Json<Credentials>,
     ) -> LoginResponse {
@@ -442,7 +440,10 @@ impl AuthApi {
             .login(&username, SecretString::from(password), &client)
             .await
         {
-            Ok(outcome) => {
+            Ok(LoginStep::SecondFactor { mfa_token }) => {
+                LoginResponse::MfaRequired(Json(MfaRequiredProblem::new(&mfa_token)))
+            }
+            Ok(LoginStep::Done(outcome)) => {
                 let cookie = cookie::set_refresh(
                     outcome.refresh.secret.expose(),
                     outcome.refresh.max_age,
@@ -467,7 +468,7 @@ impl AuthApi {
     async fn refresh(
         &self,
         req: &Request,
-        auth: Data<&Arc<AuthService>>,
+        auth: Data<&Arc<Sessions>>,
         config: Data<&Arc<HttpConfig>>,
     ) -> RefreshResponse {
         let presented = cookie::refresh_from(req);
@@ -497,7 +498,7 @@ impl AuthApi {
     async fn logout(
         &self,
         req: &Request,
-        auth: Data<&Arc<AuthService>>,
+        auth: Data<&Arc<Sessions>>,
         config: Data<&Arc<HttpConfig>>,
         /// `session` to end only the current session; all of the user's sessions otherwise.
         scope: Query<Option<String>>,

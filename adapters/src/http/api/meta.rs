@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use application::AuthService;
 use application::ports::{KeyParams, PublishedKey};
+use application::{AccessCheck, Readiness};
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -124,7 +124,7 @@ impl MetaApi {
     /// Checks that the database answers and that this process hears
     /// revocations.
     #[oai(path = "/health", method = "get", operation_id = "health")]
-    async fn health(&self, auth: Data<&Arc<AuthService>>) -> HealthResponse {
+    async fn health(&self, auth: Data<&Arc<Readiness>>) -> HealthResponse {
         let database = tokio::time::timeout(PROBE_TIMEOUT, auth.database_ok())
             .await
             .unwrap_or(false);
@@ -156,7 +156,7 @@ impl MetaApi {
     ///
     /// The JWK set: every key a valid access token may be signed by.
     #[oai(path = "/.well-known/jwks.json", method = "get", operation_id = "jwks")]
-    async fn jwks(&self, auth: Data<&Arc<AuthService>>) -> JwksResponse {
+    async fn jwks(&self, auth: Data<&Arc<AccessCheck>>) -> JwksResponse {
         let keys = auth.published_keys().into_iter().map(JwkBody::from);
         let body = JwksBody {
             keys: keys.collect(),

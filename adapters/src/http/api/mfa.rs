@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
-use application::AuthService;
-use application::use_cases::{MfaError, MfaLoginError, SecondFactor};
+use application::SecondFactor;
+use application::use_cases::{MfaError, MfaLoginError};
+use application::{Account, Logins};
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::Json;
@@ -389,7 +390,7 @@ impl MfaApi {
     #[oai(path = "/mfa/totp", method = "get", operation_id = "twoFactorStatus")]
     async fn two_factor_status(
         &self,
-        auth: Data<&Arc<AuthService>>,
+        auth: Data<&Arc<Account>>,
         bearer: BearerAuth,
     ) -> TwoFactorStatusResponse {
         match auth.two_factor_status(&bearer.0).await {
@@ -414,11 +415,7 @@ impl MfaApi {
     /// authenticator app holds it, for at most 10 minutes. Beginning again
     /// replaces a pending enrolment.
     #[oai(path = "/mfa/totp", method = "post", operation_id = "beginTotp")]
-    async fn begin_totp(
-        &self,
-        auth: Data<&Arc<AuthService>>,
-        bearer: BearerAuth,
-    ) -> BeginTotpResponse {
+    async fn begin_totp(&self, auth: Data<&Arc<Account>>, bearer: BearerAuth) -> BeginTotpResponse {
         match auth.begin_totp(&bearer.0).await {
             Ok(enrolment) => BeginTotpResponse::Ok(Json(TotpEnrolmentBody {
                 secret: enrolment.secret.expose_secret().to_owned(),
@@ -442,7 +439,7 @@ impl MfaApi {
     async fn confirm_totp(
         &self,
         req: &Request,
-        auth: Data<&Arc<AuthService>>,
+        auth: Data<&Arc<Account>>,
         config: Data<&Arc<HttpConfig>>,
         bearer: BearerAuth,
         body: Json<TotpCode>,
@@ -468,7 +465,7 @@ impl MfaApi {
     async fn disable_totp(
         &self,
         req: &Request,
-        auth: Data<&Arc<AuthService>>,
+        auth: Data<&Arc<Account>>,
         config: Data<&Arc<HttpConfig>>,
         bearer: BearerAuth,
         body: Json<PasswordConfirmation>,
@@ -499,7 +496,7 @@ impl MfaApi {
     async fn login_mfa(
         &self,
         req: &Request,
-        auth: Data<&Arc<AuthService>>,
+        auth: Data<&Arc<Logins>>,
         config: Data<&Arc<HttpConfig>>,
         body: Json<SecondFactorBody>,
     ) -> LoginMfaResponse {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use application::AuthService;
+use application::Sessions;
 use application::use_cases::{RevokeSessionError, SessionView};
 use domain::SessionId;
 use poem::Request;
@@ -122,13 +122,9 @@ impl SessionsApi {
     /// The caller's live sessions (token families), newest first; `current`
     /// marks the one of the presented token.
     #[oai(path = "/sessions", method = "get", operation_id = "listSessions")]
-    async fn list(
-        &self,
-        auth: Data<&Arc<AuthService>>,
-        bearer: BearerAuth,
-    ) -> ListSessionsResponse {
+    async fn list(&self, auth: Data<&Arc<Sessions>>, bearer: BearerAuth) -> ListSessionsResponse {
         let BearerAuth(claims) = bearer;
-        match auth.list_sessions(&claims).await {
+        match auth.list(&claims).await {
             Ok(views) => {
                 ListSessionsResponse::Ok(Json(views.into_iter().map(SessionBody::from).collect()))
             }
@@ -149,7 +145,7 @@ impl SessionsApi {
     async fn revoke(
         &self,
         req: &Request,
-        auth: Data<&Arc<AuthService>>,
+        auth: Data<&Arc<Sessions>>,
         config: Data<&Arc<HttpConfig>>,
         bearer: BearerAuth,
         /// The session id.
@@ -161,7 +157,7 @@ impl SessionsApi {
         };
         let client = super::auth::client_info(req, &config);
         match auth
-            .revoke_session(&claims, SessionId::from_uuid(id), &client)
+            .revoke(&claims, SessionId::from_uuid(id), &client)
             .await
         {
             Ok(()) => RevokeSessionResponse::NoContent,

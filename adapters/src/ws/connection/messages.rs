@@ -1,5 +1,6 @@
 //! What the client sends: frames read, messages answered, a `reauth` checked.
 
+use domain::sockets::{Reauth, SOCKET_TOKEN_LEEWAY_SECS, decide_reauth};
 use tokio::time::{Instant, Sleep};
 use tungstenite::error::ProtocolError;
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -95,7 +96,10 @@ impl Connection {
     /// Checks a `reauth` token and adopts its claims: whether it was
     /// accepted, and the answer.
     fn check_reauth(&mut self, token: &str) -> (bool, String) {
-        let claims = match self.auth().verify_access_with_leeway(token, 0) {
+        let claims = match self
+            .auth()
+            .verify_with_leeway(token, SOCKET_TOKEN_LEEWAY_SECS)
+        {
             Ok(claims) => claims,
             Err(e) => {
                 tracing::debug!(reason = %e, "reauth refused");
@@ -104,25 +108,28 @@ impl Connection {
                 return (false, text);
             }
         };
-        if claims.sub != self.claims.sub {
-            tracing::warn!(other_user = %claims.sub, "reauth with another user's token refused");
-            return (
-                false,
-                protocol::error(
-                    ErrorCode::ReauthFailed,
-                    "the access token belongs to another user",
-                ),
-            );
-        }
-        if claims.sid != self.claims.sid {
-            tracing::debug!(new_session = %claims.sid, "reauth moved the connection to another session");
-            self.shared
-                .registry
-                .move_to(self.claims.sid, claims.sid, self.id, self.bell.clone());
-            if self.auth().is_session_revoked(&claims.sid) {
-                // Revoked between the check and the move: ring ourselves.
-                self.bell.ring(Rung::Revoked);
+        match decide_reauth(self.claims.sub, self.claims.sid, claims.sub, claims.sid) {
+            Reauth::OtherUser => {
+                tracing::warn!(other_user = %claims.sub, "reauth with another user's token refused");
+                return (
+                    false,
+                    protocol::error(
+                        ErrorCode::ReauthFailed,
+                        "the access token belongs to another user",
+                    ),
+                );
             }
+            Reauth::MoveTo(session) => {
+                tracing::debug!(new_session = %session, "reauth moved the connection to another session");
+                self.shared
+                    .registry
+                    .move_to(self.claims.sid, session, self.id, self.bell.clone());
+                if self.auth().is_session_revoked(&session) {
+                    // Revoked between the check and the move: ring ourselves.
+                    self.bell.ring(Rung::Revoked);
+                }
+            }
+            Reauth::Renew => {}
         }
         let kid = self.shared.kids.name(self.auth().token_kid(token));
         self.claims = Held::of(&claims, kid);

@@ -245,7 +245,7 @@ pub async fn housekeeping_prunes_events_past_the_retention(backend: Backend) {
     assert_eq!(r.status, 200, "{}", r.text);
 
     let log = SeaAuditLog::new(app.running.database.clone());
-    let now = app.running.auth.now();
+    let now = app.running.use_cases.access.now();
     let retention = app.config.audit_retention;
     assert_eq!(
         retention,
@@ -275,7 +275,8 @@ pub async fn housekeeping_prunes_events_past_the_retention(backend: Backend) {
     // Batches of 2: the loop runs until a short batch.
     let pruned = app
         .running
-        .auth
+        .use_cases
+        .housekeeping
         .prune(Duration::from_secs(7 * 86_400), 2)
         .await
         .expect("housekeeping");
@@ -285,7 +286,8 @@ pub async fn housekeeping_prunes_events_past_the_retention(backend: Backend) {
     assert_eq!(left[1].event.username.as_deref(), Some("kept"));
     let pruned = app
         .running
-        .auth
+        .use_cases
+        .housekeeping
         .prune(Duration::from_secs(7 * 86_400), 2)
         .await
         .unwrap();

@@ -92,8 +92,9 @@ pub async fn access_tokens_end_with_their_session(backend: Backend) {
     assert!((19..=20).contains(&expires_in), "{body}");
     let claims = app
         .running
-        .auth
-        .verify_access(&r.access_token())
+        .use_cases
+        .access
+        .verify(&r.access_token())
         .expect("valid now");
     assert_eq!(claims.exp - claims.iat, expires_in);
     assert_eq!(body["expiresAt"].as_i64(), Some(claims.exp));

@@ -137,7 +137,7 @@ pub async fn a_database_copy_and_a_stale_token_open_nothing(backend: Backend) {
         );
     }
     // Even with the key (which is not in the database), older tokens lead nowhere...
-    let key = &app.running.auth.config().seal_key;
+    let key = &app.running.use_cases.config.seal_key;
     for token in stale {
         assert_eq!(walk(&rows, token, Some(key)), None, "a stale token walked");
     }

@@ -9,6 +9,7 @@ integration_tests::on_both!(
     concurrent_slots_all_count,
     a_slot_taken_while_a_success_clears_never_fails,
     a_released_slot_is_given_back_and_failures_stay,
+    the_store_follows_the_domain_rule_in_random_sequences,
 );
 
 /// Contract v2 ("Brute force"): N simultaneous guesses for one key get at
@@ -233,4 +234,97 @@ async fn a_released_slot_is_given_back_and_failures_stay(db: Database) {
         throttle.take_slot(&key, t(3)).await.unwrap().is_some(),
         "never below none"
     );
+}
+
+/// One operation of a random sequence.
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Take(usize),
+    Release(usize),
+    Clear(usize),
+    Prune,
+}
+
+/// The store against the pure rule, as `rotation.rs` does for refresh: a
+/// seeded random sequence of slots taken, given back and cleared, and
+/// prunes, over three keys and a clock that moves by random steps; after
+/// each step the store must answer what `domain::throttle` (`admit`,
+/// `release`, `window_closed`) answers on a model of the windows.
+async fn the_store_follows_the_domain_rule_in_random_sequences(db: Database) {
+    use domain::throttle::{self, Admission, ThrottleWindow};
+    let policy = ThrottlePolicy {
+        max_failures: 3,
+        window: Duration::from_secs(60),
+    };
+    let store = SeaLoginThrottle::new(db.clone(), policy);
+    for seed in [1_u64, 7, 2026] {
+        let keys: Vec<ThrottleKey> = (0..3)
+            .map(|i| ThrottleKey {
+                username: format!("model-{seed}-{i}"),
+                client: format!("10.9.{seed}.{i}"),
+            })
+            .collect();
+        let mut model: Vec<Option<ThrottleWindow>> = vec![None; keys.len()];
+        // xorshift64*: a fixed, dependency-free sequence per seed.
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move |n: u64| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            state.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+        };
+        let mut now = 1_000;
+        // Windows of earlier seeds are long closed: prune them first.
+        store.prune(t(now)).await.unwrap();
+        for step in 0..150 {
+            now += [0, 1, 5, 20, 61][usize::try_from(next(5)).unwrap()];
+            let k = usize::try_from(next(3)).unwrap();
+            let op = match next(10) {
+                0..=5 => Op::Take(k),
+                6 | 7 => Op::Release(k),
+                8 => Op::Clear(k),
+                _ => Op::Prune,
+            };
+            let at = t(now);
+            match op {
+                Op::Take(k) => {
+                    let want = throttle::admit(model[k], at, &policy);
+                    let got = store.take_slot(&keys[k], at).await.unwrap();
+                    match want {
+                        Admission::Admit { window } => {
+                            model[k] = Some(window);
+                            assert_eq!(got, None, "seed {seed} step {step}: {op:?} admitted");
+                        }
+                        Admission::Refuse { retry_after } => assert_eq!(
+                            got,
+                            Some(retry_after),
+                            "seed {seed} step {step}: {op:?} refused"
+                        ),
+                    }
+                }
+                Op::Release(k) => {
+                    model[k] = model[k].map(throttle::release);
+                    store.release(&keys[k]).await.unwrap();
+                }
+                Op::Clear(k) => {
+                    model[k] = None;
+                    store.clear(&keys[k]).await.unwrap();
+                }
+                Op::Prune => {
+                    let mut want = 0;
+                    for w in &mut model {
+                        if w.is_some_and(|w| throttle::window_closed(w.start, at, &policy)) {
+                            *w = None;
+                            want += 1;
+                        }
+                    }
+                    let got = store.prune(at).await.unwrap();
+                    assert_eq!(got, want, "seed {seed} step {step}: windows pruned");
+                }
+            }
+        }
+        for key in &keys {
+            store.clear(key).await.unwrap();
+        }
+    }
 }

@@ -85,6 +85,7 @@ async fn handshake_refuses_bad_tokens_with_401_before_the_upgrade() {
     // A revoked session's unexpired token is refused too.
     let bob = ws.user("bob").await;
     ws.auth
+        .sessions
         .logout(
             None,
             Some(&bob.access),

@@ -103,6 +103,7 @@ async fn idle_sockets_park_and_every_event_wakes_them() {
     // A revocation reaches parked sockets at once.
     let started = Instant::now();
     ws.auth
+        .sessions
         .logout(
             Some(&alice.refresh),
             None,

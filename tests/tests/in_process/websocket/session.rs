@@ -95,6 +95,7 @@ async fn reauth_swaps_the_token_of_the_same_user_only() {
 
     // After moving to the second session, revoking it closes the socket.
     ws.auth
+        .sessions
         .logout(
             None,
             Some(&second.access),
@@ -230,6 +231,7 @@ async fn logout_closes_every_socket_of_the_user_with_4003_within_a_second() {
     let started = Instant::now();
     let revoked = ws
         .auth
+        .sessions
         .logout(
             Some(&alice.refresh),
             None,
@@ -260,6 +262,7 @@ async fn reuse_detection_closes_the_family_with_4003_within_a_second() {
     let started = Instant::now();
     assert!(
         ws.auth
+            .sessions
             .refresh(Some(&alice.refresh), &ClientInfo::default())
             .await
             .is_err()
