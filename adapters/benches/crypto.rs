@@ -4,6 +4,12 @@
 //!
 //! `cargo bench -p adapters --bench crypto -- --warm-up-time 1 --measurement-time 5`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark: a failed step ends the run"
+)]
+
 use std::hint::black_box;
 
 use adapters::crypto::jws_keys::KeyPair;

@@ -6,6 +6,12 @@
 //!
 //! `cargo bench -p adapters --bench ws_deflate -- --warm-up-time 1 --measurement-time 3`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark: a failed step ends the run"
+)]
+
 use std::hint::black_box;
 
 use adapters::ws::deflate::COMPRESS_FROM;
@@ -63,7 +69,6 @@ fn wire_table() {
         } else {
             plain
         };
-        #[allow(clippy::cast_precision_loss)]
         let ratio = sent as f64 / plain as f64;
         eprintln!("{name:<16}{plain:>8}{deflated:>14}{sent:>8}{ratio:>8.2}");
     }

@@ -18,7 +18,7 @@
 //! (dependencies build at opt-level 2 in the dev profile, so argon2 runs at
 //! full speed here.)
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -7,6 +7,12 @@
 //! `cargo run --release -p adapters --example sign_cpu -- RS256 4096 2 5`
 //! (algorithm, RSA bits, threads, seconds).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a measurement tool: a failed step ends the run"
+)]
+
 use std::time::{Duration, Instant};
 
 use adapters::crypto::jws_keys::KeyPair;

@@ -32,7 +32,10 @@ pub struct OsRandom;
 impl RandomSource for OsRandom {
     fn fill(&self, buf: &mut [u8]) {
         // Without entropy no token may be minted: stopping is the only safe answer.
-        #[allow(clippy::expect_used)]
+        #[expect(
+            clippy::expect_used,
+            reason = "no entropy, no token: stopping is the answer"
+        )]
         getrandom::fill(buf).expect("the operating system's random source failed");
     }
 }

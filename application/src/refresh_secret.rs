@@ -51,17 +51,13 @@ impl SealKey {
     /// into the username field cannot be read back from the database or the
     /// logs, which do not hold the key.
     pub fn pseudonym(&self, typed: &str) -> String {
+        #[expect(clippy::expect_used, reason = "HMAC takes a key of any length")]
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0)
             .expect("HMAC takes a key of any length");
         mac.update(PSEUDONYM_LABEL);
         mac.update(domain::fold_name(typed).as_bytes());
         let digest = mac.finalize().into_bytes();
-        let mut out = String::with_capacity(17);
-        out.push('#');
-        for b in &digest[..8] {
-            out.push_str(&format!("{b:02x}"));
-        }
-        out
+        format!("#{}", data_encoding::HEXLOWER.encode(&digest[..8]))
     }
 }
 
@@ -147,6 +143,7 @@ impl RefreshSecret {
     }
 
     fn seal_pad(&self, key: &SealKey) -> [u8; 32] {
+        #[expect(clippy::expect_used, reason = "HMAC takes a key of any length")]
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key.0)
             .expect("HMAC takes a key of any length");
         mac.update(SEAL_LABEL);

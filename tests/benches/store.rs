@@ -3,6 +3,12 @@
 //! lookup by name. Run with `cargo bench -p integration-tests --bench store`;
 //! the medians are in `target/criterion/<name>/new/estimates.json`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark: a failed step ends the run"
+)]
+
 use std::cell::Cell;
 use std::hint::black_box;
 use std::time::Duration;

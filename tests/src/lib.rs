@@ -2,6 +2,12 @@
 //! PostgreSQL, the in-process application, real `authd` processes,
 //! WebSocket clients, an OTLP/HTTP receiver.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test support: a failed setup is a failed test"
+)]
+
 pub mod app;
 pub mod client;
 pub mod clock;

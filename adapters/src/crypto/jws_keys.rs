@@ -251,6 +251,10 @@ impl PublicJwk {
     fn es256(key: p256::ecdsa::VerifyingKey) -> Self {
         let point = key.to_encoded_point(false);
         let coordinate = |c: Option<&p256::FieldBytes>| {
+            #[expect(
+                clippy::expect_used,
+                reason = "to_encoded_point(false) is the uncompressed form"
+            )]
             base64url::encode(c.expect("an uncompressed point has both coordinates"))
         };
         let params = KeyParams::Ec {

@@ -40,6 +40,7 @@ impl SecretSeal {
     /// The seal of one purpose: the wrapping key is HMAC-SHA-256(server
     /// secret, `wrap_label`).
     pub(crate) fn new(secret: &SealKey, wrap_label: &[u8], aad_label: &'static [u8]) -> Self {
+        #[expect(clippy::expect_used, reason = "HMAC takes a key of any length")]
         let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(secret.expose())
             .expect("HMAC takes a key of any length");
         mac.update(wrap_label);

@@ -90,6 +90,10 @@ impl Argon2Hasher {
     ///
     /// # Panics
     /// If the operating system's random number generator fails.
+    #[expect(
+        clippy::expect_used,
+        reason = "the default parameters are valid; documented under Panics"
+    )]
     pub fn new() -> Self {
         Self::with_queue_limit(DEFAULT_QUEUE_LIMIT).expect("argon2id with default parameters")
     }

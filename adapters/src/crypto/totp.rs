@@ -97,6 +97,7 @@ pub fn matches(secret: &[u8], step: u64, typed: &str) -> bool {
 
 /// RFC 4226 section 5.3: HMAC-SHA-1 of the counter, dynamic truncation to 31 bits.
 fn hotp(secret: &[u8], counter: u64) -> u32 {
+    #[expect(clippy::expect_used, reason = "HMAC takes a key of any length")]
     let mut mac = Hmac::<Sha1>::new_from_slice(secret).expect("HMAC takes a key of any length");
     mac.update(&counter.to_be_bytes());
     let digest = mac.finalize().into_bytes();
@@ -110,22 +111,9 @@ fn hotp(secret: &[u8], counter: u64) -> u32 {
     u32::from_be_bytes(word) & 0x7fff_ffff
 }
 
-const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-
 /// RFC 4648 base32, upper case, without padding (as authenticator apps take it).
 pub fn base32_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
-    for chunk in bytes.chunks(5) {
-        let mut buf = [0u8; 5];
-        buf[..chunk.len()].copy_from_slice(chunk);
-        let bits = buf.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
-        let chars = (chunk.len() * 8).div_ceil(5);
-        for i in 0..chars {
-            let index = (bits >> (35 - 5 * i)) & 0x1f;
-            out.push(char::from(BASE32[index as usize]));
-        }
-    }
-    out
+    data_encoding::BASE32_NOPAD.encode(bytes)
 }
 
 /// `otpauth://totp/<issuer>:<account>?secret=...&issuer=...&algorithm=SHA1&digits=6&period=30`.
@@ -141,17 +129,16 @@ pub fn otpauth_uri(issuer: &str, account: &str, secret: &[u8]) -> String {
     )
 }
 
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`).
+const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encoding of everything but RFC 3986's unreserved characters.
 fn percent(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(text, NOT_UNRESERVED).to_string()
 }
 
 #[cfg(test)]
@@ -174,21 +161,9 @@ mod tests {
                 .any(|w| base32.as_bytes().windows(4).any(|b| b == w))
         );
         // Recover the raw secret from its base32 to compute the expected codes.
-        let raw: Vec<u8> = {
-            let mut bits = 0u64;
-            let mut n = 0;
-            let mut out = Vec::new();
-            for c in base32.bytes() {
-                let v = BASE32.iter().position(|x| *x == c).unwrap() as u64;
-                bits = (bits << 5) | v;
-                n += 5;
-                if n >= 8 {
-                    n -= 8;
-                    out.push((bits >> n) as u8);
-                }
-            }
-            out
-        };
+        let raw = data_encoding::BASE32_NOPAD
+            .decode(base32.as_bytes())
+            .unwrap();
         let steps = [100, 101, 102];
         let typed = code(&raw, 101);
         assert_eq!(

@@ -173,7 +173,7 @@ fn column_value(s: &str) -> String {
         return s.to_owned();
     }
     let digest = Sha256::digest(s.as_bytes());
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = data_encoding::HEXLOWER.encode(&digest);
     format!("sha256:{hex}")
 }
 

@@ -69,7 +69,6 @@ mod tests {
     }
 
     /// The child's part: three runs, then what they left resident.
-    #[allow(clippy::print_stdout)]
     fn three_runs(tuned: bool) {
         if tuned {
             assert!(tune_allocator());

@@ -8,7 +8,6 @@ use crate::ports::{AccessTokenVerifier, Clock, InvalidToken, PublishedKey};
 use crate::{Revocations, VerifiedTokens};
 
 /// Clock leeway for `exp` and `nbf`, in seconds ([`domain::revocation::CLOCK_LEEWAY`]).
-#[allow(clippy::cast_possible_wrap)]
 pub const CLOCK_LEEWAY_SECS: i64 = domain::revocation::CLOCK_LEEWAY.as_secs() as i64;
 
 /// Checking access tokens (REST bearer tokens and WebSocket tokens), on

@@ -5,6 +5,12 @@
 //! the deployment. Cargo builds the binary before this test binary, so the
 //! binary under test is never stale.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a panic is a failed test"
+)]
+
 mod audit_cli;
 mod cli;
 mod e2e;

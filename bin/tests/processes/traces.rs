@@ -110,7 +110,7 @@ async fn wait_for_spans<T>(
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    data_encoding::HEXLOWER.encode(bytes)
 }
 
 /// Whether `ancestor` is `span` or above it in the parent chain.

@@ -10,6 +10,12 @@
 //!
 //! The `authd` binary as separate processes is tested in `bin/tests/processes/`.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a panic is a failed test"
+)]
+
 mod api;
 mod docs;
 mod metrics;

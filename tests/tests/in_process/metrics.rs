@@ -3,8 +3,6 @@
 //! listener is separate from the API and off without `METRICS_ADDR`; and the
 //! same instruments pushed to an in-process OTLP/HTTP receiver.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 

@@ -6,8 +6,6 @@
 //! (`integration_tests::storage`), the in-process revocation bus. Separate
 //! processes are tested in `bin/tests/processes/revocation.rs`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,7 +1,6 @@
 //! `WS_REUSE_PORT`: several `authd ws` processes on one port, each serving
 //! some of the sockets and each closing its own on a revocation.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,7 +1,6 @@
 //! The audit trail, and writes beside rotations.
 
 use super::rotation::concurrently;
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 integration_tests::on_both!(

@@ -1,6 +1,5 @@
 //! The revocation buses, also across a database restart.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 fn recorder() -> (

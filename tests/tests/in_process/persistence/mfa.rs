@@ -3,7 +3,6 @@
 //! between processes), recovery codes once, `mfaToken`s counted and ended,
 //! and everything of a user gone with the user.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 use adapters::persistence::SeaMfaStore;
 use application::ports::{MfaChallenge, MfaStore};

@@ -1,6 +1,5 @@
 //! Migrations and the health check.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 integration_tests::on_both!(

@@ -1,6 +1,5 @@
 //! Refresh rotation in SQL against the domain rule, under concurrency.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 integration_tests::on_both!(

@@ -1,6 +1,5 @@
 //! Sessions: their lifecycle and pruning.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 integration_tests::on_both!(

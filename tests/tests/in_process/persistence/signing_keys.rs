@@ -1,7 +1,6 @@
 //! The signing-key set: what every process reads, the first key added once,
 //! a retirement and its promotion in one transaction, private keys sealed.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 use adapters::crypto::key_ring::seal_private;
 use adapters::crypto::key_seal::KeySeal;

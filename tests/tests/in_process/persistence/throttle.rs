@@ -1,6 +1,5 @@
 //! The login throttle store: windows, slots under concurrency.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 integration_tests::on_both!(

@@ -1,6 +1,5 @@
 //! Users: case-insensitive names, duplicates.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 integration_tests::on_both!(

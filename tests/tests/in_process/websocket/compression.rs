@@ -3,7 +3,6 @@
 //! every malformed case, with a client that writes the frames byte by byte
 //! and compresses with flate2.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 use integration_tests::ws_raw::{self, CONTINUATION, PING, PONG, RawWs, TEXT};
 

@@ -1,6 +1,5 @@
 //! The handshake: tokens, origins, the request id.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 #[tokio::test]

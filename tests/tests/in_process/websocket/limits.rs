@@ -1,6 +1,5 @@
 //! Limits and lifecycle: message size, pings, caps, deadlines, shutdown.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 #[tokio::test]

@@ -3,7 +3,6 @@
 //! revocation) wakes it on a fresh tungstenite, and it never parks inside a
 //! frame or a fragmented message. Read through `authd_ws_parked`.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 use adapters::telemetry::Metrics;
 use integration_tests::ws_raw::{self, CONTINUATION, PING, PONG, RawWs, TEXT};

@@ -1,6 +1,5 @@
 //! An open socket: messages, reauth, expiry, revocation.
 
-#[allow(clippy::wildcard_imports)]
 use super::*;
 
 #[tokio::test]
