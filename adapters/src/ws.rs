@@ -11,6 +11,7 @@
 mod admission;
 mod connection;
 pub mod deflate;
+mod handshake;
 mod kid_names;
 mod limits;
 mod protocol;
@@ -54,7 +55,7 @@ pub struct WsConfig {
     pub max_message_size: usize,
     /// A connection idle this long (1 s) parks: it drops tungstenite's
     /// buffers and state and waits on the bare socket until something
-    /// happens (see `connection::parking`).
+    /// happens (see `connection`'s parking).
     pub park_after: Duration,
     /// `WS_MAX_CONNECTIONS_PER_USER` (100): one more is refused `429
     /// too_many_connections` before the upgrade.
@@ -160,7 +161,7 @@ pub async fn serve(
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
-                    tokio::spawn(connection::run(stream, shared.clone()));
+                    tokio::spawn(handshake::run(stream, shared.clone()));
                 }
                 Err(e) => {
                     // Out of descriptors or an aborted connection: the listener

@@ -1,7 +1,8 @@
-//! One connection: handshake, then a single task that reads frames, answers
-//! them, and keeps one timer re-armed to the next deadline (expiry warning,
-//! expiry, server ping, dead peer, parking). An idle connection parks: it
-//! drops tungstenite's state and waits on the bare socket (see `parking`).
+//! One connection after its handshake (see `handshake`): a single task that
+//! reads frames, answers them (`reauth` included), and keeps one timer
+//! re-armed to the next deadline (expiry warning, expiry, server ping, dead
+//! peer, parking). An idle connection parks: it drops tungstenite's state
+//! and waits on the bare socket (see `parking`); how it ends is `goodbye`'s.
 
 use std::hash::{BuildHasher as _, RandomState};
 use std::sync::Arc;
@@ -10,40 +11,26 @@ use std::time::Duration;
 use application::AccessCheck;
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tokio::TokioAdapter;
+use domain::sockets::{Reauth, SOCKET_TOKEN_LEEWAY_SECS, decide_reauth};
 use domain::{AccessClaims, SessionId, UserId};
 use futures_util::StreamExt;
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
-use tracing::Instrument;
-use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-use tungstenite::handshake::server::{Request, Response};
-use tungstenite::http::HeaderValue;
+use tungstenite::error::ProtocolError;
 use tungstenite::protocol::WebSocketConfig;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Error as WsError, Message};
 
 mod goodbye;
-mod messages;
 mod parking;
 
+use self::goodbye::{
+    CLOSE_NO_STATUS, CLOSE_TOKEN_EXPIRED, Ending, bad_message, key_retired, revoked, too_big,
+};
 use super::WsConfig;
-use super::admission::{Refusal, admit};
-use super::deflate::{self, Deflating};
+use super::deflate::{Deflating, Failure};
 use super::limits::{Limits, Slot};
-use super::protocol::{self, BadMessage, ErrorCode};
+use super::protocol::{self, BadMessage, ClientMessage, ErrorCode};
 use super::registry::{Doorbell, Registry, Rung};
-use crate::net::{REQUEST_ID, request_id_of};
-
-/// After our close frame, how long we wait for the peer's.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
-/// Close code: the access token expired.
-const CLOSE_TOKEN_EXPIRED: u16 = 4001;
-/// Close code: the session was revoked.
-const CLOSE_SESSION_REVOKED: u16 = 4003;
-/// RFC 6455 §7.4.1: a close frame without a code (never sent on the wire).
-const CLOSE_NO_STATUS: u16 = 1005;
-/// RFC 6455 §7.4.1: the connection ended without a close frame (never sent).
-const CLOSE_ABNORMAL: u16 = 1006;
 
 type Ws = WebSocketStream<TokioAdapter<Deflating>>;
 
@@ -61,129 +48,6 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     /// The kids of the connections' tokens, one allocation per key.
     pub(crate) kids: super::kid_names::KidNames,
-}
-
-/// Runs one accepted socket to its end.
-pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
-    let _ = stream.set_nodelay(true);
-    // The address's slot is held from now (a handshake in progress counts);
-    // `None`: the address is at its bound, refused once the request is read.
-    let address_slot = stream
-        .peer_addr()
-        .map_or(Some(None), |peer| shared.limits.take_address(peer.ip()));
-    let mut user_slot = None;
-    let mut admitted: Option<(AccessClaims, Option<String>)> = None;
-    let mut request_id = String::new();
-    let mut caller = None;
-    let mut compress = false;
-    // The error type is tungstenite's HTTP response.
-    #[allow(clippy::result_large_err)]
-    let callback = |request: &Request, mut response: Response| {
-        request_id = request_id_of(request.headers());
-        // W3C `traceparent`/`tracestate`: the connection's span continues the
-        // caller's trace (a no-op unless OTLP export installed a propagator).
-        caller = Some(opentelemetry::global::get_text_map_propagator(|p| {
-            p.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
-        }));
-        let admitted_here = admit(request, &shared.auth, &shared.config.allowed_origins).and_then(
-            |(claims, kid)| {
-                if address_slot.is_none() {
-                    return Err(Refusal::TooManyFromAddress);
-                }
-                user_slot = Some(
-                    shared
-                        .limits
-                        .take_user(claims.sub)
-                        .ok_or(Refusal::TooManyForUser)?,
-                );
-                Ok((claims, kid))
-            },
-        );
-        match admitted_here {
-            Ok(claims) => {
-                admitted = Some(claims);
-                if let Ok(id) = HeaderValue::from_str(&request_id) {
-                    response.headers_mut().insert(REQUEST_ID, id);
-                }
-                if deflate::negotiate(request.headers()) {
-                    compress = true;
-                    response.headers_mut().insert(
-                        "sec-websocket-extensions",
-                        HeaderValue::from_static(deflate::ANSWER),
-                    );
-                }
-                Ok(response)
-            }
-            Err(refusal) => {
-                // The refusal names the failed check, never the token or the query.
-                tracing::debug!(reason = %refusal, request_id, "websocket handshake refused");
-                Err(refusal.response())
-            }
-        }
-    };
-    let handshake = async_tungstenite::tokio::accept_hdr_async_with_config(
-        Deflating::new(stream),
-        callback,
-        Some(shared.ws_config),
-    );
-    let mut ws = match tokio::time::timeout(shared.config.handshake_timeout, handshake).await {
-        Ok(Ok(ws)) => ws,
-        Ok(Err(e)) => {
-            tracing::trace!(error = %e, "websocket handshake ended");
-            return;
-        }
-        Err(_) => return,
-    };
-    let Some((claims, kid)) = admitted else {
-        return;
-    };
-    ws.get_mut()
-        .get_mut()
-        .after_handshake(compress.then_some(shared.config.max_message_size));
-    let span = tracing::info_span!(
-        "ws",
-        user = %claims.sub,
-        session = %claims.sid,
-        request_id = %request_id,
-        otel.kind = "server",
-    );
-    if let Some(caller) = caller {
-        // Fails only when no OpenTelemetry layer is installed.
-        let _ = span.set_parent(caller);
-    }
-    let slots = [
-        user_slot.unwrap_or_default(),
-        address_slot.flatten().unwrap_or_default(),
-    ];
-    // A task of its own: this one, with everything the handshake needed,
-    // ends here, and the socket's long life costs only what serving needs.
-    let hello = protocol::connected(
-        &claims.sub.to_string(),
-        &claims.username,
-        &claims.sid.to_string(),
-        claims.exp,
-    );
-    let kid = shared.kids.name(kid);
-    tokio::spawn(
-        Connection::new(shared, Held::of(&claims, kid), slots)
-            .serve(Box::new(ws), hello)
-            .instrument(span),
-    );
-}
-
-/// How a connection ends.
-#[derive(Debug)]
-enum Ending {
-    /// The peer closed, or the socket failed: nothing more to send.
-    Gone,
-    /// The server gives up on the peer without a close frame (silent too
-    /// long, or not reading while a message waits to go out).
-    Dropped,
-    /// Send an optional `error` message, then close with this code.
-    Close(CloseCode, Option<String>),
-    /// A message over the limit (1009) or one we could not inflate (1007,
-    /// 1002): close with this code and reason, and stop reading frames.
-    Abort(CloseCode, &'static str),
 }
 
 /// What woke the connection.
@@ -210,7 +74,7 @@ enum Flow {
 
 /// What a connection keeps of its token's claims, and the key that signed it.
 #[derive(Debug, Clone)]
-struct Held {
+pub(super) struct Held {
     sub: UserId,
     sid: SessionId,
     exp: i64,
@@ -218,7 +82,7 @@ struct Held {
 }
 
 impl Held {
-    fn of(claims: &AccessClaims, kid: Option<Arc<str>>) -> Self {
+    pub(super) fn of(claims: &AccessClaims, kid: Option<Arc<str>>) -> Self {
         Self {
             sub: claims.sub,
             sid: claims.sid,
@@ -228,7 +92,7 @@ impl Held {
     }
 }
 
-struct Connection {
+pub(super) struct Connection {
     shared: Arc<Shared>,
     id: u64,
     bell: Doorbell,
@@ -257,7 +121,7 @@ struct Connection {
 }
 
 impl Connection {
-    fn new(shared: Arc<Shared>, claims: Held, slots: [Slot; 2]) -> Self {
+    pub(super) fn new(shared: Arc<Shared>, claims: Held, slots: [Slot; 2]) -> Self {
         let now = Instant::now();
         let id = shared.registry.next_id();
         let next_ping = now + shared.config.ping_interval;
@@ -345,7 +209,7 @@ impl Connection {
     /// Not an `async fn`: one keeps its arguments twice, as arguments and
     /// as the locals they are moved into (rust-lang/rust#62958), and the
     /// connection's state would size the task twice for the socket's life.
-    fn serve(self, ws: Box<Ws>, hello: String) -> impl Future<Output = ()> + Send {
+    pub(super) fn serve(self, ws: Box<Ws>, hello: String) -> impl Future<Output = ()> + Send {
         let mut this = self;
         async move {
             let sid = this.claims.sid;
@@ -356,7 +220,8 @@ impl Connection {
             this.shared.registry.remove(this.claims.sid, this.id);
             // Boxed: the goodbye runs once, and its state must not size the
             // connection for its whole life.
-            Box::pin(this.finish(ending, ws)).await;
+            let metrics = &this.shared.config.metrics;
+            Box::pin(goodbye::finish(ending, ws, this.peer_close, metrics)).await;
             tracing::debug!("websocket closed");
         }
     }
@@ -382,9 +247,13 @@ impl Connection {
                     Flow::End(ending) => return (ending, ws),
                     Flow::Park => {}
                 }
-                let (tcp, deflate) = self.park(ws);
-                woken = Some(self.parked(&tcp).await);
-                ws = Box::pin(self.resume(tcp, deflate)).await;
+                self.park_at = None;
+                let (tcp, deflate) = parking::park(ws);
+                let metrics = &self.shared.config.metrics;
+                let sleep = tokio::time::sleep_until(self.next_deadline());
+                tokio::pin!(sleep);
+                woken = Some(parking::parked(&self.bell, sleep, &tcp, metrics).await);
+                ws = Box::pin(parking::resume(tcp, deflate, &self.shared)).await;
             }
         }
     }
@@ -409,7 +278,7 @@ impl Connection {
                     // At once after the `connected` message or a timer's
                     // errand, `park_after` after the client's last frame.
                     if self.park_at.is_none_or(|at| Instant::now() >= at) {
-                        if self.may_park(ws) {
+                        if parking::may_park(ws, self.peer_close.is_some()) {
                             return Flow::Park;
                         }
                         self.park_at = Some(Instant::now() + park_after);
@@ -504,6 +373,132 @@ impl Connection {
         Ok(())
     }
 
+    async fn on_frame(
+        &mut self,
+        ws: &mut Ws,
+        frame: Option<Result<Message, WsError>>,
+        sleep: std::pin::Pin<&mut Sleep>,
+    ) -> Result<(), Ending> {
+        let message = match frame {
+            None => return Err(Ending::Gone),
+            Some(Err(WsError::Capacity(_))) => return Err(too_big()),
+            // RFC 6455 §8.1: a text message that is not UTF-8 fails with 1007.
+            Some(Err(WsError::Utf8(_))) => {
+                return Err(Ending::Abort(CloseCode::Invalid, "text is not UTF-8"));
+            }
+            // A frame that breaks RFC 6455 (reserved bits, an unmasked
+            // frame, a control frame too long...): tungstenite refuses it
+            // without a close frame; we send one (1002).
+            Some(Err(WsError::Protocol(e)))
+                if !matches!(e, ProtocolError::ResetWithoutClosingHandshake) =>
+            {
+                tracing::debug!(error = %e, "protocol violation");
+                return Err(Ending::Abort(CloseCode::Protocol, "protocol violation"));
+            }
+            Some(Err(e)) => {
+                return Err(match Failure::of(&e) {
+                    Some(Failure::TooBig) => too_big(),
+                    Some(Failure::Invalid) => {
+                        Ending::Abort(CloseCode::Invalid, "invalid compressed data")
+                    }
+                    Some(Failure::Protocol) => {
+                        Ending::Abort(CloseCode::Protocol, "invalid compressed frames")
+                    }
+                    None => {
+                        tracing::debug!(error = %e, "websocket read failed");
+                        Ending::Gone
+                    }
+                });
+            }
+            Some(Ok(message)) => message,
+        };
+        let reply = match message {
+            Message::Text(text) => match ClientMessage::parse(text.as_str()) {
+                Ok(message) => self.answer(message),
+                Err(bad) => bad_message(bad),
+            },
+            Message::Binary(_) => bad_message(BadMessage::Binary),
+            // A close is answered by tungstenite, and then the stream ends.
+            Message::Close(frame) => {
+                self.peer_close = Some(frame.map_or(CLOSE_NO_STATUS, |f| f.code.into()));
+                return Ok(());
+            }
+            Message::Pong(payload) => {
+                if self.answers_a_ping(&payload) {
+                    self.last_seen = Instant::now();
+                }
+                return Ok(());
+            }
+            // Pings are answered by tungstenite.
+            Message::Ping(_) | Message::Frame(_) => return Ok(()),
+        };
+        self.send(ws, reply, sleep).await
+    }
+
+    fn answer(&mut self, message: ClientMessage) -> String {
+        match message {
+            ClientMessage::Ping => protocol::pong(self.auth().now().unix_millis()),
+            ClientMessage::Echo(payload) => protocol::echo(payload),
+            ClientMessage::Reauth(token) => self.reauth(&token),
+        }
+    }
+
+    /// A `reauth`, in a span of its own under the connection's (exported
+    /// when it ends, not when the socket closes), counted by outcome.
+    fn reauth(&mut self, token: &str) -> String {
+        let span = tracing::info_span!("ws.reauth", outcome = tracing::field::Empty);
+        let _entered = span.enter();
+        let (accepted, reply) = self.check_reauth(token);
+        self.shared.config.metrics.ws_reauth(accepted);
+        span.record("outcome", if accepted { "success" } else { "failure" });
+        reply
+    }
+
+    /// Checks a `reauth` token and adopts its claims: whether it was
+    /// accepted, and the answer.
+    fn check_reauth(&mut self, token: &str) -> (bool, String) {
+        let claims = match self
+            .auth()
+            .verify_with_leeway(token, SOCKET_TOKEN_LEEWAY_SECS)
+        {
+            Ok(claims) => claims,
+            Err(e) => {
+                tracing::debug!(reason = %e, "reauth refused");
+                let text =
+                    protocol::error(ErrorCode::ReauthFailed, "the access token is not valid");
+                return (false, text);
+            }
+        };
+        match decide_reauth(self.claims.sub, self.claims.sid, claims.sub, claims.sid) {
+            Reauth::OtherUser => {
+                tracing::warn!(other_user = %claims.sub, "reauth with another user's token refused");
+                return (
+                    false,
+                    protocol::error(
+                        ErrorCode::ReauthFailed,
+                        "the access token belongs to another user",
+                    ),
+                );
+            }
+            Reauth::MoveTo(session) => {
+                tracing::debug!(new_session = %session, "reauth moved the connection to another session");
+                self.shared
+                    .registry
+                    .move_to(self.claims.sid, session, self.id, self.bell.clone());
+                if self.auth().is_session_revoked(&session) {
+                    // Revoked between the check and the move: ring ourselves.
+                    self.bell.ring(Rung::Revoked);
+                }
+            }
+            Reauth::Renew => {}
+        }
+        let kid = self.shared.kids.name(self.auth().token_kid(token));
+        self.claims = Held::of(&claims, kid);
+        self.arm_expiry();
+        tracing::debug!(expires_at = self.claims.exp, "reauth");
+        (true, protocol::reauth_success(self.claims.exp))
+    }
+
     async fn send(
         &mut self,
         ws: &mut Ws,
@@ -533,32 +528,6 @@ impl Connection {
             _ = bell.rung() => Err(Ending::Dropped),
         }
     }
-}
-
-/// The token's signing key was retired: the token is no longer valid, as at
-/// its expiry (the session is not revoked: a refresh gives a token to
-/// reconnect with).
-fn key_retired() -> Ending {
-    tracing::info!("the token's signing key was retired, closing");
-    let text = protocol::error(
-        ErrorCode::TokenExpired,
-        "the signing key of the access token was retired",
-    );
-    Ending::Close(CloseCode::from(CLOSE_TOKEN_EXPIRED), Some(text))
-}
-
-fn revoked() -> Ending {
-    tracing::debug!("session revoked, closing");
-    let text = protocol::error(ErrorCode::SessionRevoked, "the session was revoked");
-    Ending::Close(CloseCode::from(CLOSE_SESSION_REVOKED), Some(text))
-}
-
-fn too_big() -> Ending {
-    Ending::Abort(CloseCode::Size, "message too big")
-}
-
-fn bad_message(bad: BadMessage) -> String {
-    protocol::error(ErrorCode::BadMessage, &bad.to_string())
 }
 
 #[cfg(test)]

@@ -11,40 +11,50 @@
 
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tokio::TokioAdapter;
-use std::future::Future as _;
+use std::future::Future;
 use std::task::Poll;
 
 use tokio::net::TcpStream;
 use tungstenite::protocol::Role;
 
-use super::{Connection, Woken, Ws};
+use super::{Shared, Woken, Ws};
+use crate::telemetry::Metrics;
 use crate::ws::deflate::Deflating;
+use crate::ws::registry::Doorbell;
+use std::pin::Pin;
+use tokio::time::Sleep;
 
-impl Connection {
-    /// Whether the connection may park now (see the module).
-    pub(super) fn may_park(&self, ws: &Ws) -> bool {
-        self.peer_close.is_none() && ws.get_ref().get_ref().at_rest()
-    }
+/// Whether a connection may park now (see the module); `peer_closing`:
+/// the peer's close frame came.
+pub(super) fn may_park(ws: &Ws, peer_closing: bool) -> bool {
+    !peer_closing && ws.get_ref().get_ref().at_rest()
+}
 
-    /// Gives tungstenite's state up: the socket, and whether the extension
-    /// is on.
-    pub(super) fn park(&mut self, ws: Box<Ws>) -> (TcpStream, bool) {
-        self.park_at = None;
-        let stream = ws.into_inner().into_inner();
-        let deflate = stream.compressing();
-        (stream.into_tcp(), deflate)
-    }
+/// Gives tungstenite's state up: the socket, and whether the extension
+/// is on.
+pub(super) fn park(ws: Box<Ws>) -> (TcpStream, bool) {
+    let stream = ws.into_inner().into_inner();
+    let deflate = stream.compressing();
+    (stream.into_tcp(), deflate)
+}
 
-    /// Waits, parked, for what wakes the connection: its doorbell, its
-    /// timer, or its socket. Polled by hand: the bell and the socket's
-    /// readiness keep their wakers where they live (in the bell, in tokio's
-    /// registration), so this future holds the timer and nothing else.
-    pub(super) async fn parked(&self, tcp: &TcpStream) -> Woken {
-        let _parked = self.shared.config.metrics.ws_parked();
-        let sleep = tokio::time::sleep_until(self.next_deadline());
-        tokio::pin!(sleep);
+/// Waits, parked, for what wakes the connection: its doorbell `bell`, its
+/// timer `sleep`, or its socket. Polled by hand: the bell and the socket's
+/// readiness keep their wakers where they live (in the bell, in tokio's
+/// registration), so this future holds nothing but references. (Not an
+/// `async fn`, which would keep `metrics` beside the gauge made of it: the
+/// parked state sizes the connection's task.)
+pub(super) fn parked<'a>(
+    bell: &'a Doorbell,
+    mut sleep: Pin<&'a mut Sleep>,
+    tcp: &'a TcpStream,
+    metrics: &Metrics,
+) -> impl Future<Output = Woken> + Send + 'a {
+    let parked = metrics.ws_parked();
+    async move {
+        let _parked = parked;
         std::future::poll_fn(|cx| {
-            if let Poll::Ready(rung) = self.bell.poll_rung(cx) {
+            if let Poll::Ready(rung) = bell.poll_rung(cx) {
                 return Poll::Ready(Woken::Bell(rung));
             }
             if sleep.as_mut().poll(cx).is_ready() {
@@ -58,14 +68,12 @@ impl Connection {
         })
         .await
     }
+}
 
-    /// A fresh tungstenite on the parked socket.
-    pub(super) async fn resume(&self, tcp: TcpStream, deflate: bool) -> Box<Ws> {
-        let limit = deflate.then_some(self.shared.config.max_message_size);
-        let stream = TokioAdapter::new(Deflating::resumed(tcp, limit));
-        let ws =
-            WebSocketStream::from_raw_socket(stream, Role::Server, Some(self.shared.ws_config))
-                .await;
-        Box::new(ws)
-    }
+/// A fresh tungstenite on the parked socket.
+pub(super) async fn resume(tcp: TcpStream, deflate: bool, shared: &Shared) -> Box<Ws> {
+    let limit = deflate.then_some(shared.config.max_message_size);
+    let stream = TokioAdapter::new(Deflating::resumed(tcp, limit));
+    let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(shared.ws_config)).await;
+    Box::new(ws)
 }
