@@ -32,6 +32,11 @@ fn step_value(step: u64) -> i64 {
 
 #[async_trait]
 impl MfaStore for SeaMfaStore {
+    #[tracing::instrument(
+        name = "db.mfa.totp",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn totp(&self, user: UserId) -> anyhow::Result<Option<TotpSecret>> {
         let row = totp_secret::Entity::find_by_id(*user.as_uuid())
             .one(self.db.connection())
@@ -45,6 +50,11 @@ impl MfaStore for SeaMfaStore {
         }))
     }
 
+    #[tracing::instrument(
+        name = "db.mfa.begin_totp",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn begin_totp(
         &self,
         user: UserId,
@@ -81,6 +91,11 @@ impl MfaStore for SeaMfaStore {
         Ok(true)
     }
 
+    #[tracing::instrument(
+        name = "db.mfa.confirm_totp",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn confirm_totp(
         &self,
         user: UserId,
@@ -126,6 +141,11 @@ impl MfaStore for SeaMfaStore {
         Ok(true)
     }
 
+    #[tracing::instrument(
+        name = "db.mfa.remove_totp",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn remove_totp(&self, user: UserId) -> anyhow::Result<bool> {
         let tx = self.db.write_transaction().await?;
         recovery_code::Entity::delete_many()
@@ -143,6 +163,11 @@ impl MfaStore for SeaMfaStore {
         Ok(removed == 1)
     }
 
+    #[tracing::instrument(
+        name = "db.mfa.use_step",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn use_step(&self, user: UserId, step: u64) -> anyhow::Result<bool> {
         let _turn = self.db.write_turn().await;
         let step = step_value(step);
@@ -162,6 +187,11 @@ impl MfaStore for SeaMfaStore {
         Ok(won == 1)
     }
 
+    #[tracing::instrument(
+        name = "db.mfa.use_recovery_code",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn use_recovery_code(
         &self,
         user: UserId,
@@ -184,6 +214,11 @@ impl MfaStore for SeaMfaStore {
         Ok(won == 1)
     }
 
+    #[tracing::instrument(
+        name = "db.mfa.recovery_codes_left",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn recovery_codes_left(&self, user: UserId) -> anyhow::Result<u32> {
         let left = recovery_code::Entity::find()
             .filter(recovery_code::Column::UserId.eq(*user.as_uuid()))
@@ -194,6 +229,11 @@ impl MfaStore for SeaMfaStore {
         Ok(u32::try_from(left).unwrap_or(u32::MAX))
     }
 
+    #[tracing::instrument(
+        name = "db.mfa.create_challenge",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn create_challenge(&self, c: &MfaChallenge) -> anyhow::Result<()> {
         let _turn = self.db.write_turn().await;
         mfa_token::Entity::insert(mfa_token::ActiveModel {
@@ -210,6 +250,11 @@ impl MfaStore for SeaMfaStore {
         Ok(())
     }
 
+    #[tracing::instrument(
+        name = "db.mfa.challenge",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn challenge(
         &self,
         hash: &TokenHash,
@@ -230,6 +275,11 @@ impl MfaStore for SeaMfaStore {
         }))
     }
 
+    #[tracing::instrument(
+        name = "db.mfa.count_wrong_code",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn count_wrong_code(&self, hash: &TokenHash) -> anyhow::Result<u32> {
         let tx = self.db.write_transaction().await?;
         mfa_token::Entity::update_many()
@@ -252,6 +302,11 @@ impl MfaStore for SeaMfaStore {
         Ok(count)
     }
 
+    #[tracing::instrument(
+        name = "db.mfa.end_challenge",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn end_challenge(&self, hash: &TokenHash) -> anyhow::Result<bool> {
         let _turn = self.db.write_turn().await;
         let ended = mfa_token::Entity::delete_by_id(hash.as_bytes().to_vec())
@@ -262,6 +317,11 @@ impl MfaStore for SeaMfaStore {
         Ok(ended == 1)
     }
 
+    #[tracing::instrument(
+        name = "db.mfa.prune_challenges",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
     async fn prune_challenges(&self, now: Timestamp) -> anyhow::Result<u64> {
         let _turn = self.db.write_turn().await;
         Ok(mfa_token::Entity::delete_many()

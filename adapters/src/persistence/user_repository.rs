@@ -90,11 +90,13 @@ impl UserRepository for SeaUserRepository {
         skip(self, hash),
         fields(db.system = self.db.system(), otel.kind = "client")
     )]
-    async fn update_password_hash(&self, id: UserId, hash: &PasswordHash) -> anyhow::Result<()> {
-        // The port carries no time: `updated_at` is bookkeeping, so the system clock will do.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    async fn update_password_hash(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: Timestamp,
+    ) -> anyhow::Result<()> {
+        let now = now.unix_millis();
         let _turn = self.db.write_turn().await;
         user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, Expr::value(hash.as_str()))

@@ -36,11 +36,17 @@ pub trait UserRepository: Send + Sync + 'static {
     /// Storage failures.
     async fn find_by_id(&self, id: UserId) -> anyhow::Result<Option<User>>;
 
-    /// Replaces a user's password hash (upgrade to argon2id).
+    /// Replaces a user's password hash (a new password, or the upgrade to
+    /// argon2id) at `now` (the row's `updated_at`).
     ///
     /// # Errors
     /// Storage failures.
-    async fn update_password_hash(&self, id: UserId, hash: &PasswordHash) -> anyhow::Result<()>;
+    async fn update_password_hash(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: Timestamp,
+    ) -> anyhow::Result<()>;
 
     /// Deletes a user and everything kept about them but the audit trail,
     /// in one transaction: their sessions and refresh tokens, their

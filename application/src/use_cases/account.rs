@@ -175,8 +175,8 @@ impl Account {
         let user = self.check_own_password(caller, current, client).await?;
         let ticket = self.hasher.reserve()?;
         let hash = self.hasher.hash(ticket, new).await?;
-        self.users.update_password_hash(user.id, &hash).await?;
         let now = self.clock.now();
+        self.users.update_password_hash(user.id, &hash, now).await?;
         let revoked = self
             .sessions
             .revoke_all_for_user(

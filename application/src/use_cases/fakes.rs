@@ -43,7 +43,12 @@ impl UserRepository for Users {
             .find(|u| u.id == id)
             .cloned())
     }
-    async fn update_password_hash(&self, id: UserId, hash: &PasswordHash) -> anyhow::Result<()> {
+    async fn update_password_hash(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        _now: Timestamp,
+    ) -> anyhow::Result<()> {
         for u in self.0.lock().unwrap().values_mut().filter(|u| u.id == id) {
             u.password_hash = hash.clone();
         }

@@ -422,7 +422,8 @@ impl Logins {
         let upgraded = async {
             let ticket = self.hasher.reserve()?;
             let hash = self.hasher.hash(ticket, password).await?;
-            self.users.update_password_hash(user.id, &hash).await?;
+            let now = self.clock.now();
+            self.users.update_password_hash(user.id, &hash, now).await?;
             anyhow::Ok(hash)
         };
         match upgraded.await {

@@ -40,7 +40,7 @@ async fn users_are_found_case_insensitively(db: Database) {
     );
 
     let upgraded = PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3aGFzaA");
-    repo.update_password_hash(alice.id, &upgraded)
+    repo.update_password_hash(alice.id, &upgraded, t(1))
         .await
         .unwrap();
     let found = repo.find_by_id(alice.id).await.unwrap().expect("found");
