@@ -4,6 +4,7 @@
 //! and `bin` builds each use case of [`use_cases`] on the ports it needs.
 
 pub mod client;
+pub mod composition;
 pub mod issued_tokens;
 pub mod mfa_token;
 pub mod ports;

@@ -236,7 +236,10 @@ pub async fn start_with(
             .await
             .with_context(|| format!("binding API_ADDR {}", config.api_addr))?;
         let addr = listener.local_addr()?;
-        let endpoint = http::routes(auth.rest(), wiring::http_config(config, metrics.clone()))?;
+        let endpoint = http::routes(
+            wiring::rest(&auth),
+            wiring::http_config(config, metrics.clone()),
+        )?;
         let limits = ConnectionLimits {
             max_connections: config.api_max_connections.unwrap_or_else(|| {
                 ConnectionLimits::cap_for(adapters::system::raise_open_file_limit())

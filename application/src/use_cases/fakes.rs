@@ -12,11 +12,9 @@ use domain::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::composition::{Ports, UseCases, compose};
 use crate::ports::*;
-use crate::{
-    AccessCheck, AccessTokenIssuer, Account, AuthConfig, Housekeeping, Logins, Registration,
-    Revocations, UserAccounts,
-};
+use crate::{AccessCheck, Account, AuthConfig, Housekeeping, Logins, Registration};
 
 #[derive(Default)]
 pub struct Users(Mutex<HashMap<String, User>>);
@@ -490,15 +488,15 @@ impl SecurityEvents for Events {
 mod mfa;
 pub use mfa::{Mfa, Totp};
 
-/// The use cases on fakes, with handles on the fakes.
+/// The use cases on fakes (composed as `bin` composes them), with handles
+/// on the fakes.
 pub struct World {
-    pub logins: Logins,
-    pub sessions: crate::Sessions,
-    pub account: Account,
-    pub registration: Registration,
-    pub access: AccessCheck,
-    pub housekeeping: Housekeeping,
-    pub revocations: Revocations,
+    pub logins: Arc<Logins>,
+    pub sessions: Arc<crate::Sessions>,
+    pub account: Arc<Account>,
+    pub registration: Arc<Registration>,
+    pub access: Arc<AccessCheck>,
+    pub housekeeping: Arc<Housekeeping>,
     pub config: AuthConfig,
     pub users: Arc<Users>,
     pub store: Arc<SessionTable>,
@@ -508,136 +506,55 @@ pub struct World {
     pub bus: Arc<Bus>,
     pub events: Arc<Events>,
     pub mfa: Arc<Mfa>,
-    throttle: Arc<Throttle>,
+    ports: Ports,
 }
 
 impl World {
     pub fn new(config: AuthConfig) -> Self {
-        Self::compose(
-            config,
-            Arc::new(Users::default()),
-            Arc::new(SessionTable::default()),
-            Arc::new(Hasher::default()),
-            Arc::new(Tokens::default()),
-            Arc::new(Clock(AtomicI64::new(1_700_000_000_000))),
-            Arc::new(Bus::default()),
-            Arc::new(Events::default()),
-            Arc::new(Mfa::default()),
-            Arc::new(Throttle {
+        let users = Arc::new(Users::default());
+        let store = Arc::new(SessionTable::default());
+        let hasher = Arc::new(Hasher::default());
+        let tokens = Arc::new(Tokens::default());
+        let clock = Arc::new(Clock(AtomicI64::new(1_700_000_000_000)));
+        let bus = Arc::new(Bus::default());
+        let events = Arc::new(Events::default());
+        let mfa = Arc::new(Mfa::default());
+        let ports = Ports {
+            users: users.clone(),
+            sessions: store.clone(),
+            hasher: hasher.clone(),
+            signer: tokens.clone(),
+            verifier: tokens.clone(),
+            clock: clock.clone(),
+            random: Arc::new(Random::default()),
+            bus: bus.clone(),
+            throttle: Arc::new(Throttle {
                 policy: ThrottlePolicy::default(),
                 windows: Mutex::default(),
             }),
-        )
-    }
-
-    /// Another process on the same storage and bus, with `config`.
-    pub fn another_process(&self, config: AuthConfig) -> Self {
-        Self::compose(
-            config,
-            self.users.clone(),
-            self.store.clone(),
-            self.hasher.clone(),
-            self.tokens.clone(),
-            self.clock.clone(),
-            self.bus.clone(),
-            self.events.clone(),
-            self.mfa.clone(),
-            self.throttle.clone(),
-        )
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn compose(
-        config: AuthConfig,
-        users: Arc<Users>,
-        store: Arc<SessionTable>,
-        hasher: Arc<Hasher>,
-        tokens: Arc<Tokens>,
-        clock: Arc<Clock>,
-        bus: Arc<Bus>,
-        events: Arc<Events>,
-        mfa: Arc<Mfa>,
-        throttle: Arc<Throttle>,
-    ) -> Self {
-        let random: Arc<dyn RandomSource> = Arc::new(Random::default());
-        let revocations =
-            Revocations::new(bus.clone(), store.clone(), clock.clone(), config.access_ttl);
-        let access = AccessCheck::new(
-            tokens.clone(),
-            clock.clone(),
-            revocations.clone(),
-            config.token_cache_size,
-        );
-        let issuer = AccessTokenIssuer {
-            signer: tokens.clone(),
-            random: random.clone(),
-            issuer: config.issuer.clone(),
-            audience: config.audience.clone(),
-            access_ttl: config.access_ttl,
-        };
-        let accounts = UserAccounts {
-            users: users.clone(),
-            hasher: hasher.clone(),
-            clock: clock.clone(),
-            random: random.clone(),
+            health: Arc::new(Health),
             events: events.clone(),
             mfa: mfa.clone(),
+            totp: Arc::new(Totp),
         };
-        Self {
-            logins: Logins {
-                users: users.clone(),
-                hasher: hasher.clone(),
-                throttle: throttle.clone(),
-                mfa: mfa.clone(),
-                totp: Arc::new(Totp),
-                sessions: store.clone(),
-                issuer: issuer.clone(),
-                events: events.clone(),
-                clock: clock.clone(),
-                random: random.clone(),
-                seal_key: config.seal_key.clone(),
-                token_policy: config.token_policy,
-            },
-            sessions: crate::Sessions {
-                sessions: store.clone(),
-                users: users.clone(),
-                issuer,
-                access: access.clone(),
-                revocations: revocations.clone(),
-                events: events.clone(),
-                clock: clock.clone(),
-                random: random.clone(),
-                seal_key: config.seal_key.clone(),
-                token_policy: config.token_policy,
-            },
-            account: Account {
-                users: users.clone(),
-                hasher: hasher.clone(),
-                throttle: throttle.clone(),
-                sessions: store.clone(),
-                revocations: revocations.clone(),
-                mfa: mfa.clone(),
-                totp: Arc::new(Totp),
-                events: events.clone(),
-                clock: clock.clone(),
-                random,
-                issuer: config.issuer.clone(),
-            },
-            registration: Registration {
-                accounts,
-                open: config.allow_registration,
-            },
-            housekeeping: Housekeeping {
-                sessions: store.clone(),
-                throttle: throttle.clone(),
-                mfa: mfa.clone(),
-                events: events.clone(),
-                clock: clock.clone(),
-                token_policy: config.token_policy,
-                audit_retention: config.audit_retention,
-            },
+        let UseCases {
+            registration,
+            logins,
+            sessions,
+            account,
             access,
-            revocations,
+            revocations: _,
+            readiness: _,
+            housekeeping,
+            config,
+        } = compose(ports.clone(), &config);
+        Self {
+            logins,
+            sessions,
+            account,
+            registration,
+            access,
+            housekeeping,
             config,
             users,
             store,
@@ -647,8 +564,23 @@ impl World {
             bus,
             events,
             mfa,
-            throttle,
+            ports,
         }
+    }
+
+    /// The use cases of another process on the same storage and bus, with `config`.
+    pub fn another_process(&self, config: AuthConfig) -> UseCases {
+        compose(self.ports.clone(), &config)
+    }
+}
+
+/// The database always answers.
+pub struct Health;
+
+#[async_trait]
+impl HealthCheck for Health {
+    async fn ping(&self) -> anyhow::Result<()> {
+        Ok(())
     }
 }
 

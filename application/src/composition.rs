@@ -1,0 +1,179 @@
+//! Composition: every use case of a serving process, each built on exactly
+//! the ports it uses. `bin` chooses the adapters behind [`Ports`]; the
+//! use-case tests pass fakes. Which use case needs which port is decided
+//! here, once.
+
+use std::sync::Arc;
+
+use crate::ports::{
+    AccessTokenSigner, AccessTokenVerifier, Clock, HealthCheck, LoginThrottle, MfaStore,
+    PasswordHasher, RandomSource, RevocationBus, SecurityEvents, SessionStore, TotpCodes,
+    UserRepository,
+};
+use crate::{
+    AccessCheck, AccessTokenIssuer, Account, AuthConfig, Housekeeping, Logins, Readiness,
+    Registration, Revocations, Sessions, UserAccounts,
+};
+
+/// The adapters behind each port, chosen by `bin`: what [`compose`] builds
+/// the use cases on.
+#[derive(Clone)]
+pub struct Ports {
+    /// Users.
+    pub users: Arc<dyn UserRepository>,
+    /// Sessions and refresh tokens.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Password hashing.
+    pub hasher: Arc<dyn PasswordHasher>,
+    /// Access-token signing.
+    pub signer: Arc<dyn AccessTokenSigner>,
+    /// Access-token verification.
+    pub verifier: Arc<dyn AccessTokenVerifier>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Randomness.
+    pub random: Arc<dyn RandomSource>,
+    /// Revocation announcements.
+    pub bus: Arc<dyn RevocationBus>,
+    /// Login brute-force throttle.
+    pub throttle: Arc<dyn LoginThrottle>,
+    /// Storage probe.
+    pub health: Arc<dyn HealthCheck>,
+    /// Security events: audit trail and outcome metrics.
+    pub events: Arc<dyn SecurityEvents>,
+    /// Two-factor login's state.
+    pub mfa: Arc<dyn MfaStore>,
+    /// TOTP secrets and codes.
+    pub totp: Arc<dyn TotpCodes>,
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ports { .. }")
+    }
+}
+
+/// Every use case of a serving process, each on the ports it needs.
+#[derive(Debug, Clone)]
+pub struct UseCases {
+    /// `POST /api/register`.
+    pub registration: Arc<Registration>,
+    /// The password step and the second factor.
+    pub logins: Arc<Logins>,
+    /// Refresh, logout, the sessions list.
+    pub sessions: Arc<Sessions>,
+    /// Password change, account deletion, two-factor enrolment.
+    pub account: Arc<Account>,
+    /// Access tokens (REST and WebSocket).
+    pub access: Arc<AccessCheck>,
+    /// The revoked-session cache and its feed.
+    pub revocations: Revocations,
+    /// `GET /api/health`.
+    pub readiness: Arc<Readiness>,
+    /// The periodic deletions.
+    pub housekeeping: Arc<Housekeeping>,
+    /// The settings they were built with.
+    pub config: AuthConfig,
+}
+
+/// Builds each use case on exactly the ports it uses; the revoked-session
+/// cache subscribes to the bus.
+pub fn compose(ports: Ports, config: &AuthConfig) -> UseCases {
+    let Ports {
+        users,
+        sessions,
+        hasher,
+        signer,
+        verifier,
+        clock,
+        random,
+        bus,
+        throttle,
+        health,
+        events,
+        mfa,
+        totp,
+    } = ports;
+    let revocations = Revocations::new(bus, sessions.clone(), clock.clone(), config.access_ttl);
+    let access = AccessCheck::new(
+        verifier,
+        clock.clone(),
+        revocations.clone(),
+        config.token_cache_size,
+    );
+    let issuer = AccessTokenIssuer {
+        signer,
+        random: random.clone(),
+        issuer: config.issuer.clone(),
+        audience: config.audience.clone(),
+        access_ttl: config.access_ttl,
+    };
+    UseCases {
+        registration: Arc::new(Registration {
+            accounts: UserAccounts {
+                users: users.clone(),
+                hasher: hasher.clone(),
+                clock: clock.clone(),
+                random: random.clone(),
+                events: events.clone(),
+                mfa: mfa.clone(),
+            },
+            open: config.allow_registration,
+        }),
+        logins: Arc::new(Logins {
+            users: users.clone(),
+            hasher: hasher.clone(),
+            throttle: throttle.clone(),
+            mfa: mfa.clone(),
+            totp: totp.clone(),
+            sessions: sessions.clone(),
+            issuer: issuer.clone(),
+            events: events.clone(),
+            clock: clock.clone(),
+            random: random.clone(),
+            seal_key: config.seal_key.clone(),
+            token_policy: config.token_policy,
+        }),
+        sessions: Arc::new(Sessions {
+            sessions: sessions.clone(),
+            users: users.clone(),
+            issuer,
+            access: access.clone(),
+            revocations: revocations.clone(),
+            events: events.clone(),
+            clock: clock.clone(),
+            random: random.clone(),
+            seal_key: config.seal_key.clone(),
+            token_policy: config.token_policy,
+        }),
+        account: Arc::new(Account {
+            users,
+            hasher,
+            throttle: throttle.clone(),
+            sessions: sessions.clone(),
+            revocations: revocations.clone(),
+            mfa: mfa.clone(),
+            totp,
+            events: events.clone(),
+            clock: clock.clone(),
+            random,
+            issuer: config.issuer.clone(),
+        }),
+        readiness: Arc::new(Readiness {
+            health,
+            revocations: revocations.clone(),
+        }),
+        housekeeping: Arc::new(Housekeeping {
+            sessions,
+            throttle,
+            mfa,
+            events,
+            clock,
+            token_policy: config.token_policy,
+            audit_retention: config.audit_retention,
+        }),
+        access: Arc::new(access),
+        revocations,
+        config: config.clone(),
+    }
+}
