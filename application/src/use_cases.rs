@@ -13,7 +13,7 @@ pub mod verify_access;
 #[cfg(test)]
 pub(crate) mod fakes;
 
-pub use account::{Account, AccountError, MfaError, TotpEnrolment, TwoFactorStatus};
+pub use account::{Account, AccountError, AccountView, MfaError, TotpEnrolment, TwoFactorStatus};
 pub use housekeeping::{Housekeeping, Pruned};
 pub use login::{LoginError, LoginOutcome, LoginStep, Logins, MfaLoginError};
 pub use readiness::Readiness;

@@ -22,7 +22,7 @@ pub enum ApiTags {
     Protected,
     /// Health and the public keys.
     Meta,
-    /// The caller's account: password change and deletion.
+    /// The caller's account: what it is, password change and deletion.
     Account,
     /// Two-factor login (TOTP): enrolment, confirmation, turning it off.
     TwoFactor,

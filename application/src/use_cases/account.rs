@@ -107,6 +107,17 @@ pub struct TwoFactorStatus {
     pub recovery_codes_left: u32,
 }
 
+/// The caller's account as `GET /api/account` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountView {
+    /// The user (its password hash stays inside the service).
+    pub user: User,
+    /// Whether two-factor login by TOTP is on.
+    pub totp: bool,
+    /// Registered passkeys (none until passkeys land).
+    pub passkeys: u32,
+}
+
 /// Why an enrolment, a confirmation or turning two-factor login off was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum MfaError {
@@ -226,6 +237,25 @@ impl Account {
         // At once here; the revocation feed would bring it within its poll.
         self.revocations.announce(&ended).await;
         Ok(())
+    }
+
+    /// The caller's account: who they are and their second factors.
+    ///
+    /// # Errors
+    /// [`AccountError::UserGone`]; storage failures.
+    #[tracing::instrument(skip_all, fields(user = %caller.sub))]
+    pub async fn view(&self, caller: &AccessClaims) -> Result<AccountView, AccountError> {
+        let user = self
+            .users
+            .find_by_id(caller.sub)
+            .await?
+            .ok_or(AccountError::UserGone)?;
+        let totp = self.has_two_factor(&user).await?;
+        Ok(AccountView {
+            user,
+            totp,
+            passkeys: 0,
+        })
     }
 
     /// Whether the caller has two-factor login on, an enrolment pending, and

@@ -1,9 +1,9 @@
-//! `POST /api/password` and `DELETE /api/account`.
+//! `GET /api/account`, `POST /api/password` and `DELETE /api/account`.
 
 use std::sync::Arc;
 
 use application::Account;
-use application::use_cases::AccountError;
+use application::use_cases::{AccountError, AccountView};
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::Json;
@@ -49,6 +49,70 @@ impl std::fmt::Debug for PasswordConfirmation {
         f.debug_struct("PasswordConfirmation")
             .finish_non_exhaustive()
     }
+}
+
+/// The caller's account.
+#[derive(Debug, Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AccountBody {
+    /// The user's id (UUID).
+    pub id: uuid::Uuid,
+    /// The username as registered.
+    pub username: String,
+    /// The account's verified address; `null` when it has none.
+    #[oai(nullable)]
+    pub email: Option<String>,
+    /// Whether `email` was verified.
+    pub email_verified: bool,
+    /// When the account was created, Unix seconds.
+    pub created_at: i64,
+    /// The second factors the account has.
+    pub mfa: SecondFactorsBody,
+}
+
+/// The second factors of an account.
+#[derive(Debug, Object)]
+pub struct SecondFactorsBody {
+    /// Whether two-factor login by TOTP is on.
+    pub totp: bool,
+    /// How many passkeys are registered.
+    pub passkeys: u32,
+}
+
+impl From<AccountView> for AccountBody {
+    fn from(view: AccountView) -> Self {
+        Self {
+            id: *view.user.id.as_uuid(),
+            username: view.user.username.as_str().to_owned(),
+            email: None,
+            email_verified: false,
+            created_at: view.user.created_at.unix_seconds(),
+            mfa: SecondFactorsBody {
+                totp: view.totp,
+                passkeys: view.passkeys,
+            },
+        }
+    }
+}
+
+/// Answers of `GET /api/account`.
+#[derive(Debug, ApiResponse)]
+pub enum AccountViewResponse {
+    /// The account.
+    #[oai(status = 200)]
+    Ok(Json<AccountBody>),
+    /// `invalid_token`: missing, invalid, expired, of a revoked session, or
+    /// of a user that no longer exists.
+    #[oai(status = 401, content_type = "application/problem+json")]
+    Unauthorized(
+        Json<Problem>,
+        /// `Bearer error="invalid_token"` (just `Bearer` when no token was presented).
+        #[oai(header = "WWW-Authenticate")]
+        String,
+    ),
+    /// Something went wrong on our side.
+    #[oai(status = 500, content_type = "application/problem+json")]
+    Internal(Json<Problem>),
 }
 
 /// Answers of `POST /api/password` and `DELETE /api/account`.
@@ -136,6 +200,27 @@ impl From<AccountError> for AccountResponse {
 
 #[OpenApi(tag = "ApiTags::Account")]
 impl AccountApi {
+    /// My account.
+    ///
+    /// Who the caller is, since when, and the second factors the account
+    /// has (`email` stays `null` until an address is verified).
+    #[oai(path = "/account", method = "get", operation_id = "getAccount")]
+    async fn account(&self, auth: Data<&Arc<Account>>, bearer: BearerAuth) -> AccountViewResponse {
+        match auth.view(&bearer.0).await {
+            Ok(view) => AccountViewResponse::Ok(Json(view.into())),
+            Err(AccountError::UserGone) => AccountViewResponse::Unauthorized(
+                Json(Problem::new(
+                    Code::InvalidToken,
+                    "The access token's user does not exist.",
+                )),
+                CHALLENGE_INVALID.into(),
+            ),
+            Err(AccountError::Unexpected(e)) => AccountViewResponse::Internal(Json(internal(&e))),
+            // A view checks no password and hashes nothing.
+            Err(e) => AccountViewResponse::Internal(Json(internal(&anyhow::Error::new(e)))),
+        }
+    }
+
     /// Change my password.
     ///
     /// Checks the current password (through the login throttle: wrong ones

@@ -22,7 +22,8 @@ integration_tests::on_both!(
     the_token_is_bound_to_the_client,
     turning_it_off_needs_the_password_and_keeps_sessions,
     deleting_the_account_deletes_its_second_factor,
-    the_status_says_what_is_on_and_how_many_codes_are_left
+    the_status_says_what_is_on_and_how_many_codes_are_left,
+    the_account_says_who_the_caller_is_and_its_second_factors
 );
 
 /// The step's length, to move the clock to the next code.
@@ -469,4 +470,50 @@ pub async fn the_status_says_what_is_on_and_how_many_codes_are_left(backend: Bac
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(status(&app, &lars.access).await, off);
+}
+
+/// `GET /api/account` (contract v3): who the caller is, since when, and
+/// the second factors the account has.
+pub async fn the_account_says_who_the_caller_is_and_its_second_factors(backend: Backend) {
+    let app = spawn_app(TestOptions::new(backend)).await;
+    app.get("/api/account")
+        .send()
+        .await
+        .assert_problem(401, "invalid_token");
+    let mona = app.signed_in("Mona").await;
+    let r = app.get("/api/account").bearer(&mona.access).send().await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let body = r.json();
+    let id = claims(&mona.access)["sub"].clone();
+    assert_eq!(body["id"], id, "{body}");
+    assert_eq!(body["username"], "Mona", "as registered");
+    assert_eq!(
+        (&body["email"], &body["emailVerified"]),
+        (&Value::Null, &json!(false))
+    );
+    assert!(
+        (body["createdAt"].as_i64().expect("createdAt") - now(&app)).abs() <= 1,
+        "{body}"
+    );
+    assert_eq!(body["mfa"], json!({"totp": false, "passkeys": 0}));
+
+    let (nils, _, _) = enrolled(&app, "nils").await;
+    let r = app.get("/api/account").bearer(&nils.access).send().await;
+    assert_eq!(r.json()["mfa"], json!({"totp": true, "passkeys": 0}));
+    // Another user's token shows that user, never Mona.
+    assert_ne!(r.json()["id"], id);
+
+    // A deleted user's token is refused like any invalid token.
+    let r = app
+        .delete("/api/account")
+        .bearer(&mona.access)
+        .json(&json!({ "password": PASSWORD }))
+        .send()
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    app.get("/api/account")
+        .bearer(&mona.access)
+        .send()
+        .await
+        .assert_problem(401, "invalid_token");
 }
