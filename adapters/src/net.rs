@@ -39,27 +39,27 @@ pub fn bearer_token(authorization: &str) -> Option<&str> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IpNet(ipnet::IpNet);
 
-/// Why a `TRUSTED_PROXIES` entry is not an address or CIDR.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not an IP address or CIDR block: {0:?}")]
-pub struct IpNetError(String);
+/// Why a `TRUSTED_PROXIES` entry is not an address or CIDR (without the
+/// entry: a configuration error never repeats the value it refuses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not an IP address or CIDR block (like 10.0.0.0/8)")]
+pub struct IpNetError;
 
 impl FromStr for IpNet {
     type Err = IpNetError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
-        let err = || IpNetError(s.to_owned());
         let net = if s.contains('/') {
-            s.parse::<ipnet::IpNet>().map_err(|_| err())?
+            s.parse::<ipnet::IpNet>().map_err(|_| IpNetError)?
         } else {
-            ipnet::IpNet::from(s.parse::<IpAddr>().map_err(|_| err())?)
+            ipnet::IpNet::from(s.parse::<IpAddr>().map_err(|_| IpNetError)?)
         };
         match net {
             ipnet::IpNet::V6(v6) => match v6.addr().to_ipv4_mapped() {
                 Some(v4) => {
-                    let prefix = v6.prefix_len().checked_sub(96).ok_or_else(err)?;
-                    let v4 = ipnet::Ipv4Net::new(v4, prefix).map_err(|_| err())?;
+                    let prefix = v6.prefix_len().checked_sub(96).ok_or(IpNetError)?;
+                    let v4 = ipnet::Ipv4Net::new(v4, prefix).map_err(|_| IpNetError)?;
                     Ok(Self(ipnet::IpNet::V4(v4)))
                 }
                 None => Ok(Self(net)),

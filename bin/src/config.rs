@@ -1,13 +1,19 @@
 //! Configuration from the environment (and a `.env` file): the contract's
-//! Configuration table. A bad value stops start-up with a message naming the variable.
+//! Configuration table. A bad value stops start-up with a message naming the
+//! variable, never repeating the value (it may be a secret).
+//!
+//! clap reads the variables (`env = ..`). A value is trimmed (every value
+//! parser here trims), a variable set to nothing but blanks counts as unset
+//! (`blank_is_unset`), and a list drops its empty items (`list`).
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use adapters::net::IpNet;
 use adapters::telemetry::otlp::OtlpConfig;
-use clap::{ArgAction, CommandFactory as _, FromArgMatches as _};
+use clap::{Arg, ArgAction, CommandFactory as _, FromArgMatches as _};
 use domain::Algorithm;
 
 /// The default database: an embedded SQLite file under `data/`.
@@ -53,14 +59,14 @@ pub struct Config {
     /// A signing key from before the key set (PKCS#8 PEM; PKCS#1 also read),
     /// readable by its owner only: it becomes the first key of an empty set,
     /// with its kid; not read otherwise.
-    #[arg(long, env = "PRIVATE_KEY_PATH", default_value = "keys/private.pem")]
+    #[arg(long, env = "PRIVATE_KEY_PATH", default_value = "keys/private.pem", value_parser = path)]
     pub private_key_path: PathBuf,
     /// Its public half (SPKI PEM), published in the JWKS.
-    #[arg(long, env = "PUBLIC_KEY_PATH", default_value = "keys/public.pem")]
+    #[arg(long, env = "PUBLIC_KEY_PATH", default_value = "keys/public.pem", value_parser = path)]
     pub public_key_path: PathBuf,
     /// The secret of the refresh-grace seals; default: `refresh-seal.key` next
     /// to the private key (created at first start, mode 0600).
-    #[arg(long, env = "REFRESH_SEAL_KEY_PATH")]
+    #[arg(long, env = "REFRESH_SEAL_KEY_PATH", value_parser = path)]
     pub refresh_seal_key_path: Option<PathBuf>,
     /// Access-token lifetime.
     #[arg(long, env = "ACCESS_TOKEN_EXPIRY", default_value = "15m", value_parser = nonzero_duration)]
@@ -79,10 +85,10 @@ pub struct Config {
     #[arg(long, env = "WS_EXPIRY_WARNING", default_value = "60s", value_parser = parse_duration)]
     pub ws_expiry_warning: Duration,
     /// `iss` of access tokens.
-    #[arg(long, env = "JWT_ISSUER", default_value = "auth")]
+    #[arg(long, env = "JWT_ISSUER", default_value = "auth", value_parser = text)]
     pub jwt_issuer: String,
     /// `aud` of access tokens.
-    #[arg(long, env = "JWT_AUDIENCE", default_value = "api")]
+    #[arg(long, env = "JWT_AUDIENCE", default_value = "api", value_parser = text)]
     pub jwt_audience: String,
     /// The algorithm of signing keys created from now on.
     #[arg(long, env = "JWT_ALG", default_value = "RS256", value_parser = jwt_alg)]
@@ -127,16 +133,19 @@ pub struct Config {
     #[arg(long, env = "LOGIN_FAILURE_WINDOW", default_value = "15m", value_parser = nonzero_duration)]
     pub login_failure_window: Duration,
     /// Comma-separated addresses/CIDRs whose `X-Forwarded-For` is believed.
-    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',', value_parser = ip_net)]
-    pub trusted_proxies: Vec<IpNet>,
+    // A list is one value that `list` splits (`std::vec::Vec` keeps clap from
+    // taking the field for repeated values, where an empty item would be
+    // refused); its declared default is the empty list.
+    #[arg(long, env = "TRUSTED_PROXIES", default_value = "", value_parser = list(ip_net))]
+    pub trusted_proxies: std::vec::Vec<IpNet>,
     /// Comma-separated origins allowed with credentials (REST and WebSocket).
-    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', value_parser = origin)]
-    pub cors_origins: Vec<String>,
+    #[arg(long, env = "CORS_ORIGINS", default_value = "", value_parser = list(origin))]
+    pub cors_origins: std::vec::Vec<String>,
     /// Apply pending migrations at start.
     #[arg(long, env = "AUTO_MIGRATE", default_value = "true", value_parser = boolean, action = ArgAction::Set)]
     pub auto_migrate: bool,
     /// Static demo files served at `/` by the API (none by default).
-    #[arg(long, env = "DEMO_DIR")]
+    #[arg(long, env = "DEMO_DIR", value_parser = path)]
     pub demo_dir: Option<PathBuf>,
     /// `false` turns Swagger UI at `/api/docs` off.
     #[arg(long, env = "API_DOCS", default_value = "true", value_parser = boolean, action = ArgAction::Set)]
@@ -167,16 +176,16 @@ struct OtelVariables {
     endpoint: Option<String>,
     /// For `https://`: a PEM file of the certificates the collector's chain
     /// must end in (default: Mozilla's roots).
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_CERTIFICATE")]
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_CERTIFICATE", value_parser = path)]
     certificate: Option<PathBuf>,
     /// The only protocol supported (no gRPC).
     #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", default_value = "http/protobuf", value_parser = otlp_protocol)]
     protocol: String,
     /// `key=value` pairs, comma-separated, sent with every export.
-    #[arg(long, env = "OTEL_EXPORTER_OTLP_HEADERS", value_delimiter = ',', value_parser = otlp_header)]
-    headers: Vec<(String, String)>,
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_HEADERS", default_value = "", value_parser = list(otlp_header))]
+    headers: std::vec::Vec<(String, String)>,
     /// The service name of the exported signals.
-    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "authd")]
+    #[arg(long, env = "OTEL_SERVICE_NAME", default_value = "authd", value_parser = text)]
     service_name: String,
     /// `true` turns the export off.
     #[arg(long, env = "OTEL_SDK_DISABLED", default_value = "false", value_parser = otel_true, action = ArgAction::Set)]
@@ -211,13 +220,54 @@ struct Variables {
     otel: OtelVariables,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        // The defaults parse by construction; an empty environment is the default configuration.
-        match Self::from_lookup(|_| None) {
-            Ok(config) => config,
+impl Variables {
+    /// Parses no arguments with `command` (this declaration, perhaps with
+    /// some variables removed): what its variables hold, over the defaults.
+    fn from_command(command: clap::Command) -> Result<Self, ConfigError> {
+        let matches = command
+            .try_get_matches_from(std::iter::empty::<&str>())
+            .map_err(|e| config_error(&e))?;
+        Self::from_arg_matches(&matches).map_err(|e| config_error(&e))
+    }
+
+    /// The declared defaults, whatever the environment holds.
+    fn declared() -> Self {
+        let command = Self::command().mut_args(|arg| arg.env(None::<&'static str>));
+        // The defaults parse by construction (`defaults_match_the_contract`).
+        match Self::from_command(command) {
+            Ok(variables) => variables,
             Err(e) => unreachable!("the defaults are valid: {e}"),
         }
+    }
+
+    fn config(self) -> Config {
+        Config {
+            otlp: self.otel.otlp(),
+            ..self.config
+        }
+    }
+}
+
+/// A variable set to nothing but blanks (`FOO=` in a `.env` or compose
+/// file) counts as unset: clap would hand its value to the parser, and the
+/// setting falls back to its default instead.
+fn blank_is_unset(arg: Arg) -> Arg {
+    let blank = arg
+        .get_env()
+        .and_then(std::env::var_os)
+        .is_some_and(|value| value.to_str().is_some_and(|v| v.trim().is_empty()));
+    if blank {
+        arg.env(None::<&'static str>)
+    } else {
+        arg
+    }
+}
+
+impl Default for Config {
+    /// The declared defaults, whatever the environment holds (tests start
+    /// from them: `Config { access_token_expiry: .., ..Config::default() }`).
+    fn default() -> Self {
+        Variables::declared().config()
     }
 }
 
@@ -246,50 +296,20 @@ impl Config {
                 });
             }
         }
-        Self::from_lookup(|name| std::env::var(name).ok())
+        // Built after `.env` is loaded: clap reads each variable as the
+        // declaration is built.
+        Variables::from_command(Variables::command().mut_args(blank_is_unset))
+            .map(Variables::config)
     }
+}
 
-    /// Reads the settings through `lookup` (tests pass a map). A value is
-    /// trimmed; an empty one counts as unset; empty items of a list are
-    /// dropped.
-    ///
-    /// # Errors
-    /// A variable has a value that cannot be used.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut args = Vec::new();
-        for arg in Variables::command().get_arguments() {
-            let (Some(name), Some(long)) = (arg.get_env(), arg.get_long()) else {
-                continue;
-            };
-            let Some(value) = lookup(&name.to_string_lossy()) else {
-                continue;
-            };
-            let value = value.trim();
-            let value = match arg.get_value_delimiter() {
-                Some(d) => value
-                    .split(d)
-                    .map(str::trim)
-                    .filter(|v| !v.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(&d.to_string()),
-                None => value.to_owned(),
-            };
-            if !value.is_empty() {
-                args.push(format!("--{long}={value}"));
-            }
-        }
-        // clap parses the values as arguments, so that nothing but `lookup`
-        // is read (not the process environment).
-        let matches = Variables::command()
-            .mut_args(|arg| arg.env(None::<&'static str>))
-            .try_get_matches_from(args)
-            .map_err(|e| config_error(&e))?;
-        let variables = Variables::from_arg_matches(&matches).map_err(|e| config_error(&e))?;
-        Ok(Self {
-            otlp: variables.otel.otlp(),
-            ..variables.config
-        })
-    }
+/// The default `arg` declares, as `--help` and the README show it: none for
+/// a list (whose declared default is the empty list, `""`).
+fn declared_default(arg: &Arg) -> Option<String> {
+    arg.get_default_values()
+        .first()
+        .map(|d| d.to_string_lossy().into_owned())
+        .filter(|d| !d.is_empty())
 }
 
 /// Every variable with its help and default, for `authd --help`.
@@ -301,14 +321,9 @@ pub fn environment_help() -> String {
     for arg in Variables::command().get_arguments() {
         let Some(name) = arg.get_env() else { continue };
         let text = arg.get_help().map(ToString::to_string).unwrap_or_default();
-        let defaults: Vec<String> = arg
-            .get_default_values()
-            .iter()
-            .map(|d| d.to_string_lossy().into_owned())
-            .collect();
         help.push_str(&format!("  {}\n          {text}", name.to_string_lossy()));
-        if !defaults.is_empty() {
-            help.push_str(&format!(" [default: {}]", defaults.join(",")));
+        if let Some(default) = declared_default(arg) {
+            help.push_str(&format!(" [default: {default}]"));
         }
         help.push('\n');
     }
@@ -319,7 +334,8 @@ pub fn environment_help() -> String {
 }
 
 /// The variable of the argument a clap error is about, and the parser's
-/// reason (never the value: it may be a secret).
+/// reason. Not clap's own message: that quotes the refused value
+/// ("invalid value '..' for '--api-addr <API_ADDR>'"), which may be a secret.
 fn config_error(error: &clap::Error) -> ConfigError {
     use clap::error::{ContextKind, ContextValue};
     let arg = match error.get(ContextKind::InvalidArg) {
@@ -337,12 +353,26 @@ fn config_error(error: &clap::Error) -> ConfigError {
             || "configuration".to_owned(),
             |e| e.to_string_lossy().into_owned(),
         );
+    // The parser's own message (ours, none of which repeats the value), or
+    // the kind of error ("invalid UTF-8 was detected ..."), never the value.
     let reason = std::error::Error::source(error)
         .map_or_else(|| error.kind().to_string(), ToString::to_string);
     ConfigError { variable, reason }
 }
 
+// The value parsers. Each trims its value, and none repeats it in an error:
+// the variable's name is enough to find it, and it may be a secret.
+
+fn text(text: &str) -> Result<String, Infallible> {
+    Ok(text.trim().to_owned())
+}
+
+fn path(text: &str) -> Result<PathBuf, Infallible> {
+    Ok(PathBuf::from(text.trim()))
+}
+
 fn database_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
     if ["postgres://", "postgresql://", "sqlite:"]
         .iter()
         .any(|p| text.starts_with(p))
@@ -354,12 +384,13 @@ fn database_url(text: &str) -> Result<String, String> {
 }
 
 fn socket_addr(text: &str) -> Result<SocketAddr, String> {
-    text.parse()
+    text.trim()
+        .parse()
         .map_err(|e| format!("expected host:port with an IP address ({e})"))
 }
 
 fn jwt_alg(text: &str) -> Result<Algorithm, String> {
-    Algorithm::parse(text).map_err(|e| e.to_string())
+    Algorithm::parse(text.trim()).map_err(|e| e.to_string())
 }
 
 fn nonzero_duration(text: &str) -> Result<Duration, String> {
@@ -374,34 +405,50 @@ fn boolean(text: &str) -> Result<bool, String> {
 }
 
 fn positive<T: std::str::FromStr + Default + PartialOrd>(text: &str) -> Result<T, String> {
-    text.parse::<T>()
+    text.trim()
+        .parse::<T>()
         .ok()
         .filter(|n| *n > T::default())
         .ok_or_else(|| "expected a positive whole number".into())
 }
 
 fn whole(text: &str) -> Result<usize, String> {
-    text.parse()
+    text.trim()
+        .parse()
         .map_err(|_| "expected a whole number (0 turns the cache off)".into())
 }
 
+/// A comma-separated list of what `item` parses: items are trimmed, empty
+/// ones dropped (`a,,b,` is `a`, `b`); an error names the item by its place.
+fn list<T: 'static>(
+    item: fn(&str) -> Result<T, String>,
+) -> impl Fn(&str) -> Result<Vec<T>, String> + Clone + Send + Sync + 'static {
+    move |text| {
+        text.split(',')
+            .enumerate()
+            .filter(|(_, i)| !i.trim().is_empty())
+            .map(|(n, i)| item(i).map_err(|e| format!("item {}: {e}", n + 1)))
+            .collect()
+    }
+}
+
 fn ip_net(text: &str) -> Result<IpNet, String> {
-    text.parse()
+    text.trim()
+        .parse()
         .map_err(|e: adapters::net::IpNetError| e.to_string())
 }
 
 fn origin(text: &str) -> Result<String, String> {
+    let text = text.trim();
     if (text.starts_with("http://") || text.starts_with("https://")) && !text.ends_with('/') {
         Ok(text.to_owned())
     } else {
-        Err(format!(
-            "{text:?} is not an origin like https://app.example.com"
-        ))
+        Err("expected an origin like https://app.example.com (no path, no trailing slash)".into())
     }
 }
 
 fn log_format(text: &str) -> Result<LogFormat, String> {
-    match text.to_ascii_lowercase().as_str() {
+    match text.trim().to_ascii_lowercase().as_str() {
         "json" => Ok(LogFormat::Json),
         "pretty" | "text" => Ok(LogFormat::Pretty),
         _ => Err("expected json or pretty".into()),
@@ -409,18 +456,20 @@ fn log_format(text: &str) -> Result<LogFormat, String> {
 }
 
 fn otlp_endpoint(text: &str) -> Result<String, String> {
+    let text = text.trim();
     if text.starts_with("http://") || text.starts_with("https://") {
         Ok(text.to_owned())
     } else {
-        Err(format!("{text:?} is not an http:// or https:// URL"))
+        Err("expected an http:// or https:// URL".into())
     }
 }
 
 fn otlp_protocol(text: &str) -> Result<String, String> {
+    let text = text.trim();
     if text == "http/protobuf" {
         Ok(text.to_owned())
     } else {
-        Err(format!("{text:?} is not supported: use http/protobuf"))
+        Err("not supported: use http/protobuf".into())
     }
 }
 
@@ -432,12 +481,8 @@ fn otlp_header(text: &str) -> Result<(String, String), String> {
 }
 
 /// OpenTelemetry's boolean: `true` in any case is true, anything else false.
-#[expect(
-    clippy::unnecessary_wraps,
-    reason = "the shape clap's value parsers take"
-)]
-fn otel_true(text: &str) -> Result<bool, String> {
-    Ok(text.eq_ignore_ascii_case("true"))
+fn otel_true(text: &str) -> Result<bool, Infallible> {
+    Ok(text.trim().eq_ignore_ascii_case("true"))
 }
 
 fn no_client_certificates(_: &str) -> Result<String, String> {
@@ -449,19 +494,19 @@ fn no_client_certificates(_: &str) -> Result<String, String> {
 /// Parses `900`, `900s`, `15m`, `2h`, `7d` (also `500ms`).
 ///
 /// # Errors
-/// Anything else, as a message.
+/// Anything else, as a message (which does not repeat `text`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let bad = || format!("expected a duration like 900, 15m, 7d or 10s, got {text:?}");
+    let bad = || "expected a duration like 900, 15m, 7d or 10s".to_owned();
     let n: u64 = number.parse().map_err(|_| bad())?;
     let secs = |factor: u64| {
         n.checked_mul(factor)
             .map(Duration::from_secs)
-            .ok_or_else(bad)
+            .ok_or_else(|| "too long a duration".to_owned())
     };
     match unit.trim() {
         "" | "s" => secs(1),
@@ -474,7 +519,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn parse_bool(text: &str) -> Option<bool> {
-    match text.to_ascii_lowercase().as_str() {
+    match text.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Some(true),
         "false" | "0" | "no" | "off" => Some(false),
         _ => None,

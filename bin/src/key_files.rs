@@ -20,9 +20,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::config::Config;
 
-/// Key size of RSA keys the service creates (`authd keys generate` too).
-pub const DEFAULT_KEY_BITS: usize = 4096;
-
 /// The file name of the seal key, next to the signing key unless
 /// `REFRESH_SEAL_KEY_PATH` names another.
 pub const SEAL_KEY_FILE: &str = "refresh-seal.key";

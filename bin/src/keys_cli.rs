@@ -3,14 +3,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use adapters::crypto::keys::PrivateKey;
+use adapters::crypto::keys::{DEFAULT_KEY_BITS, PrivateKey};
 use adapters::system::SystemClock;
 use application::use_cases::{KeyView, SigningKeys};
 use clap::Subcommand;
 use domain::{KeyState, Timestamp};
 
 use crate::config::Config;
-use crate::key_files::{self, DEFAULT_KEY_BITS, KeyMaterial};
+use crate::key_files::{self, KeyMaterial};
 use crate::wiring;
 
 /// `authd keys` subcommands.

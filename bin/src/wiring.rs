@@ -7,6 +7,7 @@ use std::sync::Arc;
 use adapters::crypto::jws_keys::KeyPair;
 use adapters::crypto::key_ring::{self, KeyRing, KeyRingConfig, Minter};
 use adapters::crypto::key_seal::KeySeal;
+use adapters::crypto::keys::DEFAULT_KEY_BITS;
 use adapters::crypto::password::{Argon2Cost, Argon2Hasher};
 use adapters::crypto::totp::TotpSecrets;
 use adapters::http::HttpConfig;
@@ -28,7 +29,7 @@ use application::{AuthConfig, SealKey};
 use domain::{Algorithm, TokenPolicy};
 
 use crate::config::Config;
-pub use crate::key_files::{DEFAULT_KEY_BITS, KeyMaterial};
+pub use crate::key_files::KeyMaterial;
 
 /// What the real wiring lets a caller replace: what time it is, what a
 /// password hash costs and whether the hourly prune runs. [`Seams::default`]

@@ -1,18 +1,17 @@
 //! The application under test: the REAL wiring of the `authd` library,
 //! started in-process on port 0 (REST and WebSocket), on a fresh SQLite or
-//! PostgreSQL database, with a 2048-bit key generated once per process and
-//! short, configurable durations, a [`TestClock`] and cheap hashing. It
-//! derefs to its [`ApiClient`].
+//! PostgreSQL database, with the configuration a test gives (a [`Config`],
+//! usually `Config { <what the test is about>, ..Config::default() }`), the
+//! fixed test key, a [`TestClock`] and cheap hashing. It derefs to its
+//! [`ApiClient`].
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
+use adapters::crypto::keys::MIN_KEY_BITS;
 use adapters::crypto::password::Argon2Cost;
 use authd::wiring::KeyMaterial;
-use authd::{RunningApp, Seams, Services};
-
-use authd::{Config, ShutdownTrigger};
+use authd::{Config, RunningApp, Seams, Services, ShutdownTrigger};
 
 pub use crate::client::{ApiClient, PASSWORD, SignedIn, TestRequest, TestResponse};
 use crate::clock::TestClock;
@@ -26,58 +25,9 @@ pub enum Backend {
     Postgres,
 }
 
-/// Knobs of a test app; [`TestOptions::new`] starts from the service's defaults.
-#[derive(Debug, Clone)]
-pub struct TestOptions {
-    /// The database.
-    pub backend: Backend,
-    /// `ACCESS_TOKEN_EXPIRY`.
-    pub access_ttl: Duration,
-    /// `REFRESH_TOKEN_EXPIRY`.
-    pub refresh_ttl: Duration,
-    /// `REFRESH_REUSE_GRACE`.
-    pub reuse_grace: Duration,
-    /// `SESSION_MAX_AGE`.
-    pub session_max_age: Duration,
-    /// `ALLOW_REGISTRATION`.
-    pub allow_registration: bool,
-    /// `LOGIN_MAX_FAILURES`.
-    pub login_max_failures: u32,
-    /// `LOGIN_FAILURE_WINDOW`.
-    pub login_failure_window: Duration,
-    /// `PASSWORD_QUEUE_LIMIT`.
-    pub password_queue_limit: usize,
-    /// `API_MAX_CONNECTIONS`.
-    pub api_max_connections: Option<usize>,
-    /// `WS_MAX_CONNECTIONS_PER_USER`.
-    pub ws_max_connections_per_user: usize,
-    /// `API_REQUEST_TIMEOUT`.
-    pub api_request_timeout: Duration,
-    /// `TRUSTED_PROXIES`.
-    pub trusted_proxies: Vec<String>,
-    /// `CORS_ORIGINS`.
-    pub cors_origins: Vec<String>,
-    /// `COOKIE_SECURE`.
-    pub cookie_secure: bool,
-    /// `WS_EXPIRY_WARNING`.
-    pub ws_expiry_warning: Duration,
-    /// `METRICS_ADDR=127.0.0.1:0`: serve `GET /metrics` (off by default).
-    pub metrics: bool,
-    /// `DEMO_DIR`.
-    pub demo_dir: Option<std::path::PathBuf>,
-    /// `API_DOCS`.
-    pub api_docs: bool,
-    /// argon2id at the OWASP cost instead of [`CHEAP_HASHING`] (for the
-    /// tests that need hashing to take as long as in production).
-    pub production_hashing: bool,
-    /// Housekeeping's prune on its schedule (off for a test that calls
-    /// `prune` itself: the first pass at start could take its rows).
-    pub scheduled_prune: bool,
-    /// `JWT_ALG`. RS256 starts the key set with the fixed test key (as an
-    /// upgrade from key files would); another algorithm lets the service
-    /// make its first key (RSA keys of 2048 bits).
-    pub jwt_alg: domain::Algorithm,
-}
+/// A loopback port the system picks: where a test app listens (and, given
+/// as `METRICS_ADDR`, serves `GET /metrics`).
+pub const ANY_LOOPBACK_PORT: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
 
 /// The argon2id cost of test apps: a millisecond, not tens.
 pub const CHEAP_HASHING: Argon2Cost = Argon2Cost {
@@ -85,37 +35,6 @@ pub const CHEAP_HASHING: Argon2Cost = Argon2Cost {
     t: 1,
     p: 1,
 };
-
-impl TestOptions {
-    /// The service's own defaults (`Config::default()`) on `backend`.
-    pub fn new(backend: Backend) -> Self {
-        let d = Config::default();
-        Self {
-            backend,
-            access_ttl: d.access_token_expiry,
-            refresh_ttl: d.refresh_token_expiry,
-            reuse_grace: d.refresh_reuse_grace,
-            session_max_age: d.session_max_age,
-            allow_registration: d.allow_registration,
-            login_max_failures: d.login_max_failures,
-            login_failure_window: d.login_failure_window,
-            password_queue_limit: d.password_queue_limit,
-            api_max_connections: d.api_max_connections,
-            ws_max_connections_per_user: d.ws_max_connections_per_user,
-            api_request_timeout: d.api_request_timeout,
-            trusted_proxies: d.trusted_proxies.iter().map(ToString::to_string).collect(),
-            cors_origins: d.cors_origins,
-            cookie_secure: d.cookie_secure,
-            ws_expiry_warning: d.ws_expiry_warning,
-            metrics: d.metrics_addr.is_some(),
-            demo_dir: d.demo_dir,
-            api_docs: d.api_docs,
-            production_hashing: false,
-            scheduled_prune: true,
-            jwt_alg: d.jwt_alg,
-        }
-    }
-}
 
 /// The test signing key ([`crate::keys::SERVICE`]) with a seal key of
 /// this process.
@@ -161,7 +80,7 @@ pub struct TestApp {
     pub api_addr: SocketAddr,
     /// The WebSocket address.
     pub ws_addr: SocketAddr,
-    /// The metrics address (`TestOptions::metrics`).
+    /// The metrics address (when the configuration has a `metrics_addr`).
     pub metrics_addr: Option<SocketAddr>,
     /// The configuration the app runs with.
     pub config: Config,
@@ -186,61 +105,58 @@ impl Drop for TestApp {
     }
 }
 
-/// Starts the app on a fresh database.
+/// Starts the app with `config` on a fresh `backend` database, listening on
+/// loopback ports the system picks (`config`'s database and REST and
+/// WebSocket addresses are replaced), with the test [`Seams`]: a
+/// [`TestClock`], [`CHEAP_HASHING`], the scheduled prune, RSA keys of
+/// [`MIN_KEY_BITS`] (2048).
+/// With `JWT_ALG=RS256` the key set starts with the fixed test key (as an
+/// upgrade from key files would); another algorithm lets the service make
+/// its first key.
 ///
 /// # Panics
 /// When it cannot start, or PostgreSQL was asked for and is not installed.
-pub async fn spawn_app(options: TestOptions) -> TestApp {
+pub async fn spawn_app(backend: Backend, config: Config) -> TestApp {
+    spawn_app_with_seams(backend, config, |_| {}).await
+}
+
+/// [`spawn_app`], with the test [`Seams`] changed by `change` (argon2id at
+/// the OWASP cost, the scheduled prune off); the clock stays the app's
+/// [`TestClock`].
+///
+/// # Panics
+/// As [`spawn_app`].
+pub async fn spawn_app_with_seams(
+    backend: Backend,
+    config: Config,
+    change: impl FnOnce(&mut Seams),
+) -> TestApp {
     init_test_log();
-    let database_url = match options.backend {
+    let database_url = match backend {
         Backend::Sqlite => crate::postgres::fresh_sqlite_url(),
         Backend::Postgres => crate::postgres::fresh_migrated_postgres_url().await,
     };
     let config = Config {
         database_url,
-        api_addr: "127.0.0.1:0".parse().expect("address"),
-        ws_addr: "127.0.0.1:0".parse().expect("address"),
-        access_token_expiry: options.access_ttl,
-        refresh_token_expiry: options.refresh_ttl,
-        refresh_reuse_grace: options.reuse_grace,
-        session_max_age: options.session_max_age,
-        allow_registration: options.allow_registration,
-        login_max_failures: options.login_max_failures,
-        login_failure_window: options.login_failure_window,
-        password_queue_limit: options.password_queue_limit,
-        api_max_connections: options.api_max_connections,
-        ws_max_connections_per_user: options.ws_max_connections_per_user,
-        api_request_timeout: options.api_request_timeout,
-        trusted_proxies: options
-            .trusted_proxies
-            .iter()
-            .map(|p| p.parse().expect("proxy"))
-            .collect(),
-        cors_origins: options.cors_origins.clone(),
-        cookie_secure: options.cookie_secure,
-        ws_expiry_warning: options.ws_expiry_warning,
-        metrics_addr: options
-            .metrics
-            .then(|| "127.0.0.1:0".parse().expect("address")),
-        demo_dir: options.demo_dir.clone(),
-        api_docs: options.api_docs,
-        jwt_alg: options.jwt_alg,
-        ..Config::default()
+        api_addr: ANY_LOOPBACK_PORT,
+        ws_addr: ANY_LOOPBACK_PORT,
+        ..config
     };
     let mut keys = tokio::task::spawn_blocking(test_keys)
         .await
         .expect("key generation")
         .clone();
-    if options.jwt_alg != domain::Algorithm::Rs256 {
+    if config.jwt_alg != domain::Algorithm::Rs256 {
         keys.import = None;
     }
     let clock = TestClock::default();
-    let seams = Seams {
-        clock: Arc::new(clock.clone()),
-        argon2: (!options.production_hashing).then_some(CHEAP_HASHING),
-        scheduled_prune: options.scheduled_prune,
-        rsa_key_bits: 2048,
+    let mut seams = Seams {
+        argon2: Some(CHEAP_HASHING),
+        rsa_key_bits: MIN_KEY_BITS,
+        ..Seams::default()
     };
+    change(&mut seams);
+    seams.clock = Arc::new(clock.clone());
     let running = authd::start_with(&config, &keys, Services::Both, &seams)
         .await
         .expect("starting the app");

@@ -21,7 +21,8 @@ use super::os_rng::OsRng;
 /// Smallest accepted modulus, in bits (NIST SP 800-57: 112-bit security).
 pub const MIN_KEY_BITS: usize = 2048;
 
-/// Key size for keys generated in production.
+/// Key size of the RSA keys the service creates (the first key of an empty
+/// set, `authd keys rotate`, `authd keys generate`).
 pub const DEFAULT_KEY_BITS: usize = 4096;
 
 /// An RSA private key (with its public half) that signs access tokens.

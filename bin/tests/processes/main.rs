@@ -1,8 +1,8 @@
 //! Process-level tests: the `authd` binary itself, as separate processes
 //! (beside PostgreSQL, Nginx, headless Chromium, an OTLP receiver), where
 //! the in-process tests of `tests/` cannot reach: the command line, the
-//! logs and exported spans, key files, revocations between processes, and
-//! the deployment. Cargo builds the binary before this test binary, so the
+//! configuration from the environment, the logs and exported spans, key
+//! files, revocations between processes, and the deployment. Cargo builds the binary before this test binary, so the
 //! binary under test is never stale.
 
 #![allow(
@@ -13,6 +13,7 @@
 
 mod audit_cli;
 mod cli;
+mod config;
 mod e2e;
 mod key_files;
 mod logs;

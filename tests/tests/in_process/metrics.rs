@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use adapters::telemetry::otlp::OtlpConfig;
 use authd::Config;
 use authd::Services;
-use integration_tests::app::{Backend, PASSWORD, TestApp, TestOptions, spawn_app, test_keys};
+use integration_tests::app::{ANY_LOOPBACK_PORT, Backend, PASSWORD, TestApp, spawn_app, test_keys};
 use integration_tests::otlp::OtlpReceiver;
 use integration_tests::ws_client::WsClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -21,10 +21,15 @@ use serde_json::json;
 const SECOND: Duration = Duration::from_secs(1);
 
 async fn metrics_app(reuse_grace: Duration) -> TestApp {
-    let mut options = TestOptions::new(Backend::Sqlite);
-    options.metrics = true;
-    options.reuse_grace = reuse_grace;
-    spawn_app(options).await
+    spawn_app(
+        Backend::Sqlite,
+        Config {
+            metrics_addr: Some(ANY_LOOPBACK_PORT),
+            refresh_reuse_grace: reuse_grace,
+            ..Config::default()
+        },
+    )
+    .await
 }
 
 /// `GET /metrics` on the metrics listener: its body, after checking the answer.
@@ -306,9 +311,14 @@ async fn websocket_connections_reauths_and_closes() {
 #[tokio::test]
 #[cfg_attr(missing = "postgres", ignore = "needs PostgreSQL (postgresql-15)")]
 async fn pool_gauges_on_postgres() {
-    let mut options = TestOptions::new(Backend::Postgres);
-    options.metrics = true;
-    let app = spawn_app(options).await;
+    let app = spawn_app(
+        Backend::Postgres,
+        Config {
+            metrics_addr: Some(ANY_LOOPBACK_PORT),
+            ..Config::default()
+        },
+    )
+    .await;
     let addr = app.metrics_addr.unwrap();
     assert_eq!(app.get("/api/health").send().await.status, StatusCode::OK);
     let text = scrape(addr).await;
@@ -356,7 +366,7 @@ async fn metrics_listener_is_separate_and_off_by_default() {
             .contains("# TYPE authd_logins_total counter")
     );
 
-    let plain = spawn_app(TestOptions::new(Backend::Sqlite)).await;
+    let plain = spawn_app(Backend::Sqlite, Config::default()).await;
     assert_eq!(plain.metrics_addr, None);
     assert!(!plain.running.metrics.is_enabled());
 }

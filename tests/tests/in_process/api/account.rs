@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use adapters::persistence::{AuditFilter, SeaAuditLog, SeaSessionStore, SeaUserRepository};
 use application::ports::{SecurityEventKind, SessionStore as _, UserRepository as _};
+use authd::Config;
 use domain::{SessionId, Timestamp, UserId};
-use integration_tests::app::{Backend, TestApp, TestOptions, spawn_app};
+use integration_tests::app::{Backend, TestApp, spawn_app};
 use integration_tests::client::PASSWORD;
 use integration_tests::ws_client::WsClient;
 use serde_json::json;
@@ -43,7 +44,7 @@ async fn change(
 }
 
 pub async fn a_password_change_ends_every_other_session_and_keeps_the_callers(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let mine = app.signed_in("alice").await;
     let r = app.login("alice", PASSWORD).await;
     let (other_access, other_refresh) = (r.access_token(), r.refresh_cookie().unwrap());
@@ -109,10 +110,13 @@ pub async fn a_password_change_ends_every_other_session_and_keeps_the_callers(ba
 }
 
 pub async fn wrong_current_passwords_count_towards_the_login_throttle(backend: Backend) {
-    let app = spawn_app(TestOptions {
-        login_max_failures: 3,
-        ..TestOptions::new(backend)
-    })
+    let app = spawn_app(
+        backend,
+        Config {
+            login_max_failures: 3,
+            ..Config::default()
+        },
+    )
     .await;
     let carol = app.signed_in("carol").await;
     // One failed login and two wrong current passwords: one counter.
@@ -139,7 +143,7 @@ pub async fn wrong_current_passwords_count_towards_the_login_throttle(backend: B
 }
 
 pub async fn a_password_change_needs_a_token_and_a_good_new_password(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let dave = app.signed_in("dave").await;
     change(&app, &dave.access, PASSWORD, "short")
         .await
@@ -211,7 +215,7 @@ async fn rows_where(app: &TestApp, table: &str, column: &str, value: sea_orm::Va
 pub async fn deleting_the_account_ends_every_session_removes_the_rows_and_frees_the_name(
     backend: Backend,
 ) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let first = app.signed_in("erin").await;
     let r = app.login("erin", PASSWORD).await;
     let second = (r.access_token(), r.refresh_cookie().unwrap());
@@ -345,10 +349,13 @@ pub async fn deleting_the_account_ends_every_session_removes_the_rows_and_frees_
 }
 
 pub async fn an_account_is_deleted_only_with_its_password(backend: Backend) {
-    let app = spawn_app(TestOptions {
-        login_max_failures: 2,
-        ..TestOptions::new(backend)
-    })
+    let app = spawn_app(
+        backend,
+        Config {
+            login_max_failures: 2,
+            ..Config::default()
+        },
+    )
     .await;
     let grace = app.signed_in("grace").await;
     for _ in 0..2 {

@@ -7,10 +7,11 @@
 
 use std::time::Duration;
 
+use authd::Config;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::Algorithm;
-use integration_tests::app::{Backend, TestApp, TestOptions, spawn_app};
+use integration_tests::app::{Backend, TestApp, spawn_app};
 use integration_tests::ws_client::{Connect, WsClient};
 use serde_json::{Value, json};
 
@@ -82,10 +83,13 @@ fn library_verifies(jwk: &Value, token: &str, alg: Algorithm) -> bool {
 }
 
 async fn end_to_end(backend: Backend, alg: Algorithm) {
-    let app = spawn_app(TestOptions {
-        jwt_alg: alg,
-        ..TestOptions::new(backend)
-    })
+    let app = spawn_app(
+        backend,
+        Config {
+            jwt_alg: alg,
+            ..Config::default()
+        },
+    )
     .await;
 
     let r = app.get("/api/.well-known/jwks.json").send().await;

@@ -8,8 +8,11 @@ use std::time::Duration;
 use adapters::persistence::{AuditFilter, SeaAuditLog, StoredAuditEvent};
 use application::ClientInfo;
 use application::ports::{SecurityEvent, SecurityEventKind as K};
+use authd::Config;
 use domain::{SessionId, UserId};
-use integration_tests::app::{Backend, PASSWORD, TestApp, TestOptions, TestResponse, spawn_app};
+use integration_tests::app::{
+    Backend, PASSWORD, TestApp, TestResponse, spawn_app, spawn_app_with_seams,
+};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -27,10 +30,15 @@ const THIEF: (&str, &str) = ("198.51.100.9", "replayer/6.6");
 
 /// An app behind a trusted proxy (loopback) with no refresh grace.
 async fn app_behind_proxy(backend: Backend) -> TestApp {
-    let mut options = TestOptions::new(backend);
-    options.trusted_proxies = vec!["127.0.0.0/8".into()];
-    options.reuse_grace = Duration::ZERO;
-    spawn_app(options).await
+    spawn_app(
+        backend,
+        Config {
+            trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+            refresh_reuse_grace: Duration::ZERO,
+            ..Config::default()
+        },
+    )
+    .await
 }
 
 async fn login_from(app: &TestApp, from: (&str, &str), password: &str) -> TestResponse {
@@ -235,11 +243,18 @@ pub async fn audited_requests_leave_rows(backend: Backend) {
 }
 
 pub async fn housekeeping_prunes_events_past_the_retention(backend: Backend) {
-    let mut options = TestOptions::new(backend);
-    options.trusted_proxies = vec!["127.0.0.0/8".into()];
-    // The pass at start would race the rows written below (CI saw it).
-    options.scheduled_prune = false;
-    let app = spawn_app(options).await;
+    let app = spawn_app_with_seams(
+        backend,
+        Config {
+            trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+            ..Config::default()
+        },
+        |seams| {
+            // The pass at start would race the rows written below (CI saw it).
+            seams.scheduled_prune = false;
+        },
+    )
+    .await;
     app.register("alice", PASSWORD).await;
     let r = login_from(&app, PHONE, PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.text);

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use integration_tests::app::{Backend, PASSWORD, TestOptions, spawn_app};
+use authd::Config;
+use integration_tests::app::{Backend, PASSWORD, spawn_app};
 use integration_tests::clock::unix_now;
 use serde_json::json;
 
@@ -30,9 +31,14 @@ integration_tests::on_both!(
 /// logout only when it is live. A rotated one is reuse (its family only); a
 /// revoked or unknown one revokes nothing.
 pub async fn logout_with_a_dead_refresh_token_revokes_nothing_else(backend: Backend) {
-    let mut options = TestOptions::new(backend);
-    options.reuse_grace = Duration::ZERO;
-    let app = spawn_app(options).await;
+    let app = spawn_app(
+        backend,
+        Config {
+            refresh_reuse_grace: Duration::ZERO,
+            ..Config::default()
+        },
+    )
+    .await;
     let phone = app.signed_in("alice").await;
     let laptop = app.login("alice", PASSWORD).await;
     let laptop_refresh = laptop.refresh_cookie().unwrap();
@@ -81,9 +87,14 @@ pub async fn logout_with_a_dead_refresh_token_revokes_nothing_else(backend: Back
 
 /// Contract v2: `exp` never later than the session's absolute end.
 pub async fn access_tokens_end_with_their_session(backend: Backend) {
-    let mut options = TestOptions::new(backend);
-    options.session_max_age = Duration::from_secs(20);
-    let app = spawn_app(options).await;
+    let app = spawn_app(
+        backend,
+        Config {
+            session_max_age: Duration::from_secs(20),
+            ..Config::default()
+        },
+    )
+    .await;
     app.register("alice", PASSWORD).await;
     let r = app.login("alice", PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -101,7 +112,7 @@ pub async fn access_tokens_end_with_their_session(backend: Backend) {
 }
 
 pub async fn register_creates_a_user(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let r = app.register("alice", PASSWORD).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let body = r.json();
@@ -117,7 +128,7 @@ pub async fn register_creates_a_user(backend: Backend) {
 }
 
 pub async fn register_errors(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     app.register("ab", PASSWORD)
         .await
         .assert_problem(400, "invalid_username");
@@ -142,16 +153,21 @@ pub async fn register_errors(backend: Backend) {
 }
 
 pub async fn registration_closed(backend: Backend) {
-    let mut options = TestOptions::new(backend);
-    options.allow_registration = false;
-    let app = spawn_app(options).await;
+    let app = spawn_app(
+        backend,
+        Config {
+            allow_registration: false,
+            ..Config::default()
+        },
+    )
+    .await;
     app.register("alice", PASSWORD)
         .await
         .assert_problem(403, "registration_closed");
 }
 
 pub async fn login_answers_a_token_and_the_exact_cookie(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let id = app.register("alice", PASSWORD).await.json()["id"].clone();
     let r = app.login("Alice", PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -183,9 +199,14 @@ pub async fn login_answers_a_token_and_the_exact_cookie(backend: Backend) {
 }
 
 pub async fn insecure_cookie_drops_secure(backend: Backend) {
-    let mut options = TestOptions::new(backend);
-    options.cookie_secure = false;
-    let app = spawn_app(options).await;
+    let app = spawn_app(
+        backend,
+        Config {
+            cookie_secure: false,
+            ..Config::default()
+        },
+    )
+    .await;
     let s = app.signed_in("alice").await;
     let r = app.refresh(&s.refresh).await;
     let token = r.refresh_cookie().unwrap();
@@ -196,7 +217,7 @@ pub async fn insecure_cookie_drops_secure(backend: Backend) {
 }
 
 pub async fn login_errors(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     app.register("alice", PASSWORD).await;
     for r in [
         app.login("alice", "wrong password").await,
@@ -225,7 +246,7 @@ pub async fn login_errors(backend: Backend) {
 }
 
 pub async fn refresh_rotates(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let s = app.signed_in("alice").await;
     let r = app.refresh(&s.refresh).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -245,7 +266,7 @@ pub async fn refresh_rotates(backend: Backend) {
 }
 
 pub async fn refresh_errors(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let r = app.post("/api/refresh").send().await;
     r.assert_problem(401, "refresh_missing");
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
@@ -262,7 +283,7 @@ pub async fn refresh_errors(backend: Backend) {
 }
 
 pub async fn grace_replay_returns_the_same_cookie(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let s = app.signed_in("alice").await;
     let first = app.refresh(&s.refresh).await;
     assert_eq!(first.status, 200);
@@ -281,9 +302,14 @@ pub async fn grace_replay_returns_the_same_cookie(backend: Backend) {
 }
 
 pub async fn reuse_revokes_the_family(backend: Backend) {
-    let mut options = TestOptions::new(backend);
-    options.reuse_grace = Duration::ZERO;
-    let app = spawn_app(options).await;
+    let app = spawn_app(
+        backend,
+        Config {
+            refresh_reuse_grace: Duration::ZERO,
+            ..Config::default()
+        },
+    )
+    .await;
     let s = app.signed_in("alice").await;
     let next = app.refresh(&s.refresh).await;
     let current = next.refresh_cookie().unwrap();
@@ -307,9 +333,14 @@ pub async fn reuse_revokes_the_family(backend: Backend) {
 }
 
 pub async fn refresh_expires(backend: Backend) {
-    let mut options = TestOptions::new(backend);
-    options.refresh_ttl = Duration::from_secs(2);
-    let app = spawn_app(options).await;
+    let app = spawn_app(
+        backend,
+        Config {
+            refresh_token_expiry: Duration::from_secs(2),
+            ..Config::default()
+        },
+    )
+    .await;
     let s = app.signed_in("alice").await;
     let r = app.refresh(&s.refresh).await;
     assert!(
@@ -324,7 +355,7 @@ pub async fn refresh_expires(backend: Backend) {
 }
 
 pub async fn logout_revokes_everything(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     // Without credentials: 204 all the same, cookie cleared.
     let r = app.post("/api/logout").send().await;
     assert_eq!(r.status, 204);
@@ -377,7 +408,7 @@ pub async fn logout_revokes_everything(backend: Backend) {
 }
 
 pub async fn logout_scope_session(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let one = app.signed_in("alice").await;
     let two = app.login("alice", PASSWORD).await;
     let r = app
@@ -399,7 +430,7 @@ pub async fn logout_scope_session(backend: Backend) {
 
 pub async fn imported_bcrypt_hash_is_upgraded(backend: Backend) {
     use application::ports::UserRepository;
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let repo = adapters::persistence::SeaUserRepository::new(app.running.database.clone());
     let username = domain::Username::parse("legacy").unwrap();
     let user = domain::User {

@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use integration_tests::app::{Backend, TestOptions, spawn_app};
+use authd::Config;
+use integration_tests::app::{Backend, spawn_app};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -29,9 +30,14 @@ async fn until_closed(mut socket: TcpStream, within: Duration) -> Result<Duratio
 /// while a real client is served throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_lose_their_connection_at_the_request_deadline() {
-    let mut options = TestOptions::new(Backend::Sqlite);
-    options.api_request_timeout = Duration::from_secs(1);
-    let app = spawn_app(options).await;
+    let app = spawn_app(
+        Backend::Sqlite,
+        Config {
+            api_request_timeout: Duration::from_secs(1),
+            ..Config::default()
+        },
+    )
+    .await;
     let mut slow = Vec::new();
     for i in 0..60 {
         let mut socket = TcpStream::connect(app.api_addr).await.unwrap();
@@ -77,9 +83,14 @@ async fn slow_clients_lose_their_connection_at_the_request_deadline() {
 /// (problem+json, `Retry-After`) and closed; once others close, clients get in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_over_the_cap_gets_503_overloaded() {
-    let mut options = TestOptions::new(Backend::Sqlite);
-    options.api_max_connections = Some(4);
-    let app = spawn_app(options).await;
+    let app = spawn_app(
+        Backend::Sqlite,
+        Config {
+            api_max_connections: Some(4),
+            ..Config::default()
+        },
+    )
+    .await;
     let mut held = Vec::new();
     for _ in 0..4 {
         let mut socket = TcpStream::connect(app.api_addr).await.unwrap();

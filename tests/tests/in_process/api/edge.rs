@@ -1,6 +1,7 @@
 //! Edge hygiene: body limit, malformed input, 404/405, request ids, headers, CORS.
 
-use integration_tests::app::{Backend, PASSWORD, TestOptions, spawn_app};
+use authd::Config;
+use integration_tests::app::{Backend, PASSWORD, spawn_app};
 use reqwest::Method;
 use serde_json::json;
 
@@ -15,7 +16,7 @@ integration_tests::on_both!(
 );
 
 pub async fn body_limit(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let big = json!({"username": "alice", "password": "x".repeat(17 * 1024)});
     app.post("/api/login")
         .json(&big)
@@ -38,7 +39,7 @@ pub async fn body_limit(backend: Backend) {
 
 /// 431 is problem+json (contract v2), like 413.
 pub async fn header_limit(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let r = app
         .get("/api/health")
         .header("x-padding", &"a".repeat(40 * 1024))
@@ -55,7 +56,7 @@ pub async fn header_limit(backend: Backend) {
 }
 
 pub async fn malformed_bodies(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     for path in ["/api/register", "/api/login"] {
         for body in [
             "{",
@@ -118,7 +119,7 @@ pub async fn malformed_bodies(backend: Backend) {
 }
 
 pub async fn unknown_paths_and_methods(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     app.get("/api/nope")
         .send()
         .await
@@ -148,7 +149,7 @@ pub async fn unknown_paths_and_methods(backend: Backend) {
 }
 
 pub async fn request_ids_and_headers(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let r = app
         .get("/api/health")
         .header("x-request-id", "abc-123")
@@ -176,9 +177,14 @@ pub async fn request_ids_and_headers(backend: Backend) {
 }
 
 pub async fn cors_only_for_listed_origins(backend: Backend) {
-    let mut options = TestOptions::new(backend);
-    options.cors_origins = vec!["https://app.example".into()];
-    let app = spawn_app(options).await;
+    let app = spawn_app(
+        backend,
+        Config {
+            cors_origins: vec!["https://app.example".into()],
+            ..Config::default()
+        },
+    )
+    .await;
     let r = app
         .get("/api/health")
         .header("origin", "https://app.example")

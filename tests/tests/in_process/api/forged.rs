@@ -1,8 +1,9 @@
 //! Every kind of forged or broken access token the contract lists gets 401.
 
+use authd::Config;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use integration_tests::app::{Backend, TestApp, TestOptions, spawn_app, test_signing_key};
+use integration_tests::app::{Backend, TestApp, spawn_app, test_signing_key};
 use integration_tests::clock::unix_now;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use secrecy::ExposeSecret;
@@ -43,7 +44,7 @@ async fn assert_refused(app: &TestApp, token: &str, what: &str) {
 }
 
 pub async fn forged_tokens_are_refused(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let s = app.signed_in("alice").await;
     let sid = app
         .get("/api/sessions")

@@ -12,7 +12,8 @@
 //! `POST /api/logout` is left out: it would end the token the run uses
 //! before most operations had their turn.
 
-use integration_tests::app::{Backend, TestOptions, spawn_app};
+use authd::Config;
+use integration_tests::app::{Backend, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(
@@ -39,7 +40,7 @@ const EXAMPLES: &str = "40";
 const SEED: &str = "20261206";
 
 async fn a_schema_driven_fuzzer_finds_nothing(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let alice = app.signed_in("alice").await;
     // Its own working directory: schemathesis keeps a cache of past failures
     // there, which would make one run depend on the last.

@@ -1,8 +1,9 @@
 //! Health, JWKS, the OpenAPI document, Swagger UI, and the sabotage test.
 
+use authd::Config;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use integration_tests::app::{Backend, TestOptions, spawn_app};
+use integration_tests::app::{Backend, spawn_app};
 use serde_json::{Value, json};
 
 integration_tests::on_both!(
@@ -14,7 +15,7 @@ integration_tests::on_both!(
 );
 
 pub async fn health_is_ok(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let r = app.get("/api/health").send().await;
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -24,7 +25,7 @@ pub async fn health_is_ok(backend: Backend) {
 }
 
 pub async fn jwks_publishes_the_signing_key(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let r = app.get("/api/.well-known/jwks.json").send().await;
     assert_eq!(r.status, 200);
     let keys = r.json()["keys"].clone();
@@ -50,7 +51,7 @@ pub async fn jwks_publishes_the_signing_key(backend: Backend) {
 }
 
 pub async fn documents_are_served(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let r = app.get("/api/openapi.json").send().await;
     assert_eq!(r.status, 200);
     let doc = r.json();
@@ -80,7 +81,7 @@ pub async fn documents_are_served(backend: Backend) {
 
 /// Sabotage: the database goes away under a running app.
 pub async fn database_gone_is_degraded(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let s = app.signed_in("alice").await;
     app.running
         .database
@@ -132,7 +133,7 @@ fn committed_openapi_document_is_current() {
 async fn swagger_ui_runs_only_its_own_scripts() {
     use base64::Engine as _;
     use sha2::Digest as _;
-    let app = spawn_app(TestOptions::new(Backend::Sqlite)).await;
+    let app = spawn_app(Backend::Sqlite, Config::default()).await;
     let r = app.get("/api/docs").send().await;
     assert_eq!(r.status, 200);
     let policy = r
@@ -169,9 +170,14 @@ async fn swagger_ui_runs_only_its_own_scripts() {
         Some(policy.as_str())
     );
 
-    let mut options = TestOptions::new(Backend::Sqlite);
-    options.api_docs = false;
-    let off = spawn_app(options).await;
+    let off = spawn_app(
+        Backend::Sqlite,
+        Config {
+            api_docs: false,
+            ..Config::default()
+        },
+    )
+    .await;
     off.get("/api/docs")
         .send()
         .await
@@ -212,9 +218,14 @@ fn the_document_states_the_credential_rules() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_dir_serves_the_demo_page_at_the_root() {
     let web = integration_tests::process::workspace_root().join("web");
-    let mut options = TestOptions::new(Backend::Sqlite);
-    options.demo_dir = Some(web.clone());
-    let app = spawn_app(options).await;
+    let app = spawn_app(
+        Backend::Sqlite,
+        Config {
+            demo_dir: Some(web.clone()),
+            ..Config::default()
+        },
+    )
+    .await;
     let page = std::fs::read_to_string(web.join("client-demo.html")).unwrap();
     let root = app.get("/").send().await;
     assert_eq!(root.status, 200);

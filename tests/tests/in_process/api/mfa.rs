@@ -4,9 +4,10 @@
 //! login throttle, turning it off, and what the database holds.
 
 use application::ports::Clock as _;
+use authd::Config;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use integration_tests::app::{Backend, TestApp, TestOptions, spawn_app};
+use integration_tests::app::{Backend, TestApp, spawn_app};
 use integration_tests::client::{PASSWORD, SignedIn, TestResponse};
 use integration_tests::totp::{code_at, decode_base32};
 use serde_json::{Value, json};
@@ -86,7 +87,7 @@ async fn password_step(app: &TestApp, name: &str) -> String {
 }
 
 pub async fn enrolment_then_a_login_in_two_steps(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let alice = app.signed_in("alice").await;
     app.post("/api/mfa/totp")
         .send()
@@ -187,7 +188,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 pub async fn the_database_holds_no_readable_secret_or_recovery_code(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let (_, secret, codes) = enrolled(&app, "dora").await;
     let raw = decode_base32(&secret);
     let sealed = stored_bytes(&app, "totp_secrets", "sealed_secret").await;
@@ -220,7 +221,7 @@ pub async fn the_database_holds_no_readable_secret_or_recovery_code(backend: Bac
 }
 
 pub async fn five_wrong_codes_use_the_token_up_and_count_towards_the_throttle(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let (_, secret, _) = enrolled(&app, "erin").await;
     app.clock.advance(STEP * 2);
     let token = password_step(&app, "erin").await;
@@ -244,7 +245,7 @@ pub async fn five_wrong_codes_use_the_token_up_and_count_towards_the_throttle(ba
 }
 
 pub async fn right_passwords_between_wrong_codes_do_not_reset_the_throttle(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let (_, secret, _) = enrolled(&app, "olga").await;
     app.clock.advance(STEP * 2);
     let wrong = code_at(&secret, now(&app) + 600);
@@ -271,7 +272,7 @@ pub async fn right_passwords_between_wrong_codes_do_not_reset_the_throttle(backe
 }
 
 pub async fn recovery_codes_work_once_and_bodies_are_checked(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let (_, secret, codes) = enrolled(&app, "fred").await;
     assert!(
         codes
@@ -307,10 +308,13 @@ pub async fn recovery_codes_work_once_and_bodies_are_checked(backend: Backend) {
 }
 
 pub async fn one_code_logs_in_once_however_many_requests_race(backend: Backend) {
-    let app = spawn_app(TestOptions {
-        login_max_failures: 50,
-        ..TestOptions::new(backend)
-    })
+    let app = spawn_app(
+        backend,
+        Config {
+            login_max_failures: 50,
+            ..Config::default()
+        },
+    )
     .await;
     let (_, secret, _) = enrolled(&app, "gina").await;
     app.clock.advance(STEP);
@@ -336,7 +340,7 @@ pub async fn one_code_logs_in_once_however_many_requests_race(backend: Backend) 
 }
 
 pub async fn the_token_is_bound_to_the_client(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let (_, _, codes) = enrolled(&app, "hana").await;
     let token = password_step(&app, "hana").await;
     let r = app
@@ -363,7 +367,7 @@ pub async fn the_token_is_bound_to_the_client(backend: Backend) {
 }
 
 pub async fn turning_it_off_needs_the_password_and_keeps_sessions(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let (ivan, _, _) = enrolled(&app, "ivan").await;
     let off = |password: &'static str| {
         app.delete("/api/mfa/totp")
@@ -389,7 +393,7 @@ pub async fn turning_it_off_needs_the_password_and_keeps_sessions(backend: Backe
 }
 
 pub async fn deleting_the_account_deletes_its_second_factor(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let (jane, _, _) = enrolled(&app, "jane").await;
     let (_, _, kept) = enrolled(&app, "kurt").await;
     password_step(&app, "jane").await;
@@ -431,7 +435,7 @@ async fn status(app: &TestApp, access: &str) -> Value {
 }
 
 pub async fn the_status_says_what_is_on_and_how_many_codes_are_left(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     app.get("/api/mfa/totp")
         .send()
         .await

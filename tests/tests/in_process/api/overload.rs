@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use integration_tests::app::{Backend, PASSWORD, TestOptions, spawn_app};
+use authd::Config;
+use integration_tests::app::{ANY_LOOPBACK_PORT, Backend, PASSWORD, spawn_app_with_seams};
 use serde_json::json;
 use tokio::io::AsyncWriteExt as _;
 
@@ -38,12 +39,19 @@ async fn until_metric(addr: SocketAddr, name: &str, done: impl Fn(u64) -> bool) 
 /// `503 overloaded` and `Retry-After` for what does not fit, never a 500.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_hashing_queue_answers_503_overloaded() {
-    let mut options = TestOptions::new(Backend::Sqlite);
-    options.password_queue_limit = 2;
-    options.metrics = true;
-    // The burst must outlast the queue: hashing at its real cost.
-    options.production_hashing = true;
-    let app = spawn_app(options).await;
+    let app = spawn_app_with_seams(
+        Backend::Sqlite,
+        Config {
+            password_queue_limit: 2,
+            metrics_addr: Some(ANY_LOOPBACK_PORT),
+            ..Config::default()
+        },
+        |seams| {
+            // The burst must outlast the queue: hashing at its real cost.
+            seams.argon2 = None;
+        },
+    )
+    .await;
     let logins = (0..30).map(|i| {
         app.post("/api/login")
             .json(&json!({"username": format!("ghost{i}"), "password": "not the password"}))
@@ -93,11 +101,18 @@ async fn a_full_hashing_queue_answers_503_overloaded() {
 /// dropped unrun, and a real login gets through at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_whose_clients_have_gone_are_not_hashed() {
-    let mut options = TestOptions::new(Backend::Sqlite);
-    options.password_queue_limit = 200;
-    options.metrics = true;
-    options.production_hashing = true;
-    let app = spawn_app(options).await;
+    let app = spawn_app_with_seams(
+        Backend::Sqlite,
+        Config {
+            password_queue_limit: 200,
+            metrics_addr: Some(ANY_LOOPBACK_PORT),
+            ..Config::default()
+        },
+        |seams| {
+            seams.argon2 = None;
+        },
+    )
+    .await;
     app.register("alice", PASSWORD).await;
     let addr = app.metrics_addr.unwrap();
     let mut sockets = Vec::new();

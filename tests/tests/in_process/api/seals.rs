@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use application::{RefreshSecret, SealKey};
+use authd::Config;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use integration_tests::app::{Backend, TestApp, TestOptions, spawn_app};
+use integration_tests::app::{Backend, TestApp, spawn_app};
 use sea_orm::{ConnectionTrait as _, Statement};
 use sha2::{Digest as _, Sha256};
 
@@ -104,9 +105,14 @@ fn walk(rows: &HashMap<Vec<u8>, Row>, token: &str, key: Option<&SealKey>) -> Opt
 }
 
 pub async fn a_database_copy_and_a_stale_token_open_nothing(backend: Backend) {
-    let mut options = TestOptions::new(backend);
-    options.reuse_grace = Duration::from_secs(2);
-    let app = spawn_app(options).await;
+    let app = spawn_app(
+        backend,
+        Config {
+            refresh_reuse_grace: Duration::from_secs(2),
+            ..Config::default()
+        },
+    )
+    .await;
     let s = app.signed_in("alice").await;
     let mut chain = vec![s.refresh.clone()];
     for _ in 0..5 {

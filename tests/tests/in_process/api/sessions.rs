@@ -1,6 +1,7 @@
 //! `GET /api/sessions`, `DELETE /api/sessions/{id}`, `GET /api/protected`.
 
-use integration_tests::app::{Backend, PASSWORD, TestOptions, spawn_app};
+use authd::Config;
+use integration_tests::app::{Backend, PASSWORD, spawn_app};
 use serde_json::json;
 
 integration_tests::on_both!(
@@ -13,7 +14,7 @@ integration_tests::on_both!(
 );
 
 pub async fn protected_answers_the_caller(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let s = app.signed_in("alice").await;
     let r = app.protected(&s.access).await;
     assert_eq!(r.status, 200, "{}", r.text);
@@ -24,7 +25,7 @@ pub async fn protected_answers_the_caller(backend: Backend) {
 }
 
 pub async fn bearer_errors(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     for path in ["/api/protected", "/api/sessions"] {
         let r = app.get(path).send().await;
         r.assert_problem(401, "invalid_token");
@@ -56,7 +57,7 @@ pub async fn bearer_errors(backend: Backend) {
 }
 
 pub async fn sessions_are_listed(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     app.register("alice", PASSWORD).await;
     let body = json!({"username": "alice", "password": PASSWORD});
     let phone = app
@@ -103,7 +104,7 @@ pub async fn sessions_are_listed(backend: Backend) {
 }
 
 pub async fn a_session_is_revoked(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let phone = app.signed_in("alice").await;
     let laptop = app.login("alice", PASSWORD).await;
     let laptop_access = laptop.access_token();
@@ -151,7 +152,7 @@ pub async fn a_session_is_revoked(backend: Backend) {
 }
 
 pub async fn revoking_other_sessions_is_not_found(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     let alice = app.signed_in("alice").await;
     let bob = app.signed_in("bob").await;
     let list = app

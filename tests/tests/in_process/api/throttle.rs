@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use integration_tests::app::{Backend, PASSWORD, TestApp, TestOptions, TestResponse, spawn_app};
+use authd::Config;
+use integration_tests::app::{Backend, PASSWORD, TestApp, TestResponse, spawn_app};
 use serde_json::json;
 
 integration_tests::on_both!(
@@ -15,8 +16,7 @@ integration_tests::on_both!(
 /// Security review, finding (abuse) 1: 30 parallel wrong guesses for one user
 /// got 30 password checks; the contract allows `LOGIN_MAX_FAILURES`.
 pub async fn simultaneous_guesses_get_at_most_the_limit(backend: Backend) {
-    let options = TestOptions::new(backend);
-    let app = spawn_app(options).await;
+    let app = spawn_app(backend, Config::default()).await;
     app.register("alice", PASSWORD).await;
     let guesses =
         (0..30).map(|i| app.login("alice", if i % 2 == 0 { "wrong one" } else { "wrong two" }));
@@ -30,10 +30,15 @@ pub async fn simultaneous_guesses_get_at_most_the_limit(backend: Backend) {
 }
 
 pub async fn rate_limited_even_with_the_right_password(backend: Backend) {
-    let mut options = TestOptions::new(backend);
-    options.login_max_failures = 3;
-    options.login_failure_window = Duration::from_secs(3);
-    let app = spawn_app(options).await;
+    let app = spawn_app(
+        backend,
+        Config {
+            login_max_failures: 3,
+            login_failure_window: Duration::from_secs(3),
+            ..Config::default()
+        },
+    )
+    .await;
     app.register("alice", PASSWORD).await;
     for _ in 0..3 {
         app.login("alice", "wrong password")
@@ -58,9 +63,11 @@ pub async fn rate_limited_even_with_the_right_password(backend: Backend) {
 
 pub async fn forwarded_for_only_from_trusted_proxies(backend: Backend) {
     // Untrusted peer: X-Forwarded-For is ignored, so rotating it does not help.
-    let mut options = TestOptions::new(backend);
-    options.login_max_failures = 2;
-    let app = spawn_app(options.clone()).await;
+    let mut config = Config {
+        login_max_failures: 2,
+        ..Config::default()
+    };
+    let app = spawn_app(backend, config.clone()).await;
     app.register("alice", PASSWORD).await;
     let login = |xff, password| login_via(&app, xff, password);
     login("10.0.0.1", "wrong password")
@@ -75,8 +82,8 @@ pub async fn forwarded_for_only_from_trusted_proxies(backend: Backend) {
     drop(app);
 
     // Trusted proxy: the last hop is the client.
-    options.trusted_proxies = vec!["127.0.0.0/8".into()];
-    let app = spawn_app(options).await;
+    config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    let app = spawn_app(backend, config).await;
     app.register("alice", PASSWORD).await;
     let login = |xff, password| login_via(&app, xff, password);
     login("10.0.0.1", "wrong password")
