@@ -479,7 +479,7 @@ pub async fn the_status_says_what_is_on_and_how_many_codes_are_left(backend: Bac
 /// `GET /api/account` (contract v3): who the caller is, since when, and
 /// the second factors the account has.
 pub async fn the_account_says_who_the_caller_is_and_its_second_factors(backend: Backend) {
-    let app = spawn_app(TestOptions::new(backend)).await;
+    let app = spawn_app(backend, Config::default()).await;
     app.get("/api/account")
         .send()
         .await
