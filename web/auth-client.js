@@ -19,7 +19,7 @@
 //
 // Two-factor login (TOTP): beginTotp() gives the secret and its otpauth://
 // URI to show once, confirmTotp(code) turns it on and gives the recovery
-// codes to show once, disableTotp(password) turns it off. None of them, nor
+// codes to show once, disableTotp(password, {code}|{recoveryCode}) turns it off. None of them, nor
 // the mfaToken of a login's second step, is logged or stored: they live in
 // the caller's variables only.
 (function (global) {
@@ -142,16 +142,20 @@
     }
 
     /**
-     * Begins a TOTP enrolment: resolves to `{ secret, otpauthUri, expiresIn }`,
-     * to show once (QR code and text). Throws mfa_already_enabled when it is on.
+     * Begins a TOTP enrolment (the password confirms it): resolves to
+     * `{ secret, otpauthUri, expiresIn }`, to show once (QR code and text).
+     * Throws mfa_already_enabled when it is on.
      */
     /** The caller's two-factor state: { enabled, enabledAt, pending, recoveryCodesLeft }. */
     async twoFactorStatus() {
       return this.request('GET', '/mfa/totp', { token: this.accessToken });
     }
 
-    async beginTotp() {
-      const body = await this.request('POST', '/mfa/totp', { token: this.accessToken });
+    async beginTotp(password) {
+      const body = await this.request('POST', '/mfa/totp', {
+        token: this.accessToken,
+        json: { password },
+      });
       this.onEvent('totp_begun', 'confirm within ' + body.expiresIn + ' s');
       return body;
     }
@@ -166,9 +170,15 @@
       return body.recoveryCodes;
     }
 
-    /** Turns two-factor login off (the password confirms it). */
-    async disableTotp(password) {
-      await this.request('DELETE', '/mfa/totp', { token: this.accessToken, json: { password } });
+    /**
+     * Turns two-factor login off: the password and a second factor,
+     * `{ code }` or `{ recoveryCode }`, confirm it.
+     */
+    async disableTotp(password, factor) {
+      await this.request('DELETE', '/mfa/totp', {
+        token: this.accessToken,
+        json: { password, ...factor },
+      });
       this.onEvent('totp_disabled', '');
     }
 

@@ -227,10 +227,16 @@
     $('recovery-codes').replaceChildren();
   }
 
-  $('totp-begin-btn').addEventListener('click', () =>
+  $('totp-begin-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
     guarded(async () => {
       hideRecoveryCodes();
-      const enrolment = await client.beginTotp();
+      let enrolment;
+      try {
+        enrolment = await client.beginTotp($('totp-begin-password').value);
+      } finally {
+        $('totp-begin-password').value = '';
+      }
       twoFactorChanged();
       $('totp-qr').replaceChildren(qrSvg(enrolment.otpauthUri));
       $('totp-secret').textContent = enrolment.secret;
@@ -239,7 +245,8 @@
       $('totp-expiry').textContent = 'Enter a code before ' + until.toLocaleTimeString() + '.';
       $('totp-enrolment').hidden = false;
       $('totp-code').focus();
-    }));
+    });
+  });
 
   $('totp-confirm-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -265,12 +272,17 @@
     ev.preventDefault();
     guarded(async () => {
       try {
-        await client.disableTotp($('totp-disable-password').value);
+        // Six digits are the app's code; anything else a recovery code.
+        const typed = $('totp-disable-code').value.trim();
+        const factor = /^\d{6}$/.test(typed.replace(/\s/g, ''))
+          ? { code: typed.replace(/\s/g, '') } : { recoveryCode: typed };
+        await client.disableTotp($('totp-disable-password').value, factor);
         twoFactorChanged();
         endEnrolment();
         hideRecoveryCodes();
       } finally {
         $('totp-disable-password').value = '';
+        $('totp-disable-code').value = '';
       }
     });
   });

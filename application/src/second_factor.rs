@@ -2,11 +2,12 @@
 //! stored hashes, and the client-bound hash of an `mfaToken`. Shared by the
 //! login (which checks them) and the account (whose enrolment makes them).
 
-use domain::{TokenHash, UserId};
+use domain::totp::candidate_steps;
+use domain::{Timestamp, TokenHash, UserId};
 use secrecy::{ExposeSecret as _, SecretString};
 use sha2::{Digest, Sha256};
 
-use crate::ports::RandomSource;
+use crate::ports::{MfaStore, RandomSource, TotpCodes};
 use crate::{ClientInfo, MfaToken};
 
 const RECOVERY_LABEL: &[u8] = b"authd/recovery-code/v1\0";
@@ -28,6 +29,44 @@ impl std::fmt::Debug for SecondFactor {
             Self::Code(_) => "Code([redacted])",
             Self::RecoveryCode(_) => "RecoveryCode([redacted])",
         })
+    }
+}
+
+/// Whether `proof` is a second factor of `user` now, and uses it if so (in
+/// every process): a TOTP code's step is accepted once, a recovery code
+/// once ever. `false` for a wrong, replayed or malformed one, or when the
+/// user has no confirmed TOTP secret.
+///
+/// # Errors
+/// Storage failures.
+pub(crate) async fn use_second_factor(
+    mfa: &dyn MfaStore,
+    totp: &dyn TotpCodes,
+    user: UserId,
+    proof: &SecondFactor,
+    now: Timestamp,
+) -> anyhow::Result<bool> {
+    match proof {
+        SecondFactor::Code(code) => {
+            let Some(typed) = code_digits(code) else {
+                return Ok(false);
+            };
+            let Some(secret) = mfa.totp(user).await?.filter(|t| t.confirmed_at.is_some()) else {
+                return Ok(false);
+            };
+            let steps = candidate_steps(now, secret.last_step);
+            match totp.matching_step(user, &secret.sealed, &steps, typed)? {
+                Some(step) => mfa.use_step(user, step).await,
+                None => Ok(false),
+            }
+        }
+        SecondFactor::RecoveryCode(code) => match normal_recovery_code(code) {
+            Some(code) => {
+                mfa.use_recovery_code(user, &recovery_hash(user, &code), now)
+                    .await
+            }
+            None => Ok(false),
+        },
     }
 }
 

@@ -23,7 +23,10 @@ use crate::ports::{
     SecurityEvent, SecurityEventKind, SecurityEvents, SessionStore, ThrottleKey, TotpCodes,
     UserRepository,
 };
-use crate::second_factor::{code_digits, new_recovery_code, normal_recovery_code, recovery_hash};
+use crate::second_factor::{
+    SecondFactor, code_digits, new_recovery_code, normal_recovery_code, recovery_hash,
+    use_second_factor,
+};
 use crate::{ClientInfo, Revocations};
 
 /// The account operations, on exactly the ports they need.
@@ -183,7 +186,9 @@ impl Account {
     ) -> Result<(), AccountError> {
         // The policy first: refusing a weak password needs no password check.
         check_password_policy(new.expose_secret())?;
-        let user = self.check_own_password(caller, current, client).await?;
+        let user = self
+            .check_own_password(caller, current, client, OnSuccess::Clear)
+            .await?;
         let ticket = self.hasher.reserve()?;
         let hash = self.hasher.hash(ticket, new).await?;
         let now = self.clock.now();
@@ -225,7 +230,9 @@ impl Account {
         password: SecretString,
         client: &ClientInfo,
     ) -> Result<(), AccountError> {
-        let user = self.check_own_password(caller, password, client).await?;
+        let user = self
+            .check_own_password(caller, password, client, OnSuccess::Clear)
+            .await?;
         let ended = erase_user(
             self.users.as_ref(),
             self.events.as_ref(),
@@ -286,15 +293,25 @@ impl Account {
         })
     }
 
-    /// Begins a TOTP enrolment for the caller: a new secret, pending until a
-    /// code of it is confirmed within [`ENROLMENT_TTL`]. A pending enrolment
-    /// is replaced; a confirmed one is [`MfaError::AlreadyEnabled`].
+    /// Begins a TOTP enrolment for the caller, whose `password` is checked
+    /// through the login throttle first (contract v3: a stolen access token
+    /// alone cannot enrol an attacker's authenticator): a new secret,
+    /// pending until a code of it is confirmed within [`ENROLMENT_TTL`]. A
+    /// pending enrolment is replaced; a confirmed one is
+    /// [`MfaError::AlreadyEnabled`].
     ///
     /// # Errors
     /// See [`MfaError`].
     #[tracing::instrument(skip_all, fields(user = %caller.sub))]
-    pub async fn begin_totp(&self, caller: &AccessClaims) -> Result<TotpEnrolment, MfaError> {
-        let user = self.caller(caller).await?;
+    pub async fn begin_totp(
+        &self,
+        caller: &AccessClaims,
+        password: SecretString,
+        client: &ClientInfo,
+    ) -> Result<TotpEnrolment, MfaError> {
+        let user = self
+            .check_own_password(caller, password, client, OnSuccess::Clear)
+            .await?;
         let now = self.clock.now();
         if self.has_two_factor(&user).await? {
             return Err(MfaError::AlreadyEnabled);
@@ -365,21 +382,54 @@ impl Account {
         Ok(codes)
     }
 
-    /// Turns the caller's two-factor login off (`password` checked through
-    /// the login throttle, as a password change does): the secret and the
-    /// recovery codes go. Existing sessions go on.
+    /// Turns the caller's two-factor login off: `password` and then `proof`
+    /// (a code, or a recovery code) are checked through the login throttle
+    /// (contract v3: a stolen access token and the password alone cannot
+    /// remove the owner's authenticator). The secret and the recovery codes
+    /// go. Existing sessions go on.
+    ///
+    /// A right password gives its throttle slot back without clearing the
+    /// failures, and only a right code clears them, as at login: otherwise
+    /// a holder of the password could guess codes without end, a password
+    /// before every code.
     ///
     /// # Errors
-    /// See [`MfaError`]: `NotFound` when two-factor login is off.
+    /// See [`MfaError`]: `NotFound` when two-factor login is off,
+    /// `InvalidCode` for a wrong, replayed or used code.
     #[tracing::instrument(skip_all, fields(user = %caller.sub))]
     pub async fn disable_totp(
         &self,
         caller: &AccessClaims,
         password: SecretString,
+        proof: SecondFactor,
         client: &ClientInfo,
     ) -> Result<(), MfaError> {
-        let user = self.check_own_password(caller, password, client).await?;
-        if !self.has_two_factor(&user).await? || !self.mfa.remove_totp(user.id).await? {
+        let user = self
+            .check_own_password(caller, password, client, OnSuccess::Release)
+            .await?;
+        if !self.has_two_factor(&user).await? {
+            return Err(MfaError::NotFound);
+        }
+        let now = self.clock.now();
+        let key = ThrottleKey::new(user.username.canonical(), client);
+        if let Some(retry_after) = self.throttle.take_slot(&key, now).await? {
+            self.report(self.event(
+                SecurityEventKind::LoginThrottled,
+                &user,
+                caller,
+                now,
+                client,
+            ))
+            .await;
+            return Err(MfaError::RateLimited { retry_after });
+        }
+        if !use_second_factor(self.mfa.as_ref(), self.totp.as_ref(), user.id, &proof, now).await? {
+            self.report(self.event(SecurityEventKind::MfaFailed, &user, caller, now, client))
+                .await;
+            return Err(MfaError::InvalidCode);
+        }
+        self.throttle.clear(&key).await?;
+        if !self.mfa.remove_totp(user.id).await? {
             return Err(MfaError::NotFound);
         }
         tracing::info!(user = %user.id, "two-factor login turned off");
@@ -392,12 +442,14 @@ impl Account {
     /// Checks that `password` is the caller's, as a login would: a place in
     /// the hashing queue, a slot of the login throttle for (user, client
     /// address) taken before the check and kept on a failure, the same
-    /// timing; a success clears the user's failures from that address.
+    /// timing; a success clears the user's failures from that address, or
+    /// only gives its slot back when a second factor is still to come.
     async fn check_own_password(
         &self,
         caller: &AccessClaims,
         password: SecretString,
         client: &ClientInfo,
+        on_success: OnSuccess,
     ) -> Result<User, AccountError> {
         let ticket = self.hasher.reserve()?;
         let now = self.clock.now();
@@ -428,7 +480,10 @@ impl Account {
                 .await;
             return Err(AccountError::InvalidCredentials);
         }
-        self.throttle.clear(&key).await?;
+        match on_success {
+            OnSuccess::Clear => self.throttle.clear(&key).await?,
+            OnSuccess::Release => self.throttle.release(&key).await?,
+        }
         Ok(user)
     }
 
@@ -468,6 +523,16 @@ impl Account {
     async fn report(&self, event: SecurityEvent) {
         report(self.events.as_ref(), event).await;
     }
+}
+
+/// What a right password does to the throttle's failures.
+#[derive(Debug, Clone, Copy)]
+enum OnSuccess {
+    /// Clears them: the operation needs nothing more.
+    Clear,
+    /// Gives this check's slot back only: a second factor is still to be
+    /// checked, and only its success clears them.
+    Release,
 }
 
 /// Deletes `user` with everything kept about them but the audit trail, and

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::totp::{MFA_TOKEN_TTL, candidate_steps, mfa_token_usable};
+use domain::totp::{MFA_TOKEN_TTL, mfa_token_usable};
 use domain::{
     AuthMethods, RefreshToken, Session, SessionId, Timestamp, TokenPolicy, User, UserId, Username,
 };
@@ -20,9 +20,7 @@ use crate::ports::{
     RandomSource, SecurityEvent, SecurityEventKind, SecurityEvents, SessionStore, ThrottleKey,
     TotpCodes, UserRepository,
 };
-use crate::second_factor::{
-    SecondFactor, challenge_hash, code_digits, normal_recovery_code, recovery_hash,
-};
+use crate::second_factor::{SecondFactor, challenge_hash, use_second_factor};
 use crate::{
     AccessTokenIssuer, ClientInfo, IssuedAccessToken, IssuedRefreshToken, MfaToken, RefreshSecret,
     SealKey,
@@ -349,16 +347,8 @@ impl Logins {
             return Err(MfaLoginError::RateLimited { retry_after });
         }
         attempt.recovery_code = matches!(proof, SecondFactor::RecoveryCode(_));
-        let accepted = match proof {
-            SecondFactor::Code(code) => self.accept_code(user.id, &code, now).await?,
-            SecondFactor::RecoveryCode(code) => match normal_recovery_code(&code) {
-                Some(code) => {
-                    let hash = recovery_hash(user.id, &code);
-                    self.mfa.use_recovery_code(user.id, &hash, now).await?
-                }
-                None => false,
-            },
-        };
+        let accepted =
+            use_second_factor(self.mfa.as_ref(), self.totp.as_ref(), user.id, &proof, now).await?;
         if !accepted {
             let wrong = self.mfa.count_wrong_code(&hash).await?;
             if !mfa_token_usable(wrong) {
@@ -465,34 +455,5 @@ impl Logins {
             })
             .await?;
         Ok(token)
-    }
-
-    /// Checks a TOTP code against the user's confirmed secret and, when it
-    /// matches a step not used before, uses that step (in every process).
-    async fn accept_code(
-        &self,
-        user: UserId,
-        code: &SecretString,
-        now: Timestamp,
-    ) -> anyhow::Result<bool> {
-        let Some(typed) = code_digits(code) else {
-            return Ok(false);
-        };
-        let Some(secret) = self
-            .mfa
-            .totp(user)
-            .await?
-            .filter(|t| t.confirmed_at.is_some())
-        else {
-            return Ok(false);
-        };
-        let steps = candidate_steps(now, secret.last_step);
-        match self
-            .totp
-            .matching_step(user, &secret.sealed, &steps, typed)?
-        {
-            Some(step) => self.mfa.use_step(user, step).await,
-            None => Ok(false),
-        }
     }
 }

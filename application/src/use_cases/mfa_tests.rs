@@ -21,7 +21,10 @@ fn code_now(w: &World) -> SecretString {
 async fn alice_with_totp() -> (World, Vec<SecretString>) {
     let w = world_with_alice().await;
     let caller = claims(&w, &login(&w).await);
-    w.account.begin_totp(&caller).await.expect("begin");
+    w.account
+        .begin_totp(&caller, secret("correct horse"), &client())
+        .await
+        .expect("begin");
     let codes = w
         .account
         .confirm_totp(&caller, code_now(&w), &client())
@@ -60,7 +63,11 @@ async fn enrolment_is_confirmed_by_a_code_and_login_then_takes_two_steps() {
             .await,
         Err(MfaError::NotFound)
     ));
-    let enrolment = w.account.begin_totp(&caller).await.unwrap();
+    let enrolment = w
+        .account
+        .begin_totp(&caller, secret("correct horse"), &client())
+        .await
+        .unwrap();
     assert_eq!(enrolment.expires_in, Duration::from_secs(600));
     assert!(
         enrolment
@@ -93,7 +100,9 @@ async fn enrolment_is_confirmed_by_a_code_and_login_then_takes_two_steps() {
         codes.iter().map(|c| c.expose_secret().to_owned()).collect();
     assert_eq!(distinct.len(), 10);
     assert!(matches!(
-        w.account.begin_totp(&caller).await,
+        w.account
+            .begin_totp(&caller, secret("correct horse"), &client())
+            .await,
         Err(MfaError::AlreadyEnabled)
     ));
 
@@ -244,7 +253,10 @@ async fn the_token_is_bound_to_its_client_and_lasts_five_minutes() {
 async fn a_pending_enrolment_expires_after_ten_minutes() {
     let w = world_with_alice().await;
     let caller = claims(&w, &login(&w).await);
-    w.account.begin_totp(&caller).await.unwrap();
+    w.account
+        .begin_totp(&caller, secret("correct horse"), &client())
+        .await
+        .unwrap();
     w.clock.advance(Duration::from_secs(600));
     assert!(matches!(
         w.account
@@ -253,7 +265,10 @@ async fn a_pending_enrolment_expires_after_ten_minutes() {
         Err(MfaError::NotFound)
     ));
     // Beginning again replaces it.
-    w.account.begin_totp(&caller).await.unwrap();
+    w.account
+        .begin_totp(&caller, secret("correct horse"), &client())
+        .await
+        .unwrap();
     w.account
         .confirm_totp(&caller, code_now(&w), &client())
         .await
@@ -261,7 +276,58 @@ async fn a_pending_enrolment_expires_after_ten_minutes() {
 }
 
 #[tokio::test]
-async fn turning_it_off_needs_the_password_and_keeps_sessions() {
+async fn turning_it_off_needs_the_password_and_a_code_and_keeps_sessions() {
+    let (w, codes) = alice_with_totp().await;
+    let token = password_step(&w, &client()).await;
+    w.clock.advance(Duration::from_secs(30));
+    let session = second(&w, &token, SecondFactor::Code(code_now(&w)))
+        .await
+        .unwrap();
+    let caller = claims(&w, &session);
+    let off = |password: &str, proof: SecondFactor| {
+        let (w, caller) = (&w, caller.clone());
+        let password = secret(password);
+        async move {
+            w.account
+                .disable_totp(&caller, password, proof, &client())
+                .await
+        }
+    };
+    assert!(matches!(
+        off("wrong horse", SecondFactor::Code(code_now(&w))).await,
+        Err(MfaError::InvalidCredentials)
+    ));
+    // The code that logged in is used: a replay is refused.
+    assert!(matches!(
+        off("correct horse", SecondFactor::Code(code_now(&w))).await,
+        Err(MfaError::InvalidCode)
+    ));
+    assert!(matches!(
+        off(
+            "correct horse",
+            SecondFactor::RecoveryCode(secret("00000-00000-00000-00000"))
+        )
+        .await,
+        Err(MfaError::InvalidCode)
+    ));
+    off(
+        "correct horse",
+        SecondFactor::RecoveryCode(codes[0].clone()),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        off("correct horse", SecondFactor::Code(code_now(&w))).await,
+        Err(MfaError::NotFound)
+    ));
+    assert!(w.mfa.recovery.lock().unwrap().is_empty());
+    let plain = login(&w).await;
+    assert_eq!(plain.session.methods, AuthMethods::Password);
+    assert!(w.access.verify(&session.access.token).is_ok());
+}
+
+#[tokio::test]
+async fn the_password_does_not_buy_code_guesses_when_turning_it_off() {
     let (w, _) = alice_with_totp().await;
     let token = password_step(&w, &client()).await;
     w.clock.advance(Duration::from_secs(30));
@@ -269,24 +335,53 @@ async fn turning_it_off_needs_the_password_and_keeps_sessions() {
         .await
         .unwrap();
     let caller = claims(&w, &session);
+    // LOGIN_MAX_FAILURES = 5: five wrong codes, each after the right
+    // password, then even the right password and code are throttled.
+    for _ in 0..5 {
+        assert!(matches!(
+            w.account
+                .disable_totp(
+                    &caller,
+                    secret("correct horse"),
+                    SecondFactor::Code(secret("000000")),
+                    &client()
+                )
+                .await,
+            Err(MfaError::InvalidCode)
+        ));
+    }
+    w.clock.advance(Duration::from_secs(30));
     assert!(matches!(
         w.account
-            .disable_totp(&caller, secret("wrong horse"), &client())
+            .disable_totp(
+                &caller,
+                secret("correct horse"),
+                SecondFactor::Code(code_now(&w)),
+                &client()
+            )
+            .await,
+        Err(MfaError::RateLimited { .. })
+    ));
+    assert_eq!(
+        w.events
+            .kinds()
+            .iter()
+            .filter(|k| **k == SecurityEventKind::MfaFailed)
+            .count(),
+        5
+    );
+}
+
+#[tokio::test]
+async fn enrolment_needs_the_password() {
+    let w = world_with_alice().await;
+    let caller = claims(&w, &login(&w).await);
+    assert!(matches!(
+        w.account
+            .begin_totp(&caller, secret("wrong horse"), &client())
             .await,
         Err(MfaError::InvalidCredentials)
     ));
-    w.account
-        .disable_totp(&caller, secret("correct horse"), &client())
-        .await
-        .unwrap();
-    assert!(matches!(
-        w.account
-            .disable_totp(&caller, secret("correct horse"), &client())
-            .await,
-        Err(MfaError::NotFound)
-    ));
-    assert!(w.mfa.recovery.lock().unwrap().is_empty());
-    let plain = login(&w).await;
-    assert_eq!(plain.session.methods, AuthMethods::Password);
-    assert!(w.access.verify(&session.access.token).is_ok());
+    let status = w.account.two_factor_status(&caller).await.unwrap();
+    assert!(!status.pending, "nothing was begun");
 }

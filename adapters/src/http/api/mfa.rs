@@ -1,5 +1,5 @@
-//! Two-factor login: `GET /api/mfa/totp` (not in the contract: the
-//! caller's state, for an account page), `POST /api/mfa/totp`, `POST /api/mfa/totp/confirm`,
+//! Two-factor login: `GET /api/mfa/totp` (the caller's state, for an
+//! account page), `POST /api/mfa/totp`, `POST /api/mfa/totp/confirm`,
 //! `DELETE /api/mfa/totp` and `POST /api/login/mfa`.
 
 use std::sync::Arc;
@@ -18,7 +18,9 @@ use super::account::PasswordConfirmation;
 use super::auth::{
     REDACTED, TokenResponse, client_info, login_throttled, overloaded, retry_after_secs,
 };
-use super::strict_string::{MfaTokenRules, RecoveryCodeRules, StrictString, TotpCodeRules};
+use super::strict_string::{
+    MfaTokenRules, PasswordRules, RecoveryCodeRules, StrictString, TotpCodeRules,
+};
 use crate::http::bearer::BearerAuth;
 use crate::http::problem::{CHALLENGE, CHALLENGE_INVALID, Code, Problem, internal};
 use crate::http::{HttpConfig, cookie};
@@ -137,7 +139,11 @@ pub enum BeginTotpResponse {
     /// A pending enrolment (a pending one before it is replaced).
     #[oai(status = 200)]
     Ok(Json<TotpEnrolmentBody>),
-    /// `invalid_token`.
+    /// `bad_request` for a malformed body.
+    #[oai(status = 400, content_type = "application/problem+json")]
+    BadRequest(Json<Problem>),
+    /// `invalid_token`, or `invalid_credentials`: the password is wrong (it
+    /// counts towards the login throttle).
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(
         Json<Problem>,
@@ -148,6 +154,23 @@ pub enum BeginTotpResponse {
     /// `mfa_already_enabled`: turn it off first.
     #[oai(status = 409, content_type = "application/problem+json")]
     Conflict(Json<Problem>),
+    /// `rate_limited`: too many wrong passwords for this user from this
+    /// address (the login throttle's counter).
+    #[oai(status = 429, content_type = "application/problem+json")]
+    RateLimited(
+        Json<Problem>,
+        /// Seconds until the password is checked again.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// `overloaded`: every place in the password-hashing queue is taken.
+    #[oai(status = 503, content_type = "application/problem+json")]
+    Overloaded(
+        Json<Problem>,
+        /// Seconds to wait before trying again.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
     /// Something went wrong on our side.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
@@ -189,7 +212,10 @@ pub enum DisableTotpResponse {
     /// `bad_request` for a malformed body.
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
-    /// `invalid_token`, or `invalid_credentials`: the password is wrong.
+    /// `invalid_token`; `invalid_credentials`: the password is wrong;
+    /// `invalid_mfa_code`: the code is wrong or was used already, or the
+    /// recovery code is unknown or used (both count towards the login
+    /// throttle).
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(
         Json<Problem>,
@@ -200,8 +226,8 @@ pub enum DisableTotpResponse {
     /// `not_found`: two-factor login is not on.
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
-    /// `rate_limited`: too many wrong passwords for this user from this
-    /// address (the login throttle's counter).
+    /// `rate_limited`: too many wrong passwords and codes for this user from
+    /// this address (the login throttle's counter).
     #[oai(status = 429, content_type = "application/problem+json")]
     RateLimited(
         Json<Problem>,
@@ -220,6 +246,25 @@ pub enum DisableTotpResponse {
     /// Something went wrong on our side.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
+}
+
+/// The password, and exactly one of `code` and `recoveryCode`: what turning
+/// two-factor login off takes.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct DisableTotpBody {
+    /// The account's password.
+    pub password: StrictString<PasswordRules>,
+    /// A code from the authenticator app.
+    pub code: Option<StrictString<TotpCodeRules>>,
+    /// One of the recovery codes (it is used up).
+    pub recovery_code: Option<StrictString<RecoveryCodeRules>>,
+}
+
+impl std::fmt::Debug for DisableTotpBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DisableTotpBody").finish_non_exhaustive()
+    }
 }
 
 /// Answers of `POST /api/login/mfa`.
@@ -276,6 +321,29 @@ fn not_found(detail: &str) -> Json<Problem> {
     Json(Problem::new(Code::NotFound, detail))
 }
 
+/// The `401 invalid_credentials` of a wrong password.
+fn wrong_password() -> (Json<Problem>, String) {
+    (
+        Json(Problem::new(
+            Code::InvalidCredentials,
+            "The password is not correct.",
+        )),
+        CHALLENGE_INVALID.into(),
+    )
+}
+
+/// The `429 rate_limited` of too many wrong passwords or codes.
+fn too_many_checks(retry_after: std::time::Duration) -> (Json<Problem>, u64) {
+    let secs = retry_after_secs(retry_after);
+    (
+        Json(Problem::new(
+            Code::RateLimited,
+            format!("Too many wrong passwords or codes; try again in {secs} seconds."),
+        )),
+        secs,
+    )
+}
+
 /// The `401 invalid_token` of a token whose user is gone.
 fn user_gone() -> (Json<Problem>, String) {
     (
@@ -294,9 +362,21 @@ impl From<MfaError> for BeginTotpResponse {
                 Code::MfaAlreadyEnabled,
                 "Two-factor login is already on; turn it off first.",
             ))),
+            MfaError::InvalidCredentials => {
+                let (p, h) = wrong_password();
+                Self::Unauthorized(p, h)
+            }
             MfaError::UserGone => {
                 let (p, h) = user_gone();
                 Self::Unauthorized(p, h)
+            }
+            MfaError::RateLimited { retry_after } => {
+                let (p, secs) = too_many_checks(retry_after);
+                Self::RateLimited(p, secs)
+            }
+            MfaError::Overloaded(e) => {
+                let (problem, secs) = overloaded(e);
+                Self::Overloaded(Json(problem), secs)
             }
             other => Self::Internal(Json(internal(&anyhow::Error::from(other)))),
         }
@@ -326,10 +406,14 @@ impl From<MfaError> for DisableTotpResponse {
     fn from(e: MfaError) -> Self {
         match e {
             MfaError::NotFound => Self::NotFound(not_found("Two-factor login is not on.")),
-            MfaError::InvalidCredentials => Self::Unauthorized(
+            MfaError::InvalidCredentials => {
+                let (p, h) = wrong_password();
+                Self::Unauthorized(p, h)
+            }
+            MfaError::InvalidCode => Self::Unauthorized(
                 Json(Problem::new(
-                    Code::InvalidCredentials,
-                    "The password is not correct.",
+                    Code::InvalidMfaCode,
+                    "The code is wrong or was used already.",
                 )),
                 CHALLENGE_INVALID.into(),
             ),
@@ -338,14 +422,8 @@ impl From<MfaError> for DisableTotpResponse {
                 Self::Unauthorized(p, h)
             }
             MfaError::RateLimited { retry_after } => {
-                let secs = retry_after_secs(retry_after);
-                Self::RateLimited(
-                    Json(Problem::new(
-                        Code::RateLimited,
-                        format!("Too many wrong passwords; try again in {secs} seconds."),
-                    )),
-                    secs,
-                )
+                let (p, secs) = too_many_checks(retry_after);
+                Self::RateLimited(p, secs)
             }
             MfaError::Overloaded(e) => {
                 let (problem, secs) = overloaded(e);
@@ -410,13 +488,26 @@ impl MfaApi {
 
     /// Begin a TOTP enrolment.
     ///
-    /// Makes a new TOTP secret (RFC 6238: SHA-1, 6 digits, 30 s) for the
-    /// caller, pending until `POST /api/mfa/totp/confirm` proves an
-    /// authenticator app holds it, for at most 10 minutes. Beginning again
-    /// replaces a pending enrolment.
+    /// Checks the password (through the login throttle: a stolen access
+    /// token alone cannot enrol an attacker's authenticator), then makes a
+    /// new TOTP secret (RFC 6238: SHA-1, 6 digits, 30 s) for the caller,
+    /// pending until `POST /api/mfa/totp/confirm` proves an authenticator
+    /// app holds it, for at most 10 minutes. Beginning again replaces a
+    /// pending enrolment.
     #[oai(path = "/mfa/totp", method = "post", operation_id = "beginTotp")]
-    async fn begin_totp(&self, auth: Data<&Arc<Account>>, bearer: BearerAuth) -> BeginTotpResponse {
-        match auth.begin_totp(&bearer.0).await {
+    async fn begin_totp(
+        &self,
+        req: &Request,
+        auth: Data<&Arc<Account>>,
+        config: Data<&Arc<HttpConfig>>,
+        bearer: BearerAuth,
+        body: Json<PasswordConfirmation>,
+    ) -> BeginTotpResponse {
+        let client = client_info(req, &config);
+        match auth
+            .begin_totp(&bearer.0, secret(body.0.password.0), &client)
+            .await
+        {
             Ok(enrolment) => BeginTotpResponse::Ok(Json(TotpEnrolmentBody {
                 secret: enrolment.secret.expose_secret().to_owned(),
                 otpauth_uri: enrolment.otpauth_uri.expose_secret().to_owned(),
@@ -458,8 +549,10 @@ impl MfaApi {
 
     /// Turn two-factor login off.
     ///
-    /// Checks the password (through the login throttle, as a password
-    /// change does) and deletes the TOTP secret and the recovery codes.
+    /// Checks the password, then a code of the authenticator app or a
+    /// recovery code (both through the login throttle: a stolen access
+    /// token and the password alone cannot remove the owner's
+    /// authenticator), and deletes the TOTP secret and the recovery codes.
     /// Existing sessions go on.
     #[oai(path = "/mfa/totp", method = "delete", operation_id = "disableTotp")]
     async fn disable_totp(
@@ -468,11 +561,25 @@ impl MfaApi {
         auth: Data<&Arc<Account>>,
         config: Data<&Arc<HttpConfig>>,
         bearer: BearerAuth,
-        body: Json<PasswordConfirmation>,
+        body: Json<DisableTotpBody>,
     ) -> DisableTotpResponse {
+        let DisableTotpBody {
+            password,
+            code,
+            recovery_code,
+        } = body.0;
+        let proof = match (code, recovery_code) {
+            (Some(code), None) => SecondFactor::Code(secret(code.0)),
+            (None, Some(code)) => SecondFactor::RecoveryCode(secret(code.0)),
+            _ => {
+                return DisableTotpResponse::BadRequest(Json(Problem::bad_request(
+                    "Send the password and exactly one of `code` and `recoveryCode`.",
+                )));
+            }
+        };
         let client = client_info(req, &config);
         match auth
-            .disable_totp(&bearer.0, secret(body.0.password.0), &client)
+            .disable_totp(&bearer.0, secret(password.0), proof, &client)
             .await
         {
             Ok(()) => DisableTotpResponse::NoContent,

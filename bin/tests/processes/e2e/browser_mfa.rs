@@ -99,9 +99,13 @@ pub(super) async fn enrol_log_in_with_two_factors_turn_off(browser: &Browser) ->
     .await?;
     assert_eq!(factors(browser).await?, "true", "after a refresh");
 
-    // Off again (the password confirms it): the password alone logs in.
+    // Off again (the password and a recovery code confirm it, contract
+    // v3): the password alone logs in.
     browser
         .type_into("#totp-disable-password", PASSWORD)
+        .await?;
+    browser
+        .type_into("#totp-disable-code", &recovery[1])
         .await?;
     act(browser, "#totp-disable-btn", "totp_disabled").await?;
     two_factor_state(browser, "false", None).await?;
@@ -131,6 +135,8 @@ pub(super) async fn enrol_log_in_with_two_factors_turn_off(browser: &Browser) ->
 /// code computed from the secret it shows. Returns the secret's bytes and
 /// the step of the confirming code.
 async fn enrol(browser: &Browser, username: &str) -> Result<(Vec<u8>, u64)> {
+    // Contract v3: the password confirms an enrolment.
+    browser.type_into("#totp-begin-password", PASSWORD).await?;
     let ev = act(browser, "#totp-begin-btn", "totp_begun").await?;
     let qr = browser
         .eval(

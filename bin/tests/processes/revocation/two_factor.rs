@@ -50,7 +50,13 @@ async fn enrolled(
     username: &str,
 ) -> (String, i64, Vec<String>) {
     let user = sign_in(begin_at, username).await;
-    let (status, body) = post(begin_at, "/api/mfa/totp", Some(&user.access), &json!({})).await;
+    let (status, body) = post(
+        begin_at,
+        "/api/mfa/totp",
+        Some(&user.access),
+        &json!({ "password": PASSWORD }),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     let secret = body["secret"].as_str().expect("secret").to_owned();
     let now = unix_now();

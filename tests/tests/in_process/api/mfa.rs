@@ -21,7 +21,8 @@ integration_tests::on_both!(
     recovery_codes_work_once_and_bodies_are_checked,
     one_code_logs_in_once_however_many_requests_race,
     the_token_is_bound_to_the_client,
-    turning_it_off_needs_the_password_and_keeps_sessions,
+    turning_it_off_needs_the_password_and_a_code_and_keeps_sessions,
+    enrolment_needs_the_password_and_counts_wrong_ones,
     deleting_the_account_deletes_its_second_factor,
     the_status_says_what_is_on_and_how_many_codes_are_left,
     the_account_says_who_the_caller_is_and_its_second_factors
@@ -44,7 +45,11 @@ fn claims(token: &str) -> Value {
 }
 
 async fn begin(app: &TestApp, access: &str) -> TestResponse {
-    app.post("/api/mfa/totp").bearer(access).send().await
+    app.post("/api/mfa/totp")
+        .bearer(access)
+        .json(&json!({ "password": PASSWORD }))
+        .send()
+        .await
 }
 
 async fn confirm(app: &TestApp, access: &str, code: &str) -> TestResponse {
@@ -366,21 +371,35 @@ pub async fn the_token_is_bound_to_the_client(backend: Backend) {
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
-pub async fn turning_it_off_needs_the_password_and_keeps_sessions(backend: Backend) {
+pub async fn turning_it_off_needs_the_password_and_a_code_and_keeps_sessions(backend: Backend) {
     let app = spawn_app(backend, Config::default()).await;
-    let (ivan, _, _) = enrolled(&app, "ivan").await;
-    let off = |password: &'static str| {
+    let (ivan, secret, codes) = enrolled(&app, "ivan").await;
+    let off = |body: Value| {
         app.delete("/api/mfa/totp")
             .bearer(&ivan.access)
-            .json(&json!({ "password": password }))
+            .json(&body)
             .send()
     };
-    off("not the password")
+    // Contract v3: the password alone is not enough.
+    off(json!({ "password": PASSWORD }))
+        .await
+        .assert_problem(400, "bad_request");
+    off(json!({ "password": PASSWORD, "code": "123456", "recoveryCode": codes[0] }))
+        .await
+        .assert_problem(400, "bad_request");
+    off(json!({ "password": "not the password", "code": code_now(&app, &secret) }))
         .await
         .assert_problem(401, "invalid_credentials");
-    let r = off(PASSWORD).await;
+    // The code that confirmed the enrolment is used.
+    off(json!({ "password": PASSWORD, "code": code_now(&app, &secret) }))
+        .await
+        .assert_problem(401, "invalid_mfa_code");
+    app.clock.advance(STEP);
+    let r = off(json!({ "password": PASSWORD, "code": code_now(&app, &secret) })).await;
     assert_eq!(r.status, 204, "{}", r.text);
-    off(PASSWORD).await.assert_problem(404, "not_found");
+    off(json!({ "password": PASSWORD, "recoveryCode": codes[1] }))
+        .await
+        .assert_problem(404, "not_found");
     assert_eq!(app.protected(&ivan.access).await.status, 200);
     assert!(
         stored_bytes(&app, "recovery_codes", "code_hash")
@@ -469,7 +488,7 @@ pub async fn the_status_says_what_is_on_and_how_many_codes_are_left(backend: Bac
     let r = app
         .delete("/api/mfa/totp")
         .bearer(&lars.access)
-        .json(&json!({ "password": PASSWORD }))
+        .json(&json!({ "password": PASSWORD, "recoveryCode": codes[3] }))
         .send()
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
@@ -520,4 +539,40 @@ pub async fn the_account_says_who_the_caller_is_and_its_second_factors(backend: 
         .send()
         .await
         .assert_problem(401, "invalid_token");
+}
+
+/// Contract v3: `POST /api/mfa/totp` takes the password (a stolen access
+/// token alone cannot enrol an attacker's authenticator), and wrong ones
+/// count towards the login throttle.
+pub async fn enrolment_needs_the_password_and_counts_wrong_ones(backend: Backend) {
+    let app = spawn_app(backend, Config::default()).await;
+    let olga = app.signed_in("olga").await;
+    let try_begin = |password: &'static str| {
+        app.post("/api/mfa/totp")
+            .bearer(&olga.access)
+            .json(&json!({ "password": password }))
+            .send()
+    };
+    app.post("/api/mfa/totp")
+        .bearer(&olga.access)
+        .send()
+        .await
+        .assert_problem(400, "bad_request");
+    for _ in 0..5 {
+        try_begin("not the password")
+            .await
+            .assert_problem(401, "invalid_credentials");
+    }
+    // LOGIN_MAX_FAILURES (5): now even the right password waits.
+    try_begin(PASSWORD)
+        .await
+        .assert_problem(429, "rate_limited");
+    app.login("olga", PASSWORD)
+        .await
+        .assert_problem(429, "rate_limited");
+    assert_eq!(
+        status(&app, &olga.access).await["pending"],
+        json!(false),
+        "nothing was begun"
+    );
 }
