@@ -6,6 +6,8 @@
 // - The access token is refreshed shortly before it expires; an open
 //   WebSocket is then re-authenticated in place with a `reauth` message, no
 //   reconnect.
+// - A WebSocket authenticates with its first message, never with a token in
+//   its URL.
 // - Logout asks the server to revoke the session; the server closes the
 //   WebSocket (close code 4003), and the client closes it itself if that has
 //   not happened within two seconds.
@@ -271,8 +273,12 @@
     connectWebSocket() {
       if (!this.accessToken) throw new Error('not signed in');
       if (this.socket && this.socket.readyState <= WebSocket.OPEN) return this.socket;
-      const url = this.wsUrl + '?token=' + encodeURIComponent(this.accessToken);
-      const socket = new WebSocket(url);
+      // No token in the URL (contract v3): URLs end up in logs and in the
+      // browser's history. The first message authenticates the socket.
+      const socket = new WebSocket(this.wsUrl);
+      socket.addEventListener('open', () => {
+        socket.send(JSON.stringify({ type: 'auth', access: this.accessToken }));
+      }, { once: true });
       this.socket = socket;
       this.onEvent('ws_connecting', '');
       socket.addEventListener('open', () => this.onState());

@@ -11,6 +11,7 @@
 mod admission;
 mod connection;
 pub mod deflate;
+mod first_message;
 mod handshake;
 mod kid_names;
 mod limits;

@@ -7,7 +7,7 @@ use domain::AccessClaims;
 use tungstenite::handshake::server::{ErrorResponse, Request};
 use tungstenite::http::{HeaderValue, StatusCode, header};
 
-use crate::problem::{CHALLENGE, CHALLENGE_INVALID, Code, PROBLEM_JSON};
+use crate::problem::{CHALLENGE_INVALID, Code, PROBLEM_JSON};
 
 /// Why a handshake was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -18,9 +18,6 @@ pub(crate) enum Refusal {
     /// A browser origin that is neither the host nor allowed.
     #[error("origin not allowed")]
     Origin,
-    /// No token in the query or the `Authorization` header.
-    #[error("no access token")]
-    MissingToken,
     /// The token did not verify (or its session is revoked).
     #[error("invalid access token: {0}")]
     InvalidToken(InvalidToken),
@@ -41,9 +38,7 @@ impl Refusal {
                 Code::OriginNotAllowed,
                 "This origin may not open WebSockets here.",
             ),
-            Self::MissingToken | Self::InvalidToken(_) => {
-                (Code::InvalidToken, "A valid access token is required.")
-            }
+            Self::InvalidToken(_) => (Code::InvalidToken, "A valid access token is required."),
             Self::TooManyForUser => (
                 Code::TooManyConnections,
                 "This user holds the most WebSocket connections allowed; close one first.",
@@ -62,12 +57,6 @@ impl Refusal {
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         match self {
-            Self::MissingToken => {
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(CHALLENGE),
-                );
-            }
             Self::InvalidToken(_) => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,
@@ -83,9 +72,20 @@ impl Refusal {
     }
 }
 
+/// What an admitted handshake brings.
+#[derive(Debug)]
+pub(crate) enum Admitted {
+    /// A token in the URL or the `Authorization` header: its claims, and
+    /// the kid of the key that signed it.
+    Token(AccessClaims, Option<String>),
+    /// No token: the socket must authenticate with its first message
+    /// (contract v3, see `first_message`).
+    FirstMessage,
+}
+
 /// Decides a handshake: `/ws` only, browser origin checked before the token,
-/// token verified without leeway and against revoked sessions. The claims
-/// come with the kid of the key that signed the token.
+/// a token verified without leeway and against revoked sessions; without
+/// one, the upgrade goes on and the first message must authenticate.
 ///
 /// # Errors
 /// The [`Refusal`].
@@ -93,7 +93,7 @@ pub(crate) fn admit(
     request: &Request,
     auth: &AccessCheck,
     allowed_origins: &[String],
-) -> Result<(AccessClaims, Option<String>), Refusal> {
+) -> Result<Admitted, Refusal> {
     if request.uri().path() != "/ws" {
         return Err(Refusal::NotFound);
     }
@@ -106,13 +106,26 @@ pub(crate) fn admit(
             return Err(Refusal::Origin);
         }
     }
-    let token = token_from_query(request.uri().query())
+    let Some(token) = token_from_query(request.uri().query())
         .or_else(|| token_from_header(request.headers().get(header::AUTHORIZATION)))
-        .ok_or(Refusal::MissingToken)?;
-    let claims = auth
-        .verify_with_leeway(&token, domain::sockets::SOCKET_TOKEN_LEEWAY_SECS)
-        .map_err(Refusal::InvalidToken)?;
-    Ok((claims, auth.token_kid(&token)))
+    else {
+        return Ok(Admitted::FirstMessage);
+    };
+    let (claims, kid) = verify(auth, &token).map_err(Refusal::InvalidToken)?;
+    Ok(Admitted::Token(claims, kid))
+}
+
+/// Verifies a socket's token (at the handshake or in its first message):
+/// no leeway, revoked sessions refused; with the kid of its key.
+///
+/// # Errors
+/// The failed check.
+pub(crate) fn verify(
+    auth: &AccessCheck,
+    token: &str,
+) -> Result<(AccessClaims, Option<String>), InvalidToken> {
+    let claims = auth.verify_with_leeway(token, domain::sockets::SOCKET_TOKEN_LEEWAY_SECS)?;
+    Ok((claims, auth.token_kid(token)))
 }
 
 /// `?token=` (form-decoded: `%XX` and `+`), if present and not empty.

@@ -20,8 +20,8 @@ use tungstenite::protocol::WebSocketConfig;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Error as WsError, Message};
 
-mod goodbye;
-mod parking;
+pub(super) mod goodbye;
+pub(super) mod parking;
 
 use self::goodbye::{
     CLOSE_NO_STATUS, CLOSE_TOKEN_EXPIRED, Ending, bad_message, key_retired, revoked, too_big,
@@ -32,7 +32,7 @@ use super::limits::{Limits, Slot};
 use super::protocol::{self, BadMessage, ClientMessage, ErrorCode};
 use super::registry::{Doorbell, Registry, Rung};
 
-type Ws = WebSocketStream<TokioAdapter<Deflating>>;
+pub(super) type Ws = WebSocketStream<TokioAdapter<Deflating>>;
 
 /// What every connection shares.
 #[derive(Debug)]
@@ -58,7 +58,7 @@ enum Event {
 
 /// What wakes a connection besides a frame (all that wakes a parked one).
 #[derive(Debug, Clone, Copy)]
-enum Woken {
+pub(super) enum Woken {
     Bell(Rung),
     Timer,
     /// A parked connection's socket has something to read.
@@ -440,6 +440,7 @@ impl Connection {
             ClientMessage::Ping => protocol::pong(self.auth().now().unix_millis()),
             ClientMessage::Echo(payload) => protocol::echo(payload),
             ClientMessage::Reauth(token) => self.reauth(&token),
+            ClientMessage::Auth(_) => bad_message(BadMessage::AlreadyAuthenticated),
         }
     }
 

@@ -4,16 +4,16 @@
 
 use std::sync::Arc;
 
-use domain::AccessClaims;
 use tokio::net::TcpStream;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tungstenite::handshake::server::{Request, Response};
 use tungstenite::http::HeaderValue;
 
-use super::admission::{Refusal, admit};
+use super::admission::{Admitted, Refusal, admit};
 use super::connection::{Connection, Held, Shared};
 use super::deflate::{self, Deflating};
+use super::first_message;
 use super::protocol;
 use crate::net::{REQUEST_ID, request_id_of};
 
@@ -26,7 +26,7 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
         .peer_addr()
         .map_or(Some(None), |peer| shared.limits.take_address(peer.ip()));
     let mut user_slot = None;
-    let mut admitted: Option<(AccessClaims, Option<String>)> = None;
+    let mut admitted: Option<Admitted> = None;
     let mut request_id = String::new();
     let mut caller = None;
     let mut compress = false;
@@ -39,20 +39,23 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
         caller = Some(opentelemetry::global::get_text_map_propagator(|p| {
             p.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
         }));
-        let admitted_here = admit(request, &shared.auth, &shared.config.allowed_origins).and_then(
-            |(claims, kid)| {
+        let admitted_here =
+            admit(request, &shared.auth, &shared.config.allowed_origins).and_then(|admitted| {
                 if address_slot.is_none() {
                     return Err(Refusal::TooManyFromAddress);
                 }
-                user_slot = Some(
-                    shared
-                        .limits
-                        .take_user(claims.sub)
-                        .ok_or(Refusal::TooManyForUser)?,
-                );
-                Ok((claims, kid))
-            },
-        );
+                // A first-message socket takes the user's slot once its
+                // token names the user.
+                if let Admitted::Token(claims, _) = &admitted {
+                    user_slot = Some(
+                        shared
+                            .limits
+                            .take_user(claims.sub)
+                            .ok_or(Refusal::TooManyForUser)?,
+                    );
+                }
+                Ok(admitted)
+            });
         match admitted_here {
             Ok(claims) => {
                 admitted = Some(claims);
@@ -88,12 +91,26 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
         }
         Err(_) => return,
     };
-    let Some((claims, kid)) = admitted else {
+    let Some(admitted) = admitted else {
         return;
     };
     ws.get_mut()
         .get_mut()
         .after_handshake(compress.then_some(shared.config.max_message_size));
+    let (claims, kid) = match admitted {
+        Admitted::Token(claims, kid) => (claims, kid),
+        Admitted::FirstMessage => {
+            // A task of its own, as below: the handshake's state ends here.
+            let address = address_slot.flatten().unwrap_or_default();
+            tokio::spawn(first_message::authenticate(
+                shared,
+                Box::new(ws),
+                address,
+                request_id.into_boxed_str(),
+            ));
+            return;
+        }
+    };
     let span = tracing::info_span!(
         "ws",
         user = %claims.sub,

@@ -12,6 +12,9 @@ pub(crate) enum ClientMessage {
     Echo(Value),
     /// `{"type":"reauth","access":"<token>"}`.
     Reauth(String),
+    /// `{"type":"auth","access":"<token>"}`: the first message of a socket
+    /// opened without a token (contract v3).
+    Auth(String),
 }
 
 // Redacted by hand: the token of a `reauth` must never reach a log line.
@@ -21,6 +24,7 @@ impl std::fmt::Debug for ClientMessage {
             Self::Ping => f.write_str("Ping"),
             Self::Echo(v) => f.debug_tuple("Echo").field(v).finish(),
             Self::Reauth(_) => f.write_str("Reauth([redacted])"),
+            Self::Auth(_) => f.write_str("Auth([redacted])"),
         }
     }
 }
@@ -37,9 +41,12 @@ pub(crate) enum BadMessage {
     /// No `type`, or one we do not know.
     #[error("unknown message type")]
     UnknownType,
-    /// `reauth` without a string `access`.
+    /// `reauth` (or `auth`) without a string `access`.
     #[error("reauth needs an \"access\" token")]
     MissingAccess,
+    /// `auth` on a socket that is authenticated already.
+    #[error("this connection is authenticated already: use reauth")]
+    AlreadyAuthenticated,
 }
 
 impl ClientMessage {
@@ -58,6 +65,10 @@ impl ClientMessage {
                 Some(Value::String(token)) => Ok(Self::Reauth(token)),
                 _ => Err(BadMessage::MissingAccess),
             },
+            Some("auth") => match object.remove("access") {
+                Some(Value::String(token)) => Ok(Self::Auth(token)),
+                _ => Err(BadMessage::MissingAccess),
+            },
             _ => Err(BadMessage::UnknownType),
         }
     }
@@ -74,6 +85,12 @@ pub(crate) enum ErrorCode {
     TokenExpired,
     /// The session was revoked.
     SessionRevoked,
+    /// A socket opened without a token did not authenticate with its first
+    /// message (contract v3).
+    AuthFailed,
+    /// The user holds `WS_MAX_CONNECTIONS_PER_USER` sockets already (a
+    /// socket that authenticated with its first message).
+    TooManyConnections,
 }
 
 impl ErrorCode {
@@ -83,6 +100,8 @@ impl ErrorCode {
             Self::ReauthFailed => "reauth_failed",
             Self::TokenExpired => "token_expired",
             Self::SessionRevoked => "session_revoked",
+            Self::AuthFailed => "auth_failed",
+            Self::TooManyConnections => "too_many_connections",
         }
     }
 }

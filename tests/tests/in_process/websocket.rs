@@ -28,6 +28,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 mod compression;
+mod first_message;
 mod handshake;
 mod limits;
 mod parking;

@@ -27,7 +27,7 @@ pub(super) const CLOSE_ABNORMAL: u16 = 1006;
 
 /// How a connection ends.
 #[derive(Debug)]
-pub(super) enum Ending {
+pub(in crate::ws) enum Ending {
     /// The peer closed, or the socket failed: nothing more to send.
     Gone,
     /// The server gives up on the peer without a close frame (silent too
@@ -68,7 +68,7 @@ pub(super) fn bad_message(bad: BadMessage) -> String {
 
 /// Says goodbye the way `ending` asks; `peer_close` is the code of the
 /// peer's close frame, if one came.
-pub(super) async fn finish(
+pub(in crate::ws) async fn finish(
     ending: Ending,
     mut ws: Box<Ws>,
     peer_close: Option<u16>,

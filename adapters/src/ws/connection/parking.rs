@@ -26,13 +26,13 @@ use tokio::time::Sleep;
 
 /// Whether a connection may park now (see the module); `peer_closing`:
 /// the peer's close frame came.
-pub(super) fn may_park(ws: &Ws, peer_closing: bool) -> bool {
+pub(in crate::ws) fn may_park(ws: &Ws, peer_closing: bool) -> bool {
     !peer_closing && ws.get_ref().get_ref().at_rest()
 }
 
 /// Gives tungstenite's state up: the socket, and whether the extension
 /// is on.
-pub(super) fn park(ws: Box<Ws>) -> (TcpStream, bool) {
+pub(in crate::ws) fn park(ws: Box<Ws>) -> (TcpStream, bool) {
     let stream = ws.into_inner().into_inner();
     let deflate = stream.compressing();
     (stream.into_tcp(), deflate)
@@ -44,7 +44,7 @@ pub(super) fn park(ws: Box<Ws>) -> (TcpStream, bool) {
 /// registration), so this future holds nothing but references. (Not an
 /// `async fn`, which would keep `metrics` beside the gauge made of it: the
 /// parked state sizes the connection's task.)
-pub(super) fn parked<'a>(
+pub(in crate::ws) fn parked<'a>(
     bell: &'a Doorbell,
     mut sleep: Pin<&'a mut Sleep>,
     tcp: &'a TcpStream,
@@ -71,7 +71,7 @@ pub(super) fn parked<'a>(
 }
 
 /// A fresh tungstenite on the parked socket.
-pub(super) async fn resume(tcp: TcpStream, deflate: bool, shared: &Shared) -> Box<Ws> {
+pub(in crate::ws) async fn resume(tcp: TcpStream, deflate: bool, shared: &Shared) -> Box<Ws> {
     let limit = deflate.then_some(shared.config.max_message_size);
     let stream = TokioAdapter::new(Deflating::resumed(tcp, limit));
     let ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(shared.ws_config)).await;

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 use super::client;
 use super::stack::{Stack, StackOptions};
@@ -62,6 +62,17 @@ async fn demo_page_in_headless_chromium() -> Result<()> {
     }
     if result.is_ok() {
         result = swagger_ui_renders_under_its_policy(&browser, &origin).await;
+    }
+    if result.is_ok() {
+        // Contract v3: the page's sockets authenticate with their first
+        // message, so no token is in any URL, and no log of Nginx or the
+        // services holds one (an access token's header starts "eyJ").
+        let logs = stack.all_logs();
+        if logs.contains("token=") || logs.contains("eyJ") {
+            result = Err(anyhow::anyhow!(
+                "a token reached a log line of Nginx or the services"
+            ));
+        }
     }
     let shot = stack.dir.join("logs/demo-page.png");
     let _ = browser.screenshot(&shot).await;
@@ -125,6 +136,17 @@ async fn drive_demo(browser: &Browser, origin: &str, username: &str) -> Result<(
         |ev| position(ev, "not_signed_in").is_some(),
     )
     .await?;
+    // Every URL the page opens a WebSocket with, to check that none holds
+    // a token (contract v3: the first message authenticates).
+    browser
+        .eval(
+            "const Native = window.WebSocket; window.__wsUrls = [];\
+             window.WebSocket = class extends Native {\
+               constructor(url, protocols) { window.__wsUrls.push(String(url)); super(url, protocols); }\
+             };\
+             return true;",
+        )
+        .await?;
     browser.type_into("#username", username).await?;
     browser.type_into("#password", PASSWORD).await?;
     browser.click("#login-btn").await?;
@@ -135,6 +157,15 @@ async fn drive_demo(browser: &Browser, origin: &str, username: &str) -> Result<(
     .await?;
     assert!(position(&events, "failed").is_none(), "{events:?}");
     assert!(position(&events, "login").is_some(), "{events:?}");
+    let urls = browser.eval("return window.__wsUrls;").await?;
+    let urls: Vec<String> = serde_json::from_value(urls)?;
+    ensure!(
+        !urls.is_empty()
+            && urls
+                .iter()
+                .all(|u| !u.contains('?') && !u.contains("token")),
+        "WebSocket URLs: {urls:?}"
+    );
     // Chromium offered permessage-deflate and the server (through Nginx) took it.
     let connected = &events[position(&events, "connected").unwrap_or_default()].1;
     assert!(

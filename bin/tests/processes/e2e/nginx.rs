@@ -36,7 +36,7 @@ async fn nginx_fronts_two_api_and_two_ws_instances() -> Result<()> {
     let script = process::workspace_root().join("infra/docker/healthcheck.sh");
     for (port, path, expect, upgrade) in [
         (stack.api_ports[0], "/api/health", "200", "0"),
-        (stack.ws_ports[0], "/ws", "401", "1"),
+        (stack.ws_ports[0], "/ws?token=healthcheck", "401", "1"),
     ] {
         let status = std::process::Command::new("bash")
             .arg(&script)
