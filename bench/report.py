@@ -117,6 +117,21 @@ add(f"resident memory per idle authenticated WebSocket, {int(meta['hold']):,} he
     held(row_of(side, "ws-hold", "authd-pg")), held(row_of(side, "ws-hold", "peer")),
     f"{sbs} `ws-hold`: server RSS after the hold less before, per socket")
 
+
+
+def other_cpu(who):
+    """Mean CPU of everything but the servers and the load generator (PostgreSQL,
+    any other work on the machine) over one side's load scenarios."""
+    xs = [r["other_cpu_pct_of_one_core"] for r in side
+          if r.get("who") == who and r.get("scenario") != "setup"
+          and r.get("other_cpu_pct_of_one_core") is not None]
+    return (None, f"{sum(xs) / len(xs):.0f} %") if xs else (None, None)
+
+
+add("CPU of everything else on the machine (PostgreSQL, other work) during those scenarios, "
+    "mean % of one core", other_cpu("authd-pg"), other_cpu("peer"),
+    "loadgen's `other_cpu_pct_of_one_core`")
+
 crit = criterion()
 
 
