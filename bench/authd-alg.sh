@@ -7,6 +7,9 @@
 # its first key in JWT_ALG. The script starts authd in its work directory,
 # so every process of one run shares the server secret kept there.
 #
+# The binary: AUTHD_BIN, else $CARGO_TARGET_DIR/release/authd, else the
+# repository's target/release/authd.
+#
 #   cargo build --release -p authd
 #   JWT_ALG=ES256 AUTHD=$PWD/bench/authd-alg.sh WHO="peer authd-pg" \
 #     SCENARIOS="login refresh" ROUNDS=1 ../shared/bench/side-by-side.sh
@@ -16,4 +19,4 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 keys="$PWD/empty-key-set-$JWT_ALG"
 export PRIVATE_KEY_PATH="$keys/private.pem" PUBLIC_KEY_PATH="$keys/public.pem" \
   REFRESH_SEAL_KEY_PATH="$keys/refresh-seal.key"
-exec "$root/target/release/authd" "$@"
+exec "${AUTHD_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/authd}" "$@"

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""README.md's Performance table from the work directory of one
+bench/report.sh run: `meta`, `side.jsonl` (the side-by-side of the peer and
+authd-pg), `alg-<JWT_ALG>.jsonl`, `criterion/` and `ws_deflate.log`. Prints
+only what that run measured: a figure it lacks is shown as "not measured"."""
+import json
+import re
+import sys
+from pathlib import Path
+
+work = Path(sys.argv[1])
+meta = dict(l.split("=", 1) for l in (work / "meta").read_text().splitlines() if "=" in l)
+
+
+def jsonl(name):
+    p = work / name
+    if not p.exists():
+        return []
+    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()]
+
+
+def row_of(rows, scenario, who):
+    found = [r for r in rows if r.get("scenario") == scenario and r.get("who") == who]
+    return found[-1] if found else None
+
+
+def criterion():
+    """full_id -> median in ns."""
+    out = {}
+    for b in (work / "criterion").glob("**/new/benchmark.json"):
+        est = b.with_name("estimates.json")
+        if est.exists():
+            full_id = json.loads(b.read_text())["full_id"]
+            out[full_id] = json.loads(est.read_text())["median"]["point_estimate"]
+    return out
+
+
+def num(x):
+    if x >= 100:
+        return f"{x:,.0f}"
+    if x >= 10:
+        return f"{x:.1f}".rstrip("0").rstrip(".")
+    return f"{x:.2f}".rstrip("0").rstrip(".")
+
+
+def dur(ns):
+    if ns is None:
+        return None
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{num(ns / scale)} {unit}"
+    return f"{num(ns)} ns"
+
+
+def problems(r):
+    """What went wrong in a loadgen line, or ''."""
+    if r.get("fatal") or r.get("aborted"):
+        return f"; failed: {r.get('fatal') or r.get('aborted')}"
+    n = r.get("errors") or 0
+    return f"; {n:,} errors" if n else ""
+
+
+def rate(r):
+    if r is None or r.get("ops_per_s") is None or r.get("fatal"):
+        return None, None
+    p99 = r.get("p99_ms")
+    text = f"{num(r['ops_per_s'])} /s" + (f", p99 {num(p99)} ms" if p99 is not None else "")
+    return r["ops_per_s"], text + problems(r)
+
+
+def held(r):
+    if r is None or r.get("bytes_per_connection") is None:
+        return None, None
+    text = f"{r['bytes_per_connection']:,.0f} bytes"
+    if r.get("connected") is not None and r["connected"] != r.get("connections"):
+        text += f" ({r['connected']:,} of {r['connections']:,} connected)"
+    return r["bytes_per_connection"], text + problems(r)
+
+
+MISSING = "not measured"
+table = []
+
+
+def add(what, ours, peer, how):
+    """ours, peer: (value for the ratio, text) or None."""
+    peer_text = "—" if peer is None else (peer[1] or MISSING)
+    ours = ours or (None, None)
+    peer = peer or (None, None)
+    both = ours[0] is not None and peer[0] is not None and ours[0] > 0 and peer[0] > 0
+    ratio = f"{ours[0] / peer[0]:.2f}x" if both else "—"
+    table.append((what, ours[1] or MISSING, peer_text, ratio, how))
+
+
+side = jsonl("side.jsonl")
+sbs = "`../shared/bench/side-by-side.sh`"
+peer_login = rate(row_of(side, "login", "peer"))
+peer_refresh = rate(row_of(side, "refresh", "peer"))
+add("`GET /api/protected` (verified-token cache on), 16 clients",
+    rate(row_of(side, "protected", "authd-pg")), rate(row_of(side, "protected", "peer")),
+    f"{sbs} `protected`")
+add("login, RS256 4096 (authd: argon2id 19 MiB t=2; the peer: bcrypt 10), 16 clients",
+    rate(row_of(side, "login", "authd-pg")), peer_login, f"{sbs} `login`")
+add("refresh (rotation + RS256 4096 signature), 16 clients",
+    rate(row_of(side, "refresh", "authd-pg")), peer_refresh, f"{sbs} `refresh`")
+for alg in meta.get("algs", "").split():
+    rows = jsonl(f"alg-{alg}.jsonl")
+    how = f"{sbs} with `AUTHD=bench/authd-alg.sh JWT_ALG={alg}`; the peer: RS256 above"
+    add(f"login, `JWT_ALG={alg}`", rate(row_of(rows, "login", "authd-pg")), peer_login, how)
+    add(f"refresh, `JWT_ALG={alg}`", rate(row_of(rows, "refresh", "authd-pg")), peer_refresh, how)
+add("WebSocket connects (open, `connected`, close), 16 clients",
+    rate(row_of(side, "ws-connect", "authd-pg")), rate(row_of(side, "ws-connect", "peer")),
+    f"{sbs} `ws-connect`")
+add("WebSocket echo round trips, 64 sockets",
+    rate(row_of(side, "ws-echo", "authd-pg")), rate(row_of(side, "ws-echo", "peer")),
+    f"{sbs} `ws-echo`")
+add(f"resident memory per idle authenticated WebSocket, {int(meta['hold']):,} held (lower is better)",
+    held(row_of(side, "ws-hold", "authd-pg")), held(row_of(side, "ws-hold", "peer")),
+    f"{sbs} `ws-hold`: server RSS after the hold less before, per socket")
+
+
+
+def other_cpu(who):
+    """Mean CPU of everything but the servers and the load generator (PostgreSQL,
+    any other work on the machine) over one side's load scenarios."""
+    xs = [r["other_cpu_pct_of_one_core"] for r in side
+          if r.get("who") == who and r.get("scenario") != "setup"
+          and r.get("other_cpu_pct_of_one_core") is not None]
+    return (None, f"{sum(xs) / len(xs):.0f} %") if xs else (None, None)
+
+
+add("CPU of everything else on the machine (PostgreSQL, other work) during those scenarios, "
+    "mean % of one core", other_cpu("authd-pg"), other_cpu("peer"),
+    "loadgen's `other_cpu_pct_of_one_core`")
+
+crit = criterion()
+
+
+def pair(a, b):
+    a, b = crit.get(a), crit.get(b)
+    if a is None or b is None:
+        return None
+    return None, f"{dur(a)} / {dur(b)}"
+
+
+for name in ("RS256-2048", "RS256-4096", "PS256-4096", "ES256", "EdDSA"):
+    add(f"`{name.split('-')[0]}`{' ' + name.split('-')[1] if '-' in name else ''} sign / verify",
+        pair(f"jwt/{name}/sign", f"jwt/{name}/verify"), None,
+        f"`cargo bench -p adapters --bench crypto` `jwt/{name}/`, median")
+add("argon2id hash / verify (m=19456, t=2, p=1; a verify waits out the timing floor, "
+    "the slowest kind of stored hash)",
+    pair("argon2id-m19456-t2-p1/hash", "argon2id-m19456-t2-p1/verify"), None,
+    "the same, `argon2id-m19456-t2-p1/`")
+
+deflate_log = work / "ws_deflate.log"
+if deflate_log.exists():
+    m = re.search(r"^echo_16k\s+(\d+)\s+(\d+)\s+(\d+)", deflate_log.read_text(), re.M)
+    wire = (None, f"{int(m.group(1)):,} → {int(m.group(3)):,} bytes") if m else None
+    add("permessage-deflate: a 16 KiB JSON echo on the wire", wire, None,
+        "`cargo bench -p adapters --bench ws_deflate` (its table)")
+    add("permessage-deflate: compress / inflate that echo",
+        pair("ws_deflate/compress/echo_16k", "ws_deflate/inflate/echo_16k"), None,
+        "the same, median")
+if (work / "store.log").exists():
+    add("refresh transaction / user lookup by name, local PostgreSQL",
+        pair("postgres/refresh_rotation", "postgres/find_user_by_name"), None,
+        "`cargo bench -p integration-tests --bench store`, median")
+
+dirty = int(meta.get("dirty", "0") or 0)
+print(f"Machine: {meta['cpu']}, {meta['cores']} cores"
+      + (f" ({meta['virt']} guest)" if meta.get("virt") else "")
+      + f", {meta['mem_gib']} GiB; {meta['date']}; commit {meta['commit']}"
+      + (f" with {dirty} changed files" if dirty else "")
+      + f"; rustc {meta['rustc']}, Node {meta['node']}, PostgreSQL {meta['postgres']}.")
+print()
+print("authd: release build, `authd api` + `authd ws` on PostgreSQL, RS256 4096 unless a row "
+      + "names `JWT_ALG`, `WS_MAX_CONNECTIONS_PER_USER=100000` (the hold shares 50 users' "
+      + "tokens); the peer: Fastify + uWebSockets.js on PostgreSQL, `jsonwebtoken` "
+      + f"RS256 4096, bcrypt 10. Load scenarios {meta['dur']} s each, one round, the servers, "
+      + "PostgreSQL and the load generator on the same cores; criterion medians, "
+      + f"{meta['bench_time']} s per benchmark.")
+print()
+print("| what | authd | peer | ratio | how |")
+print("|---|---|---|---|---|")
+for row in table:
+    print("| " + " | ".join(row) + " |")

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# README.md's Performance table, from one run on this machine: the shared
+# side-by-side against the Node peer (../shared/bench/side-by-side.sh, all
+# scenarios, `WHO="peer authd-pg" ROUNDS=1`), login and refresh again with
+# ES256 and EdDSA keys (bench/authd-alg.sh), and the crypto, ws_deflate and
+# store criterion benches; bench/report.py prints the Markdown table from
+# what this run wrote, and nothing else. Run from anywhere; loopback only.
+#
+#   bench/report.sh                     # about 15 minutes on 2 cores, once built
+#   DUR=2 HOLD=500 BENCH_TIME=1 bench/report.sh   # a quick check of the script
+#
+# Settings (environment): DUR seconds per load scenario (10), HOLD sockets
+# held (10000), ALGS the JWT_ALG values run again for login and refresh
+# ("ES256 EdDSA"; "" for none), BENCH_TIME criterion measurement seconds (3),
+# STORE=0 / DEFLATE=0 leave the store / ws_deflate bench out, KEEP=1 keeps
+# the work directory (logs, JSONL, criterion output). CARGO_TARGET_DIR is
+# honoured. The release binary is built (a no-op when it is fresh) and copied
+# aside first, so a build in the same target directory meanwhile cannot swap
+# it; the benches use cargo's bench profile (release settings).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+shared=${SHARED_BENCH:-$root/../shared/bench}
+[ -x "$shared/side-by-side.sh" ] || { echo "no $shared/side-by-side.sh" >&2; exit 1; }
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
+DUR=${DUR:-10}; HOLD=${HOLD:-10000}; ALGS=${ALGS-"ES256 EdDSA"}; BENCH_TIME=${BENCH_TIME:-3}
+STORE=${STORE:-1}; DEFLATE=${DEFLATE:-1}
+unset JWT_ALG
+
+work=$(mktemp -d -t authd-report.XXXXXX)
+# side-by-side.sh makes its own directory under $TMPDIR (set to this one
+# below) and runs PostgreSQL as the postgres user inside it.
+chmod 711 "$work"
+finish() {
+  local rc=$?
+  if [ "$rc" -ne 0 ] || [ -n "${KEEP:-}" ]; then echo "report: work directory kept: $work" >&2
+  else rm -rf "$work"; fi
+}
+trap finish EXIT
+started=$(date +%s)
+step() { echo "report: $(( $(date +%s) - started ))s: $*" >&2; }
+
+# What ran, where (read by report.py).
+{
+  echo "cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+  echo "cores=$(nproc)"
+  echo "virt=$(lscpu | sed -n 's/^Hypervisor vendor: *//p' | head -1)"
+  echo "mem_gib=$(awk '/MemTotal/ {printf "%.0f", $2 / 1048576}' /proc/meminfo)"
+  echo "date=$(date -u +%Y-%m-%d)"
+  echo "commit=$(git rev-parse --short HEAD)"
+  echo "dirty=$(git status --porcelain --untracked-files=no | grep -c . || true)"
+  echo "rustc=$(rustc -V | awk '{print $2}')"
+  echo "node=$(node --version)"
+  echo "postgres=$(ls /usr/lib/postgresql | sort -V | tail -1)"
+  echo "dur=$DUR"
+  echo "hold=$HOLD"
+  echo "algs=$ALGS"
+  echo "bench_time=$BENCH_TIME"
+} >"$work/meta"
+
+step "cargo build --release -p authd"
+cargo build --release -q -p authd
+cp "$CARGO_TARGET_DIR/release/authd" "$work/authd"
+
+# The side-by-side script exits with its table's status whatever a scenario
+# did; report.py says which figures are missing or had errors.
+side() { # out-file, then environment for side-by-side.sh
+  local out=$1; shift
+  env TMPDIR="$work" OUT="$out" ROUNDS=1 DUR="$DUR" HOLD="$HOLD" "$@" \
+    "$shared/side-by-side.sh" >>"$work/side-by-side.log" 2>&1 \
+    || echo "report: side-by-side.sh exited $? (see $work/side-by-side.log)" >&2
+}
+# The loadgen ws-hold scenario shares 50 users' tokens among all its sockets;
+# the per-user cap (100 by default) would refuse most of them.
+export WS_MAX_CONNECTIONS_PER_USER=100000
+step "side-by-side: peer and authd-pg, every scenario (DUR=$DUR, HOLD=$HOLD)"
+side "$work/side.jsonl" WHO="peer authd-pg" AUTHD="$work/authd"
+for alg in $ALGS; do
+  step "side-by-side: authd-pg with JWT_ALG=$alg, login and refresh"
+  side "$work/alg-$alg.jsonl" WHO="authd-pg" SCENARIOS="login refresh" JWT_ALG="$alg" \
+    AUTHD="$root/bench/authd-alg.sh" AUTHD_BIN="$work/authd"
+done
+
+export CRITERION_HOME="$work/criterion"
+crit=(--warm-up-time 1 --measurement-time "$BENCH_TIME" --noplot)
+step "cargo bench -p adapters --bench crypto"
+cargo bench -q -p adapters --bench crypto -- "${crit[@]}" '^(jwt/[^/]+/(sign|verify)|argon2id-.*)$' \
+  >"$work/crypto.log" 2>&1 || { tail -20 "$work/crypto.log" >&2; exit 1; }
+if [ "$DEFLATE" = 1 ]; then
+  step "cargo bench -p adapters --bench ws_deflate"
+  cargo bench -q -p adapters --bench ws_deflate -- "${crit[@]}" '/echo_16k$' \
+    >"$work/ws_deflate.log" 2>&1 || { tail -20 "$work/ws_deflate.log" >&2; exit 1; }
+fi
+if [ "$STORE" = 1 ]; then
+  step "cargo bench -p integration-tests --bench store"
+  cargo bench -q -p integration-tests --bench store -- "${crit[@]}" \
+    >"$work/store.log" 2>&1 || { tail -20 "$work/store.log" >&2; exit 1; }
+fi
+
+step "table"
+python3 "$root/bench/report.py" "$work"
+step "done"
