@@ -102,9 +102,63 @@ fn service() -> OpenApiService<Apis, ()> {
     .url_prefix("/api")
 }
 
-/// The OpenAPI 3 document of the REST API (what `authd openapi` prints).
+/// The OpenAPI 3 document of the REST API (what `authd openapi` prints and
+/// `/api/openapi.json` serves).
 pub fn openapi_json() -> String {
-    service().spec()
+    static DOCUMENT: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| with_database_unavailable(&service().spec()));
+    DOCUMENT.clone()
+}
+
+/// Documents `503 database_unavailable` on every operation that can fail on
+/// our side (it answers `500`): those are the operations that need the
+/// database, and the edge turns their `500` into a `503` while it cannot be
+/// reached (contract v3). One rule here instead of a variant in every
+/// operation's answers.
+fn with_database_unavailable(spec: &str) -> String {
+    const WHAT: &str = "`database_unavailable`: the database cannot be reached; \
+                        try again after `Retry-After` seconds.";
+    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(spec) else {
+        return spec.to_owned();
+    };
+    let operations = doc
+        .get_mut("paths")
+        .and_then(serde_json::Value::as_object_mut)
+        .into_iter()
+        .flat_map(|paths| paths.values_mut())
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|methods| methods.values_mut());
+    for operation in operations {
+        let Some(responses) = operation
+            .get_mut("responses")
+            .and_then(serde_json::Value::as_object_mut)
+        else {
+            continue;
+        };
+        let Some(internal) = responses.get("500").cloned() else {
+            continue;
+        };
+        match responses.get_mut("503") {
+            Some(unavailable) => {
+                let described = unavailable["description"].as_str().unwrap_or_default();
+                unavailable["description"] = format!("{described} Or {WHAT}").into();
+            }
+            None => {
+                let mut unavailable = internal;
+                unavailable["description"] = WHAT.into();
+                unavailable["headers"] = serde_json::json!({
+                    "RETRY-AFTER": {
+                        "description": "Seconds to wait before trying again.",
+                        "required": true,
+                        "deprecated": false,
+                        "schema": {"type": "integer", "format": "uint64"}
+                    }
+                });
+                responses.insert("503".to_owned(), unavailable);
+            }
+        }
+    }
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|_| spec.to_owned())
 }
 
 /// The use cases the REST API serves, composed by `bin`; each operation
@@ -135,7 +189,15 @@ pub fn routes(
     config: HttpConfig,
 ) -> anyhow::Result<impl Endpoint<Output = poem::Response>> {
     let api = service();
-    let mut route = Route::new().at("/api/openapi.json", poem::get(api.spec_endpoint()));
+    let document = openapi_json();
+    let mut route = Route::new().at(
+        "/api/openapi.json",
+        poem::get(poem::endpoint::make_sync(move |_| {
+            poem::Response::builder()
+                .content_type("application/json; charset=utf-8")
+                .body(document.clone())
+        })),
+    );
     let mut unlisted = vec![("/api/openapi.json", "GET")];
     if config.docs {
         route = route.nest("/api/docs", docs::Docs::new(api.swagger_ui()));

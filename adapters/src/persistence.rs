@@ -31,6 +31,50 @@ pub use session_store::SeaSessionStore;
 pub use signing_key_store::SeaSigningKeyStore;
 pub use user_repository::SeaUserRepository;
 
+use application::ports::StorageUnavailable;
+
+/// Context for storage errors that also says, for the HTTP edge, when the
+/// database could not be reached ([`StorageUnavailable`]).
+trait StoreContext<T> {
+    /// `.context(what)`, with [`StorageUnavailable`] beneath it when the
+    /// error is a lost or unobtainable connection.
+    fn store_context(self, what: &'static str) -> anyhow::Result<T>;
+}
+
+impl<T> StoreContext<T> for Result<T, sea_orm::DbErr> {
+    fn store_context(self, what: &'static str) -> anyhow::Result<T> {
+        self.map_err(|e| store_error(e, what))
+    }
+}
+
+/// `e` with the context `what`, and [`StorageUnavailable`] beneath it when
+/// the database could not be reached.
+fn store_error(e: sea_orm::DbErr, what: &'static str) -> anyhow::Error {
+    if unreachable(&e) {
+        anyhow::Error::new(StorageUnavailable(Box::new(e))).context(what)
+    } else {
+        anyhow::Error::new(e).context(what)
+    }
+}
+
+/// Whether `e` says the database cannot be reached (rather than that a
+/// statement failed): no connection within the acquire timeout, a broken
+/// or closed one.
+fn unreachable(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    use sea_orm::{DbErr, RuntimeErr};
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(
+                e.as_ref(),
+                Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed
+            )
+        }
+        _ => false,
+    }
+}
+
 /// Client-supplied text fit for a column: no NUL (PostgreSQL refuses it), at
 /// most `max` characters.
 fn clean(value: &str, max: usize) -> String {

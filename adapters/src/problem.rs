@@ -70,11 +70,14 @@ pub enum Code {
     InternalError,
     /// `503`: the server sheds load; `Retry-After` says when to try again.
     Overloaded,
+    /// `503`: the database cannot be reached (contract v3); `Retry-After`
+    /// says when to try again.
+    DatabaseUnavailable,
 }
 
 impl Code {
     /// Every code.
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 27] = [
         Self::BadRequest,
         Self::InvalidUsername,
         Self::WeakPassword,
@@ -101,6 +104,7 @@ impl Code {
         Self::HeadersTooLarge,
         Self::InternalError,
         Self::Overloaded,
+        Self::DatabaseUnavailable,
     ];
 
     /// The code as clients see it (`"refresh_reused"`).
@@ -131,6 +135,7 @@ impl Code {
             Self::HeadersTooLarge => "headers_too_large",
             Self::InternalError => "internal_error",
             Self::Overloaded => "overloaded",
+            Self::DatabaseUnavailable => "database_unavailable",
         }
     }
 
@@ -158,7 +163,7 @@ impl Code {
             Self::RateLimited | Self::TooManyConnections => 429,
             Self::HeadersTooLarge => 431,
             Self::InternalError => 500,
-            Self::Overloaded => 503,
+            Self::Overloaded | Self::DatabaseUnavailable => 503,
         }
     }
 
@@ -231,6 +236,7 @@ mod tests {
             ("headers_too_large", 431),
             ("internal_error", 500),
             ("overloaded", 503),
+            ("database_unavailable", 503),
         ];
         assert_eq!(Code::ALL.len(), contract.len());
         for (code, (name, status)) in Code::ALL.into_iter().zip(contract) {

@@ -18,7 +18,7 @@ pub use access_token::{
     AccessTokenSigner, AccessTokenVerifier, InvalidToken, KeyParams, PublishedKey,
 };
 pub use clock::Clock;
-pub use health_check::{HealthCheck, PoolStats};
+pub use health_check::{HealthCheck, PoolStats, StorageUnavailable};
 pub use login_throttle::{LoginThrottle, ThrottleKey, ThrottlePolicy};
 pub use mfa_store::{MfaChallenge, MfaStore, TotpSecret};
 pub use password_hasher::{HashTicket, Overloaded, PasswordCheck, PasswordHasher};

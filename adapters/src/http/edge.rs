@@ -103,7 +103,17 @@ impl<E: Endpoint> Endpoint for Edge<E> {
             let (mut response, route) = if req.method() == Method::OPTIONS && origin.is_some() {
                 (preflight(), None)
             } else {
-                self.handle(req).await
+                let (down, (response, route)) = STORAGE_DOWN
+                    .scope(std::cell::Cell::new(false), async {
+                        let handled = self.handle(req).await;
+                        (STORAGE_DOWN.with(std::cell::Cell::get), handled)
+                    })
+                    .await;
+                if down && response.status() == StatusCode::INTERNAL_SERVER_ERROR {
+                    (database_unavailable(), route)
+                } else {
+                    (response, route)
+                }
             };
             if response.status() == StatusCode::METHOD_NOT_ALLOWED
                 && let Some(allow) = self.allow.for_path(&path)
@@ -132,6 +142,37 @@ impl<E: Endpoint> Endpoint for Edge<E> {
         .instrument(span);
         crate::client_presence::watching(presence, served).await
     }
+}
+
+tokio::task_local! {
+    /// Set while a request runs when an operation could not reach the
+    /// database (see [`storage_unavailable`]).
+    static STORAGE_DOWN: std::cell::Cell<bool>;
+}
+
+/// Notes that the current request failed because the database could not be
+/// reached: its `500` becomes `503 database_unavailable` (contract v3).
+/// Outside a request (a test calling an operation directly) it does nothing.
+pub(crate) fn storage_unavailable() {
+    let _ = STORAGE_DOWN.try_with(|down| down.set(true));
+}
+
+/// How long a client is asked to wait while the database is away: about
+/// one pool acquire timeout.
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 3;
+
+/// The answer to a request that needed the unreachable database.
+fn database_unavailable() -> Response {
+    let mut response = Problem::new(
+        problem::Code::DatabaseUnavailable,
+        "The database cannot be reached right now; try again shortly.",
+    )
+    .into_poem_response();
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from(DATABASE_RETRY_AFTER_SECS),
+    );
+    response
 }
 
 /// The route label of a request no route matched (404s, preflights,

@@ -1,6 +1,7 @@
 //! Problem details (RFC 9457) for every error of the REST edge, and the
 //! catch-all that turns framework errors (parse errors, 404, 405, 413) into them.
 
+use application::ports::StorageUnavailable;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{IntoResponse, Response};
 use poem_openapi::Object;
@@ -70,9 +71,16 @@ impl Problem {
     }
 }
 
-/// Logs an unexpected error with its whole chain and returns the generic body.
+/// Logs an unexpected error with its whole chain and returns the generic
+/// body. When the database could not be reached, the edge answers `503
+/// database_unavailable` instead (see [`super::edge`]).
 pub fn internal(error: &anyhow::Error) -> Problem {
-    tracing::error!(error = ?error, "unexpected error");
+    if StorageUnavailable::in_chain(error) {
+        tracing::warn!(error = ?error, "the database cannot be reached");
+        super::edge::storage_unavailable();
+    } else {
+        tracing::error!(error = ?error, "unexpected error");
+    }
     Problem::internal()
 }
 

@@ -13,7 +13,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 
 use super::entities::audit_event;
-use super::{Database, clean};
+use super::{Database, StoreContext, clean};
 
 /// Longest `User-Agent` stored, in characters.
 pub const MAX_USER_AGENT_CHARS: usize = 512;
@@ -130,7 +130,7 @@ impl SeaAuditLog {
         audit_event::Entity::insert(row)
             .exec_without_returning(self.db.connection())
             .await
-            .context("appending a security event")?;
+            .store_context("appending a security event")?;
         Ok(())
     }
 
@@ -157,7 +157,7 @@ impl SeaAuditLog {
             .into_tuple()
             .all(tx.txn())
             .await
-            .context("finding old security events")?;
+            .store_context("finding old security events")?;
         if ids.is_empty() {
             return Ok(0);
         }
@@ -165,8 +165,8 @@ impl SeaAuditLog {
             .filter(audit_event::Column::Id.is_in(ids))
             .exec(tx.txn())
             .await
-            .context("deleting old security events")?;
-        tx.commit().await.context("committing the prune")?;
+            .store_context("deleting old security events")?;
+        tx.commit().await.store_context("committing the prune")?;
         Ok(deleted.rows_affected)
     }
 
@@ -200,7 +200,7 @@ impl SeaAuditLog {
             .limit(filter.limit)
             .all(self.db.connection())
             .await
-            .context("reading security events")?
+            .store_context("reading security events")?
             .into_iter()
             .map(from_row)
             .collect()

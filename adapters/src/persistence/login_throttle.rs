@@ -10,8 +10,8 @@ use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use sha2::{Digest, Sha256};
 
-use super::Database;
 use super::entities::login_failure;
+use super::{Database, StoreContext};
 
 /// [`LoginThrottle`] on PostgreSQL or SQLite: fixed windows per (username, client).
 #[derive(Debug, Clone)]
@@ -52,7 +52,7 @@ impl LoginThrottle for SeaLoginThrottle {
             .db
             .begin_write()
             .await
-            .context("starting the throttle transaction")?;
+            .store_context("starting the throttle transaction")?;
         // A success's `clear` may delete the row between the insert and the
         // lock (PostgreSQL, READ COMMITTED: the lock then finds no row);
         // inserting again in the same transaction sees the deletion.
@@ -67,12 +67,12 @@ impl LoginThrottle for SeaLoginThrottle {
             .on_conflict_do_nothing()
             .exec_without_returning(tx.txn())
             .await
-            .context("creating the throttle row")?;
+            .store_context("creating the throttle row")?;
             row = login_failure::Entity::find_by_id((username.clone(), client.clone()))
                 .lock_exclusive()
                 .one(tx.txn())
                 .await
-                .context("locking the throttle row")?;
+                .store_context("locking the throttle row")?;
             if row.is_some() {
                 break;
             }
@@ -97,12 +97,14 @@ impl LoginThrottle for SeaLoginThrottle {
                     .filter(login_failure::Column::Client.eq(client))
                     .exec(tx.txn())
                     .await
-                    .context("taking a throttle slot")?;
+                    .store_context("taking a throttle slot")?;
                 None
             }
             Admission::Refuse { retry_after } => Some(retry_after),
         };
-        tx.commit().await.context("committing the throttle slot")?;
+        tx.commit()
+            .await
+            .store_context("committing the throttle slot")?;
         Ok(refused)
     }
 
@@ -124,7 +126,7 @@ impl LoginThrottle for SeaLoginThrottle {
             .filter(login_failure::Column::Failures.gt(0))
             .exec(self.db.connection())
             .await
-            .context("giving back a throttle slot")?;
+            .store_context("giving back a throttle slot")?;
         Ok(())
     }
 
@@ -138,7 +140,7 @@ impl LoginThrottle for SeaLoginThrottle {
         login_failure::Entity::delete_by_id(row_key(key))
             .exec(self.db.connection())
             .await
-            .context("clearing login failures")?;
+            .store_context("clearing login failures")?;
         Ok(())
     }
 
@@ -156,7 +158,7 @@ impl LoginThrottle for SeaLoginThrottle {
             )
             .exec(self.db.connection())
             .await
-            .context("pruning login failures")?;
+            .store_context("pruning login failures")?;
         Ok(res.rows_affected)
     }
 }

@@ -3,7 +3,6 @@
 //! conditional write (a code's step, a recovery code, a token's end), whose
 //! affected-row count says who won.
 
-use anyhow::Context as _;
 use application::ports::{MfaChallenge, MfaStore, TotpSecret};
 use async_trait::async_trait;
 use domain::{Timestamp, TokenHash, UserId};
@@ -11,7 +10,7 @@ use sea_orm::sea_query::{Expr, ExprTrait as _};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::entities::{mfa_token, recovery_code, totp_secret};
-use super::{Database, clean};
+use super::{Database, StoreContext, clean};
 
 /// [`MfaStore`] on a [`Database`].
 #[derive(Debug, Clone)]
@@ -41,7 +40,7 @@ impl MfaStore for SeaMfaStore {
         let row = totp_secret::Entity::find_by_id(*user.as_uuid())
             .one(self.db.connection())
             .await
-            .context("reading the TOTP secret")?;
+            .store_context("reading the TOTP secret")?;
         Ok(row.map(|r| TotpSecret {
             sealed: r.sealed_secret,
             created_at: Timestamp::from_unix_millis(r.created_at),
@@ -68,11 +67,11 @@ impl MfaStore for SeaMfaStore {
             .filter(totp_secret::Column::ConfirmedAt.is_null())
             .exec(tx.txn())
             .await
-            .context("replacing a pending enrolment")?;
+            .store_context("replacing a pending enrolment")?;
         let confirmed = totp_secret::Entity::find_by_id(*user.as_uuid())
             .one(tx.txn())
             .await
-            .context("reading the TOTP secret")?
+            .store_context("reading the TOTP secret")?
             .is_some();
         if confirmed {
             return Ok(false);
@@ -86,8 +85,10 @@ impl MfaStore for SeaMfaStore {
         })
         .exec_without_returning(tx.txn())
         .await
-        .context("storing the pending enrolment")?;
-        tx.commit().await.context("committing the enrolment")?;
+        .store_context("storing the pending enrolment")?;
+        tx.commit()
+            .await
+            .store_context("committing the enrolment")?;
         Ok(true)
     }
 
@@ -116,7 +117,7 @@ impl MfaStore for SeaMfaStore {
             .filter(totp_secret::Column::ConfirmedAt.is_null())
             .exec(tx.txn())
             .await
-            .context("confirming the enrolment")?
+            .store_context("confirming the enrolment")?
             .rows_affected;
         if confirmed != 1 {
             return Ok(false);
@@ -125,7 +126,7 @@ impl MfaStore for SeaMfaStore {
             .filter(recovery_code::Column::UserId.eq(*user.as_uuid()))
             .exec(tx.txn())
             .await
-            .context("replacing recovery codes")?;
+            .store_context("replacing recovery codes")?;
         if !recovery.is_empty() {
             let rows = recovery.iter().map(|hash| recovery_code::ActiveModel {
                 user_id: Set(*user.as_uuid()),
@@ -135,9 +136,11 @@ impl MfaStore for SeaMfaStore {
             recovery_code::Entity::insert_many(rows)
                 .exec_without_returning(tx.txn())
                 .await
-                .context("storing recovery codes")?;
+                .store_context("storing recovery codes")?;
         }
-        tx.commit().await.context("committing the confirmation")?;
+        tx.commit()
+            .await
+            .store_context("committing the confirmation")?;
         Ok(true)
     }
 
@@ -152,14 +155,14 @@ impl MfaStore for SeaMfaStore {
             .filter(recovery_code::Column::UserId.eq(*user.as_uuid()))
             .exec(tx.txn())
             .await
-            .context("deleting recovery codes")?;
+            .store_context("deleting recovery codes")?;
         let removed = totp_secret::Entity::delete_many()
             .filter(totp_secret::Column::UserId.eq(*user.as_uuid()))
             .exec(tx.txn())
             .await
-            .context("deleting the TOTP secret")?
+            .store_context("deleting the TOTP secret")?
             .rows_affected;
-        tx.commit().await.context("committing the removal")?;
+        tx.commit().await.store_context("committing the removal")?;
         Ok(removed == 1)
     }
 
@@ -182,7 +185,7 @@ impl MfaStore for SeaMfaStore {
             )
             .exec(self.db.connection())
             .await
-            .context("recording the code's step")?
+            .store_context("recording the code's step")?
             .rows_affected;
         Ok(won == 1)
     }
@@ -209,7 +212,7 @@ impl MfaStore for SeaMfaStore {
             .filter(recovery_code::Column::UsedAt.is_null())
             .exec(self.db.connection())
             .await
-            .context("spending a recovery code")?
+            .store_context("spending a recovery code")?
             .rows_affected;
         Ok(won == 1)
     }
@@ -225,7 +228,7 @@ impl MfaStore for SeaMfaStore {
             .filter(recovery_code::Column::UsedAt.is_null())
             .count(self.db.connection())
             .await
-            .context("counting recovery codes")?;
+            .store_context("counting recovery codes")?;
         Ok(u32::try_from(left).unwrap_or(u32::MAX))
     }
 
@@ -246,7 +249,7 @@ impl MfaStore for SeaMfaStore {
         })
         .exec_without_returning(self.db.connection())
         .await
-        .context("storing the mfaToken")?;
+        .store_context("storing the mfaToken")?;
         Ok(())
     }
 
@@ -264,7 +267,7 @@ impl MfaStore for SeaMfaStore {
             .filter(mfa_token::Column::ExpiresAt.gt(now.unix_millis()))
             .one(self.db.connection())
             .await
-            .context("reading the mfaToken")?;
+            .store_context("reading the mfaToken")?;
         Ok(row.map(|r| MfaChallenge {
             hash: *hash,
             user: UserId::from_uuid(r.user_id),
@@ -290,15 +293,15 @@ impl MfaStore for SeaMfaStore {
             .filter(mfa_token::Column::TokenHash.eq(hash.as_bytes().to_vec()))
             .exec(tx.txn())
             .await
-            .context("counting a wrong code")?;
+            .store_context("counting a wrong code")?;
         let count = mfa_token::Entity::find_by_id(hash.as_bytes().to_vec())
             .one(tx.txn())
             .await
-            .context("reading the count")?
+            .store_context("reading the count")?
             .map_or(u32::MAX, |r| {
                 u32::try_from(r.wrong_codes).unwrap_or(u32::MAX)
             });
-        tx.commit().await.context("committing the count")?;
+        tx.commit().await.store_context("committing the count")?;
         Ok(count)
     }
 
@@ -312,7 +315,7 @@ impl MfaStore for SeaMfaStore {
         let ended = mfa_token::Entity::delete_by_id(hash.as_bytes().to_vec())
             .exec(self.db.connection())
             .await
-            .context("ending the mfaToken")?
+            .store_context("ending the mfaToken")?
             .rows_affected;
         Ok(ended == 1)
     }
@@ -328,7 +331,7 @@ impl MfaStore for SeaMfaStore {
             .filter(mfa_token::Column::ExpiresAt.lte(now.unix_millis()))
             .exec(self.db.connection())
             .await
-            .context("pruning mfaTokens")?
+            .store_context("pruning mfaTokens")?
             .rows_affected)
     }
 }

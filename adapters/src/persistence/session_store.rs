@@ -17,7 +17,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use super::entities::{refresh_token, revoked_session, session};
-use super::{Database, clean};
+use super::{Database, StoreContext, clean};
 
 /// [`SessionStore`] on PostgreSQL or SQLite.
 ///
@@ -51,12 +51,12 @@ impl SessionStore for SeaSessionStore {
         session::Entity::insert(session_row(s))
             .exec_without_returning(tx.txn())
             .await
-            .context("inserting a session")?;
+            .store_context("inserting a session")?;
         refresh_token::Entity::insert(token_row(first))
             .exec_without_returning(tx.txn())
             .await
-            .context("inserting a refresh token")?;
-        tx.commit().await.context("committing a new session")
+            .store_context("inserting a refresh token")?;
+        tx.commit().await.store_context("committing a new session")
     }
 
     #[tracing::instrument(
@@ -76,11 +76,11 @@ impl SessionStore for SeaSessionStore {
             .db
             .begin_write()
             .await
-            .context("starting the refresh transaction")?;
+            .store_context("starting the refresh transaction")?;
         let Some(found) = refresh_token::Entity::find_by_id(key.clone())
             .one(tx.txn())
             .await
-            .context("finding the token")?
+            .store_context("finding the token")?
         else {
             return Ok(RefreshOutcome::Refused(RefreshRefusal::Unknown));
         };
@@ -89,13 +89,13 @@ impl SessionStore for SeaSessionStore {
             .lock_exclusive()
             .one(tx.txn())
             .await
-            .context("locking the session")?
+            .store_context("locking the session")?
             .context("a refresh token without its session")?;
         // Re-read under the lock: another refresh may have rotated it meanwhile.
         let presented_row = refresh_token::Entity::find_by_id(key.clone())
             .one(tx.txn())
             .await
-            .context("re-reading the token")?
+            .store_context("re-reading the token")?
             .context("the token vanished under the lock")?;
         let current_row = refresh_token::Entity::find()
             .filter(refresh_token::Column::SessionId.eq(session_row.id))
@@ -103,7 +103,7 @@ impl SessionStore for SeaSessionStore {
             .order_by_desc(refresh_token::Column::IssuedAt)
             .one(tx.txn())
             .await
-            .context("reading the current token")?;
+            .store_context("reading the current token")?;
 
         let mut family = session_from_row(session_row)?;
         let presented_token = token_from_row(&presented_row)?;
@@ -136,7 +136,7 @@ impl SessionStore for SeaSessionStore {
                     .filter(refresh_token::Column::RotatedAt.is_null())
                     .exec(tx.txn())
                     .await
-                    .context("marking the token rotated")?;
+                    .store_context("marking the token rotated")?;
                 // Cannot happen under the lock; refuse to mint a second successor if it does.
                 anyhow::ensure!(
                     rotated.rows_affected == 1,
@@ -152,13 +152,13 @@ impl SessionStore for SeaSessionStore {
                 refresh_token::Entity::insert(token_row(&minted))
                     .exec_without_returning(tx.txn())
                     .await
-                    .context("inserting the successor")?;
+                    .store_context("inserting the successor")?;
                 session::Entity::update_many()
                     .col_expr(session::Column::LastUsedAt, Expr::value(now.unix_millis()))
                     .filter(session::Column::Id.eq(*family.id.as_uuid()))
                     .exec(tx.txn())
                     .await
-                    .context("touching the session")?;
+                    .store_context("touching the session")?;
                 family.last_used_at = now;
                 RefreshOutcome::Rotated {
                     session: family,
@@ -193,7 +193,7 @@ impl SessionStore for SeaSessionStore {
             }
             RotationDecision::Refuse(refusal) => RefreshOutcome::Refused(refusal),
         };
-        tx.commit().await.context("committing the refresh")?;
+        tx.commit().await.store_context("committing the refresh")?;
         Ok(outcome)
     }
 
@@ -206,7 +206,7 @@ impl SessionStore for SeaSessionStore {
         let Some(token) = refresh_token::Entity::find_by_id(hash.as_bytes().to_vec())
             .one(self.db.connection())
             .await
-            .context("finding a token")?
+            .store_context("finding a token")?
         else {
             return Ok(None);
         };
@@ -223,14 +223,14 @@ impl SessionStore for SeaSessionStore {
         let Some(presented) = refresh_token::Entity::find_by_id(hash.as_bytes().to_vec())
             .one(conn)
             .await
-            .context("finding a token")?
+            .store_context("finding a token")?
         else {
             return Ok(None);
         };
         let Some(session_row) = session::Entity::find_by_id(presented.session_id)
             .one(conn)
             .await
-            .context("finding the token's session")?
+            .store_context("finding the token's session")?
         else {
             return Ok(None);
         };
@@ -240,7 +240,7 @@ impl SessionStore for SeaSessionStore {
             .order_by_desc(refresh_token::Column::IssuedAt)
             .one(conn)
             .await
-            .context("reading the current token")?;
+            .store_context("reading the current token")?;
         Ok(Some(TokenFamily {
             session: session_from_row(session_row)?,
             presented: token_from_row(&presented)?,
@@ -257,7 +257,7 @@ impl SessionStore for SeaSessionStore {
         session::Entity::find_by_id(*id.as_uuid())
             .one(self.db.connection())
             .await
-            .context("finding a session")?
+            .store_context("finding a session")?
             .map(session_from_row)
             .transpose()
     }
@@ -292,7 +292,7 @@ impl SessionStore for SeaSessionStore {
             .order_by_desc(session::Column::Id)
             .all(self.db.connection())
             .await
-            .context("listing live sessions")?
+            .store_context("listing live sessions")?
             .into_iter()
             .map(session_from_row)
             .collect()
@@ -342,11 +342,11 @@ impl SessionStore for SeaSessionStore {
             .into_tuple()
             .all(tx.txn())
             .await
-            .context("finding the user's sessions")?;
+            .store_context("finding the user's sessions")?;
         if !ids.is_empty() {
             revoke_rows(tx.txn(), &ids, reason, now).await?;
         }
-        tx.commit().await.context("committing revocations")?;
+        tx.commit().await.store_context("committing revocations")?;
         Ok(ids.into_iter().map(SessionId::from_uuid).collect())
     }
 
@@ -363,7 +363,7 @@ impl SessionStore for SeaSessionStore {
             .into_tuple()
             .all(self.db.connection())
             .await
-            .context("listing revoked sessions")?;
+            .store_context("listing revoked sessions")?;
         // And the sessions of deleted accounts, whose rows are gone.
         let gone: Vec<Uuid> = revoked_session::Entity::find()
             .select_only()
@@ -372,7 +372,7 @@ impl SessionStore for SeaSessionStore {
             .into_tuple()
             .all(self.db.connection())
             .await
-            .context("listing revoked sessions of deleted accounts")?;
+            .store_context("listing revoked sessions of deleted accounts")?;
         ids.extend(gone);
         Ok(ids.into_iter().map(SessionId::from_uuid).collect())
     }
@@ -390,7 +390,7 @@ impl SessionStore for SeaSessionStore {
             .filter(revoked_session::Column::RevokedAt.lt(before))
             .exec(self.db.connection())
             .await
-            .context("pruning revocations of deleted accounts")?;
+            .store_context("pruning revocations of deleted accounts")?;
         // One short transaction per batch: the caller loops while it returns `batch`.
         let tx = self.db.write_transaction().await?;
         let ids: Vec<Uuid> = session::Entity::find()
@@ -405,7 +405,7 @@ impl SessionStore for SeaSessionStore {
             .into_tuple()
             .all(tx.txn())
             .await
-            .context("finding ended sessions")?;
+            .store_context("finding ended sessions")?;
         if ids.is_empty() {
             return Ok(0);
         }
@@ -413,13 +413,13 @@ impl SessionStore for SeaSessionStore {
             .filter(refresh_token::Column::SessionId.is_in(ids.clone()))
             .exec(tx.txn())
             .await
-            .context("deleting tokens of ended sessions")?;
+            .store_context("deleting tokens of ended sessions")?;
         let deleted = session::Entity::delete_many()
             .filter(session::Column::Id.is_in(ids))
             .exec(tx.txn())
             .await
-            .context("deleting ended sessions")?;
-        tx.commit().await.context("committing the prune")?;
+            .store_context("deleting ended sessions")?;
+        tx.commit().await.store_context("committing the prune")?;
         Ok(deleted.rows_affected)
     }
 
@@ -439,7 +439,7 @@ impl SessionStore for SeaSessionStore {
             .filter(refresh_token::Column::RotatedAt.lt(rotated_before.unix_millis()))
             .exec(self.db.connection())
             .await
-            .context("erasing stale grace seals")?
+            .store_context("erasing stale grace seals")?
             .rows_affected)
     }
 }
@@ -455,7 +455,7 @@ async fn erase_family_seals(conn: &impl ConnectionTrait, family: SessionId) -> a
         .filter(refresh_token::Column::SuccessorSeal.is_not_null())
         .exec(conn)
         .await
-        .context("erasing the family's grace seals")?;
+        .store_context("erasing the family's grace seals")?;
     Ok(())
 }
 
@@ -475,7 +475,7 @@ async fn revoke_rows(
         .filter(session::Column::ExpiresAt.gt(now.unix_millis()))
         .exec(conn)
         .await
-        .context("revoking sessions")?
+        .store_context("revoking sessions")?
         .rows_affected)
 }
 

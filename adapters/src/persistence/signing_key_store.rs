@@ -8,8 +8,8 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 };
 
-use super::Database;
 use super::entities::signing_key;
+use super::{Database, StoreContext};
 
 /// [`SigningKeyStore`] on PostgreSQL or SQLite.
 #[derive(Debug, Clone)]
@@ -66,7 +66,7 @@ impl SigningKeyStore for SeaSigningKeyStore {
             .order_by_asc(signing_key::Column::Kid)
             .all(self.db.connection())
             .await
-            .context("reading the signing keys")?
+            .store_context("reading the signing keys")?
             .into_iter()
             .map(from_row)
             .collect()
@@ -82,26 +82,26 @@ impl SigningKeyStore for SeaSigningKeyStore {
             .db
             .begin_write()
             .await
-            .context("starting the signing-key transaction")?;
+            .store_context("starting the signing-key transaction")?;
         if only_if_empty {
             // Processes starting together on an empty set: one adds the first
             // key, the others see it (SQLite's write lock is already held).
             if self.db.is_postgres() {
                 tx.execute_unprepared("LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE")
                     .await
-                    .context("locking the signing keys")?;
+                    .store_context("locking the signing keys")?;
             }
             let existing = signing_key::Entity::find()
                 .count(tx.txn())
                 .await
-                .context("counting the signing keys")?;
+                .store_context("counting the signing keys")?;
             if existing > 0 {
                 return Ok(false);
             }
         } else if signing_key::Entity::find_by_id(key.record.kid.clone())
             .one(tx.txn())
             .await
-            .context("reading the signing key")?
+            .store_context("reading the signing key")?
             .is_some()
         {
             return Ok(false);
@@ -109,8 +109,10 @@ impl SigningKeyStore for SeaSigningKeyStore {
         signing_key::Entity::insert(to_row(key))
             .exec(tx.txn())
             .await
-            .context("adding the signing key")?;
-        tx.commit().await.context("committing the signing key")?;
+            .store_context("adding the signing key")?;
+        tx.commit()
+            .await
+            .store_context("committing the signing key")?;
         Ok(true)
     }
 
@@ -129,7 +131,7 @@ impl SigningKeyStore for SeaSigningKeyStore {
             .db
             .begin_write()
             .await
-            .context("starting the signing-key transaction")?;
+            .store_context("starting the signing-key transaction")?;
         signing_key::Entity::update_many()
             .col_expr(
                 signing_key::Column::RetiredAt,
@@ -138,7 +140,7 @@ impl SigningKeyStore for SeaSigningKeyStore {
             .filter(signing_key::Column::Kid.eq(retire))
             .exec(tx.txn())
             .await
-            .context("retiring the signing key")?;
+            .store_context("retiring the signing key")?;
         if let Some(promote) = promote {
             signing_key::Entity::update_many()
                 .col_expr(
@@ -148,9 +150,11 @@ impl SigningKeyStore for SeaSigningKeyStore {
                 .filter(signing_key::Column::Kid.eq(promote))
                 .exec(tx.txn())
                 .await
-                .context("promoting the signing key")?;
+                .store_context("promoting the signing key")?;
         }
-        tx.commit().await.context("committing the retirement")?;
+        tx.commit()
+            .await
+            .store_context("committing the retirement")?;
         Ok(())
     }
 }

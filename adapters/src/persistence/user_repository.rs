@@ -8,8 +8,8 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect, SqlErr};
 use uuid::Uuid;
 
-use super::Database;
 use super::entities::{login_failure, revoked_session, session, user};
+use super::{Database, StoreContext};
 
 /// [`UserRepository`] on PostgreSQL or SQLite.
 #[derive(Debug, Clone)]
@@ -50,9 +50,10 @@ impl UserRepository for SeaUserRepository {
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 Err(InsertUserError::Duplicate)
             }
-            Err(e) => Err(InsertUserError::Unexpected(
-                anyhow::Error::new(e).context("inserting a user"),
-            )),
+            Err(e) => Err(InsertUserError::Unexpected(super::store_error(
+                e,
+                "inserting a user",
+            ))),
         }
     }
 
@@ -66,7 +67,7 @@ impl UserRepository for SeaUserRepository {
             .filter(user::Column::UsernameCanonical.eq(username.canonical()))
             .one(self.db.connection())
             .await
-            .context("finding a user by name")?
+            .store_context("finding a user by name")?
             .map(to_domain)
             .transpose()
     }
@@ -80,7 +81,7 @@ impl UserRepository for SeaUserRepository {
         user::Entity::find_by_id(*id.as_uuid())
             .one(self.db.connection())
             .await
-            .context("finding a user by id")?
+            .store_context("finding a user by id")?
             .map(to_domain)
             .transpose()
     }
@@ -104,7 +105,7 @@ impl UserRepository for SeaUserRepository {
             .filter(user::Column::Id.eq(*id.as_uuid()))
             .exec(self.db.connection())
             .await
-            .context("updating a password hash")?;
+            .store_context("updating a password hash")?;
         Ok(())
     }
 
@@ -119,7 +120,7 @@ impl UserRepository for SeaUserRepository {
             .lock_exclusive()
             .one(tx.txn())
             .await
-            .context("finding the user")?
+            .store_context("finding the user")?
         else {
             return Ok(None);
         };
@@ -135,7 +136,7 @@ impl UserRepository for SeaUserRepository {
             .into_tuple()
             .all(tx.txn())
             .await
-            .context("finding the user's sessions")?;
+            .store_context("finding the user's sessions")?;
         if !sessions.is_empty() {
             let rows = sessions.iter().map(|sid| revoked_session::ActiveModel {
                 session_id: Set(*sid),
@@ -149,19 +150,19 @@ impl UserRepository for SeaUserRepository {
                 )
                 .exec_without_returning(tx.txn())
                 .await
-                .context("remembering the revoked sessions")?;
+                .store_context("remembering the revoked sessions")?;
         }
         login_failure::Entity::delete_many()
             .filter(login_failure::Column::Username.eq(row.username_canonical.clone()))
             .exec(tx.txn())
             .await
-            .context("deleting the failed-login counters")?;
+            .store_context("deleting the failed-login counters")?;
         // Sessions and their refresh tokens go by ON DELETE CASCADE.
         user::Entity::delete_by_id(*id.as_uuid())
             .exec(tx.txn())
             .await
-            .context("deleting the user")?;
-        tx.commit().await.context("committing the deletion")?;
+            .store_context("deleting the user")?;
+        tx.commit().await.store_context("committing the deletion")?;
         Ok(Some(
             sessions.into_iter().map(SessionId::from_uuid).collect(),
         ))

@@ -12,6 +12,23 @@ pub trait HealthCheck: Send + Sync + 'static {
     async fn ping(&self) -> anyhow::Result<()>;
 }
 
+/// In the chain of a port's error: the storage could not be reached (no
+/// connection within the pool's acquire timeout, or the connection broke),
+/// with the storage's own error as its source. The HTTP edge answers `503
+/// database_unavailable` for it instead of a `500`: retrying is
+/// worthwhile. It is an error of the chain, not a context, so that it is
+/// found through any error that wraps it (`error.chain()`).
+#[derive(Debug, thiserror::Error)]
+#[error("the database cannot be reached")]
+pub struct StorageUnavailable(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+impl StorageUnavailable {
+    /// Whether `error`'s chain says the storage could not be reached.
+    pub fn in_chain(error: &anyhow::Error) -> bool {
+        error.chain().any(|e| e.is::<Self>())
+    }
+}
+
 /// Connection counts of a database pool (read by the metrics).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {

@@ -97,13 +97,15 @@ pub async fn database_gone_is_degraded(backend: Backend) {
         r.json(),
         json!({"status": "degraded", "database": "down", "revocations": "ok"})
     );
-    // Storage-backed operations fail with a generic problem that reveals nothing.
+    // Storage-backed operations answer `503 database_unavailable` with
+    // `Retry-After` (contract v3; a 500 before), revealing nothing else.
     let r = app
         .post("/api/login")
         .json(&json!({"username": "alice", "password": "whatever1"}))
-        .send_unchecked()
+        .send()
         .await;
-    r.assert_problem(500, "internal_error");
+    r.assert_problem(503, "database_unavailable");
+    assert!(r.header("retry-after").is_some(), "{}", r.text);
     assert!(
         !r.text.to_lowercase().contains("pool") && !r.text.to_lowercase().contains("sql"),
         "{}",
