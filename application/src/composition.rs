@@ -100,6 +100,7 @@ pub fn compose(ports: Ports, config: &AuthConfig) -> UseCases {
         clock.clone(),
         revocations.clone(),
         config.token_cache_size,
+        config.access_ttl,
     );
     let issuer = AccessTokenIssuer {
         signer,

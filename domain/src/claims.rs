@@ -59,6 +59,18 @@ pub fn check_token_times(
     }
 }
 
+/// Whether a token's lifetime, `exp - iat`, is one this service issues:
+/// at most `access_ttl` plus [`CLOCK_LEEWAY`] (contract v3, Tokens). A
+/// longer one was signed under a longer `ACCESS_TOKEN_EXPIRY` than the one
+/// in force, and may belong to a session revoked before the revocation
+/// list's shorter horizon: refused, so a restart with a shorter lifetime
+/// cannot revive it.
+pub fn lifetime_allowed(iat: i64, exp: i64, access_ttl: std::time::Duration) -> bool {
+    let max = access_ttl.saturating_add(CLOCK_LEEWAY).as_secs();
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
+    exp.saturating_sub(iat) <= max
+}
+
 /// How a session began: the access token's `amr` (RFC 8176 method names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum AuthMethods {
@@ -130,6 +142,16 @@ pub struct AccessClaims {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_lifetime_is_allowed_up_to_the_configured_one_plus_the_leeway() {
+        let ttl = std::time::Duration::from_secs(900);
+        assert!(lifetime_allowed(1_000, 1_900, ttl));
+        assert!(lifetime_allowed(1_000, 1_930, ttl), "the leeway");
+        assert!(!lifetime_allowed(1_000, 1_931, ttl));
+        assert!(lifetime_allowed(i64::MIN, i64::MIN, ttl), "saturating");
+        assert!(!lifetime_allowed(i64::MIN, i64::MAX, ttl));
+    }
     use super::*;
 
     #[test]

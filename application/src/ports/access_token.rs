@@ -54,6 +54,10 @@ pub enum InvalidToken {
     /// The token's session was revoked.
     #[error("session revoked")]
     Revoked,
+    /// `exp - iat` is longer than `ACCESS_TOKEN_EXPIRY` plus the leeway
+    /// ([`domain::claims::lifetime_allowed`]).
+    #[error("token lifetime too long")]
+    Lifetime,
 }
 
 /// A verifying key as the JWKS publishes it (RFC 7517), public members only.

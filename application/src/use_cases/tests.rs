@@ -431,3 +431,33 @@ async fn a_dropped_process_frees_its_adapters() {
     );
     assert!(bus.upgrade().is_none(), "the bus outlived its process");
 }
+
+/// Security review 2, finding 6: a token whose lifetime is longer than the
+/// configured `ACCESS_TOKEN_EXPIRY` plus the leeway (signed before a
+/// restart with a shorter lifetime) is refused, even when nothing else is
+/// wrong with it; up to the bound it is accepted.
+#[tokio::test]
+async fn a_token_that_lives_longer_than_the_configured_lifetime_is_refused() {
+    use crate::ports::AccessTokenSigner as _;
+    let w = world_with_alice().await;
+    let issued = login(&w).await;
+    let mut claims = w
+        .tokens
+        .claims_of(&issued.access.token)
+        .expect("issued here");
+    // ACCESS_TOKEN_EXPIRY is 15 min here; the leeway 30 s.
+    claims.exp = claims.iat + 900 + 30;
+    let longest = w.tokens.sign(&claims).await.unwrap();
+    assert!(w.access.verify(&longest).is_ok(), "at the bound");
+    claims.exp += 1;
+    let longer = w.tokens.sign(&claims).await.unwrap();
+    assert_eq!(
+        w.access.verify(&longer).unwrap_err(),
+        InvalidToken::Lifetime
+    );
+    // Cached claims are held to it too.
+    assert_eq!(
+        w.access.verify(&longer).unwrap_err(),
+        InvalidToken::Lifetime
+    );
+}

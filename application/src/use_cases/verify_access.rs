@@ -22,6 +22,8 @@ pub struct AccessCheck {
     pub revocations: Revocations,
     /// Claims verified before (`TOKEN_CACHE_SIZE`).
     pub verified: Arc<VerifiedTokens>,
+    /// `ACCESS_TOKEN_EXPIRY`: no accepted token lives longer (plus leeway).
+    pub access_ttl: std::time::Duration,
 }
 
 impl std::fmt::Debug for AccessCheck {
@@ -33,18 +35,21 @@ impl std::fmt::Debug for AccessCheck {
 }
 
 impl AccessCheck {
-    /// A check on `verifier` that keeps up to `cache_size` verified claims.
+    /// A check on `verifier` that keeps up to `cache_size` verified claims
+    /// and refuses tokens that live longer than `access_ttl` (plus leeway).
     pub fn new(
         verifier: Arc<dyn AccessTokenVerifier>,
         clock: Arc<dyn Clock>,
         revocations: Revocations,
         cache_size: usize,
+        access_ttl: std::time::Duration,
     ) -> Self {
         Self {
             verifier,
             clock,
             revocations,
             verified: Arc::new(VerifiedTokens::new(cache_size)),
+            access_ttl,
         }
     }
 
@@ -82,6 +87,9 @@ impl AccessCheck {
                 claims
             }
         };
+        if !domain::claims::lifetime_allowed(claims.iat, claims.exp, self.access_ttl) {
+            return Err(InvalidToken::Lifetime);
+        }
         if self.revocations.is_revoked(&claims.sid) {
             return Err(InvalidToken::Revoked);
         }

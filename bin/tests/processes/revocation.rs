@@ -36,6 +36,7 @@ mod catch_up;
 mod database_outage;
 mod key_rotation;
 mod shared_port;
+mod shorter_lifetime;
 mod two_factor;
 
 /// The processes of these tests share two cores: one test at a time.
