@@ -321,6 +321,21 @@ impl MfaStore for SeaMfaStore {
     }
 
     #[tracing::instrument(
+        name = "db.mfa.end_challenges_of",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
+    async fn end_challenges_of(&self, user: UserId) -> anyhow::Result<u64> {
+        let _turn = self.db.write_turn().await;
+        Ok(mfa_token::Entity::delete_many()
+            .filter(mfa_token::Column::UserId.eq(*user.as_uuid()))
+            .exec(self.db.connection())
+            .await
+            .store_context("ending a user's mfaTokens")?
+            .rows_affected)
+    }
+
+    #[tracing::instrument(
         name = "db.mfa.prune_challenges",
         skip_all,
         fields(db.system = self.db.system(), otel.kind = "client")

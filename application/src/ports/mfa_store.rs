@@ -133,6 +133,14 @@ pub trait MfaStore: Send + Sync + 'static {
     /// Storage failures.
     async fn end_challenge(&self, hash: &TokenHash) -> anyhow::Result<bool>;
 
+    /// Ends every outstanding challenge of `user` (a password change, a
+    /// reset, two-factor login turned off: a phishing relay holding an
+    /// `mfaToken` cannot finish the login); returns how many.
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn end_challenges_of(&self, user: UserId) -> anyhow::Result<u64>;
+
     /// Deletes challenges that ended before `now`; returns how many.
     ///
     /// # Errors

@@ -202,6 +202,8 @@ impl Account {
                 now,
             )
             .await?;
+        // A login that got as far as the old password must not finish.
+        self.mfa.end_challenges_of(user.id).await?;
         tracing::info!(user = %user.id, sessions = revoked.len(), "password changed");
         self.revocations.announce(&revoked).await;
         let event = self.event(
@@ -432,6 +434,8 @@ impl Account {
         if !self.mfa.remove_totp(user.id).await? {
             return Err(MfaError::NotFound);
         }
+        // Logins waiting for a second factor that is gone end with it.
+        self.mfa.end_challenges_of(user.id).await?;
         tracing::info!(user = %user.id, "two-factor login turned off");
         let now = self.clock.now();
         self.report(self.event(SecurityEventKind::MfaDisabled, &user, caller, now, client))

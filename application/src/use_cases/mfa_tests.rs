@@ -385,3 +385,59 @@ async fn enrolment_needs_the_password() {
     let status = w.account.two_factor_status(&caller).await.unwrap();
     assert!(!status.pending, "nothing was begun");
 }
+
+/// Security review 2, finding 5: a password change and turning two-factor
+/// login off end the user's outstanding `mfaToken`s (a phishing relay that
+/// got the password cannot finish the login).
+#[tokio::test]
+async fn a_password_change_or_turning_it_off_ends_pending_mfa_tokens() {
+    let (w, codes) = alice_with_totp().await;
+    let token = password_step(&w, &client()).await;
+    w.clock.advance(Duration::from_secs(30));
+    let session = second(&w, &token, SecondFactor::Code(code_now(&w)))
+        .await
+        .unwrap();
+    let caller = claims(&w, &session);
+
+    let relayed = password_step(&w, &client()).await;
+    w.account
+        .change_password(
+            &caller,
+            secret("correct horse"),
+            secret("another horse"),
+            &client(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        second(&w, &relayed, SecondFactor::RecoveryCode(codes[0].clone())).await,
+        Err(MfaLoginError::TokenInvalid)
+    ));
+
+    let relayed = w
+        .logins
+        .login("alice", secret("another horse"), &client())
+        .await
+        .unwrap();
+    let LoginStep::SecondFactor { mfa_token } = relayed else {
+        panic!("two-factor login is on")
+    };
+    w.account
+        .disable_totp(
+            &caller,
+            secret("another horse"),
+            SecondFactor::RecoveryCode(codes[1].clone()),
+            &client(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        second(
+            &w,
+            mfa_token.expose(),
+            SecondFactor::RecoveryCode(codes[2].clone())
+        )
+        .await,
+        Err(MfaLoginError::TokenInvalid)
+    ));
+}

@@ -137,6 +137,7 @@ impl UserAccounts {
         if !self.mfa.remove_totp(user.id).await? {
             return Ok(Some((user, false)));
         }
+        self.mfa.end_challenges_of(user.id).await?;
         let operator = operator("authd user reset-mfa");
         let event = SecurityEvent::new(SecurityEventKind::MfaDisabled, self.clock.now(), &operator)
             .user(user.id)

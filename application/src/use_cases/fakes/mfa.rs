@@ -146,6 +146,13 @@ impl MfaStore for Mfa {
         Ok(self.challenges.lock().unwrap().remove(hash).is_some())
     }
 
+    async fn end_challenges_of(&self, user: UserId) -> anyhow::Result<u64> {
+        let mut challenges = self.challenges.lock().unwrap();
+        let before = challenges.len();
+        challenges.retain(|_, c| c.user != user);
+        Ok((before - challenges.len()) as u64)
+    }
+
     async fn prune_challenges(&self, now: Timestamp) -> anyhow::Result<u64> {
         let mut challenges = self.challenges.lock().unwrap();
         let before = challenges.len();

@@ -23,6 +23,7 @@ integration_tests::on_both!(
     the_token_is_bound_to_the_client,
     turning_it_off_needs_the_password_and_a_code_and_keeps_sessions,
     enrolment_needs_the_password_and_counts_wrong_ones,
+    a_password_change_ends_pending_mfa_tokens,
     deleting_the_account_deletes_its_second_factor,
     the_status_says_what_is_on_and_how_many_codes_are_left,
     the_account_says_who_the_caller_is_and_its_second_factors
@@ -575,4 +576,30 @@ pub async fn enrolment_needs_the_password_and_counts_wrong_ones(backend: Backend
         json!(false),
         "nothing was begun"
     );
+}
+
+/// Security review 2, finding 5: after a password change, an `mfaToken`
+/// handed out before it (a phishing relay's) no longer finishes the login.
+pub async fn a_password_change_ends_pending_mfa_tokens(backend: Backend) {
+    let app = spawn_app(backend, Config::default()).await;
+    let (pia, _, codes) = enrolled(&app, "pia").await;
+    let relayed = password_step(&app, "pia").await;
+    let r = app
+        .post("/api/password")
+        .bearer(&pia.access)
+        .json(&json!({"currentPassword": PASSWORD, "newPassword": "a brand new passphrase"}))
+        .send()
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    second(
+        &app,
+        &json!({"mfaToken": relayed, "recoveryCode": codes[0]}),
+    )
+    .await
+    .assert_problem(401, "mfa_token_invalid");
+    // The recovery code was not spent: a new login with the new password uses it.
+    let r = app.login("pia", "a brand new passphrase").await;
+    let token = r.json()["mfaToken"].as_str().expect("mfaToken").to_owned();
+    let r = second(&app, &json!({"mfaToken": token, "recoveryCode": codes[0]})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
 }
