@@ -30,6 +30,12 @@ pub const MFA_TOKEN_TTL: Duration = Duration::from_secs(300);
 /// Wrong codes an `mfaToken` allows before it is used up.
 pub const MFA_TOKEN_MAX_WRONG: u32 = 5;
 
+/// Wrong confirming codes a pending enrolment allows; the next wrong one
+/// voids it (security review 2, finding 4: without a bound, 3,000 guesses
+/// in its 10 minutes would likely hit and turn two-factor login on with the
+/// owner's secret and the guesser holding the recovery codes).
+pub const ENROLMENT_MAX_WRONG: u32 = 5;
+
 /// Recovery codes made at confirmation.
 pub const RECOVERY_CODES: usize = 10;
 
@@ -53,6 +59,11 @@ pub fn candidate_steps(now: Timestamp, last_used: Option<u64>) -> Vec<u64> {
 /// confirming code at `now` (it lasts [`ENROLMENT_TTL`]).
 pub fn enrolment_open(began: Timestamp, now: Timestamp) -> bool {
     now < began.plus(ENROLMENT_TTL)
+}
+
+/// Whether a pending enrolment that has seen `wrong` wrong codes stays.
+pub fn enrolment_usable(wrong: u32) -> bool {
+    wrong < ENROLMENT_MAX_WRONG
 }
 
 /// Whether an `mfaToken` that has seen `wrong` wrong codes still takes one.

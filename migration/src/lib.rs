@@ -14,6 +14,7 @@ mod m20261202_000006_seal_index;
 mod m20261203_000007_create_signing_keys;
 mod m20261204_000008_create_revoked_sessions;
 mod m20261204_000009_create_mfa;
+mod m20261207_000010_enrolment_wrong_codes;
 
 /// Applies the migrations in order (`Migrator::up(db, None)`).
 #[derive(Debug)]
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000007_create_signing_keys::Migration),
             Box::new(m20261204_000008_create_revoked_sessions::Migration),
             Box::new(m20261204_000009_create_mfa::Migration),
+            Box::new(m20261207_000010_enrolment_wrong_codes::Migration),
         ]
     }
 }

@@ -7,7 +7,7 @@ use application::ports::{MfaChallenge, MfaStore, TotpSecret};
 use async_trait::async_trait;
 use domain::{Timestamp, TokenHash, UserId};
 use sea_orm::sea_query::{Expr, ExprTrait as _};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter};
 
 use super::entities::{mfa_token, recovery_code, totp_secret};
 use super::{Database, StoreContext, clean};
@@ -82,6 +82,7 @@ impl MfaStore for SeaMfaStore {
             created_at: Set(now.unix_millis()),
             confirmed_at: Set(None),
             last_step: Set(None),
+            wrong_codes: Set(0),
         })
         .exec_without_returning(tx.txn())
         .await
@@ -90,6 +91,51 @@ impl MfaStore for SeaMfaStore {
             .await
             .store_context("committing the enrolment")?;
         Ok(true)
+    }
+
+    #[tracing::instrument(
+        name = "db.mfa.count_wrong_enrolment_code",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
+    async fn count_wrong_enrolment_code(
+        &self,
+        user: UserId,
+        began: Timestamp,
+    ) -> anyhow::Result<u32> {
+        let tx = self.db.write_transaction().await?;
+        let pending = || {
+            Condition::all()
+                .add(totp_secret::Column::UserId.eq(*user.as_uuid()))
+                .add(totp_secret::Column::CreatedAt.eq(began.unix_millis()))
+                .add(totp_secret::Column::ConfirmedAt.is_null())
+        };
+        totp_secret::Entity::update_many()
+            .col_expr(
+                totp_secret::Column::WrongCodes,
+                Expr::col(totp_secret::Column::WrongCodes).add(1),
+            )
+            .filter(pending())
+            .exec(tx.txn())
+            .await
+            .store_context("counting a wrong enrolment code")?;
+        let wrong = totp_secret::Entity::find()
+            .filter(pending())
+            .one(tx.txn())
+            .await
+            .store_context("reading the enrolment's wrong codes")?
+            .map_or(0, |row| u32::try_from(row.wrong_codes).unwrap_or(u32::MAX));
+        if wrong > 0 && !domain::totp::enrolment_usable(wrong) {
+            totp_secret::Entity::delete_many()
+                .filter(pending())
+                .exec(tx.txn())
+                .await
+                .store_context("voiding the enrolment")?;
+        }
+        tx.commit()
+            .await
+            .store_context("committing the wrong enrolment code")?;
+        Ok(wrong)
     }
 
     #[tracing::instrument(

@@ -56,6 +56,19 @@ pub trait MfaStore: Send + Sync + 'static {
     async fn begin_totp(&self, user: UserId, sealed: &[u8], now: Timestamp)
     -> anyhow::Result<bool>;
 
+    /// Counts a wrong confirming code against the pending enrolment that
+    /// began at `began`, and voids it (deletes it, if still pending) once
+    /// `domain::totp::enrolment_usable` says no; returns the count (0 when
+    /// no such enrolment is pending).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn count_wrong_enrolment_code(
+        &self,
+        user: UserId,
+        began: Timestamp,
+    ) -> anyhow::Result<u32>;
+
     /// Confirms the pending enrolment that began at `began` (the one the
     /// caller checked the code against), records `step` as used and stores
     /// the recovery codes' hashes, in one transaction; `false` (nothing

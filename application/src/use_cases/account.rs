@@ -355,15 +355,44 @@ impl Account {
             .await?
             .filter(|t| t.confirmed_at.is_none() && enrolment_open(t.created_at, now))
             .ok_or(MfaError::NotFound)?;
-        let step = self
-            .totp
-            .matching_step(
+        // Codes are guessed here as at login: each takes a slot of the login
+        // throttle, and five wrong ones void the enrolment (security review
+        // 2, finding 4).
+        let key = ThrottleKey::new(user.username.canonical(), client);
+        if let Some(retry_after) = self.throttle.take_slot(&key, now).await? {
+            self.report(self.event(
+                SecurityEventKind::LoginThrottled,
+                &user,
+                caller,
+                now,
+                client,
+            ))
+            .await;
+            return Err(MfaError::RateLimited { retry_after });
+        }
+        let matched = match code_digits(&code) {
+            Some(typed) => self.totp.matching_step(
                 user.id,
                 &pending.sealed,
                 &candidate_steps(now, None),
-                code_digits(&code).ok_or(MfaError::InvalidCode)?,
-            )?
-            .ok_or(MfaError::InvalidCode)?;
+                typed,
+            )?,
+            None => None,
+        };
+        let Some(step) = matched else {
+            let wrong = self
+                .mfa
+                .count_wrong_enrolment_code(user.id, pending.created_at)
+                .await?;
+            self.report(self.event(SecurityEventKind::MfaFailed, &user, caller, now, client))
+                .await;
+            if !domain::totp::enrolment_usable(wrong) {
+                // Voided: the next confirmation finds nothing (404).
+                tracing::warn!(user = %user.id, "enrolment voided after five wrong codes");
+            }
+            return Err(MfaError::InvalidCode);
+        };
+        self.throttle.clear(&key).await?;
         let codes: Vec<SecretString> = (0..RECOVERY_CODES)
             .map(|_| new_recovery_code(self.random.as_ref()))
             .collect();

@@ -441,3 +441,39 @@ async fn a_password_change_or_turning_it_off_ends_pending_mfa_tokens() {
         Err(MfaLoginError::TokenInvalid)
     ));
 }
+
+/// Security review 2, finding 4: five wrong confirming codes void the
+/// pending enrolment, and they count towards the login throttle.
+#[tokio::test]
+async fn five_wrong_confirming_codes_void_the_enrolment() {
+    let w = world_with_alice().await;
+    let caller = claims(&w, &login(&w).await);
+    w.account
+        .begin_totp(&caller, secret("correct horse"), &client())
+        .await
+        .unwrap();
+    let wrong = Totp::code(step_of(w.access.now()) + 5);
+    for _ in 0..5 {
+        assert!(matches!(
+            w.account
+                .confirm_totp(&caller, secret(&wrong), &client())
+                .await,
+            Err(MfaError::InvalidCode)
+        ));
+    }
+    // Void: even the right code finds nothing now.
+    assert!(matches!(
+        w.account
+            .confirm_totp(&caller, code_now(&w), &client())
+            .await,
+        Err(MfaError::NotFound)
+    ));
+    assert!(!w.account.two_factor_status(&caller).await.unwrap().pending);
+    // The five counted: the password is throttled for this user and address.
+    assert!(matches!(
+        w.logins
+            .login("alice", secret("correct horse"), &client())
+            .await,
+        Err(LoginError::RateLimited { .. })
+    ));
+}

@@ -17,6 +17,8 @@ pub struct Model {
     pub confirmed_at: Option<i64>,
     /// The TOTP step of the last accepted code.
     pub last_step: Option<i64>,
+    /// Wrong codes at the pending enrolment's confirmation.
+    pub wrong_codes: i32,
 }
 
 /// No relations are navigated through the ORM.

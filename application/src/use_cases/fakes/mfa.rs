@@ -16,6 +16,8 @@ pub struct Mfa {
     /// (user, hash) -> used.
     pub recovery: Mutex<HashMap<(UserId, TokenHash), bool>>,
     pub challenges: Mutex<HashMap<TokenHash, MfaChallenge>>,
+    /// Wrong confirming codes of each pending enrolment.
+    pub enrolment_wrong: Mutex<HashMap<UserId, u32>>,
 }
 
 #[async_trait]
@@ -34,6 +36,7 @@ impl MfaStore for Mfa {
         if secrets.get(&user).is_some_and(|s| s.confirmed_at.is_some()) {
             return Ok(false);
         }
+        self.enrolment_wrong.lock().unwrap().remove(&user);
         secrets.insert(
             user,
             TotpSecret {
@@ -66,6 +69,28 @@ impl MfaStore for Mfa {
         codes.retain(|(u, _), _| *u != user);
         codes.extend(recovery.iter().map(|h| ((user, *h), false)));
         Ok(true)
+    }
+
+    async fn count_wrong_enrolment_code(
+        &self,
+        user: UserId,
+        began: Timestamp,
+    ) -> anyhow::Result<u32> {
+        let mut secrets = self.secrets.lock().unwrap();
+        let mut wrong = self.enrolment_wrong.lock().unwrap();
+        match secrets.get(&user) {
+            Some(s) if s.created_at == began && s.confirmed_at.is_none() => {
+                let n = wrong.entry(user).or_default();
+                *n += 1;
+                let n = *n;
+                if !domain::totp::enrolment_usable(n) {
+                    secrets.remove(&user);
+                    wrong.remove(&user);
+                }
+                Ok(n)
+            }
+            _ => Ok(0),
+        }
     }
 
     async fn remove_totp(&self, user: UserId) -> anyhow::Result<bool> {

@@ -24,6 +24,7 @@ integration_tests::on_both!(
     turning_it_off_needs_the_password_and_a_code_and_keeps_sessions,
     enrolment_needs_the_password_and_counts_wrong_ones,
     a_password_change_ends_pending_mfa_tokens,
+    five_wrong_confirming_codes_void_the_enrolment,
     deleting_the_account_deletes_its_second_factor,
     the_status_says_what_is_on_and_how_many_codes_are_left,
     the_account_says_who_the_caller_is_and_its_second_factors
@@ -602,4 +603,32 @@ pub async fn a_password_change_ends_pending_mfa_tokens(backend: Backend) {
     let token = r.json()["mfaToken"].as_str().expect("mfaToken").to_owned();
     let r = second(&app, &json!({"mfaToken": token, "recoveryCode": codes[0]})).await;
     assert_eq!(r.status, 200, "{}", r.text);
+}
+
+/// Security review 2, finding 4: five wrong codes at the confirmation void
+/// the pending enrolment (`404 not_found` after that), and count towards
+/// the login throttle.
+pub async fn five_wrong_confirming_codes_void_the_enrolment(backend: Backend) {
+    let app = spawn_app(backend, Config::default()).await;
+    let quinn = app.signed_in("quinn").await;
+    let r = begin(&app, &quinn.access).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let secret = r.json()["secret"].as_str().expect("secret").to_owned();
+    let right = code_now(&app, &secret);
+    let wrong = ["000000", "111111", "222222"]
+        .into_iter()
+        .find(|c| *c != right)
+        .expect("a wrong code");
+    for _ in 0..5 {
+        confirm(&app, &quinn.access, wrong)
+            .await
+            .assert_problem(400, "invalid_mfa_code");
+    }
+    confirm(&app, &quinn.access, &right)
+        .await
+        .assert_problem(404, "not_found");
+    assert_eq!(status(&app, &quinn.access).await["pending"], json!(false));
+    app.login("quinn", PASSWORD)
+        .await
+        .assert_problem(429, "rate_limited");
 }
