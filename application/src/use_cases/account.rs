@@ -359,15 +359,7 @@ impl Account {
         // throttle, and five wrong ones void the enrolment (security review
         // 2, finding 4).
         let key = ThrottleKey::new(user.username.canonical(), client);
-        if let Some(retry_after) = self.throttle.take_slot(&key, now).await? {
-            self.report(self.event(
-                SecurityEventKind::LoginThrottled,
-                &user,
-                caller,
-                now,
-                client,
-            ))
-            .await;
+        if let Some(retry_after) = self.take_slot(&key, &user, caller, now, client).await? {
             return Err(MfaError::RateLimited { retry_after });
         }
         let matched = match code_digits(&code) {
@@ -443,15 +435,7 @@ impl Account {
         }
         let now = self.clock.now();
         let key = ThrottleKey::new(user.username.canonical(), client);
-        if let Some(retry_after) = self.throttle.take_slot(&key, now).await? {
-            self.report(self.event(
-                SecurityEventKind::LoginThrottled,
-                &user,
-                caller,
-                now,
-                client,
-            ))
-            .await;
+        if let Some(retry_after) = self.take_slot(&key, &user, caller, now, client).await? {
             return Err(MfaError::RateLimited { retry_after });
         }
         if !use_second_factor(self.mfa.as_ref(), self.totp.as_ref(), user.id, &proof, now).await? {
@@ -492,15 +476,7 @@ impl Account {
             .await?
             .ok_or(AccountError::UserGone)?;
         let key = ThrottleKey::new(user.username.canonical(), client);
-        if let Some(retry_after) = self.throttle.take_slot(&key, now).await? {
-            self.report(self.event(
-                SecurityEventKind::LoginThrottled,
-                &user,
-                caller,
-                now,
-                client,
-            ))
-            .await;
+        if let Some(retry_after) = self.take_slot(&key, &user, caller, now, client).await? {
             return Err(AccountError::RateLimited { retry_after });
         }
         let check = self
@@ -518,6 +494,24 @@ impl Account {
             OnSuccess::Release => self.throttle.release(&key).await?,
         }
         Ok(user)
+    }
+
+    /// A slot of the login throttle for `key`, as at login: `Some` (and the
+    /// audited `login_throttled`) when the window's slots are taken.
+    async fn take_slot(
+        &self,
+        key: &ThrottleKey,
+        user: &User,
+        caller: &AccessClaims,
+        now: Timestamp,
+        client: &ClientInfo,
+    ) -> anyhow::Result<Option<Duration>> {
+        let refused = self.throttle.take_slot(key, now).await?;
+        if refused.is_some() {
+            let event = self.event(SecurityEventKind::LoginThrottled, user, caller, now, client);
+            self.report(event).await;
+        }
+        Ok(refused)
     }
 
     /// Whether `user` logs in with two factors (a confirmed TOTP secret).
