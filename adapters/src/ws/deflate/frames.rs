@@ -276,7 +276,10 @@ impl Codec {
                 false
             }
         } else if first_data && header.rsv1 {
-            if self.plain_fragments {
+            // RSV2 and RSV3 mean nothing in permessage-deflate: RFC 6455
+            // §5.2 fails the connection (a plain frame's go to tungstenite,
+            // which refuses them).
+            if self.plain_fragments || header.rsv2 || header.rsv3 {
                 self.failed = Some(Failure::Protocol);
                 return;
             }

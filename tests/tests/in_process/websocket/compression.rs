@@ -331,3 +331,21 @@ async fn python_websockets_negotiates_and_round_trips_compressed() {
     }
     ws.shutdown().await;
 }
+
+/// Security review 2, finding 9: RFC 6455 §5.2 fails the connection for a
+/// reserved bit that no extension defines, RSV2 and RSV3 on a compressed
+/// frame too (they were passed over before).
+#[tokio::test]
+async fn rsv2_or_rsv3_on_a_compressed_frame_fails_the_connection() {
+    let ws = default_ws().await;
+    let alice = ws.user("alice").await;
+    let ping = ws_raw::compress(br#"{"type":"ping"}"#);
+    for (bit, name) in [(0x20_u8, "RSV2"), (0x10, "RSV3")] {
+        let mut raw = open(&ws, &alice, Some(BROWSER_OFFER)).await;
+        let mut bytes = ws_raw::frame(true, true, TEXT, &ping);
+        bytes[0] |= bit;
+        raw.send_bytes(&bytes).await.unwrap();
+        assert_eq!(raw.expect_close(2 * SECOND).await.unwrap(), 1002, "{name}");
+    }
+    ws.shutdown().await;
+}
