@@ -68,8 +68,8 @@ pub struct Config {
     /// to the private key (created at first start, mode 0600).
     #[arg(long, env = "REFRESH_SEAL_KEY_PATH", value_parser = path)]
     pub refresh_seal_key_path: Option<PathBuf>,
-    /// Access-token lifetime.
-    #[arg(long, env = "ACCESS_TOKEN_EXPIRY", default_value = "15m", value_parser = nonzero_duration)]
+    /// Access-token lifetime (at least 10 s).
+    #[arg(long, env = "ACCESS_TOKEN_EXPIRY", default_value = "15m", value_parser = access_lifetime)]
     pub access_token_expiry: Duration,
     /// Refresh-token idle timeout.
     #[arg(long, env = "REFRESH_TOKEN_EXPIRY", default_value = "7d", value_parser = nonzero_duration)]
@@ -391,6 +391,21 @@ fn socket_addr(text: &str) -> Result<SocketAddr, String> {
 
 fn jwt_alg(text: &str) -> Result<Algorithm, String> {
     Algorithm::parse(text.trim()).map_err(|e| e.to_string())
+}
+
+/// The shortest `ACCESS_TOKEN_EXPIRY` accepted (security review 2, finding
+/// 11): below it a token is spent before a client can use it and refresh
+/// in time (at 500 ms, `exp` equals `iat`).
+pub const MIN_ACCESS_TOKEN_EXPIRY: Duration = Duration::from_secs(10);
+
+fn access_lifetime(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d < MIN_ACCESS_TOKEN_EXPIRY => Err(format!(
+            "must be at least {} seconds",
+            MIN_ACCESS_TOKEN_EXPIRY.as_secs()
+        )),
+        d => Ok(d),
+    }
 }
 
 fn nonzero_duration(text: &str) -> Result<Duration, String> {

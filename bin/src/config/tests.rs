@@ -120,6 +120,7 @@ fn no_error_repeats_the_value_it_refuses() {
         parse_duration(&format!("5{SECRET}")).map(drop),
     );
     refused("nonzero_duration", nonzero_duration(SECRET).map(drop));
+    refused("access_lifetime", access_lifetime(SECRET).map(drop));
     refused("boolean", boolean(SECRET).map(drop));
     refused("positive", positive::<u32>(SECRET).map(drop));
     refused("whole", whole(SECRET).map(drop));
@@ -256,4 +257,19 @@ fn the_readme_table_and_the_help_list_every_variable_with_its_default() {
     documented.sort();
     declared.sort();
     assert_eq!(documented, declared, "the README table and the declaration");
+}
+
+/// Security review 2, finding 11: a lifetime too short to use a token is
+/// refused at start.
+#[test]
+fn access_token_lifetimes_below_the_minimum_are_refused() {
+    for short in ["0", "500ms", "9s"] {
+        assert_eq!(
+            access_lifetime(short),
+            Err("must be at least 10 seconds".to_owned()),
+            "{short}"
+        );
+    }
+    assert_eq!(access_lifetime("10s"), Ok(MIN_ACCESS_TOKEN_EXPIRY));
+    assert_eq!(access_lifetime("15m"), Ok(Duration::from_secs(900)));
 }
