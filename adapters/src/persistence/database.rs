@@ -286,13 +286,55 @@ fn sqlite_url(url: &str) -> anyhow::Result<(String, bool)> {
 
 /// Creates an empty database file readable by its owner only (password
 /// hashes, token hashes and the audit trail live in it), whatever the umask;
-/// SQLite gives its `-wal` and `-shm` files the same mode. An existing file is
-/// left as it is.
+/// SQLite gives its `-wal` and `-shm` files the same mode. An existing file
+/// that others may read or write is tightened to 0600, with a warning
+/// (security review 2, finding 10: it was used silently).
 fn create_private_file(path: &Path) -> std::io::Result<()> {
     match crate::private_files::write_new(path, b"", 0o600) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            for file in [
+                path.to_owned(),
+                sidecar(path, "-wal"),
+                sidecar(path, "-shm"),
+            ] {
+                tighten(&file)?;
+            }
+            Ok(())
+        }
         other => other,
     }
+}
+
+/// `path` with `suffix` appended (SQLite's `-wal` and `-shm` files).
+fn sidecar(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
+/// Takes group and other permissions away from an existing file.
+#[cfg(unix)]
+fn tighten(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = match std::fs::metadata(path) {
+        Ok(meta) => meta.permissions().mode() & 0o7777,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))?;
+        tracing::warn!(
+            path = %path.display(),
+            was = format_args!("{mode:04o}"),
+            "the database file was open to other users: it is now owner-only"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn tighten(_path: &Path) -> std::io::Result<()> {
+    Ok(())
 }
 
 #[cfg(test)]

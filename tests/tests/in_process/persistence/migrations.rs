@@ -84,3 +84,29 @@ async fn sqlite_creates_directory_and_file() {
         .unwrap();
     assert_eq!(fk.try_get_by_index::<i32>(0).unwrap(), 1);
 }
+
+/// Security review 2, finding 10: an existing database file that others may
+/// read (0644, say, copied in by hand) is made owner-only at start instead
+/// of being used silently.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_existing_database_file_open_to_others_is_made_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let url = fresh_sqlite_url();
+    let path = url
+        .strip_prefix("sqlite://")
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let path = format!("{}-loose.db", path.trim_end_matches(".db"));
+    std::fs::write(&path, b"").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let db = Database::connect(&format!("sqlite://{path}"))
+        .await
+        .expect("opens");
+    db.migrate().await.unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+}
