@@ -52,7 +52,7 @@ impl AuditArgs {
 /// # Errors
 /// The database cannot be reached or read.
 pub async fn run(database_url: &str, args: &AuditArgs) -> anyhow::Result<()> {
-    let db = Database::connect(database_url)
+    let db = Database::open_existing(database_url)
         .await
         .context("connecting to DATABASE_URL")?;
     let rows = SeaAuditLog::new(db)

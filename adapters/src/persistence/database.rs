@@ -64,6 +64,27 @@ impl Database {
     ///
     /// # Errors
     /// An unsupported URL, or the database cannot be reached.
+    /// [`Self::connect`] for commands that only read (`authd audit`): a
+    /// SQLite file that does not exist is an error instead of a new, empty
+    /// database (a mistyped `DATABASE_URL` must not create one).
+    ///
+    /// # Errors
+    /// No such SQLite file; as [`Self::connect`].
+    pub async fn open_existing(url: &str) -> anyhow::Result<Self> {
+        if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            let rest = url
+                .strip_prefix("sqlite://")
+                .or_else(|| url.strip_prefix("sqlite:"))
+                .unwrap_or(url);
+            let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+            let in_memory = path.is_empty() || path == ":memory:";
+            if !in_memory && !Path::new(path).is_file() {
+                anyhow::bail!("no SQLite database at {path}: is DATABASE_URL right?");
+            }
+        }
+        Self::connect(url).await
+    }
+
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let mut opts = ConnectOptions::new(url.to_owned());

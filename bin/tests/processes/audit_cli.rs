@@ -134,3 +134,20 @@ async fn authd_audit_prints_the_stored_rows_as_json_lines() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Security review 2, finding 11: `authd audit` only reads: a mistyped
+/// `DATABASE_URL` is an error, and no empty database is left behind.
+#[test]
+fn authd_audit_does_not_create_a_database() {
+    let dir = process::temp_dir("authd-audit-missing").unwrap();
+    let missing = dir.join("typo.db");
+    let url = format!("sqlite://{}", missing.display());
+    let (code, _, stderr) = authd_audit(&dir, &url, &[]);
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("no SQLite database"), "{stderr}");
+    assert!(
+        !missing.exists(),
+        "authd audit created {}",
+        missing.display()
+    );
+}
