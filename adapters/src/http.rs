@@ -36,6 +36,7 @@ use crate::telemetry::Metrics;
 
 use api::account::AccountApi;
 use api::auth::AuthApi;
+use api::login_mfa::LoginMfaApi;
 use api::meta::MetaApi;
 use api::mfa::MfaApi;
 use api::protected::ProtectedApi;
@@ -74,6 +75,7 @@ impl Default for HttpConfig {
 
 type Apis = (
     AuthApi,
+    LoginMfaApi,
     MfaApi,
     SessionsApi,
     AccountApi,
@@ -85,6 +87,7 @@ fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
             AuthApi,
+            LoginMfaApi,
             MfaApi,
             SessionsApi,
             AccountApi,

@@ -1,12 +1,11 @@
-//! Two-factor login: `GET /api/mfa/totp` (the caller's state, for an
-//! account page), `POST /api/mfa/totp`, `POST /api/mfa/totp/confirm`,
-//! `DELETE /api/mfa/totp` and `POST /api/login/mfa`.
+//! Managing two-factor login: `GET /api/mfa/totp` (the caller's state, for
+//! an account page), `POST /api/mfa/totp`, `POST /api/mfa/totp/confirm` and
+//! `DELETE /api/mfa/totp`. The login's second step is `login_mfa.rs`.
 
 use std::sync::Arc;
 
-use application::SecondFactor;
-use application::use_cases::{MfaError, MfaLoginError};
-use application::{Account, Logins};
+use application::Account;
+use application::use_cases::MfaError;
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::Json;
@@ -15,15 +14,12 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use super::ApiTags;
 use super::account::PasswordConfirmation;
-use super::auth::{
-    REDACTED, TokenResponse, client_info, login_throttled, overloaded, retry_after_secs,
-};
-use super::strict_string::{
-    MfaTokenRules, PasswordRules, RecoveryCodeRules, StrictString, TotpCodeRules,
-};
+use super::auth::{REDACTED, client_info, overloaded, retry_after_secs};
+use super::login_mfa::proof_of;
+use super::strict_string::{PasswordRules, RecoveryCodeRules, StrictString, TotpCodeRules};
+use crate::http::HttpConfig;
 use crate::http::bearer::BearerAuth;
-use crate::http::problem::{CHALLENGE, CHALLENGE_INVALID, Code, Problem, internal};
-use crate::http::{HttpConfig, cookie};
+use crate::http::problem::{CHALLENGE_INVALID, Code, Problem, internal};
 
 /// Two-factor login.
 #[derive(Debug, Clone, Copy, Default)]
@@ -111,25 +107,6 @@ impl std::fmt::Debug for RecoveryCodes {
         f.debug_struct("RecoveryCodes")
             .field("count", &self.recovery_codes.len())
             .finish_non_exhaustive()
-    }
-}
-
-/// The second step of a login: the `mfaToken` and exactly one of `code`
-/// and `recoveryCode`.
-#[derive(Object)]
-#[oai(rename_all = "camelCase")]
-pub struct SecondFactorBody {
-    /// From the `403 mfa_required` answer of `POST /api/login`.
-    pub mfa_token: StrictString<MfaTokenRules>,
-    /// A code from the authenticator app.
-    pub code: Option<StrictString<TotpCodeRules>>,
-    /// One of the recovery codes (each works once).
-    pub recovery_code: Option<StrictString<RecoveryCodeRules>>,
-}
-
-impl std::fmt::Debug for SecondFactorBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SecondFactorBody").finish_non_exhaustive()
     }
 }
 
@@ -267,56 +244,6 @@ impl std::fmt::Debug for DisableTotpBody {
     }
 }
 
-/// Answers of `POST /api/login/mfa`.
-#[derive(ApiResponse)]
-pub enum LoginMfaResponse {
-    /// Logged in with two factors (`amr` `["pwd","otp"]`): an access token,
-    /// and the refresh token in the `refreshToken` cookie.
-    #[oai(status = 200)]
-    Ok(
-        Json<TokenResponse>,
-        /// `refreshToken=<token>; HttpOnly; Secure; SameSite=Strict; Path=/api; Max-Age=<seconds>`
-        #[oai(header = "Set-Cookie")]
-        String,
-    ),
-    /// `bad_request`: a malformed body, or not exactly one of `code` and `recoveryCode`.
-    #[oai(status = 400, content_type = "application/problem+json")]
-    BadRequest(Json<Problem>),
-    /// `invalid_mfa_code` (wrong, already used, or a used recovery code;
-    /// it counts towards the login throttle and the token's 5), or
-    /// `mfa_token_invalid` (unknown, expired, used up, or another client's).
-    #[oai(status = 401, content_type = "application/problem+json")]
-    Unauthorized(
-        Json<Problem>,
-        /// `Bearer`
-        #[oai(header = "WWW-Authenticate")]
-        String,
-    ),
-    /// `rate_limited`: too many failed logins for this user from this address.
-    #[oai(status = 429, content_type = "application/problem+json")]
-    RateLimited(
-        Json<Problem>,
-        /// Seconds until logins are accepted again.
-        #[oai(header = "Retry-After")]
-        u64,
-    ),
-    /// Something went wrong on our side.
-    #[oai(status = 500, content_type = "application/problem+json")]
-    Internal(Json<Problem>),
-}
-
-impl std::fmt::Debug for LoginMfaResponse {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Ok(body, _cookie) => f.debug_tuple("Ok").field(&body.0).field(&REDACTED).finish(),
-            Self::BadRequest(p) | Self::Internal(p) => f.debug_tuple("Error").field(&p.0).finish(),
-            Self::Unauthorized(p, _) | Self::RateLimited(p, _) => {
-                f.debug_tuple("Refused").field(&p.0).finish()
-            }
-        }
-    }
-}
-
 fn not_found(detail: &str) -> Json<Problem> {
     Json(Problem::new(Code::NotFound, detail))
 }
@@ -434,27 +361,6 @@ impl From<MfaError> for DisableTotpResponse {
     }
 }
 
-impl From<MfaLoginError> for LoginMfaResponse {
-    fn from(e: MfaLoginError) -> Self {
-        let (code, detail) = match e {
-            MfaLoginError::InvalidCode => (
-                Code::InvalidMfaCode,
-                "The code is wrong or was used already.",
-            ),
-            MfaLoginError::TokenInvalid => (
-                Code::MfaTokenInvalid,
-                "The mfaToken is unknown, expired or used up; log in again.",
-            ),
-            MfaLoginError::RateLimited { retry_after } => {
-                let (problem, secs) = login_throttled(retry_after);
-                return Self::RateLimited(Json(problem), secs);
-            }
-            MfaLoginError::Unexpected(e) => return Self::Internal(Json(internal(&e))),
-        };
-        Self::Unauthorized(Json(Problem::new(code, detail)), CHALLENGE.into())
-    }
-}
-
 fn secret(value: String) -> SecretString {
     SecretString::from(value)
 }
@@ -568,14 +474,10 @@ impl MfaApi {
             code,
             recovery_code,
         } = body.0;
-        let proof = match (code, recovery_code) {
-            (Some(code), None) => SecondFactor::Code(secret(code.0)),
-            (None, Some(code)) => SecondFactor::RecoveryCode(secret(code.0)),
-            _ => {
-                return DisableTotpResponse::BadRequest(Json(Problem::bad_request(
-                    "Send the password and exactly one of `code` and `recoveryCode`.",
-                )));
-            }
+        let Some(proof) = proof_of(code, recovery_code) else {
+            return DisableTotpResponse::BadRequest(Json(Problem::bad_request(
+                "Send the password and exactly one of `code` and `recoveryCode`.",
+            )));
         };
         let client = client_info(req, &config);
         match auth
@@ -583,57 +485,6 @@ impl MfaApi {
             .await
         {
             Ok(()) => DisableTotpResponse::NoContent,
-            Err(e) => e.into(),
-        }
-    }
-
-    /// Log in: the second factor.
-    ///
-    /// Completes a login that answered `403 mfa_required`: the `mfaToken`
-    /// with a TOTP code (accepted once: a replay is refused) or a recovery
-    /// code (each works once). Starts a session as `POST /api/login` does,
-    /// its tokens with `amr` `["pwd","otp"]`. Wrong codes count towards the
-    /// login throttle; after 5 the `mfaToken` is used up.
-    #[oai(
-        path = "/login/mfa",
-        method = "post",
-        operation_id = "loginMfa",
-        tag = "ApiTags::Auth"
-    )]
-    async fn login_mfa(
-        &self,
-        req: &Request,
-        auth: Data<&Arc<Logins>>,
-        config: Data<&Arc<HttpConfig>>,
-        body: Json<SecondFactorBody>,
-    ) -> LoginMfaResponse {
-        let SecondFactorBody {
-            mfa_token,
-            code,
-            recovery_code,
-        } = body.0;
-        let proof = match (code, recovery_code) {
-            (Some(code), None) => SecondFactor::Code(secret(code.0)),
-            (None, Some(code)) => SecondFactor::RecoveryCode(secret(code.0)),
-            _ => {
-                return LoginMfaResponse::BadRequest(Json(Problem::bad_request(
-                    "Send exactly one of `code` and `recoveryCode`.",
-                )));
-            }
-        };
-        let client = client_info(req, &config);
-        match auth.login_second_factor(&mfa_token.0, proof, &client).await {
-            Ok(outcome) => {
-                let cookie = cookie::set_refresh(
-                    outcome.refresh.secret.expose(),
-                    outcome.refresh.max_age,
-                    config.cookie_secure,
-                );
-                LoginMfaResponse::Ok(
-                    Json(TokenResponse::new(&outcome.user, outcome.access)),
-                    cookie,
-                )
-            }
             Err(e) => e.into(),
         }
     }
