@@ -60,8 +60,33 @@ impl KeyMaterial {
     /// or that is not its half; a secret key file that group or others may
     /// read, or any key file or key directory that they may write.
     pub fn load_or_create(config: &Config) -> anyhow::Result<Self> {
-        let (priv_path, pub_path) = (&config.private_key_path, &config.public_key_path);
         let seal = load_or_create_seal(&config.seal_key_path())?;
+        Self::with_seal(config, seal)
+    }
+
+    /// As [`Self::load_or_create`], but the server secret must exist: what
+    /// `authd keys rotate|retire|list` read (security review 2, finding 7).
+    /// A key sealed under a secret the CLI made up would open in no server,
+    /// and a server whose secret opens no key cannot start.
+    ///
+    /// # Errors
+    /// No secret at `REFRESH_SEAL_KEY_PATH` (the message names the path);
+    /// as [`Self::load_or_create`].
+    pub fn load_existing(config: &Config) -> anyhow::Result<Self> {
+        let path = config.seal_key_path();
+        if !path.exists() {
+            anyhow::bail!(
+                "no server secret at REFRESH_SEAL_KEY_PATH {}: the service creates it at its \
+                 first start; run this command with the service's REFRESH_SEAL_KEY_PATH",
+                path.display()
+            );
+        }
+        let seal = load_or_create_seal(&path)?;
+        Self::with_seal(config, seal)
+    }
+
+    fn with_seal(config: &Config, seal: SealKey) -> anyhow::Result<Self> {
+        let (priv_path, pub_path) = (&config.private_key_path, &config.public_key_path);
         if !priv_path.exists() {
             if pub_path.exists() {
                 anyhow::bail!(

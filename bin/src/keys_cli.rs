@@ -54,7 +54,8 @@ pub async fn run(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
     }
     let keys = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || KeyMaterial::load_or_create(&config)).await??
+        // Never creates the server secret (security review 2, finding 7).
+        tokio::task::spawn_blocking(move || KeyMaterial::load_existing(&config)).await??
     };
     let db = wiring::connect(config).await?;
     let manage = wiring::signing_keys(

@@ -142,3 +142,31 @@ fn key_files_and_the_database_are_private_and_loose_keys_are_refused() {
     proc.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Security review 2, finding 7: `authd keys rotate` with a server-secret
+/// path that holds none (a typo, another directory) creates no secret and
+/// adds no key: a key sealed under a made-up secret would open in no
+/// server, and every later start would fail.
+#[test]
+fn keys_rotate_never_creates_the_server_secret() {
+    let dir = process::temp_dir("authd-keys-no-secret").unwrap();
+    process::run(&mut authd(&dir, "migrate")).unwrap();
+    let elsewhere = dir.join("elsewhere/refresh-seal.key");
+    let out = authd(&dir, "keys rotate")
+        .env("REFRESH_SEAL_KEY_PATH", &elsewhere)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("no server secret"), "{stderr}");
+    assert!(
+        !elsewhere.exists(),
+        "the CLI created {}",
+        elsewhere.display()
+    );
+    let out = authd(&dir, "keys list")
+        .env("REFRESH_SEAL_KEY_PATH", &elsewhere)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "keys list without the secret");
+}
