@@ -61,6 +61,14 @@ pub fn enrolment_open(began: Timestamp, now: Timestamp) -> bool {
     now < began.plus(ENROLMENT_TTL)
 }
 
+/// Whether a password change or an account deletion also needs a second
+/// factor (contract v3, "Two-factor login"; security review 2, finding 2):
+/// when two-factor login is on and the caller's session did not begin with
+/// a second factor (its `amr` is `["pwd"]`: it began before enrolment).
+pub fn code_needed_for_account_change(two_factor_on: bool, session: crate::AuthMethods) -> bool {
+    two_factor_on && !session.two_factor()
+}
+
 /// Whether a pending enrolment that has seen `wrong` wrong codes stays.
 pub fn enrolment_usable(wrong: u32) -> bool {
     wrong < ENROLMENT_MAX_WRONG

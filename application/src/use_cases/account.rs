@@ -83,6 +83,10 @@ pub enum AccountError {
     /// The password-hashing queue is full.
     #[error(transparent)]
     Overloaded(#[from] Overloaded),
+    /// Two-factor login is on and the session began without it: a code or
+    /// a recovery code is needed, and none or a wrong one came.
+    #[error("a second factor is needed")]
+    InvalidCode,
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -162,6 +166,7 @@ impl From<AccountError> for MfaError {
             AccountError::UserGone => Self::UserGone,
             AccountError::Overloaded(e) => Self::Overloaded(e),
             AccountError::Unexpected(e) => Self::Unexpected(e),
+            AccountError::InvalidCode => Self::InvalidCode,
             AccountError::WeakPassword(e) => Self::Unexpected(anyhow::anyhow!(e)),
         }
     }
@@ -182,13 +187,12 @@ impl Account {
         caller: &AccessClaims,
         current: SecretString,
         new: SecretString,
+        proof: Option<SecondFactor>,
         client: &ClientInfo,
     ) -> Result<(), AccountError> {
         // The policy first: refusing a weak password needs no password check.
         check_password_policy(new.expose_secret())?;
-        let user = self
-            .check_own_password(caller, current, client, OnSuccess::Clear)
-            .await?;
+        let user = self.reauthenticate(caller, current, proof, client).await?;
         let ticket = self.hasher.reserve()?;
         let hash = self.hasher.hash(ticket, new).await?;
         let now = self.clock.now();
@@ -230,11 +234,10 @@ impl Account {
         &self,
         caller: &AccessClaims,
         password: SecretString,
+        proof: Option<SecondFactor>,
         client: &ClientInfo,
     ) -> Result<(), AccountError> {
-        let user = self
-            .check_own_password(caller, password, client, OnSuccess::Clear)
-            .await?;
+        let user = self.reauthenticate(caller, password, proof, client).await?;
         let ended = erase_user(
             self.users.as_ref(),
             self.events.as_ref(),
@@ -454,6 +457,48 @@ impl Account {
         self.report(self.event(SecurityEventKind::MfaDisabled, &user, caller, now, client))
             .await;
         Ok(())
+    }
+
+    /// What a password change and an account deletion ask: the password,
+    /// and a second factor while two-factor login is on and the session
+    /// began without one (`domain::totp::code_needed_for_account_change`).
+    /// As when turning it off, a right password then only gives its
+    /// throttle slot back, and only the right code clears the failures.
+    async fn reauthenticate(
+        &self,
+        caller: &AccessClaims,
+        password: SecretString,
+        proof: Option<SecondFactor>,
+        client: &ClientInfo,
+    ) -> Result<User, AccountError> {
+        let two_factor_on = self
+            .mfa
+            .totp(caller.sub)
+            .await?
+            .is_some_and(|t| t.confirmed_at.is_some());
+        if !domain::totp::code_needed_for_account_change(two_factor_on, caller.amr) {
+            return self
+                .check_own_password(caller, password, client, OnSuccess::Clear)
+                .await;
+        }
+        let user = self
+            .check_own_password(caller, password, client, OnSuccess::Release)
+            .await?;
+        let Some(proof) = proof else {
+            return Err(AccountError::InvalidCode);
+        };
+        let now = self.clock.now();
+        let key = ThrottleKey::new(user.username.canonical(), client);
+        if let Some(retry_after) = self.take_slot(&key, &user, caller, now, client).await? {
+            return Err(AccountError::RateLimited { retry_after });
+        }
+        if !use_second_factor(self.mfa.as_ref(), self.totp.as_ref(), user.id, &proof, now).await? {
+            self.report(self.event(SecurityEventKind::MfaFailed, &user, caller, now, client))
+                .await;
+            return Err(AccountError::InvalidCode);
+        }
+        self.throttle.clear(&key).await?;
+        Ok(user)
     }
 
     /// Checks that `password` is the caller's, as a login would: a place in

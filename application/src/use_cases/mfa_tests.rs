@@ -405,6 +405,7 @@ async fn a_password_change_or_turning_it_off_ends_pending_mfa_tokens() {
             &caller,
             secret("correct horse"),
             secret("another horse"),
+            None,
             &client(),
         )
         .await
@@ -476,4 +477,65 @@ async fn five_wrong_confirming_codes_void_the_enrolment() {
             .await,
         Err(LoginError::RateLimited { .. })
     ));
+}
+
+/// Security review 2, finding 2 (contract v3): while two-factor login is
+/// on, a session that began with the password alone (before enrolment)
+/// needs a code to change the password or delete the account; a session
+/// that began with two factors does not. Wrong codes count.
+#[tokio::test]
+async fn account_changes_from_a_password_only_session_need_a_code() {
+    let w = world_with_alice().await;
+    let before = claims(&w, &login(&w).await);
+    w.account
+        .begin_totp(&before, secret("correct horse"), &client())
+        .await
+        .unwrap();
+    let codes = w
+        .account
+        .confirm_totp(&before, code_now(&w), &client())
+        .await
+        .unwrap();
+    let change = |proof: Option<SecondFactor>| {
+        let (w, before) = (&w, before.clone());
+        async move {
+            w.account
+                .change_password(
+                    &before,
+                    secret("correct horse"),
+                    secret("another horse"),
+                    proof,
+                    &client(),
+                )
+                .await
+        }
+    };
+    assert!(matches!(change(None).await, Err(AccountError::InvalidCode)));
+    assert!(matches!(
+        change(Some(SecondFactor::RecoveryCode(secret(
+            "00000-00000-00000-00000"
+        ))))
+        .await,
+        Err(AccountError::InvalidCode)
+    ));
+    assert!(w.events.kinds().contains(&SecurityEventKind::MfaFailed));
+    change(Some(SecondFactor::RecoveryCode(codes[0].clone())))
+        .await
+        .unwrap();
+    // The deletion asks the same of that session.
+    assert!(matches!(
+        w.account
+            .delete(&before, secret("another horse"), None, &client())
+            .await,
+        Err(AccountError::InvalidCode)
+    ));
+    w.account
+        .delete(
+            &before,
+            secret("another horse"),
+            Some(SecondFactor::RecoveryCode(codes[1].clone())),
+            &client(),
+        )
+        .await
+        .unwrap();
 }

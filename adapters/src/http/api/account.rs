@@ -12,7 +12,8 @@ use secrecy::SecretString;
 
 use super::ApiTags;
 use super::auth::{client_info, overloaded, retry_after_secs};
-use super::strict_string::{PasswordRules, StrictString};
+use super::login_mfa::proof_of;
+use super::strict_string::{PasswordRules, RecoveryCodeRules, StrictString, TotpCodeRules};
 use crate::http::HttpConfig;
 use crate::http::bearer::BearerAuth;
 use crate::http::problem::{CHALLENGE_INVALID, Code, Problem, internal};
@@ -29,6 +30,11 @@ pub struct PasswordChange {
     pub current_password: StrictString<PasswordRules>,
     /// The new password: 8 to 1024 characters; every one of them counts.
     pub new_password: StrictString<PasswordRules>,
+    /// While two-factor login is on and this session began without it: a
+    /// code from the authenticator app (or `recoveryCode`, not both).
+    pub code: Option<StrictString<TotpCodeRules>>,
+    /// Instead of `code`: one of the recovery codes (it is used up).
+    pub recovery_code: Option<StrictString<RecoveryCodeRules>>,
 }
 
 impl std::fmt::Debug for PasswordChange {
@@ -37,7 +43,26 @@ impl std::fmt::Debug for PasswordChange {
     }
 }
 
-/// The password, to confirm an account deletion.
+/// The password (and, while two-factor login is on and this session began
+/// without it, a code), to confirm an account deletion.
+#[derive(Object)]
+#[oai(rename_all = "camelCase")]
+pub struct AccountDeletion {
+    /// The account's password.
+    pub password: StrictString<PasswordRules>,
+    /// A code from the authenticator app (see `PasswordChange`).
+    pub code: Option<StrictString<TotpCodeRules>>,
+    /// Instead of `code`: one of the recovery codes.
+    pub recovery_code: Option<StrictString<RecoveryCodeRules>>,
+}
+
+impl std::fmt::Debug for AccountDeletion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountDeletion").finish_non_exhaustive()
+    }
+}
+
+/// The password, to confirm an operation.
 #[derive(Object)]
 pub struct PasswordConfirmation {
     /// The account's password.
@@ -129,7 +154,9 @@ pub enum AccountResponse {
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
     /// `invalid_token` (answered by the bearer checker before the operation
-    /// runs), or `invalid_credentials`: the password presented is wrong.
+    /// runs), `invalid_credentials`: the password presented is wrong, or
+    /// `invalid_mfa_code`: two-factor login is on, this session began
+    /// without it, and no code, or a wrong one, came (contract v3).
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(
         Json<Problem>,
@@ -166,6 +193,13 @@ impl From<AccountError> for AccountResponse {
                 Json(Problem::new(
                     Code::InvalidCredentials,
                     "The password is not correct.",
+                )),
+                CHALLENGE_INVALID.into(),
+            ),
+            AccountError::InvalidCode => Self::Unauthorized(
+                Json(Problem::new(
+                    Code::InvalidMfaCode,
+                    "Two-factor login is on: send a current code or a recovery code too.",
                 )),
                 CHALLENGE_INVALID.into(),
             ),
@@ -239,13 +273,21 @@ impl AccountApi {
         let PasswordChange {
             current_password: StrictString(current, _),
             new_password: StrictString(new, _),
+            code,
+            recovery_code,
         } = body.0;
+        let Some(proof) = optional_proof(code, recovery_code) else {
+            return AccountResponse::BadRequest(Json(Problem::bad_request(
+                "Send at most one of `code` and `recoveryCode`.",
+            )));
+        };
         let client = client_info(req, &config);
         match auth
             .change_password(
                 &claims,
                 SecretString::from(current),
                 SecretString::from(new),
+                proof,
                 &client,
             )
             .await
@@ -268,19 +310,38 @@ impl AccountApi {
         auth: Data<&Arc<Account>>,
         config: Data<&Arc<HttpConfig>>,
         bearer: BearerAuth,
-        body: Json<PasswordConfirmation>,
+        body: Json<AccountDeletion>,
     ) -> AccountResponse {
         let BearerAuth(claims) = bearer;
-        let PasswordConfirmation {
+        let AccountDeletion {
             password: StrictString(password, _),
+            code,
+            recovery_code,
         } = body.0;
+        let Some(proof) = optional_proof(code, recovery_code) else {
+            return AccountResponse::BadRequest(Json(Problem::bad_request(
+                "Send at most one of `code` and `recoveryCode`.",
+            )));
+        };
         let client = client_info(req, &config);
         match auth
-            .delete(&claims, SecretString::from(password), &client)
+            .delete(&claims, SecretString::from(password), proof, &client)
             .await
         {
             Ok(()) => AccountResponse::NoContent,
             Err(e) => e.into(),
         }
+    }
+}
+
+/// At most one of a code and a recovery code: `Some(None)` for neither,
+/// `None` for both.
+fn optional_proof(
+    code: Option<StrictString<TotpCodeRules>>,
+    recovery_code: Option<StrictString<RecoveryCodeRules>>,
+) -> Option<Option<application::SecondFactor>> {
+    match (code.is_none(), recovery_code.is_none()) {
+        (true, true) => Some(None),
+        _ => proof_of(code, recovery_code).map(Some),
     }
 }

@@ -25,6 +25,7 @@ integration_tests::on_both!(
     enrolment_needs_the_password_and_counts_wrong_ones,
     a_password_change_ends_pending_mfa_tokens,
     five_wrong_confirming_codes_void_the_enrolment,
+    account_changes_from_a_session_before_enrolment_need_a_code,
     deleting_the_account_deletes_its_second_factor,
     the_status_says_what_is_on_and_how_many_codes_are_left,
     the_account_says_who_the_caller_is_and_its_second_factors
@@ -415,13 +416,14 @@ pub async fn turning_it_off_needs_the_password_and_a_code_and_keeps_sessions(bac
 
 pub async fn deleting_the_account_deletes_its_second_factor(backend: Backend) {
     let app = spawn_app(backend, Config::default()).await;
-    let (jane, _, _) = enrolled(&app, "jane").await;
+    let (jane, _, codes) = enrolled(&app, "jane").await;
     let (_, _, kept) = enrolled(&app, "kurt").await;
     password_step(&app, "jane").await;
+    // Her session began before the enrolment: a code too (contract v3).
     let r = app
         .delete("/api/account")
         .bearer(&jane.access)
-        .json(&json!({ "password": PASSWORD }))
+        .json(&json!({ "password": PASSWORD, "recoveryCode": codes[0] }))
         .send()
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
@@ -588,7 +590,12 @@ pub async fn a_password_change_ends_pending_mfa_tokens(backend: Backend) {
     let r = app
         .post("/api/password")
         .bearer(&pia.access)
-        .json(&json!({"currentPassword": PASSWORD, "newPassword": "a brand new passphrase"}))
+        .json(&json!({
+            "currentPassword": PASSWORD,
+            "newPassword": "a brand new passphrase",
+            // The session began before the enrolment: a code too (contract v3).
+            "recoveryCode": codes[1],
+        }))
         .send()
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
@@ -631,4 +638,48 @@ pub async fn five_wrong_confirming_codes_void_the_enrolment(backend: Backend) {
     app.login("quinn", PASSWORD)
         .await
         .assert_problem(429, "rate_limited");
+}
+
+/// Security review 2, finding 2 (contract v3): while two-factor login is
+/// on, `POST /api/password` and `DELETE /api/account` from a session that
+/// began with the password alone (before enrolment) need a code; from a
+/// session that began with two factors they do not.
+pub async fn account_changes_from_a_session_before_enrolment_need_a_code(backend: Backend) {
+    let app = spawn_app(backend, Config::default()).await;
+    let (rolf, _, codes) = enrolled(&app, "rolf").await;
+    assert_eq!(claims(&rolf.access)["amr"], json!(["pwd"]));
+    let change = |body: Value| {
+        app.post("/api/password")
+            .bearer(&rolf.access)
+            .json(&body)
+            .send()
+    };
+    let new = "a brand new passphrase";
+    change(json!({"currentPassword": PASSWORD, "newPassword": new}))
+        .await
+        .assert_problem(401, "invalid_mfa_code");
+    change(json!({"currentPassword": PASSWORD, "newPassword": new, "code": "000000", "recoveryCode": codes[0]}))
+        .await
+        .assert_problem(400, "bad_request");
+    change(json!({"currentPassword": PASSWORD, "newPassword": new, "recoveryCode": "00000-00000-00000-00000"}))
+        .await
+        .assert_problem(401, "invalid_mfa_code");
+    let r =
+        change(json!({"currentPassword": PASSWORD, "newPassword": new, "recoveryCode": codes[0]}))
+            .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+
+    // A session that began with two factors deletes with the password alone.
+    let r = app.login("rolf", new).await;
+    assert_eq!(r.status, 403, "{}", r.text);
+    let token = r.json()["mfaToken"].as_str().expect("mfaToken").to_owned();
+    let r = second(&app, &json!({"mfaToken": token, "recoveryCode": codes[1]})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app
+        .delete("/api/account")
+        .bearer(&r.access_token())
+        .json(&json!({ "password": new }))
+        .send()
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
 }
