@@ -174,8 +174,10 @@ pub struct RestUseCases {
     pub logins: Arc<Logins>,
     /// Refresh, logout, the sessions list.
     pub sessions: Arc<Sessions>,
-    /// Password change, account deletion, two-factor enrolment.
+    /// The account: its view, password change, deletion.
     pub account: Arc<Account>,
+    /// Managing two-factor login.
+    pub two_factor: Arc<application::use_cases::TwoFactor>,
     /// Bearer tokens; the JWKS.
     pub access: Arc<AccessCheck>,
     /// `GET /api/health`.
@@ -220,6 +222,7 @@ pub fn routes(
         logins,
         sessions,
         account,
+        two_factor,
         access,
         readiness,
     } = use_cases;
@@ -228,6 +231,7 @@ pub fn routes(
         .data(logins)
         .data(sessions)
         .data(account)
+        .data(two_factor)
         .data(access)
         .data(readiness)
         .data(config.clone());

@@ -10,6 +10,7 @@ use crate::ports::{
     PasswordHasher, RandomSource, RevocationBus, SecurityEvents, SessionStore, TotpCodes,
     UserRepository,
 };
+use crate::use_cases::{Reauthentication, TwoFactor};
 use crate::{
     AccessCheck, AccessTokenIssuer, Account, AuthConfig, Housekeeping, Logins, Readiness,
     Registration, Revocations, Sessions, UserAccounts,
@@ -62,8 +63,10 @@ pub struct UseCases {
     pub logins: Arc<Logins>,
     /// Refresh, logout, the sessions list.
     pub sessions: Arc<Sessions>,
-    /// Password change, account deletion, two-factor enrolment.
+    /// The account: its view, password change, deletion.
     pub account: Arc<Account>,
+    /// Managing two-factor login.
+    pub two_factor: Arc<TwoFactor>,
     /// Access tokens (REST and WebSocket).
     pub access: Arc<AccessCheck>,
     /// The revoked-session cache and its feed.
@@ -109,6 +112,15 @@ pub fn compose(ports: Ports, config: &AuthConfig) -> UseCases {
         audience: config.audience.clone(),
         access_ttl: config.access_ttl,
     };
+    let reauth = Reauthentication {
+        users: users.clone(),
+        hasher: hasher.clone(),
+        throttle: throttle.clone(),
+        mfa: mfa.clone(),
+        totp: totp.clone(),
+        events: events.clone(),
+        clock: clock.clone(),
+    };
     UseCases {
         registration: Arc::new(Registration {
             accounts: UserAccounts {
@@ -148,14 +160,21 @@ pub fn compose(ports: Ports, config: &AuthConfig) -> UseCases {
             token_policy: config.token_policy,
         }),
         account: Arc::new(Account {
-            users,
+            reauth: reauth.clone(),
+            users: users.clone(),
             hasher,
-            throttle: throttle.clone(),
             sessions: sessions.clone(),
             revocations: revocations.clone(),
             mfa: mfa.clone(),
-            totp,
             events: events.clone(),
+            clock: clock.clone(),
+        }),
+        two_factor: Arc::new(TwoFactor {
+            reauth,
+            users,
+            throttle: throttle.clone(),
+            mfa: mfa.clone(),
+            totp,
             clock: clock.clone(),
             random,
             issuer: config.issuer.clone(),

@@ -5,23 +5,27 @@ pub mod account;
 pub mod housekeeping;
 pub mod login;
 pub mod readiness;
+pub mod reauthentication;
 pub mod register;
 pub mod sessions;
 pub mod signing_keys;
+pub mod two_factor;
 pub mod verify_access;
 
 #[cfg(test)]
 pub(crate) mod fakes;
 
-pub use account::{Account, AccountError, AccountView, MfaError, TotpEnrolment, TwoFactorStatus};
+pub use account::{Account, AccountError, AccountView};
 pub use housekeeping::{Housekeeping, Pruned};
 pub use login::{LoginError, LoginOutcome, LoginStep, Logins, MfaLoginError};
 pub use readiness::Readiness;
+pub use reauthentication::Reauthentication;
 pub use register::{RegisterError, Registration, UserAccounts};
 pub use sessions::{
     LogoutScope, RefreshError, RefreshResult, RevokeSessionError, SessionView, Sessions,
 };
 pub use signing_keys::{KeyView, RetireKeyError, Retired, SigningKeys};
+pub use two_factor::{MfaError, TotpEnrolment, TwoFactor, TwoFactorStatus};
 pub use verify_access::{AccessCheck, CLOCK_LEEWAY_SECS};
 
 #[cfg(test)]

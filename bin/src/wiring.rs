@@ -185,6 +185,7 @@ pub fn rest(use_cases: &UseCases) -> adapters::http::RestUseCases {
         logins: use_cases.logins.clone(),
         sessions: use_cases.sessions.clone(),
         account: use_cases.account.clone(),
+        two_factor: use_cases.two_factor.clone(),
         access: use_cases.access.clone(),
         readiness: use_cases.readiness.clone(),
     }

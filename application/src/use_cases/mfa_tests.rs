@@ -21,12 +21,12 @@ fn code_now(w: &World) -> SecretString {
 async fn alice_with_totp() -> (World, Vec<SecretString>) {
     let w = world_with_alice().await;
     let caller = claims(&w, &login(&w).await);
-    w.account
+    w.two_factor
         .begin_totp(&caller, secret("correct horse"), &client())
         .await
         .expect("begin");
     let codes = w
-        .account
+        .two_factor
         .confirm_totp(&caller, code_now(&w), &client())
         .await
         .expect("confirm");
@@ -58,13 +58,13 @@ async fn enrolment_is_confirmed_by_a_code_and_login_then_takes_two_steps() {
     let w = world_with_alice().await;
     let caller = claims(&w, &login(&w).await);
     assert!(matches!(
-        w.account
+        w.two_factor
             .confirm_totp(&caller, code_now(&w), &client())
             .await,
         Err(MfaError::NotFound)
     ));
     let enrolment = w
-        .account
+        .two_factor
         .begin_totp(&caller, secret("correct horse"), &client())
         .await
         .unwrap();
@@ -76,14 +76,14 @@ async fn enrolment_is_confirmed_by_a_code_and_login_then_takes_two_steps() {
             .starts_with("otpauth://totp/")
     );
     assert!(matches!(
-        w.account
+        w.two_factor
             .confirm_totp(&caller, secret("000000x"), &client())
             .await,
         Err(MfaError::InvalidCode)
     ));
     let wrong = Totp::code(step_of(w.access.now()) + 5);
     assert!(matches!(
-        w.account
+        w.two_factor
             .confirm_totp(&caller, secret(&wrong), &client())
             .await,
         Err(MfaError::InvalidCode)
@@ -91,7 +91,7 @@ async fn enrolment_is_confirmed_by_a_code_and_login_then_takes_two_steps() {
     // Not on until confirmed: the password alone still logs in.
     login(&w).await;
     let codes = w
-        .account
+        .two_factor
         .confirm_totp(&caller, code_now(&w), &client())
         .await
         .unwrap();
@@ -100,7 +100,7 @@ async fn enrolment_is_confirmed_by_a_code_and_login_then_takes_two_steps() {
         codes.iter().map(|c| c.expose_secret().to_owned()).collect();
     assert_eq!(distinct.len(), 10);
     assert!(matches!(
-        w.account
+        w.two_factor
             .begin_totp(&caller, secret("correct horse"), &client())
             .await,
         Err(MfaError::AlreadyEnabled)
@@ -253,23 +253,23 @@ async fn the_token_is_bound_to_its_client_and_lasts_five_minutes() {
 async fn a_pending_enrolment_expires_after_ten_minutes() {
     let w = world_with_alice().await;
     let caller = claims(&w, &login(&w).await);
-    w.account
+    w.two_factor
         .begin_totp(&caller, secret("correct horse"), &client())
         .await
         .unwrap();
     w.clock.advance(Duration::from_secs(600));
     assert!(matches!(
-        w.account
+        w.two_factor
             .confirm_totp(&caller, code_now(&w), &client())
             .await,
         Err(MfaError::NotFound)
     ));
     // Beginning again replaces it.
-    w.account
+    w.two_factor
         .begin_totp(&caller, secret("correct horse"), &client())
         .await
         .unwrap();
-    w.account
+    w.two_factor
         .confirm_totp(&caller, code_now(&w), &client())
         .await
         .expect("a fresh enrolment");
@@ -288,7 +288,7 @@ async fn turning_it_off_needs_the_password_and_a_code_and_keeps_sessions() {
         let (w, caller) = (&w, caller.clone());
         let password = secret(password);
         async move {
-            w.account
+            w.two_factor
                 .disable_totp(&caller, password, proof, &client())
                 .await
         }
@@ -339,7 +339,7 @@ async fn the_password_does_not_buy_code_guesses_when_turning_it_off() {
     // password, then even the right password and code are throttled.
     for _ in 0..5 {
         assert!(matches!(
-            w.account
+            w.two_factor
                 .disable_totp(
                     &caller,
                     secret("correct horse"),
@@ -352,7 +352,7 @@ async fn the_password_does_not_buy_code_guesses_when_turning_it_off() {
     }
     w.clock.advance(Duration::from_secs(30));
     assert!(matches!(
-        w.account
+        w.two_factor
             .disable_totp(
                 &caller,
                 secret("correct horse"),
@@ -377,12 +377,12 @@ async fn enrolment_needs_the_password() {
     let w = world_with_alice().await;
     let caller = claims(&w, &login(&w).await);
     assert!(matches!(
-        w.account
+        w.two_factor
             .begin_totp(&caller, secret("wrong horse"), &client())
             .await,
         Err(MfaError::InvalidCredentials)
     ));
-    let status = w.account.two_factor_status(&caller).await.unwrap();
+    let status = w.two_factor.two_factor_status(&caller).await.unwrap();
     assert!(!status.pending, "nothing was begun");
 }
 
@@ -423,7 +423,7 @@ async fn a_password_change_or_turning_it_off_ends_pending_mfa_tokens() {
     let LoginStep::SecondFactor { mfa_token } = relayed else {
         panic!("two-factor login is on")
     };
-    w.account
+    w.two_factor
         .disable_totp(
             &caller,
             secret("another horse"),
@@ -449,14 +449,14 @@ async fn a_password_change_or_turning_it_off_ends_pending_mfa_tokens() {
 async fn five_wrong_confirming_codes_void_the_enrolment() {
     let w = world_with_alice().await;
     let caller = claims(&w, &login(&w).await);
-    w.account
+    w.two_factor
         .begin_totp(&caller, secret("correct horse"), &client())
         .await
         .unwrap();
     let wrong = Totp::code(step_of(w.access.now()) + 5);
     for _ in 0..5 {
         assert!(matches!(
-            w.account
+            w.two_factor
                 .confirm_totp(&caller, secret(&wrong), &client())
                 .await,
             Err(MfaError::InvalidCode)
@@ -464,12 +464,18 @@ async fn five_wrong_confirming_codes_void_the_enrolment() {
     }
     // Void: even the right code finds nothing now.
     assert!(matches!(
-        w.account
+        w.two_factor
             .confirm_totp(&caller, code_now(&w), &client())
             .await,
         Err(MfaError::NotFound)
     ));
-    assert!(!w.account.two_factor_status(&caller).await.unwrap().pending);
+    assert!(
+        !w.two_factor
+            .two_factor_status(&caller)
+            .await
+            .unwrap()
+            .pending
+    );
     // The five counted: the password is throttled for this user and address.
     assert!(matches!(
         w.logins
@@ -487,12 +493,12 @@ async fn five_wrong_confirming_codes_void_the_enrolment() {
 async fn account_changes_from_a_password_only_session_need_a_code() {
     let w = world_with_alice().await;
     let before = claims(&w, &login(&w).await);
-    w.account
+    w.two_factor
         .begin_totp(&before, secret("correct horse"), &client())
         .await
         .unwrap();
     let codes = w
-        .account
+        .two_factor
         .confirm_totp(&before, code_now(&w), &client())
         .await
         .unwrap();

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use application::Account;
 use application::use_cases::MfaError;
+use application::use_cases::TwoFactor;
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::payload::Json;
@@ -374,7 +374,7 @@ impl MfaApi {
     #[oai(path = "/mfa/totp", method = "get", operation_id = "twoFactorStatus")]
     async fn two_factor_status(
         &self,
-        auth: Data<&Arc<Account>>,
+        auth: Data<&Arc<TwoFactor>>,
         bearer: BearerAuth,
     ) -> TwoFactorStatusResponse {
         match auth.two_factor_status(&bearer.0).await {
@@ -404,7 +404,7 @@ impl MfaApi {
     async fn begin_totp(
         &self,
         req: &Request,
-        auth: Data<&Arc<Account>>,
+        auth: Data<&Arc<TwoFactor>>,
         config: Data<&Arc<HttpConfig>>,
         bearer: BearerAuth,
         body: Json<PasswordConfirmation>,
@@ -436,7 +436,7 @@ impl MfaApi {
     async fn confirm_totp(
         &self,
         req: &Request,
-        auth: Data<&Arc<Account>>,
+        auth: Data<&Arc<TwoFactor>>,
         config: Data<&Arc<HttpConfig>>,
         bearer: BearerAuth,
         body: Json<TotpCode>,
@@ -464,7 +464,7 @@ impl MfaApi {
     async fn disable_totp(
         &self,
         req: &Request,
-        auth: Data<&Arc<Account>>,
+        auth: Data<&Arc<TwoFactor>>,
         config: Data<&Arc<HttpConfig>>,
         bearer: BearerAuth,
         body: Json<DisableTotpBody>,
