@@ -144,7 +144,7 @@ pub async fn serve(
     });
     tokio::spawn(follow_keys(Arc::downgrade(&shared)));
     let weak = Arc::downgrade(&shared);
-    shared.auth.revocations().on_revocation(Arc::new(move |sid| {
+    shared.auth.revocations.on_revocation(Arc::new(move |sid| {
         if let Some(shared) = weak.upgrade() {
             let closed = shared.registry.revoke(sid);
             if closed > 0 {

@@ -45,6 +45,15 @@ async fn password_step(w: &World, from: &ClientInfo) -> String {
     }
 }
 
+/// A login with the password and, a step after the confirming one, a code.
+async fn two_factor_login(w: &World) -> LoginOutcome {
+    let token = password_step(w, &client()).await;
+    w.clock.advance(Duration::from_secs(30));
+    second(w, &token, SecondFactor::Code(code_now(w)))
+        .await
+        .expect("a two-factor login")
+}
+
 async fn second(
     w: &World,
     token: &str,
@@ -278,11 +287,7 @@ async fn a_pending_enrolment_expires_after_ten_minutes() {
 #[tokio::test]
 async fn turning_it_off_needs_the_password_and_a_code_and_keeps_sessions() {
     let (w, codes) = alice_with_totp().await;
-    let token = password_step(&w, &client()).await;
-    w.clock.advance(Duration::from_secs(30));
-    let session = second(&w, &token, SecondFactor::Code(code_now(&w)))
-        .await
-        .unwrap();
+    let session = two_factor_login(&w).await;
     let caller = claims(&w, &session);
     let off = |password: &str, proof: SecondFactor| {
         let (w, caller) = (&w, caller.clone());
@@ -329,11 +334,7 @@ async fn turning_it_off_needs_the_password_and_a_code_and_keeps_sessions() {
 #[tokio::test]
 async fn the_password_does_not_buy_code_guesses_when_turning_it_off() {
     let (w, _) = alice_with_totp().await;
-    let token = password_step(&w, &client()).await;
-    w.clock.advance(Duration::from_secs(30));
-    let session = second(&w, &token, SecondFactor::Code(code_now(&w)))
-        .await
-        .unwrap();
+    let session = two_factor_login(&w).await;
     let caller = claims(&w, &session);
     // LOGIN_MAX_FAILURES = 5: five wrong codes, each after the right
     // password, then even the right password and code are throttled.
@@ -392,11 +393,7 @@ async fn enrolment_needs_the_password() {
 #[tokio::test]
 async fn a_password_change_or_turning_it_off_ends_pending_mfa_tokens() {
     let (w, codes) = alice_with_totp().await;
-    let token = password_step(&w, &client()).await;
-    w.clock.advance(Duration::from_secs(30));
-    let session = second(&w, &token, SecondFactor::Code(code_now(&w)))
-        .await
-        .unwrap();
+    let session = two_factor_login(&w).await;
     let caller = claims(&w, &session);
 
     let relayed = password_step(&w, &client()).await;

@@ -132,11 +132,6 @@ impl AccessCheck {
         self.revocations.is_revoked(id)
     }
 
-    /// The revocations this check reads (to listen to them).
-    pub fn revocations(&self) -> &Revocations {
-        &self.revocations
-    }
-
     /// The current time from the clock port.
     pub fn now(&self) -> Timestamp {
         self.clock.now()

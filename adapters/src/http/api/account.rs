@@ -43,22 +43,25 @@ impl std::fmt::Debug for PasswordChange {
     }
 }
 
-/// The password (and, while two-factor login is on and this session began
-/// without it, a code), to confirm an account deletion.
+/// The password and a second factor: what turning two-factor login off
+/// takes (exactly one of `code` and `recoveryCode`), and what an account
+/// deletion takes (the second factor while two-factor login is on and this
+/// session began without it; at most one of the two).
 #[derive(Object)]
 #[oai(rename_all = "camelCase")]
-pub struct AccountDeletion {
+pub struct PasswordAndSecondFactor {
     /// The account's password.
     pub password: StrictString<PasswordRules>,
-    /// A code from the authenticator app (see `PasswordChange`).
+    /// A code from the authenticator app.
     pub code: Option<StrictString<TotpCodeRules>>,
-    /// Instead of `code`: one of the recovery codes.
+    /// Instead of `code`: one of the recovery codes (it is used up).
     pub recovery_code: Option<StrictString<RecoveryCodeRules>>,
 }
 
-impl std::fmt::Debug for AccountDeletion {
+impl std::fmt::Debug for PasswordAndSecondFactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccountDeletion").finish_non_exhaustive()
+        f.debug_struct("PasswordAndSecondFactor")
+            .finish_non_exhaustive()
     }
 }
 
@@ -310,10 +313,10 @@ impl AccountApi {
         auth: Data<&Arc<Account>>,
         config: Data<&Arc<HttpConfig>>,
         bearer: BearerAuth,
-        body: Json<AccountDeletion>,
+        body: Json<PasswordAndSecondFactor>,
     ) -> AccountResponse {
         let BearerAuth(claims) = bearer;
-        let AccountDeletion {
+        let PasswordAndSecondFactor {
             password: StrictString(password, _),
             code,
             recovery_code,

@@ -13,10 +13,10 @@ use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::ApiTags;
-use super::account::PasswordConfirmation;
+use super::account::{PasswordAndSecondFactor, PasswordConfirmation};
 use super::auth::{REDACTED, client_info, overloaded, retry_after_secs};
 use super::login_mfa::proof_of;
-use super::strict_string::{PasswordRules, RecoveryCodeRules, StrictString, TotpCodeRules};
+use super::strict_string::{StrictString, TotpCodeRules};
 use crate::http::HttpConfig;
 use crate::http::bearer::BearerAuth;
 use crate::http::problem::{CHALLENGE_INVALID, Code, Problem, internal};
@@ -223,25 +223,6 @@ pub enum DisableTotpResponse {
     /// Something went wrong on our side.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),
-}
-
-/// The password, and exactly one of `code` and `recoveryCode`: what turning
-/// two-factor login off takes.
-#[derive(Object)]
-#[oai(rename_all = "camelCase")]
-pub struct DisableTotpBody {
-    /// The account's password.
-    pub password: StrictString<PasswordRules>,
-    /// A code from the authenticator app.
-    pub code: Option<StrictString<TotpCodeRules>>,
-    /// One of the recovery codes (it is used up).
-    pub recovery_code: Option<StrictString<RecoveryCodeRules>>,
-}
-
-impl std::fmt::Debug for DisableTotpBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DisableTotpBody").finish_non_exhaustive()
-    }
 }
 
 fn not_found(detail: &str) -> Json<Problem> {
@@ -467,9 +448,9 @@ impl MfaApi {
         auth: Data<&Arc<TwoFactor>>,
         config: Data<&Arc<HttpConfig>>,
         bearer: BearerAuth,
-        body: Json<DisableTotpBody>,
+        body: Json<PasswordAndSecondFactor>,
     ) -> DisableTotpResponse {
-        let DisableTotpBody {
+        let PasswordAndSecondFactor {
             password,
             code,
             recovery_code,
