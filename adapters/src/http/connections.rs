@@ -13,6 +13,12 @@
 //!   kept-alive connection may stay idle for the listener's idle timeout.
 //! - **Presence**: the peer closing or resetting its side marks the
 //!   connection's [`Presence`] gone; the edge runs each request under it.
+//! - **Unparsable requests**: hyper answers a request head it cannot parse
+//!   (more than 100 header fields, a head over its buffer, a garbage request
+//!   line) itself, with a bare status and no body, before any handler runs;
+//!   poem offers no way to change that. The connection replaces those
+//!   answers with problem+json ([`automatic_answer`]), so every refusal a
+//!   client gets follows the contract.
 
 use std::collections::HashMap;
 use std::io;
@@ -31,6 +37,7 @@ use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 use crate::client_presence::Presence;
+use crate::problem::Code;
 
 /// The listener's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,19 +113,71 @@ impl std::fmt::Debug for LimitedAcceptor {
     }
 }
 
-/// What a connection over the cap is told: a whole HTTP/1.1 answer.
-static AT_CAP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let code = crate::problem::Code::Overloaded;
-    let body = code.body("Too many open connections; retry.");
+/// A whole HTTP/1.1 problem answer that closes the connection.
+fn closing_answer(code: Code, detail: &str, extra_headers: &str) -> String {
+    let body = code.body(detail);
     format!(
-        "HTTP/1.1 {} {}\r\ncontent-type: {}\r\nretry-after: 1\r\nconnection: close\r\n\
+        "HTTP/1.1 {} {}\r\ncontent-type: {}\r\n{extra_headers}connection: close\r\n\
+         cache-control: no-store\r\nx-content-type-options: nosniff\r\n\
          content-length: {}\r\n\r\n{body}",
         code.status(),
         code.title(),
         crate::problem::PROBLEM_JSON,
         body.len()
     )
+}
+
+/// What a connection over the cap is told.
+static AT_CAP: LazyLock<String> = LazyLock::new(|| {
+    closing_answer(
+        Code::Overloaded,
+        "Too many open connections; retry.",
+        "retry-after: 1\r\n",
+    )
 });
+
+/// hyper's own answers to a head it could not parse, and ours instead.
+static UNPARSABLE: LazyLock<[(u16, String); 3]> = LazyLock::new(|| {
+    let too_large = closing_answer(
+        Code::HeadersTooLarge,
+        "The request's head has more than 100 header fields or exceeds its size limit.",
+        "",
+    );
+    [
+        (
+            400,
+            closing_answer(
+                Code::BadRequest,
+                "The request line or a header field could not be parsed.",
+                "",
+            ),
+        ),
+        (431, too_large.clone()),
+        // A request line over 64 KiB: the head is too large.
+        (414, too_large),
+    ]
+});
+
+/// Our problem+json answer in place of `written`, when `written` is hyper's
+/// automatic answer to an unparsable request: a whole head (`HTTP/1.x`,
+/// status 400, 414 or 431, `content-length: 0`, nothing after the head).
+/// Handlers never answer like that: every error the edge sends has a body.
+fn automatic_answer(written: &[u8]) -> Option<&'static [u8]> {
+    let head = std::str::from_utf8(written).ok()?;
+    let rest = head
+        .strip_prefix("HTTP/1.1 ")
+        .or_else(|| head.strip_prefix("HTTP/1.0 "))?;
+    let status: u16 = rest.get(..3)?.parse().ok()?;
+    let whole_head_without_body =
+        head.ends_with("\r\n\r\n") && head.find("\r\n\r\n") == Some(head.len() - 4);
+    if !whole_head_without_body || !head.contains("\r\ncontent-length: 0\r\n") {
+        return None;
+    }
+    UNPARSABLE
+        .iter()
+        .find(|(s, _)| *s == status)
+        .map(|(_, answer)| answer.as_bytes())
+}
 
 /// Reads the request's head (a client may not read an answer it has not
 /// finished asking for), answers [`AT_CAP`] and closes, within a second.
@@ -175,6 +234,7 @@ impl Acceptor for LimitedAcceptor {
                 open: Arc::clone(&self.open),
                 deadline_after: self.limits.request_deadline,
                 deadline: Some(Box::pin(tokio::time::sleep(self.limits.request_deadline))),
+                replacing: None,
             };
             return Ok((io, local, remote, scheme));
         }
@@ -190,6 +250,9 @@ pub struct Limited<T> {
     deadline_after: Duration,
     /// Armed from a request's first byte until its answer's first byte.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// An [`automatic_answer`] being written in place of hyper's: ours, how
+    /// much of it is written, and the length of hyper's to report.
+    replacing: Option<(&'static [u8], usize, usize)>,
 }
 
 impl<T> std::fmt::Debug for Limited<T> {
@@ -256,6 +319,27 @@ impl<T: AsyncRead + Unpin> AsyncRead for Limited<T> {
     }
 }
 
+impl<T: AsyncWrite + Unpin> Limited<T> {
+    /// Writes the rest of [`Self::replacing`]; once all of it is written,
+    /// reports hyper's answer as written.
+    fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        while let Some((ours, done, theirs)) = self.replacing.as_mut() {
+            if *done == ours.len() {
+                let theirs = *theirs;
+                self.replacing = None;
+                self.deadline = None;
+                return Poll::Ready(Ok(theirs));
+            }
+            match std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &ours[*done..])) {
+                Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Ok(n) => *done += n,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Ready(Ok(0))
+    }
+}
+
 impl<T: AsyncWrite + Unpin> AsyncWrite for Limited<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
@@ -263,6 +347,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Limited<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        if this.replacing.is_none()
+            && let Some(ours) = automatic_answer(buf)
+        {
+            this.replacing = Some((ours, 0, buf.len()));
+        }
+        if this.replacing.is_some() {
+            return this.poll_replacement(cx);
+        }
         let written = Pin::new(&mut this.inner).poll_write(cx, buf);
         if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
             this.deadline = None;
@@ -284,6 +376,16 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Limited<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
+        if this.replacing.is_none()
+            && let [first, rest @ ..] = bufs
+            && rest.iter().all(|b| b.is_empty())
+            && let Some(ours) = automatic_answer(first)
+        {
+            this.replacing = Some((ours, 0, first.len()));
+        }
+        if this.replacing.is_some() {
+            return this.poll_replacement(cx);
+        }
         let written = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
             this.deadline = None;
@@ -318,4 +420,33 @@ mod tests {
         assert_eq!(problem["code"], "overloaded");
         assert_eq!(problem["status"], 503);
     }
+
+    #[test]
+    fn only_hypers_bodiless_refusals_are_replaced() {
+        let hyper = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\n\
+                      content-length: 0\r\ndate: Mon, 07 Dec 2026 04:32:19 GMT\r\n\r\n";
+        let ours = std::str::from_utf8(automatic_answer(hyper).unwrap()).unwrap();
+        assert!(ours.starts_with("HTTP/1.1 431 "), "{ours}");
+        assert!(
+            ours.ends_with("\"code\":\"headers_too_large\"}") || ours.contains("headers_too_large")
+        );
+        let bad = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+        assert!(
+            std::str::from_utf8(automatic_answer(bad).unwrap())
+                .unwrap()
+                .contains("bad_request")
+        );
+        // A handler's answer with a body, an answer split over writes, another
+        // status: passed through.
+        for passed in [
+            &b"HTTP/1.1 400 Bad Request\r\ncontent-length: 2\r\n\r\n{}"[..],
+            b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n",
+            b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+            b"{\"status\":400}",
+        ] {
+            assert!(automatic_answer(passed).is_none(), "{passed:?}");
+        }
+    }
 }
+assert!(ours.contains("\"code\":\"headers_too_large\""), "{ours}");

@@ -22,9 +22,10 @@ use crate::net::{REQUEST_ID, request_id_of};
 pub const MAX_BODY: usize = 16 * 1024;
 
 /// Largest accepted header section (names, values and separators). Bigger
-/// ones get `431` as problem+json here; hyper itself answers a bare `431`
-/// only beyond about 400 KB or 100 fields, and Nginx in front refuses lines
-/// over 16 KiB first (as problem+json too).
+/// ones get `431` as problem+json here; beyond about 400 KB or 100 fields
+/// hyper refuses the head before the edge sees it, and the connection turns
+/// its bare answer into problem+json ([`super::connections`]). Nginx in
+/// front refuses lines over 16 KiB first (as problem+json too).
 pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 fn header_bytes(req: &Request) -> usize {

@@ -9,6 +9,7 @@ integration_tests::on_both!(
     std::future::ready;
     body_limit,
     header_limit,
+    unparsable_requests,
     malformed_bodies,
     unknown_paths_and_methods,
     request_ids_and_headers,
@@ -53,6 +54,94 @@ pub async fn header_limit(backend: Backend) {
         .send_unchecked()
         .await;
     assert_ne!(r.status, 431);
+}
+
+/// Sends `request` on a fresh connection and reads the answer until the
+/// server closes it: (status, head, body).
+async fn raw_exchange(
+    app: &integration_tests::app::TestApp,
+    request: &[u8],
+) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut socket = tokio::net::TcpStream::connect(app.api_addr).await.unwrap();
+    socket.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        socket.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server closes the connection after a request it cannot parse")
+    .ok();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {answer:?}"));
+    (
+        status,
+        format!("{}\r\n", head.to_ascii_lowercase()),
+        body.to_owned(),
+    )
+}
+
+fn assert_raw_problem((status, head, body): &(u16, String, String), want: u16, code: &str) {
+    assert_eq!(*status, want, "{head}\n\n{body}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!("content-length: {}\r\n", body.len())),
+        "{head}"
+    );
+    let problem: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(problem["status"], want, "{body}");
+    assert_eq!(problem["code"], code, "{body}");
+}
+
+/// Security review 2, finding 8, and contract v3: a request hyper cannot
+/// parse (too many header fields, a head over its buffer, a garbage request
+/// line) is answered with problem+json too, never a bare status.
+pub async fn unparsable_requests(backend: Backend) {
+    let app = spawn_app(backend, Config::default()).await;
+    let mut many = String::from("GET /api/health HTTP/1.1\r\nhost: x\r\n");
+    for i in 0..150 {
+        many.push_str(&format!("x-field-{i}: a\r\n"));
+    }
+    many.push_str("\r\n");
+    assert_raw_problem(
+        &raw_exchange(&app, many.as_bytes()).await,
+        431,
+        "headers_too_large",
+    );
+    let huge = format!(
+        "GET /api/health HTTP/1.1\r\nhost: x\r\nx-padding: {}\r\n\r\n",
+        "a".repeat(600 * 1024)
+    );
+    assert_raw_problem(
+        &raw_exchange(&app, huge.as_bytes()).await,
+        431,
+        "headers_too_large",
+    );
+    for garbage in [
+        &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nbad header\r\n\r\n",
+        b"G\x01T / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+    ] {
+        assert_raw_problem(&raw_exchange(&app, garbage).await, 400, "bad_request");
+    }
+    // 100 fields are within hyper's limit, and the edge answers normally.
+    let mut fine = String::from("GET /api/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n");
+    for i in 0..90 {
+        fine.push_str(&format!("x-field-{i}: a\r\n"));
+    }
+    fine.push_str("\r\n");
+    let (status, ..) = raw_exchange(&app, fine.as_bytes()).await;
+    assert_eq!(status, 200);
 }
 
 pub async fn malformed_bodies(backend: Backend) {
