@@ -4,6 +4,8 @@
 use std::net::IpAddr;
 use std::str::FromStr;
 
+pub(crate) mod address_cap;
+
 /// The request-id header.
 pub const REQUEST_ID: &str = "x-request-id";
 

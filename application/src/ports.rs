@@ -19,7 +19,7 @@ pub use access_token::{
 };
 pub use clock::Clock;
 pub use health_check::{HealthCheck, PoolStats, StorageUnavailable};
-pub use login_throttle::{LoginThrottle, ThrottleKey, ThrottlePolicy};
+pub use login_throttle::{LoginThrottle, ThrottleKey, ThrottlePolicy, ThrottleScope};
 pub use mfa_store::{MfaChallenge, MfaStore, TotpSecret};
 pub use password_hasher::{HashTicket, Overloaded, PasswordCheck, PasswordHasher};
 pub use random_source::RandomSource;

@@ -30,6 +30,6 @@ pub use rotation::{
 };
 pub use session::{RevokeReason, Session, SessionId};
 pub use signing_keys::{Algorithm, KeyRecord, KeyState};
-pub use throttle::{Admission, ThrottlePolicy, ThrottleWindow, admit};
+pub use throttle::{Admission, ThrottlePolicy, ThrottleScope, ThrottleWindow, admit};
 pub use time::Timestamp;
 pub use user::{PasswordHash, User, UserId, Username, UsernameError, fold_name};

@@ -6,9 +6,58 @@
 //! most `max_failures` password checks, whatever their timing. Stores call
 //! [`admit`] under their lock and write back the window it returns.
 
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::time::Timestamp;
+
+/// Wrong second factors (TOTP codes, recovery codes, passkey assertions)
+/// one account may get within a window from every address together
+/// (contract v3): an attacker who holds the password and many addresses
+/// still gets this many guesses, then `429` from everywhere.
+pub const SECOND_FACTORS_PER_ACCOUNT: u32 = 10;
+
+/// What a throttle window counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ThrottleScope {
+    /// Logins (passwords and second factors) of one account from one client
+    /// address block: `LOGIN_MAX_FAILURES` per window.
+    FromAddress,
+    /// Second factors of one account from every address:
+    /// [`SECOND_FACTORS_PER_ACCOUNT`] per window.
+    SecondFactors,
+}
+
+impl ThrottlePolicy {
+    /// The policy of windows of `scope`, given the configured one (the
+    /// window's length is the same for both).
+    pub fn for_scope(self, scope: ThrottleScope) -> Self {
+        match scope {
+            ThrottleScope::FromAddress => self,
+            ThrottleScope::SecondFactors => Self {
+                max_failures: SECOND_FACTORS_PER_ACCOUNT,
+                window: self.window,
+            },
+        }
+    }
+}
+
+/// The block a client address counts as in every throttle and connection
+/// cap (contract v3): an IPv4 address alone, an IPv6 address by its /64
+/// (one host usually holds a whole /64 and can pick any address in it). An
+/// IPv4-mapped IPv6 address is its IPv4 address.
+pub fn client_block(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
 
 /// `LOGIN_MAX_FAILURES` within `LOGIN_FAILURE_WINDOW`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +160,25 @@ mod tests {
         max_failures: 3,
         window: Duration::from_secs(60),
     };
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64() {
+        let block = |s: &str| client_block(s.parse().unwrap()).to_string();
+        assert_eq!(block("192.0.2.7"), "192.0.2.7");
+        assert_eq!(block("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(block("2001:db8:1:2:aaaa:bbbb:cccc:dddd"), "2001:db8:1:2::");
+        assert_eq!(block("2001:db8:1:2::1"), block("2001:db8:1:2:ffff::9"));
+        assert_ne!(block("2001:db8:1:2::1"), block("2001:db8:1:3::1"));
+        assert_eq!(block("::1"), "::");
+    }
+
+    #[test]
+    fn second_factors_have_their_own_cap_over_the_same_window() {
+        let p = P.for_scope(ThrottleScope::SecondFactors);
+        assert_eq!(p.max_failures, SECOND_FACTORS_PER_ACCOUNT);
+        assert_eq!(p.window, P.window);
+        assert_eq!(P.for_scope(ThrottleScope::FromAddress), P);
+    }
 
     #[test]
     fn at_most_max_slots_per_window() {

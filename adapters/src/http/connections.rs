@@ -427,9 +427,7 @@ mod tests {
                       content-length: 0\r\ndate: Mon, 07 Dec 2026 04:32:19 GMT\r\n\r\n";
         let ours = std::str::from_utf8(automatic_answer(hyper).unwrap()).unwrap();
         assert!(ours.starts_with("HTTP/1.1 431 "), "{ours}");
-        assert!(
-            ours.ends_with("\"code\":\"headers_too_large\"}") || ours.contains("headers_too_large")
-        );
+        assert!(ours.contains(r#""code":"headers_too_large""#), "{ours}");
         let bad = b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
         assert!(
             std::str::from_utf8(automatic_answer(bad).unwrap())
@@ -449,4 +447,3 @@ mod tests {
         }
     }
 }
-assert!(ours.contains("\"code\":\"headers_too_large\""), "{ours}");

@@ -82,7 +82,8 @@ impl LoginThrottle for SeaLoginThrottle {
             start: Timestamp::from_unix_millis(row.window_start),
             attempts: u32::try_from(row.failures).unwrap_or(0),
         };
-        let refused = match admit(Some(current), now, &self.policy) {
+        let policy = self.policy.for_scope(key.scope());
+        let refused = match admit(Some(current), now, &policy) {
             Admission::Admit { window } => {
                 login_failure::Entity::update_many()
                     .col_expr(

@@ -36,14 +36,18 @@ impl EventRecorder {
     /// Whether `event` should be logged and stored: always, but for a
     /// throttled attempt of a pair quieted by [`audit_throttled`] (the rule).
     fn worth_reporting(&self, event: &SecurityEvent) -> bool {
-        if event.kind != SecurityEventKind::LoginThrottled {
-            return true;
-        }
         // The event's username is already case-folded and cut at 64 characters.
-        let pair = (
-            event.username.clone().unwrap_or_default(),
-            event.client.ip.clone().unwrap_or_default(),
-        );
+        let username = event.username.clone().unwrap_or_default();
+        let pair = match event.kind {
+            SecurityEventKind::LoginThrottled => {
+                (username, event.client.ip.clone().unwrap_or_default())
+            }
+            // The account's lock holds for every address: quieted per
+            // account, or an attacker rotating addresses would write a row
+            // for each.
+            SecurityEventKind::SecondFactorLocked => (username, "*".into()),
+            _ => return true,
+        };
         let now = event.at;
         let quiet = |at: Timestamp| !audit_throttled(Some(at), now);
         let mut reported = self
@@ -115,6 +119,7 @@ fn log(event: &SecurityEvent) {
     match event.kind {
         SecurityEventKind::ReuseDetected
         | SecurityEventKind::LoginThrottled
+        | SecurityEventKind::SecondFactorLocked
         | SecurityEventKind::PasswordCheckFailed
         | SecurityEventKind::MfaFailed => audit!(warn),
         _ => audit!(info),

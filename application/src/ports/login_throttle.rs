@@ -5,27 +5,55 @@ use std::time::Duration;
 use async_trait::async_trait;
 use domain::Timestamp;
 
-/// One username from one client address.
+/// One username from one client address block, or (for second factors)
+/// from every address.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ThrottleKey {
     /// The user's case-folded username, or the keyed pseudonym of a name
     /// that matches no user (never a name as typed).
     pub username: String,
-    /// The client address.
+    /// The client's address block ([`domain::throttle::client_block`]: an
+    /// IPv6 address by its /64), or [`Self::EVERY_ADDRESS`].
     pub client: String,
 }
 
 impl ThrottleKey {
-    /// `username` from `client`'s address (`unknown` when the edge saw none).
+    /// The `client` of a key that counts every address: no address is
+    /// written so.
+    pub const EVERY_ADDRESS: &'static str = "*";
+
+    /// `username` from `client`'s address block (`unknown` when the edge saw
+    /// no address).
     pub fn new(username: String, client: &crate::ClientInfo) -> Self {
+        let client = match client.ip.as_deref() {
+            None => "unknown".into(),
+            Some(ip) => match ip.parse() {
+                Ok(ip) => domain::throttle::client_block(ip).to_string(),
+                Err(_) => ip.to_owned(),
+            },
+        };
+        Self { username, client }
+    }
+
+    /// The second factors of `username` from every address (contract v3).
+    pub fn second_factors_of(username: String) -> Self {
         Self {
             username,
-            client: client.ip.clone().unwrap_or_else(|| "unknown".into()),
+            client: Self::EVERY_ADDRESS.into(),
+        }
+    }
+
+    /// What the key's window counts, and so which policy judges it.
+    pub fn scope(&self) -> ThrottleScope {
+        if self.client == Self::EVERY_ADDRESS {
+            ThrottleScope::SecondFactors
+        } else {
+            ThrottleScope::FromAddress
         }
     }
 }
 
-pub use domain::ThrottlePolicy;
+pub use domain::{ThrottlePolicy, ThrottleScope};
 
 /// Slots per key in fixed windows, decided by [`domain::throttle::admit`]:
 /// a login takes a slot before its password is checked and keeps it when the

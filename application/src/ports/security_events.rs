@@ -52,11 +52,15 @@ pub enum SecurityEventKind {
     MfaEnabled,
     /// A user turned two-factor login off.
     MfaDisabled,
+    /// A second factor was refused unchecked: the account's wrong second
+    /// factors from every address reached their cap in the window
+    /// (contract v3).
+    SecondFactorLocked,
 }
 
 impl SecurityEventKind {
     /// Every kind, for exporters that pre-register their series.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
@@ -76,6 +80,7 @@ impl SecurityEventKind {
         Self::RecoveryCodeUsed,
         Self::MfaEnabled,
         Self::MfaDisabled,
+        Self::SecondFactorLocked,
     ];
 
     /// The stable snake_case name (stored in the audit table, used as a metric label).
@@ -100,6 +105,7 @@ impl SecurityEventKind {
             Self::RecoveryCodeUsed => "recovery_code_used",
             Self::MfaEnabled => "mfa_enabled",
             Self::MfaDisabled => "mfa_disabled",
+            Self::SecondFactorLocked => "second_factor_locked",
         }
     }
 
@@ -127,6 +133,7 @@ impl SecurityEventKind {
                 | Self::RecoveryCodeUsed
                 | Self::MfaEnabled
                 | Self::MfaDisabled
+                | Self::SecondFactorLocked
         )
     }
 }

@@ -418,13 +418,15 @@ impl LoginThrottle for Throttle {
         let current = windows
             .get(key)
             .map(|&(start, attempts)| domain::ThrottleWindow { start, attempts });
-        Ok(match domain::admit(current, now, &self.policy) {
-            domain::Admission::Admit { window } => {
-                windows.insert(key.clone(), (window.start, window.attempts));
-                None
-            }
-            domain::Admission::Refuse { retry_after } => Some(retry_after),
-        })
+        Ok(
+            match domain::admit(current, now, &self.policy.for_scope(key.scope())) {
+                domain::Admission::Admit { window } => {
+                    windows.insert(key.clone(), (window.start, window.attempts));
+                    None
+                }
+                domain::Admission::Refuse { retry_after } => Some(retry_after),
+            },
+        )
     }
     async fn release(&self, key: &ThrottleKey) -> anyhow::Result<()> {
         if let Some((start, attempts)) = self.windows.lock().unwrap().get_mut(key) {

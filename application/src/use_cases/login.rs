@@ -146,6 +146,8 @@ struct Attempt {
     username: String,
     user: Option<UserId>,
     recovery_code: bool,
+    /// Refused by the account's second-factor window (every address).
+    second_factors_locked: bool,
 }
 
 impl Logins {
@@ -227,6 +229,9 @@ impl Logins {
                 kinds.push(SecurityEventKind::LoginSucceeded);
             }
             Err(MfaLoginError::InvalidCode) => kinds.push(SecurityEventKind::MfaFailed),
+            Err(MfaLoginError::RateLimited { .. }) if attempt.second_factors_locked => {
+                kinds.push(SecurityEventKind::SecondFactorLocked);
+            }
             Err(MfaLoginError::RateLimited { .. }) => kinds.push(SecurityEventKind::LoginThrottled),
             Err(MfaLoginError::TokenInvalid | MfaLoginError::Unexpected(_)) => {}
         }
@@ -342,8 +347,16 @@ impl Logins {
         tracing::Span::current().record("user", tracing::field::display(user.id));
         attempt.username = user.username.canonical();
         attempt.user = Some(user.id);
+        // The account's window first: a refusal there takes no slot of the
+        // address's window.
+        let account = ThrottleKey::second_factors_of(attempt.username.clone());
+        if let Some(retry_after) = self.throttle.take_slot(&account, now).await? {
+            attempt.second_factors_locked = true;
+            return Err(MfaLoginError::RateLimited { retry_after });
+        }
         let key = ThrottleKey::new(attempt.username.clone(), client);
         if let Some(retry_after) = self.throttle.take_slot(&key, now).await? {
+            self.throttle.release(&account).await?;
             return Err(MfaLoginError::RateLimited { retry_after });
         }
         attempt.recovery_code = matches!(proof, SecondFactor::RecoveryCode(_));
@@ -361,6 +374,7 @@ impl Logins {
             return Err(MfaLoginError::TokenInvalid);
         }
         self.throttle.clear(&key).await?;
+        self.throttle.clear(&account).await?;
         if attempt.recovery_code {
             tracing::warn!(user = %user.id, "login with a recovery code");
         }

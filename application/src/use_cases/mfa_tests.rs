@@ -542,3 +542,55 @@ async fn account_changes_from_a_password_only_session_need_a_code() {
         .await
         .unwrap();
 }
+
+/// Security review 2, finding 1 (contract v3): with the password and many
+/// addresses, wrong second factors are capped per account: 10 in the window
+/// from every address together, then `429` everywhere, even for the right
+/// code, audited `second_factor_locked`, until the window has passed. Each
+/// address here stays under its own cap (one wrong code each).
+#[tokio::test]
+async fn ten_wrong_second_factors_from_any_addresses_lock_the_account_everywhere() {
+    let (w, recovery) = alice_with_totp().await;
+    w.clock.advance(Duration::from_secs(60));
+    let wrong = || secret(&Totp::code(step_of(w.access.now()) + 10));
+    let from = |i: u32| ClientInfo {
+        ip: Some(format!("2001:db8:{i:x}::1")),
+        user_agent: None,
+    };
+    let w = &w;
+    let step = |token: String, proof: SecondFactor, i: u32| async move {
+        w.logins.login_second_factor(&token, proof, &from(i)).await
+    };
+    for i in 0..10 {
+        let token = password_step(w, &from(i)).await;
+        assert!(
+            matches!(
+                step(token, SecondFactor::Code(wrong()), i).await,
+                Err(MfaLoginError::InvalidCode)
+            ),
+            "wrong code {i}"
+        );
+    }
+    assert!(
+        !w.events
+            .kinds()
+            .contains(&SecurityEventKind::SecondFactorLocked)
+    );
+    let token = password_step(w, &from(10)).await;
+    assert!(matches!(
+        step(token.clone(), SecondFactor::Code(code_now(w)), 10).await,
+        Err(MfaLoginError::RateLimited { .. })
+    ));
+    assert_eq!(w.events.last().kind, SecurityEventKind::SecondFactorLocked);
+    let recovery_code = SecondFactor::RecoveryCode(recovery[0].clone());
+    assert!(matches!(
+        step(token, recovery_code, 10).await,
+        Err(MfaLoginError::RateLimited { .. })
+    ));
+    // The window passes (LOGIN_FAILURE_WINDOW, 15 minutes): the right code works.
+    w.clock.advance(Duration::from_secs(15 * 60));
+    let token = password_step(w, &from(11)).await;
+    step(token, SecondFactor::Code(code_now(w)), 11)
+        .await
+        .expect("the window has passed");
+}

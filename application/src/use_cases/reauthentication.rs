@@ -76,9 +76,10 @@ impl Reauthentication {
     }
 
     /// Checks `proof`, a second factor of `user`, through the login
-    /// throttle: a slot is taken first and kept on a wrong one (audited
-    /// `mfa_failed`); a right one is used (a code's step, a recovery code)
-    /// and clears the failures.
+    /// throttle: a slot of the account's second factors from every address
+    /// and one of (user, address) are taken first and kept on a wrong one
+    /// (audited `mfa_failed`); a right one is used (a code's step, a
+    /// recovery code) and clears both.
     ///
     /// # Errors
     /// `RateLimited`, `InvalidCode`; storage failures.
@@ -90,8 +91,17 @@ impl Reauthentication {
         client: &ClientInfo,
     ) -> Result<(), AccountError> {
         let now = self.clock.now();
+        // The account's window of second factors from every address first,
+        // as at login.
+        let account = ThrottleKey::second_factors_of(user.username.canonical());
+        if let Some(retry_after) = self.throttle.take_slot(&account, now).await? {
+            let kind = SecurityEventKind::SecondFactorLocked;
+            self.report(event(kind, user, caller, now, client)).await;
+            return Err(AccountError::RateLimited { retry_after });
+        }
         let key = ThrottleKey::new(user.username.canonical(), client);
         if let Some(retry_after) = self.take_slot(&key, user, caller, now, client).await? {
+            self.throttle.release(&account).await?;
             return Err(AccountError::RateLimited { retry_after });
         }
         if !use_second_factor(self.mfa.as_ref(), self.totp.as_ref(), user.id, proof, now).await? {
@@ -106,6 +116,7 @@ impl Reauthentication {
             return Err(AccountError::InvalidCode);
         }
         self.throttle.clear(&key).await?;
+        self.throttle.clear(&account).await?;
         Ok(())
     }
 

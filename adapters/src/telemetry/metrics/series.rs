@@ -42,7 +42,9 @@ pub(super) fn login_outcome(kind: SecurityEventKind) -> Option<&'static str> {
         SecurityEventKind::LoginFailed | SecurityEventKind::PasswordCheckFailed => {
             Some("bad_credentials")
         }
-        SecurityEventKind::LoginThrottled => Some("throttled"),
+        SecurityEventKind::LoginThrottled | SecurityEventKind::SecondFactorLocked => {
+            Some("throttled")
+        }
         SecurityEventKind::MfaChallenged => Some("mfa_required"),
         SecurityEventKind::MfaFailed => Some("bad_second_factor"),
         _ => None,

@@ -3,7 +3,8 @@
 //! with codes and recovery codes, replays, the `mfaToken`'s limits, the
 //! login throttle, turning it off, and what the database holds.
 
-use application::ports::Clock as _;
+use adapters::persistence::{AuditFilter, SeaAuditLog};
+use application::ports::{Clock as _, SecurityEventKind};
 use authd::Config;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -28,7 +29,8 @@ integration_tests::on_both!(
     account_changes_from_a_session_before_enrolment_need_a_code,
     deleting_the_account_deletes_its_second_factor,
     the_status_says_what_is_on_and_how_many_codes_are_left,
-    the_account_says_who_the_caller_is_and_its_second_factors
+    the_account_says_who_the_caller_is_and_its_second_factors,
+    second_factors_are_capped_per_account_across_addresses
 );
 
 /// The step's length, to move the clock to the next code.
@@ -682,4 +684,88 @@ pub async fn account_changes_from_a_session_before_enrolment_need_a_code(backend
         .send()
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
+}
+
+/// Security review 2, finding 1 (contract v3): the password and a rotating
+/// `X-Forwarded-For` behind a trusted proxy used to buy unlimited code
+/// guesses (5 per address). Now 10 wrong second factors from every address
+/// together lock the account's second step: `429` from a new address even
+/// with the right code or a recovery code, audited `second_factor_locked`
+/// once however often it is refused.
+pub async fn second_factors_are_capped_per_account_across_addresses(backend: Backend) {
+    let app = spawn_app(
+        backend,
+        Config {
+            trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+            ..Config::default()
+        },
+    )
+    .await;
+    let (_, secret, recovery) = enrolled(&app, "alice").await;
+    app.clock.advance(STEP);
+    let via = |i: u32| format!("198.51.100.{i}");
+    let password_step = |i: u32| {
+        let app = &app;
+        async move {
+            let r = app
+                .post("/api/login")
+                .header("x-forwarded-for", &via(i))
+                .json(&json!({"username": "alice", "password": PASSWORD}))
+                .send()
+                .await;
+            r.assert_problem(403, "mfa_required");
+            r.json()["mfaToken"].as_str().expect("mfaToken").to_owned()
+        }
+    };
+    let second_via = |i: u32, body: Value| {
+        let app = &app;
+        async move {
+            app.post("/api/login/mfa")
+                .header("x-forwarded-for", &via(i))
+                .json(&body)
+                .send()
+                .await
+        }
+    };
+    let wrong = format!(
+        "{:06}",
+        (code_now(&app, &secret).parse::<u32>().unwrap() + 1) % 1_000_000
+    );
+    for i in 0..10 {
+        let token = password_step(i).await;
+        second_via(i, json!({"mfaToken": token, "code": wrong}))
+            .await
+            .assert_problem(401, "invalid_mfa_code");
+    }
+    let token = password_step(10).await;
+    let r = second_via(
+        10,
+        json!({"mfaToken": token, "code": code_now(&app, &secret)}),
+    )
+    .await;
+    r.assert_problem(429, "rate_limited");
+    assert!(r.header("retry-after").is_some());
+    second_via(10, json!({"mfaToken": token, "recoveryCode": recovery[0]}))
+        .await
+        .assert_problem(429, "rate_limited");
+    let locked = SeaAuditLog::new(app.running.database.clone())
+        .recent(&AuditFilter {
+            limit: 1000,
+            ..AuditFilter::default()
+        })
+        .await
+        .expect("reading audit_events")
+        .iter()
+        .filter(|r| r.event.kind == SecurityEventKind::SecondFactorLocked)
+        .count();
+    assert_eq!(locked, 1, "audited once, quieted after");
+    // The window (LOGIN_FAILURE_WINDOW) passes: the owner gets in.
+    app.clock.advance(std::time::Duration::from_secs(15 * 60));
+    let token = password_step(11).await;
+    let r = second_via(
+        11,
+        json!({"mfaToken": token, "code": code_now(&app, &secret)}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
 }

@@ -10,7 +10,8 @@ integration_tests::on_both!(
     std::future::ready;
     simultaneous_guesses_get_at_most_the_limit,
     rate_limited_even_with_the_right_password,
-    forwarded_for_only_from_trusted_proxies
+    forwarded_for_only_from_trusted_proxies,
+    ipv6_clients_count_by_their_64
 );
 
 /// Security review, finding (abuse) 1: 30 parallel wrong guesses for one user
@@ -113,4 +114,29 @@ async fn login_via(app: &TestApp, xff: &str, password: &str) -> TestResponse {
         .json(&json!({"username": "alice", "password": password}))
         .send()
         .await
+}
+
+/// Contract v3 (security review 2, finding 1): an IPv6 client counts by its
+/// /64, since one host can take any address of it; another /64 is another
+/// client.
+pub async fn ipv6_clients_count_by_their_64(backend: Backend) {
+    let config = Config {
+        login_max_failures: 2,
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..Config::default()
+    };
+    let app = spawn_app(backend, config).await;
+    app.register("alice", PASSWORD).await;
+    let login = |xff, password| login_via(&app, xff, password);
+    login("2001:db8:0:1::1", "wrong password")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    login("2001:db8:0:1:ffff:ffff:ffff:2", "wrong password")
+        .await
+        .assert_problem(401, "invalid_credentials");
+    login("2001:db8:0:1::3", PASSWORD)
+        .await
+        .assert_problem(429, "rate_limited");
+    let r = login("2001:db8:0:2::1", PASSWORD).await;
+    assert_eq!(r.status, 200, "another /64: {}", r.text);
 }
