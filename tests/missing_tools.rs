@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// The tools: PostgreSQL's server binaries, Python's `websockets` package
 /// (an independent WebSocket client) and `schemathesis` (a schema-driven
 /// HTTP fuzzer), and programs on `PATH`.
-const TOOLS: [&str; 10] = [
+const TOOLS: [&str; 12] = [
     "python-websockets",
     "python-schemathesis",
     "postgres",
@@ -24,6 +24,8 @@ const TOOLS: [&str; 10] = [
     "chromedriver",
     "docker-compose",
     "script",
+    "unshare",
+    "ip",
 ];
 
 /// Where PostgreSQL's server binaries live (`/usr/lib/postgresql/<version>/bin`).

@@ -29,8 +29,8 @@ use poem::listener::TcpAcceptor;
 use poem::{Endpoint, EndpointExt, Route, Server};
 use poem_openapi::OpenApiService;
 
-pub use connections::ConnectionLimits;
 use connections::LimitedAcceptor;
+pub use connections::{ConnectionLimits, DEFAULT_MAX_PER_ADDRESS};
 
 use crate::telemetry::Metrics;
 
@@ -252,6 +252,7 @@ pub async fn serve<E>(
     listener: tokio::net::TcpListener,
     endpoint: E,
     limits: ConnectionLimits,
+    trusted_proxies: Vec<crate::net::IpNet>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()>
 where
@@ -259,9 +260,11 @@ where
     E::Endpoint: 'static,
 {
     crate::system::raise_open_file_limit();
-    let acceptor = LimitedAcceptor::new(TcpAcceptor::from_tokio(listener)?, limits);
+    let acceptor =
+        LimitedAcceptor::new(TcpAcceptor::from_tokio(listener)?, limits, trusted_proxies);
     tracing::info!(
         max_connections = limits.max_connections,
+        max_per_address = limits.max_per_address,
         request_deadline_ms = limits.request_deadline.as_millis(),
         "REST connection limits"
     );

@@ -111,6 +111,11 @@ pub struct Config {
     /// raising it to the hard limit), less 64.
     #[arg(long, env = "API_MAX_CONNECTIONS", value_parser = positive::<usize>)]
     pub api_max_connections: Option<usize>,
+    /// Open REST connections at most from one client address (an IPv6
+    /// client by its /64); loopback and `TRUSTED_PROXIES` are exempt. One
+    /// more is answered `429 too_many_connections` and closed.
+    #[arg(long, env = "API_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = adapters::http::DEFAULT_MAX_PER_ADDRESS, value_parser = positive::<usize>)]
+    pub api_max_connections_per_address: usize,
     /// From a request's first byte (or the connection's opening) to its
     /// answer's first byte; a slower client loses the connection.
     #[arg(long, env = "API_REQUEST_TIMEOUT", default_value = "10s", value_parser = nonzero_duration)]

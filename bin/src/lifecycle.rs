@@ -108,6 +108,7 @@ fn serve_http<E>(
     listener: tokio::net::TcpListener,
     endpoint: E,
     limits: ConnectionLimits,
+    trusted_proxies: Vec<adapters::net::IpNet>,
     stop: &watch::Sender<bool>,
     what: &'static str,
 ) -> JoinHandle<anyhow::Result<()>>
@@ -117,7 +118,7 @@ where
 {
     let shutdown = stopped(stop.subscribe());
     tokio::spawn(async move {
-        http::serve(listener, endpoint, limits, shutdown)
+        http::serve(listener, endpoint, limits, trusted_proxies, shutdown)
             .await
             .context(what)
     })
@@ -245,10 +246,18 @@ pub async fn start_with(
                 ConnectionLimits::cap_for(adapters::system::raise_open_file_limit())
             }),
             request_deadline: config.api_request_timeout,
+            max_per_address: config.api_max_connections_per_address,
         };
         tasks.push((
             "api",
-            serve_http(listener, endpoint, limits, &stop, "REST server"),
+            serve_http(
+                listener,
+                endpoint,
+                limits,
+                config.trusted_proxies.clone(),
+                &stop,
+                "REST server",
+            ),
         ));
         tracing::info!(%addr, "REST API listening");
         api_addr = Some(addr);
@@ -282,6 +291,7 @@ pub async fn start_with(
                 listener,
                 endpoint,
                 ConnectionLimits::default(),
+                Vec::new(),
                 &stop,
                 "metrics server",
             ),

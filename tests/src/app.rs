@@ -136,9 +136,16 @@ pub async fn spawn_app_with_seams(
         Backend::Sqlite => crate::postgres::fresh_sqlite_url(),
         Backend::Postgres => crate::postgres::fresh_migrated_postgres_url().await,
     };
+    // A test may bind the API to an address of its own network namespace
+    // (`crate::netns`), with port 0; any other choice becomes loopback.
+    let api_addr = if config.api_addr.port() == 0 {
+        config.api_addr
+    } else {
+        ANY_LOOPBACK_PORT
+    };
     let config = Config {
         database_url,
-        api_addr: ANY_LOOPBACK_PORT,
+        api_addr,
         ws_addr: ANY_LOOPBACK_PORT,
         ..config
     };

@@ -14,6 +14,7 @@ pub mod clock;
 pub mod document;
 pub mod fault_proxy;
 pub mod keys;
+pub mod netns;
 pub mod otlp;
 pub mod postgres;
 pub mod process;

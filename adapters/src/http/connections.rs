@@ -3,9 +3,17 @@
 //! client is still there ([`crate::client_presence`]).
 //!
 //! - **Cap**: at most [`ConnectionLimits::max_connections`] open at once.
-//!   One more is answered `503 overloaded` (problem+json, `Retry-After: 1`)
-//!   and closed, without reading it, so the process never runs out of
-//!   descriptors and a client at the cap learns why.
+//!   At the cap, the connection idle the longest between requests (a
+//!   kept-alive one whose answer is written) is closed to make room; when
+//!   none is idle, the new one is answered `503 overloaded` (problem+json,
+//!   `Retry-After: 1`) and closed, so the process never runs out of
+//!   descriptors and a client at the cap learns why. (Security review 2,
+//!   finding 3: 50 idle keep-alive sockets of one client kept every other
+//!   client out for 55 s.)
+//! - **Per address**: at most [`ConnectionLimits::max_per_address`] from one
+//!   client address block (an IPv6 client by its /64), loopback and
+//!   `TRUSTED_PROXIES` exempt ([`crate::net::address_cap`]): one more is
+//!   answered `429 too_many_connections` and closed.
 //! - **Request deadline**: from a connection's opening, or from the first
 //!   byte of each next request, to the first byte of its answer:
 //!   [`ConnectionLimits::request_deadline`]. A client that trickles a header
@@ -24,10 +32,12 @@ use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use futures_util::task::AtomicWaker;
 
 use poem::http::uri::Scheme;
 use poem::listener::{Acceptor, TcpAcceptor};
@@ -37,6 +47,8 @@ use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
 use crate::client_presence::Presence;
+use crate::net::IpNet;
+use crate::net::address_cap::{AddressCap, Slot};
 use crate::problem::Code;
 
 /// The listener's limits.
@@ -46,13 +58,20 @@ pub struct ConnectionLimits {
     pub max_connections: usize,
     /// From a request's first byte to its answer's first byte.
     pub request_deadline: Duration,
+    /// Open connections at most from one client address block.
+    pub max_per_address: usize,
 }
+
+/// `API_MAX_CONNECTIONS_PER_ADDRESS`'s default: far above what a browser
+/// (6 per origin) or a NAT of a few dozen people opens, far below the cap.
+pub const DEFAULT_MAX_PER_ADDRESS: usize = 256;
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
         Self {
             max_connections: 10_000,
             request_deadline: Duration::from_secs(10),
+            max_per_address: DEFAULT_MAX_PER_ADDRESS,
         }
     }
 }
@@ -86,20 +105,84 @@ pub fn presence_of(local: &poem::Addr, remote: &poem::Addr) -> Option<Presence> 
         .cloned()
 }
 
+/// Milliseconds since the process's first connection: when a connection
+/// went idle (0: it is busy).
+fn now_ms() -> u64 {
+    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+    u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1
+}
+
+/// What the listener knows of one open connection.
+#[derive(Debug, Default)]
+struct Idle {
+    /// When its last answer was written and no request byte came since
+    /// ([`now_ms`]), or 0 while a request is arriving or being answered.
+    since: AtomicU64,
+    /// Closed to make room at the cap: its next read is the end of stream.
+    shed: AtomicBool,
+    waker: AtomicWaker,
+}
+
+/// The listener's open connections.
+#[derive(Debug, Default)]
+struct Registry {
+    open: Mutex<HashMap<u64, Arc<Idle>>>,
+    next: AtomicU64,
+}
+
+impl Registry {
+    /// Admits a connection when fewer than `max` are open and not being
+    /// shed, or when the longest-idle one can be shed to make room.
+    fn admit(&self, max: usize) -> Option<(u64, Arc<Idle>)> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let shedding = open
+            .values()
+            .filter(|c| c.shed.load(Ordering::SeqCst))
+            .count();
+        if open.len() - shedding >= max {
+            let victim = open
+                .values()
+                .filter(|c| !c.shed.load(Ordering::SeqCst))
+                .filter_map(|c| {
+                    let since = c.since.load(Ordering::SeqCst);
+                    (since != 0).then_some((since, c))
+                })
+                .min_by_key(|(since, _)| *since)
+                .map(|(_, c)| c)?;
+            victim.shed.store(true, Ordering::SeqCst);
+            victim.waker.wake();
+        }
+        let id = self.next.fetch_add(1, Ordering::SeqCst);
+        let idle = Arc::new(Idle::default());
+        open.insert(id, Arc::clone(&idle));
+        Some((id, idle))
+    }
+
+    fn remove(&self, id: u64) {
+        self.open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
+}
+
 /// A [`TcpAcceptor`] that applies [`ConnectionLimits`].
 pub struct LimitedAcceptor {
     inner: TcpAcceptor,
     limits: ConnectionLimits,
-    open: Arc<AtomicUsize>,
+    registry: Arc<Registry>,
+    per_address: AddressCap,
 }
 
 impl LimitedAcceptor {
-    /// Wraps `inner`.
-    pub fn new(inner: TcpAcceptor, limits: ConnectionLimits) -> Self {
+    /// Wraps `inner`; connections from `trusted_proxies` (and loopback) are
+    /// not bounded per address.
+    pub fn new(inner: TcpAcceptor, limits: ConnectionLimits, trusted_proxies: Vec<IpNet>) -> Self {
         Self {
             inner,
             limits,
-            open: Arc::new(AtomicUsize::new(0)),
+            registry: Arc::default(),
+            per_address: AddressCap::new(limits.max_per_address, trusted_proxies),
         }
     }
 }
@@ -108,7 +191,6 @@ impl std::fmt::Debug for LimitedAcceptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LimitedAcceptor")
             .field("limits", &self.limits)
-            .field("open", &self.open.load(Ordering::SeqCst))
             .finish_non_exhaustive()
     }
 }
@@ -179,9 +261,18 @@ fn automatic_answer(written: &[u8]) -> Option<&'static [u8]> {
         .map(|(_, answer)| answer.as_bytes())
 }
 
+/// What a connection over its address's cap is told.
+static AT_ADDRESS_CAP: LazyLock<String> = LazyLock::new(|| {
+    closing_answer(
+        Code::TooManyConnections,
+        "Too many open connections from this address; retry.",
+        "retry-after: 1\r\n",
+    )
+});
+
 /// Reads the request's head (a client may not read an answer it has not
-/// finished asking for), answers [`AT_CAP`] and closes, within a second.
-async fn refuse(mut io: TcpStream) {
+/// finished asking for), answers `answer` and closes, within a second.
+async fn refuse(mut io: TcpStream, answer: &'static str) {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let mut head = Vec::new();
         let mut buf = [0u8; 2048];
@@ -192,7 +283,7 @@ async fn refuse(mut io: TcpStream) {
             }
             head.extend_from_slice(&buf[..n]);
         }
-        io.write_all(AT_CAP.as_bytes()).await?;
+        io.write_all(answer.as_bytes()).await?;
         io.shutdown().await
     })
     .await;
@@ -208,15 +299,20 @@ impl Acceptor for LimitedAcceptor {
     async fn accept(&mut self) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, Scheme)> {
         loop {
             let (io, local, remote, scheme) = self.inner.accept().await?;
-            let taken = self
-                .open
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                    (n < self.limits.max_connections).then_some(n + 1)
-                });
-            if taken.is_err() {
-                tokio::spawn(refuse(io));
+            let address_slot = match &remote.0 {
+                poem::Addr::SocketAddr(peer) => match self.per_address.take(peer.ip()) {
+                    Some(slot) => slot,
+                    None => {
+                        tokio::spawn(refuse(io, &AT_ADDRESS_CAP));
+                        continue;
+                    }
+                },
+                _ => None,
+            };
+            let Some((id, idle)) = self.registry.admit(self.limits.max_connections) else {
+                tokio::spawn(refuse(io, &AT_CAP));
                 continue;
-            }
+            };
             let key = match (&local.0, &remote.0) {
                 (poem::Addr::SocketAddr(l), poem::Addr::SocketAddr(r)) => Some((*l, *r)),
                 _ => None,
@@ -231,7 +327,10 @@ impl Acceptor for LimitedAcceptor {
                 inner: io,
                 key,
                 presence,
-                open: Arc::clone(&self.open),
+                id,
+                idle,
+                registry: Arc::clone(&self.registry),
+                _address_slot: address_slot,
                 deadline_after: self.limits.request_deadline,
                 deadline: Some(Box::pin(tokio::time::sleep(self.limits.request_deadline))),
                 replacing: None,
@@ -246,7 +345,11 @@ pub struct Limited<T> {
     inner: T,
     key: Option<Key>,
     presence: Presence,
-    open: Arc<AtomicUsize>,
+    id: u64,
+    idle: Arc<Idle>,
+    registry: Arc<Registry>,
+    /// The connection's slot of its address's cap, given back when dropped.
+    _address_slot: Option<Slot>,
     deadline_after: Duration,
     /// Armed from a request's first byte until its answer's first byte.
     deadline: Option<Pin<Box<Sleep>>>,
@@ -272,7 +375,7 @@ impl<T> Drop for Limited<T> {
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&key);
         }
-        self.open.fetch_sub(1, Ordering::SeqCst);
+        self.registry.remove(self.id);
     }
 }
 
@@ -283,6 +386,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Limited<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        // Shed at the cap: the end of stream, which hyper takes for the
+        // client closing an idle connection.
+        this.idle.waker.register(cx.waker());
+        if this.idle.shed.load(Ordering::SeqCst) {
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) if buf.filled().len() == before => {
@@ -291,6 +400,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Limited<T> {
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Ok(())) => {
+                this.idle.since.store(0, Ordering::SeqCst);
                 if this.deadline.is_none() {
                     this.deadline = Some(Box::pin(tokio::time::sleep(this.deadline_after)));
                 }
@@ -319,6 +429,15 @@ impl<T: AsyncRead + Unpin> AsyncRead for Limited<T> {
     }
 }
 
+impl<T> Limited<T> {
+    /// Part of an answer was written: the request deadline is met, and the
+    /// connection counts as idle from now until the next request's bytes.
+    fn answered(&mut self) {
+        self.deadline = None;
+        self.idle.since.store(now_ms(), Ordering::SeqCst);
+    }
+}
+
 impl<T: AsyncWrite + Unpin> Limited<T> {
     /// Writes the rest of [`Self::replacing`]; once all of it is written,
     /// reports hyper's answer as written.
@@ -327,7 +446,7 @@ impl<T: AsyncWrite + Unpin> Limited<T> {
             if *done == ours.len() {
                 let theirs = *theirs;
                 self.replacing = None;
-                self.deadline = None;
+                self.answered();
                 return Poll::Ready(Ok(theirs));
             }
             match std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &ours[*done..])) {
@@ -357,7 +476,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Limited<T> {
         }
         let written = Pin::new(&mut this.inner).poll_write(cx, buf);
         if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            this.deadline = None;
+            this.answered();
         }
         written
     }
@@ -388,7 +507,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Limited<T> {
         }
         let written = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
-            this.deadline = None;
+            this.answered();
         }
         written
     }

@@ -115,3 +115,119 @@ async fn a_connection_over_the_cap_gets_503_overloaded() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Asks `GET /api/health` on a kept-alive connection: the status and the
+/// problem code of the answer (read whole, by its `content-length`).
+async fn ask(socket: &mut TcpStream) -> (u16, String) {
+    socket
+        .write_all(b"GET /api/health HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), socket.read(&mut buf))
+            .await
+            .expect("an answer within 5 s")
+            .unwrap();
+        assert_ne!(n, 0, "closed without a whole answer: {answer:?}");
+        answer.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+            continue;
+        };
+        let head = head.to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|l| l.trim().parse().ok())
+            .expect("a content-length");
+        if body.len() >= length {
+            let status = head[9..12].parse().unwrap();
+            let code = serde_json::from_str::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v["code"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            return (status, code);
+        }
+    }
+}
+
+/// Security review 2, finding 3: 50 idle keep-alive sockets of one client
+/// kept every other client out (`503 overloaded`) for 55 s. In a network
+/// namespace of the test's own (loopback is exempt from the per-address
+/// cap): one client address block (an IPv6 /64) holds at most
+/// `API_MAX_CONNECTIONS_PER_ADDRESS`, one more is `429
+/// too_many_connections`; at the global cap, the longest-idle keep-alive
+/// connection is closed for a newcomer, who is served.
+#[test]
+#[cfg_attr(
+    any(missing = "unshare", missing = "ip"),
+    ignore = "needs unshare and ip (a network namespace)"
+)]
+fn one_client_cannot_hold_every_connection() {
+    let ns = integration_tests::netns::NetNs::new(&[
+        "fd00::1",
+        "fd00::2",
+        "fd00::3",
+        "fd00:0:0:1::2",
+        "fd00:0:0:2::2",
+    ])
+    .expect("a network namespace of the test's own (run as root)");
+    ns.run(|| async {
+        let app = spawn_app(
+            Backend::Sqlite,
+            Config {
+                api_addr: "[fd00::1]:0".parse().unwrap(),
+                api_max_connections: Some(6),
+                api_max_connections_per_address: 3,
+                ..Config::default()
+            },
+        )
+        .await;
+        let from = |source: &'static str| {
+            let server = app.api_addr;
+            async move {
+                let socket = tokio::net::TcpSocket::new_v6().unwrap();
+                socket
+                    .bind(std::net::SocketAddr::new(source.parse().unwrap(), 0))
+                    .unwrap();
+                socket.connect(server).await.unwrap()
+            }
+        };
+        // One /64 (two of its addresses) fills its cap with idle keep-alive
+        // connections; its fourth is refused.
+        let mut first = from("fd00::2").await;
+        assert_eq!(ask(&mut first).await.0, 200);
+        let mut held = Vec::new();
+        for source in ["fd00::2", "fd00::3"] {
+            let mut socket = from(source).await;
+            assert_eq!(ask(&mut socket).await.0, 200);
+            held.push(socket);
+        }
+        let mut fourth = from("fd00::3").await;
+        assert_eq!(
+            ask(&mut fourth).await,
+            (429, "too_many_connections".to_owned()),
+            "the same /64 over its cap"
+        );
+        // Another /64 fills the rest of the global cap (6).
+        for _ in 0..3 {
+            let mut socket = from("fd00:0:0:1::2").await;
+            assert_eq!(ask(&mut socket).await.0, 200);
+            held.push(socket);
+        }
+        // At the cap, a newcomer is served: the longest-idle connection
+        // (the first) is closed to make room.
+        let mut newcomer = from("fd00:0:0:2::2").await;
+        assert_eq!(ask(&mut newcomer).await.0, 200, "a newcomer at the cap");
+        assert!(
+            until_closed(first, Duration::from_secs(3)).await.is_ok(),
+            "the longest-idle connection was closed"
+        );
+        // The others were not: each still answers.
+        for socket in &mut held {
+            assert_eq!(ask(socket).await.0, 200);
+        }
+    });
+}
