@@ -247,7 +247,11 @@ mod tests {
             assert_eq!(fields["kind"], kind.as_str());
             let warn = matches!(
                 kind,
-                K::ReuseDetected | K::LoginThrottled | K::PasswordCheckFailed | K::MfaFailed
+                K::ReuseDetected
+                    | K::LoginThrottled
+                    | K::SecondFactorLocked
+                    | K::PasswordCheckFailed
+                    | K::MfaFailed
             );
             let expected = if warn {
                 tracing::Level::WARN

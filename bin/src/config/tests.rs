@@ -273,3 +273,61 @@ fn access_token_lifetimes_below_the_minimum_are_refused() {
     assert_eq!(access_lifetime("10s"), Ok(MIN_ACCESS_TOKEN_EXPIRY));
     assert_eq!(access_lifetime("15m"), Ok(Duration::from_secs(900)));
 }
+
+/// The contract's Configuration table (v3), as it is written there, for the
+/// variables this service has today: each is declared, with the contract's
+/// default (issue 32, item 8). Variables of capabilities not built yet
+/// (`PUBLIC_URL`, `WEBAUTHN_*`, `DPOP_PROOF_MAX_AGE`, `SMTP_URL`, `MAIL_FROM`,
+/// `EMAIL_VERIFY_EXPIRY`, `PASSWORD_RESET_EXPIRY`) join the list with them.
+#[test]
+fn the_contracts_configuration_table_is_declared_with_its_defaults() {
+    use clap::CommandFactory as _;
+
+    const CONTRACT: [(&str, Option<&str>); 26] = [
+        ("DATABASE_URL", None),
+        ("API_ADDR", Some("127.0.0.1:3000")),
+        ("WS_ADDR", Some("127.0.0.1:3001")),
+        ("PRIVATE_KEY_PATH", Some("keys/private.pem")),
+        ("PUBLIC_KEY_PATH", Some("keys/public.pem")),
+        ("ACCESS_TOKEN_EXPIRY", Some("15m")),
+        ("REFRESH_TOKEN_EXPIRY", Some("7d")),
+        ("REFRESH_REUSE_GRACE", Some("10s")),
+        ("SESSION_MAX_AGE", Some("30d")),
+        ("WS_EXPIRY_WARNING", Some("60s")),
+        ("JWT_ISSUER", Some("auth")),
+        ("JWT_AUDIENCE", Some("api")),
+        ("COOKIE_SECURE", Some("true")),
+        ("ALLOW_REGISTRATION", Some("true")),
+        ("LOGIN_MAX_FAILURES", Some("5")),
+        ("LOGIN_FAILURE_WINDOW", Some("15m")),
+        ("TRUSTED_PROXIES", None),
+        ("CORS_ORIGINS", None),
+        ("JWT_ALG", Some("RS256")),
+        ("KEY_PUBLISH_AHEAD", Some("10m")),
+        ("WS_MAX_CONNECTIONS_PER_USER", Some("100")),
+        ("PASSWORD_QUEUE_LIMIT", Some("64")),
+        ("API_MAX_CONNECTIONS", None),
+        ("API_REQUEST_TIMEOUT", Some("10s")),
+        ("WS_MAX_CONNECTIONS_PER_ADDRESS", Some("1000")),
+        ("API_DOCS", Some("true")),
+    ];
+    let declared: HashMap<String, Option<String>> = Variables::command()
+        .get_arguments()
+        .filter_map(|arg| {
+            let name = arg.get_env()?.to_string_lossy().into_owned();
+            Some((name, declared_default(arg)))
+        })
+        .collect();
+    for (name, default) in CONTRACT {
+        let Some(ours) = declared.get(name) else {
+            panic!("{name}, in the contract's table, is not declared");
+        };
+        if let Some(default) = default {
+            assert_eq!(
+                ours.as_deref().map(str::to_ascii_lowercase),
+                Some(default.to_ascii_lowercase()),
+                "{name}: the contract's default"
+            );
+        }
+    }
+}
