@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use adapters::crypto::keys::{DEFAULT_KEY_BITS, PrivateKey};
 use adapters::system::SystemClock;
+use anyhow::Context as _;
 use application::use_cases::{KeyView, SigningKeys};
 use clap::Subcommand;
 use domain::{KeyState, Timestamp};
@@ -67,6 +68,16 @@ pub async fn run(command: KeysCommand, config: &Config) -> anyhow::Result<()> {
     );
     match command {
         KeysCommand::Rotate => {
+            let now = application::ports::Clock::now(&SystemClock);
+            wiring::check_secret_opens_current_key(&db, &keys.seal, now)
+                .await
+                .with_context(|| {
+                    format!(
+                        "the server secret {} does not open the current signing key, so a key \
+                         sealed under it would stop every server; nothing was added",
+                        config.seal_key_path().display()
+                    )
+                })?;
             let record = manage.rotate().await?;
             println!(
                 "added {} ({}): published now, signing from {}",

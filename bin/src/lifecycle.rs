@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use adapters::crypto::key_seal::KeyDoesNotOpen;
 use adapters::http::{self, ConnectionLimits};
 use adapters::persistence::Database;
 use adapters::telemetry::Metrics;
@@ -138,13 +139,16 @@ const START_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
 /// retrying until all of it succeeds. Nothing listens before: a process that
 /// has not loaded the revocation set serves no token (it would accept the
 /// access tokens of sessions revoked before it started).
+///
+/// # Errors
+/// A signing key the server secret does not open: no retry mends that.
 async fn until_ready(
     config: &Config,
     keys: &KeyMaterial,
     metrics: &Metrics,
     seams: &Seams,
     services: Services,
-) -> (Database, UseCases) {
+) -> anyhow::Result<(Database, UseCases)> {
     let mut backoff = Duration::from_millis(250);
     tracing::info!("not serving yet: connecting to the database to load the revoked sessions");
     loop {
@@ -174,7 +178,15 @@ async fn until_ready(
                     revoked_sessions = revoked,
                     "database ready, revoked sessions loaded"
                 );
-                return (database, auth);
+                return Ok((database, auth));
+            }
+            Ok(Err(e)) if KeyDoesNotOpen::in_chain(&e).is_some() => {
+                return Err(e.context(format!(
+                    "the server secret {} opens no signing key of this database: \
+                     it is another deployment's secret (restore the right file, or \
+                     set REFRESH_SEAL_KEY_PATH to it)",
+                    config.seal_key_path().display()
+                )));
             }
             Ok(Err(e)) => tracing::warn!(
                 error = ?e,
@@ -220,7 +232,7 @@ pub async fn start_with(
     } else {
         Metrics::disabled()
     };
-    let (database, auth) = until_ready(config, keys, &metrics, seams, services).await;
+    let (database, auth) = until_ready(config, keys, &metrics, seams, services).await?;
     let pool = database.clone();
     metrics.observe_pool(Arc::new(move || pool.pool_stats()));
     let feed = auth.revocations.clone();

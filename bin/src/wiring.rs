@@ -191,6 +191,33 @@ pub fn rest(use_cases: &UseCases) -> adapters::http::RestUseCases {
     }
 }
 
+/// Checks that `seal_key` opens the signing key that signs now, before
+/// `authd keys rotate` seals a new one under it (security review 2, finding
+/// 7): a key sealed under another deployment's secret would stop every
+/// server once it became current. Nothing to check in an empty set.
+///
+/// # Errors
+/// The store failed, or the current key does not open
+/// ([`adapters::crypto::key_seal::KeyDoesNotOpen`] in the chain).
+pub async fn check_secret_opens_current_key(
+    db: &Database,
+    seal_key: &SealKey,
+    now: domain::Timestamp,
+) -> anyhow::Result<()> {
+    use application::ports::SigningKeyStore as _;
+    let keys = SeaSigningKeyStore::new(db.clone()).list().await?;
+    let records: Vec<domain::KeyRecord> = keys.iter().map(|k| k.record.clone()).collect();
+    let Some(current) = domain::signing_keys::current(&records, now) else {
+        return Ok(());
+    };
+    let key = keys
+        .iter()
+        .find(|k| k.record.kid == current.kid)
+        .context("the current key vanished from its own list")?;
+    KeySeal::new(seal_key).open(&key.record.kid, key.record.alg, &key.sealed_private)?;
+    Ok(())
+}
+
 /// The key-set operations (`authd keys ...`, and the first key of an empty set).
 /// New RSA keys have `rsa_bits` bits ([`DEFAULT_KEY_BITS`] but in tests).
 pub fn signing_keys(

@@ -126,8 +126,29 @@ impl KeySeal {
         }
         self.0
             .open(&context(kid, alg), sealed)
-            .ok_or_else(|| anyhow::anyhow!("the signing key {kid} does not open"))
+            .ok_or_else(|| {
+                anyhow::Error::new(KeyDoesNotOpen {
+                    kid: kid.to_owned(),
+                })
+            })
             .context("is REFRESH_SEAL_KEY_PATH the deployment's server secret?")
+    }
+}
+
+/// A sealed signing key that this server secret does not open: another
+/// deployment's secret, or altered bytes. Waiting does not help, so a
+/// server stops on it (security review 2, finding 7).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the signing key {kid} does not open with this server secret")]
+pub struct KeyDoesNotOpen {
+    /// The key's id.
+    pub kid: String,
+}
+
+impl KeyDoesNotOpen {
+    /// The one in `error`'s chain, if any.
+    pub fn in_chain(error: &anyhow::Error) -> Option<&Self> {
+        error.chain().find_map(|cause| cause.downcast_ref::<Self>())
     }
 }
 

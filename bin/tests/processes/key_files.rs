@@ -170,3 +170,104 @@ fn keys_rotate_never_creates_the_server_secret() {
         .unwrap();
     assert!(!out.status.success(), "keys list without the secret");
 }
+
+/// Starts `authd serve` in `dir` and waits until it listens (or fails).
+fn serve_until_listening(dir: &Path, log: &str) -> Proc {
+    let mut serve = authd(dir, "serve");
+    serve.env("RUST_LOG", "info");
+    let mut proc = Proc::spawn("authd", serve, dir.join(log)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !proc.log_text().contains("REST API listening") {
+        assert!(
+            proc.exited().is_none(),
+            "authd stopped:\n{}",
+            proc.log_tail()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "not listening:\n{}",
+            proc.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    proc
+}
+
+/// Security review 2, finding 7 (the rest): with another deployment's
+/// server secret, `authd keys rotate` adds no key (it checks that the secret
+/// opens the current key first), and a server exits non-zero at once with a
+/// message naming the secret's path, where it used to wait for ever, "not
+/// serving yet". The secret's content is never printed.
+#[test]
+fn a_server_secret_that_opens_no_key_is_refused_by_name() {
+    let dir = process::temp_dir("authd-wrong-secret").unwrap();
+    // The first key comes from these files (no 4096-bit key made in a debug build).
+    process::write_rsa_keys(&dir.join("keys"), 2048).unwrap();
+    let mut first = serve_until_listening(&dir, "first.log");
+    first.stop();
+    let right = dir.join("keys/refresh-seal.key");
+    let other = process::temp_dir("authd-other-secret").unwrap();
+    let wrong = other.join("refresh-seal.key");
+    process::run(
+        Command::new(crate::authd())
+            .args(["keys", "generate", "--bits", "2048", "--out"])
+            .arg(&other),
+    )
+    .unwrap();
+    let wrong_text = std::fs::read_to_string(&wrong).unwrap();
+
+    let list = |secret: &Path| {
+        let out = authd(&dir, "keys list")
+            .env("REFRESH_SEAL_KEY_PATH", secret)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    let before = list(&right);
+    let out = authd(&dir, "keys rotate")
+        .env("REFRESH_SEAL_KEY_PATH", &wrong)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "rotate with another secret: {stderr}"
+    );
+    assert!(stderr.contains(&wrong.display().to_string()), "{stderr}");
+    assert!(stderr.contains("nothing was added"), "{stderr}");
+    assert!(
+        !stderr.contains(wrong_text.trim()),
+        "the secret was printed"
+    );
+    assert_eq!(list(&right), before, "a key was added");
+
+    let mut serve = authd(&dir, "serve");
+    serve.env("REFRESH_SEAL_KEY_PATH", &wrong);
+    let mut proc = Proc::spawn("authd", serve, dir.join("wrong.log")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = proc.exited() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running with another secret:\n{}",
+            proc.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = proc.log_text();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains(&wrong.display().to_string()), "{log}");
+    assert!(log.contains("opens no signing key"), "{log}");
+    assert!(!log.contains(wrong_text.trim()), "the secret was logged");
+    // With its own secret the server starts as before.
+    serve_until_listening(&dir, "again.log").stop();
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&other);
+}
