@@ -108,8 +108,9 @@ fn service() -> OpenApiService<Apis, ()> {
 /// The OpenAPI 3 document of the REST API (what `authd openapi` prints and
 /// `/api/openapi.json` serves).
 pub fn openapi_json() -> String {
-    static DOCUMENT: std::sync::LazyLock<String> =
-        std::sync::LazyLock::new(|| with_database_unavailable(&service().spec()));
+    static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        with_exactly_one_second_factor(&with_database_unavailable(&service().spec()))
+    });
     DOCUMENT.clone()
 }
 
@@ -159,6 +160,38 @@ fn with_database_unavailable(spec: &str) -> String {
                 });
                 responses.insert("503".to_owned(), unavailable);
             }
+        }
+    }
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|_| spec.to_owned())
+}
+
+/// States in the schema of `POST /api/login/mfa`'s body what its
+/// description says (security review 2, finding 11): exactly one of `code`
+/// and `recoveryCode` (`oneOf` two `required` lists: both or neither match
+/// no branch or two), and the code's form (six digits, whitespace around
+/// them ignored, as `application::second_factor` reads it; another string
+/// is a wrong code, `401`). poem-openapi has no attribute for `oneOf`; the
+/// pattern is stated here only, since where a code is optional (a password
+/// change without two-factor login) it is not read at all.
+fn with_exactly_one_second_factor(spec: &str) -> String {
+    const TOTP_CODE_PATTERN: &str = r"^\s*[0-9]{6}\s*$";
+    let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(spec) else {
+        return spec.to_owned();
+    };
+    if let Some(body) = doc
+        .pointer_mut("/components/schemas/SecondFactorBody")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        body.insert(
+            "oneOf".to_owned(),
+            serde_json::json!([{"required": ["code"]}, {"required": ["recoveryCode"]}]),
+        );
+        if let Some(code) = body
+            .get_mut("properties")
+            .and_then(|p| p.get_mut("code"))
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            code.insert("pattern".to_owned(), TOTP_CODE_PATTERN.into());
         }
     }
     serde_json::to_string_pretty(&doc).unwrap_or_else(|_| spec.to_owned())
@@ -272,4 +305,21 @@ where
         .idle_timeout(IDLE_TIMEOUT)
         .run_with_graceful_shutdown(endpoint, shutdown, Some(Duration::from_secs(10)))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    /// Security review 2, finding 11: the document states "exactly one of
+    /// `code` and `recoveryCode`" and the code's form, as the service reads
+    /// them.
+    #[test]
+    fn the_second_steps_body_says_exactly_one_factor_and_the_codes_form() {
+        let doc: serde_json::Value = serde_json::from_str(&super::openapi_json()).unwrap();
+        let body = &doc["components"]["schemas"]["SecondFactorBody"];
+        assert_eq!(
+            body["oneOf"],
+            serde_json::json!([{"required": ["code"]}, {"required": ["recoveryCode"]}])
+        );
+        assert_eq!(body["properties"]["code"]["pattern"], r"^\s*[0-9]{6}\s*$");
+    }
 }

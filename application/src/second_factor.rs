@@ -70,8 +70,8 @@ pub(crate) async fn use_second_factor(
     }
 }
 
-/// The six digits of a typed code (spaces allowed, as apps show `123 456`);
-/// `None` for anything else.
+/// The six digits of a typed code (whitespace around them ignored); `None`
+/// for anything else.
 pub(crate) fn code_digits(code: &SecretString) -> Option<&str> {
     let typed = code.expose_secret().trim();
     let digits = usize::try_from(domain::totp::DIGITS).unwrap_or(6);
