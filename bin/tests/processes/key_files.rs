@@ -47,12 +47,14 @@ fn authd(dir: &Path, args: &str) -> Command {
 /// Starts `authd serve` and expects it to refuse: it exits unsuccessfully
 /// within 20 s with `expected` in its output.
 fn refuses(dir: &Path, expected: &str, case: &str) {
-    let mut proc = Proc::spawn(
-        "authd",
-        authd(dir, "serve"),
-        dir.join(format!("{}.log", case.replace(' ', "-"))),
-    )
-    .unwrap();
+    refused(authd(dir, "serve"), dir, expected, case);
+}
+
+/// Runs `serve` (an `authd serve` of `dir`) and expects it to refuse as
+/// [`refuses`] says; returns its log.
+fn refused(serve: Command, dir: &Path, expected: &str, case: &str) -> String {
+    let log = dir.join(format!("{}.log", case.replace(' ', "-")));
+    let mut proc = Proc::spawn("authd", serve, log).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(status) = proc.exited() {
@@ -68,6 +70,7 @@ fn refuses(dir: &Path, expected: &str, case: &str) {
     let log = proc.log_text();
     assert!(!status.success(), "{case}: exited successfully:\n{log}");
     assert!(log.contains(expected), "{case}: no {expected:?} in:\n{log}");
+    log
 }
 
 #[test]
@@ -122,24 +125,7 @@ fn key_files_and_the_database_are_private_and_loose_keys_are_refused() {
     std::fs::remove_file(&public).unwrap();
 
     // Without the public file the pair is the private key alone: it starts.
-    let mut serve = authd(&dir, "serve");
-    serve.env("RUST_LOG", "info");
-    let mut proc = Proc::spawn("authd", serve, dir.join("ok.log")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !proc.log_text().contains("REST API listening") {
-        assert!(
-            proc.exited().is_none(),
-            "authd stopped:\n{}",
-            proc.log_tail()
-        );
-        assert!(
-            Instant::now() < deadline,
-            "not listening:\n{}",
-            proc.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    proc.stop();
+    serve_until_listening(&dir, "ok.log").stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -248,23 +234,8 @@ fn a_server_secret_that_opens_no_key_is_refused_by_name() {
 
     let mut serve = authd(&dir, "serve");
     serve.env("REFRESH_SEAL_KEY_PATH", &wrong);
-    let mut proc = Proc::spawn("authd", serve, dir.join("wrong.log")).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = proc.exited() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still running with another secret:\n{}",
-            proc.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let log = proc.log_text();
-    assert!(!status.success(), "{log}");
+    let log = refused(serve, &dir, "opens no signing key", "another secret");
     assert!(log.contains(&wrong.display().to_string()), "{log}");
-    assert!(log.contains("opens no signing key"), "{log}");
     assert!(!log.contains(wrong_text.trim()), "the secret was logged");
     // With its own secret the server starts as before.
     serve_until_listening(&dir, "again.log").stop();
