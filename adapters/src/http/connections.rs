@@ -115,7 +115,7 @@ fn now_ms() -> u64 {
 /// What the listener knows of one open connection.
 #[derive(Debug, Default)]
 struct Idle {
-    /// When its last answer was written and no request byte came since
+    /// When its last answer was flushed and no request byte came since
     /// ([`now_ms`]), or 0 while a request is arriving or being answered.
     since: AtomicU64,
     /// Closed to make room at the cap: its next read is the end of stream.
@@ -430,11 +430,19 @@ impl<T: AsyncRead + Unpin> AsyncRead for Limited<T> {
 }
 
 impl<T> Limited<T> {
-    /// Part of an answer was written: the request deadline is met, and the
-    /// connection counts as idle from now until the next request's bytes.
+    /// Part of an answer was written: the request deadline is met. The
+    /// connection counts as idle once the answer is flushed ([`Self::flushed`]).
     fn answered(&mut self) {
         self.deadline = None;
-        self.idle.since.store(now_ms(), Ordering::SeqCst);
+    }
+
+    /// Everything written is flushed: after an answer (no request begun
+    /// since, so no deadline armed), the connection is idle from now until
+    /// the next request's first byte.
+    fn flushed(&mut self) {
+        if self.deadline.is_none() && self.idle.since.load(Ordering::SeqCst) == 0 {
+            self.idle.since.store(now_ms(), Ordering::SeqCst);
+        }
     }
 }
 
@@ -482,7 +490,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Limited<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let flushed = Pin::new(&mut self.inner).poll_flush(cx);
+        if matches!(flushed, Poll::Ready(Ok(()))) {
+            self.flushed();
+        }
+        flushed
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
