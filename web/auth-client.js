@@ -11,6 +11,19 @@
 // - Logout asks the server to revoke the session; the server closes the
 //   WebSocket (close code 4003), and the client closes it itself if that has
 //   not happened within two seconds.
+// - The tabs of one browser share the refresh cookie, so they refresh as one:
+//   a tab refreshes only while it holds the Web Lock `authd-refresh`, and
+//   hands the new access token to the other tabs over the BroadcastChannel
+//   `authd-auth`; a tab that gets the lock after another tab has refreshed
+//   takes that tab's token instead of rotating the cookie again. N tabs cost
+//   one rotation per expiry, and none depends on the server's reuse grace
+//   (which stays the safety net). Logins and logouts are told to the other
+//   tabs too, and a tab being opened asks the signed-in ones for the token
+//   before it refreshes. The channel carries access tokens only to pages of
+//   this origin, which could call /api/refresh with the cookie anyway; the
+//   refresh token never leaves the cookie. Without `navigator.locks` or
+//   `BroadcastChannel` (an old browser, a page not served over HTTPS), each
+//   tab refreshes for itself as before.
 //
 // Usage:
 //   const client = new AuthClient({ onEvent: (name, detail) => ..., onState: (state) => ... });
@@ -32,6 +45,30 @@
     // A quarter of the lifetime, between 5 s and 60 s: 15 min tokens refresh
     // 60 s early, 20 s tokens 5 s early.
     return Math.max(5, Math.min(60, Math.floor(lifetimeSeconds / 4)));
+  }
+
+  /** The Web Lock a tab holds while it refreshes (one tab at a time per browser profile). */
+  const REFRESH_LOCK = 'authd-refresh';
+  /** The BroadcastChannel the tabs of this origin tell each other tokens, logins and logouts on. */
+  const TAB_CHANNEL = 'authd-auth';
+  /** How long a tab being opened waits for a signed-in tab to hand over the token. */
+  const ASK_TABS_MS = 300;
+  // How long a tab keeps the lock after telling the others its new token.
+  // The lock and the channel are separate, so nothing orders the message
+  // before the next tab's turn with the lock; the message takes
+  // milliseconds, and a tab whose turn still came first only rotates once
+  // more (its cookie is the current one: never reuse).
+  const HANDOVER_MS = 200;
+
+  function sleep(ms) {
+    return new Promise((resolve) => setTimeout(resolve, ms));
+  }
+
+  /** Whether a message from another tab holds a token response's members, well typed. */
+  function isTokenMessage(msg) {
+    return typeof msg.accessToken === 'string' && Number.isFinite(msg.expiresAt) &&
+      Number.isFinite(msg.expiresIn) && msg.user !== null && typeof msg.user === 'object' &&
+      typeof msg.user.id === 'string' && typeof msg.user.username === 'string';
   }
 
   class AuthError extends Error {
@@ -70,10 +107,26 @@
       this.expiresAt = null; // unix seconds
       this.user = null;
       this.authMethods = null; // the access token's amr, e.g. ['pwd', 'otp']
+      this.lifetime = null; // seconds, as issued (the refresh lead depends on it)
       this.socket = null;
+      this.socketUserId = null; // the user the open socket authenticated as
       this.refreshTimer = null;
       this.refreshing = null;
       this.echoWaiters = [];
+      // Coordination between tabs (see the top of this file); null when the
+      // browser lacks it, and then each tab refreshes for itself.
+      this.locks = (global.navigator && global.navigator.locks &&
+        typeof global.navigator.locks.request === 'function') ? global.navigator.locks : null;
+      this.channel = null;
+      if (typeof global.BroadcastChannel === 'function') {
+        try {
+          this.channel = new global.BroadcastChannel(TAB_CHANNEL);
+          this.channel.addEventListener('message', (ev) => this.handleTabMessage(ev.data));
+        } catch (_) {
+          this.channel = null;
+        }
+      }
+      this.tabAnswered = null; // resolves resume()'s wait for another tab's token
     }
 
     /** True while an access token is held. */
@@ -120,6 +173,8 @@
       }
       this.acceptTokens(body);
       this.onEvent('login', body.user.username + ', ' + (this.authMethods || ['?']).join('+'));
+      // The cookie is the new session's now, in every tab.
+      this.tellTabs('login', body);
       return body;
     }
 
@@ -140,6 +195,7 @@
       this.acceptTokens(body);
       this.onEvent('login', body.user.username + ', ' + (this.authMethods || ['?']).join('+') +
         (hasRecovery ? ' (recovery code)' : ''));
+      this.tellTabs('login', body);
       return body;
     }
 
@@ -184,9 +240,15 @@
       this.onEvent('totp_disabled', '');
     }
 
-    /** Tries the refresh cookie, e.g. on page load. Resolves to true when signed in. */
+    /**
+     * Signs in from the session this browser already has, e.g. on page load:
+     * from another tab that is signed in, else with the refresh cookie.
+     * Resolves to true when signed in.
+     */
     async resume() {
       try {
+        // A tab being opened next to signed-in ones costs no rotation.
+        if (await this.askTabs()) return true;
         await this.refresh();
         return true;
       } catch (err) {
@@ -197,18 +259,27 @@
 
     /**
      * Rotates the refresh cookie and gets a new access token; an open socket is
-     * re-authenticated with it. Concurrent calls share one request, because
-     * two refreshes with one cookie would look like reuse.
+     * re-authenticated with it, and the other tabs are given it. Resolves to
+     * the token response, or, when another tab refreshed while this one
+     * waited for the lock, to one of that tab's token (no second rotation).
+     * Concurrent calls share one request, because two refreshes with one
+     * cookie would look like reuse; the lock does the same between tabs.
      */
     refresh() {
       if (!this.refreshing) {
-        this.refreshing = this.request('POST', '/refresh', {})
-          .then((body) => {
+        // The token this refresh is to replace: the tab whose turn with the
+        // lock comes after another tab's refresh finds a newer one.
+        const replacing = { token: this.accessToken, expiresAt: this.expiresAt };
+        this.refreshing = this.withRefreshLock(() => {
+          if (this.replacedSince(replacing)) return this.tokenResponse();
+          return this.request('POST', '/refresh', {}).then((body) => {
             this.acceptTokens(body);
             this.onEvent('refreshed', 'expires in ' + body.expiresIn + 's');
             this.reauthSocket();
+            this.tellTabs('token', body);
             return body;
-          })
+          });
+        })
           .catch((err) => {
             this.onEvent('refresh_failed', err.code || err.message);
             if (err instanceof AuthError && err.status === 401) this.signOutLocally();
@@ -227,17 +298,12 @@
       try {
         await this.request('POST', '/logout', { token });
         this.onEvent('logout', 'session revoked');
+        // Only once the server revoked it: a failed request leaves the
+        // session alive, and the other tabs keep it.
+        this.tellTabs('logout');
       } finally {
         this.signOutLocally(false);
-        // The server closes the socket (4003) once the revocation reaches it;
-        // close it here only if that did not happen in time.
-        if (socket) {
-          setTimeout(() => {
-            if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
-              socket.close(1000, 'logout');
-            }
-          }, 2000);
-        }
+        this.closeSocketSoon(socket, 'logout');
       }
     }
 
@@ -254,6 +320,7 @@
     async deleteAccount(password) {
       await this.request('DELETE', '/account', { token: this.accessToken, json: { password } });
       this.onEvent('account_deleted', '');
+      this.tellTabs('logout');
       this.signOutLocally(false);
     }
 
@@ -280,6 +347,7 @@
         socket.send(JSON.stringify({ type: 'auth', access: this.accessToken }));
       }, { once: true });
       this.socket = socket;
+      this.socketUserId = this.user.id;
       this.onEvent('ws_connecting', '');
       socket.addEventListener('open', () => this.onState());
       socket.addEventListener('message', (ev) => this.handleMessage(ev.data));
@@ -364,9 +432,155 @@
       }
     }
 
+    /** The server closes a revoked session's socket (4003); closes it here if that did not happen in time. */
+    closeSocketSoon(socket, reason) {
+      if (!socket) return;
+      setTimeout(() => {
+        if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
+          socket.close(1000, reason);
+        }
+      }, 2000);
+    }
+
+    // -- between tabs ------------------------------------------------------
+
+    /**
+     * Runs `work` (a function returning a promise) while holding the refresh
+     * lock, so that no two tabs refresh at once; without Web Locks, at once.
+     */
+    withRefreshLock(work) {
+      if (!this.locks) return Promise.resolve().then(work);
+      return new Promise((resolve, reject) => {
+        let started = false;
+        this.locks.request(REFRESH_LOCK, () => {
+          started = true;
+          const done = Promise.resolve().then(work);
+          done.then(resolve, reject);
+          // The caller has its answer now; the lock is kept a moment longer
+          // (see HANDOVER_MS). The tabs' timers fire together, so the next
+          // tab's request is usually already waiting.
+          return done.then(() => sleep(HANDOVER_MS), () => undefined);
+        }).catch(() => {
+          // The lock itself failed (not the work, whose outcome is passed on
+          // above): refresh without it, as a tab without Web Locks does.
+          if (!started) Promise.resolve().then(work).then(resolve, reject);
+        });
+      });
+    }
+
+    /** Whether another tab has given this one a newer token than `replacing` since it was taken. */
+    replacedSince(replacing) {
+      if (!this.signedIn || this.accessToken === replacing.token || this.secondsLeft() === 0) return false;
+      return replacing.expiresAt === null || this.expiresAt >= replacing.expiresAt;
+    }
+
+    /** The token held, in the shape of a token response (what refresh resolves to, what the tabs exchange). */
+    tokenResponse() {
+      return {
+        accessToken: this.accessToken,
+        tokenType: 'Bearer',
+        expiresIn: this.lifetime,
+        expiresAt: this.expiresAt,
+        user: this.user,
+      };
+    }
+
+    /**
+     * Tells the other tabs `type`: `token` (a refresh's token, or the answer
+     * to `query`), `login` (a new session's token), `logout`, or `query`
+     * (a tab being opened asks for the token). Never logged.
+     */
+    tellTabs(type, body) {
+      if (!this.channel) return;
+      const msg = { type };
+      if (body) {
+        msg.accessToken = body.accessToken;
+        msg.expiresAt = body.expiresAt;
+        msg.expiresIn = body.expiresIn; // the lifetime as issued: every tab computes one lead
+        msg.user = { id: body.user.id, username: body.user.username };
+      }
+      try {
+        this.channel.postMessage(msg);
+      } catch (_) {
+        // A closed channel (the page is going away): nothing to tell.
+      }
+    }
+
+    handleTabMessage(msg) {
+      if (msg === null || typeof msg !== 'object') return;
+      switch (msg.type) {
+        case 'query':
+          if (this.signedIn && this.secondsLeft() > 0) this.tellTabs('token', this.tokenResponse());
+          break;
+        case 'token':
+        case 'login':
+          if (isTokenMessage(msg)) this.adoptTabToken(msg, msg.type === 'login');
+          break;
+        case 'logout': {
+          // The session is revoked on the server; its socket here is closed
+          // by the server (4003), or by us if that does not happen in time.
+          if (!this.signedIn) break;
+          const socket = this.socket;
+          this.onEvent('logout_in_tab', 'signed out in another tab');
+          this.signOutLocally();
+          this.closeSocketSoon(socket, 'logout');
+          break;
+        }
+        default:
+          break;
+      }
+    }
+
+    /**
+     * Takes a token another tab got: as after a refresh of our own (state,
+     * timer, the socket re-authenticated). A refresh's token only when newer
+     * than ours (a late message must not undo a later refresh); a login's
+     * always, since the cookie is that session's now.
+     */
+    adoptTabToken(msg, login) {
+      if (msg.expiresAt <= Math.floor(Date.now() / 1000)) return;
+      if (msg.accessToken === this.accessToken) return;
+      if (!login && this.signedIn && msg.expiresAt <= this.expiresAt) return;
+      this.acceptTokens(msg);
+      if (login) {
+        this.onEvent('login_in_tab', msg.user.username + ', ' + (this.authMethods || ['?']).join('+'));
+      } else {
+        this.onEvent('token_from_tab', 'expires in ' + this.secondsLeft() + 's');
+      }
+      if (this.socket && this.socketUserId !== msg.user.id) {
+        // A socket of another user (someone else logged in in another tab):
+        // a reauth would be refused, so it ends here.
+        this.socket.close(1000, 'signed in as another user');
+      } else {
+        this.reauthSocket();
+      }
+      if (this.tabAnswered) this.tabAnswered();
+    }
+
+    /**
+     * Asks the other tabs for the token (resume on page load). Resolves to
+     * true when one answered within ASK_TABS_MS, false otherwise (no
+     * channel, no signed-in tab).
+     */
+    askTabs() {
+      if (this.signedIn) return Promise.resolve(true);
+      if (!this.channel) return Promise.resolve(false);
+      return new Promise((resolve) => {
+        const finish = (answered) => {
+          clearTimeout(timer);
+          this.tabAnswered = null;
+          resolve(answered);
+        };
+        const timer = setTimeout(() => finish(false), ASK_TABS_MS);
+        this.tabAnswered = () => finish(true);
+        this.tellTabs('query');
+      });
+    }
+
     acceptTokens(body) {
       this.accessToken = body.accessToken;
       this.expiresAt = body.expiresAt;
+      this.lifetime = body.expiresIn;
       this.user = body.user;
       this.authMethods = authMethodsOf(body.accessToken);
       this.scheduleRefresh(body.expiresIn);
@@ -386,6 +600,7 @@
       this.refreshTimer = null;
       this.accessToken = null;
       this.expiresAt = null;
+      this.lifetime = null;
       this.user = null;
       this.authMethods = null;
       if (notify !== false) this.onEvent('signed_out', '');

@@ -4,7 +4,8 @@
 // ws_connecting, connected, reauth_success, token_expiring, pong, echo_ok,
 // "error <code>", "closed <code>", logout, signed_out, not_signed_in,
 // password_changed, account_deleted, mfa_required, totp_begun, totp_enabled,
-// totp_disabled, failed.
+// totp_disabled, failed; and from the other tabs of this browser (see
+// auth-client.js): token_from_tab, login_in_tab, logout_in_tab.
 //
 // Secrets shown here (a TOTP secret, recovery codes) go into the page's text
 // only, never into the log or storage, and are removed once done with or on

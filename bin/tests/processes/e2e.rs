@@ -12,6 +12,7 @@
 
 mod browser;
 mod browser_mfa;
+mod browser_tabs;
 pub mod client;
 mod deployment;
 mod nginx;

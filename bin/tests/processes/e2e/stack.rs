@@ -1,6 +1,8 @@
 //! The deployed system on loopback: two `authd api` and two `authd ws`
 //! processes on one PostgreSQL database, and Nginx with the project's own
 //! template rendered for free loopback ports and a fresh test certificate.
+//! Each `authd api` serves its metrics on a loopback port of its own
+//! (`METRICS_ADDR`, as in `infra/docker-compose.yml`), outside Nginx.
 //! Everything is torn down on `Drop` (logs are kept when a test panics).
 
 use std::fs::{self, File};
@@ -113,6 +115,8 @@ pub struct Stack {
     pub http_port: u16,
     pub api_ports: Vec<u16>,
     pub ws_ports: Vec<u16>,
+    /// `METRICS_ADDR` ports of the `authd api` processes, in their order.
+    pub metrics_ports: Vec<u16>,
     pub cert_pem: Vec<u8>,
     pub access_log: PathBuf,
     // Nginx first: it goes down before the services it proxies to.
@@ -141,10 +145,11 @@ impl Stack {
         .context("make-dev-cert.sh")?;
         let cert_pem = fs::read(dir.join("certs/dev.crt"))?;
 
-        let ports = free_ports(6);
+        let ports = free_ports(8);
         let (http_port, https_port) = (ports[0], ports[1]);
         let api_ports = vec![ports[2], ports[3]];
         let ws_ports = vec![ports[4], ports[5]];
+        let metrics_ports = vec![ports[6], ports[7]];
 
         let mut stack = Self {
             dir: dir.clone(),
@@ -152,6 +157,7 @@ impl Stack {
             http_port,
             api_ports: api_ports.clone(),
             ws_ports: ws_ports.clone(),
+            metrics_ports: metrics_ports.clone(),
             cert_pem,
             access_log: access_log.clone(),
             nginx: None,
@@ -190,9 +196,11 @@ impl Stack {
             );
         }
 
-        for (i, port) in api_ports.iter().enumerate() {
+        for (i, (port, metrics)) in api_ports.iter().zip(&metrics_ports).enumerate() {
             let mut cmd = Command::new(&authd);
-            cmd.arg("api").env("API_ADDR", format!("127.0.0.1:{port}"));
+            cmd.arg("api")
+                .env("API_ADDR", format!("127.0.0.1:{port}"))
+                .env("METRICS_ADDR", format!("127.0.0.1:{metrics}"));
             service_env(&mut cmd);
             let name = format!("api-{}", i + 1);
             let log = dir.join(format!("logs/{name}.log"));
@@ -233,6 +241,37 @@ impl Stack {
     /// `https://127.0.0.1:PORT` — the one origin clients use.
     pub fn origin(&self) -> String {
         format!("https://127.0.0.1:{}", self.https_port)
+    }
+
+    /// The sum over the `authd api` processes of the metric series written
+    /// exactly as `series` (name and labels), e.g.
+    /// `authd_refreshes_total{outcome="rotated"}`; a process that has no such
+    /// line counts 0.
+    ///
+    /// # Errors
+    /// A metrics endpoint that does not answer 200, or a value that is not a number.
+    pub async fn metric_total(&self, series: &str) -> Result<f64> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()?;
+        let mut total = 0.0;
+        for port in &self.metrics_ports {
+            let url = format!("http://127.0.0.1:{port}/metrics");
+            let resp = http.get(&url).send().await.with_context(|| url.clone())?;
+            if resp.status() != 200 {
+                bail!("{url}: {}", resp.status());
+            }
+            let text = resp.text().await?;
+            for line in text.lines() {
+                if let Some(value) = line.strip_prefix(series).and_then(|r| r.strip_prefix(' ')) {
+                    total += value
+                        .trim()
+                        .parse::<f64>()
+                        .with_context(|| format!("{url}: {line}"))?;
+                }
+            }
+        }
+        Ok(total)
     }
 
     /// Everything the services and Nginx logged, concatenated.
