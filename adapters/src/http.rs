@@ -39,6 +39,7 @@ use api::auth::AuthApi;
 use api::login_mfa::LoginMfaApi;
 use api::meta::MetaApi;
 use api::mfa::MfaApi;
+use api::passkeys::PasskeysApi;
 use api::protected::ProtectedApi;
 use api::sessions::SessionsApi;
 
@@ -77,6 +78,7 @@ type Apis = (
     AuthApi,
     LoginMfaApi,
     MfaApi,
+    PasskeysApi,
     SessionsApi,
     AccountApi,
     ProtectedApi,
@@ -89,6 +91,7 @@ fn service() -> OpenApiService<Apis, ()> {
             AuthApi,
             LoginMfaApi,
             MfaApi,
+            PasskeysApi,
             SessionsApi,
             AccountApi,
             ProtectedApi,
@@ -211,6 +214,8 @@ pub struct RestUseCases {
     pub account: Arc<Account>,
     /// Managing two-factor login.
     pub two_factor: Arc<application::use_cases::TwoFactor>,
+    /// Passkeys.
+    pub passkeys: Arc<application::use_cases::Passkeys>,
     /// Bearer tokens; the JWKS.
     pub access: Arc<AccessCheck>,
     /// `GET /api/health`.
@@ -256,6 +261,7 @@ pub fn routes(
         sessions,
         account,
         two_factor,
+        passkeys,
         access,
         readiness,
     } = use_cases;
@@ -265,6 +271,7 @@ pub fn routes(
         .data(sessions)
         .data(account)
         .data(two_factor)
+        .data(passkeys)
         .data(access)
         .data(readiness)
         .data(config.clone());

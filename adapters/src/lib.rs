@@ -19,6 +19,7 @@ pub mod private_files;
 pub mod problem;
 pub mod system;
 pub mod telemetry;
+pub mod webauthn;
 pub mod ws;
 
 /// The arrows between the adapter modules point one way: each module may

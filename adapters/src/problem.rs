@@ -58,6 +58,12 @@ pub enum Code {
     UsernameTaken,
     /// `409`: two-factor login is on already.
     MfaAlreadyEnabled,
+    /// `401 invalid_passkey`: a passkey login that did not verify.
+    InvalidPasskey,
+    /// `400 invalid_passkey`: a passkey registration that did not verify.
+    InvalidPasskeyRegistration,
+    /// `409`: that passkey's credential id is registered.
+    PasskeyExists,
     /// `413`: the request body is too large.
     PayloadTooLarge,
     /// `429`: too many failed logins; `Retry-After` says when to try again.
@@ -77,7 +83,7 @@ pub enum Code {
 
 impl Code {
     /// Every code.
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 30] = [
         Self::BadRequest,
         Self::InvalidUsername,
         Self::WeakPassword,
@@ -98,6 +104,9 @@ impl Code {
         Self::MethodNotAllowed,
         Self::UsernameTaken,
         Self::MfaAlreadyEnabled,
+        Self::InvalidPasskey,
+        Self::InvalidPasskeyRegistration,
+        Self::PasskeyExists,
         Self::PayloadTooLarge,
         Self::RateLimited,
         Self::TooManyConnections,
@@ -129,6 +138,8 @@ impl Code {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::UsernameTaken => "username_taken",
+            Self::InvalidPasskey | Self::InvalidPasskeyRegistration => "invalid_passkey",
+            Self::PasskeyExists => "passkey_exists",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
             Self::TooManyConnections => "too_many_connections",
@@ -145,7 +156,8 @@ impl Code {
             Self::BadRequest
             | Self::InvalidUsername
             | Self::WeakPassword
-            | Self::InvalidEnrolmentCode => 400,
+            | Self::InvalidEnrolmentCode
+            | Self::InvalidPasskeyRegistration => 400,
             Self::InvalidCredentials
             | Self::InvalidToken
             | Self::RefreshMissing
@@ -154,11 +166,12 @@ impl Code {
             | Self::RefreshReused
             | Self::SessionRevoked
             | Self::InvalidMfaCode
-            | Self::MfaTokenInvalid => 401,
+            | Self::MfaTokenInvalid
+            | Self::InvalidPasskey => 401,
             Self::RegistrationClosed | Self::OriginNotAllowed | Self::MfaRequired => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::UsernameTaken | Self::MfaAlreadyEnabled => 409,
+            Self::UsernameTaken | Self::MfaAlreadyEnabled | Self::PasskeyExists => 409,
             Self::PayloadTooLarge => 413,
             Self::RateLimited | Self::TooManyConnections => 429,
             Self::HeadersTooLarge => 431,
@@ -230,6 +243,9 @@ mod tests {
             ("method_not_allowed", 405),
             ("username_taken", 409),
             ("mfa_already_enabled", 409),
+            ("invalid_passkey", 401),
+            ("invalid_passkey", 400),
+            ("passkey_exists", 409),
             ("payload_too_large", 413),
             ("rate_limited", 429),
             ("too_many_connections", 429),

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use crate::ports::{
     AccessTokenSigner, AccessTokenVerifier, Clock, HealthCheck, LoginThrottle, MfaStore,
-    PasswordHasher, RandomSource, RevocationBus, SecurityEvents, SessionStore, TotpCodes,
-    UserRepository,
+    PasskeyStore, PasswordHasher, RandomSource, RelyingParty, RevocationBus, SecurityEvents,
+    SessionStore, TotpCodes, UserRepository,
 };
-use crate::use_cases::{Reauthentication, TwoFactor};
+use crate::use_cases::{Passkeys, Reauthentication, TwoFactor};
 use crate::{
     AccessCheck, AccessTokenIssuer, Account, AuthConfig, Housekeeping, Logins, Readiness,
     Registration, Revocations, Sessions, UserAccounts,
@@ -46,6 +46,10 @@ pub struct Ports {
     pub mfa: Arc<dyn MfaStore>,
     /// TOTP secrets and codes.
     pub totp: Arc<dyn TotpCodes>,
+    /// Passkeys, user handles and ceremonies.
+    pub passkeys: Arc<dyn PasskeyStore>,
+    /// The WebAuthn relying party.
+    pub relying_party: Arc<dyn RelyingParty>,
 }
 
 impl std::fmt::Debug for Ports {
@@ -67,6 +71,8 @@ pub struct UseCases {
     pub account: Arc<Account>,
     /// Managing two-factor login.
     pub two_factor: Arc<TwoFactor>,
+    /// Passkeys: registering, listing, deleting, logging in.
+    pub passkeys: Arc<Passkeys>,
     /// Access tokens (REST and WebSocket).
     pub access: Arc<AccessCheck>,
     /// The revoked-session cache and its feed.
@@ -96,6 +102,8 @@ pub fn compose(ports: Ports, config: &AuthConfig) -> UseCases {
         events,
         mfa,
         totp,
+        passkeys,
+        relying_party,
     } = ports;
     let revocations = Revocations::new(bus, sessions.clone(), clock.clone(), config.access_ttl);
     let access = AccessCheck::new(
@@ -121,6 +129,20 @@ pub fn compose(ports: Ports, config: &AuthConfig) -> UseCases {
         events: events.clone(),
         clock: clock.clone(),
     };
+    let logins = Logins {
+        users: users.clone(),
+        hasher: hasher.clone(),
+        throttle: throttle.clone(),
+        mfa: mfa.clone(),
+        totp: totp.clone(),
+        sessions: sessions.clone(),
+        issuer: issuer.clone(),
+        events: events.clone(),
+        clock: clock.clone(),
+        random: random.clone(),
+        seal_key: config.seal_key.clone(),
+        token_policy: config.token_policy,
+    };
     UseCases {
         registration: Arc::new(Registration {
             accounts: UserAccounts {
@@ -133,19 +155,17 @@ pub fn compose(ports: Ports, config: &AuthConfig) -> UseCases {
             },
             open: config.allow_registration,
         }),
-        logins: Arc::new(Logins {
+        logins: Arc::new(logins.clone()),
+        passkeys: Arc::new(Passkeys {
+            reauth: reauth.clone(),
+            logins,
+            relying_party,
+            store: passkeys.clone(),
             users: users.clone(),
-            hasher: hasher.clone(),
             throttle: throttle.clone(),
-            mfa: mfa.clone(),
-            totp: totp.clone(),
-            sessions: sessions.clone(),
-            issuer: issuer.clone(),
             events: events.clone(),
             clock: clock.clone(),
             random: random.clone(),
-            seal_key: config.seal_key.clone(),
-            token_policy: config.token_policy,
         }),
         sessions: Arc::new(Sessions {
             sessions: sessions.clone(),
@@ -166,6 +186,7 @@ pub fn compose(ports: Ports, config: &AuthConfig) -> UseCases {
             sessions: sessions.clone(),
             revocations: revocations.clone(),
             mfa: mfa.clone(),
+            passkeys: passkeys.clone(),
             events: events.clone(),
             clock: clock.clone(),
         }),
@@ -187,6 +208,7 @@ pub fn compose(ports: Ports, config: &AuthConfig) -> UseCases {
             sessions,
             throttle,
             mfa,
+            passkeys,
             events,
             clock,
             token_policy: config.token_policy,

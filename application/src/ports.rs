@@ -5,6 +5,7 @@ pub mod clock;
 pub mod health_check;
 pub mod login_throttle;
 pub mod mfa_store;
+pub mod passkeys;
 pub mod password_hasher;
 pub mod random_source;
 pub mod revocation_bus;
@@ -21,10 +22,17 @@ pub use clock::Clock;
 pub use health_check::{HealthCheck, PoolStats, StorageUnavailable};
 pub use login_throttle::{LoginThrottle, ThrottleKey, ThrottlePolicy, ThrottleScope};
 pub use mfa_store::{MfaChallenge, MfaStore, TotpSecret};
+pub use passkeys::{
+    AssertionClaim, Ceremony, CeremonyKind, CredentialId, Passkey, PasskeyExists, PasskeyRejected,
+    PasskeyStore, PasskeyUser, RegisteredCredential, RelyingParty, StartedCeremony,
+    VerifiedAssertion,
+};
 pub use password_hasher::{HashTicket, Overloaded, PasswordCheck, PasswordHasher};
 pub use random_source::RandomSource;
 pub use revocation_bus::{FeedStatus, RevocationBus, RevocationListener};
-pub use security_events::{AuditTrail, SecurityEvent, SecurityEventKind, SecurityEvents};
+pub use security_events::{
+    AuditTrail, LoginMethod, SecurityEvent, SecurityEventKind, SecurityEvents,
+};
 pub use session_store::{
     RefreshOutcome, RefreshRefusal, SessionStore, SuccessorToken, TokenFamily,
 };

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod housekeeping;
 pub mod login;
+pub mod passkeys;
 pub mod readiness;
 pub mod reauthentication;
 pub mod register;
@@ -18,6 +19,7 @@ pub(crate) mod fakes;
 pub use account::{Account, AccountError, AccountView};
 pub use housekeeping::{Housekeeping, Pruned};
 pub use login::{LoginError, LoginOutcome, LoginStep, Logins, MfaLoginError};
+pub use passkeys::{CeremonyId, PasskeyError, PasskeyLoginError, PasskeyOptions, Passkeys};
 pub use readiness::Readiness;
 pub use reauthentication::Reauthentication;
 pub use register::{RegisterError, Registration, UserAccounts};
@@ -32,6 +34,8 @@ pub use verify_access::{AccessCheck, CLOCK_LEEWAY_SECS};
 mod login_tests;
 #[cfg(test)]
 mod mfa_tests;
+#[cfg(test)]
+mod passkey_tests;
 #[cfg(test)]
 mod refresh_tests;
 #[cfg(test)]

@@ -146,6 +146,22 @@ pub struct Config {
     /// Comma-separated origins allowed with credentials (REST and WebSocket).
     #[arg(long, env = "CORS_ORIGINS", default_value = "", value_parser = list(origin))]
     pub cors_origins: std::vec::Vec<String>,
+    /// The WebAuthn relying party: the domain passkeys are bound to (the
+    /// origins' host or a parent domain of it).
+    #[arg(long, env = "WEBAUTHN_RP_ID", default_value = "localhost", value_parser = domain_name)]
+    pub webauthn_rp_id: String,
+    /// The relying party's name, as authenticators show it.
+    #[arg(long, env = "WEBAUTHN_RP_NAME", default_value = "authd")]
+    pub webauthn_rp_name: String,
+    /// Comma-separated origins a passkey ceremony may come from
+    /// (`clientDataJSON.origin`).
+    #[arg(
+        long,
+        env = "WEBAUTHN_ORIGINS",
+        default_value = "http://localhost:3000,https://localhost",
+        value_parser = list(origin)
+    )]
+    pub webauthn_origins: std::vec::Vec<String>,
     /// Apply pending migrations at start.
     #[arg(long, env = "AUTO_MIGRATE", default_value = "true", value_parser = boolean, action = ArgAction::Set)]
     pub auto_migrate: bool,
@@ -464,6 +480,23 @@ fn origin(text: &str) -> Result<String, String> {
         Ok(text.to_owned())
     } else {
         Err("expected an origin like https://app.example.com (no path, no trailing slash)".into())
+    }
+}
+
+/// A DNS name: labels of letters, digits and hyphens, lower-cased.
+fn domain_name(text: &str) -> Result<String, String> {
+    let name = text.trim().to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if name.len() <= 253 && name.split('.').all(label_ok) {
+        Ok(name)
+    } else {
+        Err("expected a domain name like auth.example.com (no scheme, no port)".into())
     }
 }
 

@@ -13,11 +13,12 @@ use adapters::crypto::totp::TotpSecrets;
 use adapters::http::HttpConfig;
 use adapters::persistence::{
     Database, PgRevocationBus, PollingRevocationBus, SeaAuditLog, SeaLoginThrottle, SeaMfaStore,
-    SeaSessionStore, SeaSigningKeyStore, SeaUserRepository,
+    SeaPasskeyStore, SeaSessionStore, SeaSigningKeyStore, SeaUserRepository,
 };
 use adapters::system::{OsRandom, SystemClock};
 use adapters::telemetry::metrics::PasswordQueueStatus;
 use adapters::telemetry::{EventRecorder, Metrics};
+use adapters::webauthn::{WebAuthnConfig, WebAuthnRelyingParty};
 use adapters::ws::WsConfig;
 use anyhow::Context;
 pub use application::composition::{Ports, UseCases, compose};
@@ -174,6 +175,12 @@ pub async fn build_service(
         events: Arc::new(EventRecorder::new(metrics).with_store(SeaAuditLog::new(db.clone()))),
         mfa: Arc::new(SeaMfaStore::new(db.clone())),
         totp: Arc::new(TotpSecrets::new(&keys.seal)),
+        passkeys: Arc::new(SeaPasskeyStore::new(db.clone())),
+        relying_party: Arc::new(WebAuthnRelyingParty::new(&WebAuthnConfig {
+            rp_id: config.webauthn_rp_id.clone(),
+            rp_name: config.webauthn_rp_name.clone(),
+            origins: config.webauthn_origins.clone(),
+        })?),
     };
     Ok(compose(ports, &auth_config(config, keys.seal.clone())))
 }
@@ -186,6 +193,7 @@ pub fn rest(use_cases: &UseCases) -> adapters::http::RestUseCases {
         sessions: use_cases.sessions.clone(),
         account: use_cases.account.clone(),
         two_factor: use_cases.two_factor.clone(),
+        passkeys: use_cases.passkeys.clone(),
         access: use_cases.access.clone(),
         readiness: use_cases.readiness.clone(),
     }

@@ -79,6 +79,11 @@ pub enum AuthMethods {
     Password,
     /// A password, then a TOTP or recovery code: `["pwd","otp"]`.
     PasswordAndOtp,
+    /// A passkey that is not backup-eligible (BE flag 0), bound to one
+    /// device: `["hwk","mfa"]`.
+    HardwareKey,
+    /// A synced passkey (BE flag 1): `["swk","mfa"]`.
+    SyncedKey,
 }
 
 impl AuthMethods {
@@ -87,12 +92,16 @@ impl AuthMethods {
         match self {
             Self::Password => &["pwd"],
             Self::PasswordAndOtp => &["pwd", "otp"],
+            Self::HardwareKey => &["hwk", "mfa"],
+            Self::SyncedKey => &["swk", "mfa"],
         }
     }
 
-    /// Whether a second factor was used.
+    /// Whether the session began with more than one factor: a password and
+    /// a code, or a passkey (something held, unlocked by the user's
+    /// verification).
     pub const fn two_factor(self) -> bool {
-        matches!(self, Self::PasswordAndOtp)
+        !matches!(self, Self::Password)
     }
 
     /// The methods of a login that did (`true`) or did not use a second factor.
@@ -104,14 +113,19 @@ impl AuthMethods {
         }
     }
 
-    /// The methods `names` spell (exactly one of the two lists above).
+    /// The methods `names` spell (exactly one of the lists above).
     pub fn parse<S: AsRef<str>>(names: &[S]) -> Option<Self> {
-        [Self::Password, Self::PasswordAndOtp]
-            .into_iter()
-            .find(|m| {
-                m.names().len() == names.len()
-                    && m.names().iter().zip(names).all(|(a, b)| *a == b.as_ref())
-            })
+        [
+            Self::Password,
+            Self::PasswordAndOtp,
+            Self::HardwareKey,
+            Self::SyncedKey,
+        ]
+        .into_iter()
+        .find(|m| {
+            m.names().len() == names.len()
+                && m.names().iter().zip(names).all(|(a, b)| *a == b.as_ref())
+        })
     }
 }
 
@@ -156,11 +170,20 @@ mod tests {
 
     #[test]
     fn amr_names_round_trip_and_nothing_else_parses() {
-        for m in [AuthMethods::Password, AuthMethods::PasswordAndOtp] {
+        for m in [
+            AuthMethods::Password,
+            AuthMethods::PasswordAndOtp,
+            AuthMethods::HardwareKey,
+            AuthMethods::SyncedKey,
+        ] {
             assert_eq!(AuthMethods::parse(m.names()), Some(m));
         }
         assert_eq!(AuthMethods::Password.names(), ["pwd"]);
         assert_eq!(AuthMethods::PasswordAndOtp.names(), ["pwd", "otp"]);
+        assert_eq!(AuthMethods::HardwareKey.names(), ["hwk", "mfa"]);
+        assert_eq!(AuthMethods::SyncedKey.names(), ["swk", "mfa"]);
+        assert!(!AuthMethods::Password.two_factor());
+        assert!(AuthMethods::HardwareKey.two_factor() && AuthMethods::SyncedKey.two_factor());
         for bad in [
             &[][..],
             &["otp"],

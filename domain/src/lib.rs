@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod claims;
 pub mod housekeeping;
+pub mod passkey;
 pub mod password;
 pub mod refresh_token;
 pub mod revocation;

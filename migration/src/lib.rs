@@ -15,6 +15,7 @@ mod m20261203_000007_create_signing_keys;
 mod m20261204_000008_create_revoked_sessions;
 mod m20261204_000009_create_mfa;
 mod m20261207_000010_enrolment_wrong_codes;
+mod m20261207_000011_create_passkeys;
 
 /// Applies the migrations in order (`Migrator::up(db, None)`).
 #[derive(Debug)]
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000008_create_revoked_sessions::Migration),
             Box::new(m20261204_000009_create_mfa::Migration),
             Box::new(m20261207_000010_enrolment_wrong_codes::Migration),
+            Box::new(m20261207_000011_create_passkeys::Migration),
         ]
     }
 }

@@ -120,6 +120,46 @@ pub async fn spawn_app(backend: Backend, config: Config) -> TestApp {
     spawn_app_with_seams(backend, config, |_| {}).await
 }
 
+/// Another process of `app`'s deployment: the same database and keys, its
+/// own loopback ports and [`TestClock`] (as a second `authd api` behind a
+/// load balancer would be).
+///
+/// # Panics
+/// When it cannot start.
+pub async fn spawn_sibling(app: &TestApp) -> TestApp {
+    let config = Config {
+        api_addr: ANY_LOOPBACK_PORT,
+        ws_addr: ANY_LOOPBACK_PORT,
+        auto_migrate: false,
+        ..app.config.clone()
+    };
+    let keys = test_keys().clone();
+    let clock = TestClock::default();
+    let seams = Seams {
+        argon2: Some(CHEAP_HASHING),
+        rsa_key_bits: MIN_KEY_BITS,
+        clock: Arc::new(clock.clone()),
+        ..Seams::default()
+    };
+    let running = authd::start_with(&config, &keys, Services::Both, &seams)
+        .await
+        .expect("starting the sibling");
+    let api_addr = running.api_addr.expect("the API runs");
+    let ws_addr = running.ws_addr.expect("the WebSocket service runs");
+    let metrics_addr = running.metrics_addr;
+    let stop = running.shutdown_trigger();
+    TestApp {
+        api: ApiClient::new(format!("http://{api_addr}")),
+        api_addr,
+        ws_addr,
+        metrics_addr,
+        config,
+        running,
+        clock,
+        stop,
+    }
+}
+
 /// [`spawn_app`], with the test [`Seams`] changed by `change` (argon2id at
 /// the OWASP cost, the scheduled prune off); the clock stays the app's
 /// [`TestClock`].

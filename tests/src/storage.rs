@@ -7,11 +7,12 @@ use adapters::crypto::jwt::{JwtSigner, JwtVerifier};
 use adapters::crypto::password::Argon2Hasher;
 use adapters::crypto::totp::TotpSecrets;
 use adapters::persistence::{
-    Database, LocalRevocationBus, SeaAuditLog, SeaLoginThrottle, SeaMfaStore, SeaSessionStore,
-    SeaUserRepository,
+    Database, LocalRevocationBus, SeaAuditLog, SeaLoginThrottle, SeaMfaStore, SeaPasskeyStore,
+    SeaSessionStore, SeaUserRepository,
 };
 use adapters::system::{OsRandom, SystemClock};
 use adapters::telemetry::{EventRecorder, Metrics};
+use adapters::webauthn::{WebAuthnConfig, WebAuthnRelyingParty};
 use application::SealKey;
 use application::ports::ThrottlePolicy;
 use authd::wiring::Ports;
@@ -43,7 +44,16 @@ pub async fn sqlite_ports(signer: Arc<JwtSigner>, verifier: Arc<JwtVerifier>) ->
         events: Arc::new(
             EventRecorder::new(Metrics::disabled()).with_store(SeaAuditLog::new(db.clone())),
         ),
-        mfa: Arc::new(SeaMfaStore::new(db)),
+        mfa: Arc::new(SeaMfaStore::new(db.clone())),
         totp: Arc::new(TotpSecrets::new(&SealKey::from_bytes([0; SealKey::LEN]))),
+        passkeys: Arc::new(SeaPasskeyStore::new(db)),
+        relying_party: Arc::new(
+            WebAuthnRelyingParty::new(&WebAuthnConfig {
+                rp_id: "localhost".into(),
+                rp_name: "authd".into(),
+                origins: vec!["http://localhost:3000".into()],
+            })
+            .expect("a relying party"),
+        ),
     }
 }

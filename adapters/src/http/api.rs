@@ -5,6 +5,7 @@ pub mod auth;
 pub mod login_mfa;
 pub mod meta;
 pub mod mfa;
+pub mod passkeys;
 pub mod protected;
 pub mod sessions;
 pub mod strict_string;
@@ -27,6 +28,8 @@ pub enum ApiTags {
     Account,
     /// Two-factor login (TOTP): enrolment, confirmation, turning it off.
     TwoFactor,
+    /// Passkeys (WebAuthn): registering, listing and deleting them.
+    Passkeys,
 }
 
 /// A user as clients see it.

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use application::ClientInfo;
-use application::ports::{AuditTrail, SecurityEvent, SecurityEventKind};
+use application::ports::{AuditTrail, LoginMethod, SecurityEvent, SecurityEventKind};
 use async_trait::async_trait;
 use domain::{SessionId, Timestamp, UserId};
 use sea_orm::{
@@ -68,8 +68,8 @@ pub struct StoredAuditEvent {
 impl StoredAuditEvent {
     /// The row as one JSON object (what `authd audit` prints, one per line):
     /// `id`, `at` (RFC 3339, UTC, ms), `at_ms`, `kind`, `user_id`, `username`,
-    /// `session_id`, `sessions_revoked`, `client_ip`, `user_agent` (absent
-    /// values are `null`).
+    /// `session_id`, `sessions_revoked`, `method` (on login events),
+    /// `client_ip`, `user_agent` (absent values are `null`).
     pub fn to_json(&self) -> Value {
         let e = &self.event;
         json!({
@@ -81,6 +81,7 @@ impl StoredAuditEvent {
             "username": e.username,
             "session_id": e.session.map(|s| s.to_string()),
             "sessions_revoked": e.sessions_revoked,
+            "method": e.method.map(LoginMethod::as_str),
             "client_ip": e.client.ip,
             "user_agent": e.client.user_agent,
         })
@@ -115,6 +116,7 @@ impl SeaAuditLog {
                 .map(|v| clean(v, MAX_USERNAME_CHARS))),
             session_id: Set(event.session.map(|s| *s.as_uuid())),
             sessions_revoked: Set(i32::try_from(event.sessions_revoked).unwrap_or(i32::MAX)),
+            method: Set(event.method.map(|m| m.as_str().to_owned())),
             client_ip: Set(event
                 .client
                 .ip
@@ -219,6 +221,7 @@ fn from_row(row: audit_event::Model) -> anyhow::Result<StoredAuditEvent> {
             username: row.username,
             session: row.session_id.map(SessionId::from_uuid),
             sessions_revoked: u32::try_from(row.sessions_revoked).unwrap_or(0),
+            method: row.method.as_deref().and_then(LoginMethod::parse),
             client: ClientInfo {
                 ip: row.client_ip,
                 user_agent: row.user_agent,

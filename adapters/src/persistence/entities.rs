@@ -4,6 +4,9 @@
 pub mod audit_event;
 pub mod login_failure;
 pub mod mfa_token;
+pub mod passkey;
+pub mod passkey_ceremony;
+pub mod passkey_user;
 pub mod recovery_code;
 pub mod refresh_token;
 pub mod revoked_session;

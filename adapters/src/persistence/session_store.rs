@@ -491,6 +491,7 @@ fn session_row(s: &Session) -> session::ActiveModel {
         user_agent: Set(s.user_agent.as_deref().map(|v| clean(v, 512))),
         ip: Set(s.ip.as_deref().map(|v| clean(v, 64))),
         mfa: Set(s.methods.two_factor()),
+        amr: Set(Some(s.methods.names().join(" "))),
     }
 }
 
@@ -526,8 +527,18 @@ fn session_from_row(row: session::Model) -> anyhow::Result<Session> {
         revoke_reason,
         user_agent: row.user_agent,
         ip: row.ip,
-        methods: AuthMethods::from_two_factor(row.mfa),
+        methods: methods_of(row.amr.as_deref(), row.mfa)
+            .with_context(|| format!("unknown amr of session {}", row.id))?,
     })
+}
+
+/// A session's methods: its `amr` column, or, for a session older than
+/// the column, what `mfa` says.
+fn methods_of(amr: Option<&str>, mfa: bool) -> Option<AuthMethods> {
+    match amr {
+        Some(names) => AuthMethods::parse(&names.split(' ').collect::<Vec<_>>()),
+        None => Some(AuthMethods::from_two_factor(mfa)),
+    }
 }
 
 fn hash_from_bytes(bytes: &[u8]) -> anyhow::Result<TokenHash> {

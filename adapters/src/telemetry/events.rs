@@ -359,7 +359,7 @@ mod tests {
         let text = metrics.render();
         assert!(
             text.contains(&format!(
-                r#"authd_logins_total{{outcome="throttled"}} {}"#,
+                r#"authd_logins_total{{method="password",outcome="throttled"}} {}"#,
                 attempts.len()
             )),
             "{text}"

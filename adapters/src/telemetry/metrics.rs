@@ -46,8 +46,9 @@ use super::otlp::{OtlpConfig, TokioHttpClient};
 
 mod series;
 use series::{
-    LOGIN_OUTCOMES, REAUTH_OUTCOMES, REFRESH_OUTCOMES, REVOKE_REASONS, TWO_FACTOR_EVENTS,
-    login_outcome, refresh_outcome, revoke_reason, two_factor_event,
+    LOGIN_METHODS, LOGIN_OUTCOMES, REAUTH_OUTCOMES, REFRESH_OUTCOMES, REVOKE_REASONS,
+    TWO_FACTOR_EVENTS, login_method, login_outcome, refresh_outcome, revoke_reason,
+    two_factor_event,
 };
 
 /// The content type of [`Metrics::render`].
@@ -193,7 +194,10 @@ impl Metrics {
                 .with_unit("s")
                 .with_boundaries(LATENCY_BUCKETS.to_vec())
                 .build(),
-            logins: counter("authd_logins_total", "Login attempts by outcome"),
+            logins: counter(
+                "authd_logins_total",
+                "Login attempts by outcome and method (password, totp, passkey)",
+            ),
             refreshes: counter("authd_refreshes_total", "Refresh attempts by outcome"),
             sessions_revoked: counter(
                 "authd_sessions_revoked_total",
@@ -233,7 +237,15 @@ impl Metrics {
         // Every series of a known label set starts at 0, so that a rate
         // exists before the first event.
         for outcome in LOGIN_OUTCOMES {
-            inner.logins.add(0, &[KeyValue::new("outcome", outcome)]);
+            for method in LOGIN_METHODS {
+                inner.logins.add(
+                    0,
+                    &[
+                        KeyValue::new("outcome", outcome),
+                        KeyValue::new("method", method),
+                    ],
+                );
+            }
         }
         for outcome in REFRESH_OUTCOMES {
             inner.refreshes.add(0, &[KeyValue::new("outcome", outcome)]);
@@ -268,7 +280,13 @@ impl Metrics {
     pub fn security_event(&self, event: &SecurityEvent) {
         let Some(inner) = &self.inner else { return };
         if let Some(outcome) = login_outcome(event.kind) {
-            inner.logins.add(1, &[KeyValue::new("outcome", outcome)]);
+            inner.logins.add(
+                1,
+                &[
+                    KeyValue::new("outcome", outcome),
+                    KeyValue::new("method", login_method(event)),
+                ],
+            );
         }
         if let Some(outcome) = refresh_outcome(event.kind) {
             inner.refreshes.add(1, &[KeyValue::new("outcome", outcome)]);

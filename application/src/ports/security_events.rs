@@ -56,11 +56,18 @@ pub enum SecurityEventKind {
     /// factors from every address reached their cap in the window
     /// (contract v3).
     SecondFactorLocked,
+    /// A user registered a passkey.
+    PasskeyAdded,
+    /// A user deleted a passkey.
+    PasskeyRemoved,
+    /// A passkey login was refused because the signature counter did not
+    /// grow: another authenticator may hold a copy of the credential.
+    PasskeyCloneSuspected,
 }
 
 impl SecurityEventKind {
     /// Every kind, for exporters that pre-register their series.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 23] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
@@ -81,6 +88,9 @@ impl SecurityEventKind {
         Self::MfaEnabled,
         Self::MfaDisabled,
         Self::SecondFactorLocked,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
+        Self::PasskeyCloneSuspected,
     ];
 
     /// The stable snake_case name (stored in the audit table, used as a metric label).
@@ -106,6 +116,9 @@ impl SecurityEventKind {
             Self::MfaEnabled => "mfa_enabled",
             Self::MfaDisabled => "mfa_disabled",
             Self::SecondFactorLocked => "second_factor_locked",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
+            Self::PasskeyCloneSuspected => "passkey_clone_suspected",
         }
     }
 
@@ -134,7 +147,41 @@ impl SecurityEventKind {
                 | Self::MfaEnabled
                 | Self::MfaDisabled
                 | Self::SecondFactorLocked
+                | Self::PasskeyAdded
+                | Self::PasskeyRemoved
+                | Self::PasskeyCloneSuspected
         )
+    }
+}
+
+/// How a login event's user was authenticated (`login_succeeded`,
+/// `login_failed` and the throttle's events carry it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LoginMethod {
+    /// `POST /api/login`: the password.
+    Password,
+    /// `POST /api/login/mfa`: the second step, a TOTP or a recovery code.
+    Totp,
+    /// `POST /api/login/passkey`.
+    Passkey,
+}
+
+impl LoginMethod {
+    /// Every method, for exporters that pre-register their series.
+    pub const ALL: [Self; 3] = [Self::Password, Self::Totp, Self::Passkey];
+
+    /// The stable snake_case name (the audit table's `method`, a metric label).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::Totp => "totp",
+            Self::Passkey => "passkey",
+        }
+    }
+
+    /// The method named `name` by [`Self::as_str`].
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
     }
 }
 
@@ -155,6 +202,8 @@ pub struct SecurityEvent {
     pub session: Option<SessionId>,
     /// Sessions this event revoked.
     pub sessions_revoked: u32,
+    /// On login events: how the user authenticated.
+    pub method: Option<LoginMethod>,
     /// The client that caused the event.
     pub client: ClientInfo,
 }
@@ -169,8 +218,16 @@ impl SecurityEvent {
             username: None,
             session: None,
             sessions_revoked: 0,
+            method: None,
             client: client.clone(),
         }
+    }
+
+    /// With the login method.
+    #[must_use]
+    pub fn method(mut self, method: LoginMethod) -> Self {
+        self.method = Some(method);
+        self
     }
 
     /// With the user.

@@ -13,8 +13,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::ports::security_events::report;
 use crate::ports::{
-    Clock, MfaStore, Overloaded, PasswordHasher, SecurityEvent, SecurityEventKind, SecurityEvents,
-    SessionStore, UserRepository,
+    Clock, MfaStore, Overloaded, PasskeyStore, PasswordHasher, SecurityEvent, SecurityEventKind,
+    SecurityEvents, SessionStore, UserRepository,
 };
 use crate::second_factor::SecondFactor;
 use crate::{ClientInfo, Revocations};
@@ -36,6 +36,8 @@ pub struct Account {
     pub revocations: Revocations,
     /// Ends outstanding `mfaToken`s at a password change.
     pub mfa: Arc<dyn MfaStore>,
+    /// How many passkeys the account has.
+    pub passkeys: Arc<dyn PasskeyStore>,
     /// The audit trail (a deletion is recorded there).
     pub events: Arc<dyn SecurityEvents>,
     /// Now.
@@ -85,7 +87,7 @@ pub struct AccountView {
     pub user: User,
     /// Whether two-factor login by TOTP is on.
     pub totp: bool,
-    /// Registered passkeys (none until passkeys land).
+    /// Registered passkeys.
     pub passkeys: u32,
 }
 
@@ -186,10 +188,11 @@ impl Account {
             .await?
             .ok_or(AccountError::UserGone)?;
         let totp = self.reauth.two_factor_on(user.id).await?;
+        let passkeys = self.passkeys.count(user.id).await?;
         Ok(AccountView {
             user,
             totp,
-            passkeys: 0,
+            passkeys: u32::try_from(passkeys).unwrap_or(u32::MAX),
         })
     }
 }

@@ -488,7 +488,9 @@ impl SecurityEvents for Events {
 }
 
 mod mfa;
+mod passkeys;
 pub use mfa::{Mfa, Totp};
+pub use passkeys::{PasskeyTable, TransparentRelyingParty};
 
 /// The use cases on fakes (composed as `bin` composes them), with handles
 /// on the fakes.
@@ -497,6 +499,7 @@ pub struct World {
     pub sessions: Arc<crate::Sessions>,
     pub account: Arc<Account>,
     pub two_factor: Arc<crate::use_cases::TwoFactor>,
+    pub passkeys: Arc<crate::use_cases::Passkeys>,
     pub registration: Arc<Registration>,
     pub access: Arc<AccessCheck>,
     pub housekeeping: Arc<Housekeeping>,
@@ -509,6 +512,7 @@ pub struct World {
     pub bus: Arc<Bus>,
     pub events: Arc<Events>,
     pub mfa: Arc<Mfa>,
+    pub passkey_table: Arc<PasskeyTable>,
     ports: Ports,
 }
 
@@ -522,6 +526,7 @@ impl World {
         let bus = Arc::new(Bus::default());
         let events = Arc::new(Events::default());
         let mfa = Arc::new(Mfa::default());
+        let passkey_table = Arc::new(PasskeyTable::default());
         let ports = Ports {
             users: users.clone(),
             sessions: store.clone(),
@@ -539,6 +544,8 @@ impl World {
             events: events.clone(),
             mfa: mfa.clone(),
             totp: Arc::new(Totp),
+            passkeys: passkey_table.clone(),
+            relying_party: Arc::new(TransparentRelyingParty::default()),
         };
         let UseCases {
             registration,
@@ -546,6 +553,7 @@ impl World {
             sessions,
             account,
             two_factor,
+            passkeys,
             access,
             revocations: _,
             readiness: _,
@@ -557,6 +565,7 @@ impl World {
             sessions,
             account,
             two_factor,
+            passkeys,
             registration,
             access,
             housekeeping,
@@ -569,6 +578,7 @@ impl World {
             bus,
             events,
             mfa,
+            passkey_table,
             ports,
         }
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use domain::TokenPolicy;
 
-use crate::ports::{Clock, LoginThrottle, MfaStore, SecurityEvents, SessionStore};
+use crate::ports::{Clock, LoginThrottle, MfaStore, PasskeyStore, SecurityEvents, SessionStore};
 
 /// The periodic deletions, on exactly the ports they touch.
 #[derive(Clone)]
@@ -16,6 +16,8 @@ pub struct Housekeeping {
     pub throttle: Arc<dyn LoginThrottle>,
     /// Ended `mfaToken`s.
     pub mfa: Arc<dyn MfaStore>,
+    /// Passkey ceremonies never finished.
+    pub passkeys: Arc<dyn PasskeyStore>,
     /// Stored security events.
     pub events: Arc<dyn SecurityEvents>,
     /// Now.
@@ -43,6 +45,8 @@ pub struct Pruned {
     pub login_windows: u64,
     /// Ended `mfaToken`s (logins that never got their second factor).
     pub mfa_tokens: u64,
+    /// Expired passkey ceremonies (options never finished).
+    pub passkey_ceremonies: u64,
     /// Security events past `AUDIT_RETENTION`.
     pub audit_events: u64,
 }
@@ -50,8 +54,8 @@ pub struct Pruned {
 impl Housekeeping {
     /// Deletes sessions (with their tokens) that ended more than `keep` ago,
     /// in batches of `batch` so that no statement holds locks for long, the
-    /// login-throttle windows that have closed, the `mfaToken`s that have
-    /// ended and the security events past `AUDIT_RETENTION`.
+    /// login-throttle windows that have closed, the `mfaToken`s and passkey
+    /// ceremonies that have ended and the security events past `AUDIT_RETENTION`.
     ///
     /// # Errors
     /// Storage failures (what was deleted before stays deleted).
@@ -61,12 +65,14 @@ impl Housekeeping {
         let sessions = in_batches(batch, || self.sessions.prune(before, batch)).await?;
         let login_windows = self.throttle.prune(now).await?;
         let mfa_tokens = self.mfa.prune_challenges(now).await?;
+        let passkey_ceremonies = self.passkeys.prune_ceremonies(now).await?;
         let audit_before = now.minus(self.audit_retention);
         let audit_events = in_batches(batch, || self.events.prune(audit_before, batch)).await?;
         Ok(Pruned {
             sessions,
             login_windows,
             mfa_tokens,
+            passkey_ceremonies,
             audit_events,
         })
     }

@@ -16,9 +16,9 @@ use secrecy::SecretString;
 
 use crate::ports::security_events::report;
 use crate::ports::{
-    Clock, LoginThrottle, MfaChallenge, MfaStore, Overloaded, PasswordCheck, PasswordHasher,
-    RandomSource, SecurityEvent, SecurityEventKind, SecurityEvents, SessionStore, ThrottleKey,
-    TotpCodes, UserRepository,
+    Clock, LoginMethod, LoginThrottle, MfaChallenge, MfaStore, Overloaded, PasswordCheck,
+    PasswordHasher, RandomSource, SecurityEvent, SecurityEventKind, SecurityEvents, SessionStore,
+    ThrottleKey, TotpCodes, UserRepository,
 };
 use crate::second_factor::{SecondFactor, challenge_hash, use_second_factor};
 use crate::{
@@ -192,7 +192,8 @@ impl Logins {
             Ok(LoginStep::Done(o)) => Some(o.session.id),
             _ => None,
         };
-        self.report(kind.into_iter(), &attempt, session, now, client)
+        let method = LoginMethod::Password;
+        self.report(kind.into_iter(), method, &attempt, session, now, client)
             .await;
         result
     }
@@ -236,7 +237,8 @@ impl Logins {
             Err(MfaLoginError::TokenInvalid | MfaLoginError::Unexpected(_)) => {}
         }
         let session = result.as_ref().ok().map(|o| o.session.id);
-        self.report(kinds.into_iter(), &attempt, session, now, client)
+        let method = LoginMethod::Totp;
+        self.report(kinds.into_iter(), method, &attempt, session, now, client)
             .await;
         result
     }
@@ -245,13 +247,16 @@ impl Logins {
     async fn report(
         &self,
         kinds: impl Iterator<Item = SecurityEventKind>,
+        method: LoginMethod,
         attempt: &Attempt,
         session: Option<SessionId>,
         now: Timestamp,
         client: &ClientInfo,
     ) {
         for kind in kinds {
-            let mut event = SecurityEvent::new(kind, now, client).username(&attempt.username);
+            let mut event = SecurityEvent::new(kind, now, client)
+                .username(&attempt.username)
+                .method(method);
             event.user = attempt.user;
             if kind == SecurityEventKind::LoginSucceeded {
                 event.session = session;
@@ -385,7 +390,7 @@ impl Logins {
 
     /// Starts a token family for `user`, who proved `methods`, and hands out
     /// its first tokens (the end of a login, with one factor or two).
-    async fn start_session(
+    pub(crate) async fn start_session(
         &self,
         user: User,
         methods: AuthMethods,

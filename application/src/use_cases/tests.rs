@@ -243,6 +243,7 @@ async fn prune_removes_only_long_ended_sessions() {
             sessions: 1,
             login_windows: 1,
             mfa_tokens: 0,
+            passkey_ceremonies: 0,
             audit_events: 0,
         }
     );

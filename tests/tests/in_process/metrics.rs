@@ -117,9 +117,18 @@ async fn rest_scenario_counts_logins_refreshes_revocations_and_requests() {
 
     let text = scrape(addr).await;
     for (series, want) in [
-        (r#"authd_logins_total{outcome="success"}"#, 2.0),
-        (r#"authd_logins_total{outcome="bad_credentials"}"#, 1.0),
-        (r#"authd_logins_total{outcome="throttled"}"#, 0.0),
+        (
+            r#"authd_logins_total{method="password",outcome="success"}"#,
+            2.0,
+        ),
+        (
+            r#"authd_logins_total{method="password",outcome="bad_credentials"}"#,
+            1.0,
+        ),
+        (
+            r#"authd_logins_total{method="password",outcome="throttled"}"#,
+            0.0,
+        ),
         (r#"authd_refreshes_total{outcome="rotated"}"#, 1.0),
         (r#"authd_refreshes_total{outcome="grace_replay"}"#, 1.0),
         (r#"authd_refreshes_total{outcome="reuse_detected"}"#, 1.0),

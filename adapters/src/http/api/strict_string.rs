@@ -64,6 +64,21 @@ impl StringRules for MfaTokenRules {
     const MAX_LENGTH: Option<usize> = Some(43);
 }
 
+/// A `registrationId` or `loginId`: 43 base64url characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CeremonyIdRules;
+impl StringRules for CeremonyIdRules {
+    const MIN_LENGTH: Option<usize> = Some(43);
+    const MAX_LENGTH: Option<usize> = Some(43);
+}
+
+/// A passkey's name: at most 64 characters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasskeyNameRules;
+impl StringRules for PasskeyNameRules {
+    const MAX_LENGTH: Option<usize> = Some(domain::passkey::NAME_MAX_CHARS);
+}
+
 /// A string that was a JSON string on the wire; `R` is what its schema states.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StrictString<R: StringRules = AnyString>(pub String, pub PhantomData<R>);

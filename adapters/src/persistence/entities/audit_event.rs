@@ -21,6 +21,8 @@ pub struct Model {
     pub session_id: Option<Uuid>,
     /// Sessions the event revoked.
     pub sessions_revoked: i32,
+    /// On login events: `password`, `totp` or `passkey`.
+    pub method: Option<String>,
     /// Client address.
     pub client_ip: Option<String>,
     /// `User-Agent`, cut at 512 characters.

@@ -27,6 +27,9 @@ pub struct Model {
     pub ip: Option<String>,
     /// The session began with a second factor.
     pub mfa: bool,
+    /// Its `amr`, space-separated; null for sessions older than passkeys
+    /// (`mfa` says which of `pwd` and `pwd otp` they are).
+    pub amr: Option<String>,
 }
 
 /// No relations are navigated through the ORM.

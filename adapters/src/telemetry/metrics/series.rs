@@ -28,8 +28,16 @@ pub(super) const REVOKE_REASONS: [&str; 5] = [
     "password_changed",
     "account_deleted",
 ];
+/// Every `method` of `authd_logins_total`: `LoginMethod::as_str`.
+pub(super) const LOGIN_METHODS: [&str; 3] = ["password", "totp", "passkey"];
 /// Every `event` of `authd_two_factor_total`.
-pub(super) const TWO_FACTOR_EVENTS: [&str; 3] = ["enabled", "disabled", "recovery_code_used"];
+pub(super) const TWO_FACTOR_EVENTS: [&str; 5] = [
+    "enabled",
+    "disabled",
+    "recovery_code_used",
+    "passkey_added",
+    "passkey_removed",
+];
 /// Every `outcome` of `authd_ws_reauths_total`.
 pub(super) const REAUTH_OUTCOMES: [&str; 2] = ["success", "failure"];
 
@@ -39,9 +47,9 @@ pub(super) fn login_outcome(kind: SecurityEventKind) -> Option<&'static str> {
         SecurityEventKind::LoginSucceeded => Some("success"),
         // A wrong password is a wrong password, at the login form or when
         // a signed-in user confirms a change: one series, like one throttle.
-        SecurityEventKind::LoginFailed | SecurityEventKind::PasswordCheckFailed => {
-            Some("bad_credentials")
-        }
+        SecurityEventKind::LoginFailed
+        | SecurityEventKind::PasswordCheckFailed
+        | SecurityEventKind::PasskeyCloneSuspected => Some("bad_credentials"),
         SecurityEventKind::LoginThrottled | SecurityEventKind::SecondFactorLocked => {
             Some("throttled")
         }
@@ -49,6 +57,14 @@ pub(super) fn login_outcome(kind: SecurityEventKind) -> Option<&'static str> {
         SecurityEventKind::MfaFailed => Some("bad_second_factor"),
         _ => None,
     }
+}
+
+/// The `method` label of a login event: how the user authenticated (a
+/// password check at an account change has none: it is a password).
+pub(super) fn login_method(event: &application::ports::SecurityEvent) -> &'static str {
+    event
+        .method
+        .map_or("password", application::ports::LoginMethod::as_str)
 }
 
 /// The `outcome` of `authd_refreshes_total` that `kind` counts in, if any.
@@ -82,6 +98,8 @@ pub(super) fn two_factor_event(kind: SecurityEventKind) -> Option<&'static str> 
         SecurityEventKind::MfaEnabled => Some("enabled"),
         SecurityEventKind::MfaDisabled => Some("disabled"),
         SecurityEventKind::RecoveryCodeUsed => Some("recovery_code_used"),
+        SecurityEventKind::PasskeyAdded => Some("passkey_added"),
+        SecurityEventKind::PasskeyRemoved => Some("passkey_removed"),
         _ => None,
     }
 }

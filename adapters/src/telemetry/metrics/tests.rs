@@ -79,9 +79,18 @@ fn renders_the_final_names_and_values() {
 
     let text = metrics.render();
     let expect = [
-        (r#"authd_logins_total{outcome="success"}"#, 1.0),
-        (r#"authd_logins_total{outcome="bad_credentials"}"#, 2.0),
-        (r#"authd_logins_total{outcome="throttled"}"#, 0.0),
+        (
+            r#"authd_logins_total{method="password",outcome="success"}"#,
+            1.0,
+        ),
+        (
+            r#"authd_logins_total{method="password",outcome="bad_credentials"}"#,
+            2.0,
+        ),
+        (
+            r#"authd_logins_total{method="password",outcome="throttled"}"#,
+            0.0,
+        ),
         (r#"authd_refreshes_total{outcome="grace_replay"}"#, 1.0),
         (r#"authd_refreshes_total{outcome="reuse_detected"}"#, 1.0),
         (r#"authd_refreshes_total{outcome="rotated"}"#, 0.0),
@@ -136,7 +145,7 @@ fn renders_the_final_names_and_values() {
 fn instances_do_not_share_counts() {
     let (a, b) = (Metrics::new(None).unwrap(), Metrics::new(None).unwrap());
     a.security_event(&event(SecurityEventKind::LoginSucceeded, 0));
-    let series = r#"authd_logins_total{outcome="success"}"#;
+    let series = r#"authd_logins_total{method="password",outcome="success"}"#;
     assert_eq!(value(&a.render(), series), Some(1.0));
     assert_eq!(value(&b.render(), series), Some(0.0));
 }
