@@ -98,8 +98,9 @@ impl SecurityEvents for EventRecorder {
 }
 
 /// One line on the `audit` target: `warn` for a reuse detection, a
-/// throttled login or a wrong password presented with a valid access token
-/// (someone may be attacking), `info` otherwise.
+/// throttled login, a wrong password presented with a valid access token or
+/// a passkey whose counter went back (someone may be attacking), `info`
+/// otherwise.
 fn log(event: &SecurityEvent) {
     macro_rules! audit {
         ($level:ident) => {
@@ -110,6 +111,7 @@ fn log(event: &SecurityEvent) {
                 username = event.username.as_deref(),
                 session = event.session.map(|s| s.to_string()),
                 sessions_revoked = event.sessions_revoked,
+                method = event.method.map(application::ports::LoginMethod::as_str),
                 client_ip = event.client.ip.as_deref(),
                 user_agent = event.client.user_agent.as_deref(),
                 "security event"
@@ -121,7 +123,8 @@ fn log(event: &SecurityEvent) {
         | SecurityEventKind::LoginThrottled
         | SecurityEventKind::SecondFactorLocked
         | SecurityEventKind::PasswordCheckFailed
-        | SecurityEventKind::MfaFailed => audit!(warn),
+        | SecurityEventKind::MfaFailed
+        | SecurityEventKind::PasskeyCloneSuspected => audit!(warn),
         _ => audit!(info),
     }
 }
@@ -252,6 +255,7 @@ mod tests {
                     | K::SecondFactorLocked
                     | K::PasswordCheckFailed
                     | K::MfaFailed
+                    | K::PasskeyCloneSuspected
             );
             let expected = if warn {
                 tracing::Level::WARN
