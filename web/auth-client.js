@@ -32,6 +32,14 @@
 //   client.connectWebSocket();
 //   await client.logout();
 //
+// Passkeys (WebAuthn, discoverable credentials): registerPasskey(password,
+// name) adds one to the signed-in account, listPasskeys() and
+// deletePasskey(id) manage them, loginWithPasskey() signs in with one and no
+// username (the authenticator offers the passkeys it holds for this site).
+// Options and credentials travel in their WebAuthn JSON forms
+// (PublicKeyCredential.parseCreationOptionsFromJSON / parseRequestOptionsFromJSON,
+// credential.toJSON()), converted here in a browser that lacks those.
+//
 // Two-factor login (TOTP): beginTotp() gives the secret and its otpauth://
 // URI to show once, confirmTotp(code) turns it on and gives the recovery
 // codes to show once, disableTotp(password, {code}|{recoveryCode}) turns it off. None of them, nor
@@ -96,6 +104,125 @@
     }
   }
 
+  // -- passkeys: the WebAuthn JSON forms --------------------------------------
+
+  /** Whether this browser has WebAuthn (a secure context with PublicKeyCredential). */
+  function passkeysSupported() {
+    return typeof global.PublicKeyCredential === 'function' && !!global.navigator &&
+      !!global.navigator.credentials && typeof global.navigator.credentials.create === 'function';
+  }
+
+  /** base64url without padding of an ArrayBuffer or a view of one. */
+  function toBase64url(data) {
+    const bytes = data instanceof ArrayBuffer
+      ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    let binary = '';
+    for (let i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i]);
+    return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  }
+
+  /** The bytes of base64url text (atob does without the padding). */
+  function fromBase64url(text) {
+    const binary = atob(String(text).replace(/-/g, '+').replace(/_/g, '/'));
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    return bytes.buffer;
+  }
+
+  /** A list of credential descriptors in JSON form, with binary ids. */
+  function descriptorsFromJSON(list) {
+    return Array.isArray(list) ? list.map((c) => ({ ...c, id: fromBase64url(c.id) })) : undefined;
+  }
+
+  /** Options for navigator.credentials.create from PublicKeyCredentialCreationOptionsJSON. */
+  function creationOptionsFromJSON(json) {
+    const PKC = global.PublicKeyCredential;
+    if (typeof PKC.parseCreationOptionsFromJSON === 'function') return PKC.parseCreationOptionsFromJSON(json);
+    const options = {
+      ...json,
+      challenge: fromBase64url(json.challenge),
+      user: { ...json.user, id: fromBase64url(json.user.id) },
+    };
+    const exclude = descriptorsFromJSON(json.excludeCredentials);
+    if (exclude) options.excludeCredentials = exclude;
+    return options;
+  }
+
+  /** Options for navigator.credentials.get from PublicKeyCredentialRequestOptionsJSON. */
+  function requestOptionsFromJSON(json) {
+    const PKC = global.PublicKeyCredential;
+    if (typeof PKC.parseRequestOptionsFromJSON === 'function') return PKC.parseRequestOptionsFromJSON(json);
+    const options = { ...json, challenge: fromBase64url(json.challenge) };
+    const allow = descriptorsFromJSON(json.allowCredentials);
+    if (allow) options.allowCredentials = allow;
+    return options;
+  }
+
+  /** A new or used credential as RegistrationResponseJSON / AuthenticationResponseJSON. */
+  function credentialToJSON(credential) {
+    if (typeof credential.toJSON === 'function') return credential.toJSON();
+    const r = credential.response;
+    const json = {
+      id: credential.id,
+      rawId: toBase64url(credential.rawId),
+      type: credential.type,
+      // No extensions are asked for, so there are no binary results to encode.
+      clientExtensionResults: typeof credential.getClientExtensionResults === 'function'
+        ? credential.getClientExtensionResults() : {},
+      response: { clientDataJSON: toBase64url(r.clientDataJSON) },
+    };
+    if (credential.authenticatorAttachment) json.authenticatorAttachment = credential.authenticatorAttachment;
+    if (r.attestationObject) {
+      // An AuthenticatorAttestationResponse (registration).
+      json.response.attestationObject = toBase64url(r.attestationObject);
+      if (typeof r.getAuthenticatorData === 'function') {
+        json.response.authenticatorData = toBase64url(r.getAuthenticatorData());
+      }
+      if (typeof r.getTransports === 'function') json.response.transports = r.getTransports();
+      if (typeof r.getPublicKeyAlgorithm === 'function') json.response.publicKeyAlgorithm = r.getPublicKeyAlgorithm();
+      const publicKey = typeof r.getPublicKey === 'function' ? r.getPublicKey() : null;
+      if (publicKey) json.response.publicKey = toBase64url(publicKey);
+    } else {
+      // An AuthenticatorAssertionResponse (login).
+      json.response.authenticatorData = toBase64url(r.authenticatorData);
+      json.response.signature = toBase64url(r.signature);
+      if (r.userHandle) json.response.userHandle = toBase64url(r.userHandle);
+    }
+    return json;
+  }
+
+  /** What the page shows when the browser's own part of a ceremony fails (a DOMException's name). */
+  const CEREMONY_FAILURES = {
+    NotAllowedError: 'The passkey prompt was cancelled, timed out, or found no passkey for this site.',
+    InvalidStateError: 'This authenticator already holds a passkey for this account.',
+    SecurityError: 'Passkeys need HTTPS and a page served from the relying party\'s domain.',
+    NotSupportedError: 'No authenticator here supports what the server asks for.',
+    AbortError: 'The passkey prompt was aborted.',
+  };
+
+  /**
+   * Runs a browser ceremony (create or get); a failure of the browser's
+   * own part is thrown like a server's, its `code` the DOMException's name.
+   */
+  async function ceremony(run) {
+    if (!passkeysSupported()) {
+      const err = new Error('This browser has no passkey support (WebAuthn).');
+      err.code = 'passkeys_unsupported';
+      throw err;
+    }
+    try {
+      const credential = await run(global.navigator.credentials);
+      if (!credential) throw new DOMException('no credential', 'NotAllowedError');
+      return credential;
+    } catch (cause) {
+      const name = (cause && cause.name) || 'Error';
+      const err = new Error(CEREMONY_FAILURES[name] || (cause && cause.message) || String(cause));
+      err.code = name;
+      err.cause = cause;
+      throw err;
+    }
+  }
+
   class AuthClient {
     constructor(options) {
       const opts = options || {};
@@ -146,9 +273,20 @@
       return body;
     }
 
-    /** True while signed in on a session that began with a password and a second factor. */
+    /**
+     * True while signed in on a session that began with two factors: a
+     * password and a code (`pwd`, `otp`), or a passkey (`hwk` or `swk`
+     * with `mfa`, RFC 8176: a key held, unlocked by the user).
+     */
     get twoFactor() {
-      return Array.isArray(this.authMethods) && this.authMethods.includes('otp');
+      return Array.isArray(this.authMethods) &&
+        (this.authMethods.includes('otp') || this.authMethods.includes('mfa'));
+    }
+
+    /** True while signed in on a session that began with a passkey. */
+    get passkeySession() {
+      return Array.isArray(this.authMethods) &&
+        (this.authMethods.includes('hwk') || this.authMethods.includes('swk'));
     }
 
     /**
@@ -171,10 +309,7 @@
         }
         throw err;
       }
-      this.acceptTokens(body);
-      this.onEvent('login', body.user.username + ', ' + (this.authMethods || ['?']).join('+'));
-      // The cookie is the new session's now, in every tab.
-      this.tellTabs('login', body);
+      this.acceptLogin(body, '');
       return body;
     }
 
@@ -192,11 +327,72 @@
       if (hasCode === hasRecovery) throw new Error('loginMfa takes exactly one of code and recoveryCode');
       const json = hasCode ? { mfaToken, code: f.code } : { mfaToken, recoveryCode: f.recoveryCode };
       const body = await this.request('POST', '/login/mfa', { json });
-      this.acceptTokens(body);
-      this.onEvent('login', body.user.username + ', ' + (this.authMethods || ['?']).join('+') +
-        (hasRecovery ? ' (recovery code)' : ''));
-      this.tellTabs('login', body);
+      this.acceptLogin(body, hasRecovery ? ' (recovery code)' : '');
       return body;
+    }
+
+    /**
+     * Logs in with a passkey, no username: the authenticator offers the
+     * passkeys it holds for this site (a discoverable credential) and the
+     * user picks and unlocks one. Resolves to the token response, as
+     * `login` does (never a second step: a passkey is two factors).
+     * Errors: invalid_passkey (unknown or deleted passkey, a failed check),
+     * rate_limited, and the browser's own (NotAllowedError: cancelled,
+     * timed out, no passkey here).
+     */
+    async loginWithPasskey() {
+      const begun = await this.request('POST', '/login/passkey/options', { json: {} });
+      const credential = await ceremony((credentials) =>
+        credentials.get({ publicKey: requestOptionsFromJSON(begun.publicKey) }));
+      const body = await this.request('POST', '/login/passkey', {
+        json: { loginId: begun.loginId, credential: credentialToJSON(credential) },
+      });
+      this.acceptLogin(body, ' (passkey)');
+      return body;
+    }
+
+    /** Whether this browser can use passkeys at all. */
+    get passkeysSupported() {
+      return passkeysSupported();
+    }
+
+    /**
+     * Adds a passkey to the signed-in account: the password confirms it,
+     * then the authenticator makes the credential. `name` is optional (the
+     * server's default is "Passkey"). Resolves to the Passkey
+     * `{ id, name, createdAt, lastUsedAt, backedUp }`. Errors:
+     * invalid_credentials (the password), invalid_passkey, passkey_exists,
+     * not_found (the registration expired: start again), rate_limited, and
+     * the browser's own (InvalidStateError: this authenticator holds one).
+     */
+    async registerPasskey(password, name) {
+      const begun = await this.request('POST', '/passkeys/registration/options', {
+        token: this.accessToken,
+        json: { password },
+      });
+      const credential = await ceremony((credentials) =>
+        credentials.create({ publicKey: creationOptionsFromJSON(begun.publicKey) }));
+      const json = { registrationId: begun.registrationId, credential: credentialToJSON(credential) };
+      if (name) json.name = name;
+      const passkey = await this.request('POST', '/passkeys/registration', { token: this.accessToken, json });
+      this.onEvent('passkey_added', passkey.name);
+      return passkey;
+    }
+
+    /** The account's passkeys, oldest first. */
+    async listPasskeys() {
+      return this.request('GET', '/passkeys', { token: this.accessToken });
+    }
+
+    /** Deletes a passkey: it signs in no more (sessions it began live on). */
+    async deletePasskey(id) {
+      await this.request('DELETE', '/passkeys/' + encodeURIComponent(id), { token: this.accessToken });
+      this.onEvent('passkey_deleted', id);
+    }
+
+    /** The signed-in account: `{ ..., mfa: { totp, passkeys } }`. */
+    async account() {
+      return this.request('GET', '/account', { token: this.accessToken });
     }
 
     /**
@@ -575,6 +771,14 @@
         this.tabAnswered = () => finish(true);
         this.tellTabs('query');
       });
+    }
+
+    /** A login's token response (any method): signed in here and in every tab. */
+    acceptLogin(body, how) {
+      this.acceptTokens(body);
+      this.onEvent('login', body.user.username + ', ' + (this.authMethods || ['?']).join('+') + how);
+      // The cookie is the new session's now, in every tab.
+      this.tellTabs('login', body);
     }
 
     acceptTokens(body) {

@@ -4,8 +4,9 @@
 // ws_connecting, connected, reauth_success, token_expiring, pong, echo_ok,
 // "error <code>", "closed <code>", logout, signed_out, not_signed_in,
 // password_changed, account_deleted, mfa_required, totp_begun, totp_enabled,
-// totp_disabled, failed; and from the other tabs of this browser (see
-// auth-client.js): token_from_tab, login_in_tab, logout_in_tab.
+// totp_disabled, passkey_added, passkey_deleted, passkeys (the list loaded),
+// failed; and from the other tabs of this browser (see auth-client.js):
+// token_from_tab, login_in_tab, logout_in_tab.
 //
 // Secrets shown here (a TOTP secret, recovery codes) go into the page's text
 // only, never into the log or storage, and are removed once done with or on
@@ -51,17 +52,20 @@
       'totp-begin-btn', 'totp-confirm-btn', 'totp-disable-btn']) {
       $(id).disabled = !signedIn;
     }
+    $('passkey-add-btn').disabled = !signedIn || !client.passkeysSupported;
     // How this session began: from the access token's amr.
     const factors = $('factors');
     factors.dataset.mfa = signedIn ? String(client.twoFactor) : '';
     factors.textContent = !signedIn ? 'no session'
-      : client.twoFactor ? 'this session began with two factors (' + client.authMethods.join(' + ') + ')'
-        : 'this session began with a password only';
+      : client.passkeySession ? 'this session began with a passkey: two factors (' + client.authMethods.join(' + ') + ')'
+        : client.twoFactor ? 'this session began with two factors (' + client.authMethods.join(' + ') + ')'
+          : 'this session began with a password only';
     if (!signedIn) {
       endEnrolment();
       hideRecoveryCodes();
     }
     showTwoFactorState();
+    showPasskeys();
     $('connect-btn').disabled = !signedIn || client.socket !== null;
     $('ping-btn').disabled = !open;
     $('echo-btn').disabled = !open;
@@ -166,6 +170,15 @@
     endSecondFactor();
     showError(null);
   });
+
+  // No username: the authenticator offers the passkeys it holds for this site.
+  $('passkey-login-btn').hidden = !client.passkeysSupported;
+  $('passkey-login-btn').addEventListener('click', () =>
+    guarded(async () => {
+      await client.loginWithPasskey();
+      twoFactorChanged();
+      afterLogin();
+    }));
 
   // -- Two-factor enrolment ------------------------------------------------
 
@@ -285,6 +298,91 @@
         $('totp-disable-password').value = '';
         $('totp-disable-code').value = '';
       }
+    });
+  });
+
+  // -- Passkeys -------------------------------------------------------------
+
+  // GET /api/passkeys and GET /api/account, read again whenever the
+  // signed-in user or the list may have changed (a login, an addition, a
+  // deletion).
+  let passkeyChanges = 0;
+  let shownPasskeysKey = null;
+
+  function showPasskeys() {
+    const state = $('passkeys-state');
+    const key = client.signedIn ? client.user.id + '/' + passkeyChanges : null;
+    if (key === shownPasskeysKey) return;
+    shownPasskeysKey = key;
+    if (key === null) {
+      state.dataset.count = '';
+      state.textContent = client.passkeysSupported ? 'no session' : 'this browser has no passkey support';
+      $('passkey-list').replaceChildren();
+      return;
+    }
+    Promise.all([client.listPasskeys(), client.account()]).then(([passkeys, account]) => {
+      if (shownPasskeysKey !== key) return;
+      // The account's own count (GET /api/account), beside the list.
+      const count = account.mfa && Number.isInteger(account.mfa.passkeys) ? account.mfa.passkeys : null;
+      state.dataset.count = count === null ? '' : String(count);
+      state.textContent = count === null ? 'unknown'
+        : count === 0 ? 'none: add one to sign in without a password'
+          : count + (count === 1 ? ' passkey' : ' passkeys') + ': each signs in without a password or a code';
+      $('passkey-list').replaceChildren(...passkeys.map(passkeyItem));
+      logEvent('passkeys', passkeys.length + ' listed');
+    }, (err) => {
+      if (shownPasskeysKey !== key) return;
+      state.dataset.count = '';
+      state.textContent = 'unknown (' + (err.code || err.message) + ')';
+    });
+  }
+
+  /** After anything that may change the list of passkeys. */
+  function passkeyChanged() {
+    passkeyChanges += 1;
+  }
+
+  function formatDate(unixSeconds) {
+    return new Date(unixSeconds * 1000).toLocaleString();
+  }
+
+  /** One passkey of the list: its name, dates and backup state, and a delete button. */
+  function passkeyItem(p) {
+    const li = document.createElement('li');
+    li.dataset.passkeyId = p.id;
+    li.dataset.lastUsedAt = p.lastUsedAt === null ? '' : String(p.lastUsedAt);
+    li.dataset.backedUp = String(p.backedUp === true);
+    const name = document.createElement('span');
+    name.className = 'name';
+    name.textContent = p.name; // textContent: the name is the user's text
+    const details = document.createElement('span');
+    details.className = 'details';
+    details.textContent = ', added ' + formatDate(p.createdAt) + ', last used ' +
+      (p.lastUsedAt === null ? 'never' : formatDate(p.lastUsedAt)) + ', ' +
+      (p.backedUp ? 'backed up (synced)' : 'not backed up') + ' ';
+    const btn = document.createElement('button');
+    btn.type = 'button';
+    btn.textContent = 'Delete';
+    btn.className = 'delete-passkey';
+    btn.addEventListener('click', () =>
+      guarded(async () => {
+        await client.deletePasskey(p.id);
+        passkeyChanged();
+      }));
+    li.append(name, details, btn);
+    return li;
+  }
+
+  $('passkey-add-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    guarded(async () => {
+      try {
+        await client.registerPasskey($('passkey-password').value, $('passkey-name').value.trim());
+      } finally {
+        $('passkey-password').value = '';
+      }
+      $('passkey-name').value = '';
+      passkeyChanged();
     });
   });
 

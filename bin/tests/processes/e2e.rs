@@ -2,18 +2,21 @@
 //! `authd ws` processes, and Nginx with the project's own configuration
 //! (`infra/nginx/nginx.conf.template` rendered by `infra/nginx/render.sh` for
 //! loopback ports and a fresh test certificate). Clients talk to Nginx only,
-//! over HTTPS/WSS, trusting exactly that certificate. One test drives the
-//! demo page in headless Chromium.
+//! over HTTPS/WSS, trusting exactly that certificate. The browser tests drive
+//! the demo page in headless Chromium (`browser_session.rs` starts them).
 //!
-//! Needs PostgreSQL, nginx, openssl, envsubst, and for the browser test
+//! Needs PostgreSQL, nginx, openssl, envsubst, and for the browser tests
 //! chromium + chromedriver. Under `CI` a missing piece fails the test;
 //! elsewhere the test is ignored (`tests/missing_tools.rs`).
 //! `E2E_KEEP=1` keeps the temporary directory with every log.
 
 mod browser;
 mod browser_mfa;
+mod browser_passkeys;
+mod browser_session;
 mod browser_tabs;
 pub mod client;
+mod demo_page;
 mod deployment;
 mod nginx;
 pub mod stack;

@@ -2,13 +2,13 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, bail, ensure};
 
-use super::client;
-use super::stack::{Stack, StackOptions};
+use super::PASSWORD;
+use super::browser_session::BrowserSession;
+use super::demo_page::{page_events, position, wait_events};
+use super::stack::StackOptions;
 use super::webdriver::Browser;
-use super::*;
-use integration_tests::process;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
@@ -24,29 +24,18 @@ use integration_tests::process;
 )]
 async fn demo_page_in_headless_chromium() -> Result<()> {
     const TEST: &str = "demo_page_in_headless_chromium";
-    process::require_tools(TEST, &stack::TOOLS);
-    let (Some(chromium), Some(driver)) = webdriver::browser_tools() else {
-        panic!(
-            "{TEST}: chromium and chromedriver are required (apt-get install chromium chromium-driver)"
-        );
-    };
-    let db = integration_tests::postgres::fresh_postgres_url().await;
     // Short tokens, so the page must refresh and reauth within the test.
     let opts = StackOptions {
         access_token_expiry: "20s",
         ws_expiry_warning: "8s",
     };
-    let stack = Stack::start(&db, opts).await?;
-    let origin = stack.origin();
-    let http = client::https_client(&stack.cert_pem)?;
-    let username = unique_username();
-    register(&http, &origin, &username).await?;
+    let session = BrowserSession::start(TEST, opts).await?;
+    let (browser, origin, http) = (&session.browser, session.origin(), &session.http);
+    let username = session.register_user().await?;
 
-    let port = process::free_ports(1)[0];
-    let browser = Browser::start(&chromium, &driver, port, &stack.dir).await?;
-    let mut result = drive_demo(&browser, &origin, &username).await;
+    let mut result = drive_demo(browser, &origin, &username).await;
     if result.is_ok() {
-        result = change_password_then_delete_the_account(&browser).await;
+        result = change_password_then_delete_the_account(browser).await;
     }
     if result.is_ok() {
         // The account is gone: its name logs in no more.
@@ -58,72 +47,14 @@ async fn demo_page_in_headless_chromium() -> Result<()> {
         assert_eq!(r.status(), 401, "the deleted account still logs in");
     }
     if result.is_ok() {
-        result = super::browser_mfa::enrol_log_in_with_two_factors_turn_off(&browser).await;
+        result = super::browser_mfa::enrol_log_in_with_two_factors_turn_off(browser).await;
     }
     if result.is_ok() {
-        result = swagger_ui_renders_under_its_policy(&browser, &origin).await;
+        result = swagger_ui_renders_under_its_policy(browser, &origin).await;
     }
-    if result.is_ok() {
-        // Contract v3: the page's sockets authenticate with their first
-        // message, so no token is in any URL, and no log of Nginx or the
-        // services holds one (an access token's header starts "eyJ").
-        let logs = stack.all_logs();
-        if logs.contains("token=") || logs.contains("eyJ") {
-            result = Err(anyhow::anyhow!(
-                "a token reached a log line of Nginx or the services"
-            ));
-        }
-    }
-    let shot = stack.dir.join("logs/demo-page.png");
-    let _ = browser.screenshot(&shot).await;
-    if result.is_err() {
-        eprintln!("e2e: screenshot at {}", shot.display());
-    }
-    result
-}
-
-/// Event names in the page's log (`<li data-event>`), with their text.
-pub(super) async fn page_events(browser: &Browser) -> Result<Vec<(String, String)>> {
-    let v = browser
-        .eval(
-            "return Array.from(document.querySelectorAll('#log li'))\
-             .map(li => [li.dataset.event, li.textContent]);",
-        )
-        .await?;
-    Ok(v.as_array()
-        .context("event list")?
-        .iter()
-        .map(|e| {
-            (
-                e[0].as_str().unwrap_or_default().to_owned(),
-                e[1].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect())
-}
-
-/// Waits until `pred` holds for the page's events.
-pub(super) async fn wait_events(
-    browser: &Browser,
-    what: &str,
-    within: Duration,
-    pred: impl Fn(&[(String, String)]) -> bool,
-) -> Result<Vec<(String, String)>> {
-    let deadline = Instant::now() + within;
-    loop {
-        let events = page_events(browser).await?;
-        if pred(&events) {
-            return Ok(events);
-        }
-        if Instant::now() > deadline {
-            bail!("page never showed {what} within {within:?}; events: {events:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-pub(super) fn position(events: &[(String, String)], name: &str) -> Option<usize> {
-    events.iter().position(|(e, _)| e == name)
+    // Contract v3: the page's sockets authenticate with their first
+    // message, so no token is in any URL, and no log holds one.
+    session.finish(result, "demo-page.png").await
 }
 
 async fn drive_demo(browser: &Browser, origin: &str, username: &str) -> Result<()> {

@@ -7,17 +7,14 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
-use serde_json::Value;
+use anyhow::{Context, Result, ensure};
 
-use super::browser::{page_events, position, wait_events};
+use super::demo_page::{
+    Events, WAIT, act, act_expecting_failure, factors, log_out, page_events, position, status,
+    text, visible, wait_new,
+};
 use super::webdriver::Browser;
 use super::{PASSWORD, unique_username};
-
-type Events = Vec<(String, String)>;
-
-/// How long a click may take to show its outcome in the page's log.
-const WAIT: Duration = Duration::from_secs(15);
 
 /// A new user turns two-factor login on, logs in with a recovery code, then
 /// with a code of the app, turns it off, and logs in with the password alone.
@@ -282,67 +279,6 @@ async fn log_in(browser: &Browser) -> Result<Events> {
     .await
 }
 
-async fn log_out(browser: &Browser) -> Result<()> {
-    act(browser, "#logout-btn", "logout").await?;
-    assert_eq!(status(browser).await?, "signed-out");
-    assert_eq!(factors(browser).await?, "", "no session");
-    Ok(())
-}
-
-/// Clicks `button` and waits for the event `name`; fails if the page logs
-/// `failed` instead.
-async fn act(browser: &Browser, button: &str, name: &str) -> Result<Events> {
-    let from = page_events(browser).await?.len();
-    browser.click(button).await?;
-    let ev = wait_new(browser, from, name, WAIT, |ev| position(ev, name).is_some()).await?;
-    Ok(ev)
-}
-
-/// Clicks `button` and waits for a `failed` event with `code`, which the
-/// page also shows in its error line.
-async fn act_expecting_failure(browser: &Browser, button: &str, code: &str) -> Result<Events> {
-    let from = page_events(browser).await?.len();
-    browser.click(button).await?;
-    let ev = wait_events(browser, code, WAIT, |ev| {
-        position(&ev[from.min(ev.len())..], "failed").is_some()
-    })
-    .await?;
-    let ev = ev[from..].to_vec();
-    let failed = &ev[position(&ev, "failed").unwrap_or_default()].1;
-    ensure!(failed.contains(code), "{failed}");
-    let shown = text(browser, "#form-error").await?;
-    ensure!(shown.starts_with(code), "{shown}");
-    Ok(ev)
-}
-
-/// Waits for `pred` over the events logged after the first `from`; fails
-/// as soon as the page logs `failed`.
-async fn wait_new(
-    browser: &Browser,
-    from: usize,
-    what: &str,
-    within: Duration,
-    pred: impl Fn(&[(String, String)]) -> bool,
-) -> Result<Events> {
-    let ev = wait_events(browser, what, within, |ev| {
-        let new = &ev[from.min(ev.len())..];
-        pred(new) || position(new, "failed").is_some()
-    })
-    .await?;
-    let new = ev[from.min(ev.len())..].to_vec();
-    if !pred(&new) {
-        bail!("the page failed waiting for {what}: {new:?}");
-    }
-    Ok(new)
-}
-
-/// `#status`' `data-state`: "signed-in" or "signed-out".
-async fn status(browser: &Browser) -> Result<Value> {
-    browser
-        .eval("return document.getElementById('status').dataset.state;")
-        .await
-}
-
 /// Waits until `#totp-state` (from `GET /api/mfa/totp`) says `enabled`
 /// and, when given, that many recovery codes are left.
 async fn two_factor_state(
@@ -368,35 +304,6 @@ async fn two_factor_state(
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// `#factors`' `data-mfa`: "true", "false", or "" when signed out.
-async fn factors(browser: &Browser) -> Result<String> {
-    let v = browser
-        .eval("return document.getElementById('factors').dataset.mfa;")
-        .await?;
-    Ok(v.as_str().context("data-mfa")?.to_owned())
-}
-
-async fn text(browser: &Browser, css: &str) -> Result<String> {
-    let v = browser
-        .eval(&format!(
-            "const e = document.querySelector({}); return e && e.textContent;",
-            Value::from(css)
-        ))
-        .await?;
-    Ok(v.as_str().with_context(|| format!("no {css}"))?.to_owned())
-}
-
-/// Whether `css` is rendered (not hidden, nor inside something hidden).
-async fn visible(browser: &Browser, css: &str) -> Result<bool> {
-    let v = browser
-        .eval(&format!(
-            "const e = document.querySelector({}); return !!e && e.getClientRects().length > 0;",
-            Value::from(css)
-        ))
-        .await?;
-    v.as_bool().context("visible")
 }
 
 /// The TOTP step now, on this machine's clock (the service's too).

@@ -14,12 +14,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-use super::browser::position;
-use super::client;
+use super::PASSWORD;
+use super::browser_session::BrowserSession;
+use super::demo_page::{Events, WAIT, position};
 use super::stack::{Stack, StackOptions};
 use super::webdriver::Browser;
-use super::*;
-use integration_tests::process;
 
 /// The stack's `ACCESS_TOKEN_EXPIRY` (the service's minimum is 10 s).
 const LIFETIME_SECS: u64 = 12;
@@ -28,10 +27,6 @@ const REFRESH_LEAD_SECS: u64 = 5;
 /// How long the signed-in tabs are watched: more than three token lifetimes.
 const WATCH: Duration = Duration::from_secs(42);
 const TABS: usize = 3;
-/// How long a click or a message between tabs may take to show in a page's log.
-const WAIT: Duration = Duration::from_secs(15);
-
-type Events = Vec<(String, String)>;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
@@ -47,47 +42,23 @@ type Events = Vec<(String, String)>;
 )]
 async fn three_tabs_share_one_refresh_per_expiry() -> Result<()> {
     const TEST: &str = "three_tabs_share_one_refresh_per_expiry";
-    process::require_tools(TEST, &stack::TOOLS);
-    let (Some(chromium), Some(driver)) = webdriver::browser_tools() else {
-        panic!(
-            "{TEST}: chromium and chromedriver are required (apt-get install chromium chromium-driver)"
-        );
-    };
-    let db = integration_tests::postgres::fresh_postgres_url().await;
     // The sockets' expiry warning comes after the refresh lead, so every
     // refresh is the refresh timer's (the warning would trigger one too).
     let opts = StackOptions {
         access_token_expiry: "12s",
         ws_expiry_warning: "3s",
     };
-    let stack = Stack::start(&db, opts).await?;
-    let origin = stack.origin();
-    let http = client::https_client(&stack.cert_pem)?;
-    let username = unique_username();
-    register(&http, &origin, &username).await?;
+    let session = BrowserSession::start(TEST, opts).await?;
+    let (browser, stack) = (&session.browser, &session.stack);
+    let username = session.register_user().await?;
 
-    let port = process::free_ports(1)[0];
-    let browser = Browser::start(&chromium, &driver, port, &stack.dir).await?;
-    let mut result = open_tabs_and_watch_the_refreshes(&browser, &stack, &origin, &username).await;
+    let mut result =
+        open_tabs_and_watch_the_refreshes(browser, stack, &session.origin(), &username).await;
     if result.is_ok() {
-        result = logout_and_login_reach_every_tab(&browser, &stack).await;
+        result = logout_and_login_reach_every_tab(browser, stack).await;
     }
-    if result.is_ok() {
-        // Tokens went between tabs, never into a URL or a log line (an
-        // access token's header starts "eyJ").
-        let logs = stack.all_logs();
-        if logs.contains("token=") || logs.contains("eyJ") {
-            result = Err(anyhow::anyhow!(
-                "a token reached a log line of Nginx or the services"
-            ));
-        }
-    }
-    let shot = stack.dir.join("logs/browser-tabs.png");
-    let _ = browser.screenshot(&shot).await;
-    if result.is_err() {
-        eprintln!("e2e: screenshot at {}", shot.display());
-    }
-    result
+    // Tokens went between tabs, never into a URL or a log line.
+    session.finish(result, "browser-tabs.png").await
 }
 
 /// Logs in in the first tab, opens two more on the signed-in page, connects

@@ -25,11 +25,9 @@ use integration_tests::ws_client::Incoming;
 )]
 async fn nginx_fronts_two_api_and_two_ws_instances() -> Result<()> {
     const TEST: &str = "nginx_fronts_two_api_and_two_ws_instances";
-    process::require_tools(TEST, &stack::TOOLS);
-    let db = integration_tests::postgres::fresh_postgres_url().await;
-    let mut stack = Stack::start(&db, StackOptions::default()).await?;
+    let mut stack = Stack::start_for(TEST, StackOptions::default()).await?;
     let origin = stack.origin();
-    let http = client::https_client(&stack.cert_pem)?;
+    let http = stack.https_client()?;
     let mut secrets: Vec<String> = Vec::new();
 
     // The image's health check script, against the real services.

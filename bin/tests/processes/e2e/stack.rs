@@ -12,11 +12,18 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use integration_tests::process::{
-    Proc, free_ports, run, running_as_root, tail, wait_listening, which, workspace_root,
+    self, Proc, free_ports, run, running_as_root, tail, wait_listening, which, workspace_root,
 };
 
 /// The programs every test of the Nginx stack needs.
 pub const TOOLS: [&str; 3] = ["nginx", "openssl", "envsubst"];
+
+/// The stack's `WEBAUTHN_RP_ID`: the name the browser opens the page by.
+pub const WEBAUTHN_RP_ID: &str = "localhost";
+
+fn browser_origin(https_port: u16) -> String {
+    format!("https://{WEBAUTHN_RP_ID}:{https_port}")
+}
 
 /// Settings that differ between the tests.
 #[derive(Debug, Clone)]
@@ -125,6 +132,18 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// What every test of the stack begins with: its programs required (a
+    /// missing one fails `test`; outside CI such a test is ignored at build
+    /// time), a fresh database, and the stack on it.
+    ///
+    /// # Errors
+    /// The stack did not start (see [`Stack::start`]).
+    pub async fn start_for(test: &str, opts: StackOptions) -> Result<Self> {
+        process::require_tools(test, &TOOLS);
+        let db = integration_tests::postgres::fresh_postgres_url().await;
+        Self::start(&db, opts).await
+    }
+
     /// Keys, certificate, migration, 2 × api, 2 × ws, Nginx; waits until all answer.
     pub async fn start(database_url: &str, opts: StackOptions) -> Result<Self> {
         let root = workspace_root();
@@ -174,6 +193,10 @@ impl Stack {
                 .env("COOKIE_SECURE", "true")
                 .env("TRUSTED_PROXIES", "127.0.0.1")
                 .env("ALLOW_REGISTRATION", "true")
+                // Passkeys: the relying party is `localhost`, and a ceremony
+                // comes from the page as the browser opens it through Nginx.
+                .env("WEBAUTHN_RP_ID", WEBAUTHN_RP_ID)
+                .env("WEBAUTHN_ORIGINS", browser_origin(https_port))
                 .env("RUST_LOG", "info")
                 .env("LOG_FORMAT", "json")
                 .env_remove("CORS_ORIGINS")
@@ -241,6 +264,21 @@ impl Stack {
     /// `https://127.0.0.1:PORT` — the one origin clients use.
     pub fn origin(&self) -> String {
         format!("https://127.0.0.1:{}", self.https_port)
+    }
+
+    /// `https://localhost:PORT` — the same Nginx by name, the origin a
+    /// browser opens for a passkey ceremony (a relying party is a domain,
+    /// never an address), and the stack's only `WEBAUTHN_ORIGINS`.
+    pub fn browser_origin(&self) -> String {
+        browser_origin(self.https_port)
+    }
+
+    /// An HTTPS client that trusts exactly this stack's certificate.
+    ///
+    /// # Errors
+    /// The certificate does not parse.
+    pub fn https_client(&self) -> Result<reqwest::Client> {
+        super::client::https_client(&self.cert_pem)
     }
 
     /// The sum over the `authd api` processes of the metric series written

@@ -1,5 +1,7 @@
 //! A minimal W3C WebDriver client for headless Chromium through Debian's
-//! `chromedriver`: just the commands the demo-page test needs.
+//! `chromedriver`: just the commands the demo-page tests need, and the
+//! virtual authenticators of WebDriver's WebAuthn extension
+//! (<https://w3c.github.io/webauthn/#sctn-automation>).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -173,6 +175,50 @@ impl Browser {
             Some(json!({ "script": script, "args": [] })),
         )
         .await
+    }
+
+    /// Adds a virtual authenticator to the browser (WebAuthn's WebDriver
+    /// extension), e.g. `{"protocol":"ctap2","transport":"internal",
+    /// "hasResidentKey":true,"hasUserVerification":true,"isUserVerified":true}`;
+    /// returns its id. The page's ceremonies use it without a prompt.
+    pub async fn add_virtual_authenticator(&self, options: Value) -> Result<String> {
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/webauthn/authenticator",
+                Some(options),
+            )
+            .await?;
+        v.as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("no authenticator id: {v}"))
+    }
+
+    /// The credentials a virtual authenticator holds: objects with
+    /// `credentialId`, `isResidentCredential`, `rpId`, `userHandle` (base64url),
+    /// `signCount`, `backupEligibility`, `backupState`, `privateKey`.
+    pub async fn authenticator_credentials(&self, authenticator: &str) -> Result<Vec<Value>> {
+        let v = self
+            .cmd(
+                reqwest::Method::GET,
+                &format!("/webauthn/authenticator/{authenticator}/credentials"),
+                None,
+            )
+            .await?;
+        v.as_array()
+            .cloned()
+            .ok_or_else(|| anyhow!("no credential list: {v}"))
+    }
+
+    /// Removes every credential of a virtual authenticator.
+    pub async fn remove_authenticator_credentials(&self, authenticator: &str) -> Result<()> {
+        self.cmd(
+            reqwest::Method::DELETE,
+            &format!("/webauthn/authenticator/{authenticator}/credentials"),
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Saves a PNG screenshot (for a human looking at a failure).
