@@ -1,6 +1,7 @@
 //! Support for the integration tests in `tests/tests/`: a throwaway
 //! PostgreSQL, the in-process application, real `authd` processes,
-//! WebSocket clients, an OTLP/HTTP receiver.
+//! WebSocket clients, an OTLP/HTTP receiver, a software WebAuthn
+//! authenticator.
 
 #![allow(
     clippy::unwrap_used,
@@ -9,6 +10,7 @@
 )]
 
 pub mod app;
+pub mod authenticator;
 pub mod client;
 pub mod clock;
 pub mod document;

@@ -13,6 +13,7 @@ mod fuzzed;
 mod meta;
 mod mfa;
 mod overload;
+mod passkeys;
 mod seals;
 mod sessions;
 mod throttle;
