@@ -40,6 +40,7 @@ fn claims(now: i64) -> AccessClaims {
         exp: now + 900,
         username: "alice".to_owned(),
         amr: domain::AuthMethods::Password,
+        cnf: None,
     }
 }
 

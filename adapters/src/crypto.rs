@@ -12,6 +12,8 @@
 //! - [`password`]: the [`PasswordHasher`](application::ports::PasswordHasher)
 //!   (argon2id; bcrypt and PBKDF2 accepted for imported users).
 
+pub mod dpop;
+pub mod dpop_verifier;
 pub mod jws_keys;
 pub mod jwt;
 pub mod key_ring;

@@ -14,6 +14,7 @@ pub mod connections;
 pub mod cookie;
 pub mod demo;
 pub mod docs;
+pub mod dpop;
 pub mod edge;
 pub mod problem;
 
@@ -59,6 +60,9 @@ pub struct HttpConfig {
     pub docs: bool,
     /// Request counts and latencies go here.
     pub metrics: Metrics,
+    /// `PUBLIC_URL`: the external base URL (DPoP's `htu`); unset, a request's
+    /// own scheme and `Host`.
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -70,6 +74,7 @@ impl Default for HttpConfig {
             demo_dir: None,
             docs: true,
             metrics: Metrics::disabled(),
+            public_url: None,
         }
     }
 }
@@ -216,6 +221,8 @@ pub struct RestUseCases {
     pub two_factor: Arc<application::use_cases::TwoFactor>,
     /// Passkeys.
     pub passkeys: Arc<application::use_cases::Passkeys>,
+    /// DPoP proofs.
+    pub dpop: Arc<application::DpopProofs>,
     /// Bearer tokens; the JWKS.
     pub access: Arc<AccessCheck>,
     /// `GET /api/health`.
@@ -262,6 +269,7 @@ pub fn routes(
         account,
         two_factor,
         passkeys,
+        dpop,
         access,
         readiness,
     } = use_cases;
@@ -272,6 +280,7 @@ pub fn routes(
         .data(account)
         .data(two_factor)
         .data(passkeys)
+        .data(dpop)
         .data(access)
         .data(readiness)
         .data(config.clone());

@@ -8,6 +8,7 @@
 
 mod audit_log;
 mod database;
+mod dpop_replay_store;
 mod entities;
 mod local_revocation_bus;
 mod login_throttle;
@@ -22,6 +23,7 @@ mod user_repository;
 
 pub use audit_log::{AuditFilter, SeaAuditLog, StoredAuditEvent};
 pub use database::Database;
+pub use dpop_replay_store::SeaDpopReplayStore;
 pub use local_revocation_bus::LocalRevocationBus;
 pub use login_throttle::SeaLoginThrottle;
 pub use mfa_store::SeaMfaStore;

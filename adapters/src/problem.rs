@@ -64,6 +64,10 @@ pub enum Code {
     InvalidPasskeyRegistration,
     /// `409`: that passkey's credential id is registered.
     PasskeyExists,
+    /// `400 invalid_dpop_proof`: a login's `DPoP` proof did not pass.
+    InvalidDpopProof,
+    /// `401 invalid_dpop_proof`: a bound family's refresh without its key's proof.
+    InvalidDpopProofRefresh,
     /// `413`: the request body is too large.
     PayloadTooLarge,
     /// `429`: too many failed logins; `Retry-After` says when to try again.
@@ -83,7 +87,7 @@ pub enum Code {
 
 impl Code {
     /// Every code.
-    pub const ALL: [Self; 30] = [
+    pub const ALL: [Self; 32] = [
         Self::BadRequest,
         Self::InvalidUsername,
         Self::WeakPassword,
@@ -107,6 +111,8 @@ impl Code {
         Self::InvalidPasskey,
         Self::InvalidPasskeyRegistration,
         Self::PasskeyExists,
+        Self::InvalidDpopProof,
+        Self::InvalidDpopProofRefresh,
         Self::PayloadTooLarge,
         Self::RateLimited,
         Self::TooManyConnections,
@@ -140,6 +146,7 @@ impl Code {
             Self::UsernameTaken => "username_taken",
             Self::InvalidPasskey | Self::InvalidPasskeyRegistration => "invalid_passkey",
             Self::PasskeyExists => "passkey_exists",
+            Self::InvalidDpopProof | Self::InvalidDpopProofRefresh => "invalid_dpop_proof",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
             Self::TooManyConnections => "too_many_connections",
@@ -157,7 +164,8 @@ impl Code {
             | Self::InvalidUsername
             | Self::WeakPassword
             | Self::InvalidEnrolmentCode
-            | Self::InvalidPasskeyRegistration => 400,
+            | Self::InvalidPasskeyRegistration
+            | Self::InvalidDpopProof => 400,
             Self::InvalidCredentials
             | Self::InvalidToken
             | Self::RefreshMissing
@@ -167,7 +175,8 @@ impl Code {
             | Self::SessionRevoked
             | Self::InvalidMfaCode
             | Self::MfaTokenInvalid
-            | Self::InvalidPasskey => 401,
+            | Self::InvalidPasskey
+            | Self::InvalidDpopProofRefresh => 401,
             Self::RegistrationClosed | Self::OriginNotAllowed | Self::MfaRequired => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
@@ -246,6 +255,8 @@ mod tests {
             ("invalid_passkey", 401),
             ("invalid_passkey", 400),
             ("passkey_exists", 409),
+            ("invalid_dpop_proof", 400),
+            ("invalid_dpop_proof", 401),
             ("payload_too_large", 413),
             ("rate_limited", 429),
             ("too_many_connections", 429),

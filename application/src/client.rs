@@ -8,4 +8,8 @@ pub struct ClientInfo {
     pub ip: Option<String>,
     /// `User-Agent`.
     pub user_agent: Option<String>,
+    /// The key the client proved it holds with this request (a DPoP proof
+    /// that passed every check): a login binds the new family to it, a
+    /// refresh of a bound family needs it (contract v3, "DPoP").
+    pub key: Option<domain::dpop::Jkt>,
 }

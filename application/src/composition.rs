@@ -6,14 +6,14 @@
 use std::sync::Arc;
 
 use crate::ports::{
-    AccessTokenSigner, AccessTokenVerifier, Clock, HealthCheck, LoginThrottle, MfaStore,
-    PasskeyStore, PasswordHasher, RandomSource, RelyingParty, RevocationBus, SecurityEvents,
-    SessionStore, TotpCodes, UserRepository,
+    AccessTokenSigner, AccessTokenVerifier, Clock, DpopReplayStore, DpopVerifier, HealthCheck,
+    LoginThrottle, MfaStore, PasskeyStore, PasswordHasher, RandomSource, RelyingParty,
+    RevocationBus, SecurityEvents, SessionStore, TotpCodes, UserRepository,
 };
 use crate::use_cases::{Passkeys, Reauthentication, TwoFactor};
 use crate::{
-    AccessCheck, AccessTokenIssuer, Account, AuthConfig, Housekeeping, Logins, Readiness,
-    Registration, Revocations, Sessions, UserAccounts,
+    AccessCheck, AccessTokenIssuer, Account, AuthConfig, DpopProofs, Housekeeping, Logins,
+    Readiness, Registration, Revocations, Sessions, UserAccounts,
 };
 
 /// The adapters behind each port, chosen by `bin`: what [`compose`] builds
@@ -50,6 +50,10 @@ pub struct Ports {
     pub passkeys: Arc<dyn PasskeyStore>,
     /// The WebAuthn relying party.
     pub relying_party: Arc<dyn RelyingParty>,
+    /// DPoP proofs' JWS.
+    pub dpop_verifier: Arc<dyn DpopVerifier>,
+    /// DPoP proof ids used at logins and refreshes.
+    pub dpop_replay: Arc<dyn DpopReplayStore>,
 }
 
 impl std::fmt::Debug for Ports {
@@ -73,6 +77,8 @@ pub struct UseCases {
     pub two_factor: Arc<TwoFactor>,
     /// Passkeys: registering, listing, deleting, logging in.
     pub passkeys: Arc<Passkeys>,
+    /// DPoP proofs of requests.
+    pub dpop: Arc<DpopProofs>,
     /// Access tokens (REST and WebSocket).
     pub access: Arc<AccessCheck>,
     /// The revoked-session cache and its feed.
@@ -104,7 +110,16 @@ pub fn compose(ports: Ports, config: &AuthConfig) -> UseCases {
         totp,
         passkeys,
         relying_party,
+        dpop_verifier,
+        dpop_replay,
     } = ports;
+    let dpop = Arc::new(DpopProofs::new(
+        dpop_verifier,
+        dpop_replay.clone(),
+        clock.clone(),
+        events.clone(),
+        config.dpop_max_age,
+    ));
     let revocations = Revocations::new(bus, sessions.clone(), clock.clone(), config.access_ttl);
     let access = AccessCheck::new(
         verifier,
@@ -209,11 +224,13 @@ pub fn compose(ports: Ports, config: &AuthConfig) -> UseCases {
             throttle,
             mfa,
             passkeys,
+            dpop: dpop_replay,
             events,
             clock,
             token_policy: config.token_policy,
             audit_retention: config.audit_retention,
         }),
+        dpop,
         access: Arc::new(access),
         revocations,
         config: config.clone(),

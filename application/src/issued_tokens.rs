@@ -58,6 +58,7 @@ impl AccessTokenIssuer {
             exp,
             username: user.username.as_str().to_owned(),
             amr: session.methods,
+            cnf: session.jkt.clone(),
         };
         let token = self.signer.sign(&claims).await?;
         Ok(IssuedAccessToken {

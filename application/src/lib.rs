@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod composition;
+pub mod dpop_proofs;
 pub mod issued_tokens;
 pub mod mfa_token;
 pub mod ports;
@@ -17,6 +18,7 @@ pub mod use_cases;
 pub mod verified_tokens;
 
 pub use client::ClientInfo;
+pub use dpop_proofs::{DpopError, DpopProofs, ReplayScope};
 pub use issued_tokens::{AccessTokenIssuer, IssuedAccessToken, IssuedRefreshToken};
 pub use mfa_token::MfaToken;
 pub use refresh_secret::{RefreshSecret, SealKey};

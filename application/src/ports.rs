@@ -2,6 +2,7 @@
 
 pub mod access_token;
 pub mod clock;
+pub mod dpop;
 pub mod health_check;
 pub mod login_throttle;
 pub mod mfa_store;
@@ -19,6 +20,7 @@ pub use access_token::{
     AccessTokenSigner, AccessTokenVerifier, InvalidToken, KeyParams, PublishedKey,
 };
 pub use clock::Clock;
+pub use dpop::{DpopReplayStore, DpopVerifier};
 pub use health_check::{HealthCheck, PoolStats, StorageUnavailable};
 pub use login_throttle::{LoginThrottle, ThrottleKey, ThrottlePolicy, ThrottleScope};
 pub use mfa_store::{MfaChallenge, MfaStore, TotpSecret};

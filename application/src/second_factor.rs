@@ -161,6 +161,7 @@ mod tests {
         let client = |ip: &str, ua: &str| ClientInfo {
             ip: Some(ip.into()),
             user_agent: Some(ua.into()),
+            key: None,
         };
         let here = challenge_hash(&token, &client("10.0.0.1", "curl"));
         assert_eq!(here, challenge_hash(&token, &client("10.0.0.1", "curl")));

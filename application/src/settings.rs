@@ -26,6 +26,8 @@ pub struct AuthConfig {
     pub audit_retention: Duration,
     /// The server secret of the refresh-grace seals (`REFRESH_SEAL_KEY_PATH`).
     pub seal_key: SealKey,
+    /// `DPOP_PROOF_MAX_AGE`: how far a proof's `iat` may be from now.
+    pub dpop_max_age: Duration,
 }
 
 impl Default for AuthConfig {
@@ -40,6 +42,7 @@ impl Default for AuthConfig {
             audit_retention: Duration::from_secs(90 * 86_400),
             // Tests only: the wiring always sets the key read from its file.
             seal_key: SealKey::from_bytes([0; SealKey::LEN]),
+            dpop_max_age: domain::dpop::DEFAULT_PROOF_MAX_AGE,
         }
     }
 }

@@ -31,6 +31,8 @@ pub use two_factor::{MfaError, TotpEnrolment, TwoFactor, TwoFactorStatus};
 pub use verify_access::{AccessCheck, CLOCK_LEEWAY_SECS};
 
 #[cfg(test)]
+mod dpop_tests;
+#[cfg(test)]
 mod login_tests;
 #[cfg(test)]
 mod mfa_tests;

@@ -100,6 +100,7 @@ mod tests {
             exp,
             username: "alice".into(),
             amr: domain::AuthMethods::Password,
+            cnf: None,
         }
     }
 

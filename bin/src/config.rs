@@ -146,6 +146,13 @@ pub struct Config {
     /// Comma-separated origins allowed with credentials (REST and WebSocket).
     #[arg(long, env = "CORS_ORIGINS", default_value = "", value_parser = list(origin))]
     pub cors_origins: std::vec::Vec<String>,
+    /// The external base URL (`https://auth.example.com`): the URL DPoP
+    /// proofs name (`htu`). Unset, a request's own scheme and `Host`.
+    #[arg(long, env = "PUBLIC_URL", value_parser = origin)]
+    pub public_url: Option<String>,
+    /// How far a DPoP proof's `iat` may be from the server's clock.
+    #[arg(long, env = "DPOP_PROOF_MAX_AGE", default_value = "60s", value_parser = nonzero_duration)]
+    pub dpop_proof_max_age: Duration,
     /// The WebAuthn relying party: the domain passkeys are bound to (the
     /// origins' host or a parent domain of it).
     #[arg(long, env = "WEBAUTHN_RP_ID", default_value = "localhost", value_parser = domain_name)]

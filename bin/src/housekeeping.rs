@@ -46,6 +46,7 @@ async fn prune(auth: Arc<Housekeeping>, mut stop: watch::Receiver<bool>) {
                 login_windows = pruned.login_windows,
                 mfa_tokens = pruned.mfa_tokens,
                 passkey_ceremonies = pruned.passkey_ceremonies,
+                dpop_jtis = pruned.dpop_jtis,
                 audit_events = pruned.audit_events,
                 "pruned ended sessions, closed throttle windows, ended mfaTokens and old security events"
             ),

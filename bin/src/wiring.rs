@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use adapters::crypto::dpop_verifier::DpopJws;
 use adapters::crypto::jws_keys::KeyPair;
 use adapters::crypto::key_ring::{self, KeyRing, KeyRingConfig, Minter};
 use adapters::crypto::key_seal::KeySeal;
@@ -12,8 +13,9 @@ use adapters::crypto::password::{Argon2Cost, Argon2Hasher};
 use adapters::crypto::totp::TotpSecrets;
 use adapters::http::HttpConfig;
 use adapters::persistence::{
-    Database, PgRevocationBus, PollingRevocationBus, SeaAuditLog, SeaLoginThrottle, SeaMfaStore,
-    SeaPasskeyStore, SeaSessionStore, SeaSigningKeyStore, SeaUserRepository,
+    Database, PgRevocationBus, PollingRevocationBus, SeaAuditLog, SeaDpopReplayStore,
+    SeaLoginThrottle, SeaMfaStore, SeaPasskeyStore, SeaSessionStore, SeaSigningKeyStore,
+    SeaUserRepository,
 };
 use adapters::system::{OsRandom, SystemClock};
 use adapters::telemetry::metrics::PasswordQueueStatus;
@@ -181,6 +183,8 @@ pub async fn build_service(
             rp_name: config.webauthn_rp_name.clone(),
             origins: config.webauthn_origins.clone(),
         })?),
+        dpop_verifier: Arc::new(DpopJws),
+        dpop_replay: Arc::new(SeaDpopReplayStore::new(db.clone())),
     };
     Ok(compose(ports, &auth_config(config, keys.seal.clone())))
 }
@@ -194,6 +198,7 @@ pub fn rest(use_cases: &UseCases) -> adapters::http::RestUseCases {
         account: use_cases.account.clone(),
         two_factor: use_cases.two_factor.clone(),
         passkeys: use_cases.passkeys.clone(),
+        dpop: use_cases.dpop.clone(),
         access: use_cases.access.clone(),
         readiness: use_cases.readiness.clone(),
     }
@@ -333,6 +338,7 @@ pub fn auth_config(config: &Config, seal_key: SealKey) -> AuthConfig {
         token_cache_size: config.token_cache_size,
         audit_retention: config.audit_retention,
         seal_key,
+        dpop_max_age: config.dpop_proof_max_age,
     }
 }
 
@@ -345,6 +351,7 @@ pub fn http_config(config: &Config, metrics: Metrics) -> HttpConfig {
         demo_dir: config.demo_dir.clone(),
         docs: config.api_docs,
         metrics,
+        public_url: config.public_url.clone(),
     }
 }
 

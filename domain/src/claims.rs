@@ -152,6 +152,8 @@ pub struct AccessClaims {
     pub username: String,
     /// How the session began (`amr`).
     pub amr: AuthMethods,
+    /// `cnf.jkt`: the client key the session is bound to (DPoP).
+    pub cnf: Option<crate::dpop::Jkt>,
 }
 
 #[cfg(test)]

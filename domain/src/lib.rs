@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod claims;
+pub mod dpop;
 pub mod housekeeping;
 pub mod passkey;
 pub mod password;

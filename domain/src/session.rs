@@ -89,6 +89,9 @@ pub struct Session {
     /// How it began: with a password alone, or with a second factor too
     /// (the `amr` of every access token of the family).
     pub methods: AuthMethods,
+    /// The client key the family is bound to (DPoP): its refreshes need a
+    /// proof by that key and its access tokens carry it as `cnf.jkt`.
+    pub jkt: Option<crate::dpop::Jkt>,
 }
 
 impl Session {
@@ -112,6 +115,7 @@ impl Session {
             user_agent,
             ip,
             methods: AuthMethods::Password,
+            jkt: None,
         }
     }
 
@@ -119,6 +123,13 @@ impl Session {
     #[must_use]
     pub fn begun_with(mut self, methods: AuthMethods) -> Self {
         self.methods = methods;
+        self
+    }
+
+    /// The same family, bound to the client key `jkt` (if any).
+    #[must_use]
+    pub fn bound_to(mut self, jkt: Option<crate::dpop::Jkt>) -> Self {
+        self.jkt = jkt;
         self
     }
 

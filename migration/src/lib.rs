@@ -16,6 +16,7 @@ mod m20261204_000008_create_revoked_sessions;
 mod m20261204_000009_create_mfa;
 mod m20261207_000010_enrolment_wrong_codes;
 mod m20261207_000011_create_passkeys;
+mod m20261207_000012_dpop;
 
 /// Applies the migrations in order (`Migrator::up(db, None)`).
 #[derive(Debug)]
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000009_create_mfa::Migration),
             Box::new(m20261207_000010_enrolment_wrong_codes::Migration),
             Box::new(m20261207_000011_create_passkeys::Migration),
+            Box::new(m20261207_000012_dpop::Migration),
         ]
     }
 }

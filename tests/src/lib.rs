@@ -14,6 +14,7 @@ pub mod authenticator;
 pub mod client;
 pub mod clock;
 pub mod document;
+pub mod dpop;
 pub mod fault_proxy;
 pub mod keys;
 pub mod netns;

@@ -46,7 +46,9 @@ pub async fn sqlite_ports(signer: Arc<JwtSigner>, verifier: Arc<JwtVerifier>) ->
         ),
         mfa: Arc::new(SeaMfaStore::new(db.clone())),
         totp: Arc::new(TotpSecrets::new(&SealKey::from_bytes([0; SealKey::LEN]))),
-        passkeys: Arc::new(SeaPasskeyStore::new(db)),
+        passkeys: Arc::new(SeaPasskeyStore::new(db.clone())),
+        dpop_verifier: Arc::new(adapters::crypto::dpop_verifier::DpopJws),
+        dpop_replay: Arc::new(adapters::persistence::SeaDpopReplayStore::new(db)),
         relying_party: Arc::new(
             WebAuthnRelyingParty::new(&WebAuthnConfig {
                 rp_id: "localhost".into(),

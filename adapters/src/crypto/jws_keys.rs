@@ -29,7 +29,7 @@ use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
 use super::base64url;
-use super::keys::{PrivateKey, PublicKey};
+use super::keys::{MIN_KEY_BITS, PrivateKey, PublicKey};
 use super::os_rng::OsRng;
 
 /// A private key of the key set and the algorithm it signs with.
@@ -308,6 +308,66 @@ impl PublicJwk {
         })
     }
 
+    /// Reads a public JWK (RFC 7517; members of RFC 7518 section 6 and
+    /// RFC 8037 section 2) as a key for `alg`: `kty` `RSA` for RS256 and
+    /// PS256, `EC` on `P-256` for ES256, `OKP` on `Ed25519` for EdDSA. Other
+    /// members are ignored, but an `alg` member must name `alg`.
+    ///
+    /// Strict: every value is unpadded base64url in its one canonical
+    /// spelling (full-length EC coordinates, RSA integers without leading
+    /// zero octets, a reduced Ed25519 point), so the thumbprint ([`Self::kid`])
+    /// is the one the key's holder computes over the members it sent, and no
+    /// second spelling of a key has another.
+    ///
+    /// # Errors
+    /// See [`JwkRefused`].
+    pub fn from_jwk(alg: Algorithm, jwk: &serde_json::Value) -> Result<Self, JwkRefused> {
+        let members = jwk.as_object().ok_or(JwkRefused::Malformed)?;
+        if PRIVATE_JWK_MEMBERS.iter().any(|m| members.contains_key(*m)) {
+            return Err(JwkRefused::PrivateMembers);
+        }
+        let text = |name: &str| {
+            members
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .ok_or(JwkRefused::Malformed)
+        };
+        // RFC 7517 section 4.4: a key meant for one algorithm is not used with another.
+        if members
+            .get("alg")
+            .is_some_and(|intended| intended.as_str() != Some(alg.as_str()))
+        {
+            return Err(JwkRefused::KeyType);
+        }
+        let (kty, crv) = match alg {
+            Algorithm::Rs256 | Algorithm::Ps256 => ("RSA", None),
+            Algorithm::Es256 => ("EC", Some("P-256")),
+            Algorithm::EdDsa => ("OKP", Some("Ed25519")),
+        };
+        if text("kty")? != kty || crv.is_some_and(|crv| text("crv") != Ok(crv)) {
+            return Err(JwkRefused::KeyType);
+        }
+        let key = match alg {
+            Algorithm::Rs256 | Algorithm::Ps256 => Self::rsa(
+                alg == Algorithm::Ps256,
+                rsa_from_jwk(text("n")?, text("e")?)?,
+            ),
+            Algorithm::Es256 => Self::es256(es256_from_jwk(text("x")?, text("y")?)?),
+            Algorithm::EdDsa => Self::ed25519(ed25519_from_jwk(text("x")?)?),
+        };
+        // The members as we would publish the key are the members as sent:
+        // the thumbprint is over exactly what the holder hashes.
+        let as_sent = match &key.published.params {
+            KeyParams::Rsa { n, e } => text("n")? == n && text("e")? == e,
+            KeyParams::Ec { x, y, .. } => text("x")? == x && text("y")? == y,
+            KeyParams::Okp { x, .. } => text("x")? == x,
+        };
+        if !as_sent {
+            return Err(JwkRefused::Invalid);
+        }
+        Ok(key)
+    }
+
     /// The key as SPKI PEM (`BEGIN PUBLIC KEY`), LF line endings.
     ///
     /// # Errors
@@ -367,6 +427,101 @@ impl PublicJwk {
                 .is_ok_and(|sig| key.verify_strict(signing_input, &sig).is_ok()),
         }
     }
+}
+
+/// Why [`PublicJwk::from_jwk`] refused a JWK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JwkRefused {
+    /// Not a JSON object, or a member its key type needs is missing or not
+    /// a string.
+    #[error("the JWK is not an object with the string members of its key type")]
+    Malformed,
+    /// It holds private or symmetric key members ([`PRIVATE_JWK_MEMBERS`]).
+    #[error("the JWK holds private key members")]
+    PrivateMembers,
+    /// Its `kty`, `crv` or `alg` is not the algorithm's.
+    #[error("the JWK's key type is not the algorithm's")]
+    KeyType,
+    /// A member is not canonical unpadded base64url of the right length, or
+    /// the members are not a valid public key (a point off the curve, an
+    /// even modulus, an RSA modulus over [`MAX_JWK_RSA_BITS`], ...).
+    #[error("the JWK's members are not a valid public key")]
+    Invalid,
+    /// An RSA modulus under [`MIN_KEY_BITS`] bits, or an Ed25519 key of
+    /// small order (one that "verifies" signatures of almost any message).
+    #[error("the JWK is a weak key")]
+    Weak,
+}
+
+/// The JWK members only a private or symmetric key has (RFC 7518 sections
+/// 6.2.2, 6.3.2 and 6.4.1; RFC 8037 section 2): a public JWK has none of them.
+pub const PRIVATE_JWK_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// The largest RSA modulus read from a JWK, in bits. A client (a DPoP
+/// proof's) chooses its key, and the cost of each verification grows with
+/// it; 4096 bits is the largest size we make ourselves.
+pub const MAX_JWK_RSA_BITS: usize = 4096;
+
+/// An RSA public key from the JWK's `n` and `e` (RFC 7518 section 6.3.1).
+fn rsa_from_jwk(n: &str, e: &str) -> Result<PublicKey, JwkRefused> {
+    let (n, e) = (
+        base64url::decode(n).ok_or(JwkRefused::Invalid)?,
+        base64url::decode(e).ok_or(JwkRefused::Invalid)?,
+    );
+    // Base64urlUInt (RFC 7518 section 2): the fewest octets, so no leading zero.
+    let (Some(&n_first), Some(&e_first)) = (n.first(), e.first()) else {
+        return Err(JwkRefused::Invalid);
+    };
+    if n_first == 0 || e_first == 0 {
+        return Err(JwkRefused::Invalid);
+    }
+    let bits = n.len() * 8 - n_first.leading_zeros() as usize;
+    if bits < MIN_KEY_BITS {
+        return Err(JwkRefused::Weak);
+    }
+    if bits > MAX_JWK_RSA_BITS {
+        return Err(JwkRefused::Invalid);
+    }
+    let key = rsa::PublicKey::new_with_size_limits(
+        rsa::BoxedUint::from_be_slice_vartime(&n),
+        rsa::BoxedUint::from_be_slice_vartime(&e),
+        MIN_KEY_BITS..=MAX_JWK_RSA_BITS,
+    )
+    .map_err(|_| JwkRefused::Invalid)?;
+    PublicKey::from_rsa(key).map_err(|_| JwkRefused::Invalid)
+}
+
+/// A P-256 point from the JWK's `x` and `y` (RFC 7518 section 6.2.1).
+fn es256_from_jwk(x: &str, y: &str) -> Result<p256::ecdsa::VerifyingKey, JwkRefused> {
+    // Each coordinate at the full size of the field, leading zeros kept
+    // (RFC 7518 section 6.2.1.2).
+    let coordinate = |c: &str| {
+        let bytes: [u8; 32] = base64url::decode(c)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(JwkRefused::Invalid)?;
+        Ok::<_, JwkRefused>(p256::FieldBytes::from(bytes))
+    };
+    let point =
+        p256::EncodedPoint::from_affine_coordinates(&coordinate(x)?, &coordinate(y)?, false);
+    // Refuses coordinates not below the field's prime and points off the curve.
+    p256::ecdsa::VerifyingKey::from_encoded_point(&point).map_err(|_| JwkRefused::Invalid)
+}
+
+/// An Ed25519 key from the JWK's `x` (RFC 8037 section 2).
+fn ed25519_from_jwk(x: &str) -> Result<ed25519_dalek::VerifyingKey, JwkRefused> {
+    let bytes: [u8; 32] = base64url::decode(x)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(JwkRefused::Invalid)?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| JwkRefused::Invalid)?;
+    if key.is_weak() {
+        return Err(JwkRefused::Weak);
+    }
+    // Decompression reduces y modulo the prime; only the reduced spelling
+    // is the key's (RFC 8032 section 5.1.3 refuses the others).
+    if key.to_edwards().compress().as_bytes() != &bytes {
+        return Err(JwkRefused::Invalid);
+    }
+    Ok(key)
 }
 
 impl From<PublicKey> for PublicJwk {

@@ -74,6 +74,14 @@ struct OutgoingClaims<'a> {
     exp: i64,
     username: &'a str,
     amr: &'static [&'static str],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<Confirmation<'a>>,
+}
+
+/// RFC 7800 `cnf`, as RFC 9449 uses it: the thumbprint of the client's key.
+#[derive(Serialize)]
+struct Confirmation<'a> {
+    jkt: &'a str,
 }
 
 impl<'a> From<&'a AccessClaims> for OutgoingClaims<'a> {
@@ -89,6 +97,7 @@ impl<'a> From<&'a AccessClaims> for OutgoingClaims<'a> {
             exp: c.exp,
             username: &c.username,
             amr: c.amr.names(),
+            cnf: c.cnf.as_ref().map(|j| Confirmation { jkt: &j.0 }),
         }
     }
 }
@@ -203,6 +212,12 @@ struct IncomingClaims {
     exp: i64,
     username: String,
     amr: Option<Vec<String>>,
+    cnf: Option<IncomingConfirmation>,
+}
+
+#[derive(Deserialize)]
+struct IncomingConfirmation {
+    jkt: String,
 }
 
 /// Reads JSON, telling bad JSON (`Malformed`) from the wrong shape (`shape`).
@@ -303,6 +318,7 @@ impl AccessTokenVerifier for JwtVerifier {
             exp: claims.exp,
             username: claims.username,
             amr,
+            cnf: claims.cnf.map(|c| domain::dpop::Jkt(c.jkt)),
         })
     }
 }

@@ -12,6 +12,13 @@ use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 use tokio::sync::Semaphore;
 
+use super::HttpConfig;
+use super::api::auth::client_info;
+use super::dpop::{
+    CHALLENGE_INVALID_PROOF, CHALLENGE_INVALID_TOKEN, PresentedAsDpop, Proved, proved_key,
+};
+use application::ReplayScope;
+
 /// An access token from `POST /api/login` or `POST /api/refresh`.
 ///
 /// A request without one, or whose token is refused, gets `401 invalid_token`
@@ -30,6 +37,24 @@ pub struct BearerAuth(pub AccessClaims);
 pub struct RefusedToken(pub InvalidToken);
 
 impl ResponseError for RefusedToken {
+    fn status(&self) -> StatusCode {
+        StatusCode::UNAUTHORIZED
+    }
+}
+
+/// A token refused for its binding (contract v3, "DPoP"): a bound token as
+/// `Bearer` or without a matching proof, an unbound one as `DPoP`. Answered
+/// `401 invalid_token` with this `WWW-Authenticate` challenge.
+#[derive(Debug, thiserror::Error)]
+#[error("the access token's binding was not proved: {refusal}")]
+pub struct RefusedBinding {
+    /// `DPoP error="invalid_token"` or `DPoP error="invalid_dpop_proof"`.
+    pub challenge: &'static str,
+    /// Which rule.
+    pub refusal: domain::dpop::ProofRefusal,
+}
+
+impl ResponseError for RefusedBinding {
     fn status(&self) -> StatusCode {
         StatusCode::UNAUTHORIZED
     }
@@ -54,10 +79,49 @@ async fn verify(req: &Request, bearer: Bearer) -> poem::Result<AccessClaims> {
     } else {
         SIGNATURE_CHECKS.acquire().await.ok()
     };
-    auth.verify(&bearer.token).map_err(|reason| {
+    let claims = auth.verify(&bearer.token).map_err(|reason| {
         tracing::info!(%reason, "access token refused");
-        RefusedToken(reason).into()
-    })
+        poem::Error::from(RefusedToken(reason))
+    })?;
+    check_binding(req, &bearer.token, &claims).await?;
+    Ok(claims)
+}
+
+/// Holds a token to its binding: a bound token needs the `DPoP` scheme
+/// and a proof by its key (`ath` its hash, unique in this process); an
+/// unbound one is a bearer token (`domain::dpop::token_binding`).
+async fn check_binding(req: &Request, token: &str, claims: &AccessClaims) -> poem::Result<()> {
+    use domain::dpop::{ProofRefusal, Scheme};
+    let scheme = if req.data::<PresentedAsDpop>().is_some() {
+        Scheme::Dpop
+    } else {
+        Scheme::Bearer
+    };
+    if claims.cnf.is_none() && scheme == Scheme::Bearer {
+        return Ok(());
+    }
+    let config = req.data::<Arc<HttpConfig>>().ok_or_else(|| {
+        poem::Error::from_string("no HttpConfig", StatusCode::INTERNAL_SERVER_ERROR)
+    })?;
+    let client = client_info(req, config);
+    let proved = proved_key(req, config, ReplayScope::ThisProcess, Some(token), &client)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = ?e, "checking a DPoP proof failed");
+            poem::Error::from_string("DPoP check failed", StatusCode::INTERNAL_SERVER_ERROR)
+        })?;
+    let refused = matches!(proved, Proved::Refused);
+    domain::dpop::token_binding(claims.cnf.as_ref(), scheme, proved.key().as_ref()).map_err(
+        |refusal| {
+            let challenge = if refused || refusal == ProofRefusal::OtherKey {
+                CHALLENGE_INVALID_PROOF
+            } else {
+                CHALLENGE_INVALID_TOKEN
+            };
+            tracing::info!(%refusal, "access token refused for its binding");
+            poem::Error::from(RefusedBinding { challenge, refusal })
+        },
+    )
 }
 
 /// The raw bearer token of a request, for operations where it is optional.

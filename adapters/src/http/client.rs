@@ -38,6 +38,15 @@ pub fn of_request(req: &poem::Request, trusted: &[IpNet]) -> Option<IpAddr> {
     client_address(peer, xff, trusted)
 }
 
+/// Whether the peer of `req` is one of the trusted proxies (whose
+/// forwarding headers are believed).
+pub fn peer_is_trusted(req: &poem::Request, trusted: &[IpNet]) -> bool {
+    req.remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip().to_canonical())
+        .is_some_and(|peer| trusted.iter().any(|net| net.contains(peer)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

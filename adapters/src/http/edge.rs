@@ -210,6 +210,7 @@ impl<E: Endpoint> Edge<E> {
         if let Err(response) = limit_body(&mut req).await {
             return (response, None);
         }
+        super::dpop::accept_dpop_scheme(&mut req);
         match self.inner.call(req).await {
             Ok(output) => {
                 let response = output.into_response();

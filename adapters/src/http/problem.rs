@@ -104,11 +104,14 @@ pub async fn from_poem_error(error: poem::Error) -> Response {
         )
         .into_poem_response(),
         StatusCode::UNAUTHORIZED => {
-            let challenge = if error.is::<super::bearer::RefusedToken>() {
-                CHALLENGE_INVALID
-            } else {
-                CHALLENGE
-            };
+            let challenge =
+                if let Some(binding) = error.downcast_ref::<super::bearer::RefusedBinding>() {
+                    binding.challenge
+                } else if error.is::<super::bearer::RefusedToken>() {
+                    CHALLENGE_INVALID
+                } else {
+                    CHALLENGE
+                };
             let mut r = Problem::invalid_token().into_poem_response();
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

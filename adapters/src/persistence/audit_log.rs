@@ -68,7 +68,8 @@ pub struct StoredAuditEvent {
 impl StoredAuditEvent {
     /// The row as one JSON object (what `authd audit` prints, one per line):
     /// `id`, `at` (RFC 3339, UTC, ms), `at_ms`, `kind`, `user_id`, `username`,
-    /// `session_id`, `sessions_revoked`, `method` (on login events),
+    /// `session_id`, `sessions_revoked`, `method` (on login events), `reason`
+    /// (why a DPoP proof was refused),
     /// `client_ip`, `user_agent` (absent values are `null`).
     pub fn to_json(&self) -> Value {
         let e = &self.event;
@@ -82,6 +83,7 @@ impl StoredAuditEvent {
             "session_id": e.session.map(|s| s.to_string()),
             "sessions_revoked": e.sessions_revoked,
             "method": e.method.map(LoginMethod::as_str),
+            "reason": e.reason,
             "client_ip": e.client.ip,
             "user_agent": e.client.user_agent,
         })
@@ -117,6 +119,7 @@ impl SeaAuditLog {
             session_id: Set(event.session.map(|s| *s.as_uuid())),
             sessions_revoked: Set(i32::try_from(event.sessions_revoked).unwrap_or(i32::MAX)),
             method: Set(event.method.map(|m| m.as_str().to_owned())),
+            reason: Set(event.reason.as_deref().map(|v| clean(v, 64))),
             client_ip: Set(event
                 .client
                 .ip
@@ -222,9 +225,11 @@ fn from_row(row: audit_event::Model) -> anyhow::Result<StoredAuditEvent> {
             session: row.session_id.map(SessionId::from_uuid),
             sessions_revoked: u32::try_from(row.sessions_revoked).unwrap_or(0),
             method: row.method.as_deref().and_then(LoginMethod::parse),
+            reason: row.reason,
             client: ClientInfo {
                 ip: row.client_ip,
                 user_agent: row.user_agent,
+                key: None,
             },
         },
     })

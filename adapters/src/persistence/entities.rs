@@ -2,6 +2,7 @@
 //! the ports speak domain types, and the repositories convert at the edge.
 
 pub mod audit_event;
+pub mod dpop_jti;
 pub mod login_failure;
 pub mod mfa_token;
 pub mod passkey;

@@ -492,6 +492,7 @@ fn session_row(s: &Session) -> session::ActiveModel {
         ip: Set(s.ip.as_deref().map(|v| clean(v, 64))),
         mfa: Set(s.methods.two_factor()),
         amr: Set(Some(s.methods.names().join(" "))),
+        jkt: Set(s.jkt.as_ref().map(|j| j.0.clone())),
     }
 }
 
@@ -529,6 +530,7 @@ fn session_from_row(row: session::Model) -> anyhow::Result<Session> {
         ip: row.ip,
         methods: methods_of(row.amr.as_deref(), row.mfa)
             .with_context(|| format!("unknown amr of session {}", row.id))?,
+        jkt: row.jkt.map(domain::dpop::Jkt),
     })
 }
 

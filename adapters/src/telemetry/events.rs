@@ -222,6 +222,7 @@ mod tests {
         let client = ClientInfo {
             ip: Some("198.51.100.9".into()),
             user_agent: Some("replayer/6.6".into()),
+            key: None,
         };
         let (user, session) = (
             UserId::from_uuid(uuid::Uuid::new_v4()),
@@ -306,6 +307,7 @@ mod tests {
         let client = |ip: &str| ClientInfo {
             ip: Some(ip.into()),
             user_agent: None,
+            key: None,
         };
         let at = |ms: i64| Timestamp::from_unix_millis(1_800_000_000_000 + ms);
         let attempts = [

@@ -46,9 +46,9 @@ use super::otlp::{OtlpConfig, TokioHttpClient};
 
 mod series;
 use series::{
-    LOGIN_METHODS, LOGIN_OUTCOMES, REAUTH_OUTCOMES, REFRESH_OUTCOMES, REVOKE_REASONS,
-    TWO_FACTOR_EVENTS, login_method, login_outcome, refresh_outcome, revoke_reason,
-    two_factor_event,
+    DPOP_OUTCOMES, LOGIN_METHODS, LOGIN_OUTCOMES, REAUTH_OUTCOMES, REFRESH_OUTCOMES,
+    REVOKE_REASONS, TWO_FACTOR_EVENTS, dpop_outcome, login_method, login_outcome, refresh_outcome,
+    revoke_reason, two_factor_event,
 };
 
 /// The content type of [`Metrics::render`].
@@ -88,6 +88,7 @@ struct Inner {
     refreshes: Counter<u64>,
     sessions_revoked: Counter<u64>,
     two_factor: Counter<u64>,
+    dpop_proofs: Counter<u64>,
     ws_open: UpDownCounter<i64>,
     ws_parked: UpDownCounter<i64>,
     ws_accepted: Counter<u64>,
@@ -207,6 +208,10 @@ impl Metrics {
                 "authd_two_factor_total",
                 "Two-factor login turned on or off, and recovery codes spent",
             ),
+            dpop_proofs: counter(
+                "authd_dpop_proofs_total",
+                "DPoP proofs checked, by outcome (the reasons of refusals are audited)",
+            ),
             ws_open: meter
                 .i64_up_down_counter("authd_ws_connections")
                 .with_description("WebSocket connections open now")
@@ -258,6 +263,11 @@ impl Metrics {
         for event in TWO_FACTOR_EVENTS {
             inner.two_factor.add(0, &[KeyValue::new("event", event)]);
         }
+        for outcome in DPOP_OUTCOMES {
+            inner
+                .dpop_proofs
+                .add(0, &[KeyValue::new("outcome", outcome)]);
+        }
         for outcome in REAUTH_OUTCOMES {
             inner
                 .ws_reauths
@@ -293,6 +303,11 @@ impl Metrics {
         }
         if let Some(name) = two_factor_event(event.kind) {
             inner.two_factor.add(1, &[KeyValue::new("event", name)]);
+        }
+        if let Some(outcome) = dpop_outcome(event.kind) {
+            inner
+                .dpop_proofs
+                .add(1, &[KeyValue::new("outcome", outcome)]);
         }
         if let Some(reason) = revoke_reason(event.kind)
             && event.sessions_revoked > 0

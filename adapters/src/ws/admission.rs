@@ -125,6 +125,11 @@ pub(crate) fn verify(
     token: &str,
 ) -> Result<(AccessClaims, Option<String>), InvalidToken> {
     let claims = auth.verify_with_leeway(token, domain::sockets::SOCKET_TOKEN_LEEWAY_SECS)?;
+    // A bound token is refused rather than taken as a bearer token: the
+    // socket cannot check its proof yet (a copied token must not open one).
+    if claims.cnf.is_some() {
+        return Err(InvalidToken::ProofNeeded);
+    }
     Ok((claims, auth.token_kid(token)))
 }
 

@@ -462,7 +462,14 @@ impl Connection {
             .auth()
             .verify_with_leeway(token, SOCKET_TOKEN_LEEWAY_SECS)
         {
-            Ok(claims) => claims,
+            // A bound token is not a bearer token (see `admission::verify`).
+            Ok(claims) if claims.cnf.is_none() => claims,
+            Ok(_) => {
+                tracing::debug!("reauth with a DPoP-bound token refused");
+                let text =
+                    protocol::error(ErrorCode::ReauthFailed, "the access token is not valid");
+                return (false, text);
+            }
             Err(e) => {
                 tracing::debug!(reason = %e, "reauth refused");
                 let text =

@@ -58,6 +58,10 @@ pub enum InvalidToken {
     /// ([`domain::claims::lifetime_allowed`]).
     #[error("token lifetime too long")]
     Lifetime,
+    /// A DPoP-bound token (`cnf.jkt`) where its proof cannot be checked:
+    /// WebSocket sockets take only unbound tokens until DPoP reaches them.
+    #[error("a DPoP-bound token needs its proof")]
+    ProofNeeded,
 }
 
 /// A verifying key as the JWKS publishes it (RFC 7517), public members only.

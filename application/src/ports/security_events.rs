@@ -63,11 +63,15 @@ pub enum SecurityEventKind {
     /// A passkey login was refused because the signature counter did not
     /// grow: another authenticator may hold a copy of the credential.
     PasskeyCloneSuspected,
+    /// A DPoP proof passed every check (counted, not audited).
+    DpopProofAccepted,
+    /// A DPoP proof was refused; `reason` says which check.
+    DpopProofRefused,
 }
 
 impl SecurityEventKind {
     /// Every kind, for exporters that pre-register their series.
-    pub const ALL: [Self; 23] = [
+    pub const ALL: [Self; 25] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
@@ -91,6 +95,8 @@ impl SecurityEventKind {
         Self::PasskeyAdded,
         Self::PasskeyRemoved,
         Self::PasskeyCloneSuspected,
+        Self::DpopProofAccepted,
+        Self::DpopProofRefused,
     ];
 
     /// The stable snake_case name (stored in the audit table, used as a metric label).
@@ -119,6 +125,8 @@ impl SecurityEventKind {
             Self::PasskeyAdded => "passkey_added",
             Self::PasskeyRemoved => "passkey_removed",
             Self::PasskeyCloneSuspected => "passkey_clone_suspected",
+            Self::DpopProofAccepted => "dpop_proof_accepted",
+            Self::DpopProofRefused => "dpop_proof_refused",
         }
     }
 
@@ -150,6 +158,7 @@ impl SecurityEventKind {
                 | Self::PasskeyAdded
                 | Self::PasskeyRemoved
                 | Self::PasskeyCloneSuspected
+                | Self::DpopProofRefused
         )
     }
 }
@@ -204,6 +213,8 @@ pub struct SecurityEvent {
     pub sessions_revoked: u32,
     /// On login events: how the user authenticated.
     pub method: Option<LoginMethod>,
+    /// Why something was refused (a DPoP proof's failed check), snake_case.
+    pub reason: Option<String>,
     /// The client that caused the event.
     pub client: ClientInfo,
 }
@@ -219,8 +230,16 @@ impl SecurityEvent {
             session: None,
             sessions_revoked: 0,
             method: None,
+            reason: None,
             client: client.clone(),
         }
+    }
+
+    /// With the reason of a refusal.
+    #[must_use]
+    pub fn reason(mut self, reason: &str) -> Self {
+        self.reason = Some(reason.to_owned());
+        self
     }
 
     /// With the login method.

@@ -490,7 +490,7 @@ impl SecurityEvents for Events {
 mod mfa;
 mod passkeys;
 pub use mfa::{Mfa, Totp};
-pub use passkeys::{PasskeyTable, TransparentRelyingParty};
+pub use passkeys::{DpopIds, PasskeyTable, TransparentProofs, TransparentRelyingParty};
 
 /// The use cases on fakes (composed as `bin` composes them), with handles
 /// on the fakes.
@@ -546,6 +546,8 @@ impl World {
             totp: Arc::new(Totp),
             passkeys: passkey_table.clone(),
             relying_party: Arc::new(TransparentRelyingParty::default()),
+            dpop_verifier: Arc::new(TransparentProofs),
+            dpop_replay: Arc::new(DpopIds::default()),
         };
         let UseCases {
             registration,
@@ -554,6 +556,7 @@ impl World {
             account,
             two_factor,
             passkeys,
+            dpop: _,
             access,
             revocations: _,
             readiness: _,

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use domain::TokenPolicy;
 
-use crate::ports::{Clock, LoginThrottle, MfaStore, PasskeyStore, SecurityEvents, SessionStore};
+use crate::ports::{
+    Clock, DpopReplayStore, LoginThrottle, MfaStore, PasskeyStore, SecurityEvents, SessionStore,
+};
 
 /// The periodic deletions, on exactly the ports they touch.
 #[derive(Clone)]
@@ -18,6 +20,8 @@ pub struct Housekeeping {
     pub mfa: Arc<dyn MfaStore>,
     /// Passkey ceremonies never finished.
     pub passkeys: Arc<dyn PasskeyStore>,
+    /// DPoP proof ids whose window has passed.
+    pub dpop: Arc<dyn DpopReplayStore>,
     /// Stored security events.
     pub events: Arc<dyn SecurityEvents>,
     /// Now.
@@ -47,6 +51,8 @@ pub struct Pruned {
     pub mfa_tokens: u64,
     /// Expired passkey ceremonies (options never finished).
     pub passkey_ceremonies: u64,
+    /// DPoP proof ids past their window.
+    pub dpop_jtis: u64,
     /// Security events past `AUDIT_RETENTION`.
     pub audit_events: u64,
 }
@@ -66,6 +72,7 @@ impl Housekeeping {
         let login_windows = self.throttle.prune(now).await?;
         let mfa_tokens = self.mfa.prune_challenges(now).await?;
         let passkey_ceremonies = self.passkeys.prune_ceremonies(now).await?;
+        let dpop_jtis = self.dpop.prune(now).await?;
         let audit_before = now.minus(self.audit_retention);
         let audit_events = in_batches(batch, || self.events.prune(audit_before, batch)).await?;
         Ok(Pruned {
@@ -73,6 +80,7 @@ impl Housekeeping {
             login_windows,
             mfa_tokens,
             passkey_ceremonies,
+            dpop_jtis,
             audit_events,
         })
     }

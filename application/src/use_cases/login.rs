@@ -406,7 +406,8 @@ impl Logins {
             client.user_agent.clone(),
             client.ip.clone(),
         )
-        .begun_with(methods);
+        .begun_with(methods)
+        .bound_to(client.key.clone());
         let secret = RefreshSecret::generate(self.random.as_ref());
         let first = RefreshToken::first(&session, secret.hash(), policy);
         self.sessions.create(&session, &first).await?;

@@ -139,6 +139,7 @@ async fn throttle_blocks_even_the_right_password_until_the_window_passes() {
     let other = ClientInfo {
         ip: Some("198.51.100.1".into()),
         user_agent: None,
+        key: None,
     };
     w.logins
         .login("alice", secret("correct horse"), &other)

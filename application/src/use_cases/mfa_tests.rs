@@ -556,6 +556,7 @@ async fn ten_wrong_second_factors_from_any_addresses_lock_the_account_everywhere
     let from = |i: u32| ClientInfo {
         ip: Some(format!("2001:db8:{i:x}::1")),
         user_agent: None,
+        key: None,
     };
     let w = &w;
     let step = |token: String, proof: SecondFactor, i: u32| async move {

@@ -276,6 +276,7 @@ async fn refreshes_report_rotation_grace_reuse_and_refusals() {
     let thief = ClientInfo {
         ip: Some("198.51.100.9".into()),
         user_agent: Some("curl/8".into()),
+        key: None,
     };
     assert!(matches!(
         w.sessions.refresh(Some(&t0), &thief).await,

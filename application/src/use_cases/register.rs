@@ -152,6 +152,7 @@ fn operator(command: &str) -> ClientInfo {
     ClientInfo {
         ip: None,
         user_agent: Some(command.to_owned()),
+        key: None,
     }
 }
 

@@ -83,6 +83,10 @@ pub enum RefreshError {
     /// The family was revoked before (`session_revoked`).
     #[error("session revoked")]
     SessionRevoked,
+    /// The family is bound to a client key (DPoP) and the request proved
+    /// none, or another (`invalid_dpop_proof`); nothing was rotated.
+    #[error("the family's key was not proved: {0}")]
+    DpopProof(domain::dpop::ProofRefusal),
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -130,6 +134,14 @@ impl Sessions {
         client: &ClientInfo,
     ) -> Result<RefreshResult, RefreshError> {
         let now = self.clock.now();
+        // A bound family's key first: without it nothing is rotated, and a
+        // rotated token presented without it revokes nothing.
+        if let Some(refusal) = self.key_refusal(presented, client).await? {
+            let event = SecurityEvent::new(SecurityEventKind::DpopProofRefused, now, client)
+                .reason(refusal.as_str());
+            report(self.events.as_ref(), event).await;
+            return Err(RefreshError::DpopProof(refusal));
+        }
         let mut replayed = None;
         let result = self.rotate(presented, now, &mut replayed).await;
         let event = |kind| SecurityEvent::new(kind, now, client);
@@ -150,13 +162,29 @@ impl Sessions {
             Err(RefreshError::Reused) => {
                 replayed.map(|session: Session| self.reuse_event(&session, now, client))
             }
-            // Storage failures are not outcomes.
-            Err(RefreshError::Unexpected(_)) => None,
+            // Storage failures are not outcomes; a key refusal was reported.
+            Err(RefreshError::Unexpected(_) | RefreshError::DpopProof(_)) => None,
         };
         if let Some(event) = event {
             report(self.events.as_ref(), event).await;
         }
         result
+    }
+
+    /// Why the family of `presented`, if it is bound to a client key, may
+    /// not be refreshed by `client` (`domain::dpop::refresh_binding`).
+    async fn key_refusal(
+        &self,
+        presented: Option<&str>,
+        client: &ClientInfo,
+    ) -> anyhow::Result<Option<domain::dpop::ProofRefusal>> {
+        let Some(secret) = presented.and_then(RefreshSecret::parse) else {
+            return Ok(None);
+        };
+        let Some(session) = self.sessions.find_by_token(&secret.hash()).await? else {
+            return Ok(None);
+        };
+        Ok(domain::dpop::refresh_binding(session.jkt.as_ref(), client.key.as_ref()).err())
     }
 
     async fn rotate(

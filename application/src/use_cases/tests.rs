@@ -15,6 +15,7 @@ pub(super) fn client() -> ClientInfo {
     ClientInfo {
         ip: Some("203.0.113.7".into()),
         user_agent: Some("test-agent".into()),
+        key: None,
     }
 }
 
@@ -244,6 +245,7 @@ async fn prune_removes_only_long_ended_sessions() {
             login_windows: 1,
             mfa_tokens: 0,
             passkey_ceremonies: 0,
+            dpop_jtis: 0,
             audit_events: 0,
         }
     );

@@ -277,13 +277,13 @@ fn access_token_lifetimes_below_the_minimum_are_refused() {
 /// The contract's Configuration table (v3), as it is written there, for the
 /// variables this service has today: each is declared, with the contract's
 /// default (issue 32, item 8). Variables of capabilities not built yet
-/// (`PUBLIC_URL`, `DPOP_PROOF_MAX_AGE`, `SMTP_URL`, `MAIL_FROM`,
+/// (`SMTP_URL`, `MAIL_FROM`,
 /// `EMAIL_VERIFY_EXPIRY`, `PASSWORD_RESET_EXPIRY`) join the list with them.
 #[test]
 fn the_contracts_configuration_table_is_declared_with_its_defaults() {
     use clap::CommandFactory as _;
 
-    const CONTRACT: [(&str, Option<&str>); 29] = [
+    const CONTRACT: [(&str, Option<&str>); 31] = [
         ("DATABASE_URL", None),
         ("API_ADDR", Some("127.0.0.1:3000")),
         ("WS_ADDR", Some("127.0.0.1:3001")),
@@ -316,6 +316,8 @@ fn the_contracts_configuration_table_is_declared_with_its_defaults() {
             "WEBAUTHN_ORIGINS",
             Some("http://localhost:3000,https://localhost"),
         ),
+        ("PUBLIC_URL", None),
+        ("DPOP_PROOF_MAX_AGE", Some("60s")),
     ];
     let declared: HashMap<String, Option<String>> = Variables::command()
         .get_arguments()

@@ -7,6 +7,7 @@ mod algorithms;
 mod audit;
 mod auth;
 mod connections;
+mod dpop;
 mod edge;
 mod forged;
 mod fuzzed;

@@ -239,5 +239,6 @@ fn claims_for(login: &Login, iat: i64, exp: i64) -> AccessClaims {
         exp,
         username: login.username.clone(),
         amr: domain::AuthMethods::Password,
+        cnf: None,
     }
 }

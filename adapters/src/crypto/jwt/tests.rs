@@ -33,6 +33,7 @@ fn claims() -> AccessClaims {
         exp: NOW + 900,
         username: "Alice".to_owned(),
         amr: domain::AuthMethods::Password,
+        cnf: None,
     }
 }
 

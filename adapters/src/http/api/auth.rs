@@ -15,8 +15,10 @@ use secrecy::SecretString;
 
 use super::strict_string::{PasswordRules, StrictString, UsernameRules};
 use super::{ApiTags, UserBody};
+use crate::http::dpop::{CHALLENGE_INVALID_PROOF, LoginKey, login_key, login_refused, proved_key};
 use crate::http::problem::{CHALLENGE, CHALLENGE_INVALID, Code, Problem, internal};
 use crate::http::{HttpConfig, bearer, client, cookie};
+use application::ReplayScope;
 
 /// Registration, login, refresh and logout.
 #[derive(Debug, Clone, Copy, Default)]
@@ -45,7 +47,8 @@ impl std::fmt::Debug for Credentials {
 pub struct TokenResponse {
     /// The access token (JWS compact serialization, signed with the current key: RS256 unless `JWT_ALG` says otherwise).
     pub access_token: String,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` for a session bound to a client key (then the
+    /// token is sent as `Authorization: DPoP <token>` with a proof).
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: i64,
@@ -126,7 +129,7 @@ impl std::fmt::Debug for LoginResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Ok(body, _cookie) => f.debug_tuple("Ok").field(&body.0).field(&REDACTED).finish(),
-            Self::BadRequest(p) => f.debug_tuple("BadRequest").field(&p.0).finish(),
+            Self::BadRequest(p, _) => f.debug_tuple("BadRequest").field(&p.0).finish(),
             Self::Unauthorized(p, h) => f.debug_tuple("Unauthorized").field(&p.0).field(h).finish(),
             Self::MfaRequired(p) => f.debug_tuple("MfaRequired").field(&p.0).finish(),
             Self::RateLimited(p, after) => f
@@ -155,10 +158,17 @@ impl std::fmt::Debug for RefreshResponse {
 }
 
 impl TokenResponse {
-    pub(super) fn new(user: &User, access: IssuedAccessToken) -> Self {
+    /// The tokens of `session` for `user`: `tokenType` `DPoP` when the
+    /// session is bound to a client key.
+    pub(super) fn new(user: &User, session: &domain::Session, access: IssuedAccessToken) -> Self {
+        let token_type = if session.jkt.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        };
         Self {
             access_token: access.token,
-            token_type: "Bearer".into(),
+            token_type: token_type.into(),
             expires_in: access.expires_in,
             expires_at: access.expires_at,
             user: user.into(),
@@ -231,9 +241,15 @@ pub enum LoginResponse {
         #[oai(header = "Set-Cookie")]
         String,
     ),
-    /// `bad_request`: a malformed body.
+    /// `bad_request`: a malformed body; `invalid_dpop_proof`: a `DPoP`
+    /// header whose proof did not pass (never a silent unbound login).
     #[oai(status = 400, content_type = "application/problem+json")]
-    BadRequest(Json<Problem>),
+    BadRequest(
+        Json<Problem>,
+        /// `DPoP error="invalid_dpop_proof"` for a refused proof.
+        #[oai(header = "WWW-Authenticate")]
+        Option<String>,
+    ),
     /// `invalid_credentials`: the same answer for an unknown user and a wrong password.
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(
@@ -330,7 +346,9 @@ pub enum RefreshResponse {
         String,
     ),
     /// `refresh_missing`, `refresh_invalid`, `refresh_expired`, `refresh_reused`
-    /// (the whole family is now revoked) or `session_revoked`.
+    /// (the whole family is now revoked), `session_revoked`, or
+    /// `invalid_dpop_proof` (a bound session, refreshed without a proof by
+    /// its key: nothing was rotated or revoked).
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(
         Json<Problem>,
@@ -354,6 +372,15 @@ impl From<RefreshError> for RefreshResponse {
                 "The refresh token was already used; the session is revoked.",
             ),
             RefreshError::SessionRevoked => (Code::SessionRevoked, "The session has been revoked."),
+            RefreshError::DpopProof(_) => {
+                return Self::Unauthorized(
+                    Json(Problem::new(
+                        Code::InvalidDpopProofRefresh,
+                        "This session is bound to a key: refresh with a DPoP proof by it.",
+                    )),
+                    CHALLENGE_INVALID_PROOF.into(),
+                );
+            }
             RefreshError::Unexpected(e) => return Self::Internal(Json(internal(&e))),
         };
         let challenge = if code == Code::RefreshMissing {
@@ -390,6 +417,7 @@ pub fn client_info(req: &Request, config: &HttpConfig) -> ClientInfo {
     ClientInfo {
         ip: client::of_request(req, &config.trusted_proxies).map(|ip| ip.to_string()),
         user_agent,
+        key: None,
     }
 }
 
@@ -435,7 +463,15 @@ impl AuthApi {
             username: StrictString(username, _),
             password: StrictString(password, _),
         } = body.0;
-        let client = client_info(req, &config);
+        let mut client = client_info(req, &config);
+        match login_key(req, &config, &mut client).await {
+            Ok(LoginKey::Refused) => {
+                let (p, h) = login_refused();
+                return LoginResponse::BadRequest(p, h);
+            }
+            Ok(LoginKey::Unbound | LoginKey::Bound) => {}
+            Err(e) => return LoginResponse::Internal(Json(internal(&e))),
+        }
         match auth
             .login(&username, SecretString::from(password), &client)
             .await
@@ -450,7 +486,11 @@ impl AuthApi {
                     config.cookie_secure,
                 );
                 LoginResponse::Ok(
-                    Json(TokenResponse::new(&outcome.user, outcome.access)),
+                    Json(TokenResponse::new(
+                        &outcome.user,
+                        &outcome.session,
+                        outcome.access,
+                    )),
                     cookie,
                 )
             }
@@ -472,7 +512,13 @@ impl AuthApi {
         config: Data<&Arc<HttpConfig>>,
     ) -> RefreshResponse {
         let presented = cookie::refresh_from(req);
-        let client = client_info(req, &config);
+        let mut client = client_info(req, &config);
+        // A refresh of an unbound family ignores the header; a bound one
+        // needs the key it proves (the use case decides which it is).
+        match proved_key(req, &config, ReplayScope::EveryProcess, None, &client).await {
+            Ok(proved) => client.key = proved.key(),
+            Err(e) => return RefreshResponse::Internal(Json(internal(&e))),
+        }
         match auth.refresh(presented.as_deref(), &client).await {
             Ok(result) => {
                 let cookie = cookie::set_refresh(
@@ -481,7 +527,11 @@ impl AuthApi {
                     config.cookie_secure,
                 );
                 RefreshResponse::Ok(
-                    Json(TokenResponse::new(&result.user, result.access)),
+                    Json(TokenResponse::new(
+                        &result.user,
+                        &result.session,
+                        result.access,
+                    )),
                     cookie,
                 )
             }

@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use super::ApiTags;
 use super::auth::{REDACTED, TokenResponse, client_info, login_throttled};
 use super::strict_string::{MfaTokenRules, RecoveryCodeRules, StrictString, TotpCodeRules};
+use crate::http::dpop::{LoginKey, login_key, login_refused};
 use crate::http::problem::{CHALLENGE, Code, Problem, internal};
 use crate::http::{HttpConfig, cookie};
 
@@ -53,9 +54,16 @@ pub enum LoginMfaResponse {
         #[oai(header = "Set-Cookie")]
         String,
     ),
-    /// `bad_request`: a malformed body, or not exactly one of `code` and `recoveryCode`.
+    /// `bad_request`: a malformed body, or not exactly one of `code` and
+    /// `recoveryCode`; `invalid_dpop_proof`: a `DPoP` header whose proof did
+    /// not pass.
     #[oai(status = 400, content_type = "application/problem+json")]
-    BadRequest(Json<Problem>),
+    BadRequest(
+        Json<Problem>,
+        /// `DPoP error="invalid_dpop_proof"` for a refused proof.
+        #[oai(header = "WWW-Authenticate")]
+        Option<String>,
+    ),
     /// `invalid_mfa_code` (wrong, already used, or a used recovery code;
     /// it counts towards the login throttle and the token's 5), or
     /// `mfa_token_invalid` (unknown, expired, used up, or another client's).
@@ -83,7 +91,9 @@ impl std::fmt::Debug for LoginMfaResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Ok(body, _cookie) => f.debug_tuple("Ok").field(&body.0).field(&REDACTED).finish(),
-            Self::BadRequest(p) | Self::Internal(p) => f.debug_tuple("Error").field(&p.0).finish(),
+            Self::BadRequest(p, _) | Self::Internal(p) => {
+                f.debug_tuple("Error").field(&p.0).finish()
+            }
             Self::Unauthorized(p, _) | Self::RateLimited(p, _) => {
                 f.debug_tuple("Refused").field(&p.0).finish()
             }
@@ -153,11 +163,22 @@ impl LoginMfaApi {
             recovery_code,
         } = body.0;
         let Some(proof) = proof_of(code, recovery_code) else {
-            return LoginMfaResponse::BadRequest(Json(Problem::bad_request(
-                "Send exactly one of `code` and `recoveryCode`.",
-            )));
+            return LoginMfaResponse::BadRequest(
+                Json(Problem::bad_request(
+                    "Send exactly one of `code` and `recoveryCode`.",
+                )),
+                None,
+            );
         };
-        let client = client_info(req, &config);
+        let mut client = client_info(req, &config);
+        match login_key(req, &config, &mut client).await {
+            Ok(LoginKey::Refused) => {
+                let (p, h) = login_refused();
+                return LoginMfaResponse::BadRequest(p, h);
+            }
+            Ok(LoginKey::Unbound | LoginKey::Bound) => {}
+            Err(e) => return LoginMfaResponse::Internal(Json(internal(&e))),
+        }
         match auth.login_second_factor(&mfa_token.0, proof, &client).await {
             Ok(outcome) => {
                 let cookie = cookie::set_refresh(
@@ -166,7 +187,11 @@ impl LoginMfaApi {
                     config.cookie_secure,
                 );
                 LoginMfaResponse::Ok(
-                    Json(TokenResponse::new(&outcome.user, outcome.access)),
+                    Json(TokenResponse::new(
+                        &outcome.user,
+                        &outcome.session,
+                        outcome.access,
+                    )),
                     cookie,
                 )
             }

@@ -17,6 +17,7 @@ use super::account::PasswordConfirmation;
 use super::auth::{REDACTED, TokenResponse, client_info, login_throttled, overloaded};
 use super::strict_string::{CeremonyIdRules, PasskeyNameRules, StrictString};
 use crate::http::bearer::BearerAuth;
+use crate::http::dpop::{LoginKey, login_key, login_refused};
 use crate::http::problem::{CHALLENGE, CHALLENGE_INVALID, Code, Problem, internal};
 use crate::http::{HttpConfig, cookie};
 
@@ -247,9 +248,15 @@ pub enum PasskeyLoginResponse {
         #[oai(header = "Set-Cookie")]
         String,
     ),
-    /// `bad_request` for a malformed body.
+    /// `bad_request` for a malformed body; `invalid_dpop_proof`: a `DPoP`
+    /// header whose proof did not pass.
     #[oai(status = 400, content_type = "application/problem+json")]
-    BadRequest(Json<Problem>),
+    BadRequest(
+        Json<Problem>,
+        /// `DPoP error="invalid_dpop_proof"` for a refused proof.
+        #[oai(header = "WWW-Authenticate")]
+        Option<String>,
+    ),
     /// `invalid_passkey`: an unknown credential, a signature, challenge,
     /// origin, rpIdHash or flags that do not verify, a signature counter
     /// that did not grow, a `userHandle` that is not the credential's
@@ -278,7 +285,9 @@ impl std::fmt::Debug for PasskeyLoginResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Ok(body, _cookie) => f.debug_tuple("Ok").field(&body.0).field(&REDACTED).finish(),
-            Self::BadRequest(p) | Self::Internal(p) => f.debug_tuple("Error").field(&p.0).finish(),
+            Self::BadRequest(p, _) | Self::Internal(p) => {
+                f.debug_tuple("Error").field(&p.0).finish()
+            }
             Self::Unauthorized(p, _) | Self::RateLimited(p, _) => {
                 f.debug_tuple("Refused").field(&p.0).finish()
             }
@@ -538,7 +547,15 @@ impl PasskeysApi {
         config: Data<&Arc<HttpConfig>>,
         body: Json<PasskeyLoginBody>,
     ) -> PasskeyLoginResponse {
-        let client = client_info(req, &config);
+        let mut client = client_info(req, &config);
+        match login_key(req, &config, &mut client).await {
+            Ok(LoginKey::Refused) => {
+                let (p, h) = login_refused();
+                return PasskeyLoginResponse::BadRequest(p, h);
+            }
+            Ok(LoginKey::Unbound | LoginKey::Bound) => {}
+            Err(e) => return PasskeyLoginResponse::Internal(Json(internal(&e))),
+        }
         let PasskeyLoginBody {
             login_id,
             credential,
@@ -554,7 +571,11 @@ impl PasskeysApi {
                     config.cookie_secure,
                 );
                 PasskeyLoginResponse::Ok(
-                    Json(TokenResponse::new(&outcome.user, outcome.access)),
+                    Json(TokenResponse::new(
+                        &outcome.user,
+                        &outcome.session,
+                        outcome.access,
+                    )),
                     cookie,
                 )
             }

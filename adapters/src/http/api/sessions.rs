@@ -41,8 +41,11 @@ pub struct SessionBody {
     /// Whether this is the session of the token that asks.
     pub current: bool,
     /// Whether the session began with two factors (a password, then a TOTP
-    /// or recovery code).
+    /// or recovery code, or a passkey).
     pub mfa: bool,
+    /// Whether the session is bound to a client key (DPoP): its tokens work
+    /// only with proofs by that key.
+    pub dpop: bool,
 }
 
 impl From<SessionView> for SessionBody {
@@ -57,6 +60,7 @@ impl From<SessionView> for SessionBody {
             ip: s.ip,
             current: view.current,
             mfa: s.methods.two_factor(),
+            dpop: s.jkt.is_some(),
         }
     }
 }

@@ -23,6 +23,8 @@ pub struct Model {
     pub sessions_revoked: i32,
     /// On login events: `password`, `totp` or `passkey`.
     pub method: Option<String>,
+    /// Why something was refused (a DPoP proof's failed check).
+    pub reason: Option<String>,
     /// Client address.
     pub client_ip: Option<String>,
     /// `User-Agent`, cut at 512 characters.

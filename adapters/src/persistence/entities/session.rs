@@ -30,6 +30,9 @@ pub struct Model {
     /// Its `amr`, space-separated; null for sessions older than passkeys
     /// (`mfa` says which of `pwd` and `pwd otp` they are).
     pub amr: Option<String>,
+    /// The RFC 7638 thumbprint of the client key the family is bound to
+    /// (DPoP); null for an unbound family.
+    pub jkt: Option<String>,
 }
 
 /// No relations are navigated through the ORM.

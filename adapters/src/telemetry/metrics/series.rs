@@ -38,6 +38,8 @@ pub(super) const TWO_FACTOR_EVENTS: [&str; 5] = [
     "passkey_added",
     "passkey_removed",
 ];
+/// Every `outcome` of `authd_dpop_proofs_total`.
+pub(super) const DPOP_OUTCOMES: [&str; 2] = ["accepted", "refused"];
 /// Every `outcome` of `authd_ws_reauths_total`.
 pub(super) const REAUTH_OUTCOMES: [&str; 2] = ["success", "failure"];
 
@@ -65,6 +67,15 @@ pub(super) fn login_method(event: &application::ports::SecurityEvent) -> &'stati
     event
         .method
         .map_or("password", application::ports::LoginMethod::as_str)
+}
+
+/// The `outcome` of `authd_dpop_proofs_total` that `kind` counts in, if any.
+pub(super) fn dpop_outcome(kind: SecurityEventKind) -> Option<&'static str> {
+    match kind {
+        SecurityEventKind::DpopProofAccepted => Some("accepted"),
+        SecurityEventKind::DpopProofRefused => Some("refused"),
+        _ => None,
+    }
 }
 
 /// The `outcome` of `authd_refreshes_total` that `kind` counts in, if any.

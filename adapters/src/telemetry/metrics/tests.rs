@@ -31,14 +31,20 @@ fn every_event_kind_counts_in_its_series() {
         let refresh = refresh_outcome(kind);
         let revoke = revoke_reason(kind);
         let two_factor = two_factor_event(kind);
+        let dpop = dpop_outcome(kind);
         assert!(
-            login.is_some() || refresh.is_some() || revoke.is_some() || two_factor.is_some(),
+            login.is_some()
+                || refresh.is_some()
+                || revoke.is_some()
+                || two_factor.is_some()
+                || dpop.is_some(),
             "{kind:?} is counted nowhere"
         );
         assert!(login.is_none_or(|o| LOGIN_OUTCOMES.contains(&o)));
         assert!(refresh.is_none_or(|o| REFRESH_OUTCOMES.contains(&o)));
         assert!(revoke.is_none_or(|r| REVOKE_REASONS.contains(&r)));
         assert!(two_factor.is_none_or(|e| TWO_FACTOR_EVENTS.contains(&e)));
+        assert!(dpop.is_none_or(|e| DPOP_OUTCOMES.contains(&e)));
     }
     assert_eq!(
         refresh_outcome(SecurityEventKind::ReuseDetected),

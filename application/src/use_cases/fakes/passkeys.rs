@@ -16,6 +16,48 @@ use crate::ports::{
     VerifiedAssertion,
 };
 
+/// DPoP proof ids in a set.
+#[derive(Default)]
+pub struct DpopIds(pub Mutex<HashMap<TokenHash, Timestamp>>);
+
+#[async_trait]
+impl crate::ports::DpopReplayStore for DpopIds {
+    async fn use_once(&self, id: &TokenHash, expires_at: Timestamp) -> anyhow::Result<bool> {
+        let mut ids = self.0.lock().unwrap();
+        if ids.contains_key(id) {
+            return Ok(false);
+        }
+        ids.insert(*id, expires_at);
+        Ok(true)
+    }
+
+    async fn prune(&self, now: Timestamp) -> anyhow::Result<u64> {
+        let mut ids = self.0.lock().unwrap();
+        let before = ids.len();
+        ids.retain(|_, until| *until > now);
+        Ok((before - ids.len()) as u64)
+    }
+}
+
+/// A "proof" is its claims as JSON: `{"jkt","jti","htm","htu","iat","ath"}`.
+#[derive(Default)]
+pub struct TransparentProofs;
+
+impl crate::ports::DpopVerifier for TransparentProofs {
+    fn verify(&self, compact: &str) -> Result<domain::dpop::ProofClaims, &'static str> {
+        let c: Value = serde_json::from_str(compact).map_err(|_| "malformed")?;
+        let text = |k: &str| c[k].as_str().map(str::to_owned).ok_or("claims");
+        Ok(domain::dpop::ProofClaims {
+            jkt: domain::dpop::Jkt(text("jkt")?),
+            jti: text("jti")?,
+            htm: text("htm")?,
+            htu: text("htu")?,
+            iat: c["iat"].as_i64().ok_or("claims")?,
+            ath: c["ath"].as_str().map(str::to_owned),
+        })
+    }
+}
+
 /// Passkeys, handles and ceremonies in maps; each method atomic under its lock.
 #[derive(Default)]
 pub struct PasskeyTable {

@@ -89,6 +89,7 @@ fn from(client: (&str, &str)) -> ClientInfo {
     ClientInfo {
         ip: Some(client.0.into()),
         user_agent: Some(client.1.into()),
+        key: None,
     }
 }
 

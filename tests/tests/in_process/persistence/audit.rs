@@ -15,6 +15,7 @@ fn client(ip: &str, agent: &str) -> ClientInfo {
     ClientInfo {
         ip: Some(ip.into()),
         user_agent: Some(agent.into()),
+        key: None,
     }
 }
 

@@ -1,0 +1,262 @@
+//! Checking the DPoP proof of a request (contract v3, "DPoP"): its JWS
+//! (the [`DpopVerifier`]), its claims against the request and the clock
+//! (`domain::dpop`), and its `jti`, accepted once: across every process at
+//! logins and refreshes (the [`DpopReplayStore`]), within this process for
+//! every other request (a bounded set in memory).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use domain::dpop::{self, Jkt, ProofRefusal, Target};
+use domain::{Timestamp, TokenHash};
+use sha2::{Digest as _, Sha256};
+
+use crate::ClientInfo;
+use crate::ports::security_events::report;
+use crate::ports::{
+    Clock, DpopReplayStore, DpopVerifier, SecurityEvent, SecurityEventKind, SecurityEvents,
+};
+
+/// Proof ids this process remembers at most (for requests other than
+/// logins and refreshes). Each takes about 64 bytes, so the set holds at
+/// most ~32 MB. At the cap, ids whose window has passed are forgotten
+/// first; when none has, the proof is refused (`replay_cache_full`), never
+/// accepted unremembered: a client retries with a new proof a moment later.
+pub const LOCAL_JTI_CAP: usize = 500_000;
+
+/// Where a proof's `jti` must be unique.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayScope {
+    /// Logins and refreshes: every process (the database).
+    EveryProcess,
+    /// Everything else: this process.
+    ThisProcess,
+}
+
+/// A proof that did not pass, with the reason the audit trail records.
+#[derive(Debug, thiserror::Error)]
+pub enum DpopError {
+    /// Refused; the reason is snake_case and names no part of the proof.
+    #[error("DPoP proof refused: {0}")]
+    Refused(&'static str),
+    /// The replay store failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// The proof checks of a process.
+pub struct DpopProofs {
+    verifier: Arc<dyn DpopVerifier>,
+    used: Arc<dyn DpopReplayStore>,
+    local: Mutex<LocalJtis>,
+    clock: Arc<dyn Clock>,
+    events: Arc<dyn SecurityEvents>,
+    max_age: Duration,
+}
+
+impl std::fmt::Debug for DpopProofs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopProofs")
+            .field("max_age", &self.max_age)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DpopProofs {
+    /// Proof checks on these ports; `max_age` is `DPOP_PROOF_MAX_AGE`.
+    pub fn new(
+        verifier: Arc<dyn DpopVerifier>,
+        used: Arc<dyn DpopReplayStore>,
+        clock: Arc<dyn Clock>,
+        events: Arc<dyn SecurityEvents>,
+        max_age: Duration,
+    ) -> Self {
+        Self {
+            verifier,
+            used,
+            local: Mutex::new(LocalJtis::new(LOCAL_JTI_CAP)),
+            clock,
+            events,
+            max_age,
+        }
+    }
+
+    /// Checks `proof`, presented with a request to `target` (and, for a
+    /// request with an access token, that token): the key it proves, or why
+    /// not. A refusal is audited `dpop_proof_refused` with its reason.
+    ///
+    /// # Errors
+    /// [`DpopError::Refused`]; storage failures.
+    pub async fn check(
+        &self,
+        proof: &str,
+        target: &Target<'_>,
+        access_token: Option<&str>,
+        scope: ReplayScope,
+        client: &ClientInfo,
+    ) -> Result<Jkt, DpopError> {
+        let result = self.judge(proof, target, access_token, scope).await;
+        if let Err(DpopError::Refused(reason)) = &result {
+            tracing::info!(reason, "DPoP proof refused");
+            let event = SecurityEvent::new(
+                SecurityEventKind::DpopProofRefused,
+                self.clock.now(),
+                client,
+            )
+            .reason(reason);
+            report(self.events.as_ref(), event).await;
+        }
+        if result.is_ok() {
+            let event = SecurityEvent::new(
+                SecurityEventKind::DpopProofAccepted,
+                self.clock.now(),
+                client,
+            );
+            report(self.events.as_ref(), event).await;
+        }
+        result
+    }
+
+    async fn judge(
+        &self,
+        proof: &str,
+        target: &Target<'_>,
+        access_token: Option<&str>,
+        scope: ReplayScope,
+    ) -> Result<Jkt, DpopError> {
+        let claims = self.verifier.verify(proof).map_err(DpopError::Refused)?;
+        let now = self.clock.now();
+        let ath = access_token.map(token_hash);
+        dpop::check_proof(&claims, target, now, self.max_age, ath.as_deref())
+            .map_err(|r| DpopError::Refused(r.as_str()))?;
+        let id = jti_id(&claims.jkt, &claims.jti);
+        let until = now.plus(dpop::replay_window(self.max_age));
+        let fresh = match scope {
+            ReplayScope::EveryProcess => self.used.use_once(&id, until).await?,
+            ReplayScope::ThisProcess => {
+                let mut local = self
+                    .local
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                match local.use_once(id, until, now) {
+                    Some(fresh) => fresh,
+                    None => return Err(DpopError::Refused("replay_cache_full")),
+                }
+            }
+        };
+        if !fresh {
+            return Err(DpopError::Refused(ProofRefusal::Replayed.as_str()));
+        }
+        Ok(claims.jkt)
+    }
+
+    /// Ids in this process's set (for the metrics).
+    pub fn remembered(&self) -> usize {
+        self.local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// `ath`: the base64url SHA-256 of an access token (RFC 9449 §4.2).
+pub fn token_hash(token: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A proof's id as stored: SHA-256 over its key's thumbprint and its `jti`
+/// (two clients may pick the same `jti`; one client may not use it twice).
+fn jti_id(jkt: &Jkt, jti: &str) -> TokenHash {
+    let mut h = Sha256::new();
+    h.update(b"dpop-jti\0");
+    h.update(jkt.0.as_bytes());
+    h.update([0]);
+    h.update(jti.as_bytes());
+    TokenHash::from_bytes(h.finalize().into())
+}
+
+/// The ids this process has seen, with when each may be forgotten, oldest
+/// first (every id lives the same window, so insertion order is expiry
+/// order).
+#[derive(Debug)]
+struct LocalJtis {
+    seen: HashMap<TokenHash, Timestamp>,
+    order: VecDeque<(Timestamp, TokenHash)>,
+    cap: usize,
+}
+
+impl LocalJtis {
+    fn new(cap: usize) -> Self {
+        Self {
+            seen: HashMap::new(),
+            order: VecDeque::new(),
+            cap,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// `Some(true)` the first time, `Some(false)` for a replay, `None` when
+    /// the set is full of ids still in their window.
+    fn use_once(&mut self, id: TokenHash, until: Timestamp, now: Timestamp) -> Option<bool> {
+        while let Some((expiry, old)) = self.order.front().copied() {
+            if expiry > now {
+                break;
+            }
+            self.order.pop_front();
+            self.seen.remove(&old);
+        }
+        if self.seen.contains_key(&id) {
+            return Some(false);
+        }
+        if self.seen.len() >= self.cap {
+            return None;
+        }
+        self.seen.insert(id, until);
+        self.order.push_back((until, id));
+        Some(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> TokenHash {
+        TokenHash::from_bytes([n; 32])
+    }
+
+    #[test]
+    fn local_ids_are_used_once_forgotten_after_their_window_and_capped() {
+        let t = Timestamp::from_unix_seconds;
+        let mut set = LocalJtis::new(2);
+        assert_eq!(set.use_once(id(1), t(120), t(0)), Some(true));
+        assert_eq!(set.use_once(id(1), t(130), t(10)), Some(false));
+        assert_eq!(set.use_once(id(2), t(130), t(10)), Some(true));
+        assert_eq!(set.use_once(id(3), t(131), t(11)), None, "full: refused");
+        assert_eq!(
+            set.use_once(id(3), t(240), t(120)),
+            Some(true),
+            "1 forgotten"
+        );
+        assert_eq!(
+            set.use_once(id(1), t(240), t(120)),
+            None,
+            "2 and 3 still held"
+        );
+        assert_eq!(set.use_once(id(1), t(260), t(140)), Some(true));
+    }
+
+    #[test]
+    fn the_token_hash_is_rfc_9449s() {
+        // RFC 9449 §7.1: the ath of the example access token.
+        assert_eq!(
+            token_hash("Kz~8mXK1EalYznwH-LC-1fBAo.4Ljp~zsPE_NeO.gxU"),
+            "fUHyO2r2Z3DZ53EsNrWBb0xWXoaNy59IiKCAqksmQEo"
+        );
+    }
+}

@@ -1,0 +1,329 @@
+//! Sender-constrained sessions (contract v3, "DPoP") at the REST edge, on
+//! both databases, with proofs written by the tests' own ES256 code
+//! (`integration_tests::dpop`): a bound login, the bound token only as
+//! `DPoP` with a matching proof, refreshes only by the same key (nothing
+//! rotated otherwise), `jti` replays (at another process too), refused
+//! proofs at login, and unbound sessions left as they were.
+
+use authd::Config;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use integration_tests::app::{Backend, TestApp, spawn_app, spawn_sibling};
+use integration_tests::client::{PASSWORD, TestResponse};
+use integration_tests::clock::unix_now;
+use integration_tests::dpop::{DpopKey, fresh_jti, token_hash};
+use serde_json::{Value, json};
+
+integration_tests::on_both!(
+    std::future::ready;
+    a_login_with_a_proof_binds_the_session_and_its_tokens,
+    a_bound_token_works_only_as_dpop_with_a_matching_proof,
+    a_bound_family_refreshes_only_with_its_key,
+    refused_login_proofs_are_400_never_an_unbound_login,
+    sockets_refuse_bound_tokens_until_they_check_proofs,
+    unbound_sessions_ignore_proofs_at_refresh_and_stay_bearer
+);
+
+fn claims(token: &str) -> Value {
+    let part = token.split('.').nth(1).expect("three parts");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
+}
+
+fn url(app: &TestApp, path: &str) -> String {
+    format!("http://{}{path}", app.api_addr)
+}
+
+async fn bound_login(app: &TestApp, name: &str, key: &DpopKey) -> TestResponse {
+    let r = app.register(name, PASSWORD).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    app.post("/api/login")
+        .header("dpop", &key.proof("POST", &url(app, "/api/login"), None))
+        .json(&json!({"username": name, "password": PASSWORD}))
+        .send()
+        .await
+}
+
+async fn protected(app: &TestApp, scheme: &str, token: &str, proof: Option<&str>) -> TestResponse {
+    let mut req = app
+        .get("/api/protected")
+        .header("authorization", &format!("{scheme} {token}"));
+    if let Some(proof) = proof {
+        req = req.header("dpop", proof);
+    }
+    req.send().await
+}
+
+async fn refresh(app: &TestApp, cookie: &str, proof: Option<&str>) -> TestResponse {
+    let mut req = app.post("/api/refresh").refresh_cookie(cookie);
+    if let Some(proof) = proof {
+        req = req.header("dpop", proof);
+    }
+    req.send().await
+}
+
+pub async fn a_login_with_a_proof_binds_the_session_and_its_tokens(backend: Backend) {
+    let app = spawn_app(backend, Config::default()).await;
+    let key = DpopKey::new();
+    let r = bound_login(&app, "alice", &key).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["tokenType"], "DPoP");
+    let access = r.access_token();
+    assert_eq!(claims(&access)["cnf"], json!({"jkt": key.thumbprint()}));
+    let proof = key.proof("GET", &url(&app, "/api/sessions"), Some(&access));
+    let sessions = app
+        .get("/api/sessions")
+        .header("authorization", &format!("DPoP {access}"))
+        .header("dpop", &proof)
+        .send()
+        .await;
+    assert_eq!(sessions.status, 200, "{}", sessions.text);
+    assert_eq!(sessions.json()[0]["dpop"], true);
+    // An unbound login says Bearer and carries no cnf.
+    let plain = app.signed_in("bob").await;
+    assert_eq!(claims(&plain.access).get("cnf"), None);
+}
+
+pub async fn a_bound_token_works_only_as_dpop_with_a_matching_proof(backend: Backend) {
+    let app = spawn_app(backend, Config::default()).await;
+    let key = DpopKey::new();
+    let access = bound_login(&app, "alice", &key).await.access_token();
+    let target = url(&app, "/api/protected");
+    let good = key.proof("GET", &target, Some(&access));
+    assert_eq!(
+        protected(&app, "DPoP", &access, Some(&good)).await.status,
+        200
+    );
+
+    let refused = |r: TestResponse, challenge: &str| {
+        r.assert_problem(401, "invalid_token");
+        assert_eq!(r.header("www-authenticate"), Some(challenge), "{}", r.text);
+    };
+    let token_challenge = r#"DPoP error="invalid_token""#;
+    let proof_challenge = r#"DPoP error="invalid_dpop_proof""#;
+    // The same token as Bearer, with a proof or without.
+    let fresh = key.proof("GET", &target, Some(&access));
+    refused(
+        protected(&app, "Bearer", &access, Some(&fresh)).await,
+        token_challenge,
+    );
+    refused(
+        protected(&app, "Bearer", &access, None).await,
+        token_challenge,
+    );
+    // As DPoP without a proof, with a replayed one, another token's ath,
+    // another method, another URL, another key.
+    refused(
+        protected(&app, "DPoP", &access, None).await,
+        token_challenge,
+    );
+    refused(
+        protected(&app, "DPoP", &access, Some(&good)).await,
+        proof_challenge,
+    );
+    let other_ath = key.proof("GET", &target, Some("another token"));
+    refused(
+        protected(&app, "DPoP", &access, Some(&other_ath)).await,
+        proof_challenge,
+    );
+    let post = key.proof("POST", &target, Some(&access));
+    refused(
+        protected(&app, "DPoP", &access, Some(&post)).await,
+        proof_challenge,
+    );
+    let elsewhere = key.proof("GET", &url(&app, "/api/sessions"), Some(&access));
+    refused(
+        protected(&app, "DPoP", &access, Some(&elsewhere)).await,
+        proof_challenge,
+    );
+    let thief = DpopKey::new().proof("GET", &target, Some(&access));
+    refused(
+        protected(&app, "DPoP", &access, Some(&thief)).await,
+        proof_challenge,
+    );
+    // An unbound token is not taken as DPoP.
+    let bob = app.signed_in("bob").await;
+    let bobs = key.proof("GET", &target, Some(&bob.access));
+    assert_eq!(
+        protected(&app, "DPoP", &bob.access, Some(&bobs))
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        protected(&app, "Bearer", &bob.access, None).await.status,
+        200
+    );
+}
+
+pub async fn a_bound_family_refreshes_only_with_its_key(backend: Backend) {
+    let app = spawn_app(backend, Config::default()).await;
+    let other = spawn_sibling(&app).await;
+    let key = DpopKey::new();
+    let r = bound_login(&app, "alice", &key).await;
+    let cookie = r.refresh_cookie().expect("cookie");
+    let target = url(&app, "/api/refresh");
+    let without = refresh(&app, &cookie, None).await;
+    without.assert_problem(401, "invalid_dpop_proof");
+    assert_eq!(
+        without.header("www-authenticate"),
+        Some(r#"DPoP error="invalid_dpop_proof""#)
+    );
+    let thief = DpopKey::new().proof("POST", &target, None);
+    refresh(&app, &cookie, Some(&thief))
+        .await
+        .assert_problem(401, "invalid_dpop_proof");
+    // Nothing was rotated: the cookie refreshes with the key.
+    let proof = key.proof("POST", &target, None);
+    let r = refresh(&app, &cookie, Some(&proof)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["tokenType"], "DPoP");
+    assert_eq!(claims(&r.access_token())["cnf"]["jkt"], key.thumbprint());
+    let next = r.refresh_cookie().expect("rotated");
+    // The same proof again, at the other process: a replay.
+    let at_other = format!("http://{}/api/refresh", other.api_addr);
+    let replayed = key.sign(
+        &key.header(),
+        &json!({"jti": "once", "htm": "POST", "htu": at_other, "iat": unix_now()}),
+    );
+    assert_eq!(refresh(&other, &next, Some(&replayed)).await.status, 200);
+    let again = key.sign(
+        &key.header(),
+        &json!({"jti": "once", "htm": "POST", "htu": target, "iat": unix_now()}),
+    );
+    let after = r.refresh_cookie().unwrap();
+    refresh(&app, &after, Some(&again))
+        .await
+        .assert_problem(401, "invalid_dpop_proof");
+}
+
+pub async fn refused_login_proofs_are_400_never_an_unbound_login(backend: Backend) {
+    let app = spawn_app(backend, Config::default()).await;
+    let r = app.register("alice", PASSWORD).await;
+    assert_eq!(r.status, 201);
+    let key = DpopKey::new();
+    let login = url(&app, "/api/login");
+    let claims_now = |htm: &str, htu: &str, iat: i64| json!({"jti": fresh_jti(), "htm": htm, "htu": htu, "iat": iat});
+    let now = unix_now();
+    let refused = [
+        (
+            "htm",
+            key.sign(&key.header(), &claims_now("GET", &login, now)),
+        ),
+        (
+            "htu",
+            key.sign(
+                &key.header(),
+                &claims_now("POST", &url(&app, "/api/refresh"), now),
+            ),
+        ),
+        (
+            "stale",
+            key.sign(&key.header(), &claims_now("POST", &login, now - 120)),
+        ),
+        (
+            "future",
+            key.sign(&key.header(), &claims_now("POST", &login, now + 120)),
+        ),
+        (
+            "typ",
+            key.sign(
+                &json!({"typ": "JWT", "alg": "ES256", "jwk": key.jwk()}),
+                &claims_now("POST", &login, now),
+            ),
+        ),
+        (
+            "another key's jwk",
+            key.sign(
+                &json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": DpopKey::new().jwk()}),
+                &claims_now("POST", &login, now),
+            ),
+        ),
+        ("garbage", "not.a.proof".to_owned()),
+    ];
+    for (what, proof) in &refused {
+        let r = app
+            .post("/api/login")
+            .header("dpop", proof)
+            .json(&json!({"username": "alice", "password": PASSWORD}))
+            .send()
+            .await;
+        r.assert_problem(400, "invalid_dpop_proof");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some(r#"DPoP error="invalid_dpop_proof""#),
+            "{what}"
+        );
+        assert_eq!(r.refresh_cookie(), None, "{what}: no session");
+    }
+    // A proof is used once at login, across processes.
+    let other = spawn_sibling(&app).await;
+    let shared = claims_now("POST", &login, now);
+    let first = key.sign(&key.header(), &shared);
+    let r = app
+        .post("/api/login")
+        .header("dpop", &first)
+        .json(&json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let mut again = shared.clone();
+    again["htu"] = json!(url(&other, "/api/login"));
+    let replay = key.sign(&key.header(), &again);
+    other
+        .post("/api/login")
+        .header("dpop", &replay)
+        .json(&json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .assert_problem(400, "invalid_dpop_proof");
+}
+
+pub async fn unbound_sessions_ignore_proofs_at_refresh_and_stay_bearer(backend: Backend) {
+    let app = spawn_app(backend, Config::default()).await;
+    let alice = app.signed_in("alice").await;
+    let r = refresh(&app, &alice.refresh, Some("not.a.proof")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["tokenType"], "Bearer");
+    let key = DpopKey::new();
+    let next = r.refresh_cookie().unwrap();
+    let proof = key.proof("POST", &url(&app, "/api/refresh"), None);
+    let r = refresh(&app, &next, Some(&proof)).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["tokenType"], "Bearer");
+    assert_eq!(claims(&r.access_token()).get("cnf"), None);
+    let _ = token_hash("unused");
+}
+
+/// A WebSocket cannot check a proof yet: a bound token opens no socket and
+/// re-authenticates none (a copied token must not be a bearer token there).
+pub async fn sockets_refuse_bound_tokens_until_they_check_proofs(backend: Backend) {
+    use integration_tests::ws_client::{Connect, WsClient};
+    let app = spawn_app(backend, Config::default()).await;
+    let key = DpopKey::new();
+    let bound = bound_login(&app, "alice", &key).await.access_token();
+    let path = format!("/ws?token={bound}");
+    let refused = Connect::with_token(&path)
+        .open(app.ws_addr)
+        .await
+        .expect("connecting");
+    assert!(refused.is_err(), "a bound token opened a socket");
+    let bob = app.signed_in("bob").await;
+    let mut socket = WsClient::connected(app.ws_addr, &bob.access).await;
+    let bound_bob = app
+        .post("/api/login")
+        .header("dpop", &key.proof("POST", &url(&app, "/api/login"), None))
+        .json(&json!({"username": "bob", "password": PASSWORD}))
+        .send()
+        .await
+        .access_token();
+    socket
+        .send_json(&json!({"type": "reauth", "access": bound_bob}))
+        .await
+        .unwrap();
+    let answer = socket
+        .recv_json(std::time::Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(answer["type"], "error", "{answer}");
+    assert_eq!(answer["payload"]["code"], "reauth_failed", "{answer}");
+}
