@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """README.md's Performance table from the work directory of one
 bench/report.sh run: `meta`, `side.jsonl` (the side-by-side of the peer and
-authd-pg), `alg-<JWT_ALG>.jsonl`, `criterion/` and `ws_deflate.log`. Prints
+authd-pg), `alg-<JWT_ALG>.jsonl`, `login.jsonl` (bench/login_load.sh),
+`criterion/` and `ws_deflate.log`. Prints
 only what that run measured: a figure it lacks is shown as "not measured"."""
 import json
 import re
@@ -60,12 +61,12 @@ def problems(r):
     return f"; {n:,} errors" if n else ""
 
 
-def rate(r):
-    if r is None or r.get("ops_per_s") is None or r.get("fatal"):
+def rate(r, key="ops_per_s"):
+    if r is None or r.get(key) is None or r.get("fatal"):
         return None, None
     p99 = r.get("p99_ms")
-    text = f"{num(r['ops_per_s'])} /s" + (f", p99 {num(p99)} ms" if p99 is not None else "")
-    return r["ops_per_s"], text + problems(r)
+    text = f"{num(r[key])} /s" + (f", p99 {num(p99)} ms" if p99 is not None else "")
+    return r[key], text + problems(r)
 
 
 def held(r):
@@ -79,6 +80,14 @@ def held(r):
 
 MISSING = "not measured"
 table = []
+
+
+def add_versus(what, first, second, how):
+    """Two figures of authd itself, `first / second`, and their ratio; no peer."""
+    first, second = first or (None, None), second or (None, None)
+    both = first[0] is not None and second[0] is not None and first[0] > 0 and second[0] > 0
+    ratio = f"{first[0] / second[0]:.2f}x" if both else "—"
+    table.append((what, f"{first[1] or MISSING} / {second[1] or MISSING}", "—", ratio, how))
 
 
 def add(what, ours, peer, how):
@@ -131,6 +140,17 @@ def other_cpu(who):
 add("CPU of everything else on the machine (PostgreSQL, other work) during those scenarios, "
     "mean % of one core", other_cpu("authd-pg"), other_cpu("peer"),
     "loadgen's `other_cpu_pct_of_one_core`")
+
+logins = jsonl("login.jsonl")
+for who, db in (("authd-lite", "SQLite"), ("authd-pg", "PostgreSQL")):
+    for alg, key in (("RS256", "RS256 4096"), ("ES256", "`JWT_ALG=ES256`")):
+        pick = [r for r in logins if r.get("jwt_alg") == alg]
+        passkey, password = row_of(pick, "passkey-login", who), row_of(pick, "password-login", who)
+        clients = (passkey or password or {}).get("concurrency", "?")
+        add_versus(f"passkey logins / password logins, `authd serve` on {db}, {key}, {clients} clients",
+                   rate(passkey, "logins_per_s"), rate(password, "logins_per_s"),
+                   "`bench/login_load.sh` (`tests/examples/login_load.rs`): a passkey login is "
+                   "options + an ES256 assertion + `POST /api/login/passkey`")
 
 crit = criterion()
 

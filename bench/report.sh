@@ -2,9 +2,11 @@
 # README.md's Performance table, from one run on this machine: the shared
 # side-by-side against the Node peer (../shared/bench/side-by-side.sh, all
 # scenarios, `WHO="peer authd-pg" ROUNDS=1`), login and refresh again with
-# ES256 and EdDSA keys (bench/authd-alg.sh), and the crypto, ws_deflate and
-# store criterion benches; bench/report.py prints the Markdown table from
-# what this run wrote, and nothing else. Run from anywhere; loopback only.
+# ES256 and EdDSA keys (bench/authd-alg.sh), passkey logins against password
+# logins on SQLite and PostgreSQL (bench/login_load.sh), and the crypto,
+# ws_deflate and store criterion benches; bench/report.py prints the Markdown
+# table from what this run wrote, and nothing else. Run from anywhere;
+# loopback only.
 #
 #   bench/report.sh                     # about 15 minutes on 2 cores, once built
 #   DUR=2 HOLD=500 BENCH_TIME=1 bench/report.sh   # a quick check of the script
@@ -12,11 +14,12 @@
 # Settings (environment): DUR seconds per load scenario (10), HOLD sockets
 # held (10000), ALGS the JWT_ALG values run again for login and refresh
 # ("ES256 EdDSA"; "" for none), BENCH_TIME criterion measurement seconds (3),
-# STORE=0 / DEFLATE=0 leave the store / ws_deflate bench out, KEEP=1 keeps
-# the work directory (logs, JSONL, criterion output). CARGO_TARGET_DIR is
-# honoured. The release binary is built (a no-op when it is fresh) and copied
-# aside first, so a build in the same target directory meanwhile cannot swap
-# it; the benches use cargo's bench profile (release settings).
+# STORE=0 / DEFLATE=0 / LOGIN=0 leave the store bench / the ws_deflate bench
+# / the login_load run out, KEEP=1 keeps the work directory (logs, JSONL,
+# criterion output). CARGO_TARGET_DIR is honoured. The release binaries
+# (authd and the login_load example) are built (a no-op when they are fresh)
+# and copied aside first, so a build in the same target directory meanwhile
+# cannot swap them; the benches use cargo's bench profile (release settings).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -24,7 +27,7 @@ shared=${SHARED_BENCH:-$root/../shared/bench}
 [ -x "$shared/side-by-side.sh" ] || { echo "no $shared/side-by-side.sh" >&2; exit 1; }
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 DUR=${DUR:-10}; HOLD=${HOLD:-10000}; ALGS=${ALGS-"ES256 EdDSA"}; BENCH_TIME=${BENCH_TIME:-3}
-STORE=${STORE:-1}; DEFLATE=${DEFLATE:-1}
+STORE=${STORE:-1}; DEFLATE=${DEFLATE:-1}; LOGIN=${LOGIN:-1}
 unset JWT_ALG
 
 work=$(mktemp -d -t authd-report.XXXXXX)
@@ -58,9 +61,10 @@ step() { echo "report: $(( $(date +%s) - started ))s: $*" >&2; }
   echo "bench_time=$BENCH_TIME"
 } >"$work/meta"
 
-step "cargo build --release -p authd"
-cargo build --release -q -p authd
+step "cargo build --release -p authd, the login_load example"
+cargo build --release -q -p authd --bin authd -p integration-tests --example login_load
 cp "$CARGO_TARGET_DIR/release/authd" "$work/authd"
+cp "$CARGO_TARGET_DIR/release/examples/login_load" "$work/login_load"
 
 # The side-by-side script exits with its table's status whatever a scenario
 # did; report.py says which figures are missing or had errors.
@@ -80,6 +84,13 @@ for alg in $ALGS; do
   side "$work/alg-$alg.jsonl" WHO="authd-pg" SCENARIOS="login refresh" JWT_ALG="$alg" \
     AUTHD="$root/bench/authd-alg.sh" AUTHD_BIN="$work/authd"
 done
+
+if [ "$LOGIN" = 1 ]; then
+  step "bench/login_load.sh: password and passkey logins, SQLite and PostgreSQL (DUR=$DUR)"
+  env TMPDIR="$work" OUT="$work/login.jsonl" DUR="$DUR" ALGS="RS256 ES256" LOAD="$work/login_load" \
+    "$root/bench/login_load.sh" "$work/authd" >>"$work/login_load.log" 2>&1 \
+    || echo "report: login_load.sh exited $? (see $work/login_load.log)" >&2
+fi
 
 export CRITERION_HOME="$work/criterion"
 crit=(--warm-up-time 1 --measurement-time "$BENCH_TIME" --noplot)
