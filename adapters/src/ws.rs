@@ -68,6 +68,11 @@ pub struct WsConfig {
     pub trusted_proxies: Vec<crate::net::IpNet>,
     /// Connection, reauth and close counts go here.
     pub metrics: Metrics,
+    /// DPoP proofs of bound tokens; without it, bound tokens are refused.
+    pub dpop: Option<std::sync::Arc<application::DpopProofs>>,
+    /// `PUBLIC_URL`: the base of the socket URL proofs name (`htu`, with
+    /// `ws`/`wss` read as `http`/`https`); unset, the handshake's `Host`.
+    pub public_url: Option<String>,
 }
 
 impl Default for WsConfig {
@@ -84,6 +89,8 @@ impl Default for WsConfig {
             max_connections_per_address: domain::sockets::DEFAULT_MAX_SOCKETS_PER_ADDRESS,
             trusted_proxies: Vec::new(),
             metrics: Metrics::disabled(),
+            dpop: None,
+            public_url: None,
         }
     }
 }

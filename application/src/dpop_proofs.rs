@@ -125,30 +125,85 @@ impl DpopProofs {
         access_token: Option<&str>,
         scope: ReplayScope,
     ) -> Result<Jkt, DpopError> {
-        let claims = self.verifier.verify(proof).map_err(DpopError::Refused)?;
-        let now = self.clock.now();
-        let ath = access_token.map(token_hash);
-        dpop::check_proof(&claims, target, now, self.max_age, ath.as_deref())
-            .map_err(|r| DpopError::Refused(r.as_str()))?;
-        let id = jti_id(&claims.jkt, &claims.jti);
-        let until = now.plus(dpop::replay_window(self.max_age));
-        let fresh = match scope {
-            ReplayScope::EveryProcess => self.used.use_once(&id, until).await?,
-            ReplayScope::ThisProcess => {
-                let mut local = self
-                    .local
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                match local.use_once(id, until, now) {
-                    Some(fresh) => fresh,
-                    None => return Err(DpopError::Refused("replay_cache_full")),
+        let claims = self
+            .judge_claims(proof, target, access_token)
+            .map_err(DpopError::Refused)?;
+        match scope {
+            ReplayScope::EveryProcess => {
+                let id = jti_id(&claims.jkt, &claims.jti);
+                let until = self.clock.now().plus(dpop::replay_window(self.max_age));
+                if !self.used.use_once(&id, until).await? {
+                    return Err(DpopError::Refused(ProofRefusal::Replayed.as_str()));
                 }
+                Ok(claims.jkt)
+            }
+            ReplayScope::ThisProcess => self.remember_here(claims).map_err(DpopError::Refused),
+        }
+    }
+
+    /// [`Self::check`] within this process, without waiting on anything
+    /// (a WebSocket handshake decides synchronously): the key, or the
+    /// refusal's reason, which the caller reports with [`Self::report`].
+    ///
+    /// # Errors
+    /// The reason of the refusal.
+    pub fn check_here(
+        &self,
+        proof: &str,
+        target: &Target<'_>,
+        access_token: Option<&str>,
+    ) -> Result<Jkt, &'static str> {
+        let claims = self.judge_claims(proof, target, access_token)?;
+        self.remember_here(claims)
+    }
+
+    /// Reports the outcome of a [`Self::check_here`].
+    pub async fn report(&self, outcome: Result<(), &'static str>, client: &ClientInfo) {
+        let now = self.clock.now();
+        let event = match outcome {
+            Ok(()) => SecurityEvent::new(SecurityEventKind::DpopProofAccepted, now, client),
+            Err(reason) => {
+                tracing::info!(reason, "DPoP proof refused");
+                SecurityEvent::new(SecurityEventKind::DpopProofRefused, now, client).reason(reason)
             }
         };
-        if !fresh {
-            return Err(DpopError::Refused(ProofRefusal::Replayed.as_str()));
+        report(self.events.as_ref(), event).await;
+    }
+
+    /// The JWS and the claims against the request and the clock.
+    fn judge_claims(
+        &self,
+        proof: &str,
+        target: &Target<'_>,
+        access_token: Option<&str>,
+    ) -> Result<dpop::ProofClaims, &'static str> {
+        let claims = self.verifier.verify(proof)?;
+        let ath = access_token.map(token_hash);
+        dpop::check_proof(
+            &claims,
+            target,
+            self.clock.now(),
+            self.max_age,
+            ath.as_deref(),
+        )
+        .map_err(ProofRefusal::as_str)?;
+        Ok(claims)
+    }
+
+    /// The `jti` of `claims` into this process's set, once.
+    fn remember_here(&self, claims: dpop::ProofClaims) -> Result<Jkt, &'static str> {
+        let now = self.clock.now();
+        let id = jti_id(&claims.jkt, &claims.jti);
+        let until = now.plus(dpop::replay_window(self.max_age));
+        let mut local = self
+            .local
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match local.use_once(id, until, now) {
+            Some(true) => Ok(claims.jkt),
+            Some(false) => Err(ProofRefusal::Replayed.as_str()),
+            None => Err("replay_cache_full"),
         }
-        Ok(claims.jkt)
     }
 
     /// Ids in this process's set (for the metrics).

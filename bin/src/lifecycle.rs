@@ -281,7 +281,10 @@ pub async fn start_with(
         let shutdown = stopped(stop.subscribe());
         let (access, ws_config) = (
             auth.access.clone(),
-            wiring::ws_config(config, metrics.clone()),
+            adapters::ws::WsConfig {
+                dpop: Some(auth.dpop.clone()),
+                ..wiring::ws_config(config, metrics.clone())
+            },
         );
         tasks.push((
             "ws",

@@ -364,6 +364,7 @@ pub fn ws_config(config: &Config, metrics: Metrics) -> WsConfig {
         max_connections_per_address: config.ws_max_connections_per_address,
         trusted_proxies: config.trusted_proxies.clone(),
         metrics,
+        public_url: config.public_url.clone(),
         ..WsConfig::default()
     }
 }

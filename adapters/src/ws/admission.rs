@@ -93,6 +93,8 @@ pub(crate) fn admit(
     request: &Request,
     auth: &AccessCheck,
     allowed_origins: &[String],
+    dpop: Option<&std::sync::Arc<application::DpopProofs>>,
+    url: &str,
 ) -> Result<Admitted, Refusal> {
     if request.uri().path() != "/ws" {
         return Err(Refusal::NotFound);
@@ -112,7 +114,62 @@ pub(crate) fn admit(
         return Ok(Admitted::FirstMessage);
     };
     let (claims, kid) = verify(auth, &token).map_err(Refusal::InvalidToken)?;
+    let proof = request.headers().get("dpop").and_then(|v| v.to_str().ok());
+    check_binding(dpop, &claims, &token, proof, url).map_err(Refusal::InvalidToken)?;
     Ok(Admitted::Token(claims, kid))
+}
+
+/// The URL a socket's proofs name (`htu`): `PUBLIC_URL` + `/ws`, or the
+/// handshake's `Host`, `https` only when a trusted proxy says so.
+pub(crate) fn socket_url(request: &Request, public_url: Option<&str>, https: bool) -> String {
+    if let Some(base) = public_url {
+        return format!("{}/ws", base.trim_end_matches('/'));
+    }
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let scheme = if https { "https" } else { "http" };
+    format!("{scheme}://{host}/ws")
+}
+
+/// Holds a socket's token to its binding (contract v3, "DPoP"): an unbound
+/// token needs nothing; a bound one a proof (`htm` `GET`, `htu` the socket
+/// URL, `ath` the token's hash) by its key, unique in this process. The
+/// outcome is reported in the background (the handshake decides
+/// synchronously).
+///
+/// # Errors
+/// [`InvalidToken::ProofNeeded`].
+pub(crate) fn check_binding(
+    dpop: Option<&std::sync::Arc<application::DpopProofs>>,
+    claims: &AccessClaims,
+    token: &str,
+    proof: Option<&str>,
+    url: &str,
+) -> Result<(), InvalidToken> {
+    let Some(bound) = claims.cnf.as_ref() else {
+        return Ok(());
+    };
+    let (Some(dpop), Some(proof)) = (dpop, proof) else {
+        return Err(InvalidToken::ProofNeeded);
+    };
+    let target = domain::dpop::Target { method: "GET", url };
+    let outcome = dpop
+        .check_here(proof, &target, Some(token))
+        .and_then(|key| {
+            domain::dpop::token_binding(Some(bound), domain::dpop::Scheme::Dpop, Some(&key))
+                .map_err(domain::dpop::ProofRefusal::as_str)
+        });
+    let reporter = std::sync::Arc::clone(dpop);
+    let reported = outcome.map(|_| ());
+    tokio::spawn(async move {
+        reporter
+            .report(reported, &application::ClientInfo::default())
+            .await;
+    });
+    outcome.map_err(|_| InvalidToken::ProofNeeded)
 }
 
 /// Verifies a socket's token (at the handshake or in its first message):
@@ -125,11 +182,6 @@ pub(crate) fn verify(
     token: &str,
 ) -> Result<(AccessClaims, Option<String>), InvalidToken> {
     let claims = auth.verify_with_leeway(token, domain::sockets::SOCKET_TOKEN_LEEWAY_SECS)?;
-    // A bound token is refused rather than taken as a bearer token: the
-    // socket cannot check its proof yet (a copied token must not open one).
-    if claims.cnf.is_some() {
-        return Err(InvalidToken::ProofNeeded);
-    }
     Ok((claims, auth.token_kid(token)))
 }
 

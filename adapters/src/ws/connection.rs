@@ -78,17 +78,30 @@ pub(super) struct Held {
     sub: UserId,
     sid: SessionId,
     exp: i64,
-    kid: Option<Arc<str>>,
+    kid: Option<Arc<String>>,
+    /// The socket's URL, which a bound socket's `reauth` proofs name (a
+    /// thin pointer: the serving task is held to 512 bytes).
+    url: Option<Box<Box<str>>>,
 }
 
 impl Held {
-    pub(super) fn of(claims: &AccessClaims, kid: Option<Arc<str>>) -> Self {
+    pub(super) fn of(claims: &AccessClaims, kid: Option<Arc<String>>) -> Self {
         Self {
             sub: claims.sub,
             sid: claims.sid,
             exp: claims.exp,
             kid,
+            url: None,
         }
+    }
+
+    /// The same, for a socket at `url` (kept only for a bound token).
+    #[must_use]
+    pub(super) fn at(mut self, claims: &AccessClaims, url: &str) -> Self {
+        if claims.cnf.is_some() {
+            self.url = Some(Box::new(Box::from(url)));
+        }
+        self
     }
 }
 
@@ -439,17 +452,17 @@ impl Connection {
         match message {
             ClientMessage::Ping => protocol::pong(self.auth().now().unix_millis()),
             ClientMessage::Echo(payload) => protocol::echo(payload),
-            ClientMessage::Reauth(token) => self.reauth(&token),
-            ClientMessage::Auth(_) => bad_message(BadMessage::AlreadyAuthenticated),
+            ClientMessage::Reauth(token, proof) => self.reauth(&token, proof.as_deref()),
+            ClientMessage::Auth(..) => bad_message(BadMessage::AlreadyAuthenticated),
         }
     }
 
     /// A `reauth`, in a span of its own under the connection's (exported
     /// when it ends, not when the socket closes), counted by outcome.
-    fn reauth(&mut self, token: &str) -> String {
+    fn reauth(&mut self, token: &str, proof: Option<&str>) -> String {
         let span = tracing::info_span!("ws.reauth", outcome = tracing::field::Empty);
         let _entered = span.enter();
-        let (accepted, reply) = self.check_reauth(token);
+        let (accepted, reply) = self.check_reauth(token, proof);
         self.shared.config.metrics.ws_reauth(accepted);
         span.record("outcome", if accepted { "success" } else { "failure" });
         reply
@@ -457,15 +470,26 @@ impl Connection {
 
     /// Checks a `reauth` token and adopts its claims: whether it was
     /// accepted, and the answer.
-    fn check_reauth(&mut self, token: &str) -> (bool, String) {
+    fn check_reauth(&mut self, token: &str, proof: Option<&str>) -> (bool, String) {
         let claims = match self
             .auth()
             .verify_with_leeway(token, SOCKET_TOKEN_LEEWAY_SECS)
         {
-            // A bound token is not a bearer token (see `admission::verify`).
-            Ok(claims) if claims.cnf.is_none() => claims,
+            // A bound token needs its proof, naming this socket's URL.
+            Ok(claims)
+                if super::admission::check_binding(
+                    self.shared.config.dpop.as_ref(),
+                    &claims,
+                    token,
+                    proof,
+                    self.claims.url.as_deref().map_or("", |u| &**u),
+                )
+                .is_ok() =>
+            {
+                claims
+            }
             Ok(_) => {
-                tracing::debug!("reauth with a DPoP-bound token refused");
+                tracing::debug!("reauth with a DPoP-bound token without its proof refused");
                 let text =
                     protocol::error(ErrorCode::ReauthFailed, "the access token is not valid");
                 return (false, text);
@@ -501,7 +525,9 @@ impl Connection {
             Reauth::Renew => {}
         }
         let kid = self.shared.kids.name(self.auth().token_kid(token));
+        let url = self.claims.url.take();
         self.claims = Held::of(&claims, kid);
+        self.claims.url = url;
         self.arm_expiry();
         tracing::debug!(expires_at = self.claims.exp, "reauth");
         (true, protocol::reauth_success(self.claims.exp))

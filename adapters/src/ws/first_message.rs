@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 
-use super::admission::verify;
+use super::admission::{check_binding, verify};
 use super::connection::{Connection, Held as Claims, Shared, Woken, Ws, goodbye, parking};
 use super::limits::Slot;
 use super::protocol::{self, ClientMessage, ErrorCode};
@@ -41,6 +41,7 @@ pub(super) fn authenticate(
     ws: Box<Ws>,
     address: Slot,
     request_id: Box<str>,
+    url: Box<str>,
 ) -> impl Future<Output = ()> + Send {
     // In one allocation: the task keeps a pointer to it while the socket
     // waits, not its parts.
@@ -49,12 +50,13 @@ pub(super) fn authenticate(
         bell: Doorbell::default(),
         address,
         request_id,
+        url,
     });
     shared.registry.insert(PENDING, held.id, held.bell.clone());
     async move {
         // The wait is this task's one await: it holds the parked socket,
         // the bell and the timer, and a pointer to the rest.
-        let first = first_message(&shared, ws, &held.bell).await;
+        let first = first_message(&shared, ws, &held.bell, &held.url).await;
         shared.registry.remove(PENDING, held.id);
         after_wait(shared, *held, first);
     }
@@ -91,7 +93,11 @@ fn after_wait(shared: Arc<Shared>, held: Held, first: First) {
         claims.exp,
     );
     let kid = shared.kids.name(kid);
-    let serving = Connection::new(shared, Claims::of(&claims, kid), [user, held.address]);
+    let serving = Connection::new(
+        shared,
+        Claims::of(&claims, kid).at(&claims, &held.url),
+        [user, held.address],
+    );
     tokio::spawn(tracing::Instrument::instrument(
         serving.serve(ws, hello),
         span,
@@ -113,6 +119,8 @@ struct Held {
     address: Slot,
     /// Names it in the logs.
     request_id: Box<str>,
+    /// The socket's URL, which a bound token's proof must name.
+    url: Box<str>,
 }
 
 /// What the wait for the first message ends with: the socket and the
@@ -121,7 +129,7 @@ type First = Result<(Box<Ws>, AccessClaims, Option<String>), (Box<Ws>, goodbye::
 
 /// Reads until the first data message (answering nothing but pings, which
 /// tungstenite answers), parked between frames.
-async fn first_message(shared: &Shared, mut ws: Box<Ws>, bell: &Doorbell) -> First {
+async fn first_message(shared: &Shared, mut ws: Box<Ws>, bell: &Doorbell, url: &str) -> First {
     // One timer for the whole wait, parked or reading.
     let sleep = tokio::time::sleep_until(Instant::now() + shared.config.handshake_timeout);
     tokio::pin!(sleep);
@@ -161,10 +169,20 @@ async fn first_message(shared: &Shared, mut ws: Box<Ws>, bell: &Doorbell) -> Fir
             // Pings are answered by tungstenite; pongs and raw frames wait.
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
         };
-        let Ok(ClientMessage::Auth(token)) = ClientMessage::parse(text.as_str()) else {
+        let Ok(ClientMessage::Auth(token, proof)) = ClientMessage::parse(text.as_str()) else {
             return Err((ws, auth_failed("the first message is not auth")));
         };
-        return match verify(&shared.auth, &token) {
+        let checked = verify(&shared.auth, &token).and_then(|(claims, kid)| {
+            check_binding(
+                shared.config.dpop.as_ref(),
+                &claims,
+                &token,
+                proof.as_deref(),
+                url,
+            )
+            .map(|()| (claims, kid))
+        });
+        return match checked {
             Ok((claims, kid)) => Ok((ws, claims, kid)),
             Err(reason) => {
                 tracing::debug!(%reason, "first-message auth refused");
@@ -190,7 +208,7 @@ mod tests {
     use super::*;
 
     /// The size of what `f` returns, without calling it.
-    fn size_of_output<A, B, C, D, F>(_: impl Fn(A, B, C, D) -> F) -> usize {
+    fn size_of_output<A, B, C, D, E, F>(_: impl Fn(A, B, C, D, E) -> F) -> usize {
         std::mem::size_of::<F>()
     }
 

@@ -10,7 +10,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tungstenite::handshake::server::{Request, Response};
 use tungstenite::http::HeaderValue;
 
-use super::admission::{Admitted, Refusal, admit};
+use super::admission::{Admitted, Refusal, admit, socket_url};
 use super::connection::{Connection, Held, Shared};
 use super::deflate::{self, Deflating};
 use super::first_message;
@@ -25,6 +25,16 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
     let address_slot = stream
         .peer_addr()
         .map_or(Some(None), |peer| shared.limits.take_address(peer.ip()));
+    // `X-Forwarded-Proto` is believed from a trusted proxy only.
+    let from_proxy = stream.peer_addr().is_ok_and(|peer| {
+        let ip = peer.ip().to_canonical();
+        shared
+            .config
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(ip))
+    });
+    let mut url = String::new();
     let mut user_slot = None;
     let mut admitted: Option<Admitted> = None;
     let mut request_id = String::new();
@@ -39,23 +49,36 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
         caller = Some(opentelemetry::global::get_text_map_propagator(|p| {
             p.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
         }));
-        let admitted_here =
-            admit(request, &shared.auth, &shared.config.allowed_origins).and_then(|admitted| {
-                if address_slot.is_none() {
-                    return Err(Refusal::TooManyFromAddress);
-                }
-                // A first-message socket takes the user's slot once its
-                // token names the user.
-                if let Admitted::Token(claims, _) = &admitted {
-                    user_slot = Some(
-                        shared
-                            .limits
-                            .take_user(claims.sub)
-                            .ok_or(Refusal::TooManyForUser)?,
-                    );
-                }
-                Ok(admitted)
-            });
+        let https = from_proxy
+            && request
+                .headers()
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+        url = socket_url(request, shared.config.public_url.as_deref(), https);
+        let admitted_here = admit(
+            request,
+            &shared.auth,
+            &shared.config.allowed_origins,
+            shared.config.dpop.as_ref(),
+            &url,
+        )
+        .and_then(|admitted| {
+            if address_slot.is_none() {
+                return Err(Refusal::TooManyFromAddress);
+            }
+            // A first-message socket takes the user's slot once its
+            // token names the user.
+            if let Admitted::Token(claims, _) = &admitted {
+                user_slot = Some(
+                    shared
+                        .limits
+                        .take_user(claims.sub)
+                        .ok_or(Refusal::TooManyForUser)?,
+                );
+            }
+            Ok(admitted)
+        });
         match admitted_here {
             Ok(claims) => {
                 admitted = Some(claims);
@@ -107,6 +130,7 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
                 Box::new(ws),
                 address,
                 request_id.into_boxed_str(),
+                url.into_boxed_str(),
             ));
             return;
         }
@@ -136,7 +160,7 @@ pub(crate) async fn run(stream: TcpStream, shared: Arc<Shared>) {
     );
     let kid = shared.kids.name(kid);
     tokio::spawn(
-        Connection::new(shared, Held::of(&claims, kid), slots)
+        Connection::new(shared, Held::of(&claims, kid).at(&claims, &url), slots)
             .serve(Box::new(ws), hello)
             .instrument(span),
     );

@@ -10,11 +10,12 @@ pub(crate) enum ClientMessage {
     Ping,
     /// `{"type":"echo","payload":<any>}` (a missing payload echoes `null`).
     Echo(Value),
-    /// `{"type":"reauth","access":"<token>"}`.
-    Reauth(String),
-    /// `{"type":"auth","access":"<token>"}`: the first message of a socket
-    /// opened without a token (contract v3).
-    Auth(String),
+    /// `{"type":"reauth","access":"<token>"}`, with `"dpop":"<proof>"` for a
+    /// DPoP-bound token.
+    Reauth(String, Option<String>),
+    /// `{"type":"auth","access":"<token>"}` (and `"dpop"`): the first
+    /// message of a socket opened without a token (contract v3).
+    Auth(String, Option<String>),
 }
 
 // Redacted by hand: the token of a `reauth` must never reach a log line.
@@ -23,8 +24,8 @@ impl std::fmt::Debug for ClientMessage {
         match self {
             Self::Ping => f.write_str("Ping"),
             Self::Echo(v) => f.debug_tuple("Echo").field(v).finish(),
-            Self::Reauth(_) => f.write_str("Reauth([redacted])"),
-            Self::Auth(_) => f.write_str("Auth([redacted])"),
+            Self::Reauth(..) => f.write_str("Reauth([redacted])"),
+            Self::Auth(..) => f.write_str("Auth([redacted])"),
         }
     }
 }
@@ -62,15 +63,23 @@ impl ClientMessage {
             Some("ping") => Ok(Self::Ping),
             Some("echo") => Ok(Self::Echo(object.remove("payload").unwrap_or(Value::Null))),
             Some("reauth") => match object.remove("access") {
-                Some(Value::String(token)) => Ok(Self::Reauth(token)),
+                Some(Value::String(token)) => Ok(Self::Reauth(token, proof(&mut object))),
                 _ => Err(BadMessage::MissingAccess),
             },
             Some("auth") => match object.remove("access") {
-                Some(Value::String(token)) => Ok(Self::Auth(token)),
+                Some(Value::String(token)) => Ok(Self::Auth(token, proof(&mut object))),
                 _ => Err(BadMessage::MissingAccess),
             },
             _ => Err(BadMessage::UnknownType),
         }
+    }
+}
+
+/// The `dpop` member of an `auth` or `reauth`, when it is a string.
+fn proof(object: &mut serde_json::Map<String, Value>) -> Option<String> {
+    match object.remove("dpop") {
+        Some(Value::String(proof)) => Some(proof),
+        _ => None,
     }
 }
 
@@ -161,7 +170,7 @@ mod tests {
 
     #[test]
     fn debug_of_a_reauth_hides_its_token() {
-        let message = ClientMessage::Reauth("eyJ.payload.SECRET".into());
+        let message = ClientMessage::Reauth("eyJ.payload.SECRET".into(), Some("PROOF".into()));
         let printed = format!("{message:?}");
         assert!(!printed.contains("SECRET"), "{printed}");
         assert_eq!(printed, "Reauth([redacted])");
@@ -183,7 +192,11 @@ mod tests {
         );
         assert_eq!(
             ClientMessage::parse(r#"{"type":"reauth","access":"t"}"#),
-            Ok(ClientMessage::Reauth("t".into()))
+            Ok(ClientMessage::Reauth("t".into(), None))
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"auth","access":"t","dpop":"p"}"#),
+            Ok(ClientMessage::Auth("t".into(), Some("p".into())))
         );
     }
 

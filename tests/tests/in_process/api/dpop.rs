@@ -20,7 +20,7 @@ integration_tests::on_both!(
     a_bound_token_works_only_as_dpop_with_a_matching_proof,
     a_bound_family_refreshes_only_with_its_key,
     refused_login_proofs_are_400_never_an_unbound_login,
-    sockets_refuse_bound_tokens_until_they_check_proofs,
+    sockets_take_bound_tokens_only_with_their_proofs,
     unbound_sessions_ignore_proofs_at_refresh_and_stay_bearer
 );
 
@@ -294,36 +294,114 @@ pub async fn unbound_sessions_ignore_proofs_at_refresh_and_stay_bearer(backend: 
     let _ = token_hash("unused");
 }
 
-/// A WebSocket cannot check a proof yet: a bound token opens no socket and
-/// re-authenticates none (a copied token must not be a bearer token there).
-pub async fn sockets_refuse_bound_tokens_until_they_check_proofs(backend: Backend) {
+/// Sockets (contract v3): a bound token opens one only with a proof (the
+/// handshake's `DPoP` header, or the first message's `dpop`: `htm` `GET`,
+/// `htu` the socket URL, `ath` the token), and a bound socket's `reauth`
+/// carries one too; without, or by another key, it is refused.
+pub async fn sockets_take_bound_tokens_only_with_their_proofs(backend: Backend) {
     use integration_tests::ws_client::{Connect, WsClient};
+    use std::time::Duration;
     let app = spawn_app(backend, Config::default()).await;
     let key = DpopKey::new();
-    let bound = bound_login(&app, "alice", &key).await.access_token();
+    let r = bound_login(&app, "alice", &key).await;
+    let bound = r.access_token();
+    let ws_url = format!("http://{}/ws", app.ws_addr);
+
+    // The handshake: no proof, another key, a proof for another URL: refused.
     let path = format!("/ws?token={bound}");
-    let refused = Connect::with_token(&path)
+    let thief = DpopKey::new().proof("GET", &ws_url, Some(&bound));
+    let elsewhere = key.proof("GET", &url(&app, "/api/protected"), Some(&bound));
+    for (what, proof) in [
+        ("no proof", None),
+        ("another key", Some(thief)),
+        ("another URL", Some(elsewhere)),
+    ] {
+        let mut connect = Connect::with_token(&path);
+        if let Some(p) = proof {
+            connect = connect.header("dpop", p);
+        }
+        let refused = connect.open(app.ws_addr).await.expect("connecting");
+        assert!(refused.is_err(), "{what}: a bound token opened a socket");
+    }
+    // With its proof it opens.
+    let proof = key.proof("GET", &ws_url, Some(&bound));
+    let mut socket = Connect::with_token("/ws")
+        .header("authorization", format!("Bearer {bound}"))
+        .header("dpop", proof)
         .open(app.ws_addr)
         .await
-        .expect("connecting");
-    assert!(refused.is_err(), "a bound token opened a socket");
+        .expect("connecting")
+        .expect("admitted with its proof");
+    let hello = socket.recv_json(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(hello["type"], "connected", "{hello}");
+
+    // reauth with a newer token of the family: with a proof by the key it
+    // works; without one, or by another key, it is refused.
+    let cookie = r.refresh_cookie().unwrap();
+    let refreshed = refresh(
+        &app,
+        &cookie,
+        Some(&key.proof("POST", &url(&app, "/api/refresh"), None)),
+    )
+    .await;
+    let newer = refreshed.access_token();
+    for (what, proof) in [
+        ("none", None),
+        (
+            "another key",
+            Some(DpopKey::new().proof("GET", &ws_url, Some(&newer))),
+        ),
+        (
+            "another token's ath",
+            Some(key.proof("GET", &ws_url, Some(&bound))),
+        ),
+    ] {
+        let mut message = json!({"type": "reauth", "access": newer});
+        if let Some(p) = proof {
+            message["dpop"] = json!(p);
+        }
+        socket.send_json(&message).await.unwrap();
+        let answer = socket.recv_json(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(
+            answer["payload"]["code"], "reauth_failed",
+            "{what}: {answer}"
+        );
+    }
+    let message =
+        json!({"type": "reauth", "access": newer, "dpop": key.proof("GET", &ws_url, Some(&newer))});
+    socket.send_json(&message).await.unwrap();
+    let answer = socket.recv_json(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(answer["type"], "reauth_success", "{answer}");
+
+    // The first message: without a proof 4001, with one connected.
+    let mut first = Connect::with_token("/ws")
+        .open(app.ws_addr)
+        .await
+        .unwrap()
+        .unwrap();
+    first
+        .send_json(&json!({"type": "auth", "access": newer}))
+        .await
+        .unwrap();
+    let error = first.recv_json(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(error["payload"]["code"], "auth_failed", "{error}");
+    assert_eq!(
+        first.expect_close(Duration::from_secs(5)).await.unwrap(),
+        Some(4001)
+    );
+    let mut first = Connect::with_token("/ws")
+        .open(app.ws_addr)
+        .await
+        .unwrap()
+        .unwrap();
+    let proof = key.proof("GET", &ws_url, Some(&newer));
+    first
+        .send_json(&json!({"type": "auth", "access": newer, "dpop": proof}))
+        .await
+        .unwrap();
+    let hello = first.recv_json(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(hello["type"], "connected", "{hello}");
+    // An unbound token still connects without a proof.
     let bob = app.signed_in("bob").await;
-    let mut socket = WsClient::connected(app.ws_addr, &bob.access).await;
-    let bound_bob = app
-        .post("/api/login")
-        .header("dpop", &key.proof("POST", &url(&app, "/api/login"), None))
-        .json(&json!({"username": "bob", "password": PASSWORD}))
-        .send()
-        .await
-        .access_token();
-    socket
-        .send_json(&json!({"type": "reauth", "access": bound_bob}))
-        .await
-        .unwrap();
-    let answer = socket
-        .recv_json(std::time::Duration::from_secs(5))
-        .await
-        .unwrap();
-    assert_eq!(answer["type"], "error", "{answer}");
-    assert_eq!(answer["payload"]["code"], "reauth_failed", "{answer}");
+    let _ = WsClient::connected(app.ws_addr, &bob.access).await;
 }
