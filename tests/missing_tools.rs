@@ -11,10 +11,12 @@
 use std::path::{Path, PathBuf};
 
 /// The tools: PostgreSQL's server binaries, Python's `websockets` package
-/// (an independent WebSocket client) and `schemathesis` (a schema-driven
+/// (an independent WebSocket client), `cryptography` (an independent DPoP
+/// signer) and `schemathesis` (a schema-driven
 /// HTTP fuzzer), and programs on `PATH`.
-const TOOLS: [&str; 12] = [
+const TOOLS: [&str; 13] = [
     "python-websockets",
+    "python-cryptography",
     "python-schemathesis",
     "postgres",
     "nginx",
@@ -60,6 +62,7 @@ fn main() {
         let found = match tool {
             "postgres" => postgres_found(),
             "python-websockets" => python_module("websockets"),
+            "python-cryptography" => python_module("cryptography"),
             "python-schemathesis" => python_module("schemathesis"),
             "chromium" => ["chromium", "chromium-browser"]
                 .iter()

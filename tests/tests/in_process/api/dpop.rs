@@ -405,3 +405,61 @@ pub async fn sockets_take_bound_tokens_only_with_their_proofs(backend: Backend) 
     let bob = app.signed_in("bob").await;
     let _ = WsClient::connected(app.ws_addr, &bob.access).await;
 }
+
+/// An independent client nobody here wrote the proofs of: Python's
+/// `cryptography` and `websockets` (`tests/clients/ws_dpop.py`): a bound
+/// login, a socket opened with a first-message proof, a refresh and a reauth
+/// with proofs, and a reauth by another key refused.
+mod an_independent_python_client_binds_its_session_and_socket {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[cfg_attr(
+        any(missing = "python-websockets", missing = "python-cryptography"),
+        ignore = "needs Python websockets and cryptography (pip install websockets cryptography)"
+    )]
+    async fn sqlite() {
+        super::python_client(integration_tests::app::Backend::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[cfg_attr(
+        any(
+            missing = "python-websockets",
+            missing = "python-cryptography",
+            missing = "postgres"
+        ),
+        ignore = "needs Python websockets and cryptography, and PostgreSQL"
+    )]
+    async fn postgres() {
+        super::python_client(integration_tests::app::Backend::Postgres).await;
+    }
+}
+
+async fn python_client(backend: Backend) {
+    let app = spawn_app(backend, Config::default()).await;
+    let script = integration_tests::process::workspace_root().join("tests/clients/ws_dpop.py");
+    let run = tokio::process::Command::new("python3")
+        .arg(&script)
+        .arg(format!("http://{}", app.api_addr))
+        .arg(format!("ws://{}/ws", app.ws_addr))
+        .arg("alice")
+        .arg(PASSWORD)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), run)
+        .await
+        .expect("the client finished")
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(seen["login"], 200, "{seen}");
+    assert_eq!(seen["token_type"], "DPoP", "{seen}");
+    assert_eq!(seen["hello"], "connected", "{seen}");
+    assert_eq!(seen["refresh"], 200, "{seen}");
+    assert_eq!(seen["reauth_other_key"], "reauth_failed", "{seen}");
+    assert_eq!(seen["reauth"], "reauth_success", "{seen}");
+}
