@@ -133,31 +133,12 @@ pub async fn spawn_sibling(app: &TestApp) -> TestApp {
         auto_migrate: false,
         ..app.config.clone()
     };
-    let keys = test_keys().clone();
-    let clock = TestClock::default();
     let seams = Seams {
         argon2: Some(CHEAP_HASHING),
         rsa_key_bits: MIN_KEY_BITS,
-        clock: Arc::new(clock.clone()),
         ..Seams::default()
     };
-    let running = authd::start_with(&config, &keys, Services::Both, &seams)
-        .await
-        .expect("starting the sibling");
-    let api_addr = running.api_addr.expect("the API runs");
-    let ws_addr = running.ws_addr.expect("the WebSocket service runs");
-    let metrics_addr = running.metrics_addr;
-    let stop = running.shutdown_trigger();
-    TestApp {
-        api: ApiClient::new(format!("http://{api_addr}")),
-        api_addr,
-        ws_addr,
-        metrics_addr,
-        config,
-        running,
-        clock,
-        stop,
-    }
+    start(config, &test_keys().clone(), seams).await
 }
 
 /// [`spawn_app`], with the test [`Seams`] changed by `change` (argon2id at
@@ -196,15 +177,21 @@ pub async fn spawn_app_with_seams(
     if config.jwt_alg != domain::Algorithm::Rs256 {
         keys.import = None;
     }
-    let clock = TestClock::default();
     let mut seams = Seams {
         argon2: Some(CHEAP_HASHING),
         rsa_key_bits: MIN_KEY_BITS,
         ..Seams::default()
     };
     change(&mut seams);
+    start(config, &keys, seams).await
+}
+
+/// Starts the real wiring with `config`, `keys` and `seams` (whose clock
+/// becomes a fresh [`TestClock`]), on loopback ports the system picks.
+async fn start(config: Config, keys: &KeyMaterial, mut seams: Seams) -> TestApp {
+    let clock = TestClock::default();
     seams.clock = Arc::new(clock.clone());
-    let running = authd::start_with(&config, &keys, Services::Both, &seams)
+    let running = authd::start_with(&config, keys, Services::Both, &seams)
         .await
         .expect("starting the app");
     let api_addr = running.api_addr.expect("the API runs");
