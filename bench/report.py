@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """README.md's Performance table from the work directory of one
 bench/report.sh run: `meta`, `side.jsonl` (the side-by-side of the peer and
-authd-pg), `alg-<JWT_ALG>.jsonl`, `login.jsonl` (bench/login_load.sh),
-`criterion/` and `ws_deflate.log`. Prints
+authd-pg), `alg-<JWT_ALG>.jsonl`, `login.jsonl` (bench/login_load.sh), `dpop.jsonl`
+(bench/dpop_load.sh), `criterion/` and `ws_deflate.log`. Prints
 only what that run measured: a figure it lacks is shown as "not measured"."""
 import json
 import re
@@ -151,6 +151,56 @@ for who, db in (("authd-lite", "SQLite"), ("authd-pg", "PostgreSQL")):
                    rate(passkey, "logins_per_s"), rate(password, "logins_per_s"),
                    "`bench/login_load.sh` (`tests/examples/login_load.rs`): a passkey login is "
                    "options + an ES256 assertion + `POST /api/login/passkey`")
+
+dpop = jsonl("dpop.jsonl")
+# The peer's Bearer figure of the same run: the side-by-side's, else the one
+# dpop_load.sh ran itself (PEER=1).
+peer_protected = row_of(side, "protected", "peer") or row_of(dpop, "protected", "peer")
+
+
+def dpop_row(scenario, long=False):
+    """dpop_load's line for `scenario`: the one that outlasted the replay
+    window (LONG), or the one that did not."""
+    found = [r for r in dpop if r.get("scenario") == scenario and r.get("who") != "peer"
+             and (r.get("duration_s", 0) > r.get("replay_window_s", 120)) == long]
+    return found[-1] if found else None
+
+
+def replay_memory(r):
+    """RSS growth over a DPoP scenario, and per id of its busiest replay
+    window (the cache's map and queue keep their peak's size)."""
+    peak = (r or {}).get("replay_window_peak_requests")
+    if r is None or r.get("server_rss_growth_bytes") is None or not peak:
+        return None
+    cap = r.get("replay_cache_cap")
+    held = f"{min(peak, cap):,} ids" + (" (the cap)" if cap and peak >= cap else "")
+    per = r["server_rss_growth_bytes"] / min(peak, cap or peak)
+    return None, f"{r['server_rss_growth_bytes'] / 2**20:.1f} MiB for {held}, {per:,.0f} bytes per id"
+
+
+dpop_how = ("`bench/dpop_load.sh` (`tests/examples/dpop_load.rs`): a session and a connection per "
+            "client; DPoP: bound sessions, a fresh proof per request signed by the client on the "
+            f"same cores; the peer: {sbs} `protected` of the same run")
+for scenario, what in (("bearer", "Bearer"), ("dpop-es256", "DPoP, ES256 proofs"),
+                       ("dpop-eddsa", "DPoP, EdDSA proofs")):
+    r = dpop_row(scenario)
+    clients = (r or {}).get("concurrency", "?")
+    add(f"`GET /api/protected`, {what}, `authd serve` on SQLite, {clients} clients",
+        rate(r, "requests_per_s"), rate(peer_protected), dpop_how)
+if dpop:
+    add("DPoP replay cache: server RSS growth over the EdDSA scenario, ids held at most "
+        "(lower is better)", replay_memory(dpop_row("dpop-eddsa")), None,
+        "`bench/dpop_load.sh`: `VmRSS` after less before, a fresh server per scenario")
+long = dpop_row("dpop-eddsa", long=True)
+if long:
+    refused = long.get("status_counts", {}).get("401", 0)
+    memory = replay_memory(long)
+    add(f"DPoP, EdDSA proofs, {long['duration_s']:.0f} s (past the {long['replay_window_s']} s "
+        f"replay window; at most {long['replay_cache_cap']:,} ids): accepted, and RSS growth",
+        (long["requests_per_s"], f"{num(long['requests_per_s'])} /s, {refused:,} refused"
+         + (f"; {memory[1]}" if memory else "")),
+        None, "`bench/dpop_load.sh` with `LONG`: the cache fills, then refuses every proof "
+        "until its oldest ids expire")
 
 crit = criterion()
 

@@ -3,7 +3,9 @@
 # side-by-side against the Node peer (../shared/bench/side-by-side.sh, all
 # scenarios, `WHO="peer authd-pg" ROUNDS=1`), login and refresh again with
 # ES256 and EdDSA keys (bench/authd-alg.sh), passkey logins against password
-# logins on SQLite and PostgreSQL (bench/login_load.sh), and the crypto,
+# logins on SQLite and PostgreSQL (bench/login_load.sh), `GET /api/protected`
+# with DPoP proofs (ES256, EdDSA) beside Bearer on SQLite (bench/dpop_load.sh,
+# against the peer's `protected` of the same run), and the crypto,
 # ws_deflate and store criterion benches; bench/report.py prints the Markdown
 # table from what this run wrote, and nothing else. Run from anywhere;
 # loopback only.
@@ -14,10 +16,12 @@
 # Settings (environment): DUR seconds per load scenario (10), HOLD sockets
 # held (10000), ALGS the JWT_ALG values run again for login and refresh
 # ("ES256 EdDSA"; "" for none), BENCH_TIME criterion measurement seconds (3),
-# STORE=0 / DEFLATE=0 / LOGIN=0 leave the store bench / the ws_deflate bench
-# / the login_load run out, KEEP=1 keeps the work directory (logs, JSONL,
-# criterion output). CARGO_TARGET_DIR is honoured. The release binaries
-# (authd and the login_load example) are built (a no-op when they are fresh)
+# STORE=0 / DEFLATE=0 / LOGIN=0 / DPOP=0 leave the store bench / the ws_deflate
+# bench / the login_load run / the dpop_load run out, DPOP_LONG seconds of one
+# more DPoP EdDSA run past the replay window (0: none; dpop_load.sh's LONG),
+# KEEP=1 keeps the work directory (logs, JSONL, criterion output).
+# CARGO_TARGET_DIR is honoured. The release binaries (authd and the
+# login_load and dpop_load examples) are built (a no-op when they are fresh)
 # and copied aside first, so a build in the same target directory meanwhile
 # cannot swap them; the benches use cargo's bench profile (release settings).
 set -euo pipefail
@@ -27,7 +31,7 @@ shared=${SHARED_BENCH:-$root/../shared/bench}
 [ -x "$shared/side-by-side.sh" ] || { echo "no $shared/side-by-side.sh" >&2; exit 1; }
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 DUR=${DUR:-10}; HOLD=${HOLD:-10000}; ALGS=${ALGS-"ES256 EdDSA"}; BENCH_TIME=${BENCH_TIME:-3}
-STORE=${STORE:-1}; DEFLATE=${DEFLATE:-1}; LOGIN=${LOGIN:-1}
+STORE=${STORE:-1}; DEFLATE=${DEFLATE:-1}; LOGIN=${LOGIN:-1}; DPOP=${DPOP:-1}; DPOP_LONG=${DPOP_LONG:-0}
 unset JWT_ALG
 
 work=$(mktemp -d -t authd-report.XXXXXX)
@@ -61,10 +65,11 @@ step() { echo "report: $(( $(date +%s) - started ))s: $*" >&2; }
   echo "bench_time=$BENCH_TIME"
 } >"$work/meta"
 
-step "cargo build --release -p authd, the login_load example"
-cargo build --release -q -p authd --bin authd -p integration-tests --example login_load
+step "cargo build --release -p authd, the login_load and dpop_load examples"
+cargo build --release -q -p authd --bin authd -p integration-tests --example login_load --example dpop_load
 cp "$CARGO_TARGET_DIR/release/authd" "$work/authd"
 cp "$CARGO_TARGET_DIR/release/examples/login_load" "$work/login_load"
+cp "$CARGO_TARGET_DIR/release/examples/dpop_load" "$work/dpop_load"
 
 # The side-by-side script exits with its table's status whatever a scenario
 # did; report.py says which figures are missing or had errors.
@@ -90,6 +95,14 @@ if [ "$LOGIN" = 1 ]; then
   env TMPDIR="$work" OUT="$work/login.jsonl" DUR="$DUR" ALGS="RS256 ES256" LOAD="$work/login_load" \
     "$root/bench/login_load.sh" "$work/authd" >>"$work/login_load.log" 2>&1 \
     || echo "report: login_load.sh exited $? (see $work/login_load.log)" >&2
+fi
+if [ "$DPOP" = 1 ]; then
+  # The peer's Bearer figure is side.jsonl's protected, from this run, with
+  # the same 16 clients (both scripts' default CONC).
+  step "bench/dpop_load.sh: GET /api/protected, Bearer and DPoP (ES256, EdDSA), SQLite (DUR=$DUR)"
+  env TMPDIR="$work" OUT="$work/dpop.jsonl" DUR="$DUR" PEER=0 LONG="$DPOP_LONG" LOAD="$work/dpop_load" \
+    "$root/bench/dpop_load.sh" "$work/authd" >>"$work/dpop_load.log" 2>&1 \
+    || echo "report: dpop_load.sh exited $? (see $work/dpop_load.log)" >&2
 fi
 
 export CRITERION_HOME="$work/criterion"

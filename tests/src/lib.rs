@@ -17,6 +17,7 @@ pub mod document;
 pub mod dpop;
 pub mod fault_proxy;
 pub mod keys;
+pub mod load;
 pub mod netns;
 pub mod otlp;
 pub mod postgres;

@@ -572,5 +572,18 @@ pub(crate) fn test_pair(alg: Algorithm) -> &'static KeyPair {
     })
 }
 
+/// The JWK of a key, as a client would send it (tests).
+#[cfg(test)]
+pub(crate) fn jwk_of(pair: &KeyPair) -> serde_json::Value {
+    use serde_json::json;
+    match &pair.public().published().params {
+        KeyParams::Rsa { n, e } => json!({"kty": "RSA", "n": n, "e": e}),
+        KeyParams::Ec { crv, x, y } => json!({"kty": "EC", "crv": crv, "x": x, "y": y}),
+        KeyParams::Okp { crv, x } => json!({"kty": "OKP", "crv": crv, "x": x}),
+    }
+}
+
+#[cfg(test)]
+mod from_jwk_tests;
 #[cfg(test)]
 mod tests;
