@@ -16,9 +16,9 @@
 # flight (16, as the side-by-side's protected), SCENARIOS ("bearer
 # dpop-es256 dpop-eddsa"), PEER=1 to run the peer first (0; it needs Node
 # and PostgreSQL, and builds the shared loadgen, so a few minutes), LONG
-# seconds of one more dpop-eddsa run that outlasts the replay window (120 s:
-# the cache then holds all it will at that rate, up to its 500,000 ids;
-# 0 for none), LOAD the dpop_load binary (target/release/examples/dpop_load),
+# seconds of one more dpop-eddsa run that outlasts the replay window (120 s,
+# twice the 61 s an id is kept: the cache then holds all it will at that
+# rate, up to its 1,835,008 ids; 0 for none), LOAD the dpop_load binary (target/release/examples/dpop_load),
 # SHARED_BENCH (../shared/bench), IDLE_WAIT seconds to wait at most for an
 # idle machine (under 10 % busy for 2 s) before each scenario (30; 0 for
 # none), OUT a file the JSON lines are also appended to (the peer's too),

@@ -168,7 +168,7 @@ def dpop_row(scenario, long=False):
 
 def replay_memory(r):
     """RSS growth over a DPoP scenario, and per id of its busiest replay
-    window (the cache's map and queue keep their peak's size)."""
+    window (the cache's table keeps its peak's size while busy)."""
     peak = (r or {}).get("replay_window_peak_requests")
     if r is None or r.get("server_rss_growth_bytes") is None or not peak:
         return None
@@ -199,8 +199,8 @@ if long:
         f"replay window; at most {long['replay_cache_cap']:,} ids): accepted, and RSS growth",
         (long["requests_per_s"], f"{num(long['requests_per_s'])} /s, {refused:,} refused"
          + (f"; {memory[1]}" if memory else "")),
-        None, "`bench/dpop_load.sh` with `LONG`: the cache fills, then refuses every proof "
-        "until its oldest ids expire")
+        None, "`bench/dpop_load.sh` with `LONG`: the cache at its steady size, every id of "
+        "the last window (refused: `replay_cache_full`, only at the cap)")
 
 crit = criterion()
 

@@ -125,6 +125,14 @@ pub fn check_proof(
     Ok(())
 }
 
+/// The last second (Unix) at which a proof made at `iat` is still fresh
+/// for [`check_proof`]: a process that checks its proofs on one clock may
+/// forget the `jti` after it. For proofs made just before they are sent,
+/// that is `max_age` after their use, half of [`replay_window`].
+pub fn fresh_until(iat: i64, max_age: Duration) -> i64 {
+    iat.saturating_add(i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// How long a `jti` must be remembered: a proof is acceptable from
 /// `max_age` before its `iat` to `max_age` after it, so from its first use
 /// it can come back for at most twice that.
@@ -334,5 +342,22 @@ mod tests {
             replay_window(DEFAULT_PROOF_MAX_AGE),
             Duration::from_secs(120)
         );
+    }
+
+    #[test]
+    fn a_proof_is_fresh_up_to_and_including_its_last_second() {
+        let max = DEFAULT_PROOF_MAX_AGE;
+        let last = fresh_until(proof().iat, max);
+        assert_eq!(last, 1_060);
+        let late = |s: i64| Timestamp::from_unix_millis(s * 1000 + 999);
+        assert_eq!(
+            check_proof(&proof(), &TARGET, late(last), max, None),
+            Ok(())
+        );
+        assert_eq!(
+            check_proof(&proof(), &TARGET, at(last + 1), max, None),
+            Err(ProofRefusal::Stale)
+        );
+        assert_eq!(fresh_until(i64::MAX, max), i64::MAX);
     }
 }

@@ -28,10 +28,11 @@
 //! (`/proc/<pid>/status` `VmRSS`) before and after the SECONDS, and the
 //! DPoP requests accepted in the replay window that ended with them and in
 //! the busiest such window of the run: the server keeps one `jti` per
-//! accepted request for the window (twice `DPOP_PROOF_MAX_AGE`'s default),
-//! at most `LOCAL_JTI_CAP`, and its map and queue do not shrink, so on a
-//! server that served nothing else the growth is the replay cache's (and
-//! the allocator's) for the busiest window's entries.
+//! accepted request until its proof is stale (`DPOP_PROOF_MAX_AGE`'s
+//! default after its `iat`; these proofs are made as they are sent), at
+//! most `LOCAL_JTI_CAP`, and its table gives memory back only once a burst
+//! has passed, so on a server that served nothing else the growth is the
+//! replay cache's (and the allocator's) for the busiest window's entries.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -175,7 +176,12 @@ async fn run(
     );
 
     let url = format!("{base}/api/protected");
-    let replay_window = domain::dpop::replay_window(domain::dpop::DEFAULT_PROOF_MAX_AGE);
+    // A proof made at second t is kept through second t + max age.
+    let replay_window = Duration::from_secs(
+        domain::dpop::DEFAULT_PROOF_MAX_AGE
+            .as_secs()
+            .saturating_add(1),
+    );
     let reported = Arc::new(Mutex::new(HashSet::new()));
     let rss_before = pids.server.and_then(rss_bytes);
     let before = CpuSnapshot::take(pids);
@@ -259,8 +265,8 @@ async fn run(
     }
     if let (Some(before), Some(after)) = (rss_before, rss_after) {
         // The ids the server holds: the requests of the last window, and at
-        // most ever the requests of the busiest window (a map and a queue
-        // that do not shrink, so the memory is the peak's).
+        // most ever the requests of the busiest window (a table that keeps
+        // its size while it is busy, so the memory is the peak's).
         let window_ms = u64::try_from(replay_window.as_millis()).unwrap_or(u64::MAX);
         all.ends_ms.sort_unstable();
         let (held, peak) = replay_window_counts(&all.ends_ms, window_ms, run_for);

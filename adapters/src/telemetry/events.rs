@@ -34,7 +34,8 @@ impl EventRecorder {
     }
 
     /// Whether `event` should be logged and stored: always, but for a
-    /// throttled attempt of a pair quieted by [`audit_throttled`] (the rule).
+    /// throttled attempt of a pair, or a refused DPoP proof of a reason and
+    /// address, quieted by [`audit_throttled`] (the rule).
     fn worth_reporting(&self, event: &SecurityEvent) -> bool {
         // The event's username is already case-folded and cut at 64 characters.
         let username = event.username.clone().unwrap_or_default();
@@ -46,6 +47,13 @@ impl EventRecorder {
             // account, or an attacker rotating addresses would write a row
             // for each.
             SecurityEventKind::SecondFactorLocked => (username, "*".into()),
+            // A client that sends bad proofs as fast as it can (its own key's
+            // replays, a full replay cache, garbage) writes one row a minute
+            // per reason and address; the metric counts every one.
+            SecurityEventKind::DpopProofRefused => (
+                format!("dpop:{}", event.reason.as_deref().unwrap_or_default()),
+                event.client.ip.clone().unwrap_or_default(),
+            ),
             _ => return true,
         };
         let now = event.at;
@@ -323,6 +331,34 @@ mod tests {
             let event = SecurityEvent::new(K::LoginThrottled, at(ms), &client(ip)).username(name);
             recorder.record(&event).await.unwrap();
         }
+        // A refused DPoP proof: once a minute per reason and address.
+        let proofs = [
+            ("replayed", "192.0.2.1", 0, true),
+            ("replayed", "192.0.2.1", 5_000, false),
+            ("stale", "192.0.2.1", 5_000, true),
+            ("replayed", "192.0.2.2", 5_000, true),
+            ("replayed", "192.0.2.1", 60_000, true),
+        ];
+        for (reason, ip, ms, _) in proofs {
+            let event = SecurityEvent::new(K::DpopProofRefused, at(ms), &client(ip)).reason(reason);
+            recorder.record(&event).await.unwrap();
+        }
+        let mut stored_proofs: Vec<_> = store
+            .of(Some(K::DpopProofRefused))
+            .iter()
+            .map(|e| {
+                let ms = e.at.unix_millis() - 1_800_000_000_000;
+                (e.reason.clone().unwrap(), e.client.ip.clone().unwrap(), ms)
+            })
+            .collect();
+        stored_proofs.sort();
+        let mut want_proofs: Vec<_> = proofs
+            .iter()
+            .filter(|p| p.3)
+            .map(|p| (p.0.to_owned(), p.1.to_owned(), p.2))
+            .collect();
+        want_proofs.sort();
+        assert_eq!(stored_proofs, want_proofs);
         // Other kinds are never held back.
         for ms in [0, 1] {
             let event =
