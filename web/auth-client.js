@@ -40,6 +40,23 @@
 // (PublicKeyCredential.parseCreationOptionsFromJSON / parseRequestOptionsFromJSON,
 // credential.toJSON()), converted here in a browser that lacks those.
 //
+// Sender-constrained sessions (DPoP, RFC 9449), on unless `dpop: false`:
+// the first page of the origin makes an ECDSA P-256 key pair with WebCrypto,
+// its private key non-extractable (script can ask the browser to sign with
+// it, never read it), and stores the CryptoKeyPair in IndexedDB
+// (`authd-dpop`, store `keys`, key `session-key`); later pages and every
+// tab of the origin use that same pair. Logins and refreshes carry a `DPoP`
+// proof signed by it, so the server binds the session to the key
+// (`tokenType` "DPoP", `cnf.jkt` in every access token). A bound token is
+// sent as `Authorization: DPoP <token>` with a fresh proof (its `ath` the
+// token's hash), and a socket's `auth` and `reauth` messages carry one too:
+// a copied access token or refresh cookie is refused without the key.
+// Without WebCrypto or IndexedDB (or when the key cannot be made or
+// stored) the client logs in unbound, as Bearer, and says why
+// (`dpopState` 'unavailable', `dpopProblem`); a login never fails for it.
+// `dpopBound` says whether the current session is bound, `dpopThumbprint`
+// is the key's RFC 7638 thumbprint (what the server puts in `cnf.jkt`).
+//
 // Two-factor login (TOTP): beginTotp() gives the secret and its otpauth://
 // URI to show once, confirmTotp(code) turns it on and gives the recovery
 // codes to show once, disableTotp(password, {code}|{recoveryCode}) turns it off. None of them, nor
@@ -223,6 +240,136 @@
     }
   }
 
+  // -- DPoP: the browser's key and its proofs ---------------------------------
+
+  /** Where the key pair lives: one IndexedDB record per origin, shared by every tab. */
+  const KEY_DB = 'authd-dpop';
+  const KEY_STORE = 'keys';
+  const KEY_ID = 'session-key';
+  const KEY_ALGORITHM = { name: 'ECDSA', namedCurve: 'P-256' };
+  const SIGN_ALGORITHM = { name: 'ECDSA', hash: 'SHA-256' };
+  /**
+   * A clock further than this many seconds from the server's (its `Date`
+   * header) is corrected in the proofs' `iat`: the server takes proofs only
+   * within DPOP_PROOF_MAX_AGE (60 s by default) of its own clock, and
+   * issues no nonce a client could use instead. `Date` has whole seconds,
+   * so smaller differences are noise.
+   */
+  const CLOCK_SKEW_TOLERANCE = 10;
+
+  /** Why this browser cannot hold a DPoP key, or null when it can. */
+  function dpopUnsupported() {
+    const c = global.crypto;
+    if (!c || !c.subtle || typeof c.getRandomValues !== 'function') return 'no WebCrypto (a page not served over HTTPS?)';
+    if (!global.indexedDB) return 'no IndexedDB';
+    if (typeof global.CryptoKey !== 'function' || typeof global.TextEncoder !== 'function') return 'no CryptoKey';
+    return null;
+  }
+
+  /** A key pair as this client stores it: ECDSA P-256, the private half non-extractable. */
+  function isKeyPair(pair) {
+    const CK = global.CryptoKey;
+    return !!pair && pair.privateKey instanceof CK && pair.publicKey instanceof CK &&
+      pair.privateKey.extractable === false && pair.privateKey.algorithm.name === 'ECDSA' &&
+      pair.privateKey.algorithm.namedCurve === 'P-256' && pair.privateKey.usages.includes('sign');
+  }
+
+  function openKeyDb() {
+    return new Promise((resolve, reject) => {
+      const req = global.indexedDB.open(KEY_DB, 1);
+      req.onupgradeneeded = () => req.result.createObjectStore(KEY_STORE);
+      req.onsuccess = () => resolve(req.result);
+      req.onerror = () => reject(req.error || new Error('IndexedDB refused to open'));
+    });
+  }
+
+  /**
+   * The record `KEY_ID` of the store, or, when it holds no usable key pair,
+   * `fresh` stored there: one readwrite transaction, so that when tabs
+   * race, the first to store its pair wins and every tab uses that one.
+   */
+  function keepFirstKeyPair(db, fresh) {
+    return new Promise((resolve, reject) => {
+      const tx = db.transaction(KEY_STORE, 'readwrite');
+      const store = tx.objectStore(KEY_STORE);
+      let chosen = null;
+      const read = store.get(KEY_ID);
+      read.onsuccess = () => {
+        if (isKeyPair(read.result)) {
+          chosen = read.result;
+        } else if (fresh) {
+          chosen = fresh;
+          store.put(fresh, KEY_ID);
+        }
+      };
+      tx.oncomplete = () => resolve(chosen);
+      tx.onerror = () => reject(tx.error || new Error('the key transaction failed'));
+      tx.onabort = () => reject(tx.error || new Error('the key transaction was aborted'));
+    });
+  }
+
+  /** The origin's key pair from IndexedDB, made and stored on first use. */
+  async function loadOrCreateKeyPair() {
+    const db = await openKeyDb();
+    try {
+      const stored = await keepFirstKeyPair(db, null);
+      if (stored) return stored;
+      // Non-extractable: the private key never leaves the browser's key store,
+      // not even to this script. (Made outside the transaction, which would
+      // end while the key is being generated.)
+      const fresh = await global.crypto.subtle.generateKey(KEY_ALGORITHM, false, ['sign']);
+      return await keepFirstKeyPair(db, fresh);
+    } finally {
+      db.close();
+    }
+  }
+
+  const utf8 = (text) => new global.TextEncoder().encode(text);
+  const base64urlJson = (value) => toBase64url(utf8(JSON.stringify(value)));
+
+  /** `bytes` random bytes, base64url. */
+  function randomId(bytes) {
+    return toBase64url(global.crypto.getRandomValues(new Uint8Array(bytes)));
+  }
+
+  /** base64url SHA-256 of `text` (a proof's `ath`, a key's thumbprint). */
+  async function sha256(text) {
+    return toBase64url(await global.crypto.subtle.digest('SHA-256', utf8(text)));
+  }
+
+  /**
+   * The public half of `pair` for proofs' headers, and its RFC 7638
+   * thumbprint: the SHA-256 of the required members in lexicographic order,
+   * no whitespace, as the server computes `cnf.jkt`.
+   */
+  async function describeKey(pair) {
+    const full = await global.crypto.subtle.exportKey('jwk', pair.publicKey);
+    const jwk = { kty: full.kty, crv: full.crv, x: full.x, y: full.y };
+    const thumbprint = await sha256(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }));
+    return { pair, jwk, thumbprint };
+  }
+
+  /** A proof's `htu`: the absolute URL without query or fragment, `ws(s)` read as `http(s)`. */
+  function proofUrl(url) {
+    const u = new URL(url, global.location.href);
+    const scheme = u.protocol === 'wss:' ? 'https:' : u.protocol === 'ws:' ? 'http:' : u.protocol;
+    return scheme + '//' + u.host + u.pathname;
+  }
+
+  /** `Bearer`, or `DPoP` when a token response (or a token itself) says the session is bound. */
+  function tokenTypeOf(body) {
+    if (body.tokenType === 'DPoP') return 'DPoP';
+    if (typeof body.tokenType === 'string') return 'Bearer';
+    // A message without the member (from a tab of an older page): the token's own cnf claim.
+    try {
+      const part = body.accessToken.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      const cnf = JSON.parse(atob(part)).cnf;
+      return cnf && typeof cnf.jkt === 'string' ? 'DPoP' : 'Bearer';
+    } catch (_) {
+      return 'Bearer';
+    }
+  }
+
   class AuthClient {
     constructor(options) {
       const opts = options || {};
@@ -254,6 +401,70 @@
         }
       }
       this.tabAnswered = null; // resolves resume()'s wait for another tab's token
+      this.tokenType = null; // 'DPoP' for a bound session, 'Bearer' otherwise
+      this.sendQueue = null; // socket messages waiting for a proof (see queueSend)
+      this.clockSkew = 0; // seconds the server's clock is ahead of ours (see CLOCK_SKEW_TOLERANCE)
+      // DPoP: 'pending' while the key loads, 'ready', 'off' (dpop: false),
+      // or 'unavailable' (dpopProblem says why; sessions are then unbound).
+      this.dpopState = opts.dpop === false ? 'off' : 'pending';
+      this.dpopProblem = null;
+      this.dpopThumbprint = null; // the key's RFC 7638 thumbprint once loaded
+      this.dpopKey = opts.dpop === false ? Promise.resolve(null) : this.loadDpopKey();
+    }
+
+    /** True while signed in on a DPoP-bound session (the token is useless without this browser's key). */
+    get dpopBound() {
+      return this.signedIn && this.tokenType === 'DPoP';
+    }
+
+    /**
+     * Loads (or makes, on first use) the origin's key; resolves to it, or
+     * to null when DPoP is unavailable here (never rejects: a login then
+     * goes on unbound).
+     */
+    async loadDpopKey() {
+      // Never synchronously within the constructor: the callbacks below may
+      // use the client the constructor is still making.
+      await Promise.resolve();
+      let key = null;
+      try {
+        const missing = dpopUnsupported();
+        if (missing) throw new Error(missing);
+        key = await describeKey(await loadOrCreateKeyPair());
+        this.dpopThumbprint = key.thumbprint;
+        this.dpopState = 'ready';
+      } catch (err) {
+        this.dpopState = 'unavailable';
+        this.dpopProblem = (err && err.message) || String(err);
+        this.onEvent('dpop_unavailable', 'sessions here are unbound (Bearer): ' + this.dpopProblem);
+      }
+      this.onState();
+      return key;
+    }
+
+    /**
+     * A DPoP proof for `method` on `url` (a REST path's URL or the socket's),
+     * with `ath` when `accessToken` goes with it; null when there is no key.
+     */
+    async dpopProof(method, url, accessToken) {
+      const key = await this.dpopKey;
+      if (!key) return null;
+      const claims = {
+        jti: randomId(16),
+        htm: method,
+        htu: proofUrl(url),
+        iat: Math.floor(Date.now() / 1000) + this.clockSkew,
+      };
+      if (accessToken) claims.ath = await sha256(accessToken);
+      const input = base64urlJson({ typ: 'dpop+jwt', alg: 'ES256', jwk: key.jwk }) + '.' + base64urlJson(claims);
+      // WebCrypto's ECDSA signature is r || s, 64 bytes: JWS ES256's form.
+      const signature = await global.crypto.subtle.sign(SIGN_ALGORITHM, key.pair.privateKey, utf8(input));
+      return input + '.' + toBase64url(signature);
+    }
+
+    /** The held access token and its type, for a request's `Authorization`. */
+    credentials() {
+      return { token: this.accessToken, tokenType: this.tokenType };
     }
 
     /** True while an access token is held. */
@@ -299,7 +510,8 @@
     async login(username, password) {
       let body;
       try {
-        body = await this.request('POST', '/login', { json: { username, password } });
+        // With a proof: the server binds the session to this browser's key.
+        body = await this.request('POST', '/login', { json: { username, password }, dpop: true });
       } catch (err) {
         if (err instanceof AuthError && err.status === 403 && err.code === 'mfa_required' &&
             err.problem && typeof err.problem.mfaToken === 'string') {
@@ -326,7 +538,7 @@
       const hasRecovery = typeof f.recoveryCode === 'string';
       if (hasCode === hasRecovery) throw new Error('loginMfa takes exactly one of code and recoveryCode');
       const json = hasCode ? { mfaToken, code: f.code } : { mfaToken, recoveryCode: f.recoveryCode };
-      const body = await this.request('POST', '/login/mfa', { json });
+      const body = await this.request('POST', '/login/mfa', { json, dpop: true });
       this.acceptLogin(body, hasRecovery ? ' (recovery code)' : '');
       return body;
     }
@@ -346,6 +558,7 @@
         credentials.get({ publicKey: requestOptionsFromJSON(begun.publicKey) }));
       const body = await this.request('POST', '/login/passkey', {
         json: { loginId: begun.loginId, credential: credentialToJSON(credential) },
+        dpop: true,
       });
       this.acceptLogin(body, ' (passkey)');
       return body;
@@ -367,32 +580,32 @@
      */
     async registerPasskey(password, name) {
       const begun = await this.request('POST', '/passkeys/registration/options', {
-        token: this.accessToken,
+        ...this.credentials(),
         json: { password },
       });
       const credential = await ceremony((credentials) =>
         credentials.create({ publicKey: creationOptionsFromJSON(begun.publicKey) }));
       const json = { registrationId: begun.registrationId, credential: credentialToJSON(credential) };
       if (name) json.name = name;
-      const passkey = await this.request('POST', '/passkeys/registration', { token: this.accessToken, json });
+      const passkey = await this.request('POST', '/passkeys/registration', { ...this.credentials(), json });
       this.onEvent('passkey_added', passkey.name);
       return passkey;
     }
 
     /** The account's passkeys, oldest first. */
     async listPasskeys() {
-      return this.request('GET', '/passkeys', { token: this.accessToken });
+      return this.request('GET', '/passkeys', this.credentials());
     }
 
     /** Deletes a passkey: it signs in no more (sessions it began live on). */
     async deletePasskey(id) {
-      await this.request('DELETE', '/passkeys/' + encodeURIComponent(id), { token: this.accessToken });
+      await this.request('DELETE', '/passkeys/' + encodeURIComponent(id), this.credentials());
       this.onEvent('passkey_deleted', id);
     }
 
     /** The signed-in account: `{ ..., mfa: { totp, passkeys } }`. */
     async account() {
-      return this.request('GET', '/account', { token: this.accessToken });
+      return this.request('GET', '/account', this.credentials());
     }
 
     /**
@@ -402,12 +615,12 @@
      */
     /** The caller's two-factor state: { enabled, enabledAt, pending, recoveryCodesLeft }. */
     async twoFactorStatus() {
-      return this.request('GET', '/mfa/totp', { token: this.accessToken });
+      return this.request('GET', '/mfa/totp', this.credentials());
     }
 
     async beginTotp(password) {
       const body = await this.request('POST', '/mfa/totp', {
-        token: this.accessToken,
+        ...this.credentials(),
         json: { password },
       });
       this.onEvent('totp_begun', 'confirm within ' + body.expiresIn + ' s');
@@ -417,7 +630,7 @@
     /** Confirms the pending enrolment with a code: resolves to the 10 recovery codes, to show once. */
     async confirmTotp(code) {
       const body = await this.request('POST', '/mfa/totp/confirm', {
-        token: this.accessToken,
+        ...this.credentials(),
         json: { code },
       });
       this.onEvent('totp_enabled', body.recoveryCodes.length + ' recovery codes');
@@ -430,7 +643,7 @@
      */
     async disableTotp(password, factor) {
       await this.request('DELETE', '/mfa/totp', {
-        token: this.accessToken,
+        ...this.credentials(),
         json: { password, ...factor },
       });
       this.onEvent('totp_disabled', '');
@@ -468,7 +681,9 @@
         const replacing = { token: this.accessToken, expiresAt: this.expiresAt };
         this.refreshing = this.withRefreshLock(() => {
           if (this.replacedSince(replacing)) return this.tokenResponse();
-          return this.request('POST', '/refresh', {}).then((body) => {
+          // A bound session's refresh needs a proof by its key; an unbound
+          // one's ignores it.
+          return this.request('POST', '/refresh', { dpop: true }).then((body) => {
             this.acceptTokens(body);
             this.onEvent('refreshed', 'expires in ' + body.expiresIn + 's');
             this.reauthSocket();
@@ -489,10 +704,10 @@
     }
 
     async logout() {
-      const token = this.accessToken;
+      const presented = this.credentials();
       const socket = this.socket;
       try {
-        await this.request('POST', '/logout', { token });
+        await this.request('POST', '/logout', presented);
         this.onEvent('logout', 'session revoked');
         // Only once the server revoked it: a failed request leaves the
         // session alive, and the other tabs keep it.
@@ -506,7 +721,7 @@
     /** Changes the password; every other session of the user ends. */
     async changePassword(currentPassword, newPassword) {
       await this.request('POST', '/password', {
-        token: this.accessToken,
+        ...this.credentials(),
         json: { currentPassword, newPassword },
       });
       this.onEvent('password_changed', 'other sessions ended');
@@ -514,23 +729,23 @@
 
     /** Deletes the account; the server ends every session and closes the socket (4003). */
     async deleteAccount(password) {
-      await this.request('DELETE', '/account', { token: this.accessToken, json: { password } });
+      await this.request('DELETE', '/account', { ...this.credentials(), json: { password } });
       this.onEvent('account_deleted', '');
       this.tellTabs('logout');
       this.signOutLocally(false);
     }
 
     async listSessions() {
-      return this.request('GET', '/sessions', { token: this.accessToken });
+      return this.request('GET', '/sessions', this.credentials());
     }
 
     async revokeSession(id) {
-      await this.request('DELETE', '/sessions/' + encodeURIComponent(id), { token: this.accessToken });
+      await this.request('DELETE', '/sessions/' + encodeURIComponent(id), this.credentials());
       this.onEvent('session_revoked_by_user', id);
     }
 
     async protectedResource() {
-      return this.request('GET', '/protected', { token: this.accessToken });
+      return this.request('GET', '/protected', this.credentials());
     }
 
     connectWebSocket() {
@@ -539,8 +754,13 @@
       // No token in the URL (contract v3): URLs end up in logs and in the
       // browser's history. The first message authenticates the socket.
       const socket = new WebSocket(this.wsUrl);
+      this.sendQueue = null;
       socket.addEventListener('open', () => {
-        socket.send(JSON.stringify({ type: 'auth', access: this.accessToken }));
+        // Queued: the proof of a bound session is signed first, and anything
+        // sent meanwhile goes after the auth message.
+        const { token, tokenType } = this.credentials();
+        this.queueSend(socket, () => this.socketAuthMessage('auth', token, tokenType))
+          .catch((err) => this.onEvent('ws_error', 'no auth message: ' + err.message));
       }, { once: true });
       this.socket = socket;
       this.socketUserId = this.user.id;
@@ -577,7 +797,41 @@
 
     sendWs(message) {
       if (!this.socket || this.socket.readyState !== WebSocket.OPEN) throw new Error('socket not open');
-      this.socket.send(JSON.stringify(message));
+      if (this.sendQueue) {
+        this.queueSend(this.socket, () => message).catch(() => {});
+      } else {
+        this.socket.send(JSON.stringify(message));
+      }
+    }
+
+    /**
+     * Sends on `socket` the message `make` resolves to, after whatever is
+     * queued before it: the first `auth` and every `reauth` wait for their
+     * proofs, and nothing overtakes them.
+     */
+    queueSend(socket, make) {
+      const before = this.sendQueue || Promise.resolve();
+      const sent = before.then(make).then((message) => {
+        if (socket.readyState !== WebSocket.OPEN) throw new Error('socket not open');
+        socket.send(JSON.stringify(message));
+        return message;
+      });
+      const settled = sent.then(() => undefined, () => undefined);
+      this.sendQueue = settled;
+      settled.then(() => {
+        if (this.sendQueue === settled) this.sendQueue = null;
+      });
+      return sent;
+    }
+
+    /** `{type, access}` for `auth` or `reauth`, with `dpop` (a proof for the socket's URL) when the token is bound. */
+    async socketAuthMessage(type, token, tokenType) {
+      const message = { type, access: token };
+      if (tokenType === 'DPoP') {
+        const proof = await this.dpopProof('GET', this.wsUrl, token);
+        if (proof) message.dpop = proof;
+      }
+      return message;
     }
 
     // -- internals ---------------------------------------------------------
@@ -622,9 +876,11 @@
     }
 
     reauthSocket() {
-      if (this.socket && this.socket.readyState === WebSocket.OPEN) {
-        this.socket.send(JSON.stringify({ type: 'reauth', access: this.accessToken }));
-        this.onEvent('reauth_sent', '');
+      const socket = this.socket;
+      if (socket && socket.readyState === WebSocket.OPEN) {
+        const { token, tokenType } = this.credentials();
+        this.queueSend(socket, () => this.socketAuthMessage('reauth', token, tokenType))
+          .then(() => this.onEvent('reauth_sent', ''), (err) => this.onEvent('ws_error', 'no reauth: ' + err.message));
       }
     }
 
@@ -674,7 +930,7 @@
     tokenResponse() {
       return {
         accessToken: this.accessToken,
-        tokenType: 'Bearer',
+        tokenType: this.tokenType || 'Bearer',
         expiresIn: this.lifetime,
         expiresAt: this.expiresAt,
         user: this.user,
@@ -691,6 +947,8 @@
       const msg = { type };
       if (body) {
         msg.accessToken = body.accessToken;
+        // Whether it is bound: every tab has the same key (IndexedDB) to prove it with.
+        msg.tokenType = tokenTypeOf(body);
         msg.expiresAt = body.expiresAt;
         msg.expiresIn = body.expiresIn; // the lifetime as issued: every tab computes one lead
         msg.user = { id: body.user.id, username: body.user.username };
@@ -783,6 +1041,7 @@
 
     acceptTokens(body) {
       this.accessToken = body.accessToken;
+      this.tokenType = tokenTypeOf(body);
       this.expiresAt = body.expiresAt;
       this.lifetime = body.expiresIn;
       this.user = body.user;
@@ -803,6 +1062,7 @@
       clearTimeout(this.refreshTimer);
       this.refreshTimer = null;
       this.accessToken = null;
+      this.tokenType = null;
       this.expiresAt = null;
       this.lifetime = null;
       this.user = null;
@@ -811,15 +1071,50 @@
       this.onState();
     }
 
+    /** Follows the server's clock (its `Date` header) for the proofs' `iat`, when ours is far off. */
+    noteServerClock(date) {
+      const server = Date.parse(date || '');
+      if (!Number.isFinite(server)) return;
+      const skew = Math.round((server - Date.now()) / 1000);
+      this.clockSkew = Math.abs(skew) > CLOCK_SKEW_TOLERANCE ? skew : 0;
+    }
+
+    /**
+     * `opts`: `json` (the body), `token` and `tokenType` (the access token
+     * to send: a `DPoP` one with a proof of its own, its `ath` the token's
+     * hash), `dpop` (a proof without a token: logins and refreshes).
+     */
     async request(method, path, opts) {
+      const url = this.apiBase + path;
       const headers = { Accept: 'application/json' };
       const init = { method, headers, credentials: 'include', cache: 'no-store' };
       if (opts.json !== undefined) {
         headers['Content-Type'] = 'application/json';
         init.body = JSON.stringify(opts.json);
       }
-      if (opts.token) headers.Authorization = 'Bearer ' + opts.token;
-      const res = await fetch(this.apiBase + path, init);
+      if (opts.token && opts.tokenType === 'DPoP') {
+        headers.Authorization = 'DPoP ' + opts.token;
+        // Without the key (it could not be loaded) the server refuses the
+        // token, as it should.
+        const proof = await this.dpopProof(method, url, opts.token);
+        if (proof) headers.DPoP = proof;
+      } else if (opts.token) {
+        headers.Authorization = 'Bearer ' + opts.token;
+      }
+      if (opts.dpop) {
+        try {
+          const proof = await this.dpopProof(method, url, null);
+          if (proof) headers.DPoP = proof;
+        } catch (err) {
+          // A key that cannot sign: unbound, never a failed login.
+          this.dpopState = 'unavailable';
+          this.dpopProblem = 'signing failed: ' + ((err && err.message) || String(err));
+          this.dpopKey = Promise.resolve(null);
+          this.onEvent('dpop_unavailable', 'sessions here are unbound (Bearer): ' + this.dpopProblem);
+        }
+      }
+      const res = await fetch(url, init);
+      this.noteServerClock(res.headers.get('Date'));
       const text = await res.text();
       let body = null;
       if (text) {

@@ -6,7 +6,11 @@
 // password_changed, account_deleted, mfa_required, totp_begun, totp_enabled,
 // totp_disabled, passkey_added, passkey_deleted, passkeys (the list loaded),
 // failed; and from the other tabs of this browser (see auth-client.js):
-// token_from_tab, login_in_tab, logout_in_tab.
+// token_from_tab, login_in_tab, logout_in_tab; dpop_unavailable (no key for
+// DPoP in this browser: sessions are unbound).
+//
+// `?dpop=off` in the page's URL makes its client skip DPoP (unbound Bearer
+// sessions), to compare the two; #session-binding shows which one it is.
 //
 // Secrets shown here (a TOTP secret, recovery codes) go into the page's text
 // only, never into the log or storage, and are removed once done with or on
@@ -37,7 +41,8 @@
     log.scrollTop = log.scrollHeight;
   }
 
-  const client = new AuthClient({ onEvent: logEvent, onState: render });
+  const dpop = new URLSearchParams(location.search).get('dpop') !== 'off';
+  const client = new AuthClient({ onEvent: logEvent, onState: render, dpop });
 
   function render() {
     const signedIn = client.signedIn;
@@ -64,6 +69,7 @@
       endEnrolment();
       hideRecoveryCodes();
     }
+    showBinding();
     showTwoFactorState();
     showPasskeys();
     $('connect-btn').disabled = !signedIn || client.socket !== null;
@@ -71,6 +77,20 @@
     $('echo-btn').disabled = !open;
     $('disconnect-btn').disabled = client.socket === null;
     tick();
+  }
+
+  /** Whether the session is bound to this browser's key (DPoP), and the key's thumbprint. */
+  function showBinding() {
+    const binding = $('session-binding');
+    const jkt = client.dpopThumbprint || '';
+    binding.dataset.bound = client.signedIn ? String(client.dpopBound) : '';
+    binding.dataset.jkt = jkt;
+    binding.dataset.key = client.dpopState;
+    const why = client.dpopState === 'off' ? ': DPoP is off on this page (?dpop=off)'
+      : client.dpopState === 'unavailable' ? ': no DPoP key in this browser (' + client.dpopProblem + ')' : '';
+    binding.textContent = !client.signedIn ? 'no session' + why
+      : client.dpopBound ? 'DPoP-bound (key ' + jkt.slice(0, 12) + '\u2026)'
+        : 'Bearer (unbound)' + why;
   }
 
   function tick() {
@@ -451,10 +471,11 @@
         const li = document.createElement('li');
         li.dataset.sessionId = s.id;
         li.dataset.mfa = String(s.mfa === true);
+        li.dataset.dpop = String(s.dpop === true);
         if (s.current) li.className = 'current';
         li.textContent = (s.current ? 'this session' : 'session') + ' from ' + (s.ip || '?') + ', ' +
           (s.userAgent || 'unknown agent').slice(0, 40) + ', ' +
-          (s.mfa ? 'two factors' : 'password only') + ', last used ' +
+          (s.mfa ? 'two factors' : 'password only') + ', ' + (s.dpop ? 'DPoP-bound' : 'Bearer') + ', last used ' +
           new Date(s.lastUsedAt * 1000).toLocaleString() + ' ';
         const btn = document.createElement('button');
         btn.type = 'button';

@@ -11,6 +11,7 @@
 //! `E2E_KEEP=1` keeps the temporary directory with every log.
 
 mod browser;
+mod browser_dpop;
 mod browser_mfa;
 mod browser_passkeys;
 mod browser_session;
@@ -18,6 +19,7 @@ mod browser_tabs;
 pub mod client;
 mod demo_page;
 mod deployment;
+mod dpop_page;
 mod nginx;
 pub mod stack;
 pub mod webdriver;

@@ -7,6 +7,7 @@ use anyhow::{Result, bail, ensure};
 use super::PASSWORD;
 use super::browser_session::BrowserSession;
 use super::demo_page::{page_events, position, wait_events};
+use super::dpop_page::bound_key;
 use super::stack::StackOptions;
 use super::webdriver::Browser;
 
@@ -88,6 +89,8 @@ async fn drive_demo(browser: &Browser, origin: &str, username: &str) -> Result<(
     .await?;
     assert!(position(&events, "failed").is_none(), "{events:?}");
     assert!(position(&events, "login").is_some(), "{events:?}");
+    // DPoP is on by default: the session is bound to the page's key.
+    let jkt = bound_key(browser).await?;
     let urls = browser.eval("return window.__wsUrls;").await?;
     let urls: Vec<String> = serde_json::from_value(urls)?;
     ensure!(
@@ -155,6 +158,11 @@ async fn drive_demo(browser: &Browser, origin: &str, username: &str) -> Result<(
         .eval("return Number(document.getElementById('countdown').dataset.seconds);")
         .await?;
     assert!(left.as_u64().is_some_and(|s| s > 0), "countdown {left}");
+    // The timer's refresh (a proof by the same key) kept it bound.
+    ensure!(
+        bound_key(browser).await? == jkt,
+        "another key after the refresh"
+    );
 
     // Logout: the server revokes the session and closes the socket (4003).
     browser.click("#logout-btn").await?;

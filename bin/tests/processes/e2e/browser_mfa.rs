@@ -13,6 +13,7 @@ use super::demo_page::{
     Events, WAIT, act, act_expecting_failure, factors, log_out, page_events, position, status,
     text, visible, wait_new,
 };
+use super::dpop_page::bound_key;
 use super::webdriver::Browser;
 use super::{PASSWORD, unique_username};
 
@@ -262,6 +263,8 @@ async fn log_in_with_second_factor(browser: &Browser, factor: Factor<'_>) -> Res
     let shown = text(browser, "#factors").await?;
     ensure!(shown.contains("two factors"), "{shown}");
     ensure!(!visible(browser, "#mfa-form").await?, "the code form stays");
+    // The second step carried the proof: POST /api/login/mfa bound the session.
+    bound_key(browser).await?;
     Ok(())
 }
 

@@ -24,6 +24,7 @@ use super::demo_page::{
     Events, WAIT, act, act_expecting_failure, factors, log_out, page_events, position, status,
     text, wait_events, wait_new,
 };
+use super::dpop_page::bound_key;
 use super::stack::{StackOptions, WEBAUTHN_RP_ID};
 use super::webdriver::Browser;
 use super::{PASSWORD, unique_username};
@@ -217,6 +218,8 @@ async fn log_in_with_passkey(browser: &Browser) -> Result<Events> {
     ensure!(login.contains("hwk+mfa"), "not a passkey login: {login}");
     ensure!(position(&ev, "mfa_required").is_none(), "{ev:?}");
     assert_eq!(status(browser).await?, "signed-in");
+    // POST /api/login/passkey carried the proof: the session is bound.
+    bound_key(browser).await?;
     Ok(ev)
 }
 

@@ -85,6 +85,7 @@ async fn open_tabs_and_watch_the_refreshes(
     })
     .await?;
     ensure!(position(&ev, "failed").is_none(), "tab 0: {ev:?}");
+    let jkt = tab_key(browser, 0).await?;
 
     // Two more tabs on the page, opened after the login: each signs in from
     // the session the browser has (whether from another tab or with the
@@ -108,6 +109,12 @@ async fn open_tabs_and_watch_the_refreshes(
             position(ev, "connected").is_some()
         })
         .await?;
+        // The token came bound from the first tab, and this tab proves it
+        // with the same key (the origin's one, from IndexedDB).
+        ensure!(
+            tab_key(browser, tab).await? == jkt,
+            "tab {tab}: another key"
+        );
     }
 
     let mut seen = Vec::new();
@@ -173,6 +180,10 @@ async fn open_tabs_and_watch_the_refreshes(
         ensure!(
             status(browser, tab).await? == "signed-in",
             "tab {tab} is signed out"
+        );
+        ensure!(
+            tab_key(browser, tab).await? == jkt,
+            "tab {tab}: another key"
         );
         let left = tab_eval(
             browser,
@@ -280,6 +291,8 @@ async fn logout_and_login_reach_every_tab(browser: &Browser, stack: &Stack) -> R
             status(browser, tab).await? == "signed-in",
             "tab {tab} is not signed in"
         );
+        // The login's message said the token is bound.
+        tab_key(browser, tab).await?;
     }
     let rotations = stack.metric_total(rotated).await? - rotated_before;
     ensure!(
@@ -297,6 +310,23 @@ async fn tab_eval(browser: &Browser, tab: usize, expr: &str) -> Result<Value> {
         ))
         .await
         .with_context(|| format!("in tab {tab}"))
+}
+
+/// The thumbprint of the key tab `tab`'s session is bound by (DPoP, on by
+/// default); fails unless its page shows the session bound.
+async fn tab_key(browser: &Browser, tab: usize) -> Result<String> {
+    let v = tab_eval(
+        browser,
+        tab,
+        "(e => e && [e.dataset.bound, e.dataset.jkt, e.textContent])(d.getElementById('session-binding'))",
+    )
+    .await?;
+    let jkt = v[1].as_str().unwrap_or_default();
+    ensure!(
+        v[0] == "true" && jkt.len() == 43,
+        "tab {tab}: the session is not shown bound: {v}"
+    );
+    Ok(jkt.to_owned())
 }
 
 /// Clicks the element `css` in tab `tab` (from its own script: only the

@@ -177,6 +177,38 @@ impl Browser {
         .await
     }
 
+    /// Runs `script` as an async function body (`await` allowed) in the
+    /// page; resolves to what it returns. A rejection is an error naming it.
+    pub async fn eval_async(&self, script: &str) -> Result<Value> {
+        let wrapped = format!(
+            "const done = arguments[arguments.length - 1];\
+             (async () => {{ {script} }})().then(\
+               v => done({{ ok: v === undefined ? null : v }}),\
+               e => done({{ err: String((e && e.name) || 'Error') + ': ' + String((e && e.message) || e) }}));"
+        );
+        let v = self
+            .cmd(
+                reqwest::Method::POST,
+                "/execute/async",
+                Some(json!({ "script": wrapped, "args": [] })),
+            )
+            .await?;
+        if let Some(err) = v.get("err") {
+            bail!("the page's script failed: {err}");
+        }
+        Ok(v["ok"].clone())
+    }
+
+    /// Every cookie of the current page, HttpOnly ones included (WebDriver's
+    /// Get All Cookies): objects with `name`, `value`, `path`, `httpOnly`,
+    /// `secure`, `sameSite`, ...
+    pub async fn cookies(&self) -> Result<Vec<Value>> {
+        let v = self.cmd(reqwest::Method::GET, "/cookie", None).await?;
+        v.as_array()
+            .cloned()
+            .ok_or_else(|| anyhow!("no cookie list: {v}"))
+    }
+
     /// Adds a virtual authenticator to the browser (WebAuthn's WebDriver
     /// extension), e.g. `{"protocol":"ctap2","transport":"internal",
     /// "hasResidentKey":true,"hasUserVerification":true,"isUserVerified":true}`;

@@ -243,6 +243,10 @@ async fn demo_dir_serves_the_demo_page_at_the_root() {
             .unwrap()
             .starts_with("text/javascript")
     );
+    // The client as written, DPoP included (served unchanged).
+    let source = std::fs::read_to_string(web.join("auth-client.js")).unwrap();
+    assert_eq!(js.text, source, "/auth-client.js is not web/auth-client.js");
+    assert!(js.text.contains("dpop+jwt"), "a client without DPoP proofs");
     for hidden in [
         "/../Cargo.toml",
         "/%2e%2e/Cargo.toml",
