@@ -124,6 +124,17 @@ async fn check_binding(req: &Request, token: &str, claims: &AccessClaims) -> poe
     )
 }
 
+/// The request's access token when it is valid and its binding proved (a
+/// bound token as `DPoP` with its key's proof; an unbound one as `Bearer`),
+/// for operations where a token is optional (logout): a copied bound token
+/// without its key identifies nobody.
+pub async fn proved_bearer_token(req: &Request) -> Option<&str> {
+    let token = bearer_token(req)?;
+    let claims = req.data::<Arc<AccessCheck>>()?.verify(token).ok()?;
+    check_binding(req, token, &claims).await.ok()?;
+    Some(token)
+}
+
 /// The raw bearer token of a request, for operations where it is optional.
 pub fn bearer_token(req: &Request) -> Option<&str> {
     let value = req

@@ -562,7 +562,7 @@ impl AuthApi {
         match auth
             .logout(
                 refresh.as_deref(),
-                bearer::bearer_token(req),
+                bearer::proved_bearer_token(req).await,
                 scope,
                 &client,
             )

@@ -18,6 +18,7 @@ integration_tests::on_both!(
     std::future::ready;
     a_login_with_a_proof_binds_the_session_and_its_tokens,
     a_bound_token_works_only_as_dpop_with_a_matching_proof,
+    a_copied_bound_token_logs_nobody_out,
     a_bound_family_refreshes_only_with_its_key,
     refused_login_proofs_are_400_never_an_unbound_login,
     sockets_take_bound_tokens_only_with_their_proofs,
@@ -152,6 +153,49 @@ pub async fn a_bound_token_works_only_as_dpop_with_a_matching_proof(backend: Bac
     assert_eq!(
         protected(&app, "Bearer", &bob.access, None).await.status,
         200
+    );
+}
+
+/// `POST /api/logout` with a bound token as its only credential: as
+/// `Bearer`, or as `DPoP` without its key's proof, it identifies nobody (the
+/// answer is the same 204, and the session lives on); with the proof it
+/// logs out.
+pub async fn a_copied_bound_token_logs_nobody_out(backend: Backend) {
+    let app = spawn_app(backend, Config::default()).await;
+    let key = DpopKey::new();
+    let access = bound_login(&app, "alice", &key).await.access_token();
+    let target = url(&app, "/api/protected");
+    let logout = |scheme: &str, proof: Option<String>| {
+        let mut req = app
+            .post("/api/logout")
+            .header("authorization", &format!("{scheme} {access}"));
+        if let Some(proof) = proof {
+            req = req.header("dpop", &proof);
+        }
+        req.send()
+    };
+    let logout_url = url(&app, "/api/logout");
+    let thief = DpopKey::new().proof("POST", &logout_url, Some(&access));
+    for r in [
+        logout("Bearer", None).await,
+        logout("DPoP", None).await,
+        logout("DPoP", Some(thief)).await,
+    ] {
+        assert_eq!(r.status, 204, "{}", r.text);
+        let proof = key.proof("GET", &target, Some(&access));
+        assert_eq!(
+            protected(&app, "DPoP", &access, Some(&proof)).await.status,
+            200,
+            "the session lives on"
+        );
+    }
+    let own = key.proof("POST", &logout_url, Some(&access));
+    assert_eq!(logout("DPoP", Some(own)).await.status, 204);
+    let proof = key.proof("GET", &target, Some(&access));
+    assert_eq!(
+        protected(&app, "DPoP", &access, Some(&proof)).await.status,
+        401,
+        "logged out with its key's proof"
     );
 }
 
