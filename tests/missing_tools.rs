@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 
 /// The tools: PostgreSQL's server binaries, Python's `websockets` package
 /// (an independent WebSocket client), `cryptography` (an independent DPoP
-/// signer) and `schemathesis` (a schema-driven
-/// HTTP fuzzer), and programs on `PATH`.
-const TOOLS: [&str; 13] = [
+/// signer), `schemathesis` (a schema-driven HTTP fuzzer) and `aiosmtpd`
+/// (the SMTP server of `tests/clients/smtp_sink.py`), and programs on `PATH`.
+const TOOLS: [&str; 14] = [
     "python-websockets",
+    "python-aiosmtpd",
     "python-cryptography",
     "python-schemathesis",
     "postgres",
@@ -64,6 +65,7 @@ fn main() {
             "python-websockets" => python_module("websockets"),
             "python-cryptography" => python_module("cryptography"),
             "python-schemathesis" => python_module("schemathesis"),
+            "python-aiosmtpd" => python_module("aiosmtpd"),
             "chromium" => ["chromium", "chromium-browser"]
                 .iter()
                 .any(|p| on_path(&dirs, p)),

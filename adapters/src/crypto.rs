@@ -8,6 +8,7 @@
 //! - [`key_seal`]: private signing keys sealed for the store.
 //! - [`jwt`]: the [`AccessTokenSigner`](application::ports::AccessTokenSigner) and
 //!   [`AccessTokenVerifier`](application::ports::AccessTokenVerifier).
+//! - [`mail_seal`]: mails sealed for the outbox.
 //! - [`totp`]: TOTP codes (RFC 6238), base32 secrets and `otpauth://` URIs.
 //! - [`password`]: the [`PasswordHasher`](application::ports::PasswordHasher)
 //!   (argon2id; bcrypt and PBKDF2 accepted for imported users).
@@ -19,6 +20,7 @@ pub mod jwt;
 pub mod key_ring;
 pub mod key_seal;
 pub mod keys;
+pub mod mail_seal;
 pub mod password;
 pub mod totp;
 

@@ -37,6 +37,7 @@ use crate::telemetry::Metrics;
 
 use api::account::AccountApi;
 use api::auth::AuthApi;
+use api::email::{EmailApi, ForgotQueue};
 use api::login_mfa::LoginMfaApi;
 use api::meta::MetaApi;
 use api::mfa::MfaApi;
@@ -86,6 +87,7 @@ type Apis = (
     PasskeysApi,
     SessionsApi,
     AccountApi,
+    EmailApi,
     ProtectedApi,
     MetaApi,
 );
@@ -99,6 +101,7 @@ fn service() -> OpenApiService<Apis, ()> {
             PasskeysApi,
             SessionsApi,
             AccountApi,
+            EmailApi,
             ProtectedApi,
             MetaApi,
         ),
@@ -227,6 +230,8 @@ pub struct RestUseCases {
     pub access: Arc<AccessCheck>,
     /// `GET /api/health`.
     pub readiness: Arc<Readiness>,
+    /// Email addresses and password resets.
+    pub emails: Arc<application::use_cases::Emails>,
 }
 
 /// The REST API under `/api`, with the OpenAPI document at `/api/openapi.json`
@@ -272,6 +277,7 @@ pub fn routes(
         dpop,
         access,
         readiness,
+        emails,
     } = use_cases;
     let app = route
         .data(registration)
@@ -283,6 +289,8 @@ pub fn routes(
         .data(dpop)
         .data(access)
         .data(readiness)
+        .data(emails)
+        .data(Arc::new(ForgotQueue::default()))
         .data(config.clone());
     Ok(edge::Edge::new(app, config).with_allowed_methods(allow))
 }

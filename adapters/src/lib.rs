@@ -5,6 +5,7 @@
 //! - [`persistence`]: SeaORM repositories (PostgreSQL and SQLite), the revocation bus.
 //! - [`http`]: the poem-openapi REST edge.
 //! - [`ws`]: the async-tungstenite WebSocket edge.
+//! - [`mail`]: the mailer on SMTP (lettre) or on `.eml` files.
 //! - [`system`]: the clock and the CSPRNG.
 //! - [`net`]: address blocks and the request id, for both edges.
 //! - [`client_presence`]: whether a request's client is still connected.
@@ -13,6 +14,7 @@
 pub mod client_presence;
 pub mod crypto;
 pub mod http;
+pub mod mail;
 pub mod net;
 pub mod persistence;
 pub mod private_files;
@@ -30,12 +32,13 @@ pub mod ws;
 mod arrows {
     use std::path::Path;
 
-    const MODULES: [&str; 5] = ["crypto", "http", "persistence", "telemetry", "ws"];
+    const MODULES: [&str; 6] = ["crypto", "http", "mail", "persistence", "telemetry", "ws"];
 
     /// What each module may import.
-    const ALLOWED: [(&str, &[&str]); 5] = [
+    const ALLOWED: [(&str, &[&str]); 6] = [
         ("crypto", &[]),
         ("http", &["telemetry"]),
+        ("mail", &[]),
         ("persistence", &[]),
         ("telemetry", &[]),
         ("ws", &["telemetry"]),

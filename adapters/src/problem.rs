@@ -68,6 +68,12 @@ pub enum Code {
     InvalidDpopProof,
     /// `401 invalid_dpop_proof`: a bound family's refresh without its key's proof.
     InvalidDpopProofRefresh,
+    /// `400`: not an email address.
+    InvalidEmail,
+    /// `409`: the address is verified on another account.
+    EmailTaken,
+    /// `400`: a token from a mail that is unknown, used, expired or replaced.
+    InvalidTokenInMail,
     /// `413`: the request body is too large.
     PayloadTooLarge,
     /// `429`: too many failed logins; `Retry-After` says when to try again.
@@ -87,7 +93,7 @@ pub enum Code {
 
 impl Code {
     /// Every code.
-    pub const ALL: [Self; 32] = [
+    pub const ALL: [Self; 35] = [
         Self::BadRequest,
         Self::InvalidUsername,
         Self::WeakPassword,
@@ -113,6 +119,9 @@ impl Code {
         Self::PasskeyExists,
         Self::InvalidDpopProof,
         Self::InvalidDpopProofRefresh,
+        Self::InvalidEmail,
+        Self::EmailTaken,
+        Self::InvalidTokenInMail,
         Self::PayloadTooLarge,
         Self::RateLimited,
         Self::TooManyConnections,
@@ -147,6 +156,9 @@ impl Code {
             Self::InvalidPasskey | Self::InvalidPasskeyRegistration => "invalid_passkey",
             Self::PasskeyExists => "passkey_exists",
             Self::InvalidDpopProof | Self::InvalidDpopProofRefresh => "invalid_dpop_proof",
+            Self::InvalidEmail => "invalid_email",
+            Self::EmailTaken => "email_taken",
+            Self::InvalidTokenInMail => "invalid_token_in_mail",
             Self::PayloadTooLarge => "payload_too_large",
             Self::RateLimited => "rate_limited",
             Self::TooManyConnections => "too_many_connections",
@@ -165,7 +177,9 @@ impl Code {
             | Self::WeakPassword
             | Self::InvalidEnrolmentCode
             | Self::InvalidPasskeyRegistration
-            | Self::InvalidDpopProof => 400,
+            | Self::InvalidDpopProof
+            | Self::InvalidEmail
+            | Self::InvalidTokenInMail => 400,
             Self::InvalidCredentials
             | Self::InvalidToken
             | Self::RefreshMissing
@@ -180,7 +194,10 @@ impl Code {
             Self::RegistrationClosed | Self::OriginNotAllowed | Self::MfaRequired => 403,
             Self::NotFound => 404,
             Self::MethodNotAllowed => 405,
-            Self::UsernameTaken | Self::MfaAlreadyEnabled | Self::PasskeyExists => 409,
+            Self::UsernameTaken
+            | Self::MfaAlreadyEnabled
+            | Self::PasskeyExists
+            | Self::EmailTaken => 409,
             Self::PayloadTooLarge => 413,
             Self::RateLimited | Self::TooManyConnections => 429,
             Self::HeadersTooLarge => 431,
@@ -257,6 +274,9 @@ mod tests {
             ("passkey_exists", 409),
             ("invalid_dpop_proof", 400),
             ("invalid_dpop_proof", 401),
+            ("invalid_email", 400),
+            ("email_taken", 409),
+            ("invalid_token_in_mail", 400),
             ("payload_too_large", 413),
             ("rate_limited", 429),
             ("too_many_connections", 429),

@@ -7,10 +7,13 @@ use std::sync::Arc;
 
 use crate::ports::{
     AccessTokenSigner, AccessTokenVerifier, Clock, DpopReplayStore, DpopVerifier, HealthCheck,
-    LoginThrottle, MfaStore, PasskeyStore, PasswordHasher, RandomSource, RelyingParty,
-    RevocationBus, SecurityEvents, SessionStore, TotpCodes, UserRepository,
+    LoginThrottle, MailSeal, MailStore, Mailer, MfaStore, OutboxSignal, PasskeyStore,
+    PasswordHasher, RandomSource, RelyingParty, RevocationBus, SecurityEvents, SessionStore,
+    TotpCodes, UserRepository,
 };
-use crate::use_cases::{Passkeys, Reauthentication, TwoFactor};
+use crate::use_cases::{
+    Emails, Outbox, Passkeys, PasswordReplacement, Reauthentication, TwoFactor,
+};
 use crate::{
     AccessCheck, AccessTokenIssuer, Account, AuthConfig, DpopProofs, Housekeeping, Logins,
     Readiness, Registration, Revocations, Sessions, UserAccounts,
@@ -54,6 +57,14 @@ pub struct Ports {
     pub dpop_verifier: Arc<dyn DpopVerifier>,
     /// DPoP proof ids used at logins and refreshes.
     pub dpop_replay: Arc<dyn DpopReplayStore>,
+    /// Addresses, mail tokens and the outbox.
+    pub mail_store: Arc<dyn MailStore>,
+    /// Seals queued mail.
+    pub mail_seal: Arc<dyn MailSeal>,
+    /// Sends mail (SMTP, or files).
+    pub mailer: Arc<dyn Mailer>,
+    /// Wakes this process's outbox sender.
+    pub outbox_signal: Arc<dyn OutboxSignal>,
 }
 
 impl std::fmt::Debug for Ports {
@@ -87,6 +98,10 @@ pub struct UseCases {
     pub readiness: Arc<Readiness>,
     /// The periodic deletions.
     pub housekeeping: Arc<Housekeeping>,
+    /// Addresses, their verification, password resets.
+    pub emails: Arc<Emails>,
+    /// Sends the queued mail.
+    pub outbox: Arc<Outbox>,
     /// The settings they were built with.
     pub config: AuthConfig,
 }
@@ -112,6 +127,10 @@ pub fn compose(ports: Ports, config: &AuthConfig) -> UseCases {
         relying_party,
         dpop_verifier,
         dpop_replay,
+        mail_store,
+        mail_seal,
+        mailer,
+        outbox_signal,
     } = ports;
     let dpop = Arc::new(DpopProofs::new(
         dpop_verifier,
@@ -158,7 +177,38 @@ pub fn compose(ports: Ports, config: &AuthConfig) -> UseCases {
         seal_key: config.seal_key.clone(),
         token_policy: config.token_policy,
     };
+    let replacement = PasswordReplacement {
+        users: users.clone(),
+        hasher: hasher.clone(),
+        sessions: sessions.clone(),
+        mfa: mfa.clone(),
+        throttle: throttle.clone(),
+        events: events.clone(),
+        clock: clock.clone(),
+    };
+    let emails = Arc::new(Emails {
+        store: mail_store.clone(),
+        seal: mail_seal.clone(),
+        signal: outbox_signal,
+        users: users.clone(),
+        reauth: reauth.clone(),
+        replacement,
+        revocations: revocations.clone(),
+        random: random.clone(),
+        events: events.clone(),
+        clock: clock.clone(),
+        lifetimes: config.mail_lifetimes,
+    });
+    let outbox = Arc::new(Outbox {
+        store: mail_store.clone(),
+        seal: mail_seal,
+        mailer,
+        events: events.clone(),
+        clock: clock.clone(),
+    });
     UseCases {
+        emails,
+        outbox,
         registration: Arc::new(Registration {
             accounts: UserAccounts {
                 users: users.clone(),
@@ -202,6 +252,7 @@ pub fn compose(ports: Ports, config: &AuthConfig) -> UseCases {
             revocations: revocations.clone(),
             mfa: mfa.clone(),
             passkeys: passkeys.clone(),
+            mail: mail_store.clone(),
             events: events.clone(),
             clock: clock.clone(),
         }),
@@ -225,6 +276,7 @@ pub fn compose(ports: Ports, config: &AuthConfig) -> UseCases {
             mfa,
             passkeys,
             dpop: dpop_replay,
+            mail: mail_store,
             events,
             clock,
             token_policy: config.token_policy,

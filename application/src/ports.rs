@@ -5,6 +5,8 @@ pub mod clock;
 pub mod dpop;
 pub mod health_check;
 pub mod login_throttle;
+pub mod mail_store;
+pub mod mailer;
 pub mod mfa_store;
 pub mod passkeys;
 pub mod password_hasher;
@@ -23,6 +25,10 @@ pub use clock::Clock;
 pub use dpop::{DpopReplayStore, DpopVerifier};
 pub use health_check::{HealthCheck, PoolStats, StorageUnavailable};
 pub use login_throttle::{LoginThrottle, ThrottleKey, ThrottlePolicy, ThrottleScope};
+pub use mail_store::{
+    ClaimedMail, Issued, MailStore, NewMailToken, QueuedMail, SetAddressError, StoredMailToken,
+};
+pub use mailer::{DeliveryError, MailSeal, Mailer, OutboxSignal, OutgoingMail};
 pub use mfa_store::{MfaChallenge, MfaStore, TotpSecret};
 pub use passkeys::{
     AssertionClaim, Ceremony, CeremonyKind, CredentialId, Passkey, PasskeyExists, PasskeyRejected,

@@ -28,6 +28,8 @@ pub struct AuthConfig {
     pub seal_key: SealKey,
     /// `DPOP_PROOF_MAX_AGE`: how far a proof's `iat` may be from now.
     pub dpop_max_age: Duration,
+    /// `EMAIL_VERIFY_EXPIRY`, `PASSWORD_RESET_EXPIRY`.
+    pub mail_lifetimes: domain::email::MailLifetimes,
 }
 
 impl Default for AuthConfig {
@@ -43,6 +45,7 @@ impl Default for AuthConfig {
             // Tests only: the wiring always sets the key read from its file.
             seal_key: SealKey::from_bytes([0; SealKey::LEN]),
             dpop_max_age: domain::dpop::DEFAULT_PROOF_MAX_AGE,
+            mail_lifetimes: domain::email::MailLifetimes::default(),
         }
     }
 }

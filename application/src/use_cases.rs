@@ -2,8 +2,10 @@
 //! by `bin`.
 
 pub mod account;
+pub mod email;
 pub mod housekeeping;
 pub mod login;
+pub mod outbox;
 pub mod passkeys;
 pub mod readiness;
 pub mod reauthentication;
@@ -17,8 +19,10 @@ pub mod verify_access;
 pub(crate) mod fakes;
 
 pub use account::{Account, AccountError, AccountView};
+pub use email::{EmailError, Emails, PasswordReplacement};
 pub use housekeeping::{Housekeeping, Pruned};
 pub use login::{LoginError, LoginOutcome, LoginStep, Logins, MfaLoginError};
+pub use outbox::{Delivered, Outbox};
 pub use passkeys::{CeremonyId, PasskeyError, PasskeyLoginError, PasskeyOptions, Passkeys};
 pub use readiness::Readiness;
 pub use reauthentication::Reauthentication;
@@ -32,6 +36,8 @@ pub use verify_access::{AccessCheck, CLOCK_LEEWAY_SECS};
 
 #[cfg(test)]
 mod dpop_tests;
+#[cfg(test)]
+mod email_tests;
 #[cfg(test)]
 mod login_tests;
 #[cfg(test)]

@@ -169,6 +169,29 @@ pub struct Config {
         value_parser = list(origin)
     )]
     pub webauthn_origins: std::vec::Vec<String>,
+    /// Where mail goes: `smtp://host:port` (STARTTLS when offered),
+    /// `smtp+starttls://` (STARTTLS required), `smtps://` (implicit TLS),
+    /// with `user:password@` if the server wants it. Unset: `.eml` files
+    /// under `MAIL_DIR`. Needs `PUBLIC_URL` (links in mail never come from a
+    /// request's `Host`).
+    #[arg(long, env = "SMTP_URL", value_parser = smtp_url)]
+    pub smtp_url: Option<SmtpUrl>,
+    /// A PEM certificate the SMTP server's may be signed by, besides the
+    /// web's roots (a private CA).
+    #[arg(long, env = "SMTP_CA_FILE", value_parser = path)]
+    pub smtp_ca_file: Option<PathBuf>,
+    /// The sender of every mail.
+    #[arg(long, env = "MAIL_FROM", default_value = "authd <no-reply@localhost>")]
+    pub mail_from: String,
+    /// Where mail is written without `SMTP_URL` (one 0600 `.eml` each).
+    #[arg(long, env = "MAIL_DIR", default_value = "data/mail", value_parser = path)]
+    pub mail_dir: PathBuf,
+    /// How long a verification link works.
+    #[arg(long, env = "EMAIL_VERIFY_EXPIRY", default_value = "24h", value_parser = nonzero_duration)]
+    pub email_verify_expiry: Duration,
+    /// How long a password-reset link works.
+    #[arg(long, env = "PASSWORD_RESET_EXPIRY", default_value = "30m", value_parser = nonzero_duration)]
+    pub password_reset_expiry: Duration,
     /// Apply pending migrations at start.
     #[arg(long, env = "AUTO_MIGRATE", default_value = "true", value_parser = boolean, action = ArgAction::Set)]
     pub auto_migrate: bool,
@@ -393,6 +416,30 @@ fn config_error(error: &clap::Error) -> ConfigError {
 
 fn text(text: &str) -> Result<String, Infallible> {
     Ok(text.trim().to_owned())
+}
+
+/// `SMTP_URL`: it may hold a password, so `Debug` shows only the scheme
+/// and host.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpUrl(pub String);
+
+impl std::fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (scheme, rest) = self.0.split_once("://").unwrap_or(("?", ""));
+        let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        write!(f, "SmtpUrl({scheme}://{host})")
+    }
+}
+
+fn smtp_url(text: &str) -> Result<SmtpUrl, String> {
+    if ["smtp://", "smtp+starttls://", "smtps://"]
+        .iter()
+        .any(|p| text.starts_with(p))
+    {
+        Ok(SmtpUrl(text.to_owned()))
+    } else {
+        Err("expected smtp://, smtp+starttls:// or smtps://".into())
+    }
 }
 
 fn path(text: &str) -> Result<PathBuf, Infallible> {

@@ -7,6 +7,7 @@ pub mod key_files;
 pub mod keys_cli;
 pub mod lifecycle;
 pub mod observability;
+pub mod outbox;
 pub mod wiring;
 
 pub use config::{Config, ConfigError, LogFormat};

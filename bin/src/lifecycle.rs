@@ -321,6 +321,9 @@ pub async fn start_with(
         services.api(),
         seams.scheduled_prune,
     );
+    if services.api() {
+        crate::outbox::spawn(&auth.outbox, &seams.outbox_wake, &stop);
+    }
 
     Ok(RunningApp {
         api_addr,

@@ -9,13 +9,15 @@ use adapters::crypto::jws_keys::KeyPair;
 use adapters::crypto::key_ring::{self, KeyRing, KeyRingConfig, Minter};
 use adapters::crypto::key_seal::KeySeal;
 use adapters::crypto::keys::DEFAULT_KEY_BITS;
+use adapters::crypto::mail_seal::OutboxSeal;
 use adapters::crypto::password::{Argon2Cost, Argon2Hasher};
 use adapters::crypto::totp::TotpSecrets;
 use adapters::http::HttpConfig;
+use adapters::mail::MailSettings;
 use adapters::persistence::{
     Database, PgRevocationBus, PollingRevocationBus, SeaAuditLog, SeaDpopReplayStore,
-    SeaLoginThrottle, SeaMfaStore, SeaPasskeyStore, SeaSessionStore, SeaSigningKeyStore,
-    SeaUserRepository,
+    SeaLoginThrottle, SeaMailStore, SeaMfaStore, SeaPasskeyStore, SeaSessionStore,
+    SeaSigningKeyStore, SeaUserRepository,
 };
 use adapters::system::{OsRandom, SystemClock};
 use adapters::telemetry::metrics::PasswordQueueStatus;
@@ -51,6 +53,8 @@ pub struct Seams {
     /// The size of RSA signing keys the service makes (4096; tests use 2048,
     /// which generates in a fraction of the time).
     pub rsa_key_bits: usize,
+    /// Wakes the outbox sender of the process these seams build.
+    pub outbox_wake: Arc<crate::outbox::OutboxWake>,
 }
 
 impl Default for Seams {
@@ -60,6 +64,7 @@ impl Default for Seams {
             argon2: None,
             scheduled_prune: true,
             rsa_key_bits: DEFAULT_KEY_BITS,
+            outbox_wake: Arc::default(),
         }
     }
 }
@@ -185,8 +190,31 @@ pub async fn build_service(
         })?),
         dpop_verifier: Arc::new(DpopJws),
         dpop_replay: Arc::new(SeaDpopReplayStore::new(db.clone())),
+        mail_store: Arc::new(SeaMailStore::new(db.clone())),
+        mail_seal: Arc::new(OutboxSeal::new(&keys.seal)),
+        mailer: adapters::mail::mailer(&mail_settings(config)?)?,
+        outbox_signal: seams.outbox_wake.clone(),
     };
     Ok(compose(ports, &auth_config(config, keys.seal.clone())))
+}
+
+/// Where mail goes (`SMTP_URL`, or files under `MAIL_DIR`).
+///
+/// # Errors
+/// A setting that cannot be used; `SMTP_URL` without `PUBLIC_URL` (a link
+/// in a mail must not be built from a request's `Host`, which whoever asks
+/// for a reset chooses).
+pub fn mail_settings(config: &Config) -> anyhow::Result<MailSettings> {
+    anyhow::ensure!(
+        config.smtp_url.is_none() || config.public_url.is_some(),
+        "SMTP_URL needs PUBLIC_URL: links in mail point at it, never at a request's Host"
+    );
+    Ok(MailSettings::new(
+        config.smtp_url.as_ref().map(|u| u.0.as_str()),
+        &config.mail_from,
+        config.mail_dir.clone(),
+        config.smtp_ca_file.clone(),
+    )?)
 }
 
 /// What the REST API serves of `use_cases`.
@@ -198,6 +226,7 @@ pub fn rest(use_cases: &UseCases) -> adapters::http::RestUseCases {
         account: use_cases.account.clone(),
         two_factor: use_cases.two_factor.clone(),
         passkeys: use_cases.passkeys.clone(),
+        emails: use_cases.emails.clone(),
         dpop: use_cases.dpop.clone(),
         access: use_cases.access.clone(),
         readiness: use_cases.readiness.clone(),
@@ -339,6 +368,10 @@ pub fn auth_config(config: &Config, seal_key: SealKey) -> AuthConfig {
         audit_retention: config.audit_retention,
         seal_key,
         dpop_max_age: config.dpop_proof_max_age,
+        mail_lifetimes: domain::email::MailLifetimes {
+            verify: config.email_verify_expiry,
+            reset: config.password_reset_expiry,
+        },
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod claims;
 pub mod dpop;
+pub mod email;
 pub mod housekeeping;
 pub mod passkey;
 pub mod password;

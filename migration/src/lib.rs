@@ -17,6 +17,7 @@ mod m20261204_000009_create_mfa;
 mod m20261207_000010_enrolment_wrong_codes;
 mod m20261207_000011_create_passkeys;
 mod m20261207_000012_dpop;
+mod m20261207_000013_email;
 
 /// Applies the migrations in order (`Migrator::up(db, None)`).
 #[derive(Debug)]
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000010_enrolment_wrong_codes::Migration),
             Box::new(m20261207_000011_create_passkeys::Migration),
             Box::new(m20261207_000012_dpop::Migration),
+            Box::new(m20261207_000013_email::Migration),
         ]
     }
 }

@@ -1,7 +1,7 @@
 //! Support for the integration tests in `tests/tests/`: a throwaway
 //! PostgreSQL, the in-process application, real `authd` processes,
 //! WebSocket clients, an OTLP/HTTP receiver, a software WebAuthn
-//! authenticator.
+//! authenticator, an SMTP server.
 
 #![allow(
     clippy::unwrap_used,
@@ -22,6 +22,7 @@ pub mod netns;
 pub mod otlp;
 pub mod postgres;
 pub mod process;
+pub mod smtp;
 pub mod storage;
 pub mod totp;
 pub mod ws_client;

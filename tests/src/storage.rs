@@ -48,7 +48,13 @@ pub async fn sqlite_ports(signer: Arc<JwtSigner>, verifier: Arc<JwtVerifier>) ->
         totp: Arc::new(TotpSecrets::new(&SealKey::from_bytes([0; SealKey::LEN]))),
         passkeys: Arc::new(SeaPasskeyStore::new(db.clone())),
         dpop_verifier: Arc::new(adapters::crypto::dpop_verifier::DpopJws),
-        dpop_replay: Arc::new(adapters::persistence::SeaDpopReplayStore::new(db)),
+        dpop_replay: Arc::new(adapters::persistence::SeaDpopReplayStore::new(db.clone())),
+        mail_store: Arc::new(adapters::persistence::SeaMailStore::new(db)),
+        mail_seal: Arc::new(adapters::crypto::mail_seal::OutboxSeal::new(
+            &SealKey::from_bytes([0; SealKey::LEN]),
+        )),
+        mailer: Arc::new(NoMail),
+        outbox_signal: Arc::new(NoMail),
         relying_party: Arc::new(
             WebAuthnRelyingParty::new(&WebAuthnConfig {
                 rp_id: "localhost".into(),
@@ -58,4 +64,25 @@ pub async fn sqlite_ports(signer: Arc<JwtSigner>, verifier: Arc<JwtVerifier>) ->
             .expect("a relying party"),
         ),
     }
+}
+
+/// The mailer of [`sqlite_ports`]: these tests send no mail, and one
+/// that tried would fail loudly rather than write files somewhere.
+#[derive(Debug)]
+struct NoMail;
+
+#[async_trait::async_trait]
+impl application::ports::Mailer for NoMail {
+    async fn send(
+        &self,
+        _: &application::ports::OutgoingMail,
+    ) -> Result<(), application::ports::DeliveryError> {
+        Err(application::ports::DeliveryError::Permanent(
+            "no mail in these tests".into(),
+        ))
+    }
+}
+
+impl application::ports::OutboxSignal for NoMail {
+    fn mail_queued(&self) {}
 }

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod email;
 pub mod login_mfa;
 pub mod meta;
 pub mod mfa;

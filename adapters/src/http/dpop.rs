@@ -49,9 +49,15 @@ impl Proved {
 /// the `Host` and the path.
 pub fn request_url(req: &Request, config: &HttpConfig) -> String {
     // The path as the client sent it (routers strip the `/api` of a nest).
-    let path = req.original_uri().path();
+    format!("{}{}", public_base(req, config), req.original_uri().path())
+}
+
+/// The service's external base URL, no trailing `/`: `PUBLIC_URL`, or the
+/// scheme (`https` when a trusted proxy says `X-Forwarded-Proto: https`)
+/// and the request's `Host`.
+pub fn public_base(req: &Request, config: &HttpConfig) -> String {
     if let Some(base) = &config.public_url {
-        return format!("{}{path}", base.trim_end_matches('/'));
+        return base.trim_end_matches('/').to_owned();
     }
     let host = req
         .headers()
@@ -65,7 +71,7 @@ pub fn request_url(req: &Request, config: &HttpConfig) -> String {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
     let scheme = if forwarded_https { "https" } else { "http" };
-    format!("{scheme}://{host}{path}")
+    format!("{scheme}://{host}")
 }
 
 /// Checks the `DPoP` header of `req` (if any), which comes with

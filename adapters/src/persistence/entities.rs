@@ -3,7 +3,10 @@
 
 pub mod audit_event;
 pub mod dpop_jti;
+pub mod email_address;
 pub mod login_failure;
+pub mod mail_outbox;
+pub mod mail_token;
 pub mod mfa_token;
 pub mod passkey;
 pub mod passkey_ceremony;

@@ -146,6 +146,21 @@ impl LoginThrottle for SeaLoginThrottle {
     }
 
     #[tracing::instrument(
+        name = "db.login_throttle.clear_user",
+        skip_all,
+        fields(db.system = self.db.system(), otel.kind = "client")
+    )]
+    async fn clear_user(&self, username: &str) -> anyhow::Result<()> {
+        let _turn = self.db.write_turn().await;
+        login_failure::Entity::delete_many()
+            .filter(login_failure::Column::Username.eq(column_value(username)))
+            .exec(self.db.connection())
+            .await
+            .store_context("clearing a user's login failures")?;
+        Ok(())
+    }
+
+    #[tracing::instrument(
         name = "db.login_throttle.prune",
         skip(self),
         fields(db.system = self.db.system(), otel.kind = "client")

@@ -12,8 +12,9 @@
 //! | `authd_http_request_duration_seconds` | histogram | `method`, `route`, `status` |
 //! | `authd_logins_total` | counter | `outcome`: `success`, `bad_credentials`, `throttled`, `mfa_required`, `bad_second_factor` |
 //! | `authd_refreshes_total` | counter | `outcome`: `rotated`, `grace_replay`, `reuse_detected`, `expired`, `revoked`, `invalid` |
-//! | `authd_sessions_revoked_total` | counter | `reason`: `logout`, `user`, `reuse`, `password_changed`, `account_deleted` |
+//! | `authd_sessions_revoked_total` | counter | `reason`: `logout`, `user`, `reuse`, `password_changed`, `password_reset`, `account_deleted` |
 //! | `authd_two_factor_total` | counter | `event`: `enabled`, `disabled`, `recovery_code_used` |
+//! | `authd_mail_total` | counter | `event`: `verification_sent`, `verified`, `reset_requested`, `reset`, `failed` |
 //! | `authd_ws_connections` | gauge | |
 //! | `authd_ws_connections_total` | counter | |
 //! | `authd_ws_parked` | gauge | (open connections parked while idle) |
@@ -46,9 +47,9 @@ use super::otlp::{OtlpConfig, TokioHttpClient};
 
 mod series;
 use series::{
-    DPOP_OUTCOMES, LOGIN_METHODS, LOGIN_OUTCOMES, REAUTH_OUTCOMES, REFRESH_OUTCOMES,
-    REVOKE_REASONS, TWO_FACTOR_EVENTS, dpop_outcome, login_method, login_outcome, refresh_outcome,
-    revoke_reason, two_factor_event,
+    DPOP_OUTCOMES, LOGIN_METHODS, LOGIN_OUTCOMES, MAIL_EVENTS, REAUTH_OUTCOMES, REFRESH_OUTCOMES,
+    REVOKE_REASONS, TWO_FACTOR_EVENTS, dpop_outcome, login_method, login_outcome, mail_event,
+    refresh_outcome, revoke_reason, two_factor_event,
 };
 
 /// The content type of [`Metrics::render`].
@@ -88,6 +89,7 @@ struct Inner {
     refreshes: Counter<u64>,
     sessions_revoked: Counter<u64>,
     two_factor: Counter<u64>,
+    mail: Counter<u64>,
     dpop_proofs: Counter<u64>,
     ws_open: UpDownCounter<i64>,
     ws_parked: UpDownCounter<i64>,
@@ -208,6 +210,10 @@ impl Metrics {
                 "authd_two_factor_total",
                 "Two-factor login turned on or off, and recovery codes spent",
             ),
+            mail: counter(
+                "authd_mail_total",
+                "Mail events: verifications sent and done, resets asked and done, mails given up",
+            ),
             dpop_proofs: counter(
                 "authd_dpop_proofs_total",
                 "DPoP proofs checked, by outcome (the reasons of refusals are audited)",
@@ -268,6 +274,9 @@ impl Metrics {
                 .dpop_proofs
                 .add(0, &[KeyValue::new("outcome", outcome)]);
         }
+        for event in MAIL_EVENTS {
+            inner.mail.add(0, &[KeyValue::new("event", event)]);
+        }
         for outcome in REAUTH_OUTCOMES {
             inner
                 .ws_reauths
@@ -303,6 +312,9 @@ impl Metrics {
         }
         if let Some(name) = two_factor_event(event.kind) {
             inner.two_factor.add(1, &[KeyValue::new("event", name)]);
+        }
+        if let Some(name) = mail_event(event.kind) {
+            inner.mail.add(1, &[KeyValue::new("event", name)]);
         }
         if let Some(outcome) = dpop_outcome(event.kind) {
             inner

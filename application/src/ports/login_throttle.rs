@@ -87,6 +87,13 @@ pub trait LoginThrottle: Send + Sync + 'static {
     /// Storage failures.
     async fn clear(&self, key: &ThrottleKey) -> anyhow::Result<()>;
 
+    /// Forgets every failure counted for `username` (case-folded), from
+    /// every address and for the second factors (after a password reset).
+    ///
+    /// # Errors
+    /// Storage failures.
+    async fn clear_user(&self, username: &str) -> anyhow::Result<()>;
+
     /// Deletes the windows that closed before `now`; returns how many went.
     ///
     /// # Errors

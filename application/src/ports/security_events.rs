@@ -67,11 +67,21 @@ pub enum SecurityEventKind {
     DpopProofAccepted,
     /// A DPoP proof was refused; `reason` says which check.
     DpopProofRefused,
+    /// A verification mail was queued for an address.
+    EmailVerificationSent,
+    /// An address was verified and became the account's.
+    EmailVerified,
+    /// A password-reset mail was queued.
+    PasswordResetRequested,
+    /// The password was set from a reset link (or by an operator).
+    PasswordReset,
+    /// The outbox gave a mail up (a `5xx`, or a day of failures).
+    MailFailed,
 }
 
 impl SecurityEventKind {
     /// Every kind, for exporters that pre-register their series.
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 30] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::LoginThrottled,
@@ -97,6 +107,11 @@ impl SecurityEventKind {
         Self::PasskeyCloneSuspected,
         Self::DpopProofAccepted,
         Self::DpopProofRefused,
+        Self::EmailVerificationSent,
+        Self::EmailVerified,
+        Self::PasswordResetRequested,
+        Self::PasswordReset,
+        Self::MailFailed,
     ];
 
     /// The stable snake_case name (stored in the audit table, used as a metric label).
@@ -127,6 +142,11 @@ impl SecurityEventKind {
             Self::PasskeyCloneSuspected => "passkey_clone_suspected",
             Self::DpopProofAccepted => "dpop_proof_accepted",
             Self::DpopProofRefused => "dpop_proof_refused",
+            Self::EmailVerificationSent => "email_verification_sent",
+            Self::EmailVerified => "email_verified",
+            Self::PasswordResetRequested => "password_reset_requested",
+            Self::PasswordReset => "password_reset",
+            Self::MailFailed => "mail_failed",
         }
     }
 
@@ -159,6 +179,11 @@ impl SecurityEventKind {
                 | Self::PasskeyRemoved
                 | Self::PasskeyCloneSuspected
                 | Self::DpopProofRefused
+                | Self::EmailVerificationSent
+                | Self::EmailVerified
+                | Self::PasswordResetRequested
+                | Self::PasswordReset
+                | Self::MailFailed
         )
     }
 }

@@ -13,8 +13,8 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::ports::security_events::report;
 use crate::ports::{
-    Clock, MfaStore, Overloaded, PasskeyStore, PasswordHasher, SecurityEvent, SecurityEventKind,
-    SecurityEvents, SessionStore, UserRepository,
+    Clock, MailStore, MfaStore, Overloaded, PasskeyStore, PasswordHasher, SecurityEvent,
+    SecurityEventKind, SecurityEvents, SessionStore, UserRepository,
 };
 use crate::second_factor::SecondFactor;
 use crate::{ClientInfo, Revocations};
@@ -38,6 +38,8 @@ pub struct Account {
     pub mfa: Arc<dyn MfaStore>,
     /// How many passkeys the account has.
     pub passkeys: Arc<dyn PasskeyStore>,
+    /// The account's address.
+    pub mail: Arc<dyn MailStore>,
     /// The audit trail (a deletion is recorded there).
     pub events: Arc<dyn SecurityEvents>,
     /// Now.
@@ -89,6 +91,9 @@ pub struct AccountView {
     pub totp: bool,
     /// Registered passkeys.
     pub passkeys: u32,
+    /// The address it shows, and whether it is verified
+    /// (`domain::email::account_address`).
+    pub email: Option<(String, bool)>,
 }
 
 impl Account {
@@ -189,10 +194,18 @@ impl Account {
             .ok_or(AccountError::UserGone)?;
         let totp = self.reauth.two_factor_on(user.id).await?;
         let passkeys = self.passkeys.count(user.id).await?;
+        let verified = self.mail.verified_address(user.id).await?;
+        let pending = match verified {
+            Some(_) => None,
+            None => self.mail.pending_address(user.id, self.clock.now()).await?,
+        };
+        let email = domain::email::account_address(verified.as_deref(), pending.as_deref())
+            .map(|(address, verified)| (address.to_owned(), verified));
         Ok(AccountView {
             user,
             totp,
             passkeys: u32::try_from(passkeys).unwrap_or(u32::MAX),
+            email,
         })
     }
 }

@@ -442,6 +442,13 @@ impl LoginThrottle for Throttle {
         self.windows.lock().unwrap().remove(key);
         Ok(())
     }
+    async fn clear_user(&self, username: &str) -> anyhow::Result<()> {
+        self.windows
+            .lock()
+            .unwrap()
+            .retain(|key, _| key.username != username);
+        Ok(())
+    }
     async fn prune(&self, now: Timestamp) -> anyhow::Result<u64> {
         let mut windows = self.windows.lock().unwrap();
         let before = windows.len();
@@ -487,8 +494,10 @@ impl SecurityEvents for Events {
     }
 }
 
+mod mail;
 mod mfa;
 mod passkeys;
+pub use mail::{KeptMail, MailTable, Mailbox, Signals};
 pub use mfa::{Mfa, Totp};
 pub use passkeys::{DpopIds, PasskeyTable, TransparentProofs, TransparentRelyingParty};
 
@@ -513,6 +522,10 @@ pub struct World {
     pub events: Arc<Events>,
     pub mfa: Arc<Mfa>,
     pub passkey_table: Arc<PasskeyTable>,
+    pub emails: Arc<crate::use_cases::Emails>,
+    pub outbox: Arc<crate::use_cases::Outbox>,
+    pub mail: Arc<MailTable>,
+    pub mailbox: Arc<Mailbox>,
     ports: Ports,
 }
 
@@ -527,6 +540,8 @@ impl World {
         let events = Arc::new(Events::default());
         let mfa = Arc::new(Mfa::default());
         let passkey_table = Arc::new(PasskeyTable::default());
+        let mail = Arc::new(MailTable::default());
+        let mailbox = Arc::new(Mailbox::default());
         let ports = Ports {
             users: users.clone(),
             sessions: store.clone(),
@@ -548,6 +563,10 @@ impl World {
             relying_party: Arc::new(TransparentRelyingParty::default()),
             dpop_verifier: Arc::new(TransparentProofs),
             dpop_replay: Arc::new(DpopIds::default()),
+            mail_store: mail.clone(),
+            mail_seal: Arc::new(KeptMail::default()),
+            mailer: mailbox.clone(),
+            outbox_signal: Arc::new(Signals::default()),
         };
         let UseCases {
             registration,
@@ -561,6 +580,8 @@ impl World {
             revocations: _,
             readiness: _,
             housekeeping,
+            emails,
+            outbox,
             config,
         } = compose(ports.clone(), &config);
         Self {
@@ -582,6 +603,10 @@ impl World {
             events,
             mfa,
             passkey_table,
+            emails,
+            outbox,
+            mail,
+            mailbox,
             ports,
         }
     }

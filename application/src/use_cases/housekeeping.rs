@@ -6,7 +6,8 @@ use std::time::Duration;
 use domain::TokenPolicy;
 
 use crate::ports::{
-    Clock, DpopReplayStore, LoginThrottle, MfaStore, PasskeyStore, SecurityEvents, SessionStore,
+    Clock, DpopReplayStore, LoginThrottle, MailStore, MfaStore, PasskeyStore, SecurityEvents,
+    SessionStore,
 };
 
 /// The periodic deletions, on exactly the ports they touch.
@@ -22,6 +23,8 @@ pub struct Housekeeping {
     pub passkeys: Arc<dyn PasskeyStore>,
     /// DPoP proof ids whose window has passed.
     pub dpop: Arc<dyn DpopReplayStore>,
+    /// Mail tokens long expired, mails given up.
+    pub mail: Arc<dyn MailStore>,
     /// Stored security events.
     pub events: Arc<dyn SecurityEvents>,
     /// Now.
@@ -53,6 +56,9 @@ pub struct Pruned {
     pub passkey_ceremonies: u64,
     /// DPoP proof ids past their window.
     pub dpop_jtis: u64,
+    /// Mail tokens expired more than an hour ago (kept that long so the
+    /// hourly reset cap still counts them), and mails given up.
+    pub mail_rows: u64,
     /// Security events past `AUDIT_RETENTION`.
     pub audit_events: u64,
 }
@@ -73,6 +79,10 @@ impl Housekeeping {
         let mfa_tokens = self.mfa.prune_challenges(now).await?;
         let passkey_ceremonies = self.passkeys.prune_ceremonies(now).await?;
         let dpop_jtis = self.dpop.prune(now).await?;
+        let mail_rows = self
+            .mail
+            .prune(now.minus(domain::email::RESET_MAIL_WINDOW))
+            .await?;
         let audit_before = now.minus(self.audit_retention);
         let audit_events = in_batches(batch, || self.events.prune(audit_before, batch)).await?;
         Ok(Pruned {
@@ -81,6 +91,7 @@ impl Housekeeping {
             mfa_tokens,
             passkey_ceremonies,
             dpop_jtis,
+            mail_rows,
             audit_events,
         })
     }

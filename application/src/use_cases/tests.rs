@@ -246,6 +246,7 @@ async fn prune_removes_only_long_ended_sessions() {
             mfa_tokens: 0,
             passkey_ceremonies: 0,
             dpop_jtis: 0,
+            mail_rows: 0,
             audit_events: 0,
         }
     );

@@ -7,6 +7,7 @@
 //! - [`persistence`]: the stores on both databases, migrations, faults.
 //! - [`metrics`]: `/metrics` and OTLP export after real scenarios.
 //! - [`docs`]: every repository path README.md and SECURITY.md name exists.
+//! - [`mail`]: the mail adapter against a real SMTP server, and the `.eml` files.
 //!
 //! The `authd` binary as separate processes is tested in `bin/tests/processes/`.
 
@@ -18,6 +19,7 @@
 
 mod api;
 mod docs;
+mod mail;
 mod metrics;
 mod persistence;
 mod websocket;

@@ -37,6 +37,7 @@ const TTL: Duration = Duration::from_secs(900);
 
 mod audit;
 mod buses;
+mod mail_store;
 mod mfa;
 mod migrations;
 mod rotation;

@@ -87,7 +87,8 @@ pub struct AccountBody {
     pub id: uuid::Uuid,
     /// The username as registered.
     pub username: String,
-    /// The account's verified address; `null` when it has none.
+    /// The account's verified address, or while it has none the address
+    /// waiting for verification; `null` when there is neither.
     #[oai(nullable)]
     pub email: Option<String>,
     /// Whether `email` was verified.
@@ -112,8 +113,8 @@ impl From<AccountView> for AccountBody {
         Self {
             id: *view.user.id.as_uuid(),
             username: view.user.username.as_str().to_owned(),
-            email: None,
-            email_verified: false,
+            email_verified: view.email.as_ref().is_some_and(|(_, verified)| *verified),
+            email: view.email.map(|(address, _)| address),
             created_at: view.user.created_at.unix_seconds(),
             mfa: SecondFactorsBody {
                 totp: view.totp,
@@ -240,7 +241,8 @@ impl AccountApi {
     /// My account.
     ///
     /// Who the caller is, since when, and the second factors the account
-    /// has (`email` stays `null` until an address is verified).
+    /// has. A changed address shows once it is verified; until then the
+    /// verified one stays.
     #[oai(path = "/account", method = "get", operation_id = "getAccount")]
     async fn account(&self, auth: Data<&Arc<Account>>, bearer: BearerAuth) -> AccountViewResponse {
         match auth.view(&bearer.0).await {
@@ -339,7 +341,7 @@ impl AccountApi {
 
 /// At most one of a code and a recovery code: `Some(None)` for neither,
 /// `None` for both.
-fn optional_proof(
+pub(super) fn optional_proof(
     code: Option<StrictString<TotpCodeRules>>,
     recovery_code: Option<StrictString<RecoveryCodeRules>>,
 ) -> Option<Option<application::SecondFactor>> {

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use application::use_cases::LoginStep;
-use application::use_cases::{LoginError, LogoutScope, RefreshError, RegisterError};
+use application::use_cases::{Emails, LoginError, LogoutScope, RefreshError, RegisterError};
 use application::{ClientInfo, IssuedAccessToken, Logins, MfaToken, Registration, Sessions};
 use domain::User;
+use domain::email::EmailAddress;
 use poem::Request;
 use poem::web::Data;
 use poem_openapi::param::Query;
@@ -13,7 +14,7 @@ use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 use secrecy::SecretString;
 
-use super::strict_string::{PasswordRules, StrictString, UsernameRules};
+use super::strict_string::{EmailRules, PasswordRules, StrictString, UsernameRules};
 use super::{ApiTags, UserBody};
 use crate::http::dpop::{CHALLENGE_INVALID_PROOF, LoginKey, login_key, login_refused, proved_key};
 use crate::http::problem::{CHALLENGE, CHALLENGE_INVALID, Code, Problem, internal};
@@ -31,6 +32,26 @@ pub struct Credentials {
     pub username: StrictString<UsernameRules>,
     /// 8 to 1024 characters; every one of them counts.
     pub password: StrictString<PasswordRules>,
+}
+
+/// A new account: a username, a password and optionally an address.
+#[derive(Object)]
+pub struct NewAccount {
+    /// 3 to 64 characters of `A-Z a-z 0-9 _ . -`, compared case-insensitively.
+    pub username: StrictString<UsernameRules>,
+    /// 8 to 1024 characters; every one of them counts.
+    pub password: StrictString<PasswordRules>,
+    /// An email address (one `@`, a domain with a dot, at most 254
+    /// characters): a verification mail goes to it.
+    pub email: Option<StrictString<EmailRules>>,
+}
+
+impl std::fmt::Debug for NewAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewAccount")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Credentials {
@@ -182,7 +203,8 @@ pub enum RegisterResponse {
     /// The account was created.
     #[oai(status = 201)]
     Created(Json<UserBody>),
-    /// `invalid_username`, `weak_password`, or `bad_request` for a malformed body.
+    /// `invalid_username`, `weak_password`, `invalid_email`, or
+    /// `bad_request` for a malformed body.
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
     /// `registration_closed`: `ALLOW_REGISTRATION=false`.
@@ -430,17 +452,44 @@ impl AuthApi {
     #[oai(path = "/register", method = "post", operation_id = "register")]
     async fn register(
         &self,
+        req: &Request,
         auth: Data<&Arc<Registration>>,
-        body: Json<Credentials>,
+        emails: Data<&Arc<Emails>>,
+        config: Data<&Arc<HttpConfig>>,
+        body: Json<NewAccount>,
     ) -> RegisterResponse {
-        let Credentials {
+        let NewAccount {
             username: StrictString(username, _),
             password: StrictString(password, _),
+            email,
         } = body.0;
-        match auth.register(&username, SecretString::from(password)).await {
-            Ok(user) => RegisterResponse::Created(Json(UserBody::from(&user))),
-            Err(e) => e.into(),
+        // Checked first: a bad address creates no account.
+        let address = match email.map(|e| EmailAddress::parse(&e.0)).transpose() {
+            Ok(address) => address,
+            Err(e) => {
+                return RegisterResponse::BadRequest(Json(Problem::new(
+                    Code::InvalidEmail,
+                    e.to_string(),
+                )));
+            }
+        };
+        let user = match auth.register(&username, SecretString::from(password)).await {
+            Ok(user) => user,
+            Err(e) => return e.into(),
+        };
+        if let Some(address) = address {
+            let client = client_info(req, &config);
+            let base = crate::http::dpop::public_base(req, &config);
+            // The account exists either way; without the mail, the user
+            // sets the address again with `PUT /api/account/email`.
+            if let Err(e) = emails
+                .send_verification(&user, &address, &base, &client)
+                .await
+            {
+                tracing::error!(error = ?e, user = %user.id, "verification mail not queued");
+            }
         }
+        RegisterResponse::Created(Json(UserBody::from(&user)))
     }
 
     /// Log in.

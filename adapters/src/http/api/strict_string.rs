@@ -72,6 +72,20 @@ impl StringRules for CeremonyIdRules {
     const MAX_LENGTH: Option<usize> = Some(43);
 }
 
+/// An email address as sent (checked further by `domain::email`).
+#[derive(Debug, Clone, Copy)]
+pub struct EmailRules;
+impl StringRules for EmailRules {
+    const MAX_LENGTH: Option<usize> = Some(1024);
+}
+
+/// A token from a mail (checked against the store).
+#[derive(Debug, Clone, Copy)]
+pub struct MailTokenRules;
+impl StringRules for MailTokenRules {
+    const MAX_LENGTH: Option<usize> = Some(256);
+}
+
 /// A passkey's name: at most 64 characters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PasskeyNameRules;

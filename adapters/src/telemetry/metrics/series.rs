@@ -21,11 +21,12 @@ pub(super) const REFRESH_OUTCOMES: [&str; 6] = [
     "invalid",
 ];
 /// Every `reason` of `authd_sessions_revoked_total`.
-pub(super) const REVOKE_REASONS: [&str; 5] = [
+pub(super) const REVOKE_REASONS: [&str; 6] = [
     "logout",
     "user",
     "reuse",
     "password_changed",
+    "password_reset",
     "account_deleted",
 ];
 /// Every `method` of `authd_logins_total`: `LoginMethod::as_str`.
@@ -40,6 +41,14 @@ pub(super) const TWO_FACTOR_EVENTS: [&str; 5] = [
 ];
 /// Every `outcome` of `authd_dpop_proofs_total`.
 pub(super) const DPOP_OUTCOMES: [&str; 2] = ["accepted", "refused"];
+/// Every `event` of `authd_mail_total`.
+pub(super) const MAIL_EVENTS: [&str; 5] = [
+    "verification_sent",
+    "verified",
+    "reset_requested",
+    "reset",
+    "failed",
+];
 /// Every `outcome` of `authd_ws_reauths_total`.
 pub(super) const REAUTH_OUTCOMES: [&str; 2] = ["success", "failure"];
 
@@ -98,6 +107,7 @@ pub(super) fn revoke_reason(kind: SecurityEventKind) -> Option<&'static str> {
         SecurityEventKind::SessionRevoked => Some("user"),
         SecurityEventKind::ReuseDetected => Some("reuse"),
         SecurityEventKind::PasswordChanged => Some("password_changed"),
+        SecurityEventKind::PasswordReset => Some("password_reset"),
         SecurityEventKind::AccountDeleted => Some("account_deleted"),
         _ => None,
     }
@@ -111,6 +121,18 @@ pub(super) fn two_factor_event(kind: SecurityEventKind) -> Option<&'static str> 
         SecurityEventKind::RecoveryCodeUsed => Some("recovery_code_used"),
         SecurityEventKind::PasskeyAdded => Some("passkey_added"),
         SecurityEventKind::PasskeyRemoved => Some("passkey_removed"),
+        _ => None,
+    }
+}
+
+/// The `event` of `authd_mail_total` that `kind` counts in, if any.
+pub(super) fn mail_event(kind: SecurityEventKind) -> Option<&'static str> {
+    match kind {
+        SecurityEventKind::EmailVerificationSent => Some("verification_sent"),
+        SecurityEventKind::EmailVerified => Some("verified"),
+        SecurityEventKind::PasswordResetRequested => Some("reset_requested"),
+        SecurityEventKind::PasswordReset => Some("reset"),
+        SecurityEventKind::MailFailed => Some("failed"),
         _ => None,
     }
 }

@@ -32,12 +32,14 @@ fn every_event_kind_counts_in_its_series() {
         let revoke = revoke_reason(kind);
         let two_factor = two_factor_event(kind);
         let dpop = dpop_outcome(kind);
+        let mail = mail_event(kind);
         assert!(
             login.is_some()
                 || refresh.is_some()
                 || revoke.is_some()
                 || two_factor.is_some()
-                || dpop.is_some(),
+                || dpop.is_some()
+                || mail.is_some(),
             "{kind:?} is counted nowhere"
         );
         assert!(login.is_none_or(|o| LOGIN_OUTCOMES.contains(&o)));
@@ -45,6 +47,7 @@ fn every_event_kind_counts_in_its_series() {
         assert!(revoke.is_none_or(|r| REVOKE_REASONS.contains(&r)));
         assert!(two_factor.is_none_or(|e| TWO_FACTOR_EVENTS.contains(&e)));
         assert!(dpop.is_none_or(|e| DPOP_OUTCOMES.contains(&e)));
+        assert!(mail.is_none_or(|e| MAIL_EVENTS.contains(&e)));
     }
     assert_eq!(
         refresh_outcome(SecurityEventKind::ReuseDetected),

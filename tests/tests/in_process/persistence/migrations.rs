@@ -24,6 +24,9 @@ async fn migrations_are_idempotent(db: Database) {
         "refresh_tokens",
         "login_failures",
         "audit_events",
+        "email_addresses",
+        "mail_tokens",
+        "mail_outbox",
     ] {
         assert_eq!(count_rows(&db, table).await, 0, "{table}");
     }
