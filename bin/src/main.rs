@@ -69,6 +69,15 @@ enum UserCommand {
         /// The username.
         name: String,
     },
+    /// Set a user's password (read from stdin), as a reset by mail does:
+    /// every session of the user ends (every process closes their sockets
+    /// within seconds), their failed logins are forgotten, two-factor login
+    /// stays on; the audit trail records `password_reset`. Check who is
+    /// asking first.
+    SetPassword {
+        /// The username.
+        name: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -184,6 +193,35 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             }
             None => anyhow::bail!("no user is named {name:?}"),
         },
+        Command::User {
+            command: UserCommand::SetPassword { name },
+        } => {
+            let (users, replacement) = wiring::password_replacement(&config).await?;
+            let user = match domain::Username::parse(&name) {
+                Ok(username) => users.find_by_username(&username).await?,
+                Err(_) => None,
+            };
+            let Some(user) = user else {
+                anyhow::bail!("no user is named {name:?}");
+            };
+            let password = read_password(&name)?;
+            let operator = application::ClientInfo {
+                ip: None,
+                user_agent: Some("authd user set-password".into()),
+                key: None,
+            };
+            let ended = replacement
+                .replace(&user, password, &operator)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot set the password: {e}"))?;
+            println!(
+                "password set for user {} ({}); {} sessions ended",
+                user.username,
+                user.id,
+                ended.len()
+            );
+            Ok(())
+        }
         Command::Openapi => {
             unreachable!("main prints the document before reading the configuration")
         }

@@ -27,9 +27,9 @@ use adapters::ws::WsConfig;
 use anyhow::Context;
 pub use application::composition::{Ports, UseCases, compose};
 use application::ports::{
-    AccessTokenVerifier as _, Clock, RevocationBus, SessionStore, ThrottlePolicy,
+    AccessTokenVerifier as _, Clock, RevocationBus, SessionStore, ThrottlePolicy, UserRepository,
 };
-use application::use_cases::{SigningKeys, UserAccounts};
+use application::use_cases::{PasswordReplacement, SigningKeys, UserAccounts};
 use application::{AuthConfig, SealKey};
 use domain::{Algorithm, TokenPolicy};
 
@@ -121,6 +121,30 @@ pub async fn user_accounts(config: &Config) -> anyhow::Result<UserAccounts> {
         ),
         mfa: Arc::new(SeaMfaStore::new(db)),
     })
+}
+
+/// What `authd user set-password` needs: the users, their sessions, the
+/// two-factor challenges, the login throttle, the audit trail and the
+/// hasher, on a connected database. Every process hears of the revoked
+/// sessions from the revocation feed within its poll.
+///
+/// # Errors
+/// The database cannot be reached, or the hasher cannot start.
+pub async fn password_replacement(
+    config: &Config,
+) -> anyhow::Result<(Arc<dyn UserRepository>, PasswordReplacement)> {
+    let db = connect(config).await?;
+    let users: Arc<dyn UserRepository> = Arc::new(SeaUserRepository::new(db.clone()));
+    let replacement = PasswordReplacement {
+        users: users.clone(),
+        hasher: Arc::new(Argon2Hasher::with_queue_limit(config.password_queue_limit)?),
+        sessions: Arc::new(SeaSessionStore::new(db.clone())),
+        mfa: Arc::new(SeaMfaStore::new(db.clone())),
+        throttle: Arc::new(SeaLoginThrottle::new(db.clone(), throttle_policy(config))),
+        events: Arc::new(EventRecorder::new(Metrics::disabled()).with_store(SeaAuditLog::new(db))),
+        clock: Arc::new(SystemClock),
+    };
+    Ok((users, replacement))
 }
 
 /// Builds every adapter on `db` and composes the use cases on them;

@@ -35,6 +35,7 @@ mod account_deletion;
 mod catch_up;
 mod database_outage;
 mod key_rotation;
+mod set_password;
 mod shared_port;
 mod shorter_lifetime;
 mod two_factor;
