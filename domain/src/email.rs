@@ -162,6 +162,9 @@ pub struct MailTokenFacts {
     /// For a reset: whether the account's password is still the one it was
     /// issued under (a change by any means voids it).
     pub password_unchanged: bool,
+    /// For a reset: whether the address it was sent to is still the
+    /// account's verified address (a token is bound to its address).
+    pub address_current: bool,
 }
 
 /// Why a token from a mail is refused (all `400 invalid_token_in_mail`).
@@ -203,6 +206,9 @@ pub fn judge_mail_token(
         return Err(MailTokenRefusal::Expired);
     }
     if facts.superseded {
+        return Err(MailTokenRefusal::Superseded);
+    }
+    if purpose == MailPurpose::Reset && !facts.address_current {
         return Err(MailTokenRefusal::Superseded);
     }
     if purpose == MailPurpose::Reset && !facts.password_unchanged {
@@ -302,6 +308,7 @@ mod tests {
             used: false,
             superseded: false,
             password_unchanged: true,
+            address_current: true,
         }
     }
 

@@ -220,7 +220,7 @@ impl Emails {
     pub async fn verify(&self, token: &str, client: &ClientInfo) -> Result<(), EmailError> {
         let (hash, stored) = self.presented(token).await?;
         let now = self.clock.now();
-        let facts = stored.as_ref().map(|s| facts(s, true));
+        let facts = stored.as_ref().map(|s| facts(s, true, true));
         judge_mail_token(facts.as_ref(), MailPurpose::Verify, now)?;
         let stored = stored.ok_or(MailTokenRefusal::Unknown)?;
         let address =
@@ -295,14 +295,23 @@ impl Emails {
         // A weak password costs no token.
         check_password_policy(new.expose_secret())?;
         let (hash, stored) = self.presented(token).await?;
-        let user = match &stored {
-            Some(s) => self.users.find_by_id(s.user).await?,
-            None => None,
+        let (user, verified) = match &stored {
+            Some(s) => (
+                self.users.find_by_id(s.user).await?,
+                self.store.verified_address(s.user).await?,
+            ),
+            None => (None, None),
         };
         let facts = stored.as_ref().zip(user.as_ref()).map(|(s, u)| {
+            let sent_to = EmailAddress::parse(&s.address).map(|a| a.canonical());
+            let current = verified
+                .as_deref()
+                .and_then(|v| EmailAddress::parse(v).ok())
+                .map(|v| v.canonical());
             facts(
                 s,
                 s.password_stamp.as_deref() == Some(&password_stamp(&u.password_hash)),
+                sent_to.ok().is_some_and(|a| Some(a) == current),
             )
         });
         let now = self.clock.now();
@@ -380,13 +389,18 @@ impl Emails {
 }
 
 /// What [`judge_mail_token`] needs of a stored token.
-fn facts(stored: &crate::ports::StoredMailToken, password_unchanged: bool) -> MailTokenFacts {
+fn facts(
+    stored: &crate::ports::StoredMailToken,
+    password_unchanged: bool,
+    address_current: bool,
+) -> MailTokenFacts {
     MailTokenFacts {
         purpose: stored.purpose,
         expires_at: stored.expires_at,
         used: stored.used,
         superseded: stored.superseded,
         password_unchanged,
+        address_current,
     }
 }
 

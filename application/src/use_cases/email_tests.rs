@@ -288,6 +288,33 @@ async fn a_reset_token_dies_with_a_password_change_a_newer_reset_or_its_lifetime
 }
 
 #[tokio::test]
+async fn a_reset_token_is_bound_to_the_address_it_was_sent_to() {
+    let (w, s) = alice_with_verified("alice@example.com").await;
+    let address = domain::email::EmailAddress::parse("alice@example.com").unwrap();
+    w.emails.forgot(&address, BASE, &client()).await.unwrap();
+    let reset = deliver_and_read_token(&w).await;
+    w.emails
+        .change_address(
+            &claims(&w, &s),
+            "new@example.com",
+            secret("correct horse"),
+            None,
+            BASE,
+            &client(),
+        )
+        .await
+        .unwrap();
+    let verify = deliver_and_read_token(&w).await;
+    w.emails.verify(&verify, &client()).await.unwrap();
+    assert!(matches!(
+        w.emails
+            .reset(&reset, secret("a new good password"), &client())
+            .await,
+        Err(EmailError::InvalidToken(MailTokenRefusal::Superseded))
+    ));
+}
+
+#[tokio::test]
 async fn three_reset_mails_an_hour_and_none_to_an_unknown_address() {
     let (w, _) = alice_with_verified("alice@example.com").await;
     let before = w.mailbox.sent.lock().unwrap().len();
