@@ -57,6 +57,14 @@
 // `dpopBound` says whether the current session is bound, `dpopThumbprint`
 // is the key's RFC 7638 thumbprint (what the server puts in `cnf.jkt`).
 //
+// Email: register(username, password, email) and setEmail(email, password,
+// factor) send a verification mail; verifyEmail(token) completes its link
+// (`/?verify=<token>`); forgotPassword(email) asks for a reset link (the
+// answer says nothing about whether the address is an account's), and
+// resetPassword(token, newPassword) completes it (`/?reset=<token>`).
+// account() shows the address and whether it is verified. Tokens from mail
+// are passed in by the caller and never logged or stored here.
+//
 // Two-factor login (TOTP): beginTotp() gives the secret and its otpauth://
 // URI to show once, confirmTotp(code) turns it on and gives the recovery
 // codes to show once, disableTotp(password, {code}|{recoveryCode}) turns it off. None of them, nor
@@ -478,9 +486,16 @@
       return Math.max(0, this.expiresAt - Math.floor(Date.now() / 1000));
     }
 
-    async register(username, password) {
-      const body = await this.request('POST', '/register', { json: { username, password } });
-      this.onEvent('registered', body.username);
+    /**
+     * Creates an account; with `email` (optional) a verification mail goes
+     * to that address, whose link (`/?verify=<token>`) `verifyEmail`
+     * completes. Nothing is signed in: `login` follows.
+     */
+    async register(username, password, email) {
+      const json = { username, password };
+      if (typeof email === 'string' && email.trim() !== '') json.email = email.trim();
+      const body = await this.request('POST', '/register', { json });
+      this.onEvent('registered', body.username + (json.email ? ', a verification mail is on its way' : ''));
       return body;
     }
 
@@ -603,9 +618,69 @@
       this.onEvent('passkey_deleted', id);
     }
 
-    /** The signed-in account: `{ ..., mfa: { totp, passkeys } }`. */
+    /**
+     * The signed-in account: `{ id, username, email, emailVerified,
+     * createdAt, mfa: { totp, passkeys } }`. `email` is the verified
+     * address, or while there is none the one waiting for its link; null
+     * when there is neither. A changed address shows once it is verified.
+     */
     async account() {
       return this.request('GET', '/account', this.credentials());
+    }
+
+    // -- email: an address proved by a link, a password reset by one --------
+
+    /**
+     * Asks to make `email` the signed-in account's address: the password
+     * confirms it, and, while two-factor login is on and this session began
+     * without it, a second factor (`factor`: the app's code as a string, or
+     * `{ code }` or `{ recoveryCode }`; the server asks with
+     * invalid_mfa_code). A verification mail goes to the address; the
+     * account's address changes only once its link is followed. Errors:
+     * invalid_email, invalid_credentials, invalid_mfa_code, email_taken,
+     * rate_limited.
+     */
+    async setEmail(email, password, factor) {
+      const json = { email, password };
+      if (typeof factor === 'string' && factor !== '') json.code = factor;
+      else if (factor && typeof factor === 'object') Object.assign(json, factor);
+      await this.request('PUT', '/account/email', { ...this.credentials(), json });
+      this.onEvent('email_change_sent', 'the address changes once its link is followed');
+    }
+
+    /**
+     * Completes a verification link's token (`/?verify=<token>`): the
+     * address it was sent to becomes its account's, verified. No session
+     * is needed. Errors: invalid_token_in_mail (unknown, used, expired, or
+     * for an address no longer waiting).
+     */
+    async verifyEmail(token) {
+      await this.request('POST', '/email/verify', { json: { token } });
+      this.onEvent('email_verified', '');
+    }
+
+    /**
+     * Asks for a reset link to `email`. The answer is the same whether or
+     * not the address belongs to an account (a mail goes only to a
+     * verified address, at most three an hour): resolves either way.
+     */
+    async forgotPassword(email) {
+      await this.request('POST', '/password/forgot', { json: { email } });
+      this.onEvent('password_reset_requested', '');
+    }
+
+    /**
+     * Completes a reset link's token (`/?reset=<token>`) with a new
+     * password: every session of that account ends (its sockets close with
+     * 4003), two-factor login stays on. A session this browser holds may be
+     * one of them (a reset for the signed-in account): a refresh finds out,
+     * and on 401 signs out here. Errors: invalid_token_in_mail,
+     * weak_password (the token stays usable).
+     */
+    async resetPassword(token, newPassword) {
+      await this.request('POST', '/password/reset', { json: { token, newPassword } });
+      this.onEvent('password_reset', 'every session of the account ended');
+      if (this.signedIn) await this.refresh().catch(() => {});
     }
 
     /**

@@ -5,12 +5,16 @@
 // "error <code>", "closed <code>", logout, signed_out, not_signed_in,
 // password_changed, account_deleted, mfa_required, totp_begun, totp_enabled,
 // totp_disabled, passkey_added, passkey_deleted, passkeys (the list loaded),
-// failed; and from the other tabs of this browser (see auth-client.js):
-// token_from_tab, login_in_tab, logout_in_tab; dpop_unavailable (no key for
-// DPoP in this browser: sessions are unbound).
+// registered, email_change_sent, email_verified, password_reset_requested,
+// password_reset, failed; and from the other tabs of this browser (see
+// auth-client.js): token_from_tab, login_in_tab, logout_in_tab;
+// dpop_unavailable (no key for DPoP in this browser: sessions are unbound).
 //
 // `?dpop=off` in the page's URL makes its client skip DPoP (unbound Bearer
 // sessions), to compare the two; #session-binding shows which one it is.
+//
+// The email parts (the address, "Forgot password?", the links `/?verify=`
+// and `/?reset=` from a mail) are in client-demo-email.js, wired here.
 //
 // Secrets shown here (a TOTP secret, recovery codes) go into the page's text
 // only, never into the log or storage, and are removed once done with or on
@@ -19,6 +23,9 @@
   'use strict';
 
   const $ = (id) => document.getElementById(id);
+
+  // First of all, before any request is made: a mail link's token leaves the URL.
+  const fromMail = DemoEmail.takeMailTokens();
   const log = $('log');
 
   function logEvent(name, detail) {
@@ -42,6 +49,8 @@
   }
 
   const dpop = new URLSearchParams(location.search).get('dpop') !== 'off';
+  // The email parts, once wired (render may run before).
+  let email = null;
   const client = new AuthClient({ onEvent: logEvent, onState: render, dpop });
 
   function render() {
@@ -54,7 +63,7 @@
     wsState.dataset.state = client.socket === null ? 'closed' : (open ? 'open' : 'connecting');
     wsState.textContent = wsState.dataset.state;
     for (const id of ['refresh-btn', 'protected-btn', 'logout-btn', 'sessions-btn', 'password-btn', 'delete-btn',
-      'totp-begin-btn', 'totp-confirm-btn', 'totp-disable-btn']) {
+      'totp-begin-btn', 'totp-confirm-btn', 'totp-disable-btn', 'email-btn']) {
       $(id).disabled = !signedIn;
     }
     $('passkey-add-btn').disabled = !signedIn || !client.passkeysSupported;
@@ -72,6 +81,7 @@
     showBinding();
     showTwoFactorState();
     showPasskeys();
+    if (email) email.render();
     $('connect-btn').disabled = !signedIn || client.socket !== null;
     $('ping-btn').disabled = !open;
     $('echo-btn').disabled = !open;
@@ -115,6 +125,8 @@
     }
     render();
   }
+
+  email = DemoEmail.wireEmail(client, guarded, showError);
 
   // The second step of a login, while one is pending: the mfaToken from the
   // 403 mfa_required answer (kept here only, never shown or logged).
@@ -407,7 +419,10 @@
   });
 
   $('register-btn').addEventListener('click', () =>
-    guarded(() => client.register($('username').value, $('password').value)));
+    guarded(async () => {
+      await client.register($('username').value, $('password').value, $('register-email').value);
+      $('register-email').value = '';
+    }));
 
   $('refresh-btn').addEventListener('click', () => guarded(() => client.refresh()));
 
@@ -494,6 +509,7 @@
 
   setInterval(tick, 1000);
   render();
+  email.completeLinks(fromMail);
   // A refresh cookie from an earlier visit signs the page in again.
   client.resume().then(render);
 })();

@@ -12,6 +12,7 @@
 
 mod browser;
 mod browser_dpop;
+mod browser_email;
 mod browser_mfa;
 mod browser_passkeys;
 mod browser_session;
@@ -21,6 +22,7 @@ mod demo_page;
 mod deployment;
 mod dpop_page;
 mod nginx;
+mod nginx_mail_zone;
 pub mod stack;
 pub mod webdriver;
 

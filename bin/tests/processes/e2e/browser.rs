@@ -29,6 +29,7 @@ async fn demo_page_in_headless_chromium() -> Result<()> {
     let opts = StackOptions {
         access_token_expiry: "20s",
         ws_expiry_warning: "8s",
+        ..StackOptions::default()
     };
     let session = BrowserSession::start(TEST, opts).await?;
     let (browser, origin, http) = (&session.browser, session.origin(), &session.http);

@@ -47,6 +47,7 @@ async fn three_tabs_share_one_refresh_per_expiry() -> Result<()> {
     let opts = StackOptions {
         access_token_expiry: "12s",
         ws_expiry_warning: "3s",
+        ..StackOptions::default()
     };
     let session = BrowserSession::start(TEST, opts).await?;
     let (browser, stack) = (&session.browser, &session.stack);

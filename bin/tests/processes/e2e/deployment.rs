@@ -135,6 +135,8 @@ fn check_deployment_files(root: &std::path::Path, dir: &std::path::Path) -> Resu
         "server 127.0.0.1:3011 ",
         "zone=login",
         "zone=refresh",
+        "zone=mail:10m    rate=5r/m",
+        "limit_req zone=mail burst=5 nodelay",
         "client_max_body_size 16k",
         "proxy_set_header Upgrade $http_upgrade",
         "map $http_x_request_id $req_id",

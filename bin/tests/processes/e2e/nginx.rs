@@ -396,6 +396,44 @@ fn head_header<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// Nginx alone with the project's template, in front of [`fake_upstream`]
+/// as both the REST and the WebSocket upstream.
+pub(super) struct NginxAlone {
+    pub dir: std::path::PathBuf,
+    /// `https://127.0.0.1:PORT`.
+    pub origin: String,
+    /// Trusts exactly Nginx's test certificate.
+    pub http: reqwest::Client,
+    /// The request heads the stand-in received, in order.
+    pub heads: std::sync::mpsc::Receiver<String>,
+    pub nginx: process::Proc,
+}
+
+impl NginxAlone {
+    /// Requires the stack's programs for `test`; the files go to a fresh
+    /// temporary directory named `prefix-<uuid>`.
+    pub(super) fn start(test: &str, prefix: &str) -> Result<Self> {
+        process::require_tools(test, &stack::TOOLS);
+        let dir = process::temp_dir(prefix)?;
+        process::run(
+            std::process::Command::new("sh")
+                .arg(process::workspace_root().join("infra/nginx/make-dev-cert.sh"))
+                .arg(dir.join("certs")),
+        )?;
+        let cert_pem = std::fs::read(dir.join("certs/dev.crt"))?;
+        let (upstream, heads) = fake_upstream()?;
+        let ports = process::free_ports(2);
+        let nginx = stack::start_nginx(&dir, (ports[0], ports[1]), &[upstream], &[upstream])?;
+        Ok(Self {
+            origin: format!("https://127.0.0.1:{}", ports[1]),
+            http: client::https_client(&cert_pem)?,
+            dir,
+            heads,
+            nginx,
+        })
+    }
+}
+
 /// Nginx alone, in front of a stand-in upstream that records what it
 /// receives: the request id (the client's when sane, else Nginx's) goes
 /// upstream, back in exactly one response header and into the access log;
@@ -407,19 +445,13 @@ fn head_header<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
 )]
 async fn nginx_passes_request_id_and_trace_context_upstream() -> Result<()> {
     const TEST: &str = "nginx_passes_request_id_and_trace_context_upstream";
-    process::require_tools(TEST, &stack::TOOLS);
-    let dir = process::temp_dir("authd-nginx-ids")?;
-    process::run(
-        std::process::Command::new("sh")
-            .arg(process::workspace_root().join("infra/nginx/make-dev-cert.sh"))
-            .arg(dir.join("certs")),
-    )?;
-    let cert_pem = std::fs::read(dir.join("certs/dev.crt"))?;
-    let (upstream, heads) = fake_upstream()?;
-    let ports = process::free_ports(2);
-    let nginx = stack::start_nginx(&dir, (ports[0], ports[1]), &[upstream], &[upstream])?;
-    let http = client::https_client(&cert_pem)?;
-    let origin = format!("https://127.0.0.1:{}", ports[1]);
+    let NginxAlone {
+        dir,
+        origin,
+        http,
+        heads,
+        nginx,
+    } = NginxAlone::start(TEST, "authd-nginx-ids")?;
     let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     let tracestate = "vendor1=opaque1,vendor2=opaque2";
     let client_id = format!("trace-me.{}", uuid::Uuid::new_v4().simple());

@@ -30,6 +30,14 @@ fn browser_origin(https_port: u16) -> String {
 pub struct StackOptions {
     pub access_token_expiry: &'static str,
     pub ws_expiry_warning: &'static str,
+    /// `SMTP_URL` for every process (the service refuses it without
+    /// `public_url`). Unset, each process writes its mail as files under
+    /// the stack's `data/mail/`.
+    pub smtp_url: Option<String>,
+    /// `PUBLIC_URL` as [`Stack::browser_origin`] for every process: the
+    /// links in mail point there, and DPoP proofs must name it, so the
+    /// clients of such a stack use that origin, not [`Stack::origin`].
+    pub public_url: bool,
 }
 
 impl Default for StackOptions {
@@ -37,6 +45,8 @@ impl Default for StackOptions {
         Self {
             access_token_expiry: "15m",
             ws_expiry_warning: "60s",
+            smtp_url: None,
+            public_url: false,
         }
     }
 }
@@ -200,7 +210,15 @@ impl Stack {
                 .env("RUST_LOG", "info")
                 .env("LOG_FORMAT", "json")
                 .env_remove("CORS_ORIGINS")
+                .env_remove("SMTP_URL")
+                .env_remove("PUBLIC_URL")
                 .current_dir(&dir);
+            if let Some(url) = &opts.smtp_url {
+                cmd.env("SMTP_URL", url);
+            }
+            if opts.public_url {
+                cmd.env("PUBLIC_URL", browser_origin(https_port));
+            }
         };
 
         let mut migrate = Command::new(&authd);
