@@ -13,7 +13,10 @@ pub const DEFAULT_VERIFY_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_RESET_EXPIRY: Duration = Duration::from_secs(30 * 60);
 /// Reset mails an account is sent at most in [`RESET_MAIL_WINDOW`].
 pub const RESET_MAILS_PER_WINDOW: u64 = 3;
-/// The window of [`RESET_MAILS_PER_WINDOW`].
+/// Verification mails an account is sent at most in [`RESET_MAIL_WINDOW`]
+/// (each `PUT /api/account/email` mails an address the caller names).
+pub const VERIFY_MAILS_PER_WINDOW: u64 = 5;
+/// The window of [`RESET_MAILS_PER_WINDOW`] and [`VERIFY_MAILS_PER_WINDOW`].
 pub const RESET_MAIL_WINDOW: Duration = Duration::from_secs(3600);
 /// The longest address accepted (RFC 5321's path limit less the brackets).
 pub const MAX_ADDRESS_LEN: usize = 254;
@@ -223,6 +226,16 @@ pub const fn reset_mail_allowed(sent: u64) -> bool {
     sent < RESET_MAILS_PER_WINDOW
 }
 
+/// Whether another mail for `purpose` may go to an account that was sent
+/// `sent` of them in the last [`RESET_MAIL_WINDOW`]: 3 resets, 5
+/// verifications.
+pub const fn mail_allowed(purpose: MailPurpose, sent: u64) -> bool {
+    match purpose {
+        MailPurpose::Reset => reset_mail_allowed(sent),
+        MailPurpose::Verify => sent < VERIFY_MAILS_PER_WINDOW,
+    }
+}
+
 /// The outbox: a mail is tried again after a failure that may pass (no
 /// connection, a `4xx`), later each time, and given up once it is older
 /// than [`OUTBOX_GIVE_UP`] (its link would have expired; a `5xx` gives up
@@ -367,10 +380,14 @@ mod tests {
     }
 
     #[test]
-    fn three_reset_mails_an_hour() {
+    fn three_reset_mails_and_five_verifications_an_hour() {
         assert!(reset_mail_allowed(0));
         assert!(reset_mail_allowed(2));
         assert!(!reset_mail_allowed(3));
+        assert!(mail_allowed(MailPurpose::Reset, 2));
+        assert!(!mail_allowed(MailPurpose::Reset, 3));
+        assert!(mail_allowed(MailPurpose::Verify, 4));
+        assert!(!mail_allowed(MailPurpose::Verify, 5));
     }
 
     #[test]

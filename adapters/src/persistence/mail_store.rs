@@ -13,7 +13,7 @@ use application::ports::{
     ClaimedMail, Issued, MailStore, NewMailToken, QueuedMail, SetAddressError, StoredMailToken,
 };
 use async_trait::async_trait;
-use domain::email::{EmailAddress, MailPurpose, RESET_MAIL_WINDOW, reset_mail_allowed};
+use domain::email::{EmailAddress, MailPurpose, RESET_MAIL_WINDOW, mail_allowed};
 use domain::{Timestamp, TokenHash, UserId};
 use sea_orm::sea_query::{Expr, ExprTrait as _, LockBehavior, LockType, OnConflict, Query};
 use sea_orm::{
@@ -110,27 +110,25 @@ impl MailStore for SeaMailStore {
     )]
     async fn issue(&self, token: &NewMailToken, mail: &QueuedMail) -> anyhow::Result<Issued> {
         let tx = self.db.write_transaction().await?;
-        if token.purpose == MailPurpose::Reset {
-            // Every issue for this user waits here for the one before it
-            // (PostgreSQL: the user's row; SQLite: the write lock, held
-            // since BEGIN IMMEDIATE, the lock clause is not written), so
-            // the count below is exact.
-            user::Entity::find_by_id(*token.user.as_uuid())
-                .lock_exclusive()
-                .one(tx.txn())
-                .await
-                .store_context("locking the user")?
-                .with_context(|| format!("the user {} is gone", token.user))?;
-            let since = token.issued_at.minus(RESET_MAIL_WINDOW);
-            let sent = mail_token::Entity::find()
-                .filter(tokens_of(token.user, MailPurpose::Reset))
-                .filter(mail_token::Column::IssuedAt.gt(since.unix_millis()))
-                .count(tx.txn())
-                .await
-                .store_context("counting the reset mails of the last hour")?;
-            if !reset_mail_allowed(sent) {
-                return Ok(Issued::CapReached);
-            }
+        // Every issue for this user waits here for the one before it
+        // (PostgreSQL: the user's row; SQLite: the write lock, held since
+        // BEGIN IMMEDIATE, the lock clause is not written), so the count
+        // below is exact.
+        user::Entity::find_by_id(*token.user.as_uuid())
+            .lock_exclusive()
+            .one(tx.txn())
+            .await
+            .store_context("locking the user")?
+            .with_context(|| format!("the user {} is gone", token.user))?;
+        let since = token.issued_at.minus(RESET_MAIL_WINDOW);
+        let sent = mail_token::Entity::find()
+            .filter(tokens_of(token.user, token.purpose))
+            .filter(mail_token::Column::IssuedAt.gt(since.unix_millis()))
+            .count(tx.txn())
+            .await
+            .store_context("counting the mails of the last hour")?;
+        if !mail_allowed(token.purpose, sent) {
+            return Ok(Issued::CapReached);
         }
         mail_token::Entity::insert(mail_token::ActiveModel {
             token_hash: Set(token.hash.as_bytes().to_vec()),

@@ -76,7 +76,7 @@ pub struct ClaimedMail {
 pub enum Issued {
     /// The token and its mail are stored.
     Queued,
-    /// A reset, refused by `domain::email::reset_mail_allowed`: nothing stored.
+    /// Refused by `domain::email::mail_allowed` (the hourly cap): nothing stored.
     CapReached,
 }
 
@@ -94,12 +94,12 @@ pub enum SetAddressError {
 /// Persistent addresses, mail tokens and the outbox.
 #[async_trait]
 pub trait MailStore: Send + Sync + 'static {
-    /// Stores `token` and `mail` in one transaction. For a reset, first
-    /// counts the user's reset tokens issued since `token.issued_at` less
-    /// `domain::email::RESET_MAIL_WINDOW` and stores nothing unless
-    /// `domain::email::reset_mail_allowed` (exact under concurrency: the
-    /// count and the insert are one transaction holding the user's row or
-    /// the write lock).
+    /// Stores `token` and `mail` in one transaction. First counts the
+    /// user's tokens of the same purpose issued since `token.issued_at`
+    /// less `domain::email::RESET_MAIL_WINDOW` and stores nothing unless
+    /// `domain::email::mail_allowed` (exact under concurrency: the count
+    /// and the insert are one transaction holding the user's row or the
+    /// write lock).
     ///
     /// # Errors
     /// Storage failures (nothing is stored then).

@@ -52,6 +52,13 @@ pub enum EmailError {
     /// The password-hashing queue is full.
     #[error(transparent)]
     Overloaded(#[from] Overloaded),
+    /// The account was sent as many verification mails as an hour allows
+    /// (`429 rate_limited`).
+    #[error("too many verification mails")]
+    RateLimited {
+        /// When to try again (at most).
+        retry_after: std::time::Duration,
+    },
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -168,8 +175,15 @@ impl Emails {
         base: &str,
         client: &ClientInfo,
     ) -> Result<(), EmailError> {
-        self.queue(user, address, MailPurpose::Verify, None, base)
-            .await?;
+        if self
+            .queue(user, address, MailPurpose::Verify, None, base)
+            .await?
+            == Issued::CapReached
+        {
+            return Err(EmailError::RateLimited {
+                retry_after: domain::email::RESET_MAIL_WINDOW,
+            });
+        }
         let event = SecurityEvent::new(
             SecurityEventKind::EmailVerificationSent,
             self.clock.now(),
@@ -259,6 +273,14 @@ impl Emails {
         let Some(user) = self.users.find_by_id(owner).await? else {
             return Ok(());
         };
+        // To the address as it was verified, not as the requester spelt it:
+        // the local part may be case-sensitive (RFC 5321, 2.4), so another
+        // spelling may be another mailbox.
+        let Some(verified) = self.store.verified_address(owner).await? else {
+            return Ok(());
+        };
+        let address = &EmailAddress::parse(&verified)
+            .map_err(|_| anyhow::anyhow!("the verified address of {owner} does not parse"))?;
         let stamp = password_stamp(&user.password_hash);
         match self
             .queue(&user, address, MailPurpose::Reset, Some(stamp), base)

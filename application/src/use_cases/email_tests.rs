@@ -381,3 +381,34 @@ async fn the_outbox_retries_what_may_pass_and_gives_up_what_cannot() {
         "given up"
     );
 }
+
+#[tokio::test]
+async fn five_verification_mails_an_hour() {
+    let w = world_with_alice().await;
+    let s = login(&w).await;
+    let change = |n: usize| {
+        let caller = claims(&w, &s);
+        let w = &w;
+        async move {
+            w.emails
+                .change_address(
+                    &caller,
+                    &format!("a{n}@example.com"),
+                    secret("correct horse"),
+                    None,
+                    BASE,
+                    &client(),
+                )
+                .await
+        }
+    };
+    for n in 0..5 {
+        change(n).await.unwrap();
+    }
+    assert!(matches!(
+        change(5).await,
+        Err(EmailError::RateLimited { .. })
+    ));
+    w.clock.advance(Duration::from_secs(3601));
+    change(6).await.unwrap();
+}

@@ -125,11 +125,12 @@ pub enum EmailChangeResponse {
     #[oai(status = 409, content_type = "application/problem+json")]
     Taken(Json<Problem>),
     /// `rate_limited`: too many wrong passwords for this user from this
-    /// address (the login throttle's counter).
+    /// address (the login throttle's counter), or 5 verification mails
+    /// this hour already.
     #[oai(status = 429, content_type = "application/problem+json")]
     RateLimited(
         Json<Problem>,
-        /// Seconds until the password is checked again.
+        /// Seconds until the request may pass.
         #[oai(header = "Retry-After")]
         u64,
     ),
@@ -276,6 +277,19 @@ impl EmailApi {
             ))),
             Err(EmailError::Account(e)) => e.into(),
             Err(EmailError::Overloaded(e)) => AccountError::Overloaded(e).into(),
+            Err(EmailError::RateLimited { retry_after }) => {
+                let secs = super::auth::retry_after_secs(retry_after);
+                EmailChangeResponse::RateLimited(
+                    Json(Problem::new(
+                        Code::RateLimited,
+                        format!(
+                            "This account was sent as many verification mails as an hour \
+                             allows; try again in at most {secs} seconds."
+                        ),
+                    )),
+                    secs,
+                )
+            }
             Err(EmailError::Unexpected(e)) => EmailChangeResponse::Internal(Json(internal(&e))),
             Err(e) => EmailChangeResponse::Internal(Json(internal(&anyhow::Error::new(e)))),
         }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use domain::email::{EmailAddress, MailPurpose, RESET_MAIL_WINDOW, reset_mail_allowed};
+use domain::email::{EmailAddress, MailPurpose, RESET_MAIL_WINDOW, mail_allowed};
 use domain::{Timestamp, TokenHash, UserId};
 
 use crate::ports::{
@@ -54,19 +54,17 @@ impl MailTable {
 impl MailStore for MailTable {
     async fn issue(&self, token: &NewMailToken, mail: &QueuedMail) -> anyhow::Result<Issued> {
         let mut tokens = self.tokens.lock().unwrap();
-        if token.purpose == MailPurpose::Reset {
-            let since = token.issued_at.minus(RESET_MAIL_WINDOW);
-            let sent = tokens
-                .values()
-                .filter(|t| {
-                    t.new.user == token.user
-                        && t.new.purpose == MailPurpose::Reset
-                        && t.new.issued_at > since
-                })
-                .count();
-            if !reset_mail_allowed(sent as u64) {
-                return Ok(Issued::CapReached);
-            }
+        let since = token.issued_at.minus(RESET_MAIL_WINDOW);
+        let sent = tokens
+            .values()
+            .filter(|t| {
+                t.new.user == token.user
+                    && t.new.purpose == token.purpose
+                    && t.new.issued_at > since
+            })
+            .count();
+        if !mail_allowed(token.purpose, sent as u64) {
+            return Ok(Issued::CapReached);
         }
         let seq = self.issued.fetch_add(1, Ordering::SeqCst);
         tokens.insert(

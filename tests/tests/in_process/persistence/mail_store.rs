@@ -19,6 +19,7 @@ integration_tests::on_both!(
     retried_given_up_and_delivered_mails,
     pruning_deletes_expired_tokens_and_given_up_mails,
     a_users_addresses_and_tokens_go_with_the_user,
+    five_verification_mails_an_hour,
 );
 
 integration_tests::on_both!(
@@ -348,10 +349,15 @@ async fn the_pending_address_is_that_of_the_newest_live_verify_token(db: Databas
 }
 
 async fn two_senders_claim_disjoint_mails_covering_all([a, b]: [Database; 2]) {
-    let user = stored_user(&a, "pat").await.id;
+    // Ten users, five verification mails each (the hourly cap).
+    let mut users = Vec::new();
+    for n in 0..10 {
+        users.push(stored_user(&a, &format!("pat{n}")).await.id);
+    }
     let store = SeaMailStore::new(a.clone());
     let mut ids = HashSet::new();
     for n in 0..50 {
+        let user = users[usize::try_from(n % 10).unwrap()];
         let mail = issued(&store, &token(n, user, MailPurpose::Verify, "p@x.io", 0)).await;
         ids.insert(mail.id);
     }
@@ -532,4 +538,24 @@ async fn a_users_addresses_and_tokens_go_with_the_user(db: Database) {
     );
     // Mails already queued may still go (the outbox names no user).
     assert_eq!(count_rows(&db, "mail_outbox").await, 4);
+}
+
+async fn five_verification_mails_an_hour(db: Database) {
+    let store = SeaMailStore::new(db.clone());
+    let user = stored_user(&db, "vera").await.id;
+    for n in 0..5 {
+        issued(&store, &token(n, user, MailPurpose::Verify, "v@x.io", 0)).await;
+    }
+    let sixth = token(5, user, MailPurpose::Verify, "v@x.io", 10);
+    assert_eq!(
+        store.issue(&sixth, &mail(10)).await.unwrap(),
+        application::ports::Issued::CapReached
+    );
+    assert!(
+        store.find_token(&sixth.hash).await.unwrap().is_none(),
+        "nothing stored"
+    );
+    // Resets are counted apart, and an hour later verifications go again.
+    issued(&store, &token(6, user, MailPurpose::Reset, "v@x.io", 10)).await;
+    issued(&store, &token(7, user, MailPurpose::Verify, "v@x.io", 3601)).await;
 }
