@@ -107,7 +107,8 @@ impl Drop for TestApp {
 
 /// Starts the app with `config` on a fresh `backend` database, listening on
 /// loopback ports the system picks (`config`'s database and REST and
-/// WebSocket addresses are replaced), with the test [`Seams`]: a
+/// WebSocket addresses are replaced; the default `MAIL_DIR` becomes a fresh
+/// directory of the test process's, removed when it exits), with the test [`Seams`]: a
 /// [`TestClock`], [`CHEAP_HASHING`], the scheduled prune, RSA keys of
 /// [`MIN_KEY_BITS`] (2048).
 /// With `JWT_ALG=RS256` the key set starts with the fixed test key (as an
@@ -164,10 +165,19 @@ pub async fn spawn_app_with_seams(
     } else {
         ANY_LOOPBACK_PORT
     };
+    // Without `SMTP_URL` mail goes into files: never the default
+    // `data/mail` under the working directory (the repository's `tests/`),
+    // but a directory of the app's own that goes with the test process.
+    let mail_dir = if config.mail_dir == Config::default().mail_dir {
+        crate::postgres::fresh_temp_dir("mail")
+    } else {
+        config.mail_dir
+    };
     let config = Config {
         database_url,
         api_addr,
         ws_addr: ANY_LOOPBACK_PORT,
+        mail_dir,
         ..config
     };
     let mut keys = tokio::task::spawn_blocking(test_keys)

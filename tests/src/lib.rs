@@ -34,8 +34,28 @@ pub mod ws_raw;
 /// [`app::Backend`] into the suite's argument, asynchronously:
 /// `std::future::ready` hands over the backend itself, a store helper a
 /// fresh database of that kind.
+///
+/// `on_both!(needs "python-aiosmtpd" => "needs Python aiosmtpd"; $arg; ..)`
+/// also ignores both tests outside CI when that tool is missing (see
+/// `tests/missing_tools.rs`), with that reason.
 #[macro_export]
 macro_rules! on_both {
+    (needs $tool:literal => $why:literal; $arg:path; $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            #[cfg_attr(missing = $tool, ignore = $why)]
+            async fn sqlite() {
+                super::$name($arg($crate::app::Backend::Sqlite).await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            #[cfg_attr(missing = "postgres", ignore = "needs PostgreSQL (postgresql-15)")]
+            #[cfg_attr(all(missing = $tool, not(missing = "postgres")), ignore = $why)]
+            async fn postgres() {
+                super::$name($arg($crate::app::Backend::Postgres).await).await;
+            }
+        }
+    )*};
     ($arg:path; $($name:ident),* $(,)?) => {$(
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -55,14 +55,31 @@ fn shared() -> &'static PostgresServer {
 /// A URL of a new SQLite file in this process's temporary directory (deleted
 /// when the process exits).
 pub fn fresh_sqlite_url() -> String {
-    let dir = SQLITE_DIR.get_or_init(|| {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("sqlite://{}/test-{n}.db", process_temp_dir().display())
+}
+
+/// A new, empty directory in this process's temporary directory (deleted
+/// when the process exits), named `<prefix>-<n>`: a test app's mail files.
+///
+/// # Panics
+/// When it cannot be created.
+pub fn fresh_temp_dir(prefix: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = process_temp_dir().join(format!("{prefix}-{n}"));
+    std::fs::create_dir_all(&dir).expect("creating a test directory");
+    dir
+}
+
+/// This process's temporary directory, removed by a watchdog once the
+/// process has exited.
+fn process_temp_dir() -> &'static PathBuf {
+    SQLITE_DIR.get_or_init(|| {
         let dir = unique_temp_dir("authd-sqlite");
         std::fs::create_dir_all(&dir).expect("creating the SQLite test directory");
         spawn_watchdog(&format!("rm -rf '{}'", dir.display()));
         dir
-    });
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!("sqlite://{}/test-{n}.db", dir.display())
+    })
 }
 
 /// One PostgreSQL server of this test process. Stopped on drop (and by its

@@ -18,6 +18,13 @@ use crate::ports::{
 /// Mails claimed at once.
 pub const OUTBOX_BATCH: u32 = 32;
 
+/// Mails of a batch sent at once, each on its own connection: an SMTP
+/// exchange spends most of its time waiting (lettre writes a message's end
+/// without `TCP_NODELAY`, so each mail waits for the server's delayed
+/// acknowledgement, ~40 ms), and a server takes a few connections from one
+/// client without complaint.
+pub const OUTBOX_PARALLEL: usize = 8;
+
 /// The sender, on the ports it needs.
 #[derive(Clone)]
 pub struct Outbox {
@@ -58,7 +65,8 @@ impl Delivered {
 }
 
 impl Outbox {
-    /// Claims up to [`OUTBOX_BATCH`] due mails and tries each once: a
+    /// Claims up to [`OUTBOX_BATCH`] due mails and tries each once
+    /// ([`OUTBOX_PARALLEL`] at a time): a
     /// delivered mail goes; one that failed for now (no connection, `4xx`)
     /// is due again later (`domain::email::next_attempt`); one refused
     /// (`5xx`), or failing for a day, is given up and audited `mail_failed`.
@@ -72,11 +80,14 @@ impl Outbox {
             .claim_due(now, now.plus(OUTBOX_LEASE), OUTBOX_BATCH)
             .await?;
         let mut done = Delivered::default();
-        for mail in &claimed {
-            match self.deliver(mail).await? {
-                Fate::Sent => done.sent += 1,
-                Fate::Deferred => done.deferred += 1,
-                Fate::Failed => done.failed += 1,
+        for chunk in claimed.chunks(OUTBOX_PARALLEL) {
+            let fates = futures_util::future::join_all(chunk.iter().map(|m| self.deliver(m))).await;
+            for fate in fates {
+                match fate? {
+                    Fate::Sent => done.sent += 1,
+                    Fate::Deferred => done.deferred += 1,
+                    Fate::Failed => done.failed += 1,
+                }
             }
         }
         Ok(done)

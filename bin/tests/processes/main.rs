@@ -2,8 +2,9 @@
 //! (beside PostgreSQL, Nginx, headless Chromium, an OTLP receiver), where
 //! the in-process tests of `tests/` cannot reach: the command line, the
 //! configuration from the environment, the logs and exported spans, key
-//! files, revocations between processes, and the deployment. Cargo builds the binary before this test binary, so the
-//! binary under test is never stale.
+//! files, revocations between processes, the mail outbox across a crash,
+//! and the deployment. Cargo builds the binary before this test binary, so
+//! the binary under test is never stale.
 
 #![allow(
     clippy::unwrap_used,
@@ -17,6 +18,7 @@ mod config;
 mod e2e;
 mod key_files;
 mod logs;
+mod mail_outbox;
 mod revocation;
 mod traces;
 

@@ -9,6 +9,7 @@ mod auth;
 mod connections;
 mod dpop;
 mod edge;
+mod email;
 mod forged;
 mod fuzzed;
 mod meta;

@@ -429,6 +429,8 @@ async fn otlp_export_carries_the_same_instruments_and_flushes_at_stop() {
     let config = Config {
         database_url: integration_tests::postgres::fresh_sqlite_url(),
         api_addr: "127.0.0.1:0".parse().unwrap(),
+        // Not the default `data/mail` under `tests/`.
+        mail_dir: integration_tests::postgres::fresh_temp_dir("mail"),
         otlp: Some(OtlpConfig {
             endpoint: format!("http://{}", receiver.addr),
             certificate: None,
@@ -492,6 +494,8 @@ async fn start_and_stop(otlp: OtlpConfig) -> anyhow::Result<()> {
     let config = Config {
         database_url: integration_tests::postgres::fresh_sqlite_url(),
         api_addr: "127.0.0.1:0".parse().unwrap(),
+        // Not the default `data/mail` under `tests/`.
+        mail_dir: integration_tests::postgres::fresh_temp_dir("mail"),
         otlp: Some(otlp),
         ..Config::default()
     };

@@ -42,7 +42,8 @@ pub struct NewAccount {
     /// 8 to 1024 characters; every one of them counts.
     pub password: StrictString<PasswordRules>,
     /// An email address (one `@`, a domain with a dot, at most 254
-    /// characters): a verification mail goes to it.
+    /// characters): a verification mail goes to it. Absent or `null`: none.
+    #[oai(nullable)]
     pub email: Option<StrictString<EmailRules>>,
 }
 
