@@ -202,6 +202,24 @@ if long:
         None, "`bench/dpop_load.sh` with `LONG`: the cache at its steady size, every id of "
         "the last window (refused: `replay_cache_full`, only at the cap)")
 
+mail = jsonl("mail.jsonl")
+forgot = row_of(mail, "forgot", "authd-lite") or next((r for r in mail if r.get("scenario") == "forgot"), None)
+if forgot:
+    k, u = forgot["known"], forgot["unknown"]
+    low, high = forgot.get("p50_diff_95ci_ms") or (None, None)
+    add("`POST /api/password/forgot`: a verified address / an unknown one, p50 and p90 "
+        f"({k['requests']:,} of each, alternated, one at a time)",
+        (None, f"{k['p50_ms']} / {u['p50_ms']} ms, p90 {k['p90_ms']} / {u['p90_ms']} ms; "
+               f"difference of medians {forgot['p50_diff_ms']} ms (95 % CI {low}..{high})"),
+        None, "`bench/mail_load.sh` (`tests/examples/mail_load.rs`): `authd serve` on SQLite, "
+        "the file mailer")
+outbox = next((r for r in mail if r.get("scenario") == "outbox"), None)
+if outbox:
+    add(f"outbox: mails delivered to a local SMTP server ({outbox['mails']} queued while it was paused)",
+        (outbox["mails_per_s"], f"{num(outbox['mails_per_s'])} mails/s"), None,
+        "`bench/mail_load.sh`: `authd serve` on SQLite, `tests/clients/smtp_sink.py` (aiosmtpd, "
+        "two fsynced files per mail) on the same cores")
+
 crit = criterion()
 
 

@@ -16,8 +16,9 @@
 # Settings (environment): DUR seconds per load scenario (10), HOLD sockets
 # held (10000), ALGS the JWT_ALG values run again for login and refresh
 # ("ES256 EdDSA"; "" for none), BENCH_TIME criterion measurement seconds (3),
-# STORE=0 / DEFLATE=0 / LOGIN=0 / DPOP=0 leave the store bench / the ws_deflate
-# bench / the login_load run / the dpop_load run out, DPOP_LONG seconds of one
+# STORE=0 / DEFLATE=0 / LOGIN=0 / DPOP=0 / MAIL=0 leave the store bench / the
+# ws_deflate bench / the login_load run / the dpop_load run / the mail_load
+# run out, DPOP_LONG seconds of one
 # more DPoP EdDSA run past the replay window (0: none; dpop_load.sh's LONG),
 # KEEP=1 keeps the work directory (logs, JSONL, criterion output).
 # CARGO_TARGET_DIR is honoured. The release binaries (authd and the
@@ -32,6 +33,7 @@ shared=${SHARED_BENCH:-$root/../shared/bench}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
 DUR=${DUR:-10}; HOLD=${HOLD:-10000}; ALGS=${ALGS-"ES256 EdDSA"}; BENCH_TIME=${BENCH_TIME:-3}
 STORE=${STORE:-1}; DEFLATE=${DEFLATE:-1}; LOGIN=${LOGIN:-1}; DPOP=${DPOP:-1}; DPOP_LONG=${DPOP_LONG:-0}
+MAIL=${MAIL:-1}
 unset JWT_ALG
 
 work=$(mktemp -d -t authd-report.XXXXXX)
@@ -66,10 +68,11 @@ step() { echo "report: $(( $(date +%s) - started ))s: $*" >&2; }
 } >"$work/meta"
 
 step "cargo build --release -p authd, the login_load and dpop_load examples"
-cargo build --release -q -p authd --bin authd -p integration-tests --example login_load --example dpop_load
+cargo build --release -q -p authd --bin authd -p integration-tests --example login_load --example dpop_load --example mail_load
 cp "$CARGO_TARGET_DIR/release/authd" "$work/authd"
 cp "$CARGO_TARGET_DIR/release/examples/login_load" "$work/login_load"
 cp "$CARGO_TARGET_DIR/release/examples/dpop_load" "$work/dpop_load"
+cp "$CARGO_TARGET_DIR/release/examples/mail_load" "$work/mail_load"
 
 # The side-by-side script exits with its table's status whatever a scenario
 # did; report.py says which figures are missing or had errors.
@@ -103,6 +106,13 @@ if [ "$DPOP" = 1 ]; then
   env TMPDIR="$work" OUT="$work/dpop.jsonl" DUR="$DUR" PEER=0 LONG="$DPOP_LONG" LOAD="$work/dpop_load" \
     "$root/bench/dpop_load.sh" "$work/authd" >>"$work/dpop_load.log" 2>&1 \
     || echo "report: dpop_load.sh exited $? (see $work/dpop_load.log)" >&2
+fi
+
+if [ "$MAIL" = 1 ]; then
+  step "bench/mail_load.sh: forgot known vs unknown, and the outbox to a local SMTP server"
+  env TMPDIR="$work" OUT="$work/mail.jsonl" LOAD="$work/mail_load" \
+    "$root/bench/mail_load.sh" "$work/authd" >>"$work/mail_load.log" 2>&1 \
+    || echo "report: mail_load.sh exited $? (see $work/mail_load.log)" >&2
 fi
 
 export CRITERION_HOME="$work/criterion"
