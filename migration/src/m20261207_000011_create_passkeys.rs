@@ -147,7 +147,9 @@ impl MigrationTrait for Migration {
     }
 }
 
-fn owned_by<T: IntoIden + Copy + 'static>(
+/// A foreign key from `table.column` to the user, deleted with the user
+/// (the email migration's tables use it too).
+pub(crate) fn owned_by<T: IntoIden + Copy + 'static>(
     table: T,
     column: T,
     name: &str,

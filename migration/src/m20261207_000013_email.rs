@@ -14,7 +14,7 @@ use sea_orm_migration::schema::{
     big_integer, big_integer_null, binary, integer, string_len, string_len_null, uuid,
 };
 
-use crate::m20261126_000001_create_users::Users;
+use crate::m20261207_000011_create_passkeys::owned_by;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -141,18 +141,6 @@ impl MigrationTrait for Migration {
     }
 }
 
-fn owned_by<T: IntoIden + Copy + 'static>(
-    table: T,
-    column: T,
-    name: &str,
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(name)
-        .from(table, column)
-        .to(Users::Table, Users::Id)
-        .on_delete(ForeignKeyAction::Cascade)
-        .to_owned()
-}
 
 /// An account's verified address (one at most).
 #[derive(DeriveIden, Clone, Copy)]
