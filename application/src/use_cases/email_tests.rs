@@ -16,6 +16,20 @@ fn claims(w: &World, s: &LoginOutcome) -> domain::AccessClaims {
     w.tokens.claims_of(&s.access.token).expect("issued here")
 }
 
+/// The caller's address change, with the right password.
+async fn change(w: &World, caller: &domain::AccessClaims, address: &str) -> Result<(), EmailError> {
+    w.emails
+        .change_address(
+            caller,
+            address,
+            secret("correct horse"),
+            None,
+            BASE,
+            &client(),
+        )
+        .await
+}
+
 /// Sends what is queued and returns the token of the last mail sent.
 async fn deliver_and_read_token(w: &World) -> String {
     let done = w.outbox.deliver_due().await.unwrap();
@@ -52,17 +66,7 @@ async fn an_address_is_the_accounts_once_verified_and_a_token_works_once() {
     let w = world_with_alice().await;
     let s = login(&w).await;
     let caller = claims(&w, &s);
-    w.emails
-        .change_address(
-            &caller,
-            "Alice@Example.com",
-            secret("correct horse"),
-            None,
-            BASE,
-            &client(),
-        )
-        .await
-        .unwrap();
+    change(&w, &caller, "Alice@Example.com").await.unwrap();
     assert_eq!(
         w.account.view(&caller).await.unwrap().email,
         Some(("Alice@Example.com".into(), false))
@@ -94,29 +98,9 @@ async fn an_address_is_the_accounts_once_verified_and_a_token_works_once() {
 
     // A change: the old address stays until the new one is verified, and a
     // second request replaces the first.
-    w.emails
-        .change_address(
-            &caller,
-            "a2@example.com",
-            secret("correct horse"),
-            None,
-            BASE,
-            &client(),
-        )
-        .await
-        .unwrap();
+    change(&w, &caller, "a2@example.com").await.unwrap();
     let first = deliver_and_read_token(&w).await;
-    w.emails
-        .change_address(
-            &caller,
-            "a3@example.com",
-            secret("correct horse"),
-            None,
-            BASE,
-            &client(),
-        )
-        .await
-        .unwrap();
+    change(&w, &caller, "a3@example.com").await.unwrap();
     let second = deliver_and_read_token(&w).await;
     assert_eq!(
         w.account.view(&caller).await.unwrap().email,
@@ -151,16 +135,7 @@ async fn a_change_needs_the_password_and_an_address_nobody_has() {
         Err(EmailError::Account(AccountError::InvalidCredentials))
     ));
     assert!(matches!(
-        w.emails
-            .change_address(
-                &caller,
-                "no-at-sign",
-                secret("correct horse"),
-                None,
-                BASE,
-                &client()
-            )
-            .await,
+        change(&w, &caller, "no-at-sign").await,
         Err(EmailError::InvalidEmail(_))
     ));
     w.registration
@@ -389,18 +364,7 @@ async fn five_verification_mails_an_hour() {
     let change = |n: usize| {
         let caller = claims(&w, &s);
         let w = &w;
-        async move {
-            w.emails
-                .change_address(
-                    &caller,
-                    &format!("a{n}@example.com"),
-                    secret("correct horse"),
-                    None,
-                    BASE,
-                    &client(),
-                )
-                .await
-        }
+        async move { change(w, &caller, &format!("a{n}@example.com")).await }
     };
     for n in 0..5 {
         change(n).await.unwrap();
