@@ -141,7 +141,6 @@ impl MigrationTrait for Migration {
     }
 }
 
-
 /// An account's verified address (one at most).
 #[derive(DeriveIden, Clone, Copy)]
 pub enum EmailAddresses {
