@@ -65,20 +65,30 @@ fn store_error(e: sea_orm::DbErr, what: &'static str) -> anyhow::Error {
 
 /// Whether `e` says the database cannot be reached (rather than that a
 /// statement failed): no connection within the acquire timeout, a broken
-/// or closed one.
+/// or closed one, or a statement the server cut off because it is going
+/// away or not taking connections (PostgreSQL's class `57P`: a fast
+/// shutdown or restart, `pg_terminate_backend`, a crash; and class `08`,
+/// connection exceptions). The soak found the `57P01` of a restart
+/// answered `500`.
 fn unreachable(e: &sea_orm::DbErr) -> bool {
     use sea_orm::sqlx::Error as Sqlx;
     use sea_orm::{DbErr, RuntimeErr};
     match e {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
         DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
-            matches!(
-                e.as_ref(),
-                Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed
-            )
+            match e.as_ref() {
+                Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed => true,
+                Sqlx::Database(db) => db.code().is_some_and(|code| server_going_away(&code)),
+                _ => false,
+            }
         }
         _ => false,
     }
+}
+
+/// SQLSTATEs of a server that ended the connection or takes none now.
+fn server_going_away(code: &str) -> bool {
+    code.starts_with("57P") || code.starts_with("08")
 }
 
 /// Client-supplied text fit for a column: no NUL (PostgreSQL refuses it), at

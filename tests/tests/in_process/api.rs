@@ -7,6 +7,7 @@ mod algorithms;
 mod audit;
 mod auth;
 mod connections;
+mod cut_off;
 mod dpop;
 mod edge;
 mod email;
