@@ -23,6 +23,7 @@ pub mod otlp;
 pub mod postgres;
 pub mod process;
 pub mod smtp;
+pub mod soak;
 pub mod storage;
 pub mod totp;
 pub mod ws_client;

@@ -111,6 +111,12 @@ impl CpuSnapshot {
     }
 }
 
+/// The parent and the CPU ticks so far (utime + stime, in the ticks of
+/// `/proc/stat`) of process `pid`.
+pub fn parent_and_ticks(pid: u32) -> Option<(u32, u64)> {
+    process_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
 /// The parent and utime + stime of a `/proc/<pid>/stat` line.
 fn process_ticks(stat: &str) -> Option<(u32, u64)> {
     // After "pid (comm) ": the state is field 3, the parent 4, utime 14 and
