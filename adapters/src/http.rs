@@ -43,6 +43,7 @@ use api::meta::MetaApi;
 use api::mfa::MfaApi;
 use api::passkeys::PasskeysApi;
 use api::protected::ProtectedApi;
+use api::register::RegisterApi;
 use api::sessions::SessionsApi;
 
 /// Settings of the REST edge.
@@ -81,6 +82,7 @@ impl Default for HttpConfig {
 }
 
 type Apis = (
+    RegisterApi,
     AuthApi,
     LoginMfaApi,
     MfaApi,
@@ -95,6 +97,7 @@ type Apis = (
 fn service() -> OpenApiService<Apis, ()> {
     OpenApiService::new(
         (
+            RegisterApi,
             AuthApi,
             LoginMfaApi,
             MfaApi,

@@ -8,6 +8,7 @@ pub mod meta;
 pub mod mfa;
 pub mod passkeys;
 pub mod protected;
+pub mod register;
 pub mod sessions;
 pub mod strict_string;
 
