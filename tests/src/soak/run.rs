@@ -225,8 +225,13 @@ async fn monitor(
 ) -> Resources {
     let mut resources = Resources::default();
     // The baseline: the last sample before the first fault; a restarted
-    // process's, a warm-up's length after it started.
-    let rewarm_ms = u64::try_from((ctx.settings.fault_cycle / 7).as_millis()).unwrap_or(0);
+    // process's, a warm-up's length after it started, and at least two
+    // session lifetimes: its share of the sockets comes back only as
+    // sessions open new ones (a 30-minute run flagged two restarted WS
+    // processes whose open files doubled from a baseline taken 43 s after
+    // the restart, while they were still refilling to the others' level).
+    let rewarm = (ctx.settings.fault_cycle / 7).max(ctx.settings.session_life * 2);
+    let rewarm_ms = u64::try_from(rewarm.as_millis()).unwrap_or(0);
     let interval_ms = u64::try_from(ctx.settings.interval.as_millis()).unwrap_or(0);
     let warm = (rewarm_ms.saturating_sub(interval_ms), rewarm_ms);
     let mut last_line = Instant::now();
