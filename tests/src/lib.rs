@@ -19,6 +19,7 @@ pub mod fault_proxy;
 pub mod keys;
 pub mod load;
 pub mod netns;
+pub mod nginx;
 pub mod otlp;
 pub mod postgres;
 pub mod process;

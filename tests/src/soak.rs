@@ -10,7 +10,6 @@ mod device;
 mod faults;
 mod jitter;
 mod layout;
-mod nginx;
 mod record;
 mod report;
 mod revocations;

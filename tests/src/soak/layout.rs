@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 
-use super::nginx::{self, NginxPorts};
 use super::settings::Settings;
 use super::tls::Front;
 use crate::fault_proxy::FaultProxy;
+use crate::nginx::{self, NginxPorts};
 use crate::postgres::PostgresServer;
 use crate::process::{self, Proc, run, workspace_root};
 
@@ -182,6 +182,8 @@ impl Layout {
             https: ports[7],
             api: ports[..3].to_vec(),
             ws: ports[3..6].to_vec(),
+            // Each worker holds 4,096 connections, two per proxied socket.
+            workers: "auto",
         };
         let dir = layout.dir.clone();
         let proc = tokio::task::spawn_blocking(move || nginx::start(&dir, &nginx_ports)).await??;

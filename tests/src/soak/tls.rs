@@ -42,7 +42,7 @@ impl Front {
     pub fn new(port: u16, cert_pem: &[u8]) -> Result<Self> {
         let cert = reqwest::Certificate::from_pem(cert_pem)?;
         let mut roots = RootCertStore::empty();
-        roots.add(CertificateDer::from(pem_to_der(cert_pem)?))?;
+        roots.add(CertificateDer::from(crate::nginx::pem_to_der(cert_pem)?))?;
         let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
         let tls = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
@@ -112,18 +112,6 @@ impl Front {
         let url = format!("wss://127.0.0.1:{}{path_and_query}", self.port);
         WsClient::handshake(tls, &url, Vec::new()).await
     }
-}
-
-/// The DER of the first certificate of a PEM text.
-fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>> {
-    let text = std::str::from_utf8(pem)?;
-    let body: String = text
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    Ok(data_encoding::BASE64.decode(body.as_bytes())?)
 }
 
 /// The source address of device `device` (0 or 1) of user `user`:

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use base64::Engine;
 use integration_tests::ws_client::WsClient;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -32,7 +31,7 @@ pub type Wss = WsClient<TlsStream<TcpStream>>;
 /// Opens `wss://127.0.0.1:PORT/ws?token=...` through Nginx; a refused
 /// handshake is an error naming its status.
 pub async fn connect_wss(cert_pem: &[u8], port: u16, token: &str) -> Result<Wss> {
-    let der = pem_to_der(cert_pem)?;
+    let der = integration_tests::nginx::pem_to_der(cert_pem)?;
     let mut roots = RootCertStore::empty();
     roots.add(CertificateDer::from(der))?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
@@ -54,15 +53,4 @@ pub async fn connect_wss(cert_pem: &[u8], port: u16, token: &str) -> Result<Wss>
         Ok(ws) => Ok(ws),
         Err(refused) => bail!("handshake answered {}", refused.status),
     }
-}
-
-fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>> {
-    let text = std::str::from_utf8(pem)?;
-    let body: String = text
-        .lines()
-        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("-----END"))
-        .collect();
-    Ok(base64::engine::general_purpose::STANDARD.decode(body)?)
 }

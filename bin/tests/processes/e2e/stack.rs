@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use integration_tests::process::{
-    self, Proc, free_ports, run, running_as_root, tail, wait_listening, which, workspace_root,
+    self, Proc, free_ports, run, tail, wait_listening, workspace_root,
 };
 
 /// The programs every test of the Nginx stack needs.
@@ -51,10 +51,9 @@ impl Default for StackOptions {
     }
 }
 
-/// Renders the project's Nginx template with `infra/nginx/render.sh` for
-/// loopback ports and starts Nginx: listening on `ports` (HTTP, HTTPS), in
-/// front of `api`/`ws` upstream ports on 127.0.0.1. Uses `dir/certs/dev.{crt,key}`,
-/// writes `dir/nginx/{conf,run}` and `dir/logs/nginx-{access,error,stderr}.log`.
+/// The project's Nginx for `ports` (HTTP, HTTPS), in front of `api`/`ws`
+/// upstream ports on 127.0.0.1, with one worker (see
+/// [`integration_tests::nginx::start`]).
 ///
 /// # Errors
 /// Rendering, `nginx -t` or the start failed.
@@ -64,64 +63,16 @@ pub fn start_nginx(
     api_ports: &[u16],
     ws_ports: &[u16],
 ) -> Result<Proc> {
-    let (http_port, https_port) = ports;
-    let root = workspace_root();
-    for sub in ["logs", "nginx/conf", "nginx/run"] {
-        fs::create_dir_all(dir.join(sub))?;
-    }
-    let access_log = dir.join("logs/nginx-access.log");
-    let error_log = dir.join("logs/nginx-error.log");
-    // The project's template through the project's render script.
-    let join = |ports: &[u16]| {
-        ports
-            .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    run(Command::new("sh")
-        .arg(root.join("infra/nginx/render.sh"))
-        .arg(dir.join("nginx/conf"))
-        .env("NGINX_HTTP_LISTEN", format!("127.0.0.1:{http_port}"))
-        .env("NGINX_HTTPS_LISTEN", format!("127.0.0.1:{https_port}"))
-        .env("NGINX_HTTPS_PUBLIC_PORT", https_port.to_string())
-        .env("API_UPSTREAMS", join(api_ports))
-        .env("WS_UPSTREAMS", join(ws_ports))
-        .env("TLS_CERT", dir.join("certs/dev.crt"))
-        .env("TLS_KEY", dir.join("certs/dev.key"))
-        .env("WEB_ROOT", root.join("web"))
-        .env("NGINX_ACCESS_LOG", &access_log)
-        .env("NGINX_ERROR_LOG", &error_log)
-        .env("NGINX_RUN_DIR", dir.join("nginx/run"))
-        .env("NGINX_WORKER_PROCESSES", "1"))
-    .context("render.sh")?;
-    let conf = dir.join("nginx/conf/nginx.conf");
-    let nginx = which("nginx").context("nginx not found")?;
-    // As root, nginx would switch its workers to `nobody`, who may not be
-    // able to read the web root of a checkout under /root.
-    let mut globals = String::from("daemon off;");
-    if running_as_root() {
-        globals.push_str(" user root;");
-    }
-    let nginx_args = |cmd: &mut Command| {
-        cmd.arg("-p")
-            .arg(dir.join("nginx/run"))
-            .arg("-c")
-            .arg(&conf)
-            .arg("-e")
-            .arg(&error_log)
-            .arg("-g")
-            .arg(&globals);
-    };
-    let mut check = Command::new(&nginx);
-    nginx_args(&mut check);
-    check.arg("-t");
-    run(&mut check).context("nginx -t on the rendered configuration")?;
-    let mut cmd = Command::new(&nginx);
-    nginx_args(&mut cmd);
-    let mut proc = Proc::spawn("nginx", cmd, dir.join("logs/nginx-stderr.log"))?;
-    wait_listening(&mut proc, https_port, Duration::from_secs(15))?;
-    Ok(proc)
+    integration_tests::nginx::start(
+        dir,
+        &integration_tests::nginx::NginxPorts {
+            http: ports.0,
+            https: ports.1,
+            api: api_ports.to_vec(),
+            ws: ws_ports.to_vec(),
+            workers: "1",
+        },
+    )
 }
 
 /// The running system.

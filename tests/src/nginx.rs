@@ -1,7 +1,7 @@
 //! Nginx with the project's own configuration: `infra/nginx/render.sh`
-//! renders `infra/nginx/nginx.conf.template` for loopback ports (as the
-//! end-to-end stack does, `bin/tests/processes/e2e/stack.rs`), with the
-//! template's own throttles and one worker per core.
+//! renders `infra/nginx/nginx.conf.template` for loopback ports, with the
+//! template's own throttles; the end-to-end stack
+//! (`bin/tests/processes/e2e/stack.rs`) and the soak start it so.
 
 use std::fs;
 use std::path::Path;
@@ -19,6 +19,8 @@ pub struct NginxPorts {
     pub https: u16,
     pub api: Vec<u16>,
     pub ws: Vec<u16>,
+    /// `NGINX_WORKER_PROCESSES`: `auto` (one per core) or a number.
+    pub workers: &'static str,
 }
 
 /// Renders the template into `dir/nginx/conf` and starts Nginx (blocking
@@ -54,8 +56,7 @@ pub fn start(dir: &Path, ports: &NginxPorts) -> Result<Proc> {
         .env("NGINX_ACCESS_LOG", dir.join("logs/nginx-access.log"))
         .env("NGINX_ERROR_LOG", &error_log)
         .env("NGINX_RUN_DIR", dir.join("nginx/run"))
-        // Each worker holds 4,096 connections, two per proxied socket.
-        .env("NGINX_WORKER_PROCESSES", "auto"))
+        .env("NGINX_WORKER_PROCESSES", ports.workers))
     .context("render.sh")?;
     let conf = dir.join("nginx/conf/nginx.conf");
     let nginx = which("nginx").context("nginx not found")?;
@@ -84,4 +85,20 @@ pub fn start(dir: &Path, ports: &NginxPorts) -> Result<Proc> {
     let mut proc = Proc::spawn("nginx", cmd, dir.join("logs/nginx-stderr.log"))?;
     wait_listening(&mut proc, ports.https, Duration::from_secs(15))?;
     Ok(proc)
+}
+
+/// The DER of the first certificate of a PEM text (the dev certificate
+/// Nginx serves, for a client's roots).
+///
+/// # Errors
+/// Not UTF-8, or not base64 between the markers.
+pub fn pem_to_der(pem: &[u8]) -> Result<Vec<u8>> {
+    let text = std::str::from_utf8(pem)?;
+    let body: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    Ok(data_encoding::BASE64.decode(body.as_bytes())?)
 }
