@@ -18,8 +18,8 @@ use crate::dpop::DpopKey;
 /// How long a call is retried while it gets no answer or a 502/503/504:
 /// inside the refresh grace (10 s), so that a refresh whose answer was
 /// lost is replayed while the replay is still honest.
-const RETRY_FOR: Duration = Duration::from_secs(8);
-const RETRY_EVERY: Duration = Duration::from_millis(500);
+pub const RETRY_FOR: Duration = Duration::from_secs(8);
+pub const RETRY_EVERY: Duration = Duration::from_millis(500);
 
 /// What a session holds.
 #[derive(Debug, Clone)]

@@ -151,6 +151,8 @@ impl Layout {
                 format!("{}s", settings.key_publish_ahead.as_secs()),
             ),
             ("PUBLIC_URL", front.origin()),
+            ("WEBAUTHN_RP_ID", "localhost".into()),
+            ("WEBAUTHN_ORIGINS", front.passkey_origin()),
             ("TRUSTED_PROXIES", "127.0.0.1".into()),
             ("COOKIE_SECURE", "true".into()),
             ("LOG_FORMAT", "json".into()),

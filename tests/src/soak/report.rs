@@ -154,16 +154,27 @@ pub fn summarize(ctx: &Ctx, resources: &Resources, ended_ms: u64, dir: &Path) ->
         .iter()
         .filter(|(_, op, what)| *op != Op::RefreshRace && !what.contains("refresh_reused"))
         .collect();
+    // A workload that never logged in one way did not test it.
+    let statuses = ctx.rec.statuses();
+    let logins = [Op::Login, Op::LoginMfa, Op::LoginDpop, Op::LoginPasskey];
+    let unserved: Vec<&str> = logins
+        .iter()
+        .filter(|op| !statuses.contains_key(&(**op, 200)))
+        .map(|op| op.name())
+        .collect();
+    let mut detail: Vec<String> = other
+        .iter()
+        .take(3)
+        .map(|(at, op, w)| format!("{} at {at} ms: {w}", op.name()))
+        .collect();
+    if !unserved.is_empty() {
+        detail.push(format!("no login succeeded as: {}", unserved.join(", ")));
+    }
     t.add(
-        "live sessions are served (no unexpected 4xx)",
+        "live sessions are served (no unexpected 4xx), every kind of login",
         format!("{answered} requests"),
-        other.len() as u64,
-        other
-            .iter()
-            .take(3)
-            .map(|(at, op, w)| format!("{} at {at} ms: {w}", op.name()))
-            .collect::<Vec<_>>()
-            .join("; "),
+        (other.len() + unserved.len()) as u64,
+        detail.join("; "),
     );
 
     // Socket closes of sessions nobody revoked.

@@ -32,6 +32,8 @@ pub struct Ctx {
     pub front: Front,
     /// The services' `PUBLIC_URL` (Nginx's origin): what proofs name.
     pub public_url: String,
+    /// The origin passkey assertions name.
+    pub passkey_origin: String,
     /// The API processes, for probes and key checks that bypass Nginx.
     pub api_addrs: Vec<SocketAddr>,
     pub tracker: Tracker,
@@ -137,6 +139,7 @@ pub async fn run(settings: Settings) -> Result<Outcome> {
         rec: Recorder::new(t0),
         faults: FaultLog::default(),
         public_url: layout.front.origin(),
+        passkey_origin: layout.front.passkey_origin(),
         front: layout.front.clone(),
         api_addrs: layout.api_addrs(),
         tracker: Tracker::new(layout.api_addrs())?,

@@ -168,7 +168,7 @@ impl Settings {
             "revocations_per_s": round(users * (1.0 + 2.0 / 6.0) / cycle),
             "session_life_s": self.session_life.as_secs(),
             "racing_refresh_one_in": self.race_one_in,
-            "user_kinds": "7 in 10 password, 2 in 10 password + TOTP, 1 in 10 DPoP-bound (ES256 proofs)",
+            "user_kinds": "6 in 10 password, 2 in 10 password + TOTP, 1 in 10 DPoP-bound (ES256 proofs), 1 in 10 passkey (ES256)",
             "jwt_alg": self.jwt_alg,
             "fault_cycle_s": self.fault_cycle.as_secs(),
             "freeze_s": self.freeze_for.as_secs(),

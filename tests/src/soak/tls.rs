@@ -61,6 +61,13 @@ impl Front {
         format!("https://127.0.0.1:{}", self.port)
     }
 
+    /// The origin passkey ceremonies name (`WEBAUTHN_ORIGINS`): Nginx's
+    /// port under `localhost`, the relying party id, which an IP address
+    /// cannot be. Requests still go to [`Self::origin`].
+    pub fn passkey_origin(&self) -> String {
+        format!("https://localhost:{}", self.port)
+    }
+
     /// An HTTPS client from `source`: kept-alive HTTP/1.1 connections,
     /// 15 s per request (past the services' 10-s request timeout, so that
     /// a slow answer is theirs, not ours).

@@ -1,6 +1,7 @@
-//! A virtual user: registers (and enrols TOTP, two in ten), then lives
-//! session after session until the run ends: logs in (a password, a
-//! password and a TOTP code, or with a DPoP proof that binds the session),
+//! A virtual user: registers (and enrols TOTP, two in ten, or adds a
+//! passkey, one in ten), then lives session after session until the run
+//! ends: logs in (a password, a password and a TOTP code, a passkey, or
+//! with a DPoP proof that binds the session),
 //! opens sockets through Nginx, calls, refreshes (one in `race_one_in` as
 //! two racing tabs) and reauths, and ends each session by one of six kinds
 //! of revocation, in turn, which the tracker then follows.
@@ -11,13 +12,14 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 
-use super::device::{Cred, Device, Reply, Tokens};
+use super::device::{Cred, Device, RETRY_EVERY, RETRY_FOR, Reply, Tokens};
 use super::jitter::Jitter;
 use super::record::Op;
 use super::revocations::{Revoked, Tracker};
 use super::run::Ctx;
 use super::sockets::Socket;
 use super::tls::source_address;
+use crate::authenticator::{Algorithm, SoftAuthenticator};
 use crate::dpop::DpopKey;
 
 /// How a session ends.
@@ -54,6 +56,8 @@ enum Kind {
     Password,
     Totp,
     Dpop,
+    /// Logs in with a passkey (an ES256 one of a software authenticator).
+    Passkey,
 }
 
 #[derive(Debug)]
@@ -73,6 +77,8 @@ struct User {
     devices: [Device; 2],
     /// The TOTP secret and the last step used.
     totp: Option<(String, i64)>,
+    /// A passkey user's authenticator, holding its one credential.
+    authenticator: Option<SoftAuthenticator>,
     /// Deleted and not registered again: it lives no more.
     gone: bool,
     jitter: Jitter,
@@ -83,6 +89,7 @@ pub async fn live(ctx: Arc<Ctx>, index: usize) {
     let kind = match index % 10 {
         3 | 7 => Kind::Totp,
         5 => Kind::Dpop,
+        9 => Kind::Passkey,
         _ => Kind::Password,
     };
     let devices = [0, 1].map(|d| Device::new(&ctx, source_address(index, d)));
@@ -99,6 +106,7 @@ pub async fn live(ctx: Arc<Ctx>, index: usize) {
         password: format!("soak password {index}"),
         devices: [first, second],
         totp: None,
+        authenticator: None,
         gone: false,
     };
     user.lives().await;
@@ -150,10 +158,59 @@ impl User {
             return false;
         }
         self.totp = None;
-        if self.kind != Kind::Totp {
-            return true;
+        self.authenticator = None;
+        match self.kind {
+            Kind::Totp => self.enrol_totp().await,
+            Kind::Passkey => self.add_passkey().await,
+            Kind::Password | Kind::Dpop => true,
         }
-        // Enrolled in a session of its own, logged out after.
+    }
+
+    /// Adds an ES256 passkey in a session of its own, logged out after.
+    async fn add_passkey(&mut self) -> bool {
+        let Some(session) = self.login(0).await else {
+            return false;
+        };
+        let body = json!({"password": self.password});
+        let (r, _) = self
+            .call(
+                &session,
+                Op::PasskeyAdd,
+                Method::POST,
+                "/api/passkeys/registration/options",
+                Some(&body),
+            )
+            .await;
+        if r.status != 200 {
+            self.unexpected(Op::PasskeyAdd, &r);
+            return false;
+        }
+        let mut authenticator = SoftAuthenticator::new(Algorithm::Es256);
+        let credential = authenticator.create(&r.body["publicKey"], &self.ctx.passkey_origin);
+        let body = json!({"registrationId": r.body["registrationId"], "credential": credential});
+        let (r, lost) = self
+            .call(
+                &session,
+                Op::PasskeyAdd,
+                Method::POST,
+                "/api/passkeys/registration",
+                Some(&body),
+            )
+            .await;
+        // After a lost answer, a 404 or 409 says the first attempt added it.
+        let taken_by_us = lost && matches!(r.code.as_deref(), Some("not_found" | "passkey_exists"));
+        if r.status != 201 && !taken_by_us {
+            self.unexpected(Op::PasskeyAdd, &r);
+            return false;
+        }
+        self.authenticator = Some(authenticator);
+        self.logout(session, "logout", "/api/logout?scope=session")
+            .await;
+        true
+    }
+
+    /// Enrols TOTP in a session of its own, logged out after.
+    async fn enrol_totp(&mut self) -> bool {
         let Some(session) = self.login(0).await else {
             return false;
         };
@@ -213,6 +270,9 @@ impl User {
     }
 
     async fn login(&mut self, device: usize) -> Option<Session> {
+        if self.authenticator.is_some() {
+            return self.passkey_login(device).await;
+        }
         let body = json!({"username": self.name(), "password": self.password});
         let key = (self.kind == Kind::Dpop).then(|| Arc::new(DpopKey::new()));
         let (op, cred) = match &key {
@@ -240,6 +300,59 @@ impl User {
         let tokens = (r.status == 200).then(|| Tokens::issued(&r, key)).flatten();
         if tokens.is_none() {
             self.unexpected(op, &r);
+        }
+        Some(Session {
+            tokens: tokens?,
+            sockets: Vec::new(),
+            device,
+        })
+    }
+
+    /// A passkey login: options, the authenticator's assertion, the login.
+    /// A login id is used once, so while the service cannot answer the
+    /// whole ceremony starts again (for up to [`RETRY_FOR`]).
+    async fn passkey_login(&mut self, device: usize) -> Option<Session> {
+        let started = Instant::now();
+        let r = loop {
+            let (options, _) = self.devices[device]
+                .call_retrying(
+                    &self.ctx,
+                    Op::PasskeyOptions,
+                    Method::POST,
+                    "/api/login/passkey/options",
+                    Some(&json!({})),
+                    Cred::None,
+                )
+                .await;
+            if options.status != 200 {
+                self.unexpected(Op::PasskeyOptions, &options);
+                return None;
+            }
+            let credential = self
+                .authenticator
+                .as_mut()?
+                .get(&options.body["publicKey"], &self.ctx.passkey_origin);
+            let body = json!({"loginId": options.body["loginId"], "credential": credential});
+            let r = self.devices[device]
+                .call(
+                    &self.ctx,
+                    Op::LoginPasskey,
+                    Method::POST,
+                    "/api/login/passkey",
+                    Some(&body),
+                    Cred::None,
+                )
+                .await;
+            if !r.unanswered() || started.elapsed() > RETRY_FOR || self.stopping() {
+                break r;
+            }
+            tokio::time::sleep(RETRY_EVERY).await;
+        };
+        let tokens = (r.status == 200)
+            .then(|| Tokens::issued(&r, None))
+            .flatten();
+        if tokens.is_none() {
+            self.unexpected(Op::LoginPasskey, &r);
         }
         Some(Session {
             tokens: tokens?,
