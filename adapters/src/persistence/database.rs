@@ -228,10 +228,14 @@ impl Database {
         Ok(WriteTx { txn, _gate: gate })
     }
 
-    /// [`Self::begin_write`], its error said for the logs.
+    /// [`Self::begin_write`], its error said for the logs and, when the
+    /// database cannot be reached (no connection from the pool), marked so
+    /// (`503`, not `500`: the soak found a passkey login answered `500` while
+    /// its process's database flows were frozen).
     pub(crate) async fn write_transaction(&self) -> anyhow::Result<WriteTx> {
-        use anyhow::Context as _;
-        self.begin_write().await.context("starting a transaction")
+        self.begin_write()
+            .await
+            .map_err(|e| super::store_error(e, "starting a transaction"))
     }
 }
 

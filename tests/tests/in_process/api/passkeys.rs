@@ -3,7 +3,8 @@
 //! ceremonies with ES256 and EdDSA, a ceremony begun at one process and
 //! finished at another, single use, every check a ceremony must pass, a
 //! cloned authenticator, `excludeCredentials` and `passkey_exists`, deletion
-//! (of the passkey, of the account), and the login throttle.
+//! (of the passkey, of the account), the login throttle, and a login while
+//! the database is gone.
 
 use adapters::persistence::{AuditFilter, SeaAuditLog};
 use application::ports::SecurityEventKind;
@@ -25,7 +26,8 @@ integration_tests::on_both!(
     known_credentials_are_excluded_and_refused_twice,
     a_deleted_passkey_or_account_logs_in_no_more,
     registration_needs_the_password,
-    failed_passkey_logins_count_towards_the_throttle
+    failed_passkey_logins_count_towards_the_throttle,
+    a_passkey_login_without_the_database_is_503
 );
 
 const ORIGIN: &str = "http://localhost:3000";
@@ -572,4 +574,28 @@ pub async fn failed_passkey_logins_count_towards_the_throttle(backend: Backend) 
     app.login("alice", PASSWORD)
         .await
         .assert_problem(429, "rate_limited");
+}
+
+/// The soak (`tests/load/soak.sh`) found a passkey login answered `500`
+/// while its process could not reach the database: the transaction that
+/// takes the ceremony could not start, and that error was not told apart
+/// from a failed statement. It is `503 database_unavailable`, like every
+/// other storage-backed operation.
+pub async fn a_passkey_login_without_the_database_is_503(backend: Backend) {
+    let app = app(backend).await;
+    let user = app.signed_in("alice").await;
+    let mut authenticator = SoftAuthenticator::new(Algorithm::Es256);
+    register(&app, &user, &mut authenticator).await;
+    let (id, options) = login_options(&app).await;
+    let credential = authenticator.get(&options, ORIGIN);
+    app.running
+        .database
+        .connection()
+        .clone()
+        .close()
+        .await
+        .expect("closing the pool");
+    let r = finish_login(&app, &id, &credential).await;
+    r.assert_problem(503, "database_unavailable");
+    assert!(r.header("retry-after").is_some(), "{}", r.text);
 }
