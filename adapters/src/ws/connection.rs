@@ -488,14 +488,16 @@ impl Connection {
             {
                 claims
             }
+            // Refusals are rare for a working client, and each tells
+            // why (the REST side logs every refused request too).
             Ok(_) => {
-                tracing::debug!("reauth with a DPoP-bound token without its proof refused");
+                tracing::info!(session = %self.claims.sid, "reauth with a DPoP-bound token without its proof refused");
                 let text =
                     protocol::error(ErrorCode::ReauthFailed, "the access token is not valid");
                 return (false, text);
             }
             Err(e) => {
-                tracing::debug!(reason = %e, "reauth refused");
+                tracing::info!(session = %self.claims.sid, reason = %e, "reauth refused");
                 let text =
                     protocol::error(ErrorCode::ReauthFailed, "the access token is not valid");
                 return (false, text);

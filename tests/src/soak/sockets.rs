@@ -178,7 +178,7 @@ async fn serve(
                 }
             },
             incoming = ws.recv(Duration::from_secs(3_600)) => match incoming {
-                Ok(Incoming::Json(message)) => on_message(&ctx, &message, &mut pending, &mut kid),
+                Ok(Incoming::Json(message)) => on_message(&ctx, &message, &mut pending, &mut kid, &sid),
                 Ok(Incoming::Text(_)) => {}
                 Ok(Incoming::Closed(code)) => {
                     break SockState::Closed { code, at: Instant::now(), by_us: false };
@@ -209,6 +209,7 @@ fn on_message(
     message: &Value,
     pending: &mut Option<(Instant, String)>,
     kid: &mut String,
+    sid: &str,
 ) {
     match message["type"].as_str() {
         Some("reauth_success") => {
@@ -237,7 +238,10 @@ fn on_message(
                 if !ctx.faults.retired(&new_kid) {
                     ctx.rec.unexpected(
                         Op::WsReauth,
-                        "reauth with a live session's new token refused".into(),
+                        format!(
+                            "reauth with a live session's new token refused: session {sid}, key {new_kid}, {}",
+                            message["payload"]["message"]
+                        ),
                     );
                 }
             }
