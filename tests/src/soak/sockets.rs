@@ -160,6 +160,10 @@ async fn serve(
 ) {
     // The reauth in flight: when it was sent and its token's kid.
     let mut pending: Option<(Instant, String)> = None;
+    // A refused reauth, judged when the socket ends: a session revoked
+    // while the reauth was in flight refuses it (`session revoked`) and
+    // then closes the socket 4003 (within the 1-s bound), which excuses it.
+    let mut refused: Option<(Instant, String)> = None;
     let ended = loop {
         tokio::select! {
             command = inbox.recv() => match command {
@@ -178,7 +182,11 @@ async fn serve(
                 }
             },
             incoming = ws.recv(Duration::from_secs(3_600)) => match incoming {
-                Ok(Incoming::Json(message)) => on_message(&ctx, &message, &mut pending, &mut kid, &sid),
+                Ok(Incoming::Json(message)) => {
+                    if let Some(what) = on_message(&ctx, &message, &mut pending, &mut kid, &sid) {
+                        refused.get_or_insert((Instant::now(), what));
+                    }
+                }
                 Ok(Incoming::Text(_)) => {}
                 Ok(Incoming::Closed(code)) => {
                     break SockState::Closed { code, at: Instant::now(), by_us: false };
@@ -188,6 +196,12 @@ async fn serve(
         }
     };
     ctx.sockets_open.fetch_sub(1, Ordering::Relaxed);
+    if let Some((at_refusal, what)) = refused
+        && !matches!(ended, SockState::Closed { code: Some(4003), at, .. }
+            if at.saturating_duration_since(at_refusal) <= Duration::from_secs(1))
+    {
+        ctx.rec.unexpected(Op::WsReauth, what);
+    }
     if let SockState::Closed {
         code,
         at,
@@ -210,7 +224,7 @@ fn on_message(
     pending: &mut Option<(Instant, String)>,
     kid: &mut String,
     sid: &str,
-) {
+) -> Option<String> {
     match message["type"].as_str() {
         Some("reauth_success") => {
             if let Some((sent, new_kid)) = pending.take() {
@@ -236,16 +250,15 @@ fn on_message(
                 };
                 ctx.rec.answer(Op::WsReauth, sent, &answer);
                 if !ctx.faults.retired(&new_kid) {
-                    ctx.rec.unexpected(
-                        Op::WsReauth,
-                        format!(
-                            "reauth with a live session's new token refused: session {sid}, key {new_kid}, {}",
-                            message["payload"]["message"]
-                        ),
-                    );
+                    return Some(format!(
+                        "reauth with a live session's new token refused at {} ms: session {sid}, key {new_kid}, {}",
+                        ctx.rec.ms(Instant::now()),
+                        message["payload"]["message"]
+                    ));
                 }
             }
         }
         _ => {}
     }
+    None
 }
